@@ -1,0 +1,59 @@
+"""Course profiles: how big each notebook's data and training are (smoke / cpu / gpu)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+PROFILE_ENV = "TAPKIT_PROFILE"
+
+# One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
+# overrides single values with papermill parameters. Numbers are tuned so that
+#   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
+#   cpu:   the whole course runs in < ~45 min on 2 cores with TAP val accuracy >= 0.75,
+#   gpu:   results comparable to the papers on one GPU.
+PROFILES: dict[str, dict] = {
+    "smoke": {
+        "sim": dict(n_frames=24, size=(128, 128)),
+        "tap": dict(epochs=2, steps_per_epoch=6, batch_size=16, patch=48, val_steps=2),
+        "gradcam": dict(n_frames=2, k=8, inset=32),
+        "crops": dict(n_pairs=600, size=48),
+        "heads": dict(n_runs=2, epochs_linear=2, epochs_resnet=2, epochs_end_to_end=1, budgets=(32, 64)),
+    },
+    "cpu": {
+        "sim": dict(n_frames=64, size=(256, 256)),
+        "tap": dict(epochs=10, steps_per_epoch=60, batch_size=32, patch=64, val_steps=8),
+        "gradcam": dict(n_frames=4, k=8, inset=48),
+        "crops": dict(n_pairs=4000, size=48),
+        "heads": dict(n_runs=3, epochs_linear=10, epochs_resnet=15, epochs_end_to_end=5, budgets=(50, 100, 200, 400)),
+    },
+    "gpu": {
+        "sim": dict(n_frames=100, size=(512, 512)),
+        "tap": dict(epochs=40, steps_per_epoch=200, batch_size=128, patch=96, val_steps=20),
+        "gradcam": dict(n_frames=8, k=8, inset=48),
+        "crops": dict(n_pairs=20000, size=48),
+        "heads": dict(n_runs=10, epochs_linear=10, epochs_resnet=30, epochs_end_to_end=30, budgets=(50, 100, 200, 500, 1000, 2000)),
+    },
+}
+
+
+def resolve_profile(profile: str = "auto") -> str:
+    """Turn 'auto' into a concrete profile: $TAPKIT_PROFILE if set, else 'gpu' with CUDA, else 'cpu'."""
+    name = (profile or "auto").lower()
+    if name == "auto":
+        name = os.environ.get(PROFILE_ENV, "").lower() or "auto"
+    if name == "auto":
+        import torch
+
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {profile!r}. Choose one of: auto, {', '.join(PROFILES)} "
+            f"(or set the environment variable {PROFILE_ENV})."
+        )
+    return name
+
+
+def get_profile(profile: str = "auto") -> dict:
+    """A deep copy of the settings of a profile ('auto' resolved first)."""
+    return copy.deepcopy(PROFILES[resolve_profile(profile)])
