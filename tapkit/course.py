@@ -1,0 +1,350 @@
+"""The course machinery: configure a notebook, load its data and TAP model, check exercises, run the course.
+
+Parameters -> settings. A notebook's `parameters` cell holds `profile`, `data`, `seed`, `device`,
+`out_dir` and a few sizes named `<section>_<key>`; `configure` maps each size that is not None onto
+the profile section: `tap_epochs = 5` sets `cfg.tap["epochs"] = 5`, `sim_n_frames = 32` sets
+`cfg.sim["n_frames"]`, `crops_n_pairs`, `heads_n_runs`, `gradcam_k` likewise
+(sections: sim, tap, gradcam, crops, heads). None means "keep the profile's value".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import profiles, results
+from .movie import InputError, Movie
+
+REPO = "tapkit-course/tapkit"
+SECTIONS = ("sim", "tap", "gradcam", "crops", "heads")
+BASE_PARAMS = ("profile", "data", "seed", "device", "out_dir")
+KNOWN_DATASETS = ("simulated", "simulated-bleaching", "hela-subset")  # fallback if tapkit.datasets is absent
+NOTEBOOK_RE = re.compile(r"^(\d\d)_.*\.ipynb$")
+
+
+# ----------------------------------------------------------------------------------------------
+# Links and locations
+# ----------------------------------------------------------------------------------------------
+def _nb_file(nb: str) -> str:
+    """'01_tap_pretraining' or '01_tap_pretraining.ipynb' -> '01_tap_pretraining.ipynb'."""
+    name = Path(nb).name
+    return name if name.endswith(".ipynb") else f"{name}.ipynb"
+
+
+def colab_url(nb: str) -> str:
+    """The 'Open in Colab' link of a course notebook."""
+    return f"https://colab.research.google.com/github/{REPO}/blob/main/notebooks/{_nb_file(nb)}"
+
+
+def binder_url(nb: str) -> str:
+    """The 'Launch Binder' link of a course notebook."""
+    return f"https://mybinder.org/v2/gh/{REPO}/HEAD?labpath=notebooks%2F{_nb_file(nb)}"
+
+
+def repo_root() -> Path:
+    """The repository folder next to the installed package (editable install), else the cwd."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "notebooks").is_dir() or (here / "data").is_dir() else Path.cwd()
+
+
+def find_notebooks_dir(notebooks_dir: "str | os.PathLike | None" = None) -> Path:
+    """The folder holding `NN_*.ipynb`: the given one, ./notebooks, the cwd, or beside the package."""
+    if notebooks_dir is not None:
+        candidates = [Path(notebooks_dir)]
+    else:
+        candidates = [Path.cwd() / "notebooks", Path.cwd(), repo_root() / "notebooks"]
+    for folder in candidates:
+        if folder.is_dir() and any(NOTEBOOK_RE.match(p.name) for p in folder.iterdir()):
+            return folder
+    raise InputError(
+        f"No course notebooks (NN_name.ipynb) found in {', '.join(map(str, candidates))}. "
+        "Run from the repository folder or pass notebooks_dir=..."
+    )
+
+
+def list_notebooks(notebooks_dir: "str | os.PathLike | None" = None) -> list[Path]:
+    """All course notebooks `NN_*.ipynb` in order."""
+    folder = find_notebooks_dir(notebooks_dir)
+    return sorted(p for p in folder.iterdir() if NOTEBOOK_RE.match(p.name))
+
+
+# ----------------------------------------------------------------------------------------------
+# configure
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Config:
+    """A notebook's resolved settings: base parameters plus the profile sections with overrides."""
+
+    notebook: str
+    profile: str
+    device: Any  # torch.device
+    seed: int
+    data: str
+    out_dir: Path
+    sim: dict = field(default_factory=dict)
+    tap: dict = field(default_factory=dict)
+    gradcam: dict = field(default_factory=dict)
+    crops: dict = field(default_factory=dict)
+    heads: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def data_key(self) -> str:
+        """A file-name-safe name of the data, used for checkpoints: 'simulated', 'hela-subset', ..."""
+        return data_key(self.data)
+
+
+def data_key(data: str) -> str:
+    """File-name-safe key of a dataset name or path (a path gives its file/folder stem)."""
+    text = str(data)
+    path = Path(text).expanduser()
+    if path.exists():  # a file gives its stem, a folder 'parent_name' (CTC: 'Fluo-N2DL-HeLa_01')
+        text = path.stem if path.is_file() else f"{path.parent.name}_{path.name}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "data"
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Names `tapkit.datasets.load` understands (falls back to the core three)."""
+    try:
+        from .datasets import DATASETS
+    except ImportError:
+        return KNOWN_DATASETS
+    return tuple(DATASETS)
+
+
+def _check_tiff(path: Path) -> None:
+    """Open a TIFF header cheaply; raise InputError if it is not a readable image."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape if tif.series else ()
+    except Exception as err:  # tifffile raises several types for corrupt files
+        raise InputError(f"data={str(path)!r} is not a readable TIFF ({type(err).__name__}: {err}). "
+                         "Check the file is complete (re-download or re-export it).") from err
+    if len(shape) < 2:
+        raise InputError(f"data={str(path)!r}: the TIFF holds no image series; expected a (T, Y, X) movie.")
+
+
+def validate_data(data: Any) -> str:
+    """Accept a known dataset name or an existing TIFF / folder; raise InputError before anything long."""
+    if not isinstance(data, (str, os.PathLike)):
+        raise InputError(f"data must be a dataset name or a path, got {type(data).__name__} {data!r}.")
+    text = os.fspath(data)
+    names = known_datasets()
+    if text in names or re.fullmatch(r"[A-Za-z0-9-]+-[A-Za-z0-9-]+/\d\d", text) and not Path(text).exists():
+        return text  # a registry name, or a Cell Tracking Challenge name like 'Fluo-N2DL-HeLa/01'
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"data={text!r} is neither a dataset name nor an existing path. Use one of "
+            f"{', '.join(map(repr, names))}, or the path of a TIFF movie, a folder of TIFF frames "
+            "or a Cell Tracking Challenge sequence folder."
+        )
+    if path.is_file():
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            raise InputError(f"data={text!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
+                             "movies (.tif/.tiff), folders of TIFF frames or CTC sequence folders.")
+        _check_tiff(path)
+    elif not any(p.suffix.lower() in (".tif", ".tiff") for p in path.iterdir()):
+        raise InputError(f"data={text!r} is a folder without .tif files; point to the folder that holds "
+                         "the frames (for a CTC dataset: the sequence folder, e.g. .../01).")
+    return str(path)
+
+
+def _section_overrides(namespace: dict, profile: dict) -> dict[str, dict]:
+    """Collect `<section>_<key>` parameters that are not None, checking types against the profile."""
+    out: dict[str, dict] = {s: {} for s in SECTIONS}
+    for name, value in namespace.items():
+        section, _, key = name.partition("_")
+        if section not in SECTIONS or not key or value is None or name.startswith("_"):
+            continue
+        default = profile[section].get(key)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise InputError(f"{name}={value!r}: expected a non-negative number like the profile's {default!r} "
+                             f"(or None to use the profile's value).")
+        if isinstance(default, int) and numeric and isinstance(value, float) and not value.is_integer():
+            raise InputError(f"{name}={value!r}: expected a whole number (the profile uses {default!r}).")
+        out[section][key] = type(default)(value) if numeric else value
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) with one number."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_base(profile: Any, seed: Any, out_dir: Any) -> str:
+    """Validate the base parameters cheaply; return the resolved profile name."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"seed={seed!r}: use a non-negative whole number such as 0 or 42.")
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir):
+        raise InputError(f"out_dir={out_dir!r}: give a folder path such as 'runs/latest'.")
+    try:
+        return profiles.resolve_profile(str(profile))
+    except ValueError as err:
+        raise InputError(str(err)) from err
+
+
+def configure(namespace: dict, notebook: str) -> Config:
+    """Validate a notebook's parameters, seed everything, pick the device, print a table; return a Config."""
+    get = namespace.get
+    profile_name = _check_base(get("profile", "auto"), get("seed", 0), get("out_dir", "runs/latest"))
+    data = validate_data(get("data", "simulated"))
+    prof = profiles.get_profile(profile_name)
+    overrides = _section_overrides(namespace, prof)
+    for section, values in overrides.items():
+        prof[section].update(values)
+    from .device import pick_device
+
+    try:
+        device = pick_device(get("device", "auto"), verbose=False)
+    except RuntimeError as err:
+        raise InputError(str(err)) from err
+    out_dir = Path(get("out_dir", "runs/latest")).expanduser()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.set_out_dir(out_dir)
+    seed = int(get("seed", 0))
+    _seed_everything(seed)
+    cfg = Config(notebook=str(notebook), profile=profile_name, device=device, seed=seed, data=data,
+                 out_dir=out_dir, overrides={k: v for k, v in overrides.items() if v},
+                 **{s: prof[s] for s in SECTIONS})
+    print(format_config(cfg))
+    return cfg
+
+
+def format_config(cfg: Config) -> str:
+    """The short table `configure` prints."""
+    rows = [("notebook", cfg.notebook), ("profile", cfg.profile), ("device", _device_text(cfg.device)),
+            ("data", cfg.data), ("seed", cfg.seed), ("out_dir", cfg.out_dir)]
+    rows += [(f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}} : {v}" for k, v in rows)
+
+
+def _device_text(device: Any) -> str:
+    """'cuda (NVIDIA H100)' / 'cpu (2 threads)'."""
+    import torch
+
+    if getattr(device, "type", "") == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if getattr(device, "type", "") == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads; no GPU: use the smoke or cpu profile)"
+    return str(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and models
+# ----------------------------------------------------------------------------------------------
+def load_data(cfg: Config, data: "str | None" = None) -> Movie:
+    """Load `data` (default cfg.data); simulated movies use the profile's `sim` settings and cfg.seed."""
+    from . import datasets
+
+    name = cfg.data if data is None else validate_data(data)
+    if name.startswith("simulated"):
+        return datasets.load(name, seed=cfg.seed, **cfg.sim)
+    return datasets.load(name)
+
+
+def shipped_checkpoint(key: str) -> "Path | None":
+    """The checkpoint `data/checkpoints/tap_<key>.pt` shipped with the repository, if present."""
+    roots = [repo_root(), Path.cwd(), Path.cwd().parent]
+    for root in roots:
+        path = root / "data" / "checkpoints" / f"tap_{key}.pt"
+        if path.is_file():
+            return path
+    return None
+
+
+def _filter_kwargs(func: Callable, kwargs: dict) -> dict:
+    """Keep only the keyword arguments `func` accepts (profile sections may carry extra keys)."""
+    import inspect
+
+    params = inspect.signature(func).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
+    """Train a TAP model with the profile's `tap` settings and save it to `checkpoint`."""
+    from .train import train_tap
+
+    kwargs = dict(cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
+    model, _history = train_tap([movie], **_filter_kwargs(train_tap, kwargs))
+    return model
+
+
+def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
+    """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
+    from .train import load_tap
+
+    key = data_key(data if data is not None else cfg.data)
+    own = Path(cfg.out_dir) / f"tap_{key}.pt"
+    shipped = shipped_checkpoint(key)
+    if own.is_file():
+        model, how = load_tap(own, cfg.device), f"loaded your model from notebook 01: {own}"
+    elif shipped is not None:
+        model, how = load_tap(shipped, cfg.device), f"loaded the shipped checkpoint {shipped}"
+    else:
+        movie = movie if movie is not None else load_data(cfg, data)
+        print(f"tapkit: no checkpoint for {key!r} found; training a quick TAP model ({cfg.profile} profile) ...")
+        model, how = train_quick_tap(cfg, movie, own), f"trained a quick model and saved it to {own}"
+    print(f"tapkit: {how}")
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Exercises
+# ----------------------------------------------------------------------------------------------
+def _matches(answer: Any, expected: Any, tol: float) -> bool:
+    """True when answer equals expected: numbers/arrays within tol, strings ignoring case and spaces."""
+    if callable(expected):
+        return bool(expected(answer))
+    if isinstance(expected, str):
+        return isinstance(answer, str) and answer.strip().lower() == expected.strip().lower()
+    if isinstance(expected, (set, frozenset, dict)):
+        return answer == expected
+    a, e = np.asarray(answer), np.asarray(expected)
+    if a.shape != e.shape:
+        return False
+    if np.issubdtype(e.dtype, np.number) and np.issubdtype(a.dtype, np.number):
+        return bool(np.allclose(a, e, rtol=tol, atol=tol, equal_nan=True))
+    return bool(np.array_equal(a, e))
+
+
+def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: str = "answer") -> bool:
+    """Friendly exercise feedback: print ✅ or ❌ (+ hint) and return True/False; never raises.
+
+    `expected` may be a value (numbers and arrays are compared within `tol`, strings ignoring case)
+    or a callable that takes the answer and returns True/False, e.g.
+    `check(my_function, lambda f: f(2) == 4)` or `check(acc, lambda a: 0.5 < a <= 1)`.
+    """
+    if answer is None or answer is Ellipsis:
+        print(f"❌ {name}: not answered yet — replace the `...`/None with your answer and re-run the cell.")
+        return False
+    try:
+        ok = _matches(answer, expected, tol)
+    except Exception as err:  # a learner's function may crash: report it, do not raise
+        print(f"❌ {name}: checking raised {type(err).__name__}: {err}")
+        ok = None
+    if ok:
+        print(f"✅ {name}: correct!")
+        return True
+    if ok is not None:
+        shown = repr(answer)
+        print(f"❌ {name}: not quite (got {shown[:80] + ('...' if len(shown) > 80 else '')}).")
+    if hint:
+        print(f"   Hint: {hint}")
+    return False
