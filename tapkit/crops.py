@@ -1,0 +1,330 @@
+"""Crop pairs from an annotated movie, the labelling criteria of Chen et al. 2024, and data splits.
+
+A *crop pair* is the same S x S window cut from frames t and t + delta, together with the
+event-mask crops (0 none / 1 division / 2 death). A *labelling criterion* turns the two mask
+crops into one binary label (event / no event), as in the paper's Tables 4-5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .movie import DEATH, DIVISION, InputError, Movie, as_movie, normalize
+
+CRITERIA = ("any-both", "any-either", "size-either")
+CLASSES = {"both": (DIVISION, DEATH), "division": (DIVISION,), "death": (DEATH,)}
+CRITERION_TITLES = {"any-both": "any size, both", "any-either": "any size, either",
+                    "size-either": "size filter, either"}
+
+
+@dataclass
+class CropPairs:
+    """N crop pairs: images (N, 2, S, S) float32, masks (N, 2, S, S) uint8, corners t, y, x (N,)."""
+
+    images: np.ndarray  # (N, 2, S, S) float32, per-frame percentile-normalised frames t and t + delta
+    masks: np.ndarray  # (N, 2, S, S) uint8 event masks: 0 none, 1 division, 2 death
+    t: np.ndarray  # (N,) int64 frame of the first crop
+    y: np.ndarray  # (N,) int64 top row of the crop
+    x: np.ndarray  # (N,) int64 left column of the crop
+    delta: int = 1
+    movie_name: str = "movie"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def size(self) -> int:
+        """Crop side length S."""
+        return int(self.images.shape[-1])
+
+    def subset(self, index: Any) -> "CropPairs":
+        """The pairs at `index` (an index array, boolean mask or slice) as a new CropPairs."""
+        return CropPairs(self.images[index], self.masks[index], self.t[index], self.y[index],
+                         self.x[index], self.delta, self.movie_name, dict(self.meta))
+
+    def __repr__(self) -> str:
+        return (f"CropPairs(n={len(self)}, size={self.size}, delta={self.delta}, "
+                f"movie={self.movie_name!r})")
+
+
+@dataclass
+class Split:
+    """Index arrays into a CropPairs: train (balanced), val and test."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in ("train", "val", "test"):
+            raise KeyError(f"Split has 'train', 'val' and 'test', not {key!r}.")
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """{'train': ..., 'val': ..., 'test': ...}."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def as_split(split: "Split | Mapping[str, Any]") -> Split:
+    """Accept a Split or a dict with 'train', 'val', 'test' index arrays."""
+    if isinstance(split, Split):
+        return split
+    try:
+        return Split(*(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")))
+    except (KeyError, TypeError) as err:
+        raise InputError(
+            "split must be a tapkit.crops.Split or a dict with 'train', 'val' and 'test' index "
+            f"arrays; got {type(split).__name__}. Make one with tapkit.crops.split_pairs(labels)."
+        ) from err
+
+
+# ----------------------------------------------------------------------------- crop pairs
+
+
+def _check_crop_args(movie: Movie, n_pairs: int, size: int, delta: int) -> None:
+    """Raise InputError for a movie without events or crop settings that cannot work."""
+    if movie.events is None or not movie.events.any():
+        raise InputError(
+            f"Movie '{movie.name}' has no event mask (or an empty one), so crop pairs cannot be "
+            "labelled. Use data with events: tapkit.simulate.simulate_movie() or "
+            "tapkit.datasets.load('simulated'), a CTC sequence read with tapkit.io.read_ctc "
+            "(events from the lineage), or add your own mask: Movie(images, events=mask) with "
+            "mask (T, Y, X) uint8, 1 = division, 2 = death."
+        )
+    T, Y, X = movie.shape
+    if int(n_pairs) < 1:
+        raise InputError(f"crop_pairs: n_pairs must be at least 1, got {n_pairs}.")
+    if int(size) < 8 or size > min(Y, X):
+        raise InputError(
+            f"crop_pairs: crop size {size} does not fit frames of {Y} x {X} pixels. Choose "
+            f"8 <= size <= {min(Y, X)}, e.g. size=48 as in the paper."
+        )
+    if not 1 <= int(delta) < T:
+        raise InputError(
+            f"crop_pairs: delta={delta} but the movie has {T} frames; need 1 <= delta < {T} "
+            "(delta=1 pairs consecutive frames)."
+        )
+
+
+def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 1,
+               seed: int = 0) -> CropPairs:
+    """Cut n_pairs random S x S crops at the same place of frames t and t + delta, with mask crops."""
+    movie = as_movie(movie)
+    _check_crop_args(movie, n_pairs, size, delta)
+    T, Y, X = movie.shape
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, T - delta, n_pairs)
+    y = rng.integers(0, Y - size + 1, n_pairs)
+    x = rng.integers(0, X - size + 1, n_pairs)
+    images = sliding_window_view(normalize(movie.images), (size, size), axis=(1, 2))  # (T, Y', X', S, S)
+    masks = sliding_window_view(movie.events, (size, size), axis=(1, 2))
+    tt = np.stack([t, t + delta], axis=1)  # (N, 2) frames of the two crops
+    yy, xx = y[:, None], x[:, None]
+    return CropPairs(
+        images=np.ascontiguousarray(images[tt, yy, xx], dtype=np.float32),  # (N, 2, S, S)
+        masks=np.ascontiguousarray(masks[tt, yy, xx], dtype=np.uint8),
+        t=t.astype(np.int64), y=y.astype(np.int64), x=x.astype(np.int64),
+        delta=int(delta), movie_name=movie.name, meta={"n_frames": T, "frame_shape": (Y, X)},
+    )
+
+
+# ----------------------------------------------------------------------------- labelling
+
+
+def _check_criterion(criterion: str, classes: str) -> None:
+    """Raise InputError for an unknown criterion or class selection."""
+    if criterion not in CRITERIA:
+        raise InputError(f"Unknown labelling criterion {criterion!r}. Choose one of: {', '.join(CRITERIA)}.")
+    if classes not in CLASSES:
+        raise InputError(f"Unknown classes {classes!r}. Choose one of: {', '.join(CLASSES)}.")
+
+
+def event_pixels(pairs: "CropPairs | np.ndarray", classes: str = "both") -> np.ndarray:
+    """Number of event pixels of the chosen classes in each crop: (N, 2) int64."""
+    masks = pairs.masks if isinstance(pairs, CropPairs) else np.asarray(pairs)
+    if masks.ndim != 4 or masks.shape[1] != 2:
+        raise InputError(f"Expected masks of shape (N, 2, S, S), got {masks.shape}. Pass a CropPairs.")
+    if classes not in CLASSES:
+        raise InputError(f"Unknown classes {classes!r}. Choose one of: {', '.join(CLASSES)}.")
+    return np.isin(masks, CLASSES[classes]).sum(axis=(2, 3), dtype=np.int64)
+
+
+def label_pairs(pairs: "CropPairs | np.ndarray", criterion: str = "size-either", threshold: int = 40,
+                classes: str = "both") -> np.ndarray:
+    """Binary labels (N,) int64 under a criterion: any-both, any-either or size-either (>= threshold px)."""
+    _check_criterion(criterion, classes)
+    if threshold < 1:
+        raise InputError(f"threshold must be at least 1 pixel, got {threshold}.")
+    counts = event_pixels(pairs, classes)  # (N, 2)
+    if criterion == "any-both":
+        hit = (counts > 0).all(axis=1)
+    elif criterion == "any-either":
+        hit = (counts > 0).any(axis=1)
+    else:
+        hit = (counts >= threshold).any(axis=1)
+    return hit.astype(np.int64)
+
+
+def label_all(pairs: "CropPairs | np.ndarray", threshold: int = 40, classes: str = "both") -> dict[str, np.ndarray]:
+    """{criterion: labels (N,)} for every criterion in CRITERIA."""
+    return {c: label_pairs(pairs, c, threshold=threshold, classes=classes) for c in CRITERIA}
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def _check_labels(labels: Any) -> np.ndarray:
+    """Labels as a (N,) int64 array of 0/1, or InputError."""
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or lab.size == 0 or not np.isin(lab, (0, 1)).all():
+        raise InputError(f"labels must be a non-empty (N,) array of 0/1, got shape {lab.shape}. "
+                         "Make them with tapkit.crops.label_pairs(pairs, criterion).")
+    return lab.astype(np.int64)
+
+
+def _no_positives_error(where: str, labels: np.ndarray) -> InputError:
+    return InputError(
+        f"The {where} has {int(labels.sum())} positive and {int((labels == 0).sum())} negative pairs: "
+        "both classes are needed to train a classifier. Cut more pairs (n_pairs), use a looser "
+        "criterion ('any-either') or a lower size threshold, or a movie with more events."
+    )
+
+
+def balance_indices(indices: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Subsample the majority class of labels[indices] so both classes are equally frequent (sorted)."""
+    lab = _check_labels(labels)
+    indices = np.asarray(indices, dtype=np.int64)
+    pos, neg = indices[lab[indices] == 1], indices[lab[indices] == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        raise _no_positives_error("training set", lab[indices])
+    rng = np.random.default_rng(seed)
+    k = min(len(pos), len(neg))
+    return np.sort(np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]))
+
+
+balance = balance_indices  # the name used in docs/DESIGN.md
+
+
+def _take_budget(train: np.ndarray, labels: np.ndarray, budget: int, seed: int) -> np.ndarray:
+    """At most `budget` training indices, half of each class where possible (at least one of each)."""
+    if budget < 2:
+        raise InputError(f"budget must be at least 2 labelled pairs (one per class), got {budget}.")
+    rng = np.random.default_rng(seed + 1)
+    pos, neg = train[labels[train] == 1], train[labels[train] == 0]
+    n_pos = min(len(pos), max(1, budget // 2))
+    n_neg = min(len(neg), budget - n_pos)
+    return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]))
+
+
+def split_pairs(labels: Any, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
+                balance: bool = True, budget: int | None = None) -> Split:
+    """Random train/val/test split (fractions); the training set is balanced and optionally capped at budget."""
+    lab = _check_labels(labels)
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0:
+        raise InputError(f"fractions must be three non-negative numbers (train, val, test) summing to 1 "
+                         f"with train > 0, got {tuple(fractions)}.")
+    perm = np.random.default_rng(seed).permutation(len(lab))  # same seed -> same val/test for any labels
+    n_train, n_val = int(round(fr[0] * len(lab))), int(round(fr[1] * len(lab)))
+    train, val, test = perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+    if len(train) == 0 or lab[train].min() == lab[train].max():
+        raise _no_positives_error("training set", lab[train])
+    if balance:
+        train = balance_indices(train, lab, seed)
+    if budget is not None:
+        train = _take_budget(train, lab, int(budget), seed)
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+# ----------------------------------------------------------------------------- tables and figures
+
+
+def dataset_table(labels: "np.ndarray | Mapping[str, np.ndarray]", split: "Split | Mapping | None" = None,
+                  seed: int = 0, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> list[dict[str, Any]]:
+    """Rows like the paper's Table 1: total pairs and (positives) per split, one row per criterion."""
+    by_crit = dict(labels) if isinstance(labels, Mapping) else {"labels": labels}
+    rows = []
+    for name, lab in by_crit.items():
+        lab = _check_labels(lab)
+        sp = as_split(split[name] if isinstance(split, Mapping) and name in split else split) \
+            if split is not None else split_pairs(lab, fractions, seed=seed)
+        row: dict[str, Any] = {"criterion": name, "total": len(lab), "positives": int(lab.sum())}
+        for part in ("train", "val", "test"):
+            idx = sp[part]
+            row[part], row[f"{part}_positives"] = len(idx), int(lab[idx].sum())
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A dataset_table as aligned text: 'train (positives)' columns like the paper's Table 1."""
+    head = f"{'criterion':<14}{'total (pos)':>14}{'train (pos)':>14}{'val (pos)':>14}{'test (pos)':>14}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = [f"{r[k]} ({r[k + '_positives' if k != 'total' else 'positives']})"
+                 for k in ("total", "train", "val", "test")]
+        lines.append(f"{r['criterion']:<14}" + "".join(f"{c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
+def plot_dataset_table(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """Grouped bars: positives per split for each criterion (a picture of dataset_table)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    parts, width = ("train", "val", "test"), 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        vals = [r[f"{p}_positives"] for p in parts]
+        ax.bar(np.arange(3) + i * width, vals, width, label=str(r["criterion"]))
+    ax.set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, [f"{p} positives" for p in parts])
+    ax.set_ylabel("pairs")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pick_disagreements(pairs: CropPairs, n: int = 6, threshold: int = 40, seed: int = 0) -> np.ndarray:
+    """Indices of pairs where the criteria disagree, one per label pattern in turn (Table 4)."""
+    labs = np.stack([label_pairs(pairs, c, threshold) for c in CRITERIA], axis=1)  # (N, 3)
+    rng = np.random.default_rng(seed)
+    groups = [rng.permutation(np.flatnonzero((labs == p).all(1))).tolist()
+              for p in np.unique(labs, axis=0) if p.min() != p.max()]
+    agree = rng.permutation(np.flatnonzero(labs.sum(1) == len(CRITERIA))).tolist()
+    groups.append(agree)  # one 'all positive' example for contrast
+    picked: list[int] = []
+    while len(picked) < n and any(groups):
+        for g in groups:
+            if g and len(picked) < n:
+                picked.append(g.pop())
+    return np.asarray(picked, dtype=np.int64)
+
+
+def criteria_gallery(pairs: CropPairs, idx: Sequence[int] | None = None, n: int = 6,
+                     threshold: int = 40, seed: int = 0) -> Any:
+    """Figure: crop pairs (frame t over t + delta, event contours) with their label under each criterion."""
+    import matplotlib.pyplot as plt
+
+    idx = pick_disagreements(pairs, n, threshold, seed) if idx is None else np.asarray(idx, dtype=np.int64)
+    if len(idx) == 0:
+        raise InputError("criteria_gallery: no pairs to show; pass idx or cut pairs that contain events.")
+    labs = {c: label_pairs(pairs, c, threshold) for c in CRITERIA}
+    fig, axes = plt.subplots(2, len(idx), figsize=(1.9 * len(idx), 4.6), squeeze=False)
+    for j, i in enumerate(idx):
+        for k in range(2):
+            ax = axes[k, j]
+            ax.imshow(pairs.images[i, k], cmap="gray", vmin=0, vmax=1)
+            if pairs.masks[i, k].any():
+                ax.contour(pairs.masks[i, k] > 0, levels=[0.5], colors="orange", linewidths=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[0, j].set_title("\n".join(f"{c}: {labs[c][i]}" for c in CRITERIA), fontsize=8)
+        axes[1, j].set_xlabel(f"#{i}: {event_pixels(pairs.masks[i:i + 1])[0].tolist()} px", fontsize=8)
+    axes[0, 0].set_ylabel("frame t")
+    axes[1, 0].set_ylabel(f"frame t+{pairs.delta}")
+    fig.suptitle(f"Labels under each criterion (size threshold {threshold} px; orange = event mask)", fontsize=9)
+    fig.tight_layout()
+    return fig
