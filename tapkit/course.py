@@ -124,7 +124,14 @@ def _check_tiff(path: Path) -> None:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            shape = tif.series[0].shape if tif.series else ()
+            series = tif.series[0] if tif.series else None
+            shape = series.shape if series is not None else ()
+            if len(tif.pages):  # read the last frame only: catches damaged data, stays cheap
+                tif.pages[len(tif.pages) - 1].asarray()
+            uncompressed = len(tif.pages) and tif.pages.first.compression == 1
+            if series is not None and uncompressed and series.nbytes > path.stat().st_size:
+                raise ValueError(f"the header promises {series.nbytes} bytes of pixels, the file has "
+                                 f"{path.stat().st_size} (truncated)")
     except Exception as err:  # tifffile raises several types for corrupt files
         raise InputError(f"data={str(path)!r} is not a readable TIFF ({type(err).__name__}: {err}). "
                          "Check the file is complete (re-download or re-export it).") from err
@@ -348,3 +355,215 @@ def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: s
     if hint:
         print(f"   Hint: {hint}")
     return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the whole course
+# ----------------------------------------------------------------------------------------------
+def parameter_names(path: "str | os.PathLike") -> list[str]:
+    """The names assigned in a notebook's cell tagged `parameters` (empty if there is none)."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(os.fspath(path), as_version=4)
+    names: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def select_notebooks(only: "str | list[str] | None" = None, notebooks_dir: "str | os.PathLike | None" = None) -> list[Path]:
+    """The notebooks to run: all, or those whose number (or name) is listed in `only` ('01,02' or ['01'])."""
+    nbs = list_notebooks(notebooks_dir)
+    if only is None or only == "" or only == []:
+        return nbs
+    wanted = [w.strip() for w in (only.split(",") if isinstance(only, str) else only) if str(w).strip()]
+    chosen = [p for p in nbs if any(p.name.startswith(str(w).zfill(2)) or p.stem == w for w in wanted)]
+    missing = [w for w in wanted if not any(p.name.startswith(str(w).zfill(2)) or p.stem == w for p in nbs)]
+    if missing:
+        raise InputError(f"--only {','.join(missing)}: no such notebook. Available: "
+                         f"{', '.join(p.name[:2] for p in nbs)}.")
+    return chosen
+
+
+def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
+    """Check runner parameters before any notebook runs: known names, existing data, sensible sizes."""
+    params = dict(params or {})
+    for reserved in ("profile", "out_dir"):
+        if reserved in params:
+            raise InputError(f"-p {reserved}=...: set this with --{reserved.replace('_dir', '')} instead.")
+    declared = {p.name: set(parameter_names(p)) for p in notebooks}
+    known = set().union(*declared.values()) if declared else set()
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InputError(f"Unknown parameter(s) {', '.join(unknown)}: not in the `parameters` cell of "
+                         f"{', '.join(declared)}. Known: {', '.join(sorted(known)) or 'none'}.")
+    if "data" in params:
+        data = validate_data(params["data"])
+        params["data"] = str(Path(data).resolve()) if Path(data).exists() else data
+    if "seed" in params:
+        _check_base(profile, params["seed"], "unused")
+    _section_overrides(params, profiles.get_profile(profile))
+    return params
+
+
+def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None") -> dict:
+    """Execute one notebook with papermill into `out`; return its status entry (never raises)."""
+    import time
+
+    import papermill as pm
+
+    import nbformat
+
+    start, entry = time.perf_counter(), {"status": "ok"}
+    bare = not nbformat.read(str(path), as_version=4).metadata.get("kernelspec")
+    language = "python" if bare else None  # notebooks written without a kernelspec: default kernel
+    kernel_name = kernel_name or ("python3" if bare else None)
+    os.environ[results.RESULTS_ENV] = str(out / "results" / f"{path.stem}.json")
+    try:
+        pm.execute_notebook(str(path), str(out / path.name), parameters=parameters, cwd=str(path.parent),
+                            kernel_name=kernel_name, language=language, progress_bar=True)
+    except pm.PapermillExecutionError as err:
+        entry = {"status": "failed", "error": f"cell {err.exec_count}: {err.ename}: {err.evalue}"}
+    except Exception as err:  # kernel died, missing kernel, ...: report and go on with the next one
+        entry = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    entry["seconds"] = round(time.perf_counter() - start, 2)
+    return entry
+
+
+def run_course(profile: str = "auto", only: "str | list[str] | None" = None, params: "dict | None" = None,
+               out: "str | os.PathLike | None" = None, notebooks_dir: "str | os.PathLike | None" = None,
+               kernel_name: "str | None" = None) -> dict:
+    """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    try:
+        profile = profiles.resolve_profile(profile)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    notebooks = select_notebooks(only, notebooks_dir)
+    params = validate_params(params or {}, notebooks, profile)
+    out = Path(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"profile": profile, "device": _summary_device(params.get("device", "auto")),
+               "out": str(out), "params": results.to_jsonable(params), "notebooks": {}, "results": {}}
+    saved_env = os.environ.get(results.RESULTS_ENV)
+    try:
+        for path in tqdm(notebooks, desc="course", unit="notebook"):
+            own = {k: v for k, v in params.items() if k in parameter_names(path)}
+            entry = _run_one(path, out, dict(own, profile=profile, out_dir=str(out)), kernel_name)
+            summary["notebooks"][path.stem] = entry
+            results.deep_merge(summary["results"], results.load_results(out / "results" / f"{path.stem}.json"))
+            print(f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s" + (f" — {entry['error']}" if "error" in entry else ""))
+    finally:
+        _restore_env(results.RESULTS_ENV, saved_env)
+    summary["failed"] = [n for n, e in summary["notebooks"].items() if e["status"] != "ok"]
+    write_summary(summary, out)
+    return summary
+
+
+def _restore_env(name: str, value: "str | None") -> None:
+    """Put an environment variable back as it was."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _summary_device(device: str) -> str:
+    """The device the notebooks will use, as text for the summary."""
+    from .device import pick_device
+
+    try:
+        return str(pick_device(device, verbose=False))
+    except RuntimeError:
+        return str(device)
+
+
+def write_summary(summary: dict, out: "str | os.PathLike") -> None:
+    """Write `summary.json` and a readable `summary.md` into `out`."""
+    out = Path(out)
+    results._write_json(results.to_jsonable(summary), out / "summary.json")
+    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+
+
+def _fmt(value: Any) -> str:
+    """Numbers with 3 decimals, lists of numbers likewise, anything else as text."""
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _md_table(rows: dict, title: str) -> list[str]:
+    """A markdown table of {row name: {column: value}}."""
+    cols = sorted({c for r in rows.values() if isinstance(r, dict) for c in r})
+    if not cols:
+        return [f"### {title}", "", *(f"- {k}: {_fmt(v)}" for k, v in rows.items()), ""]
+    lines = [f"### {title}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |"
+              for name, r in rows.items() if isinstance(r, dict)]
+    return lines + [""]
+
+
+def summary_markdown(summary: dict) -> str:
+    """The course run as markdown: notebook status table, then one table per results section."""
+    lines = [f"# tapkit course run — profile `{summary['profile']}`, device `{summary['device']}`", "",
+             "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    for name, e in summary["notebooks"].items():
+        lines.append(f"| {name} | {e['status']} | {e['seconds']:.1f} | {e.get('error', '')} |".replace("\n", " "))
+    lines += ["", f"Failed: {', '.join(summary.get('failed', [])) or 'none'}", "", "## Results", ""]
+    for section, values in summary["results"].items():
+        flat = {k: v for k, v in values.items() if not isinstance(v, dict)} if isinstance(values, dict) else {}
+        nested = {k: v for k, v in values.items() if isinstance(v, dict)} if isinstance(values, dict) else {}
+        if flat:
+            lines += _md_table(flat, section)
+        if nested:
+            lines += _md_table(nested, f"{section} (per entry)")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Student copies
+# ----------------------------------------------------------------------------------------------
+def student_version(nb: Any) -> Any:
+    """A copy of a notebook with `solution` cells replaced by '# your answer here' and outputs cleared."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    for i, cell in enumerate(nb.cells):
+        if "solution" in cell.metadata.get("tags", []):
+            tags = [t for t in cell.metadata["tags"] if t != "solution"] + ["answer"]
+            new = nbformat.v4.new_code_cell("# your answer here", metadata={"tags": tags})
+            if "id" in cell:
+                new["id"] = cell["id"]
+            nb.cells[i] = new
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def write_student_copies(out: "str | os.PathLike" = "student", notebooks_dir: "str | os.PathLike | None" = None) -> list[Path]:
+    """Write student copies of all course notebooks (solutions removed, outputs cleared) into `out`."""
+    import nbformat
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in list_notebooks(notebooks_dir):
+        nb = student_version(nbformat.read(str(path), as_version=4))
+        nbformat.write(nb, str(out / path.name))
+        written.append(out / path.name)
+    print(f"tapkit: wrote {len(written)} student notebooks to {out}")
+    return written

@@ -1,0 +1,235 @@
+"""The course machinery: configure validation, results recording, student copies, the course runner."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import tifffile
+
+from tapkit import InputError, course, results
+
+
+def base_params(tmp_path, **kw) -> dict:
+    """A notebook's globals as its parameters cell would leave them."""
+    ns = dict(profile="smoke", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path / "out"))
+    ns.update(kw)
+    return ns
+
+
+# ---------------------------------------------------------------- configure
+def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
+    from tapkit.profiles import PROFILES
+
+    epochs_before = PROFILES["smoke"]["tap"]["epochs"]
+    cfg = course.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32), "01")
+    assert cfg.profile == "smoke" and cfg.device.type == "cpu" and cfg.seed == 0
+    assert cfg.tap["epochs"] == epochs_before + 3 and cfg.crops["size"] == 32
+    assert cfg.sim["n_frames"] == PROFILES["smoke"]["sim"]["n_frames"]  # None keeps the profile value
+    assert PROFILES["smoke"]["tap"]["epochs"] == epochs_before  # the shared profile is not modified
+    assert (tmp_path / "out").is_dir()
+    table = capsys.readouterr().out
+    assert "smoke" in table and "tap_epochs" in table
+
+
+def test_configure_auto_profile_honours_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPKIT_PROFILE", "cpu")
+    assert course.configure(base_params(tmp_path, profile="auto"), "00").profile == "cpu"
+
+
+def test_configure_seeds_everything(tmp_path):
+    import torch
+
+    course.configure(base_params(tmp_path, seed=7), "00")
+    a = (np.random.rand(), torch.rand(1).item())
+    course.configure(base_params(tmp_path, seed=7), "00")
+    assert (np.random.rand(), torch.rand(1).item()) == a
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(profile="huge"), ["huge", "smoke"]),
+    (dict(data="no/such/movie.tif"), ["no/such/movie.tif", "simulated"]),
+    (dict(seed=-3), ["seed"]),
+    (dict(seed=1.5), ["seed"]),
+    (dict(tap_epochs="many"), ["tap_epochs"]),
+    (dict(tap_epochs=2.5), ["tap_epochs", "whole"]),
+    (dict(out_dir=""), ["out_dir"]),
+])
+def test_configure_rejects_bad_parameters(tmp_path, bad, words):
+    with pytest.raises(InputError) as info:
+        course.configure(base_params(tmp_path, **bad), "01")
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_configure_checks_data_files_cheaply(tmp_path):
+    corrupt = tmp_path / "broken.tif"
+    corrupt.write_bytes(b"II*\x00" + b"\x00" * 5)
+    with pytest.raises(InputError, match="broken.tif"):
+        course.configure(base_params(tmp_path, data=str(corrupt)), "01")
+    truncated = tmp_path / "truncated.tif"
+    tifffile.imwrite(truncated, np.ones((6, 64, 64), np.uint16), photometric="minisblack")
+    truncated.write_bytes(truncated.read_bytes()[: 64 * 64 * 3])
+    with pytest.raises(InputError, match="truncated.tif"):
+        course.configure(base_params(tmp_path, data=str(truncated)), "01")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="TIFF"):
+        course.configure(base_params(tmp_path, data=str(text)), "01")
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    with pytest.raises(InputError, match="without .tif"):
+        course.configure(base_params(tmp_path, data=str(empty)), "01")
+    good = tmp_path / "movie.tif"
+    tifffile.imwrite(good, np.random.default_rng(0).random((3, 16, 16), dtype=np.float32), photometric="minisblack")
+    cfg = course.configure(base_params(tmp_path, data=str(good)), "01")
+    assert cfg.data == str(good) and cfg.data_key == "movie"
+
+
+def test_links_match_file_names():
+    nb = "03_event_crops"
+    assert course.colab_url(nb).endswith(f"/{course.REPO}/blob/main/notebooks/{nb}.ipynb")
+    assert course.binder_url(nb + ".ipynb").endswith(f"labpath=notebooks%2F{nb}.ipynb")
+
+
+# ---------------------------------------------------------------- check
+def test_check_gives_feedback_without_raising(capsys):
+    assert course.check(0.5001, 0.5, tol=1e-3)
+    assert not course.check(0.6, 0.5, hint="count the divisions")
+    assert "count the divisions" in capsys.readouterr().out
+    assert course.check(np.arange(3), [0, 1, 2])
+    assert not course.check(np.arange(4), [0, 1, 2])
+    assert course.check(" Division ", "division")
+    assert not course.check(None, 1)
+    assert "not answered" in capsys.readouterr().out
+    assert course.check(lambda x: 2 * x, lambda f: f(3) == 6)
+    assert not course.check(lambda x: x / 0, lambda f: f(3) == 6)  # a crashing answer is reported, not raised
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- results
+def test_record_merges_sections_and_converts_numpy(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    monkeypatch.setenv(results.RESULTS_ENV, str(path))
+    results.record("tap", val_accuracy=np.float32(0.75), curve=np.arange(3))
+    results.record("tap", epochs=np.int64(4))
+    results.record("criteria", **{"any-both": {"train_positives": np.int64(12)}})
+    results.record("criteria", **{"any-both": {"test_positives": 3}, "size-either": {"test_positives": 1}})
+    data = json.loads(path.read_text())
+    assert data["tap"] == {"val_accuracy": 0.75, "curve": [0, 1, 2], "epochs": 4}
+    assert data["criteria"]["any-both"] == {"train_positives": 12, "test_positives": 3}
+    assert data["criteria"]["size-either"] == {"test_positives": 1}
+    assert results.load_results(path) == data
+
+
+def test_record_defaults_to_out_dir_and_rejects_junk(tmp_path, monkeypatch):
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    course.configure(base_params(tmp_path), "00")
+    results.record("demo", n=1)
+    assert results.load_results(tmp_path / "out" / "results.json") == {"demo": {"n": 1}}
+    with pytest.raises(InputError, match="cannot store"):
+        results.record("demo", thing=object())
+    with pytest.raises(InputError):
+        results.record("", n=1)
+
+
+# ---------------------------------------------------------------- fake notebooks
+def make_notebook(path, body: str, params: str = "", solution: str | None = None) -> None:
+    """A tiny course-shaped notebook: parameters cell, body, optional solution + checker."""
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell("# fake"),
+        v4.new_code_cell("profile = 'auto'\ndata = 'simulated'\nseed = 0\nout_dir = 'runs/latest'\n" + params,
+                         metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(body),
+    ]
+    if solution is not None:
+        cells += [v4.new_code_cell("answer = ..."), v4.new_code_cell(solution, metadata={"tags": ["solution"]}),
+                  v4.new_code_cell("import tapkit.course\ntapkit.course.check(answer, 4)")]
+    cells[2].outputs = [nbformat.v4.new_output("stream", text="old output\n")]
+    cells[2].execution_count = 3
+    nbformat.write(v4.new_notebook(cells=cells), str(path))
+
+
+@pytest.fixture
+def fake_course(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    make_notebook(nbs / "01_first.ipynb",
+                  "import tapkit.results\ntapkit.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
+                  params="steps = 1\n", solution="answer = 2 + 2")
+    make_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberately broken')")
+    make_notebook(nbs / "03_last.ipynb",
+                  "import tapkit.results\ntapkit.results.record('criteria', **{'any-both': {'test_positives': 5}})")
+    return nbs
+
+
+def test_student_copies_remove_solutions_only(fake_course, tmp_path):
+    out = tmp_path / "student"
+    written = course.write_student_copies(out, notebooks_dir=fake_course)
+    assert [p.name for p in written] == ["01_first.ipynb", "02_broken.ipynb", "03_last.ipynb"]
+    original = nbformat.read(str(fake_course / "01_first.ipynb"), as_version=4)
+    student = nbformat.read(str(out / "01_first.ipynb"), as_version=4)
+    nbformat.validate(student)
+    assert len(student.cells) == len(original.cells)
+    for a, b in zip(original.cells, student.cells):
+        if "solution" in a.metadata.get("tags", []):
+            assert b.source == "# your answer here" and "solution" not in b.metadata.get("tags", [])
+        else:
+            assert a.source == b.source
+        if b.cell_type == "code":
+            assert b.outputs == [] and b.execution_count is None
+    assert not any("answer = 2 + 2" in c.source for c in student.cells)
+    assert any("tapkit.course.check(answer" in c.source for c in student.cells)
+
+
+def test_run_course_continues_past_failure_and_summarises(fake_course, tmp_path, monkeypatch):
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    out = tmp_path / "run"
+    summary = course.run_course(profile="smoke", params={"steps": 20}, out=out, notebooks_dir=fake_course)
+    nbs = summary["notebooks"]
+    assert list(nbs) == ["01_first", "02_broken", "03_last"]
+    assert nbs["01_first"]["status"] == "ok" and nbs["03_last"]["status"] == "ok"
+    assert nbs["02_broken"]["status"] == "failed" and "deliberately broken" in nbs["02_broken"]["error"]
+    assert summary["failed"] == ["02_broken"]
+    assert summary["results"]["tap"] == {"val_accuracy": pytest.approx(0.7), "profile": "smoke"}  # -p steps=20
+    assert summary["results"]["criteria"]["any-both"]["test_positives"] == 5
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["profile"] == "smoke" and on_disk["notebooks"]["02_broken"]["status"] == "failed"
+    assert all(isinstance(e["seconds"], float) for e in on_disk["notebooks"].values())
+    md = (out / "summary.md").read_text()
+    assert "02_broken" in md and "failed" in md and "val_accuracy" in md
+    executed = nbformat.read(str(out / "01_first.ipynb"), as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert results.RESULTS_ENV not in __import__("os").environ  # the runner restores the environment
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(params={"stepz": 3}), ["stepz", "steps"]),
+    (dict(params={"data": "missing.tif"}), ["missing.tif"]),
+    (dict(params={"seed": -1}), ["seed"]),
+    (dict(params={"profile": "gpu"}), ["--profile"]),
+    (dict(only="07"), ["07"]),
+    (dict(profile="fast"), ["fast"]),
+])
+def test_run_course_fails_fast_on_bad_parameters(fake_course, tmp_path, kwargs, words):
+    out = tmp_path / "run"
+    with pytest.raises(InputError) as info:
+        course.run_course(**dict(dict(profile="smoke", out=out, notebooks_dir=fake_course), **kwargs))
+    for word in words:
+        assert word in str(info.value)
+    assert not out.exists()  # nothing ran, nothing written
+
+
+def test_run_course_rejects_corrupt_data_file(fake_course, tmp_path):
+    bad = tmp_path / "corrupt.tiff"
+    bad.write_bytes(b"not a tiff at all")
+    with pytest.raises(InputError, match="corrupt.tiff"):
+        course.run_course(profile="smoke", params={"data": str(bad)}, out=tmp_path / "run", notebooks_dir=fake_course)
+
+
+def test_select_notebooks(fake_course):
+    assert [p.name[:2] for p in course.select_notebooks("03,1", fake_course)] == ["01", "03"]
+    assert course.parameter_names(fake_course / "01_first.ipynb") == ["profile", "data", "seed", "out_dir", "steps"]
