@@ -1,0 +1,162 @@
+"""Tests for the batched TAP pair sampler and its augmentations (tapkit.pairs)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+from tapkit import InputError, Movie, normalize
+from tapkit.pairs import AugmentConfig, PairSampler, augment_margin
+
+torch.set_num_threads(2)
+
+
+def noise_movie(t=12, size=48, seed=0) -> np.ndarray:
+    """Independent smooth random frames: content, but no time arrow at all."""
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.normal(size=(t, size, size)), (0, 2, 2)).astype(np.float32)
+
+
+def test_shapes_and_info():
+    s = PairSampler(noise_movie(), patch=24, batch_size=10)
+    x, y, info = s.sample()
+    assert x.shape == (10, 2, 1, 24, 24) and x.dtype == torch.float32
+    assert y.shape == (10,) and y.dtype == torch.long
+    assert set(info) >= {"t", "y0", "x0", "movie", "delta", "flipped"}
+    assert torch.isfinite(x).all()
+    assert ((info["y0"] >= 0) & (info["y0"] <= 48 - 24)).all()
+
+
+def test_labels_balanced():
+    _, y, _ = PairSampler(noise_movie(), patch=16, batch_size=2000, augment=False).sample()
+    assert 0.45 < y.float().mean().item() < 0.55
+
+
+def test_flip_swaps_frames_without_augmentation():
+    mov = noise_movie()
+    s = PairSampler(mov, patch=20, delta=(1, 3), batch_size=64, augment=False)
+    x, y, info = s.sample()
+    norm = torch.as_tensor(normalize(mov))
+    ar = torch.arange(20)
+    rows, cols = (info["y0"][:, None] + ar)[:, :, None], (info["x0"][:, None] + ar)[:, None, :]
+    early = norm[info["t"][:, None, None], rows, cols]  # (B, P, P)
+    late = norm[(info["t"] + info["delta"])[:, None, None], rows, cols]
+    b = torch.arange(64)
+    assert torch.equal(x[b, y, 0], early) and torch.equal(x[b, 1 - y, 0], late)
+    assert torch.equal(y, info["flipped"].long())
+    assert set(info["delta"].tolist()) == {1, 3}
+
+
+def test_train_and_val_frames_disjoint():
+    mov = noise_movie(t=30)
+    frames = {}
+    for split in ("train", "val"):
+        s = PairSampler(mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2)
+        _, _, info = s.sample()
+        frames[split] = set(info["t"].tolist()) | set((info["t"] + info["delta"]).tolist())
+    assert max(frames["val"]) < 6 <= min(frames["train"])
+    assert frames["val"].isdisjoint(frames["train"])
+
+
+def test_determinism_and_fixed_validation():
+    mov = noise_movie()
+    a = PairSampler(mov, patch=16, batch_size=8, seed=5).sample()
+    b = PairSampler(mov, patch=16, batch_size=8, seed=5).sample()
+    c = PairSampler(mov, patch=16, batch_size=8, seed=6).sample()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    val = PairSampler(mov, patch=16, batch_size=8, split="val", val_fraction=0.3)
+    first, second = val.fixed_batches(2), val.fixed_batches(2)
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(first, second))
+    assert not torch.equal(first[0][0], first[1][0])
+
+
+def test_state_dict_resumes_stream():
+    s = PairSampler(noise_movie(), patch=16, batch_size=4)
+    s.sample()
+    state = s.state_dict()
+    expected = s.sample()[0]
+    s.sample()
+    s.load_state_dict(state)
+    assert torch.equal(s.sample()[0], expected)
+
+
+def slot_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample differences slot 0 - slot 1 of simple image statistics."""
+    x = x[:, :, 0]
+    grad = (x.diff(dim=-1) ** 2).mean((-2, -1)) + (x.diff(dim=-2) ** 2).mean((-2, -1))
+    stats = dict(mean=x.mean((-2, -1)), std=x.std((-2, -1)), gradient=grad)
+    return {k: v[:, 0] - v[:, 1] for k, v in stats.items()}
+
+
+@pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig(p_jitter=1, p_noise=1, p_frame_intensity=1,
+                                                                    p_elastic=1, p_rotate=1, p_scale=1)])
+def test_augmentations_do_not_leak_the_label(augment):
+    s = PairSampler(noise_movie(t=16, size=64), patch=24, batch_size=3000, augment=augment, seed=1)
+    x, y, _ = s.sample()
+    for name, diff in slot_statistics(x).items():
+        auc = roc_auc_score(y.numpy(), diff.numpy())
+        assert abs(auc - 0.5) < 0.05, f"{name} of slot 0 vs slot 1 predicts the label (AUC {auc:.3f})"
+    # the statistic does catch a leak: noise added only to the earlier frame's slot is detected
+    b = torch.arange(len(y))
+    leaky = x.clone()
+    leaky[b, y] += 0.05 * torch.randn_like(leaky[b, y])
+    assert roc_auc_score(y.numpy(), slot_statistics(leaky)["gradient"].numpy()) < 0.4
+
+
+def test_dihedral_only_permutes_pixels():
+    mov = noise_movie()
+    plain = PairSampler(mov, patch=16, batch_size=32, augment=False, seed=2).sample()[0]
+    cfg = AugmentConfig.none()
+    cfg.p_dihedral = 1.0
+    rotated = PairSampler(mov, patch=16, batch_size=32, augment=cfg, seed=2).sample()[0]
+    torch.testing.assert_close(rotated.flatten(2).sort(-1).values, plain.flatten(2).sort(-1).values)
+    assert not torch.allclose(rotated, plain)
+
+
+def test_margin_covers_rotation_and_zoom():
+    cfg = AugmentConfig()
+    assert augment_margin(96, cfg) >= 96 * (1.25 * 1.03 * 2**0.5 - 1) / 2 + 7
+    assert augment_margin(96, AugmentConfig.none()) == 0
+
+
+def test_background_rejection():
+    mov = np.zeros((6, 80, 80), np.float32)
+    mov[:, 40:70, 40:70] = 1.0
+    mov += np.random.default_rng(0).normal(0, 0.01, mov.shape).astype(np.float32)
+    s = PairSampler(mov, patch=16, batch_size=200, augment=False, reject_background=0.2)
+    x, _, _ = s.sample()
+    frac = (x > 0.25).float().mean((1, 2, 3, 4))
+    assert (frac >= 0.2).float().mean() > 0.95
+    x0, _, _ = PairSampler(mov, patch=16, batch_size=200, augment=False).sample()
+    assert ((x0 > 0.25).float().mean((1, 2, 3, 4)) >= 0.2).float().mean() < 0.5
+
+
+def test_several_movies_and_event_flags():
+    a = noise_movie(t=10, size=40)
+    events = np.zeros(a.shape, np.uint8)
+    events[4, 10:14, 10:14] = 1
+    b = Movie(noise_movie(t=8, size=56, seed=1), events=np.zeros((8, 56, 56), np.uint8))
+    s = PairSampler([Movie(a, events=events), b], patch=16, batch_size=400, augment=False)
+    x, _, info = s.sample()
+    assert set(info["movie"].tolist()) == {0, 1}
+    ev = torch.as_tensor(events > 0)
+    y0, x0, t = info["y0"], info["x0"], info["t"]
+    box = (y0 <= 13) & (y0 + 16 > 10) & (x0 <= 13) & (x0 + 16 > 10)
+    expected = (info["movie"] == 0) & box & ((t == 4) | (t + info["delta"] == 4))
+    assert torch.equal(info["has_event"], expected) and expected.any()
+
+
+def test_errors():
+    mov = noise_movie(t=5, size=32)
+    with pytest.raises(InputError, match="patch"):
+        PairSampler(mov, patch=40)
+    with pytest.raises(InputError, match="delta"):
+        PairSampler(mov, patch=16, delta=(5,))
+    with pytest.raises(InputError, match="delta"):
+        PairSampler(mov, patch=16, delta=())
+    with pytest.raises(InputError, match="single frame|frame"):
+        PairSampler(mov[:1], patch=16)
+    with pytest.raises(InputError, match="no val pairs|val"):
+        PairSampler(mov, patch=16, split="val", val_fraction=0.0)
