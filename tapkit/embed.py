@@ -1,0 +1,165 @@
+"""Dense TAP features for whole frames of any size, tiled with overlap when frames are large.
+
+    movie (T, Y, X) --per-frame percentile normalisation--> tiles (N, 1, tile, tile)
+        --model.embed (eval mode, no grad, AMP on CUDA)--> (N, F, tile, tile) --keep centres--> (T, F, Y, X)
+
+Tiles start on multiples of 2**n_depth, so the U-Net's max-pooling grid is the same as for the
+whole frame, and neighbouring tiles overlap by at least `2 * overlap` pixels; each output pixel is
+taken from the tile where it lies farthest from the tile border ("keep the centre"). With an
+`overlap` at least as large as the network's receptive-field radius the tiled features equal the
+untiled ones up to float rounding.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .device import pick_device
+from .movie import InputError, Movie, check_images, normalize as normalize_frames
+
+__all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device", "autocast"]
+
+Window = tuple[slice, slice, slice, slice]  # (source y, source x) in the frame, (keep y, keep x) in the tile
+
+
+def pool_multiple(model: torch.nn.Module) -> int:
+    """2**n_depth of the model's U-Net: tiles must start on multiples of it (16 when unknown)."""
+    depth = getattr(model, "config", {}).get("n_depth")
+    if depth is None:
+        depth = getattr(getattr(model, "backbone", None), "n_depth", 4)
+    return 2 ** int(depth)
+
+
+def model_device(model: torch.nn.Module, device: "str | torch.device | None" = None) -> torch.device:
+    """The device to run on: `device` if given (then the model moves there), else the model's own."""
+    if device is not None:
+        return pick_device(device, verbose=False)
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def autocast(device: torch.device, enabled: bool = True) -> Any:
+    """Mixed precision (float16) on CUDA, a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def prepare_frames(movie_or_frames: "Movie | np.ndarray", normalize: bool = True) -> np.ndarray:
+    """Validate a Movie, a (T, Y, X) stack or a single (Y, X) frame; return float32 (T, Y, X), normalised per frame."""
+    data = movie_or_frames.images if isinstance(movie_or_frames, Movie) else movie_or_frames
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]  # a single frame -> (1, Y, X)
+    arr = check_images(arr, what="embed: frames", min_frames=1)
+    return normalize_frames(arr, per_frame=True) if normalize else arr
+
+
+def _axis_windows(n: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int, int, int]]:
+    """Per axis: (start, stop) of each tile and (keep_from, keep_to) in frame coordinates."""
+    if n <= tile:
+        return [(0, n, 0, n)]
+    step = (tile - 2 * overlap) // multiple * multiple
+    starts = list(range(0, n - tile, step)) + [(n - tile) // multiple * multiple]
+    starts = sorted(set(starts))
+    cuts = [0] + [(starts[i] + tile + starts[i + 1]) // 2 for i in range(len(starts) - 1)] + [n]
+    return [(s, min(s + tile, n), cuts[i], cuts[i + 1]) for i, s in enumerate(starts)]
+
+
+def tile_windows(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -> list[Window]:
+    """Tiles covering a (Y, X) frame: (src_y, src_x) slices of the frame, (keep_y, keep_x) slices inside the tile.
+
+    An axis longer than `tile` must be a multiple of `multiple` (pad with `pad_to_multiple` first).
+    """
+    if tile < multiple or tile % multiple:
+        raise InputError(f"tile={tile} must be a positive multiple of {multiple} (2**n_depth of the U-Net), "
+                         f"e.g. tile={max(multiple, tile // multiple * multiple) or multiple}.")
+    if overlap < 0 or tile - 2 * overlap < multiple:
+        raise InputError(f"overlap={overlap} is too large for tile={tile}: need 0 <= 2 * overlap <= tile - "
+                         f"{multiple}. Use a bigger tile or a smaller overlap (e.g. overlap={tile // 8}).")
+    if any(n > tile and n % multiple for n in shape):
+        raise InputError(f"tile_windows: frame size {tuple(shape)} must be padded to multiples of {multiple} "
+                         "before tiling; use tapkit.embed.pad_to_multiple(frames, multiple).")
+    wins = []
+    for ys, ye, ky0, ky1 in _axis_windows(shape[0], tile, overlap, multiple):
+        for xs, xe, kx0, kx1 in _axis_windows(shape[1], tile, overlap, multiple):
+            wins.append((slice(ys, ye), slice(xs, xe), slice(ky0 - ys, ky1 - ys), slice(kx0 - xs, kx1 - xs)))
+    return wins
+
+
+def pad_to_multiple(frames: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad (..., Y, X) at the bottom/right to multiples of `multiple` exactly as the U-Net does (reflect)."""
+    ny, nx = frames.shape[-2:]
+    py, px = (-ny) % multiple, (-nx) % multiple
+    if not (py or px):
+        return frames
+    mode = "reflect" if (py < ny and px < nx) else "edge"
+    return np.pad(frames, [(0, 0)] * (frames.ndim - 2) + [(0, py), (0, px)], mode=mode)
+
+
+def _jobs(n_frames: int, windows: list[Window], batch_size: int) -> Iterator[list[tuple[int, Window]]]:
+    """Batches of (frame index, window) work items, frame by frame."""
+    items = [(t, w) for t in range(n_frames) for w in windows]
+    for i in range(0, len(items), batch_size):
+        yield items[i:i + batch_size]
+
+
+def _check_embed_args(model: Any, tile: int, overlap: int, batch_size: int) -> None:
+    """Raise InputError for arguments that cannot work, before any computation."""
+    if not callable(getattr(model, "embed", None)):
+        raise InputError(f"embed: expected a TAPNet (with an .embed method), got {type(model).__name__}. "
+                         "Load one with tapkit.train.load_tap(path) or tapkit.course.get_tap_model(cfg).")
+    for name, value in (("tile", tile), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise InputError(f"embed: {name}={value!r} must be a positive whole number.")
+    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
+        raise InputError(f"embed: overlap={overlap!r} must be a whole number >= 0.")
+
+
+def embed(model: torch.nn.Module, movie_or_frames: "Movie | np.ndarray", tile: int = 256, overlap: int = 32,
+          batch_size: int = 4, device: "str | torch.device | None" = None, normalize: bool = True,
+          frames: "Sequence[int] | None" = None, progress: bool = True) -> np.ndarray:
+    """Dense projection features (T, F, Y, X) float32 of whole frames, tiled with overlap when larger than `tile`."""
+    _check_embed_args(model, tile, overlap, batch_size)
+    multiple = pool_multiple(model)
+    tile_windows((tile, tile), tile, overlap, multiple)  # checks tile and overlap before any work
+    images = prepare_frames(movie_or_frames, normalize=normalize)  # (T, Y, X)
+    if frames is not None:
+        idx = np.atleast_1d(np.asarray(frames, dtype=int))
+        if idx.size == 0 or idx.min() < -len(images) or idx.max() >= len(images):
+            raise InputError(f"embed: frames={list(idx)} must be indices into the {len(images)} frames.")
+        images = images[idx]
+    n_t, ny, nx = images.shape
+    tiled = ny > tile or nx > tile
+    if tiled:
+        images = pad_to_multiple(images, multiple)  # same padding the U-Net applies to a whole frame
+    windows = tile_windows(images.shape[1:], tile, overlap, multiple)
+    dev = model_device(model, device)
+    model = model.to(dev)
+    was_training = model.training
+    model.eval()  # batch norm uses its running statistics
+    out: "np.ndarray | None" = None
+    try:
+        with torch.inference_mode(), tqdm(total=n_t, desc="embed", unit="frame", disable=not progress) as bar:
+            for batch in _jobs(n_t, windows, batch_size):
+                x = torch.from_numpy(np.stack([images[t, sy, sx] for t, (sy, sx, _, _) in batch]))
+                with autocast(dev):
+                    z = model.embed(x[:, None].to(dev))  # (N, F, y, x)
+                z = z.float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n_t, z.shape[1]) + images.shape[1:], dtype=np.float32)  # (T, F, Y', X')
+                for (t, (sy, sx, ky, kx)), zi in zip(batch, z):
+                    out[t, :, sy, sx][:, ky, kx] = zi[:, ky, kx]
+                done = [t for t, w in batch if w is windows[-1]]
+                bar.update(len(done))
+    finally:
+        model.train(was_training)
+    return np.ascontiguousarray(out[:, :, :ny, :nx])
