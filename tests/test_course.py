@@ -233,3 +233,56 @@ def test_run_course_rejects_corrupt_data_file(fake_course, tmp_path):
 def test_select_notebooks(fake_course):
     assert [p.name[:2] for p in course.select_notebooks("03,1", fake_course)] == ["01", "03"]
     assert course.parameter_names(fake_course / "01_first.ipynb") == ["profile", "data", "seed", "out_dir", "steps"]
+
+
+# ---------------------------------------------------------------- viewer
+@pytest.fixture
+def event_movie():
+    from tapkit import Movie
+
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 32, 32), dtype=np.float32)
+    labels = np.zeros((5, 32, 32), np.int32)
+    labels[:, 4:12, 4:12] = 1
+    labels[:, 20:28, 20:28] = 2
+    events = np.zeros((5, 32, 32), np.uint8)
+    events[2][labels[2] == 1] = 1  # a division at t=2
+    events[3][labels[3] == 2] = 2  # a death at t=3
+    return Movie(images, labels=labels, events=events, name="toy")
+
+
+def test_movie_browser_builds_headless_and_redraws(event_movie):
+    from tapkit import viewer
+
+    box = viewer.movie_browser(event_movie)
+    assert box.slider.max == 4 and box.play.max == 4 and box.toggle.value
+    first = box.image.value
+    box.slider.value = 2
+    with_overlay = box.image.value
+    assert with_overlay != first and "division: 1 cells" in box.caption.value
+    box.toggle.value = False
+    assert box.image.value != with_overlay
+    bare = viewer.movie_browser(event_movie.images)  # a plain array has nothing to overlay
+    assert bare.toggle.disabled
+
+
+def test_frame_rgb_colours_events_only_where_they_are(event_movie):
+    from tapkit import viewer
+
+    rgb = viewer.frame_rgb(event_movie, 2, "events")
+    plain = viewer.frame_rgb(event_movie, 2, None)
+    changed = np.any(rgb != plain, axis=-1)
+    assert np.array_equal(changed, event_movie.events[2] > 0)
+    assert rgb[8, 8, 1] > rgb[8, 8, 0]  # divisions are green
+
+
+def test_show_frames_returns_a_figure(event_movie):
+    from tapkit import viewer
+
+    fig = viewer.show_frames(event_movie, frames=[0, 2, 3])
+    assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["t = 0", "t = 2", "t = 3"]
+    assert len(viewer.show_frames(event_movie, frames=2, overlay="labels").axes) == 2
+    with pytest.raises(InputError, match="outside"):
+        viewer.show_frames(event_movie, frames=[9])
+    with pytest.raises(InputError, match="overlay"):
+        viewer.show_frames(event_movie, overlay="tracks")
