@@ -138,7 +138,8 @@ def plot_mistakes(pairs: Any, idx: Any, probs: Any, ncols: int = 4, title: str |
         row, col = divmod(k, ncols)
         masks = getattr(pairs, "masks", None)
         for j in range(2):
-            label = f"#{i} t={int(pairs.t[i])}" if j == 0 else f"t+{delta}  P(event)={p:.2f}"
+            t0 = int(pairs.t[i])
+            label = f"#{i}  t={t0}" if j == 0 else f"t={t0 + delta}  P(event)={p:.2f}"
             _draw_crop(axes[row, 2 * col + j], pairs.images[i, j], None if masks is None else masks[i, j], label)
     if not len(idx):
         axes[0, 0].text(0, 0.5, "no mistakes of this kind", transform=axes[0, 0].transAxes)
