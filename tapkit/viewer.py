@@ -1,6 +1,6 @@
 """Look at movies: an interactive browser (ipywidgets) and static frame figures (matplotlib).
 
-Overlays: "events" colours divisions green and deaths magenta (from `movie.events`), "labels"
+Overlays: "events" colours divisions red and deaths cyan (from `movie.events`), "labels"
 draws the outlines of the instance masks (from `movie.labels`), None shows the raw frames.
 Frames are scaled with one percentile range for the whole movie, so photobleaching stays visible.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from .movie import DEATH, DIVISION, InputError, Movie, as_movie
 
 OVERLAYS = ("events", "labels", None)
-EVENT_COLORS = {DIVISION: (0.2, 0.9, 0.3), DEATH: (0.95, 0.2, 0.85)}  # green divisions, magenta deaths
+EVENT_COLORS = {DIVISION: (1.0, 0.1, 0.1), DEATH: (0.1, 0.9, 1.0)}  # red divisions, cyan deaths (as tapkit.io)
 
 
 def _check_overlay(movie: Movie, overlay: "str | bool | None") -> "str | None":

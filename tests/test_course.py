@@ -273,7 +273,8 @@ def test_frame_rgb_colours_events_only_where_they_are(event_movie):
     plain = viewer.frame_rgb(event_movie, 2, None)
     changed = np.any(rgb != plain, axis=-1)
     assert np.array_equal(changed, event_movie.events[2] > 0)
-    assert rgb[8, 8, 1] > rgb[8, 8, 0]  # divisions are green
+    assert rgb[8, 8, 0] > rgb[8, 8, 1]  # divisions are red
+    assert rgb[24, 24, 0] == plain[24, 24, 0]  # no death at t=2
 
 
 def test_show_frames_returns_a_figure(event_movie):
