@@ -111,16 +111,35 @@ def _check_crop_args(movie: Movie, n_pairs: int, size: int, delta: int) -> None:
         )
 
 
-def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 1,
-               seed: int = 0) -> CropPairs:
-    """Cut n_pairs random S x S crops at the same place of frames t and t + delta, with mask crops."""
-    movie = as_movie(movie)
-    _check_crop_args(movie, n_pairs, size, delta)
+def _corners(movie: Movie, n_pairs: int, size: int, delta: int, event_fraction: float,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random crop corners t, y, x (N,); a fraction of them placed so a crop covers an event pixel."""
     T, Y, X = movie.shape
-    rng = np.random.default_rng(seed)
     t = rng.integers(0, T - delta, n_pairs)
     y = rng.integers(0, Y - size + 1, n_pairs)
     x = rng.integers(0, X - size + 1, n_pairs)
+    k = int(round(event_fraction * n_pairs))
+    if k:
+        te, ye, xe = np.unravel_index(rng.choice(np.flatnonzero(movie.events), k), movie.shape)
+        t[:k] = np.clip(te - delta * rng.integers(0, 2, k), 0, T - delta - 1)  # event in crop 1 or 2
+        y[:k] = np.clip(ye - rng.integers(0, size, k), 0, Y - size)  # event pixel anywhere in the crop
+        x[:k] = np.clip(xe - rng.integers(0, size, k), 0, X - size)
+    return t, y, x
+
+
+def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 1, seed: int = 0,
+               event_fraction: float = 0.0) -> CropPairs:
+    """Cut n_pairs random S x S crops at the same place of frames t and t + delta, with mask crops.
+
+    event_fraction: share of pairs placed over a random event pixel (0 = uniform crops as in the
+    paper; use e.g. 0.3 for small movies with few events; it raises the share of positives).
+    """
+    movie = as_movie(movie)
+    _check_crop_args(movie, n_pairs, size, delta)
+    if not 0.0 <= event_fraction <= 1.0:
+        raise InputError(f"crop_pairs: event_fraction must be between 0 and 1, got {event_fraction}.")
+    T, Y, X = movie.shape
+    t, y, x = _corners(movie, int(n_pairs), int(size), int(delta), float(event_fraction), np.random.default_rng(seed))
     images = sliding_window_view(normalize(movie.images), (size, size), axis=(1, 2))  # (T, Y', X', S, S)
     masks = sliding_window_view(movie.events, (size, size), axis=(1, 2))
     tt = np.stack([t, t + delta], axis=1)  # (N, 2) frames of the two crops
@@ -128,8 +147,8 @@ def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 
     return CropPairs(
         images=np.ascontiguousarray(images[tt, yy, xx], dtype=np.float32),  # (N, 2, S, S)
         masks=np.ascontiguousarray(masks[tt, yy, xx], dtype=np.uint8),
-        t=t.astype(np.int64), y=y.astype(np.int64), x=x.astype(np.int64),
-        delta=int(delta), movie_name=movie.name, meta={"n_frames": T, "frame_shape": (Y, X)},
+        t=t.astype(np.int64), y=y.astype(np.int64), x=x.astype(np.int64), delta=int(delta),
+        movie_name=movie.name, meta={"n_frames": T, "frame_shape": (Y, X), "event_fraction": event_fraction},
     )
 
 

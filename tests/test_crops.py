@@ -200,3 +200,14 @@ def test_gallery_picks_disagreeing_pairs():
     assert (labs.min(1) != labs.max(1)).sum() >= 3
     fig = criteria_gallery(crop_pairs(tiny_movie(), 100, 16), n=4, threshold=20)
     assert len(fig.axes) == 8
+
+
+def test_event_fraction_places_crops_over_events():
+    mov = tiny_movie()
+    uniform = label_pairs(crop_pairs(mov, 200, 16, seed=0), "any-either")
+    enriched = crop_pairs(mov, 200, 16, seed=0, event_fraction=0.5)
+    hits = label_pairs(enriched, "any-either")
+    assert hits[:100].all()  # the first half is placed over an event pixel
+    assert hits.sum() > uniform.sum()
+    with pytest.raises(InputError, match="event_fraction"):
+        crop_pairs(mov, 10, 16, event_fraction=1.5)
