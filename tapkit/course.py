@@ -145,8 +145,12 @@ def validate_data(data: Any) -> str:
         raise InputError(f"data must be a dataset name or a path, got {type(data).__name__} {data!r}.")
     text = os.fspath(data)
     names = known_datasets()
-    if text in names or re.fullmatch(r"[A-Za-z0-9-]+-[A-Za-z0-9-]+/\d\d", text) and not Path(text).exists():
-        return text  # a registry name, or a Cell Tracking Challenge name like 'Fluo-N2DL-HeLa/01'
+    canonical = {n.lower(): n for n in names}
+    head, _, seq = text.partition("/")
+    if text.lower() in canonical:
+        return canonical[text.lower()]
+    if re.fullmatch(r"\d\d", seq) and head.lower() in canonical and not Path(text).exists():
+        return f"{canonical[head.lower()]}/{seq}"  # a CTC sequence such as 'Fluo-N2DL-HeLa/01'
     path = Path(text).expanduser()
     if not path.exists():
         raise InputError(
