@@ -370,7 +370,7 @@ def _unknown(text: str) -> InputError:
     )
 
 
-def load(name_or_path: PathArg, **kwargs: Any) -> Movie:
+def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
     """The course's one data entry point: a dataset name (see DATASETS) or a path -> Movie.
 
     Keyword arguments go to the loader: simulate_movie(...) for 'simulated*', `cache` for

@@ -15,13 +15,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
 from .movie import DEATH, DIVISION, InputError, Movie, as_movie, check_images, normalize
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PathArg = Union[str, os.PathLike]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -48,8 +51,8 @@ def _existing(path: PathArg, what: str) -> Path:
     return p
 
 
-def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, tifffile.TiffFile | None]:
-    """Read the first image series of a TIFF as (array, axes); re-raise any reader error as InputError."""
+def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, dict[str, float]]:
+    """Read a TIFF's first series as (array, axes, ImageJ scale); re-raise any reader error as InputError."""
     if path.is_dir():
         raise InputError(f"{what}: {str(path)!r} is a folder; use read_tiff_folder() or read_ctc() for folders.")
     try:
@@ -314,7 +317,8 @@ def read_ctc(seq_dir: PathArg, ground_truth: bool = True, name: str | None = Non
 
     Labels and lineage come from the sibling `01_GT/TRA` folder; division events are derived with
     `events_from_lineage` (deaths are not in CTC ground truth). Without `01_GT` the Movie has no
-    ground truth. Segmentation-only (`SEG`) ground truth is not read.
+    ground truth. Segmentation-only (`SEG`) ground truth is not read. Note that CTC TRA masks are
+    tracking markers: in some datasets they cover only part of each cell, and so do the events.
     """
     seq = _existing(seq_dir, "read_ctc")
     if not seq.is_dir():
@@ -431,7 +435,7 @@ def _overlay(events: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def plot_preview(movie: "Movie | np.ndarray", frames: Sequence[int] | None = None, n: int = 4):
+def plot_preview(movie: "Movie | np.ndarray", frames: Sequence[int] | None = None, n: int = 4) -> "Figure":
     """A strip of a few frames (default: `n` evenly spaced) with events overlaid; returns the Figure."""
     from matplotlib.figure import Figure
 

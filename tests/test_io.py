@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +61,9 @@ def test_read_tiff_channels(tmp_path):
     # tifffile's default for 3-frame stacks (planar RGB) must still read as 3 frames
     tifffile.imwrite(tmp_path / "tyx.tif", arr[:3, 0], photometric="rgb", planarconfig="separate")
     np.testing.assert_array_equal(read_tiff(tmp_path / "tyx.tif").images, arr[:3, 0])
+    tifffile.imwrite(tmp_path / "tzyx.tif", _rand((3, 4, 16, 16)), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(InputError, match="3D time-lapse.*max projection"):
+        read_tiff(tmp_path / "tzyx.tif")
     with pytest.raises(InputError, match="leave out channel"):
         read_tiff(tmp_path / "tyx.tif", channel=0)
 
