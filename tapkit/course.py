@@ -4,7 +4,8 @@ Parameters -> settings. A notebook's `parameters` cell holds `profile`, `data`, 
 `out_dir` and a few sizes named `<section>_<key>`; `configure` maps each size that is not None onto
 the profile section: `tap_epochs = 5` sets `cfg.tap["epochs"] = 5`, `sim_n_frames = 32` sets
 `cfg.sim["n_frames"]`, `crops_n_pairs`, `heads_n_runs`, `gradcam_k` likewise
-(sections: sim, tap, gradcam, crops, heads). None means "keep the profile's value".
+(sections: sim, tap, gradcam, crops, heads). None means "keep the profile's value". Keys the
+profile does not define are added as given (plain numbers, strings, tuples and lists only).
 """
 
 from __future__ import annotations
@@ -174,8 +175,10 @@ def _section_overrides(namespace: dict, profile: dict) -> dict[str, dict]:
     out: dict[str, dict] = {s: {} for s in SECTIONS}
     for name, value in namespace.items():
         section, _, key = name.partition("_")
-        if section not in SECTIONS or not key or value is None or name.startswith("_"):
+        if section not in SECTIONS or not key or value is None:
             continue
+        if key not in profile[section] and not isinstance(value, (int, float, str, tuple, list)):
+            continue  # e.g. `tap_model = ...` from a later cell when the configure cell is re-run
         default = profile[section].get(key)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if numeric and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):

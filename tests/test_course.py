@@ -287,3 +287,9 @@ def test_show_frames_returns_a_figure(event_movie):
         viewer.show_frames(event_movie, frames=[9])
     with pytest.raises(InputError, match="overlay"):
         viewer.show_frames(event_movie, overlay="tracks")
+
+
+def test_configure_rerun_ignores_later_objects(tmp_path):
+    ns = base_params(tmp_path, tap_lr=1e-3, tap_model=object(), sim=object())  # globals of a re-run notebook
+    cfg = course.configure(ns, "02")
+    assert cfg.tap["lr"] == 1e-3 and "model" not in cfg.tap
