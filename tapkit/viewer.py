@@ -47,8 +47,10 @@ def frame_rgb(movie: Movie, t: int, overlay: "str | None" = "events", vrange: "t
             mask = movie.events[t] == kind
             rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(color)
     elif overlay == "labels" and movie.labels is not None:
+        from scipy import ndimage as ndi
+
         lab = movie.labels[t]
-        edge = (lab != np.roll(lab, 1, 0)) | (lab != np.roll(lab, 1, 1))
+        edge = ndi.maximum_filter(lab, size=3) != ndi.minimum_filter(lab, size=3)  # inner and outer outlines
         rgb[edge & (lab > 0)] = (1.0, 0.8, 0.1)
     return rgb
 
