@@ -501,9 +501,9 @@ def write_summary(summary: dict, out: "str | os.PathLike") -> None:
 
 
 def _fmt(value: Any) -> str:
-    """Numbers with 3 decimals, lists of numbers likewise, anything else as text."""
+    """Numbers with 4 significant digits, lists of numbers likewise, anything else as text."""
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.4g}"
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
