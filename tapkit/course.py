@@ -186,7 +186,9 @@ def _section_overrides(namespace: dict, profile: dict) -> dict[str, dict]:
                              f"(or None to use the profile's value).")
         if isinstance(default, int) and numeric and isinstance(value, float) and not value.is_integer():
             raise InputError(f"{name}={value!r}: expected a whole number (the profile uses {default!r}).")
-        out[section][key] = type(default)(value) if numeric else value
+        if isinstance(default, (tuple, list)) and (not isinstance(value, (tuple, list)) or len(value) != len(default)):
+            raise InputError(f"{name}={value!r}: expected {len(default)} values like the profile's {default!r}.")
+        out[section][key] = type(default)(value) if numeric or isinstance(default, tuple) else value
     return out
 
 

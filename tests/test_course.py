@@ -56,6 +56,7 @@ def test_configure_seeds_everything(tmp_path):
     (dict(tap_epochs="many"), ["tap_epochs"]),
     (dict(tap_epochs=2.5), ["tap_epochs", "whole"]),
     (dict(out_dir=""), ["out_dir"]),
+    (dict(sim_size=64), ["sim_size", "2 values"]),
 ])
 def test_configure_rejects_bad_parameters(tmp_path, bad, words):
     with pytest.raises(InputError) as info:
