@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from .embed import model_device, pad_to_multiple, pool_multiple, tile_windows
 from .movie import DIVISION, InputError, Movie, as_movie, check_images, normalize as normalize_frames
 
-__all__ = ["gradcam", "top_regions", "event_enrichment", "plot_top_regions", "gradcam_movie", "box_fractions"]
+__all__ = ["gradcam", "top_regions", "event_enrichment", "plot_top_regions", "gradcam_movie", "gradcam_explorer",
+           "box_fractions"]
 
 Region = tuple[int, int, float]  # (y, x, score): centre of an inset and its smoothed Grad-CAM value
 
@@ -308,3 +309,47 @@ def _nanmean(values: Sequence[float]) -> float:
     """Mean of the finite values, NaN when there are none."""
     arr = np.asarray(values, dtype=float)
     return float(arr[np.isfinite(arr)].mean()) if np.isfinite(arr).any() else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# Interactive explorer
+# ----------------------------------------------------------------------------------------------
+def _figure_png(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes and close it (no window, works headless)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def gradcam_explorer(model: torch.nn.Module, movie: "Movie | np.ndarray", k: int = 8, inset: int = 48,
+                     event_class: "int | None" = DIVISION, width: int = 640, **gradcam_kw: Any) -> Any:
+    """An ipywidgets explorer: frame slider and k slider redraw the top-region figure (maps are cached)."""
+    import ipywidgets as w
+
+    movie = as_movie(movie)
+    cams: dict[int, np.ndarray] = {}
+    frame = w.IntSlider(value=0, min=0, max=len(movie) - 2, description="frame t", continuous_update=False)
+    n_regions = w.IntSlider(value=k, min=1, max=max(k, 16), description="top k", continuous_update=False)
+    image, caption = w.Image(format="png", width=width), w.Label()
+
+    def redraw(_change: Any = None) -> None:
+        t = frame.value
+        if t not in cams:
+            cams[t] = gradcam(model, movie.images[t], movie.images[t + 1], **gradcam_kw)
+        regions = top_regions(cams[t], k=n_regions.value, inset=inset)
+        mask = _event_mask(movie, t, event_class)
+        image.value = _figure_png(plot_top_regions(movie.images[t], movie.images[t + 1], cams[t], regions,
+                                                   events=mask, inset=inset))
+        score = "" if mask is None else (
+            f" · enrichment {event_enrichment(regions, mask, inset=inset, seed=t)['enrichment']:.2f}")
+        caption.value = f"pair ({t}, {t + 1}) · {len(regions)} regions{score}"
+
+    frame.observe(redraw, names="value")
+    n_regions.observe(redraw, names="value")
+    redraw()
+    box = w.VBox([w.HBox([frame, n_regions]), image, caption])
+    box.frame, box.k, box.image, box.caption = frame, n_regions, image, caption
+    return box

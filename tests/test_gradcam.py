@@ -176,3 +176,15 @@ def test_plot_top_regions_and_movie(tapnet, tiny_movie):
     plt.close(fig)
     with pytest.raises(InputError, match="pair starts"):
         gradcam_movie(tapnet, tiny_movie, frames=[7])
+
+
+def test_explorer_redraws_headless(tapnet, tiny_movie):
+    from tapkit.gradcam import gradcam_explorer
+
+    box = gradcam_explorer(tapnet, tiny_movie, k=2, inset=16)
+    first = box.image.value
+    assert first[:4] == b"\x89PNG" and "2 regions" in box.caption.value
+    box.frame.value = 3
+    assert box.image.value != first and "(3, 4)" in box.caption.value and "enrichment" in box.caption.value
+    box.k.value = 4
+    assert "4 regions" in box.caption.value
