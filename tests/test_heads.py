@@ -1,0 +1,195 @@
+"""Event heads, strategies A0-C1, tables and label-budget curves (tapkit.heads)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import precision_recall_fscore_support
+
+from tapkit import InputError
+from tapkit.crops import CropPairs, split_pairs
+from tapkit.heads import (PAPER_TABLE2, STRATEGIES, LinearHead, ResNetHead, StrategyResult, compare_strategies,
+                          confusion, epochs_for, format_confusion, format_results, label_budget_curve,
+                          plot_budget_curve, plot_results, results_table, run_strategy)
+from tapkit.models import TAPNet
+
+torch.set_num_threads(2)
+S = 16
+
+
+def toy_pairs(n: int = 120, seed: int = 0) -> tuple[CropPairs, np.ndarray]:
+    """Noise crop pairs; positives (every third) carry a bright square in one of the two frames."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0.3, 0.1, (n, 2, S, S)).astype(np.float32)
+    masks = np.zeros((n, 2, S, S), np.uint8)
+    labels = (np.arange(n) % 3 == 0).astype(np.int64)
+    for i in np.flatnonzero(labels):
+        k, y, x = rng.integers(0, 2), rng.integers(0, S - 6), rng.integers(0, S - 6)
+        images[i, k, y:y + 6, x:x + 6] += 1.0
+        masks[i, k, y:y + 6, x:x + 6] = 1
+    z = np.zeros(n, np.int64)
+    return CropPairs(images, masks, z, z, z, movie_name="toy"), labels
+
+
+def tiny_tap(seed: int = 0) -> TAPNet:
+    return TAPNet(n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def data():
+    pairs, labels = toy_pairs()
+    return pairs, labels, split_pairs(labels, seed=0), tiny_tap()
+
+
+def state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+@pytest.mark.parametrize("head", [LinearHead(8), ResNetHead(8, width=6)])
+def test_heads_map_feature_pairs_to_two_logits_and_ignore_frame_order(head):
+    z = torch.randn(5, 2, 8, S, S)  # (B, 2, F, S, S)
+    head.eval()
+    out = head(z)
+    assert out.shape == (5, 2)
+    torch.testing.assert_close(head(z.flip(1)), out)  # temporal mean pooling: time invariant
+    head.train()
+    torch.testing.assert_close(head(z.flip(1)), head(z))
+    assert not torch.allclose(head(z), head(torch.randn(5, 2, 8, S, S)))
+
+
+def test_linear_head_is_one_affine_map_at_inference():
+    head = LinearHead(4).eval()
+    head.norm.running_mean.uniform_(-1, 1)
+    z1, z2 = torch.randn(3, 2, 4, S, S), torch.randn(3, 2, 4, S, S)
+    mid = head((z1 + z2) / 2)
+    torch.testing.assert_close(mid, (head(z1) + head(z2)) / 2)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def test_run_strategy_result_fields(data):
+    pairs, labels, split, tap = data
+    r = run_strategy("B1", pairs, labels, split, tap, epochs=2, seed=0, device="cpu")
+    assert isinstance(r, StrategyResult) and r.strategy == "B1"
+    assert r.test_logits.shape == (len(split.test), 2) and r.val_logits.shape == (len(split.val), 2)
+    np.testing.assert_array_equal(r.test_index, split.test)
+    np.testing.assert_array_equal(r.test_labels, labels[split.test])
+    assert r.precision.shape == r.recall.shape == (2,) and r.confusion.sum() == len(split.test)
+    assert len(r.history["train_loss"]) == 2 and r.n_train == len(split.train)
+    with torch.no_grad():  # the returned model reproduces the test logits from the images
+        logits = r.model(torch.as_tensor(pairs.images[split.test])).numpy()
+    np.testing.assert_allclose(logits, r.test_logits, atol=2e-3)  # cached features are float16
+
+
+def test_frozen_strategies_keep_backbone_weights_end_to_end_changes_them(data):
+    pairs, labels, split, tap = data
+    before = state(tap)
+    a = run_strategy("A1", pairs, labels, split, tap, epochs=1, device="cpu")
+    assert same_state(state(tap), before)  # the caller's model is untouched
+    assert same_state(state(a.model.encoder.backbone), state(tap.backbone))
+    b = run_strategy("B0", pairs, labels, split, tap, epochs=1, seed=3, device="cpu")
+    assert same_state(state(b.model.encoder.backbone), state(tiny_tap(seed=3).backbone))
+    c = run_strategy("C0", pairs, labels, split, tap, epochs=1, seed=3, device="cpu")
+    conv = lambda m: m.encoder.backbone.out.weight  # noqa: E731
+    assert not torch.equal(conv(c.model), conv(b.model))
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(data):
+    pairs, labels, split, tap = data
+    run = lambda s, seed: run_strategy(s, pairs, labels, split, tap, epochs=2, seed=seed, device="cpu")  # noqa: E731
+    for s in ("A0", "C1"):
+        np.testing.assert_array_equal(run(s, 1).test_logits, run(s, 1).test_logits)
+        assert not np.array_equal(run(s, 1).test_logits, run(s, 2).test_logits)
+
+
+def test_a_head_learns_the_toy_task(data):
+    pairs, labels, split, tap = data
+    r = run_strategy("C0", pairs, labels, split, tap, epochs=15, lr=1e-2, device="cpu")
+    assert r.recall.min() > 0.7 and r.precision.min() > 0.6
+    assert r.history["train_loss"][-1] < r.history["train_loss"][0]
+
+
+def test_bad_inputs_raise_clear_errors(data):
+    pairs, labels, split, tap = data
+    with pytest.raises(InputError, match="A0, A1, B0, B1, C0, C1"):
+        run_strategy("D1", pairs, labels, split, tap)
+    with pytest.raises(InputError, match="tap_model"):
+        run_strategy("A1", pairs, labels, split, None)
+    with pytest.raises(InputError, match="label_pairs"):
+        run_strategy("B0", pairs, labels[:-1], split, tap)
+    with pytest.raises(InputError, match="split_pairs"):
+        run_strategy("B0", pairs, labels, {"train": split.train, "val": [10_000], "test": split.test}, tap)
+    with pytest.raises(InputError, match="one class.*criterion"):
+        run_strategy("B0", pairs, labels, {"train": [1, 2], "val": [3], "test": [4]}, tap)
+    with pytest.raises(InputError, match="epochs"):
+        run_strategy("B0", pairs, labels, split, tap, epochs=0)
+    with pytest.raises(InputError, match="CropPairs"):
+        run_strategy("B0", pairs.images, labels, split, tap)
+
+
+def test_epoch_schedule():
+    assert epochs_for("A0") == 10 and epochs_for("B1") == 30  # the paper's schedule
+    sched = {"linear": 2, "resnet": 3, "end_to_end": 1}
+    assert [epochs_for(s, sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
+    assert epochs_for("C1", {"epochs_resnet": 4}) == 4 and epochs_for("A1", 7) == 7
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def fake_result(labels, preds, name="A1") -> StrategyResult:
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    logits = np.stack([1 - preds, preds], 1).astype(np.float32)
+    z = np.zeros(2)
+    return StrategyResult(name, z, z, np.zeros((2, 2)), logits, labels, logits, labels,
+                          np.arange(len(labels)), None, {})
+
+
+def test_results_table_means_and_stds():
+    y = [0, 0, 0, 1, 1]
+    runs = [fake_result(y, [0, 0, 1, 1, 1]), fake_result(y, [0, 0, 0, 0, 1]), fake_result(y, [0, 1, 1, 1, 0])]
+    row = results_table({"A1": runs})["A1"]
+    # by hand, run 1: class 1 precision 2/3, recall 1; run 2: 1, 1/2; run 3: 1/3, 1/2
+    np.testing.assert_allclose(row["precision"][1], np.mean([2 / 3, 1, 1 / 3]))
+    np.testing.assert_allclose(row["recall_std"][1], np.std([1, 0.5, 0.5], ddof=1))
+    prf = np.array([precision_recall_fscore_support(y, r.test_logits.argmax(1))[:3] for r in runs])
+    np.testing.assert_allclose(row["precision"], prf[:, 0].mean(0))
+    np.testing.assert_allclose(row["recall"], prf[:, 1].mean(0))
+    np.testing.assert_allclose(row["f1_std"], prf[:, 2].std(0, ddof=1))
+    assert row["n_runs"] == 3
+    single = results_table({"B0": runs[:1]})["B0"]
+    assert single["precision_std"] == [0.0, 0.0]
+    text = format_results(results_table({"A1": runs}))
+    assert "A1" in text and f"({PAPER_TABLE2['A1']['precision'][1]:.2f}±" in text
+
+
+def test_confusion_rows_actual_columns_predicted():
+    r = fake_result([0, 0, 0, 1, 1], [0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(confusion(r), [[1, 2], [1, 1]])
+    assert "actual 1" in format_confusion(r)
+
+
+def test_compare_and_budget_curve(data):
+    pairs, labels, split, tap = data
+    res = compare_strategies(pairs, labels, tap, strategies=("A0", "B1"), n_runs=2, epochs=1, device="cpu")
+    assert list(res) == ["A0", "B1"] and [r.seed for r in res["B1"]] == [0, 1]
+    np.testing.assert_array_equal(res["A0"][0].test_index, res["B1"][1].test_index)  # one split for all
+    assert plot_results(results_table(res)).axes
+    curve = label_budget_curve(pairs, labels, tap, budgets=[4, 10], strategies=("A0",), n_runs=2, epochs=1,
+                               device="cpu")
+    assert curve["n_train"] == [4, 10] and np.shape(curve["A0"]) == (2, 2)
+    assert ((0 <= np.asarray(curve["A0"])) & (np.asarray(curve["A0"]) <= 1)).all()
+    assert plot_budget_curve(curve).axes
+    with pytest.raises(InputError, match="tap_model"):
+        compare_strategies(pairs, labels, None, strategies=("A1",), n_runs=1)
