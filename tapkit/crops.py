@@ -347,3 +347,39 @@ def criteria_gallery(pairs: CropPairs, idx: Sequence[int] | None = None, n: int 
     fig.suptitle(f"Labels under each criterion (size threshold {threshold} px; orange = event mask)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_event_sizes(pairs: CropPairs, threshold: int = 40, classes: str = "both") -> Any:
+    """Histogram of event pixels per pair (larger of the two crops), with the size threshold."""
+    import matplotlib.pyplot as plt
+
+    size = event_pixels(pairs, classes).max(axis=1)
+    size = size[size > 0]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(size, bins=40, color="tab:blue")
+    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold} px")
+    ax.set_xlabel("event pixels in the crop pair (larger crop)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"{len(size)} of {len(pairs)} pairs touch an event", fontsize=9)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_sweep(pairs: CropPairs, thresholds: Sequence[int] = (1, 10, 20, 40, 80, 160, 320),
+                         classes: str = "both") -> Any:
+    """Positives under size-either for each threshold, with any-either and any-both as references."""
+    import matplotlib.pyplot as plt
+
+    counts = event_pixels(pairs, classes)  # (N, 2)
+    pos = [int((counts >= th).any(axis=1).sum()) for th in thresholds]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(thresholds, pos, "o-", label="size-either")
+    ax.axhline((counts > 0).any(axis=1).sum(), color="tab:orange", ls="--", label="any-either")
+    ax.axhline((counts > 0).all(axis=1).sum(), color="tab:green", ls=":", label="any-both")
+    ax.set_xscale("log")
+    ax.set_xlabel("size threshold (event pixels)")
+    ax.set_ylabel("positive pairs")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -326,13 +326,14 @@ def predict(module: nn.Module, inputs: torch.Tensor, device: torch.device, batch
 
 
 def train_module(module: nn.Module, x: torch.Tensor, y: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray,
-                 epochs: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3) -> dict:
-    """Adam + cross-entropy for `epochs`; returns the history (train loss, val loss, val accuracy)."""
+                 epochs: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3,
+                 recalibrate_every_epoch: bool = True) -> tuple[dict, np.ndarray]:
+    """Adam + cross-entropy for `epochs`; returns the history and the final validation logits."""
     module.to(device)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
     gen, yt = torch.Generator().manual_seed(int(seed)), torch.as_tensor(y, device=device)
     hist: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
-    for _ in range(epochs):
+    for epoch in range(epochs):
         module.train()
         losses = []
         for b in _batches(len(x), batch_size, gen):
@@ -342,12 +343,13 @@ def train_module(module: nn.Module, x: torch.Tensor, y: np.ndarray, x_val: torch
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        recalibrate_batchnorm(module, x, device)  # running statistics of the current weights
-        val = torch.as_tensor(predict(module, x_val, device))
         hist["train_loss"].append(float(np.mean(losses)))
-        hist["val_loss"].append(float(F.cross_entropy(val, torch.as_tensor(y_val))))
-        hist["val_accuracy"].append(float((val.argmax(1).numpy() == y_val).mean()))
-    return hist
+        if recalibrate_every_epoch or epoch == epochs - 1:
+            recalibrate_batchnorm(module, x, device)  # running statistics of the current weights
+        val = predict(module, x_val, device)
+        hist["val_loss"].append(float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val))))
+        hist["val_accuracy"].append(float((val.argmax(1) == y_val).mean()))
+    return hist, val
 
 
 def scores(labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -384,8 +386,9 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     x_tr, x_val, x_te = torch.split(x_all, [len(sp.train), len(sp.val), len(sp.test)])
     model = EventClassifier(encoder, head)
     module = model if kind == "C" else head  # frozen backbones: train the head on cached features
-    history = train_module(module, x_tr, lab[sp.train], x_val, lab[sp.val], n_epochs, seed, device, batch_size, lr)
-    val_logits, test_logits = predict(module, x_val, device), predict(module, x_te, device)
+    history, val_logits = train_module(module, x_tr, lab[sp.train], x_val, lab[sp.val], n_epochs, seed, device,
+                                       batch_size, lr, recalibrate_every_epoch=kind != "C")
+    test_logits = predict(module, x_te, device)
     p, r, cm = scores(lab[sp.test], test_logits)
     return StrategyResult(str(strategy).upper(), p, r, cm, val_logits, lab[sp.val], test_logits, lab[sp.test],
                           sp.test.copy(), model.cpu().eval(), history, sp.val.copy(), int(seed), len(sp.train))
@@ -549,3 +552,56 @@ def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- labelling criteria
+
+
+def compare_criteria(pairs: CropPairs, tap_model: Any, criteria: Sequence[str] = ("any-both", "any-either", "size-either"),
+                     strategies: Sequence[str] = ("A0", "A1"), n_runs: int = 1, threshold: int = 40,
+                     epochs: "int | Mapping | None" = None, device: "str | torch.device" = "auto",
+                     split_seed: int = 0, **kw: Any) -> dict[str, dict[str, list[StrategyResult]]]:
+    """Train the strategies on labels from each criterion (Table 5): {criterion: {strategy: [results]}}."""
+    from .crops import label_pairs
+
+    labels = {c: label_pairs(pairs, c, threshold=threshold) for c in criteria}  # checks names first
+    for s in strategies:
+        parse_strategy(s)
+    dev, cache = pick_device(device), {}  # one TAP feature cache: same pairs for every criterion
+    out: dict[str, dict[str, list[StrategyResult]]] = {c: {str(s).upper(): [] for s in strategies} for c in criteria}
+    with tqdm(total=len(criteria) * len(strategies) * n_runs, desc="criteria") as bar:
+        for c in criteria:
+            split = split_pairs(labels[c], seed=split_seed)  # same seed: same val/test pairs for all
+            for seed in range(n_runs):
+                for s in out[c]:
+                    out[c][s].append(run_strategy(s, pairs, labels[c], split, tap_model, epochs, seed, dev,
+                                                  cache=cache, **kw))
+                    bar.update()
+    return out
+
+
+def criteria_table(results: Mapping[str, Mapping[str, Sequence[StrategyResult]]]) -> list[dict[str, Any]]:
+    """Rows like Table 5: criterion, head, train/test positives, precision/recall per class (mean, std)."""
+    rows = []
+    for crit, by_strategy in results.items():
+        for name, row in results_table(by_strategy).items():
+            first = by_strategy[name][0]
+            n_pos_test = int(first.test_labels.sum())
+            rows.append(dict(criterion=crit, strategy=name, head=HEADS[name[1]], train_positives=first.n_train // 2,
+                             test_positives=n_pos_test, **row))
+    return rows
+
+
+def format_criteria_table(rows: Sequence[Mapping[str, Any]], paper: Mapping | None = PAPER_TABLE5) -> str:
+    """Table 5 as text, with the paper's class-1 precision/recall in brackets."""
+    head = f"{'criterion':<13}{'head':<8}{'pos train, test':<17}{'prec 0':<12}{'rec 0':<12}{'prec 1':<22}{'rec 1':<22}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ref = (paper or {}).get((r["criterion"], r["head"]))
+        cells = [_pm(r["precision"][0], r["precision_std"][0]), _pm(r["recall"][0], r["recall_std"][0])]
+        c1 = [_pm(r[m][1], r[f"{m}_std"][1]) + (f" ({ref[m][1]:.2f})" if ref else "") for m in ("precision", "recall")]
+        lines.append(f"{r['criterion']:<13}{r['head']:<8}{str(r['train_positives']) + ', ' + str(r['test_positives']):<17}"
+                     + "".join(f"{c:<12}" for c in cells) + "".join(f"{c:<22}" for c in c1))
+    if paper:
+        lines.append("(in brackets: Chen et al. 2024, Table 5)")
+    return "\n".join(lines)

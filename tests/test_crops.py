@@ -211,3 +211,13 @@ def test_event_fraction_places_crops_over_events():
     assert hits.sum() > uniform.sum()
     with pytest.raises(InputError, match="event_fraction"):
         crop_pairs(mov, 10, 16, event_fraction=1.5)
+
+
+def test_event_size_and_threshold_plots():
+    from tapkit.crops import plot_event_sizes, plot_threshold_sweep
+
+    p = crop_pairs(tiny_movie(), 100, 16, event_fraction=0.5)
+    fig = plot_threshold_sweep(p, thresholds=(1, 20, 200))
+    line = fig.axes[0].lines[0]
+    assert list(line.get_ydata()) == [label_pairs(p, "size-either", th).sum() for th in (1, 20, 200)]
+    assert plot_event_sizes(p, threshold=20).axes

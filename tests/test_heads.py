@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import precision_recall_fscore_support
 
 from tapkit import InputError
-from tapkit.crops import CropPairs, split_pairs
+from tapkit.crops import CropPairs, label_pairs, split_pairs
 from tapkit.heads import (PAPER_TABLE2, STRATEGIES, LinearHead, ResNetHead, StrategyResult, compare_strategies,
                           confusion, epochs_for, format_confusion, format_results, label_budget_curve,
                           plot_budget_curve, plot_results, results_table, run_strategy)
@@ -193,3 +193,19 @@ def test_compare_and_budget_curve(data):
     assert plot_budget_curve(curve).axes
     with pytest.raises(InputError, match="tap_model"):
         compare_strategies(pairs, labels, None, strategies=("A1",), n_runs=1)
+
+
+def test_compare_criteria_uses_one_feature_cache_and_the_criterion_labels(data):
+    from tapkit.heads import compare_criteria, criteria_table, format_criteria_table
+
+    pairs, labels, split, tap = data
+    crit = ("any-either", "size-either")  # the toy events sit in one frame only: no any-both positives
+    res = compare_criteria(pairs, tap, criteria=crit, strategies=("A0",), threshold=20, epochs=1, device="cpu")
+    assert list(res) == list(crit)
+    rows = criteria_table(res)
+    for row in rows:
+        r = res[row["criterion"]]["A0"][0]
+        np.testing.assert_array_equal(r.test_labels, label_pairs(pairs, row["criterion"], 20)[r.test_index])
+    assert "(in brackets" in format_criteria_table(rows)
+    with pytest.raises(InputError, match="any-both, any-either"):
+        compare_criteria(pairs, tap, criteria=("size-both",))
