@@ -327,12 +327,15 @@ def predict(module: nn.Module, inputs: torch.Tensor, device: torch.device, batch
 
 def train_module(module: nn.Module, x: torch.Tensor, y: np.ndarray, x_val: torch.Tensor, y_val: np.ndarray,
                  epochs: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3,
-                 recalibrate_every_epoch: bool = True) -> tuple[dict, np.ndarray]:
-    """Adam + cross-entropy for `epochs`; returns the history and the final validation logits."""
+                 track_val: bool = False) -> tuple[dict, np.ndarray]:
+    """Adam + cross-entropy for `epochs`; returns the history and the final validation logits.
+
+    track_val: evaluate on the validation set after every epoch (else only after the last one).
+    """
     module.to(device)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
     gen, yt = torch.Generator().manual_seed(int(seed)), torch.as_tensor(y, device=device)
-    hist: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    hist: dict[str, list[float]] = {"train_loss": [], "val_epoch": [], "val_loss": [], "val_accuracy": []}
     for epoch in range(epochs):
         module.train()
         losses = []
@@ -344,9 +347,11 @@ def train_module(module: nn.Module, x: torch.Tensor, y: np.ndarray, x_val: torch
             opt.step()
             losses.append(loss.item())
         hist["train_loss"].append(float(np.mean(losses)))
-        if recalibrate_every_epoch or epoch == epochs - 1:
-            recalibrate_batchnorm(module, x, device)  # running statistics of the current weights
+        if not track_val and epoch < epochs - 1:
+            continue
+        recalibrate_batchnorm(module, x, device)  # running statistics of the current weights
         val = predict(module, x_val, device)
+        hist["val_epoch"].append(epoch + 1)
         hist["val_loss"].append(float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val))))
         hist["val_accuracy"].append(float((val.argmax(1) == y_val).mean()))
     return hist, val
@@ -373,8 +378,13 @@ def _inputs(kind: str, pairs: CropPairs, index: np.ndarray, encoder: Encoder, ta
 
 def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | Mapping", tap_model: Any = None,
                  epochs: "int | Mapping | None" = None, seed: int = 0, device: "str | torch.device" = "auto",
-                 batch_size: int = 32, lr: float = 1e-3, cache: dict | None = None) -> StrategyResult:
-    """Train one strategy (A0..C1) on split['train'] and evaluate on val and test."""
+                 batch_size: int = 32, lr: float = 1e-3, cache: dict | None = None,
+                 track_val: bool = False) -> StrategyResult:
+    """Train one strategy (A0..C1) on split['train'] and evaluate on val and test.
+
+    cache: a dict shared between calls to reuse frozen features (compare_strategies does this).
+    track_val: validation loss/accuracy after every epoch in history (costs time), else after the last.
+    """
     kind, head_kind = parse_strategy(strategy)
     lab, sp = _check_inputs(pairs, labels, split)
     n_epochs = epochs_for(strategy, epochs)
@@ -387,7 +397,7 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     model = EventClassifier(encoder, head)
     module = model if kind == "C" else head  # frozen backbones: train the head on cached features
     history, val_logits = train_module(module, x_tr, lab[sp.train], x_val, lab[sp.val], n_epochs, seed, device,
-                                       batch_size, lr, recalibrate_every_epoch=kind != "C")
+                                       batch_size, lr, track_val)
     test_logits = predict(module, x_te, device)
     p, r, cm = scores(lab[sp.test], test_logits)
     return StrategyResult(str(strategy).upper(), p, r, cm, val_logits, lab[sp.val], test_logits, lab[sp.test],

@@ -86,7 +86,9 @@ def test_run_strategy_result_fields(data):
     np.testing.assert_array_equal(r.test_index, split.test)
     np.testing.assert_array_equal(r.test_labels, labels[split.test])
     assert r.precision.shape == r.recall.shape == (2,) and r.confusion.sum() == len(split.test)
-    assert len(r.history["train_loss"]) == 2 and r.n_train == len(split.train)
+    assert len(r.history["train_loss"]) == 2 and r.history["val_epoch"] == [2] and r.n_train == len(split.train)
+    tracked = run_strategy("B1", pairs, labels, split, tap, epochs=2, device="cpu", track_val=True)
+    assert tracked.history["val_epoch"] == [1, 2] and len(tracked.history["val_loss"]) == 2
     with torch.no_grad():  # the returned model reproduces the test logits from the images
         logits = r.model(torch.as_tensor(pairs.images[split.test])).numpy()
     np.testing.assert_allclose(logits, r.test_logits, atol=2e-3)  # cached features are float16
