@@ -215,6 +215,7 @@ def make_encoder(kind: str, tap_model: nn.Module | None, seed: int) -> Encoder:
         config = dict(getattr(tap_model, "config", {}) or {})
         src = TAPNet(**{**config, "seed": int(seed)})  # PyTorch default init, reproducible
     encoder = Encoder(copy.deepcopy(src.backbone), copy.deepcopy(src.projection)).float()
+    encoder = encoder.to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
     if kind in "AB":
         encoder.requires_grad_(False).eval()
     return encoder
