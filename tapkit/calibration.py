@@ -211,6 +211,26 @@ def fit_temperature(val_logits: Any, val_labels: Any, max_iter: int = 100,
     return t if after <= before else 1.0
 
 
+def prior_shift(logits: Any, train_prior: float = 0.5, target_prior: float = 0.5) -> np.ndarray:
+    """Move logits from the class-1 frequency seen in training to the one met in use (Bayes' rule).
+
+    A head trained on a *balanced* set (train_prior=0.5) over-predicts events on data where only a
+    fraction target_prior of pairs hold one; adding log-odds(target) - log-odds(train) to the event
+    logit fixes this bias, which no temperature can (dividing by T keeps P = 0.5 where it is).
+    """
+    for name, prior in (("train_prior", train_prior), ("target_prior", target_prior)):
+        if not 0 < prior < 1:
+            raise InputError(f"prior_shift: {name} must lie strictly between 0 and 1, got {prior}.")
+    z = check_logits(logits).copy()
+    if z.ndim == 2 and z.shape[1] != 2:
+        raise InputError(f"prior_shift: needs binary logits (N,) or (N, 2), got {z.shape}.")
+    shift = np.log(target_prior / (1 - target_prior)) - np.log(train_prior / (1 - train_prior))
+    if z.ndim == 1:
+        return z + shift
+    z[:, 1] += shift  # (N, 2): only the event logit moves
+    return z
+
+
 def calibration_report(val_logits: Any, val_labels: Any, test_logits: Any, test_labels: Any,
                        n_bins: int = 15, confidence: str = "top-label") -> dict[str, float]:
     """Fit T on validation logits; ECE and NLL before/after on the val and test splits."""

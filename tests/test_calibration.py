@@ -202,3 +202,18 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
 def test_bad_input_raises_input_error(call):
     with pytest.raises(InputError):
         call()
+
+
+def test_prior_shift_fixes_balanced_training_bias():
+    rng = np.random.default_rng(14)
+    labels = (rng.random(100_000) < 0.2).astype(int)  # events are rare where the model is used
+    x = rng.normal(np.where(labels == 1, 1.0, -1.0), 1.0)
+    llr = 2.0 * x  # exact log-likelihood ratio: what a head trained on balanced data outputs
+    biased = cal.expected_calibration_error(expit(llr), labels, confidence="class-1")
+    shifted = cal.prior_shift(llr, train_prior=0.5, target_prior=0.2)
+    assert biased > 0.1
+    assert cal.expected_calibration_error(expit(shifted), labels, confidence="class-1") < 0.01
+    two_col = cal.prior_shift(np.stack([np.zeros_like(llr), llr], 1), 0.5, 0.2)
+    np.testing.assert_allclose(two_col[:, 1] - two_col[:, 0], shifted)
+    with pytest.raises(InputError):
+        cal.prior_shift(llr, 0.5, 1.0)
