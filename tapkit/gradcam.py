@@ -336,6 +336,7 @@ def gradcam_explorer(model: torch.nn.Module, movie: "Movie | np.ndarray", k: int
     image, caption = w.Image(format="png", width=width), w.Label()
 
     def redraw(_change: Any = None) -> None:
+        """Draw the figure for the current slider values (computing the pair's map once)."""
         t = frame.value
         if t not in cams:
             cams[t] = gradcam(model, movie.images[t], movie.images[t + 1], **gradcam_kw)
