@@ -30,6 +30,9 @@ STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
 FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
 HEADS = {"0": "linear", "1": "ResNet"}
 PAPER_EPOCHS = {"linear": 10, "resnet": 30}  # the paper's schedule (Table 2 caption)
+# Adam learning rates (the paper gives none): a linear probe on standardised features needs larger
+# steps to converge in a few epochs; anything that trains convolutions uses the usual 1e-3.
+LEARNING_RATES = {"linear": 1e-2, "resnet": 1e-3, "end_to_end": 1e-3}
 
 # Paper 001, Table 2: mean and std over 10 runs, classes (0 = no event, 1 = event).
 PAPER_TABLE2: dict[str, dict[str, tuple[float, float]]] = {
@@ -379,14 +382,16 @@ def _inputs(kind: str, pairs: CropPairs, index: np.ndarray, encoder: Encoder, ta
 
 def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | Mapping", tap_model: Any = None,
                  epochs: "int | Mapping | None" = None, seed: int = 0, device: "str | torch.device" = "auto",
-                 batch_size: int = 32, lr: float = 1e-3, cache: dict | None = None,
+                 batch_size: int = 32, lr: float | None = None, cache: dict | None = None,
                  track_val: bool = False) -> StrategyResult:
     """Train one strategy (A0..C1) on split['train'] and evaluate on val and test.
 
     cache: a dict shared between calls to reuse frozen features (compare_strategies does this).
     track_val: validation loss/accuracy after every epoch in history (costs time), else after the last.
+    lr: Adam learning rate; None picks LEARNING_RATES by head (C: end_to_end).
     """
     kind, head_kind = parse_strategy(strategy)
+    lr = LEARNING_RATES["end_to_end" if kind == "C" else head_kind] if lr is None else float(lr)
     lab, sp = _check_inputs(pairs, labels, split)
     n_epochs = epochs_for(strategy, epochs)
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
