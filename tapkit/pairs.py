@@ -192,7 +192,7 @@ class PairSampler:
                  delta: "int | Sequence[int]" = (1,), batch_size: int = 128, split: str = "train",
                  val_fraction: float = 0.1, augment: "bool | AugmentConfig" = True,
                  reject_background: float = 0.0, background_threshold: float = 0.25,
-                 device: "str | torch.device" = "cpu", seed: int = 0) -> None:
+                 device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True) -> None:
         images = as_image_list(movies)
         self.patch, self.batch_size, self.split, self.seed = int(patch), int(batch_size), split, seed
         self.delta = self._check_args(images, delta, split, val_fraction, batch_size, reject_background)
@@ -205,7 +205,9 @@ class PairSampler:
         self.margin = augment_margin(self.patch, self.cfg)
         self.table = self._pair_table([im.shape[0] for im in images])  # (N, 3): movie, t, delta
         self.sizes = torch.tensor([im.shape[1:] for im in images], device=self.device)  # (M, 2)
-        self.movies = [self._to_device(normalize(im)) for im in images]  # padded (T, Y+2m, X+2m)
+        # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
+        # normalises each movie as a whole and keeps them, to show the shortcut on purpose
+        self.movies = [self._to_device(normalize(im, per_frame=per_frame)) for im in images]  # (T, Y+2m, X+2m)
         events = [m.events if isinstance(m, Movie) and m.events is not None else None
                   for m in (movies if isinstance(movies, (list, tuple)) else [movies])]
         self.events = None if all(e is None for e in events) else [
