@@ -294,3 +294,26 @@ def test_configure_rerun_ignores_later_objects(tmp_path):
     ns = base_params(tmp_path, tap_lr=1e-3, tap_model=object(), sim=object())  # globals of a re-run notebook
     cfg = course.configure(ns, "02")
     assert cfg.tap["lr"] == 1e-3 and "model" not in cfg.tap
+
+
+def test_get_tap_model_trains_once_then_loads(tmp_path, capsys):
+    from tests.conftest import make_tiny_movie
+    from tapkit.io import write_tiff
+
+    movie = make_tiny_movie(n_frames=6, size=48)
+    path = write_tiff(movie, tmp_path / "tiny.tif")
+    cfg = course.configure(base_params(tmp_path, data=str(path), tap_epochs=1, tap_steps_per_epoch=1,
+                                       tap_batch_size=2, tap_patch=32, tap_val_steps=1), "02")
+    first = course.get_tap_model(cfg, movie=movie)
+    assert "trained a quick model" in capsys.readouterr().out
+    assert (cfg.out_dir / "tap_tiny.pt").is_file()
+    second = course.get_tap_model(cfg)
+    assert "loaded your model" in capsys.readouterr().out
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch_equal(a, b)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
