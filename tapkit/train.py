@@ -205,11 +205,13 @@ def plot_history(history: dict):
 @torch.no_grad()
 def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
-                 batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None) -> dict:
+                 batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
+                 per_frame: bool = True) -> dict:
     """TAP accuracy on fresh pairs, overall and split into crops with / without event pixels."""
     device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
     sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
-                          val_fraction=val_fraction if split == "val" else 0.0, augment=False, device=device, seed=seed)
+                          val_fraction=val_fraction if split == "val" else 0.0, augment=False, device=device, seed=seed,
+                          per_frame=per_frame)
     model.eval()
     correct, events = [], []
     for _ in range(max(1, -(-n_pairs // batch_size))):
