@@ -15,7 +15,9 @@ PROFILE_ENV = "TAPKIT_PROFILE"
 PROFILES: dict[str, dict] = {
     "smoke": {
         "sim": dict(n_frames=24, size=(128, 128)),
-        "tap": dict(epochs=2, steps_per_epoch=6, batch_size=16, patch=48, val_steps=2),
+        # a small U-Net (same architecture, fewer filters) so CI stays fast; the science needs cpu/gpu
+        "tap": dict(epochs=2, steps_per_epoch=4, batch_size=8, patch=32, val_steps=1,
+                    model_kwargs=dict(n_depth=2, base_filters=8)),
         "gradcam": dict(n_frames=2, k=8, inset=32),
         "crops": dict(n_pairs=600, size=48, event_fraction=0.3),
         "heads": dict(n_runs=2, epochs_linear=2, epochs_resnet=2, epochs_end_to_end=1, budgets=(32, 64)),
