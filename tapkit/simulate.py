@@ -190,7 +190,7 @@ def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float
     cycle = 1.0 / max(p.division_rate, 1e-6) * rng.gamma(16, 1 / 16)
     return _Cell(
         wid=wid, parent=parent, born=born, y=y, x=x, r=p.nucleus_radius * rng.lognormal(0, 0.08),
-        aspect=rng.uniform(0.7, 0.95), theta=rng.uniform(0, np.pi), amp=BRIGHTNESS * rng.lognormal(0, 0.35),
+        aspect=rng.uniform(0.6, 0.9), theta=rng.uniform(0, np.pi), amp=BRIGHTNESS * rng.lognormal(0, 0.35),
         cycle=cycle, vy=rng.normal(0, 0.15), vx=rng.normal(0, 0.15),
         harm=np.column_stack([rng.uniform(0, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)]),
         tex=rng.uniform(0, TEXTURE_SIZE, 2), spots=np.vstack([spots, holes]),
@@ -371,7 +371,7 @@ def _blobs(c: _Cell) -> list[Blob]:
     s = c.r * _size_factor(c)
     aspect = c.aspect + (1 - c.aspect) * max(0.5 * pre, young)
     amp = c.amp * (1 + 0.25 * pre + 0.5 * young)
-    return [(c.y, c.x, s, s * aspect, c.theta, amp, 0.22 + 0.3 * pre, True)]
+    return [(c.y, c.x, s, s * aspect, c.theta, amp, 0.18 + 0.3 * pre, True)]
 
 
 def _mitosis_blobs(c: _Cell) -> list[Blob]:
