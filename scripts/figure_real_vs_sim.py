@@ -48,10 +48,13 @@ def busiest_crop(labels: np.ndarray, size: int) -> tuple[slice, slice]:
 
 
 def first_event(movie: Movie, kind: str, n_before: int = 1) -> tuple[int, int, tuple[int, ...]]:
-    """(first frame, last frame, track ids) of the first fully visible event of this kind."""
+    """(first frame, last frame, track ids) of the first fully visible event of this kind, away from the border."""
+    ny, nx = movie.labels.shape[1:]
     for k, t0, t1, ids in movie.meta["events"]:
         if k == kind and all(ids) and t0 >= n_before and t1 + 1 < len(movie):
-            return t0 - n_before, t1 + 1, ids
+            cy, cx = ndi.center_of_mass(movie.labels[t0] == ids[0])
+            if 40 <= cy < ny - 40 and 40 <= cx < nx - 40:
+                return t0 - n_before, t1 + 1, ids
     raise RuntimeError(f"no complete {kind} in the simulated movie; try another --seed")
 
 
