@@ -62,13 +62,13 @@ def _step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, 
 def _validate(model: torch.nn.Module, batches: list, lam: float, device: torch.device, amp: bool) -> dict:
     """Mean loss, accuracy and decorrelation over fixed validation batches (eval-mode batch norm)."""
     model.eval()
-    tot = torch.zeros(4, device=device)
+    tot = torch.zeros(3, device=device)
     n = 0
     for x, y, _ in batches:
         loss, _, decorr, correct = _step(model, x, y, lam, device, amp)
-        tot += torch.stack([loss * len(y), decorr * len(y), correct.float(), torch.tensor(0.0, device=device)])
+        tot += torch.stack([loss * len(y), decorr * len(y), correct.float()])
         n += len(y)
-    loss, decorr, correct, _ = (tot / max(n, 1)).tolist()
+    loss, decorr, correct = (tot / max(n, 1)).tolist()
     return {"val_loss": loss, "val_accuracy": correct, "val_decorr": decorr}
 
 
