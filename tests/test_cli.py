@@ -83,7 +83,6 @@ def test_missing_subcommand_and_bad_size_exit_nonzero():
 
 
 def test_simulate_writes_tiff_and_preview(tmp_path):
-    pytest.importorskip("tapkit.simulate")
     import tifffile
 
     out = tmp_path / "sim"

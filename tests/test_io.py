@@ -209,7 +209,7 @@ def test_read_ctc_errors(tmp_path, tiny_movie):
 
 
 def test_ctc_round_trip_of_simulated_divisions(tmp_path):
-    simulate = pytest.importorskip("tapkit.simulate", reason="tapkit.simulate is not written yet")
+    import tapkit.simulate as simulate
     sim = simulate.simulate_movie(n_frames=16, size=(96, 96), division_rate=0.1, seed=1, progress=False)
     m = read_ctc(write_ctc(sim, tmp_path))
     np.testing.assert_array_equal(m.images, sim.images)
