@@ -7,8 +7,9 @@ It returns a `tapkit.Movie` with `labels`, `events` and a CTC `lineage`.
 
 How it works, in four steps:
 1. cells live in a "world" slightly larger than the field of view (so cells can enter and leave);
-2. each frame, `_step` advances the cell cycle, starts divisions/deaths and moves cells;
-3. `_render_frame` paints every nucleus inside its bounding box only (vectorised numpy);
+2. after a burn-in (cycle phases reach steady state), `_Sim.step` advances the cell cycle each
+   frame, starts divisions/deaths and moves cells;
+3. `_Sim.render` paints every nucleus inside its bounding box only (vectorised numpy);
 4. `_camera` adds illumination, optional bleaching, blur and noise; `_tracks` turns world cells
    into CTC tracks (a new track each time a cell (re)enters the field of view).
 """
@@ -25,9 +26,11 @@ from .movie import DEATH, DIVISION, NO_EVENT, InputError, Movie
 
 REAL_PIXEL_SIZE = 0.645  # um / px of CTC Fluo-N2DL-HeLa, whose nuclei have radius ~13.7 px
 REAL_RADIUS = 13.7
-FRAME_INTERVAL = 15.0  # minutes; mitosis then takes ~1-1.5 h, the cell cycle ~20 h
-BURN_IN = 12  # frames simulated (not recorded) before frame 0 so that events are under way
+FRAME_INTERVAL = 30.0  # minutes, as in Fluo-N2DL-HeLa; mitosis takes 2-3 frames, the cell cycle ~40
+BURN_IN = 48  # frames simulated (not recorded) before frame 0: cycle phases reach their steady state
 TEXTURE_SIZE = 256
+PROPHASE = 2.0  # frames of visible chromatin condensation before mitosis (~1 h)
+YOUTH = 3.0  # frames: time constant of the daughters' re-expansion after mitosis (~1.5 h)
 
 # Imaging constants in camera units (ADU), measured on Fluo-N2DL-HeLa: flat background with
 # read noise ~10 ADU, nuclei ~100-1300 ADU above background (median ~700).
@@ -93,17 +96,19 @@ class _Scene:
 
 
 def simulate_movie(n_frames: int = 80, size: tuple[int, int] = (256, 256), n_cells: int | None = None,
-                   division_rate: float = 0.012, death_rate: float = 0.002, nucleus_radius: float = 10.0,
+                   division_rate: float = 0.025, death_rate: float = 0.004, nucleus_radius: float = 8.0,
                    noise: float = 1.0, bleaching: float = 0.0, drift: float = 0.0, static: bool = False,
-                   daughter_event_frames: int = 3, seed: int = 0, progress: bool = True) -> Movie:
+                   daughter_event_frames: int = 2, seed: int = 0, progress: bool = True) -> Movie:
     """Simulate a (T, Y, X) movie of fluorescent nuclei with labels, events and lineage.
 
-    The default movie (80 frames of 256 x 256 px, nuclei of radius ~10 px, one frame per 15 min)
-    is the course's default data: about 35 nuclei at the start, a population doubling time of
-    roughly the movie length, mitoses of 4-6 frames and apoptoses of 5-8 frames, so that a few %
-    of the pixels carry events. The CPU/smoke profiles pass a smaller `n_frames`/`size`.
+    The default movie (80 frames of 256 x 256 px, nuclei of radius ~8 px, one frame per 30 min as
+    in Fluo-N2DL-HeLa) is the course's default data: ~75 nuclei in view at the start (20 % of the
+    area), a cell cycle of ~40 frames (20 h), mitoses of 2-3 frames and apoptoses of 3-5 frames, so
+    that ~1 % of the pixels carry events. Time-asymmetric cues outside the labelled events: chromatin
+    condenses over the last ~hour before mitosis, daughters are small and bright and re-expand over
+    ~1.5 h, nuclei grow slowly over the cycle. The CPU/smoke profiles pass a smaller `n_frames`/`size`.
 
-    n_cells: initial number of nuclei in the field (None: ~12% of the area covered by nuclei).
+    n_cells: number of nuclei in the field at frame 0 (None: ~20% of the area covered by nuclei).
     division_rate: 1 / mean cell-cycle length in frames (slowed down as the field fills up).
     death_rate: probability per cell and frame of starting apoptosis.
     noise: noise scale; 1 is like Fluo-N2DL-HeLa (read noise 10 ADU, 3 ADU per photon), 0 is none.
@@ -135,7 +140,7 @@ def _check_params(n_frames, size, n_cells, division_rate, death_rate, nucleus_ra
     except (TypeError, ValueError):
         raise InputError(f"simulate_movie: size={size!r} must be two integers (Y, X), e.g. (256, 256).") from None
     if nucleus_radius is None or not 3 <= nucleus_radius <= 40:
-        raise InputError(f"simulate_movie: nucleus_radius={nucleus_radius!r} px; use 3-40 px (default 10).")
+        raise InputError(f"simulate_movie: nucleus_radius={nucleus_radius!r} px; use 3-40 px (default 8).")
     if min(ny, nx) < 4 * nucleus_radius or min(ny, nx) < 32:
         raise InputError(
             f"simulate_movie: size={size!r} is too small for nuclei of radius {nucleus_radius} px; "
@@ -148,7 +153,7 @@ def _check_params(n_frames, size, n_cells, division_rate, death_rate, nucleus_ra
     if not isinstance(daughter_event_frames, (int, np.integer)) or daughter_event_frames < 0:
         raise InputError(f"simulate_movie: daughter_event_frames={daughter_event_frames!r} must be an integer >= 0.")
     if n_cells is None:
-        n_cells = max(1, round(0.12 * ny * nx / (np.pi * nucleus_radius**2)))
+        n_cells = max(1, round(0.2 * ny * nx / (np.pi * nucleus_radius**2)))
     if not isinstance(n_cells, (int, np.integer)) or not 0 <= n_cells <= 0.5 * ny * nx / (np.pi * nucleus_radius**2):
         raise InputError(
             f"simulate_movie: n_cells={n_cells!r} must be an integer between 0 and "
@@ -200,7 +205,8 @@ def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float
 
 def _initial_cells(p: _Params, rng: np.random.Generator, world: np.ndarray) -> list[_Cell]:
     """Place cells uniformly in the world with a minimum distance, at random cycle phases."""
-    n = int(round(p.n_cells * world.prod() / np.prod(p.size)))
+    growth = np.log(2) * p.division_rate - p.death_rate  # net growth rate per frame during the burn-in
+    n = int(round(p.n_cells * world.prod() / np.prod(p.size) * np.exp(-BURN_IN * max(growth, 0.0))))
     pts: list[np.ndarray] = []
     for _ in range(50 * n + 50):
         if len(pts) == n:
@@ -269,17 +275,17 @@ class _Sim:
     def _growth_factor(self) -> float:
         """Contact inhibition: the cell cycle slows down as nuclei cover more of the world."""
         covered = sum(np.pi * c.r**2 for c in self.cells) / self.world.prod()
-        return float(np.clip(1.0 - (covered / 0.3) ** 2, 0.0, 1.0))
+        return float(np.clip(1.0 - (covered / 0.55) ** 2, 0.0, 1.0))
 
     def _advance_cycle(self, c: _Cell, g: float, t: int) -> None:
         """Age an interphase cell; start mitosis at the end of its cycle, or apoptosis at random."""
         c.age += g
         if c.age >= c.cycle:
-            c.state, c.k, c.length = "M", 0, int(self.rng.integers(4, 7))
+            c.state, c.k, c.length = "M", 0, int(self.rng.integers(2, 4))
             self.history.append({"kind": "division", "start": t, "end": t + c.length - 1
                                  + self.p.daughter_event_frames, "cells": [c.wid]})
         elif self.rng.random() < self.p.death_rate:
-            c.state, c.k, c.length = "A", 0, int(self.rng.integers(5, 9))
+            c.state, c.k, c.length = "A", 0, int(self.rng.integers(3, 6))
             self.history.append({"kind": "death", "start": t, "end": t + c.length - 1, "cells": [c.wid]})
 
     def _divide(self, mother: _Cell, t: int) -> list[_Cell]:
@@ -333,7 +339,7 @@ class _Sim:
 def _size_factor(c: _Cell) -> float:
     """Interphase radius relative to `c.r`: grows over the cycle, daughters start small."""
     phase = min(c.age / c.cycle, 1.0)
-    return 0.8 + 0.3 * phase - 0.25 * np.exp(-c.since_birth / 3.0)
+    return 0.8 + 0.3 * phase - 0.3 * _youth(c)
 
 
 def _repulsion(pos: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -365,27 +371,34 @@ def _blobs(c: _Cell) -> list[Blob]:
         return _mitosis_blobs(c)
     if c.state == "A":
         return _apoptosis_blobs(c)
-    phase = min(c.age / c.cycle, 1.0)
-    pre = np.clip((phase - 0.8) / 0.2, 0, 1)  # chromatin condenses before mitosis
-    young = np.exp(-c.since_birth / 3.0)  # daughters: small, round and bright, then re-expand
+    pre = _condensation(c)  # chromatin condenses in the last hour before mitosis (G2 -> prophase)
+    young = _youth(c)  # daughters: small, round and bright, then re-expand and dim over ~2 h
     s = c.r * _size_factor(c)
-    aspect = c.aspect + (1 - c.aspect) * max(0.5 * pre, young)
-    amp = c.amp * (1 + 0.25 * pre + 0.5 * young)
-    return [(c.y, c.x, s, s * aspect, c.theta, amp, 0.18 + 0.3 * pre, True)]
+    aspect = c.aspect + (1 - c.aspect) * max(0.6 * pre, young)
+    amp = c.amp * (1 + 0.5 * pre + 0.6 * young)
+    return [(c.y, c.x, s * (1 - 0.1 * pre), s * aspect * (1 - 0.1 * pre), c.theta, amp, 0.18 + 0.45 * pre, True)]
+
+
+def _condensation(c: _Cell) -> float:
+    """0 in interphase, rising to 1 over the last PROPHASE frames before mitosis."""
+    return float(np.clip(1 - (c.cycle - c.age) / PROPHASE, 0, 1))
+
+
+def _youth(c: _Cell) -> float:
+    """1 at birth, decaying with time constant YOUTH frames (post-mitotic re-expansion)."""
+    return float(np.exp(-c.since_birth / YOUTH))
 
 
 def _mitosis_blobs(c: _Cell) -> list[Blob]:
     """Prophase (round, smaller, brighter, clumpy) -> metaphase bar -> anaphase (two bars separating)."""
-    n_pro = c.length - 3
-    s_end = c.r * 1.1
-    if c.k < n_pro:
-        q = (c.k + 1) / n_pro
-        return [(c.y, c.x, s_end * (1 - 0.25 * q), s_end * (0.95 - 0.25 * q), c.theta, c.amp * (1.4 + 0.4 * q),
-                 0.55, True)]
+    q = (c.k + 0.5) / c.length  # progress through mitosis, in (0, 1)
+    if q < 0.35:
+        s = c.r * 1.1 * (1 - 0.5 * q)
+        return [(c.y, c.x, s, 0.9 * s, c.theta, c.amp * (1.5 + q), 0.55, True)]
     bar = c.theta + np.pi / 2  # the plate lies across the division axis
-    if c.k == n_pro:
+    if q < 0.6:
         return [(c.y, c.x, 0.95 * c.r, 0.3 * c.r, bar, c.amp * 2.3, 0.12, False)]
-    sep = (0.35 + 0.3 * (c.k - n_pro)) * c.r
+    sep = (0.35 + 1.2 * (q - 0.6)) * c.r
     dy, dx = sep * np.sin(c.theta), sep * np.cos(c.theta)
     return [(c.y + sgn * dy, c.x + sgn * dx, 0.8 * c.r, 0.25 * c.r, bar, c.amp * 2.1, 0.12, False)
             for sgn in (1, -1)]
