@@ -182,7 +182,8 @@ class PairSampler:
 
     sample() -> x (B, 2, 1, P, P) float32, y (B,) long = slot holding the earlier frame,
                 info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie,
-                flipped (bool) and, when a movie has an event mask, has_event (event pixel in the crop).
+                flipped (bool) and, with `sample(with_events=True)` and an event mask, has_event
+                (an event pixel in the crop; off by default to keep it out of the training hot path).
     The first `val_fraction` of each movie's frames are validation, the rest training; a pair never
     straddles the boundary. The "val" split draws a fixed set of pairs (`reset()` restarts it) and
     applies no augmentation besides the order flip.
@@ -324,14 +325,14 @@ class PairSampler:
             crops[bad] = self._crops(new)
         return pos, crops
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def sample(self, with_events: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """One batch: x (B, 2, 1, P, P), y (B,) slot holding the earlier frame, info dict of (B,) tensors."""
         pos, crops = self._draw(self.batch_size)  # (B, 2, C, C), frame t in slot 0
         flipped = torch.rand(self.batch_size, generator=self.generator, device=self.device) < 0.5
         crops = torch.where(flipped[:, None, None, None], crops.flip(1), crops)
         x = augment_pairs(crops, self.generator, self.cfg, self.patch)  # (B, 2, P, P)
         info = dict(pos, flipped=flipped)
-        if self.events is not None:
+        if with_events and self.events is not None:
             info["has_event"] = self._gather(self.events, pos, self.patch, 0).flatten(1).any(1)
         return x[:, :, None].float().contiguous(), flipped.long(), info
 

@@ -215,7 +215,7 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
     model.eval()
     correct, events = [], []
     for _ in range(max(1, -(-n_pairs // batch_size))):
-        x, y, info = sampler.sample()
+        x, y, info = sampler.sample(with_events=True)
         correct.append((model(x)[0].argmax(1) == y).cpu())
         events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros_like(y, dtype=torch.bool).cpu())
     correct, events = torch.cat(correct)[:n_pairs], torch.cat(events)[:n_pairs]

@@ -139,7 +139,8 @@ def test_several_movies_and_event_flags():
     events[4, 10:14, 10:14] = 1
     b = Movie(noise_movie(t=8, size=56, seed=1), events=np.zeros((8, 56, 56), np.uint8))
     s = PairSampler([Movie(a, events=events), b], patch=16, batch_size=400, augment=False)
-    x, _, info = s.sample()
+    assert "has_event" not in s.sample()[2]  # not computed unless asked for
+    x, _, info = s.sample(with_events=True)
     assert set(info["movie"].tolist()) == {0, 1}
     ev = torch.as_tensor(events > 0)
     y0, x0, t = info["y0"], info["x0"], info["t"]
