@@ -27,7 +27,7 @@ from .movie import DEATH, DIVISION, NO_EVENT, InputError, Movie
 REAL_PIXEL_SIZE = 0.645  # um / px of CTC Fluo-N2DL-HeLa, whose nuclei have radius ~13.7 px
 REAL_RADIUS = 13.7
 FRAME_INTERVAL = 30.0  # minutes, as in Fluo-N2DL-HeLa; mitosis takes 2-3 frames, the cell cycle ~40
-BURN_IN = 48  # frames simulated (not recorded) before frame 0: cycle phases reach their steady state
+BURN_IN = 48  # at most this many frames simulated (not recorded) before frame 0, see `_burn_in`
 TEXTURE_SIZE = 256
 PROPHASE = 2.0  # frames of visible chromatin condensation before mitosis (~1 h)
 YOUTH = 3.0  # frames: time constant of the daughters' re-expansion after mitosis (~1.5 h)
@@ -203,10 +203,15 @@ def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float
     )
 
 
+def _burn_in(p: _Params) -> int:
+    """Frames simulated before frame 0: about one cell cycle (so cycle phases reach steady state)."""
+    return int(min(BURN_IN, round(1.2 / max(p.division_rate, 1e-3))))
+
+
 def _initial_cells(p: _Params, rng: np.random.Generator, world: np.ndarray) -> list[_Cell]:
     """Place cells uniformly in the world with a minimum distance, at random cycle phases."""
     growth = np.log(2) * p.division_rate - p.death_rate  # net growth rate per frame during the burn-in
-    n = int(round(p.n_cells * world.prod() / np.prod(p.size) * np.exp(-BURN_IN * max(growth, 0.0))))
+    n = int(round(p.n_cells * world.prod() / np.prod(p.size) * np.exp(-_burn_in(p) * max(growth, 0.0))))
     pts: list[np.ndarray] = []
     for _ in range(50 * n + 50):
         if len(pts) == n:
@@ -241,7 +246,7 @@ class _Sim:
         images = np.empty(shape, np.float32)
         labels, events = np.zeros(shape, np.int32), np.zeros(shape, np.uint8)
         cached = None
-        for t in tqdm(range(-BURN_IN, p.n_frames), desc="simulating", disable=not progress, leave=False):
+        for t in tqdm(range(-_burn_in(p), p.n_frames), desc="simulating", disable=not progress, leave=False):
             if not p.static:
                 self.step(t)
             if t < 0:
@@ -522,17 +527,26 @@ def _tracks(visible: list[np.ndarray], labels: np.ndarray,
 
 
 def _event_list(history: list[dict], lut: np.ndarray, p: _Params) -> list[tuple]:
-    """Events visible in the movie: (kind, first frame, last frame, track ids (0 = not in view))."""
+    """Events visible in the movie: (kind, first frame, last frame, track ids (0 = not in view)).
+
+    A cell that leaves and re-enters the field during its event has several tracks: the main entry
+    names the mother's last and the daughters' first track; each other track gets its own entry.
+    """
     n_t, n_w = lut.shape
     out = []
     for ev in history:
         t0, t1 = max(ev["start"], 0), min(ev["end"], n_t - 1)
         if t0 > t1:
             continue
-        ids = []
-        for w in ev["cells"]:
-            col = lut[t0:t1 + 1, w] if w < n_w else np.zeros(1, np.int32)
-            ids.append(int(col[col > 0][-1 if w == ev["cells"][0] else 0]) if col.any() else 0)
+        cols = [lut[t0:t1 + 1, w] if w < n_w else np.zeros(t1 + 1 - t0, np.int32) for w in ev["cells"]]
+        tracks = [list(dict.fromkeys(col[col > 0].tolist())) for col in cols]  # in order of appearance
+        ids = [(tr[-1] if i == 0 else tr[0]) if tr else 0 for i, tr in enumerate(tracks)]
         if any(ids):
             out.append((ev["kind"], t0, t1, tuple(ids)))
+        for i, (col, tr) in enumerate(zip(cols, tracks)):
+            for tid in (tr[:-1] if i == 0 else tr[1:]):
+                frames = t0 + np.flatnonzero(col == tid)
+                extra = [0] * len(cols)
+                extra[i] = tid
+                out.append((ev["kind"], int(frames[0]), int(frames[-1]), tuple(extra)))
     return out
