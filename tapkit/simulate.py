@@ -47,7 +47,6 @@ class _Cell:
 
     wid: int
     parent: int
-    born: int
     y: float
     x: float
     r: float  # interphase radius scale of this cell
@@ -183,8 +182,7 @@ def _world_geometry(p: _Params, rng: np.random.Generator) -> tuple[np.ndarray, n
     return world, origin0, direction
 
 
-def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float, parent: int = 0,
-              born: int = -BURN_IN) -> _Cell:
+def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float, parent: int = 0) -> _Cell:
     """A new nucleus with random size, shape, brightness, texture and cycle length."""
     n_spots = rng.integers(2, 6)
     spots = np.column_stack([rng.uniform(-0.6, 0.6, (n_spots, 2)), rng.uniform(0.25, 0.5, n_spots),
@@ -194,7 +192,7 @@ def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float
                              rng.uniform(0.15, 0.22, n_holes)])
     cycle = 1.0 / max(p.division_rate, 1e-6) * rng.gamma(16, 1 / 16)
     return _Cell(
-        wid=wid, parent=parent, born=born, y=y, x=x, r=p.nucleus_radius * rng.lognormal(0, 0.08),
+        wid=wid, parent=parent, y=y, x=x, r=p.nucleus_radius * rng.lognormal(0, 0.08),
         aspect=rng.uniform(0.6, 0.9), theta=rng.uniform(0, np.pi), amp=BRIGHTNESS * rng.lognormal(0, 0.35),
         cycle=cycle, vy=rng.normal(0, 0.15), vx=rng.normal(0, 0.15),
         harm=np.column_stack([rng.uniform(0, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)]),
@@ -299,7 +297,7 @@ class _Sim:
         daughters = []
         for sign in (1, -1):
             y, x = np.array([mother.y, mother.x]) + sign * 1.1 * mother.r * axis
-            d = _new_cell(self.p, self.rng, self.next_id, y, x, parent=mother.wid, born=t)
+            d = _new_cell(self.p, self.rng, self.next_id, y, x, parent=mother.wid)
             d.amp = mother.amp * self.rng.lognormal(0, 0.1)
             d.theta, d.since_birth = mother.theta + self.rng.normal(0, 0.3), 0
             self.parents[d.wid] = (mother.wid, t)
