@@ -31,14 +31,11 @@ KEEP = ("config", "model", "epoch", "history")  # optimizer, scheduler, sampler 
 
 
 def load_movie(name: str, sim: dict):
-    """The training movie: the cpu profile's simulated movie (seed 0) or the HeLa subset."""
-    return datasets.load(name, seed=SEED, **sim) if name.startswith("simulated") else datasets.load(name)
-
-
-def split_in_time(movie, val_fraction: float = 0.15):
-    """(first frames for training, last frames for validation): validation sees a later time."""
-    n_val = max(2, round(val_fraction * len(movie)))
-    return movie.crop(t=slice(0, len(movie) - n_val)), movie.crop(t=slice(len(movie) - n_val, None))
+    """The training movie as notebook 01 sees it: the cpu profile's simulated movie (seed 0), or the
+    HeLa subset binned as `datasets.recommended` says."""
+    if name.startswith("simulated"):
+        return datasets.load(name, seed=SEED, **sim)
+    return datasets.load(name).bin(datasets.recommended(name)["binning"])
 
 
 def to_half(state: dict) -> dict:
@@ -63,17 +60,15 @@ def same_logits(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:
 def make_one(name: str, tap: dict, sim: dict) -> Path:
     """Train, compact, verify and write data/checkpoints/tap_<name>.pt; return its path."""
     movie = load_movie(name, sim)
+    tap = dict(tap, val_at=datasets.recommended(name)["val_at"])  # real data: validate on the last frames
     print(f"== {name}: {movie!r}; training {tap}", flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        full = Path(tmp) / "full.pt"
-        if name == "simulated":  # exactly what notebook 01 trains in the cpu profile (validation: first frames)
-            model, history = train_tap([movie], device="cpu", seed=SEED, checkpoint=full, **tap)
-        else:  # real data: train on the first frames, validate on the last ones
-            train, val = split_in_time(movie)
-            model, history = train_tap([train], val_movies=[val], device="cpu", seed=SEED, checkpoint=full, **tap)
+        full = Path(tmp) / "full.pt"  # exactly what notebook 01 trains in the cpu profile
+        model, history = train_tap([movie], device="cpu", seed=SEED, checkpoint=full, **tap)
         state = to_half(load_checkpoint(full))
-    state.setdefault("meta", {}).update(data=name, seed=SEED, settings=tap, script="scripts/make_checkpoints.py")
+    state.setdefault("meta", {}).update(data=name, seed=SEED, settings=tap, binning=movie.meta.get("binning", 1),
+                                        script="scripts/make_checkpoints.py")
     path = OUT / f"tap_{name}.pt"
     save_checkpoint(state, path)
     diff = same_logits(model, load_tap(path, "cpu"), tap["patch"])

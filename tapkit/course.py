@@ -88,6 +88,7 @@ class Config:
     seed: int
     data: str
     out_dir: Path
+    binning: "int | None" = None  # None: the dataset's recommended binning (datasets.recommended)
     sim: dict = field(default_factory=dict)
     tap: dict = field(default_factory=dict)
     gradcam: dict = field(default_factory=dict)
@@ -213,12 +214,31 @@ def _check_base(profile: Any, seed: Any, out_dir: Any) -> str:
         raise InputError(str(err)) from err
 
 
+def _check_binning(binning: Any) -> "int | None":
+    """None or a whole number >= 1."""
+    if binning is None:
+        return None
+    if isinstance(binning, bool) or not isinstance(binning, (int, np.integer)) or binning < 1:
+        raise InputError(f"binning={binning!r}: use None (the dataset's recommended binning), 1 (full "
+                         "resolution) or a whole number such as 2 (2 x 2 pixels become one).")
+    return int(binning)
+
+
+def _recommended(data: str) -> dict:
+    """datasets.recommended for a name; paths of the user's own data are real data without binning."""
+    from . import datasets
+
+    return datasets.recommended(data)
+
+
 def configure(namespace: dict, notebook: str) -> Config:
     """Validate a notebook's parameters, seed everything, pick the device, print a table; return a Config."""
     get = namespace.get
     profile_name = _check_base(get("profile", "auto"), get("seed", 0), get("out_dir", "runs/latest"))
     data = validate_data(get("data", "simulated"))
+    binning = _check_binning(get("binning"))
     prof = profiles.get_profile(profile_name)
+    prof["tap"].setdefault("val_at", _recommended(data)["val_at"])  # real data: validate on the last frames
     overrides = _section_overrides(namespace, prof)
     for section, values in overrides.items():
         prof[section].update(values)
@@ -234,7 +254,7 @@ def configure(namespace: dict, notebook: str) -> Config:
     seed = int(get("seed", 0))
     _seed_everything(seed)
     cfg = Config(notebook=str(notebook), profile=profile_name, device=device, seed=seed, data=data,
-                 out_dir=out_dir, overrides={k: v for k, v in overrides.items() if v},
+                 out_dir=out_dir, binning=binning, overrides={k: v for k, v in overrides.items() if v},
                  **{s: prof[s] for s in SECTIONS})
     print(format_config(cfg))
     return cfg
@@ -264,13 +284,21 @@ def _device_text(device: Any) -> str:
 # Data and models
 # ----------------------------------------------------------------------------------------------
 def load_data(cfg: Config, data: "str | None" = None) -> Movie:
-    """Load `data` (default cfg.data); simulated movies use the profile's `sim` settings and cfg.seed."""
+    """Load `data` (default cfg.data), binned by cfg.binning (None: the dataset's recommended binning).
+
+    Simulated movies use the profile's `sim` settings and cfg.seed.
+    """
     from . import datasets
 
     name = cfg.data if data is None else validate_data(data)
-    if name.startswith("simulated"):
-        return datasets.load(name, seed=cfg.seed, **cfg.sim)
-    return datasets.load(name)
+    movie = datasets.load(name, seed=cfg.seed, **cfg.sim) if name.startswith("simulated") else datasets.load(name)
+    factor = cfg.binning if cfg.binning is not None else _recommended(name)["binning"]
+    if factor > 1:
+        binned = movie.bin(factor)
+        print(f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
+              "(nuclei about as many pixels wide as the simulated ones; binning=1 keeps full resolution)")
+        movie = binned
+    return movie
 
 
 def shipped_checkpoint(key: str) -> "Path | None":

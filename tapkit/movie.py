@@ -81,6 +81,27 @@ class Movie:
         sub = lambda a: None if a is None else a[t, y, x]  # noqa: E731
         return replace(self, images=self.images[t, y, x], labels=sub(self.labels), events=sub(self.events))
 
+    def bin(self, factor: int) -> "Movie":
+        """Bin pixels factor x factor: images by block mean, events by block max, labels by subsampling.
+
+        Trailing rows/columns that do not fill a block are dropped; the pixel size grows by `factor`.
+        """
+        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+            raise InputError(f"Movie.bin: factor={factor!r} must be a whole number >= 1 (e.g. 2 for 2x2 binning).")
+        factor = int(factor)
+        t, ny, nx = self.shape[0], self.shape[1] // factor, self.shape[2] // factor
+        if factor == 1:
+            return self
+        if min(ny, nx) < 8:
+            raise InputError(f"Movie.bin: binning {self.shape[1:]} frames by {factor} leaves {ny} x {nx} pixels; "
+                             "use a smaller factor.")
+        blocks = lambda a: a[:, :ny * factor, :nx * factor].reshape(t, ny, factor, nx, factor)  # noqa: E731
+        return replace(self, images=blocks(self.images).mean(axis=(2, 4), dtype=np.float32),
+                       labels=None if self.labels is None else self.labels[:, :ny * factor:factor, :nx * factor:factor],
+                       events=None if self.events is None else blocks(self.events).max(axis=(2, 4)),
+                       pixel_size=None if self.pixel_size is None else self.pixel_size * factor,
+                       meta={**self.meta, "binning": self.meta.get("binning", 1) * factor})
+
     def __repr__(self) -> str:
         gt = [k for k in ("labels", "events", "lineage") if getattr(self, k) is not None]
         return f"Movie(name={self.name!r}, shape={self.shape}, ground_truth={gt or 'none'})"

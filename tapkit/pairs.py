@@ -184,20 +184,23 @@ class PairSampler:
                 info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie,
                 flipped (bool) and, with `sample(with_events=True)` and an event mask, has_event
                 (an event pixel in the crop; off by default to keep it out of the training hot path).
-    The first `val_fraction` of each movie's frames are validation, the rest training; a pair never
-    straddles the boundary. The "val" split draws a fixed set of pairs (`reset()` restarts it) and
+    A `val_fraction` of each movie's frames is validation, the rest training: the first frames
+    (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The "val" split draws a fixed set of pairs (`reset()` restarts it) and
     applies no augmentation besides the order flip.
     """
 
     def __init__(self, movies: "Movie | np.ndarray | Sequence", patch: int = 96,
                  delta: "int | Sequence[int]" = (1,), batch_size: int = 128, split: str = "train",
-                 val_fraction: float = 0.1, augment: "bool | AugmentConfig" = True,
+                 val_fraction: float = 0.1, val_at: str = "start", augment: "bool | AugmentConfig" = True,
                  reject_background: float = 0.0, background_threshold: float = 0.25,
                  device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True) -> None:
         images = as_image_list(movies)
         self.patch, self.batch_size, self.split, self.seed = int(patch), int(batch_size), split, seed
         self.delta = self._check_args(images, delta, split, val_fraction, batch_size, reject_background)
-        self.val_fraction, self.reject_background = val_fraction, reject_background
+        if val_at not in ("start", "end"):
+            raise InputError(f"PairSampler: val_at={val_at!r}; use 'start' (validate on the first frames) or 'end' "
+                             "(train on the first frames, validate on the last ones).")
+        self.val_fraction, self.val_at, self.reject_background = val_fraction, val_at, reject_background
         self.background_threshold = background_threshold
         self.device = torch.device(device)
         if split == "val" or augment is False:
@@ -239,17 +242,19 @@ class PairSampler:
         return deltas
 
     def n_val_frames(self, n_frames: int) -> int:
-        """Frames at the start of a movie reserved for validation (at least min(delta) + 1 if val_fraction > 0)."""
+        """Frames reserved for validation: val_fraction of them, at least two pair start times' worth."""
         if self.val_fraction == 0:
             return 0
-        return min(n_frames, max(math.ceil(self.val_fraction * n_frames), min(self.delta) + 1))
+        return min(n_frames, max(math.ceil(self.val_fraction * n_frames), min(self.delta) + 2))
 
     def _pair_table(self, n_frames: list[int]) -> torch.Tensor:
         """All valid (movie, t, delta) triples of this split, (N, 3) long."""
         rows = []
         for m, n in enumerate(n_frames):
             n_val = self.n_val_frames(n)
-            lo, hi = (0, n_val) if self.split == "val" else (n_val, n)
+            cut = n_val if self.val_at == "start" else n - n_val  # the boundary between the two parts
+            first = (self.split == "val") == (self.val_at == "start")  # this split is the first part
+            lo, hi = (0, cut) if first else (cut, n)
             rows += [(m, t, d) for d in self.delta for t in range(lo, hi - d)]
         if not rows:
             raise InputError(
@@ -290,15 +295,13 @@ class PairSampler:
         """Crops (n, 2, size, size) at frames t, t + delta from per-movie (T, Y', X') tensors."""
         n = len(pos["t"])
         out = torch.zeros((n, 2, size, size), dtype=stacks[0].dtype, device=self.device)
-        ar = torch.arange(size, device=self.device)
         for m, stack in enumerate(stacks):
             sel = torch.nonzero(pos["movie"] == m).flatten() if len(stacks) > 1 else torch.arange(n, device=self.device)
             if stack is None or len(sel) == 0:
                 continue
-            rows = (pos["y0"][sel] + offset)[:, None] + ar  # (n_m, size)
-            cols = (pos["x0"][sel] + offset)[:, None] + ar
+            windows = stack.unfold(1, size, 1).unfold(2, size, 1)  # (T, Y'-size+1, X'-size+1, size, size), a view
             t = torch.stack([pos["t"][sel], pos["t"][sel] + pos["delta"][sel]], 1)  # (n_m, 2)
-            out[sel] = stack[t[:, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+            out[sel] = windows[t, (pos["y0"][sel] + offset)[:, None], (pos["x0"][sel] + offset)[:, None]]
         return out
 
     def _crops(self, pos: dict) -> torch.Tensor:

@@ -72,14 +72,14 @@ def _validate(model: torch.nn.Module, batches: list, lam: float, device: torch.d
     return {"val_loss": loss, "val_accuracy": correct, "val_decorr": decorr}
 
 
-def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, augment, per_frame,
+def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
               reject_background, device, seed) -> tuple[PairSampler, PairSampler]:
-    """Training sampler and validation sampler (first frames of each movie, or separate val_movies)."""
+    """Training sampler and validation sampler (first or last frames of each movie, or separate val_movies)."""
     common = dict(patch=patch, delta=delta, batch_size=batch_size, device=device, per_frame=per_frame)
     if val_movies is None:
-        train = PairSampler(movies, split="train", val_fraction=val_fraction, augment=augment,
+        train = PairSampler(movies, split="train", val_fraction=val_fraction, val_at=val_at, augment=augment,
                             reject_background=reject_background, seed=seed, **common)
-        val = PairSampler(movies, split="val", val_fraction=val_fraction, seed=seed, **common)
+        val = PairSampler(movies, split="val", val_fraction=val_fraction, val_at=val_at, seed=seed, **common)
     else:
         train = PairSampler(movies, split="train", val_fraction=0.0, augment=augment,
                             reject_background=reject_background, seed=seed, **common)
@@ -106,21 +106,23 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[i
 def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None, epochs: int = 10,
               steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96, delta: "int | Sequence[int]" = (1,),
               lr: float = 4e-4, lam: float = 0.01, val_steps: int = 10, val_fraction: float = 0.1,
-              device: "str | torch.device" = "auto", seed: int = 0, checkpoint: "str | os.PathLike | None" = None,
+              val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0, checkpoint: "str | os.PathLike | None" = None,
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
               progress: bool = True) -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet on crop pairs of `movies`; returns (model in eval mode, history of per-epoch lists).
 
-    Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True` continues from it.
+    Validation pairs come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
+    from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
+    continues from it.
     """
     if epochs < 1 or steps_per_epoch < 1 or val_steps < 1:
         raise InputError(f"train_tap: epochs={epochs}, steps_per_epoch={steps_per_epoch} and val_steps={val_steps} "
                          "must all be >= 1.")
     device = pick_device(device)
     torch.manual_seed(seed)
-    train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, augment, per_frame,
-                               reject_background, device, seed)  # validates the data before any training
+    train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
+                               per_frame, reject_background, device, seed)  # validates the data before any training
     model = TAPNet(**{"seed": seed, **(model_kwargs or {})}).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
@@ -205,13 +207,13 @@ def plot_history(history: dict):
 @torch.no_grad()
 def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
-                 batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
+                 val_at: str = "start", batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
                  per_frame: bool = True) -> dict:
     """TAP accuracy on fresh pairs, overall and split into crops with / without event pixels."""
     device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
     sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
-                          val_fraction=val_fraction if split == "val" else 0.0, augment=False, device=device, seed=seed,
-                          per_frame=per_frame)
+                          val_fraction=val_fraction if split == "val" else 0.0, val_at=val_at, augment=False,
+                          device=device, seed=seed, per_frame=per_frame)
     model.eval()
     correct, events = [], []
     for _ in range(max(1, -(-n_pairs // batch_size))):

@@ -34,6 +34,25 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
     assert "smoke" in table and "tap_epochs" in table
 
 
+def test_configure_picks_validation_frames_and_binning_per_dataset(tmp_path):
+    sim = course.configure(base_params(tmp_path), "01")
+    hela = course.configure(base_params(tmp_path, data="hela-subset"), "01")  # a name: nothing is downloaded
+    own = course.configure(base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01")
+    assert sim.tap["val_at"] == "start" and hela.tap["val_at"] == "end" and own.tap["val_at"] == "start"
+    assert sim.binning is None and own.binning == 1
+    with pytest.raises(InputError, match="binning"):
+        course.configure(base_params(tmp_path, binning=0), "01")
+
+
+def test_load_data_bins_as_asked(tmp_path):
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).random((3, 32, 40)).astype(np.float32), photometric="minisblack")
+    full = course.load_data(course.configure(base_params(tmp_path, data=str(path)), "01"))
+    binned = course.load_data(course.configure(base_params(tmp_path, data=str(path), binning=2), "01"))
+    assert full.shape == (3, 32, 40) and binned.shape == (3, 16, 20)
+    assert np.allclose(binned.images, full.images.reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)))
+
+
 def test_configure_auto_profile_honours_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TAPKIT_PROFILE", "cpu")
     assert course.configure(base_params(tmp_path, profile="auto"), "00").profile == "cpu"

@@ -243,6 +243,13 @@ def test_load_unknown_name_lists_names():
     assert "no such path" in msg and all(name in msg for name in datasets.DATASETS)
 
 
+def test_recommended_settings():
+    assert datasets.recommended("simulated") == {"binning": 1, "val_at": "start"}
+    assert datasets.recommended("hela-subset") == {"binning": 2, "val_at": "end"}
+    assert datasets.recommended("Fluo-N2DL-HeLa/02")["binning"] == 2
+    assert datasets.recommended("/data/my_movie.tif") == {"binning": 1, "val_at": "end"}
+
+
 def test_registry_and_markdown():
     for name, entry in datasets.DATASETS.items():
         assert {"kind", "description", "source", "licence", "size"} <= set(entry), name

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie, as_movie, check_images, normalize
+from tapkit.movie import DIVISION
 
 
 def _movie(t=4, y=16, x=20, seed=0):
@@ -70,3 +71,23 @@ def test_as_movie_and_normalize_errors():
     assert isinstance(m, Movie) and as_movie(m) is m
     with pytest.raises(InputError, match="pmin < pmax"):
         normalize(_movie(), pmin=50, pmax=10)
+
+
+def test_bin_averages_images_keeps_events_and_scales_pixel_size():
+    images = np.arange(2 * 16 * 19, dtype=np.float32).reshape(2, 16, 19)
+    events = np.zeros((2, 16, 19), np.uint8)
+    events[1, 5, 3] = DIVISION  # one event pixel survives binning as one binned event pixel
+    labels = np.arange(2 * 16 * 19, dtype=np.int32).reshape(2, 16, 19) % 7
+    mov = Movie(images, labels=labels, events=events, pixel_size=0.5)
+    two = mov.bin(2)  # the odd last column is dropped
+    assert two.shape == (2, 8, 9) and two.pixel_size == 1.0 and two.meta["binning"] == 2
+    assert two.images[0, 0, 0] == images[0, :2, :2].mean() and two.images[1, 7, 8] == images[1, 14:16, 16:18].mean()
+    assert two.events.sum() == DIVISION and two.events[1, 2, 1] == DIVISION
+    assert np.array_equal(two.labels, labels[:, 0:16:2, 0:18:2])
+    assert mov.bin(1) is mov
+
+
+@pytest.mark.parametrize("factor", [0, 2.5, True, 4])
+def test_bin_rejects_bad_factors(factor):
+    with pytest.raises(InputError, match="factor" if factor != 4 else "smaller factor"):
+        Movie(_movie(t=2, y=24, x=24)).bin(factor)

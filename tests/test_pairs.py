@@ -59,6 +59,23 @@ def test_train_and_val_frames_disjoint():
     assert frames["val"].isdisjoint(frames["train"])
 
 
+def test_val_at_end_trains_on_first_frames_and_validates_on_last():
+    mov = noise_movie(t=30)
+    frames = {}
+    for split in ("train", "val"):
+        s = PairSampler(mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2, val_at="end")
+        _, _, info = s.sample()
+        frames[split] = set(info["t"].tolist()) | set((info["t"] + info["delta"]).tolist())
+    assert max(frames["train"]) < 24 <= min(frames["val"]) and max(frames["val"]) == 29
+    with pytest.raises(InputError, match="val_at"):
+        PairSampler(mov, patch=16, val_at="middle")
+
+
+def test_validation_keeps_two_pair_times_on_short_movies():
+    s = PairSampler(noise_movie(t=20), patch=16, batch_size=200, split="val", val_fraction=0.1, val_at="end")
+    assert s.n_val_frames(20) == 3 and set(s.sample()[2]["t"].tolist()) == {17, 18}
+
+
 def test_determinism_and_fixed_validation():
     mov = noise_movie()
     a = PairSampler(mov, patch=16, batch_size=8, seed=5).sample()
