@@ -209,19 +209,25 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
                  val_at: str = "start", batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
                  per_frame: bool = True) -> dict:
-    """TAP accuracy on fresh pairs, overall and split into crops with / without event pixels."""
+    """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
+
+    `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
+    share frame-level quirks, so look at how many frame pairs are above chance, not only the mean.
+    """
     device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
     sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
                           val_fraction=val_fraction if split == "val" else 0.0, val_at=val_at, augment=False,
                           device=device, seed=seed, per_frame=per_frame)
     model.eval()
-    correct, events = [], []
+    correct, events, times = [], [], []
     for _ in range(max(1, -(-n_pairs // batch_size))):
         x, y, info = sampler.sample(with_events=True)
         correct.append((model(x)[0].argmax(1) == y).cpu())
         events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros_like(y, dtype=torch.bool).cpu())
-    correct, events = torch.cat(correct)[:n_pairs], torch.cat(events)[:n_pairs]
-    out = {"accuracy": correct.float().mean().item(), "n_pairs": len(correct), "n_event_pairs": int(events.sum())}
+        times.append(info["t"].cpu())
+    correct, events, times = (torch.cat(v)[:n_pairs] for v in (correct, events, times))
+    out = {"accuracy": correct.float().mean().item(), "n_pairs": len(correct), "n_event_pairs": int(events.sum()),
+           "accuracy_by_t": {int(t): correct[times == t].float().mean().item() for t in times.unique()}}
     if events.any():
         out["accuracy_event"] = correct[events].float().mean().item()
     if (~events).any():

@@ -104,6 +104,14 @@ def _accuracy_after_short_training(make_movie, **kw) -> float:
     return evaluate_tap(model, make_movie(t=20, seed=5), n_pairs=256, patch=24, split="train")["accuracy"]
 
 
+def test_evaluate_reports_accuracy_per_frame_pair():
+    model, _ = train_tap(growing_blobs(t=20), **dict(FAST, epochs=1, steps_per_epoch=2))
+    res = evaluate_tap(model, growing_blobs(t=20), n_pairs=300, patch=24, val_fraction=0.25, val_at="end")
+    by_t = res["accuracy_by_t"]
+    assert set(by_t) == {15, 16, 17, 18}  # the last 5 frames hold the validation pairs (t, t + 1)
+    assert all(0.0 <= v <= 1.0 for v in by_t.values()) and min(by_t.values()) <= res["accuracy"] <= max(by_t.values())
+
+
 def test_learns_a_real_arrow():
     assert _accuracy_after_short_training(growing_blobs) > 0.8
 
