@@ -47,7 +47,10 @@ def to_half(state: dict) -> dict:
             return {k: convert(v) for k, v in obj.items()}
         return obj
 
-    return {k: convert(v) for k, v in state.items() if k in KEEP}
+    out = {k: convert(v) for k, v in state.items() if k in KEEP}
+    if isinstance(out.get("history"), dict):  # wall-clock seconds would make every remake a different file
+        out["history"] = {k: v for k, v in out["history"].items() if k != "seconds"}
+    return out
 
 
 def same_logits(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:

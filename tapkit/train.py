@@ -204,15 +204,24 @@ def plot_history(history: dict):
     return fig
 
 
+def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:
+    """Percentile-normalise every crop of (B, T, C, P, P) on its own: pmin -> 0, pmax -> 1."""
+    flat = x.flatten(2)  # (B, T, C*P*P)
+    lo = torch.quantile(flat, pmin / 100, dim=2, keepdim=True)
+    hi = torch.quantile(flat, pmax / 100, dim=2, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp(min=1e-6)).view_as(x)
+
+
 @torch.no_grad()
 def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
                  val_at: str = "start", batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
-                 per_frame: bool = True) -> dict:
+                 per_frame: bool = True, per_crop: bool = False) -> dict:
     """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
 
     `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
     share frame-level quirks, so look at how many frame pairs are above chance, not only the mean.
+    `per_crop=True` rescales every crop by its own percentiles first: no frame-wide intensity cue is left.
     """
     device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
     sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
@@ -222,6 +231,7 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
     correct, events, times = [], [], []
     for _ in range(max(1, -(-n_pairs // batch_size))):
         x, y, info = sampler.sample(with_events=True)
+        x = normalize_crops(x) if per_crop else x
         correct.append((model(x)[0].argmax(1) == y).cpu())
         events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros_like(y, dtype=torch.bool).cpu())
         times.append(info["t"].cpu())

@@ -112,6 +112,17 @@ def test_evaluate_reports_accuracy_per_frame_pair():
     assert all(0.0 <= v <= 1.0 for v in by_t.values()) and min(by_t.values()) <= res["accuracy"] <= max(by_t.values())
 
 
+def test_normalize_crops_removes_per_crop_intensity_scale_and_offset():
+    from tapkit.train import normalize_crops
+
+    x = torch.rand(4, 2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    scale = torch.tensor([0.5, 2.0, 3.0, 7.0]).view(4, 1, 1, 1, 1) * torch.tensor([1.0, 4.0]).view(1, 2, 1, 1, 1)
+    out = normalize_crops(x)
+    assert out.shape == x.shape and torch.allclose(normalize_crops(x * scale + 10.0), out, atol=1e-4)
+    q = torch.quantile(out.flatten(2), torch.tensor([0.01, 0.998]), dim=2)  # (2, B, T)
+    assert torch.allclose(q[0], torch.zeros(4, 2), atol=1e-5) and torch.allclose(q[1], torch.ones(4, 2), atol=1e-5)
+
+
 def test_learns_a_real_arrow():
     assert _accuracy_after_short_training(growing_blobs) > 0.8
 
