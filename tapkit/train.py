@@ -106,7 +106,8 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[i
 def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None, epochs: int = 10,
               steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96, delta: "int | Sequence[int]" = (1,),
               lr: float = 4e-4, lam: float = 0.01, val_steps: int = 10, val_fraction: float = 0.1,
-              val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0, checkpoint: "str | os.PathLike | None" = None,
+              val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
+              checkpoint: "str | os.PathLike | None" = None,
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
               progress: bool = True) -> tuple[TAPNet, dict]:
@@ -215,8 +216,8 @@ def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> t
 @torch.no_grad()
 def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
-                 val_at: str = "start", batch_size: int = 64, seed: int = 0, device: "str | torch.device | None" = None,
-                 per_frame: bool = True, per_crop: bool = False) -> dict:
+                 val_at: str = "start", batch_size: int = 64, seed: int = 0,
+                 device: "str | torch.device | None" = None, per_frame: bool = True, per_crop: bool = False) -> dict:
     """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
 
     `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
