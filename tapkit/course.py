@@ -330,6 +330,21 @@ def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
     return model
 
 
+def _warn_binning(path: Path, movie: "Movie | None") -> None:
+    """Say so when a checkpoint was trained on frames binned differently from `movie`."""
+    from .checkpoint import load_checkpoint
+
+    if movie is None:
+        return
+    state = load_checkpoint(path)
+    trained = state.get("binning", state.get("meta", {}).get("binning"))
+    here = movie.meta.get("binning", 1)
+    if trained is not None and trained != here:
+        print(f"tapkit: WARNING: {path.name} was trained on frames binned {trained}x{trained}, but these are binned "
+              f"{here}x{here}: nuclei have another size in pixels than the model knows. Use the same `binning` "
+              "as in notebook 01 (or retrain there).")
+
+
 def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
     """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
     from .train import load_tap
@@ -339,8 +354,10 @@ def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" 
     shipped = shipped_checkpoint(key)
     if own.is_file():
         model, how = load_tap(own, cfg.device), f"loaded your model from notebook 01: {own}"
+        _warn_binning(own, movie)
     elif shipped is not None:
         model, how = load_tap(shipped, cfg.device), f"loaded the shipped checkpoint {shipped}"
+        _warn_binning(shipped, movie)
     else:
         movie = movie if movie is not None else load_data(cfg, data)
         print(f"tapkit: no checkpoint for {key!r} found; training a quick TAP model ({cfg.profile} profile) ...")

@@ -143,8 +143,16 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
         for k in HISTORY_KEYS:
             history[k].append(float(stats[k]))
         if checkpoint is not None:
-            save_checkpoint(_state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history), checkpoint)
+            state = _state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history)
+            save_checkpoint(dict(state, binning=data_binning(movies)), checkpoint)
     return model.eval(), history
+
+
+def data_binning(movies: Any) -> "int | None":
+    """The pixel binning of the training movies (Movie.meta['binning'], 1 if unbinned); None if unknown or mixed."""
+    found = {m.meta.get("binning", 1) for m in (movies if isinstance(movies, (list, tuple)) else [movies])
+             if isinstance(m, Movie)}
+    return found.pop() if len(found) == 1 else None
 
 
 def _train_epoch(step_fn, model, sampler, optimizer, scheduler, scaler, lam, device, amp, steps, desc,

@@ -123,6 +123,14 @@ def test_normalize_crops_removes_per_crop_intensity_scale_and_offset():
     assert torch.allclose(q[0], torch.zeros(4, 2), atol=1e-5) and torch.allclose(q[1], torch.ones(4, 2), atol=1e-5)
 
 
+def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
+    from tapkit import Movie
+
+    movie = Movie(np.repeat(np.repeat(growing_blobs(t=8), 2, axis=1), 2, axis=2)).bin(2)
+    train_tap([movie], epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", **FAST)
+    assert load_checkpoint(tmp_path / "c.pt")["binning"] == 2
+
+
 def test_learns_a_real_arrow():
     assert _accuracy_after_short_training(growing_blobs) > 0.8
 
