@@ -3,7 +3,8 @@
     python scripts/make_checkpoints.py                       # both: simulated and hela-subset
     python scripts/make_checkpoints.py --only simulated --epochs 4
 
-Each checkpoint is trained with `tapkit.train.train_tap` on CPU, then stored compactly (float16
+Each checkpoint is trained exactly as notebook 01 trains it in the cpu profile (`course.configure`,
+`course.load_data`, `tapkit.train.train_tap` on CPU), then stored compactly (float16
 weights, no optimizer state) as data/checkpoints/tap_<data>.pt, checked to load with
 `tapkit.train.load_tap` and to give the same logits as the float32 model, and listed with its
 SHA-256 in data/checkpoints/SHA256SUMS. `tapkit.course.get_tap_model` finds them there.
@@ -20,22 +21,14 @@ from pathlib import Path
 
 import torch
 
-from tapkit import datasets, profiles
+from tapkit import course
 from tapkit.checkpoint import load_checkpoint, save_checkpoint
 from tapkit.train import load_tap, train_tap
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 SEED = 0
 DATASETS = ("simulated", "hela-subset")
-KEEP = ("config", "model", "epoch", "history")  # optimizer, scheduler, sampler and RNG state are dropped
-
-
-def load_movie(name: str, sim: dict):
-    """The training movie as notebook 01 sees it: the cpu profile's simulated movie (seed 0), or the
-    HeLa subset binned as `datasets.recommended` says."""
-    if name.startswith("simulated"):
-        return datasets.load(name, seed=SEED, **sim)
-    return datasets.load(name).bin(datasets.recommended(name)["binning"])
+KEEP = ("config", "model", "epoch", "history", "binning")  # optimizer, scheduler, sampler, RNG state dropped
 
 
 def to_half(state: dict) -> dict:
@@ -60,21 +53,21 @@ def same_logits(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:
         return float((a.eval()(x)[0] - b.eval()(x)[0]).abs().max())
 
 
-def make_one(name: str, tap: dict, sim: dict) -> Path:
-    """Train, compact, verify and write data/checkpoints/tap_<name>.pt; return its path."""
-    movie = load_movie(name, sim)
-    tap = dict(tap, val_at=datasets.recommended(name)["val_at"])  # real data: validate on the last frames
-    print(f"== {name}: {movie!r}; training {tap}", flush=True)
+def make_one(name: str, overrides: dict) -> Path:
+    """Train as notebook 01 does (cpu profile, data=name), compact, verify and write data/checkpoints/tap_<name>.pt."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        full = Path(tmp) / "full.pt"  # exactly what notebook 01 trains in the cpu profile
-        model, history = train_tap([movie], device="cpu", seed=SEED, checkpoint=full, **tap)
+        params = dict(profile="cpu", data=name, seed=SEED, device="cpu", out_dir=tmp, **overrides)
+        cfg = course.configure(params, notebook="01")  # the notebook's settings: binning, val_at, profile
+        movie = course.load_data(cfg)
+        print(f"== {name}: {movie!r}; training {cfg.tap}", flush=True)
+        full = Path(tmp) / "full.pt"
+        model, history = train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=full)
         state = to_half(load_checkpoint(full))
-    state.setdefault("meta", {}).update(data=name, seed=SEED, settings=tap, binning=movie.meta.get("binning", 1),
-                                        script="scripts/make_checkpoints.py")
+    state["meta"] = dict(data=name, seed=SEED, settings=cfg.tap, script="scripts/make_checkpoints.py")
     path = OUT / f"tap_{name}.pt"
     save_checkpoint(state, path)
-    diff = same_logits(model, load_tap(path, "cpu"), tap["patch"])
+    diff = same_logits(model, load_tap(path, "cpu"), cfg.tap["patch"])
     print(f"   {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e6:.1f} MB, "
           f"max |logit diff| float16 vs float32: {diff:.2e}, last history: {last_entry(history)}", flush=True)
     return path
@@ -103,12 +96,10 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the cpu profile's steps per epoch")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    cpu = profiles.get_profile("cpu")
-    tap = dict(cpu["tap"])  # epochs, steps, batch, patch, lr and the model size of the cpu profile
-    tap.update({k: v for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps)) if v is not None})
+    overrides = {"tap_epochs": args.epochs, "tap_steps_per_epoch": args.steps}  # None keeps the profile's
     OUT.mkdir(parents=True, exist_ok=True)
     for name in args.only:
-        make_one(name, tap, cpu["sim"])
+        make_one(name, overrides)
     write_sums()
     return 0
 

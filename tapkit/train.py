@@ -133,6 +133,7 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, train_s)
     step_fn = torch.compile(model) if compile else model
+    binning = data_binning(movies)  # recorded so that later notebooks can check they bin frames alike
     val_batches = val_s.fixed_batches(val_steps)  # the same validation pairs every epoch
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
             history[k].append(float(stats[k]))
         if checkpoint is not None:
             state = _state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history)
-            save_checkpoint(dict(state, binning=data_binning(movies)), checkpoint)
+            save_checkpoint(dict(state, binning=binning), checkpoint)
     return model.eval(), history
 
 
@@ -189,10 +190,14 @@ def _state(model, optimizer, scheduler, scaler, sampler, epoch: int, history: di
 
 
 def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
-    """Rebuild a trained TAPNet from a checkpoint file (its config included), in eval mode on `device`."""
+    """Rebuild a trained TAPNet from a checkpoint file (its config included), in eval mode on `device`.
+
+    `model.binning` is the pixel binning of the movies it was trained on (None if not recorded).
+    """
     state = load_checkpoint(path)
     model = TAPNet(**state["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    model.binning = state.get("binning")
     return model.to(pick_device(device, verbose=False)).eval()
 
 

@@ -35,6 +35,7 @@ def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
     torch.set_num_threads(2)
     movie = datasets.load("simulated", seed=3, **profiles.get_profile("cpu")["sim"])
     model = load_tap(FOLDER / "tap_simulated.pt", device="cpu")
+    assert model.binning == 1
     result = evaluate_tap(model, movie, n_pairs=256, patch=64, split="train", seed=0)
     assert result["accuracy"] > 0.7, result  # measured 0.80-0.84 on seeds 1 and 2; chance is 0.5
 
@@ -44,7 +45,7 @@ def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     torch.set_num_threads(2)
     movie = datasets.load("hela-subset").bin(2)  # as notebook 01 trains it (datasets.recommended)
     model = load_tap(FOLDER / "tap_hela-subset.pt", device="cpu")
-    assert load_checkpoint_meta(FOLDER / "tap_hela-subset.pt")["binning"] == 2
+    assert model.binning == 2
     result = evaluate_tap(model, movie, n_pairs=512, patch=64, val_at="end", seed=1)  # frames 17-19, never trained on
     assert result["accuracy"] > 0.6, result  # measured 0.67 on 1024 pairs; chance is 0.5
     assert set(result["accuracy_by_t"]) == {17, 18} and min(result["accuracy_by_t"].values()) > 0.55, result
@@ -52,10 +53,3 @@ def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     # on its own it falls to 0.42, the trained model keeps 0.68 (measured)
     local = evaluate_tap(model, movie, n_pairs=512, patch=64, val_at="end", seed=1, per_crop=True)
     assert local["accuracy"] > 0.6, local
-
-
-def load_checkpoint_meta(path) -> dict:
-    """The `meta` entry scripts/make_checkpoints.py writes into a shipped checkpoint."""
-    from tapkit.checkpoint import load_checkpoint
-
-    return load_checkpoint(path)["meta"]
