@@ -224,13 +224,6 @@ def _check_binning(binning: Any) -> "int | None":
     return int(binning)
 
 
-def _recommended(data: str) -> dict:
-    """datasets.recommended for a name; paths of the user's own data are real data without binning."""
-    from . import datasets
-
-    return datasets.recommended(data)
-
-
 def configure(namespace: dict, notebook: str) -> Config:
     """Validate a notebook's parameters, seed everything, pick the device, print a table; return a Config."""
     get = namespace.get
@@ -238,7 +231,9 @@ def configure(namespace: dict, notebook: str) -> Config:
     data = validate_data(get("data", "simulated"))
     binning = _check_binning(get("binning"))
     prof = profiles.get_profile(profile_name)
-    prof["tap"].setdefault("val_at", _recommended(data)["val_at"])  # real data: validate on the last frames
+    from .datasets import recommended
+
+    prof["tap"].setdefault("val_at", recommended(data)["val_at"])  # real data: validate on the last frames
     overrides = _section_overrides(namespace, prof)
     for section, values in overrides.items():
         prof[section].update(values)
@@ -292,7 +287,7 @@ def load_data(cfg: Config, data: "str | None" = None) -> Movie:
 
     name = cfg.data if data is None else validate_data(data)
     movie = datasets.load(name, seed=cfg.seed, **cfg.sim) if name.startswith("simulated") else datasets.load(name)
-    factor = cfg.binning if cfg.binning is not None else _recommended(name)["binning"]
+    factor = cfg.binning if cfg.binning is not None else datasets.recommended(name)["binning"]
     if factor > 1:
         binned = movie.bin(factor)
         print(f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
@@ -330,16 +325,10 @@ def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
     return model
 
 
-def _warn_binning(path: Path, movie: "Movie | None") -> None:
-    """Say so when a checkpoint was trained on frames binned differently from `movie`."""
-    from .checkpoint import load_checkpoint
-
-    if movie is None:
-        return
-    state = load_checkpoint(path)
-    trained = state.get("binning", state.get("meta", {}).get("binning"))
-    here = movie.meta.get("binning", 1)
-    if trained is not None and trained != here:
+def _warn_binning(model: Any, path: Path, movie: "Movie | None") -> None:
+    """Say so when a model (from `load_tap`) was trained on frames binned differently from `movie`."""
+    trained, here = model.binning, None if movie is None else movie.meta.get("binning", 1)
+    if None not in (trained, here) and trained != here:
         print(f"tapkit: WARNING: {path.name} was trained on frames binned {trained}x{trained}, but these are binned "
               f"{here}x{here}: nuclei have another size in pixels than the model knows. Use the same `binning` "
               "as in notebook 01 (or retrain there).")
@@ -354,10 +343,10 @@ def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" 
     shipped = shipped_checkpoint(key)
     if own.is_file():
         model, how = load_tap(own, cfg.device), f"loaded your model from notebook 01: {own}"
-        _warn_binning(own, movie)
+        _warn_binning(model, own, movie)
     elif shipped is not None:
         model, how = load_tap(shipped, cfg.device), f"loaded the shipped checkpoint {shipped}"
-        _warn_binning(shipped, movie)
+        _warn_binning(model, shipped, movie)
     else:
         movie = movie if movie is not None else load_data(cfg, data)
         print(f"tapkit: no checkpoint for {key!r} found; training a quick TAP model ({cfg.profile} profile) ...")
