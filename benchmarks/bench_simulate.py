@@ -1,4 +1,4 @@
-"""Benchmark tapkit.simulate on one core: time for a 100 x 512 x 512 movie and the default movie.
+"""Benchmark tapkit.data.simulate on one core: time for a 100 x 512 x 512 movie and the default movie.
 
 Run:  python benchmarks/bench_simulate.py
 Target: the 100 x 512 x 512 movie well under 10 s on one core. Also prints events per frame and the
@@ -17,7 +17,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tapkit import DEATH, DIVISION  # noqa: E402
-from tapkit.simulate import simulate_movie  # noqa: E402
+from tapkit.data.simulate import simulate_movie  # noqa: E402
 
 
 def bench(label: str, **kw) -> None:

@@ -1,7 +1,7 @@
 """Write docs/real_vs_simulated.png: real HeLa frames next to simulated ones, plus event sequences.
 
 Run:  python scripts/figure_real_vs_sim.py [--out docs/real_vs_simulated.png] [--seed 0]
-Row 1: a real Fluo-N2DL-HeLa frame (tapkit.datasets.hela_subset) and a simulated frame at the same
+Row 1: a real Fluo-N2DL-HeLa frame (tapkit.data.datasets.hela_subset) and a simulated frame at the same
 pixel size (nucleus_radius = REAL_RADIUS), full frame and zoomed crop, shown background-subtracted
 with one shared display range. Rows 2-3: a simulated division and death over consecutive frames,
 with the event mask outlined.
@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 from tapkit import DEATH, DIVISION, Movie  # noqa: E402
-from tapkit.datasets import hela_subset  # noqa: E402
-from tapkit.simulate import REAL_RADIUS, simulate_movie  # noqa: E402
+from tapkit.data.datasets import hela_subset  # noqa: E402
+from tapkit.data.simulate import REAL_RADIUS, simulate_movie  # noqa: E402
 
 VMIN, VMAX = -50.0, 1500.0  # ADU above the background median, shared by real and simulated panels
 CROP = 128

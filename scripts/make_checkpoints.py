@@ -4,9 +4,9 @@
     python scripts/make_checkpoints.py --only simulated --epochs 4
 
 Each checkpoint is trained exactly as notebook 01 trains it in the cpu profile (`course.configure`,
-`course.load_data`, `tapkit.train.train_tap` on CPU), then stored compactly (float16
+`course.load_data`, `tapkit.ssl.trainer.train_tap` on CPU), then stored compactly (float16
 weights, no optimizer state) as data/checkpoints/tap_<data>.pt, checked to load with
-`tapkit.train.load_tap` and to give the same logits as the float32 model, and listed with its
+`tapkit.ssl.trainer.load_tap` and to give the same logits as the float32 model, and listed with its
 SHA-256 in data/checkpoints/SHA256SUMS. `tapkit.course.get_tap_model` finds them there.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from tapkit import course
-from tapkit.checkpoint import load_checkpoint, save_checkpoint
-from tapkit.train import load_tap, train_tap
+from tapkit.course import config as course
+from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.ssl.trainer import load_tap, train_tap
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 SEED = 0

@@ -1,6 +1,6 @@
 """tapkit: the helper module behind the time-arrow-prediction (TAP) course."""
 
-from .movie import DEATH, DIVISION, NO_EVENT, InputError, Movie, as_movie, check_images, normalize
+from tapkit.data.movie import DEATH, DIVISION, NO_EVENT, InputError, Movie, as_movie, check_images, normalize
 
 __version__ = "0.1.0"
 

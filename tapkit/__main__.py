@@ -1,5 +1,5 @@
 """`python -m tapkit ...` is the same as the `tapkit` console command."""
 
-from .cli import main
+from tapkit.cli import main
 
 raise SystemExit(main())

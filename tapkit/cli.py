@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .movie import InputError
+from tapkit.data.movie import InputError
 
 
 def parse_value(text: str) -> Any:
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_course_run(args: argparse.Namespace) -> int:
     """`tapkit course run`: 0 when every notebook ran, 1 otherwise."""
-    from .course import run_course
+    from tapkit.course.config import run_course
 
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
                          out=args.out, notebooks_dir=args.notebooks)
@@ -74,7 +74,7 @@ def cmd_course_run(args: argparse.Namespace) -> int:
 
 def cmd_course_student(args: argparse.Namespace) -> int:
     """`tapkit course student`: write the student copies."""
-    from .course import write_student_copies
+    from tapkit.course.config import write_student_copies
 
     write_student_copies(args.out, notebooks_dir=args.notebooks)
     return 0
@@ -82,8 +82,8 @@ def cmd_course_student(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`tapkit simulate`: simulate a movie and write `<out>/simulated.tif` and `<out>/simulated.png`."""
-    from .io import save_preview, write_tiff
-    from .simulate import simulate_movie
+    from tapkit.data.io import save_preview, write_tiff
+    from tapkit.data.simulate import simulate_movie
 
     kwargs: dict[str, Any] = {"seed": args.seed}
     if args.frames is not None:

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from tapkit import InputError
-from tapkit.bench import (_naive_frame, format_report, main, naive_batch, naive_movies, run_benchmark,
+from benchmarks.bench_pipeline import (_naive_frame, format_report, main, naive_batch, naive_movies, run_benchmark,
                           time_calls)
-from tapkit.pairs import AugmentConfig
+from tapkit.ssl.sampler import AugmentConfig
 
 torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4)

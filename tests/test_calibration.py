@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from scipy.special import expit, softmax  # noqa: E402
 
 from tapkit import InputError  # noqa: E402
-from tapkit import calibration as cal  # noqa: E402
+from tapkit.downstream import calibration as cal  # noqa: E402
 
 import torchmetrics.classification as torchmetrics_cls  # noqa: E402  (test-only dependency)
 

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tapkit import course, datasets, profiles
-from tapkit.train import evaluate_tap, load_tap
+from tapkit.course import config as course
+from tapkit.data import datasets
+from tapkit.course import profiles
+from tapkit.ssl.trainer import evaluate_tap, load_tap
 
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines() if line.strip()]

@@ -8,7 +8,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from tapkit import InputError, cli, course
+from tapkit import InputError
+from tapkit import cli
+from tapkit.course import config as course
 
 
 def test_parse_params_uses_python_literals_when_possible():
@@ -55,7 +57,7 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
     nbs.mkdir()
     v4 = nbformat.v4
     cells = [v4.new_code_cell("profile = 'auto'\nout_dir = 'x'\nk = 1", metadata={"tags": ["parameters"]}),
-             v4.new_code_cell("import tapkit.results\ntapkit.results.record('demo', k=k, profile=profile)")]
+             v4.new_code_cell("import tapkit.course.results\ntapkit.course.results.record('demo', k=k, profile=profile)")]
     nbformat.write(v4.new_notebook(cells=cells), str(nbs / "00_tiny.ipynb"))
     out = tmp_path / "run"
     rc = cli.main(["course", "run", "--profile", "smoke", "-p", "k=41", "--out", str(out), "--notebooks", str(nbs)])

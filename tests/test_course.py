@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from tapkit import InputError, course, results
+from tapkit import InputError
+from tapkit.course import config as course
+from tapkit.course import results
 
 
 def base_params(tmp_path, **kw) -> dict:
@@ -21,7 +23,7 @@ def base_params(tmp_path, **kw) -> dict:
 
 # ---------------------------------------------------------------- configure
 def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
-    from tapkit.profiles import PROFILES
+    from tapkit.course.profiles import PROFILES
 
     epochs_before = PROFILES["smoke"]["tap"]["epochs"]
     cfg = course.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32), "01")
@@ -178,7 +180,7 @@ def make_notebook(path, body: str, params: str = "", solution: str | None = None
     ]
     if solution is not None:
         cells += [v4.new_code_cell("answer = ..."), v4.new_code_cell(solution, metadata={"tags": ["solution"]}),
-                  v4.new_code_cell("import tapkit.course\ntapkit.course.check(answer, 4)")]
+                  v4.new_code_cell("import tapkit.course.config\ntapkit.course.check(answer, 4)")]
     cells[2].outputs = [nbformat.v4.new_output("stream", text="old output\n")]
     cells[2].execution_count = 3
     nbformat.write(v4.new_notebook(cells=cells), str(path))
@@ -189,11 +191,11 @@ def fake_course(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     make_notebook(nbs / "01_first.ipynb",
-                  "import tapkit.results\ntapkit.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
+                  "import tapkit.course.results\ntapkit.course.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
                   params="steps = 1\n", solution="answer = 2 + 2")
     make_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberately broken')")
     make_notebook(nbs / "03_last.ipynb",
-                  "import tapkit.results\ntapkit.results.record('criteria', **{'any-both': {'test_positives': 5}})")
+                  "import tapkit.course.results\ntapkit.course.results.record('criteria', **{'any-both': {'test_positives': 5}})")
     return nbs
 
 
@@ -283,7 +285,7 @@ def event_movie():
 
 
 def test_movie_browser_builds_headless_and_redraws(event_movie):
-    from tapkit import viewer
+    from tapkit.plot import frames as viewer
 
     box = viewer.movie_browser(event_movie)
     assert box.slider.max == 4 and box.play.max == 4 and box.toggle.value
@@ -298,7 +300,7 @@ def test_movie_browser_builds_headless_and_redraws(event_movie):
 
 
 def test_frame_rgb_colours_events_only_where_they_are(event_movie):
-    from tapkit import viewer
+    from tapkit.plot import frames as viewer
 
     rgb = viewer.frame_rgb(event_movie, 2, "events")
     plain = viewer.frame_rgb(event_movie, 2, None)
@@ -309,7 +311,7 @@ def test_frame_rgb_colours_events_only_where_they_are(event_movie):
 
 
 def test_show_frames_returns_a_figure(event_movie):
-    from tapkit import viewer
+    from tapkit.plot import frames as viewer
 
     fig = viewer.show_frames(event_movie, frames=[0, 2, 3])
     assert len(fig.axes) == 3 and [a.get_title() for a in fig.axes] == ["t = 0", "t = 2", "t = 3"]
@@ -328,7 +330,7 @@ def test_configure_rerun_ignores_later_objects(tmp_path):
 
 def test_get_tap_model_trains_once_then_loads(tmp_path, capsys):
     from tests.conftest import make_tiny_movie
-    from tapkit.io import write_tiff
+    from tapkit.data.io import write_tiff
 
     movie = make_tiny_movie(n_frames=6, size=48)
     path = write_tiff(movie, tmp_path / "tiny.tif")

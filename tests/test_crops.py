@@ -1,4 +1,4 @@
-"""Crop pairs, labelling criteria, splits and tables (tapkit.crops)."""
+"""Crop pairs, labelling criteria, splits and tables (tapkit.downstream.events.crops)."""
 
 import matplotlib
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie, normalize
-from tapkit.crops import (CRITERIA, CropPairs, Split, as_split, balance, criteria_gallery, crop_pairs,
+from tapkit.downstream.events.crops import (CRITERIA, CropPairs, Split, as_split, balance, criteria_gallery, crop_pairs,
                           dataset_table, event_pixels, format_table, label_all, label_pairs,
                           pick_disagreements, split_pairs)
 
@@ -214,7 +214,7 @@ def test_event_fraction_places_crops_over_events():
 
 
 def test_event_size_and_threshold_plots():
-    from tapkit.crops import plot_event_sizes, plot_threshold_sweep
+    from tapkit.downstream.events.crops import plot_event_sizes, plot_threshold_sweep
 
     p = crop_pairs(tiny_movie(), 100, 16, event_fraction=0.5)
     fig = plot_threshold_sweep(p, thresholds=(1, 20, 200))

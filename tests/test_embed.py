@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tapkit import InputError, Movie
-from tapkit.embed import embed, prepare_frames, tile_windows
-from tapkit.models import TAPNet
+from tapkit.ssl.features import embed, prepare_frames, tile_windows
+from tapkit.ssl.tap import TAPNet
 
 torch.set_num_threads(2)
 

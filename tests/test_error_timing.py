@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from tapkit import InputError  # noqa: E402
-from tapkit import error_timing as et  # noqa: E402
+from tapkit.downstream.events import error_timing as et  # noqa: E402
 
 
 def random_predictions(n=400, n_frames=20, seed=0):
@@ -72,7 +72,7 @@ def test_worst_mistakes_ranked_by_confidence():
 
 
 @dataclass
-class FakePairs:  # the fields of tapkit.crops.CropPairs that plot_mistakes reads
+class FakePairs:  # the fields of tapkit.downstream.events.crops.CropPairs that plot_mistakes reads
     images: np.ndarray
     masks: np.ndarray
     t: np.ndarray

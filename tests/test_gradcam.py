@@ -12,9 +12,9 @@ import torch  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 from tapkit import DIVISION, InputError  # noqa: E402
-from tapkit.gradcam import (box_fractions, event_enrichment, gradcam, gradcam_movie,  # noqa: E402
+from tapkit.explain.gradcam import (box_fractions, event_enrichment, gradcam, gradcam_movie,  # noqa: E402
                             plot_top_regions, top_regions)
-from tapkit.models import TAPNet  # noqa: E402
+from tapkit.ssl.tap import TAPNet  # noqa: E402
 
 torch.set_num_threads(2)
 R = (slice(20, 40), slice(70, 90))  # the only region the toy logit looks at
@@ -179,7 +179,7 @@ def test_plot_top_regions_and_movie(tapnet, tiny_movie):
 
 
 def test_explorer_redraws_headless(tapnet, tiny_movie):
-    from tapkit.gradcam import gradcam_explorer
+    from tapkit.explain.gradcam import gradcam_explorer
 
     box = gradcam_explorer(tapnet, tiny_movie, k=2, inset=16)
     first = box.image.value

@@ -1,4 +1,4 @@
-"""Event heads, strategies A0-C1, tables and label-budget curves (tapkit.heads)."""
+"""Event heads, strategies A0-C1, tables and label-budget curves (tapkit.downstream.events.heads)."""
 
 import matplotlib
 
@@ -10,11 +10,11 @@ import torch
 from sklearn.metrics import precision_recall_fscore_support
 
 from tapkit import InputError
-from tapkit.crops import CropPairs, label_pairs, split_pairs
-from tapkit.heads import (PAPER_TABLE2, STRATEGIES, LinearHead, ResNetHead, StrategyResult, compare_strategies,
+from tapkit.downstream.events.crops import CropPairs, label_pairs, split_pairs
+from tapkit.downstream.events.heads import (PAPER_TABLE2, STRATEGIES, LinearHead, ResNetHead, StrategyResult, compare_strategies,
                           confusion, epochs_for, format_confusion, format_results, label_budget_curve,
                           plot_budget_curve, plot_results, results_table, run_strategy)
-from tapkit.models import TAPNet
+from tapkit.ssl.tap import TAPNet
 
 torch.set_num_threads(2)
 S = 16
@@ -198,7 +198,7 @@ def test_compare_and_budget_curve(data):
 
 
 def test_compare_criteria_uses_one_feature_cache_and_the_criterion_labels(data):
-    from tapkit.heads import compare_criteria, criteria_table, format_criteria_table
+    from tapkit.downstream.events.heads import compare_criteria, criteria_table, format_criteria_table
 
     pairs, labels, split, tap = data
     crit = ("any-either", "size-either")  # the toy events sit in one frame only: no any-both positives

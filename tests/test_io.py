@@ -1,4 +1,4 @@
-"""tapkit.io: TIFF / folder / Cell Tracking Challenge readers and writers, with clear errors."""
+"""tapkit.data.io: TIFF / folder / Cell Tracking Challenge readers and writers, with clear errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tifffile
 from conftest import TINY_LINEAGE, make_tiny_movie
 
 from tapkit import DIVISION, InputError, Movie
-from tapkit.io import (
+from tapkit.data.io import (
     check_lineage, events_from_lineage, natural_key, plot_preview, read_ctc, read_lineage, read_tiff,
     read_tiff_folder, save_preview, write_ctc, write_tiff,
 )
@@ -209,7 +209,7 @@ def test_read_ctc_errors(tmp_path, tiny_movie):
 
 
 def test_ctc_round_trip_of_simulated_divisions(tmp_path):
-    import tapkit.simulate as simulate
+    import tapkit.data.simulate as simulate
     sim = simulate.simulate_movie(n_frames=16, size=(96, 96), division_rate=0.1, seed=1, progress=False)
     m = read_ctc(write_ctc(sim, tmp_path))
     np.testing.assert_array_equal(m.images, sim.images)

@@ -1,4 +1,4 @@
-"""Tests for the TAP network (tapkit.models) and the TAP loss (tapkit.losses)."""
+"""Tests for the TAP network (tapkit.ssl.tap) and the TAP loss (tapkit.ssl.tap)."""
 
 import math
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from tapkit import InputError
-from tapkit.losses import decorrelation_loss, tap_loss
-from tapkit.models import TAPNet, TimeArrowHead, UNet, count_parameters
+from tapkit.ssl.tap import decorrelation_loss, tap_loss
+from tapkit.ssl.backbone import UNet, count_parameters
+from tapkit.ssl.tap import TAPNet, TimeArrowHead
 
 torch.set_num_threads(2)
 

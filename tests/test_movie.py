@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie, as_movie, check_images, normalize
-from tapkit.movie import DIVISION
+from tapkit.data.movie import DIVISION
 
 
 def _movie(t=4, y=16, x=20, seed=0):

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tapkit import course
+from tapkit.course import config as course
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if course.NOTEBOOK_RE.match(p.name))
@@ -143,5 +143,5 @@ def test_notebook_runs_and_records_results(path, tmp_path, monkeypatch):
     executed = read(tmp_path / path.name)
     assert all(c.execution_count for c in executed.cells if c.cell_type == "code" and c.source.strip())
     results = json.loads(results_file.read_text())
-    assert results, f"{path.name} recorded no results (use tapkit.results.record)"
+    assert results, f"{path.name} recorded no results (use tapkit.course.results.record)"
     EXPECTED.get(path.name[:2], lambda r: None)(results)

@@ -1,4 +1,4 @@
-"""Tests for the batched TAP pair sampler and its augmentations (tapkit.pairs)."""
+"""Tests for the batched TAP pair sampler and its augmentations (tapkit.ssl.sampler)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from tapkit import InputError, Movie, normalize
-from tapkit.pairs import AugmentConfig, PairSampler, augment_margin
+from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
 
 torch.set_num_threads(2)
 

@@ -1,4 +1,4 @@
-"""Tests for tapkit.simulate: ground truth consistency, determinism, static/bleaching options, errors."""
+"""Tests for tapkit.data.simulate: ground truth consistency, determinism, static/bleaching options, errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from tapkit import DEATH, DIVISION, InputError
-from tapkit.simulate import simulate_movie
+from tapkit.data.simulate import simulate_movie
 
 SMALL = dict(n_frames=30, size=(128, 128), progress=False)
 
@@ -129,7 +129,7 @@ def test_bleaching_decays_exponentially_and_none_gives_no_trend():
     """Background-subtracted mean intensity falls as exp(-rate * t); without bleaching it has no trend."""
     rate = 0.03
     kw = dict(SMALL, static=True, seed=5)
-    from tapkit.simulate import OFFSET
+    from tapkit.data.simulate import OFFSET
 
     t = np.arange(SMALL["n_frames"])
     bleached = simulate_movie(**kw, bleaching=rate).images.mean((1, 2)) - OFFSET

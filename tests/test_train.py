@@ -5,11 +5,11 @@ import pytest
 import torch
 from scipy import ndimage
 
-import tapkit.train
+import tapkit.ssl.trainer
 from tapkit import InputError
-from tapkit.checkpoint import load_checkpoint, save_checkpoint
-from tapkit.pairs import PairSampler
-from tapkit.train import evaluate_tap, load_tap, plot_history, train_tap
+from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.ssl.sampler import PairSampler
+from tapkit.ssl.trainer import evaluate_tap, load_tap, plot_history, train_tap
 
 torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=8, n_features=8, backbone_features=8, head_features=8)
@@ -53,7 +53,7 @@ def test_resume_gives_the_same_weights(tmp_path, monkeypatch):
         if state["epoch"] == 2:
             raise KeyboardInterrupt("Colab disconnected")
 
-    monkeypatch.setattr(tapkit.train, "save_checkpoint", save_then_disconnect)
+    monkeypatch.setattr(tapkit.ssl.trainer, "save_checkpoint", save_then_disconnect)
     with pytest.raises(KeyboardInterrupt):
         train_tap(movie, epochs=3, steps_per_epoch=3, seed=1, checkpoint=ckpt, **FAST)
     monkeypatch.undo()
@@ -132,7 +132,7 @@ def test_evaluate_reports_accuracy_per_frame_pair():
 
 
 def test_normalize_crops_removes_per_crop_intensity_scale_and_offset():
-    from tapkit.train import normalize_crops
+    from tapkit.ssl.trainer import normalize_crops
 
     x = torch.rand(4, 2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     scale = torch.tensor([0.5, 2.0, 3.0, 7.0]).view(4, 1, 1, 1, 1) * torch.tensor([1.0, 4.0]).view(1, 2, 1, 1, 1)

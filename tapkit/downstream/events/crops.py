@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .movie import DEATH, DIVISION, InputError, Movie, as_movie, normalize
+from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie, normalize
 
 CRITERIA = ("any-both", "any-either", "size-either")
 CLASSES = {"both": (DIVISION, DEATH), "division": (DIVISION,), "death": (DEATH,)}
@@ -78,8 +78,8 @@ def as_split(split: "Split | Mapping[str, Any]") -> Split:
         return Split(*(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")))
     except (KeyError, TypeError) as err:
         raise InputError(
-            "split must be a tapkit.crops.Split or a dict with 'train', 'val' and 'test' index "
-            f"arrays; got {type(split).__name__}. Make one with tapkit.crops.split_pairs(labels)."
+            "split must be a tapkit.downstream.events.crops.Split or a dict with 'train', 'val' and 'test' index "
+            f"arrays; got {type(split).__name__}. Make one with tapkit.downstream.events.crops.split_pairs(labels)."
         ) from err
 
 
@@ -91,8 +91,8 @@ def _check_crop_args(movie: Movie, n_pairs: int, size: int, delta: int) -> None:
     if movie.events is None or not movie.events.any():
         raise InputError(
             f"Movie '{movie.name}' has no event mask (or an empty one), so crop pairs cannot be "
-            "labelled. Use data with events: tapkit.simulate.simulate_movie() or "
-            "tapkit.datasets.load('simulated'), a CTC sequence read with tapkit.io.read_ctc "
+            "labelled. Use data with events: tapkit.data.simulate.simulate_movie() or "
+            "tapkit.data.datasets.load('simulated'), a CTC sequence read with tapkit.data.io.read_ctc "
             "(events from the lineage), or add your own mask: Movie(images, events=mask) with "
             "mask (T, Y, X) uint8, 1 = division, 2 = death."
         )
@@ -202,7 +202,7 @@ def _check_labels(labels: Any) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.size == 0 or not np.isin(lab, (0, 1)).all():
         raise InputError(f"labels must be a non-empty (N,) array of 0/1, got shape {lab.shape}. "
-                         "Make them with tapkit.crops.label_pairs(pairs, criterion).")
+                         "Make them with tapkit.downstream.events.crops.label_pairs(pairs, criterion).")
     return lab.astype(np.int64)
 
 

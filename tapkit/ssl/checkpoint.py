@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .movie import InputError
+from tapkit.data.movie import InputError
 
 
 def save_checkpoint(state: dict[str, Any], path: "str | os.PathLike") -> Path:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
-from .movie import InputError
+from tapkit.data.movie import InputError
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -78,7 +78,7 @@ def check_probs(probs: Any, what: str = "probs") -> np.ndarray:
     if p.min() < 0 or p.max() > 1:
         raise InputError(
             f"{what}: probabilities must lie in [0, 1], found [{p.min():.3g}, {p.max():.3g}]. "
-            "Did you pass logits? Convert them with tapkit.calibration.to_probs(logits)."
+            "Did you pass logits? Convert them with tapkit.downstream.calibration.to_probs(logits)."
         )
     if p.ndim == 2 and not np.allclose(p.sum(1), 1.0, atol=1e-3):
         raise InputError(f"{what}: rows of an (N, C) probability array must sum to 1; use softmax first.")

@@ -22,9 +22,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .crops import CropPairs, Split, as_split, split_pairs
-from .device import pick_device
-from .movie import InputError
+from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
+from tapkit.runtime import pick_device
+from tapkit.data.movie import InputError
 
 STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
 FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
@@ -207,12 +207,12 @@ def parse_strategy(strategy: str) -> tuple[str, str]:
 
 def make_encoder(kind: str, tap_model: nn.Module | None, seed: int) -> Encoder:
     """A: a frozen copy of the TAP encoder; B/C: the same architecture, Kaiming-uniform init from seed."""
-    from .models import TAPNet
+    from tapkit.ssl.tap import TAPNet
 
     if kind == "A":
         if tap_model is None:
             raise InputError("Strategy A needs the pretrained TAP model: pass tap_model=... "
-                             "(tapkit.course.get_tap_model(cfg) or tapkit.train.load_tap(path)).")
+                             "(tapkit.course.get_tap_model(cfg) or tapkit.ssl.trainer.load_tap(path)).")
         src = tap_model
     else:
         config = dict(getattr(tap_model, "config", {}) or {})
@@ -294,17 +294,17 @@ def epochs_for(strategy: str, epochs: "int | Mapping[str, int] | None" = None) -
 def _check_inputs(pairs: CropPairs, labels: Any, split: Any) -> tuple[np.ndarray, Split]:
     """Labels as int64 matching the pairs, a valid split with both classes in train; InputError otherwise."""
     if not isinstance(pairs, CropPairs):
-        raise InputError(f"pairs must be a tapkit.crops.CropPairs (from crop_pairs), got {type(pairs).__name__}.")
+        raise InputError(f"pairs must be a tapkit.downstream.events.crops.CropPairs (from crop_pairs), got {type(pairs).__name__}.")
     lab = np.asarray(labels).astype(np.int64)
     if lab.shape != (len(pairs),):
         raise InputError(f"labels have shape {lab.shape} but there are {len(pairs)} pairs; label the same "
-                         "pairs with tapkit.crops.label_pairs(pairs, criterion).")
+                         "pairs with tapkit.downstream.events.crops.label_pairs(pairs, criterion).")
     sp = as_split(split)
     for part in ("train", "val", "test"):
         idx = sp[part]
         if len(idx) == 0 or idx.min() < 0 or idx.max() >= len(pairs):
             raise InputError(f"split['{part}'] must hold indices 0..{len(pairs) - 1} and not be empty; "
-                             "make the split with tapkit.crops.split_pairs(labels).")
+                             "make the split with tapkit.downstream.events.crops.split_pairs(labels).")
     if lab[sp.train].min() == lab[sp.train].max():
         raise InputError("The training set holds one class only. Cut more pairs, use a looser criterion "
                          "('any-either') or a lower size threshold, or a movie with more events.")
@@ -578,7 +578,7 @@ def compare_criteria(pairs: CropPairs, tap_model: Any, criteria: Sequence[str] =
                      epochs: "int | Mapping | None" = None, device: "str | torch.device" = "auto",
                      split_seed: int = 0, **kw: Any) -> dict[str, dict[str, list[StrategyResult]]]:
     """Train the strategies on labels from each criterion (Table 5): {criterion: {strategy: [results]}}."""
-    from .crops import label_pairs
+    from tapkit.downstream.events.crops import label_pairs
 
     labels = {c: label_pairs(pairs, c, threshold=threshold) for c in criteria}  # checks names first
     for s in strategies:

@@ -21,7 +21,7 @@ import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
-from .movie import DEATH, DIVISION, InputError, Movie, as_movie, check_images, normalize
+from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie, check_images, normalize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .movie import InputError, Movie, check_images, normalize
+from tapkit.data.movie import InputError, Movie, check_images, normalize
 
 __all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "augment_margin", "as_image_list"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
-from .movie import DEATH, DIVISION, NO_EVENT, InputError, Movie
+from tapkit.data.movie import DEATH, DIVISION, NO_EVENT, InputError, Movie
 
 REAL_PIXEL_SIZE = 0.645  # um / px of CTC Fluo-N2DL-HeLa, whose nuclei have radius ~13.7 px
 REAL_RADIUS = 13.7
@@ -125,7 +125,7 @@ def simulate_movie(n_frames: int = 80, size: tuple[int, int] = (256, 256), n_cel
         images=images, labels=labels, events=events, lineage=lineage, name="simulated",
         pixel_size=REAL_PIXEL_SIZE * REAL_RADIUS / p.nucleus_radius, frame_interval=FRAME_INTERVAL,
         meta={"params": dict(p.__dict__), "events": _event_list(sim.history, lut, p),
-              "source": "tapkit.simulate.simulate_movie"},
+              "source": "tapkit.data.simulate.simulate_movie"},
     )
 
 

@@ -28,8 +28,8 @@ from matplotlib.patches import Rectangle
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
-from .embed import model_device, pad_to_multiple, pool_multiple, tile_windows
-from .movie import DIVISION, InputError, Movie, as_movie, check_images, normalize as normalize_frames
+from tapkit.ssl.features import model_device, pad_to_multiple, pool_multiple, tile_windows
+from tapkit.data.movie import DIVISION, InputError, Movie, as_movie, check_images, normalize as normalize_frames
 
 __all__ = ["gradcam", "top_regions", "event_enrichment", "plot_top_regions", "gradcam_movie", "gradcam_explorer",
            "box_fractions"]

@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .movie import DEATH, DIVISION, InputError, Movie, as_movie
+from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie
 
 OVERLAYS = ("events", "labels", None)
-EVENT_COLORS = {DIVISION: (1.0, 0.1, 0.1), DEATH: (0.1, 0.9, 1.0)}  # red divisions, cyan deaths (as tapkit.io)
+EVENT_COLORS = {DIVISION: (1.0, 0.1, 0.1), DEATH: (0.1, 0.9, 1.0)}  # red divisions, cyan deaths (as tapkit.data.io)
 
 
 def _check_overlay(movie: Movie, overlay: "str | bool | None") -> "str | None":

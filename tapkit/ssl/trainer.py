@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .device import pick_device
-from .losses import tap_loss
-from .models import TAPNet
-from .movie import InputError, Movie
-from .pairs import PairSampler
+from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.runtime import pick_device
+from tapkit.ssl.tap import tap_loss
+from tapkit.ssl.tap import TAPNet
+from tapkit.data.movie import InputError, Movie
+from tapkit.ssl.sampler import PairSampler
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "train_decorr", "val_loss", "val_accuracy", "val_decorr",
                 "lr", "seconds")

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .device import pick_device
-from .movie import InputError, Movie, check_images, normalize as normalize_frames
+from tapkit.runtime import pick_device
+from tapkit.data.movie import InputError, Movie, check_images, normalize as normalize_frames
 
 __all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device", "autocast"]
 
@@ -86,7 +86,7 @@ def tile_windows(shape: tuple[int, int], tile: int, overlap: int, multiple: int)
                          f"{multiple}. Use a bigger tile or a smaller overlap (e.g. overlap={tile // 8}).")
     if any(n > tile and n % multiple for n in shape):
         raise InputError(f"tile_windows: frame size {tuple(shape)} must be padded to multiples of {multiple} "
-                         "before tiling; use tapkit.embed.pad_to_multiple(frames, multiple).")
+                         "before tiling; use tapkit.ssl.features.pad_to_multiple(frames, multiple).")
     wins = []
     for ys, ye, ky0, ky1 in _axis_windows(shape[0], tile, overlap, multiple):
         for xs, xe, kx0, kx1 in _axis_windows(shape[1], tile, overlap, multiple):
@@ -115,7 +115,7 @@ def _check_embed_args(model: Any, tile: int, overlap: int, batch_size: int) -> N
     """Raise InputError for arguments that cannot work, before any computation."""
     if not callable(getattr(model, "embed", None)):
         raise InputError(f"embed: expected a TAPNet (with an .embed method), got {type(model).__name__}. "
-                         "Load one with tapkit.train.load_tap(path) or tapkit.course.get_tap_model(cfg).")
+                         "Load one with tapkit.ssl.trainer.load_tap(path) or tapkit.course.get_tap_model(cfg).")
     for name, value in (("tile", tile), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise InputError(f"embed: {name}={value!r} must be a positive whole number.")

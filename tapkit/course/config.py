@@ -19,13 +19,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import profiles, results
-from .movie import InputError, Movie
+from tapkit.course import profiles
+from tapkit.course import results
+from tapkit.data.movie import InputError, Movie
 
 REPO = "tapkit-course/tapkit"
 SECTIONS = ("sim", "tap", "gradcam", "crops", "heads")
 BASE_PARAMS = ("profile", "data", "seed", "device", "out_dir")
-KNOWN_DATASETS = ("simulated", "simulated-bleaching", "hela-subset")  # fallback if tapkit.datasets is absent
+KNOWN_DATASETS = ("simulated", "simulated-bleaching", "hela-subset")  # fallback if tapkit.data.datasets is absent
 NOTEBOOK_RE = re.compile(r"^(\d\d)_.*\.ipynb$")
 
 
@@ -50,7 +51,7 @@ def binder_url(nb: str) -> str:
 
 def repo_root() -> Path:
     """The repository folder next to the installed package (editable install), else the cwd."""
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     return here if (here / "notebooks").is_dir() or (here / "data").is_dir() else Path.cwd()
 
 
@@ -112,9 +113,9 @@ def data_key(data: str) -> str:
 
 
 def known_datasets() -> tuple[str, ...]:
-    """Names `tapkit.datasets.load` understands (falls back to the core three)."""
+    """Names `tapkit.data.datasets.load` understands (falls back to the core three)."""
     try:
-        from .datasets import DATASETS
+        from tapkit.data.datasets import DATASETS
     except ImportError:
         return KNOWN_DATASETS
     return tuple(DATASETS)
@@ -231,13 +232,13 @@ def configure(namespace: dict, notebook: str) -> Config:
     data = validate_data(get("data", "simulated"))
     binning = _check_binning(get("binning"))
     prof = profiles.get_profile(profile_name)
-    from .datasets import recommended
+    from tapkit.data.datasets import recommended
 
     prof["tap"].setdefault("val_at", recommended(data)["val_at"])  # real data: validate on the last frames
     overrides = _section_overrides(namespace, prof)
     for section, values in overrides.items():
         prof[section].update(values)
-    from .device import pick_device
+    from tapkit.runtime import pick_device
 
     try:
         device = pick_device(get("device", "auto"), verbose=False)
@@ -283,7 +284,7 @@ def load_data(cfg: Config, data: "str | None" = None) -> Movie:
 
     Simulated movies use the profile's `sim` settings and cfg.seed.
     """
-    from . import datasets
+    from tapkit.data import datasets
 
     name = cfg.data if data is None else validate_data(data)
     movie = datasets.load(name, seed=cfg.seed, **cfg.sim) if name.startswith("simulated") else datasets.load(name)
@@ -318,7 +319,7 @@ def _filter_kwargs(func: Callable, kwargs: dict) -> dict:
 
 def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
     """Train a TAP model with the profile's `tap` settings and save it to `checkpoint`."""
-    from .train import train_tap
+    from tapkit.ssl.trainer import train_tap
 
     kwargs = dict(cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
     model, _history = train_tap([movie], **_filter_kwargs(train_tap, kwargs))
@@ -336,7 +337,7 @@ def _warn_binning(model: Any, path: Path, movie: "Movie | None") -> None:
 
 def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
     """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
-    from .train import load_tap
+    from tapkit.ssl.trainer import load_tap
 
     key = data_key(data if data is not None else cfg.data)
     own = Path(cfg.out_dir) / f"tap_{key}.pt"
@@ -521,7 +522,7 @@ def _restore_env(name: str, value: "str | None") -> None:
 
 def _summary_device(device: str) -> str:
     """The device the notebooks will use, as text for the summary."""
-    from .device import pick_device
+    from tapkit.runtime import pick_device
 
     try:
         return str(pick_device(device, verbose=False))

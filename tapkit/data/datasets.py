@@ -25,8 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from .io import PathArg, read_ctc, read_tiff, read_tiff_folder
-from .movie import InputError, Movie
+from tapkit.data.io import PathArg, read_ctc, read_tiff, read_tiff_folder
+from tapkit.data.movie import InputError, Movie
 
 CACHE_ENV = "TAPKIT_CACHE"
 BLEACHING_RATE = 0.02  # "simulated-bleaching": exponential decay per frame (-33% over 20 frames)
@@ -52,7 +52,7 @@ def _ctc_entry(description: str, pixel_size: float | None, frame_interval: float
 DATASETS: dict[str, dict[str, Any]] = {
     "simulated": dict(
         kind="simulated", description="Simulated H2B-like nuclei with growth, divisions and apoptosis; perfect "
-        "labels, lineage and division/death event masks (tapkit.simulate.simulate_movie).",
+        "labels, lineage and division/death event masks (tapkit.data.simulate.simulate_movie).",
         source="generated on the fly", licence="BSD-3 (tapkit)", size="set by the profile (e.g. 64 x 256 x 256)"),
     "simulated-bleaching": dict(
         kind="simulated", description="The simulated movie with photobleaching (global exponential decay, "
@@ -306,9 +306,9 @@ def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, s
 # load(): one entry point for names and paths
 # ----------------------------------------------------------------------------------------------
 def _simulator_params() -> set[str]:
-    """Keyword names of tapkit.simulate.simulate_movie (empty if the module is unavailable)."""
+    """Keyword names of tapkit.data.simulate.simulate_movie (empty if the module is unavailable)."""
     try:
-        from .simulate import simulate_movie
+        from tapkit.data.simulate import simulate_movie
     except ImportError:
         return set()
     return set(inspect.signature(simulate_movie).parameters)
@@ -327,7 +327,7 @@ def _take(kwargs: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[s
 
 def _load_simulated(name: str, kwargs: dict[str, Any]) -> Movie:
     """Call simulate_movie (imported lazily), with bleaching on for 'simulated-bleaching'."""
-    from .simulate import simulate_movie
+    from tapkit.data.simulate import simulate_movie
 
     unknown = sorted(set(kwargs) - _simulator_params())
     if unknown:

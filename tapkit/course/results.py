@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .movie import InputError
+from tapkit.data.movie import InputError
 
 RESULTS_ENV = "TAPKIT_RESULTS"
 DEFAULT_OUT_DIR = "runs/latest"

@@ -1,4 +1,4 @@
-"""Speed benchmark of TAP pretraining: `python -m tapkit.bench [--device auto] [--batch 128] [--patch 96] [--steps N]`.
+"""Speed benchmark of TAP pretraining: `python -m benchmarks.bench_pipeline [--device auto] [--batch 128] [--patch 96] [--steps N]`.
 
 Prints, for the chosen device:
   * pairs/s of the batched `PairSampler` (crops + augmentations on the device) alone,
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from .device import pick_device
-from .losses import tap_loss
-from .models import TAPNet
-from .movie import InputError, normalize
-from .pairs import AugmentConfig, PairSampler, augment_margin
+from tapkit.runtime import pick_device
+from tapkit.ssl.tap import tap_loss
+from tapkit.ssl.tap import TAPNet
+from tapkit.data.movie import InputError, normalize
+from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
 
 __all__ = ["bench_movies", "naive_batch", "time_calls", "train_step", "peak_memory_mb", "run_benchmark",
            "format_report", "main"]
@@ -225,7 +225,7 @@ def format_report(res: dict[str, Any]) -> str:
     gpu = res["device"].startswith("cuda")
     target_share, target_speed = (0.10, 5.0) if gpu else (None, 2.0)
     lines = [
-        f"tapkit.bench on {res['device']}: batch {res['batch']}, patch {res['patch']}, median of {res['steps']} steps",
+        f"benchmarks.bench_pipeline on {res['device']}: batch {res['batch']}, patch {res['patch']}, median of {res['steps']} steps",
         f"  batched sampler + augmenter : {res['sampler_pairs_s']:10.0f} pairs/s ({1e3 * res['sampler_s']:.1f} ms/batch)",
         f"  naive per-sample (scipy)    : {res['naive_pairs_s']:10.0f} pairs/s ({1e3 * res['naive_s']:.1f} ms/batch)"
         f"  -> data speed-up {res['speedup_data']:.1f}x",
@@ -250,7 +250,7 @@ def _step_lines(res: dict[str, Any], target_share: "float | None", target_speed:
 
 def main(argv: "list[str] | None" = None) -> dict[str, Any]:
     """Command-line entry point: parse arguments, run the benchmark, print the report."""
-    parser = argparse.ArgumentParser(prog="python -m tapkit.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--batch", type=int, default=128, help="pairs per batch")
     parser.add_argument("--patch", type=int, default=96, help="crop size in pixels")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .calibration import _numpy, check_labels, check_logits, check_probs, to_probs
-from .movie import InputError
+from tapkit.downstream.calibration import _numpy, check_labels, check_logits, check_probs, to_probs
+from tapkit.data.movie import InputError
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -117,7 +117,7 @@ def _draw_crop(ax: Any, image: np.ndarray, mask: np.ndarray | None, title: str) 
 def plot_mistakes(pairs: Any, idx: Any, probs: Any, ncols: int = 4, title: str | None = None) -> "matplotlib.figure.Figure":
     """Gallery of crop pairs: frame t and t+delta side by side, event-mask contours, P(event) on top.
 
-    ``pairs`` is a ``tapkit.crops.CropPairs``; ``idx`` indexes into it; ``probs`` holds the
+    ``pairs`` is a ``tapkit.downstream.events.crops.CropPairs``; ``idx`` indexes into it; ``probs`` holds the
     event probability of each shown pair (same length as ``idx``). Contours: cyan = division,
     magenta = death.
     """

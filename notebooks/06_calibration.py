@@ -1,0 +1,238 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/06_calibration.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F06_calibration.ipynb)
+#
+# # 06 · Can we trust the probabilities? Calibration and temperature scaling
+#
+# A classifier that says "P(event) = 0.95" should be right about 95 % of the time. Modern networks
+# are often **over-confident** (Guo et al. 2017), and Chen et al. (2024, Fig. 5) found the same for
+# event recognition on TAP features. When a person works with the model -- deciding which crops to
+# check by hand -- the probabilities themselves matter, not only the predicted class. We measure
+# calibration, fix it with **temperature scaling**, and see what that changes for a human in the loop.
+#
+# **Learning goals**
+# - read a reliability diagram and compute the expected calibration error (ECE)
+# - fit a temperature on the validation split and check it on the test split (ECE and NLL)
+# - know what temperature scaling can and cannot change (ranking, precision and recall stay the same)
+# - correct the bias of a head trained on balanced data with a prior shift (Bayes' rule)
+# - use calibrated probabilities to plan a review: how many pairs must a person check, how many
+#   events will slip through
+#
+# **Estimated runtime**
+#
+# | profile | time |
+# | --- | --- |
+# | smoke | < 2 min |
+# | cpu (2 cores) | ~1 min |
+# | gpu | ~2 min |
+
+# %%
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+
+# %% tags=["parameters"]
+profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of an annotated movie
+seed = 0  # one number fixes crops, splits and weights: same seed -> same results
+device = "auto"  # "auto", "cpu", "cuda" or "mps"
+out_dir = "runs/latest"  # where results.json and the TAP checkpoint of notebook 01 live
+crops_n_pairs = None  # number of crop pairs cut from the movie (None: from the profile)
+heads_epochs_linear = None  # epochs for the linear head (None: from the profile)
+heads_epochs_resnet = None  # epochs for the ResNet head (None: from the profile)
+n_bins = 15  # number of equal-width confidence bins for ECE and reliability diagrams
+target_recall = 0.9  # the share of all events a person wants to find when reviewing pairs
+
+# %%
+import numpy as np
+import tapkit, tapkit.course, tapkit.course.results
+from tapkit.downstream.events import crops
+from tapkit.downstream.events import heads
+from tapkit.downstream import calibration as cal
+
+cfg = tapkit.course.configure(globals(), notebook="06")
+
+# %% [markdown]
+# ## 1 · Two trained heads
+#
+# The same set-up as notebook 05: crop pairs labelled with *size filter, either*, a split with a
+# balanced training set, and two heads on frozen TAP features -- linear (A0) and ResNet (A1).
+# `run_strategy` keeps the logits of the validation and the test pairs, which is all calibration needs.
+
+# %%
+movie = tapkit.course.load_data(cfg)
+tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
+pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+labels = crops.label_pairs(pairs, "size-either")
+split = crops.split_pairs(labels, seed=cfg.seed)
+train = dict(tap_model=tap_model, seed=cfg.seed, device=cfg.device, cache={})  # cache: TAP features once
+runs = {"linear": heads.run_strategy("A0", pairs, labels, split, epochs=cfg.heads["epochs_linear"], **train),
+        "resnet": heads.run_strategy("A1", pairs, labels, split, epochs=cfg.heads["epochs_resnet"], **train)}
+for name, res in runs.items():
+    print(f"{name:>6}: precision {res.precision.round(2)}  recall {res.recall.round(2)}")
+
+# %% [markdown]
+# ## 2 · Reliability diagrams and ECE
+#
+# Sort the test pairs into `n_bins` equal-width bins of predicted P(event). For each bin the bar shows
+# the fraction of pairs that really hold an event; a calibrated model has bars on the red diagonal.
+# Bars *below* the diagonal mean over-confidence (the model says 0.9, only 60 % are events); the
+# numbers on the bars are how many pairs fall into each bin. The **expected calibration error** is
+# the average gap |fraction of events - mean confidence|, weighted by the number of pairs per bin.
+#
+# We use the paper's convention: the confidence is P(class 1). `tapkit.downstream.calibration` also offers Guo
+# et al.'s *top-label* convention (confidence of the predicted class), `confidence="top-label"`.
+
+# %%
+confidence = "class-1"  # as in the paper's Fig. 5; "top-label" is Guo et al.'s convention
+res = runs["linear"]
+cal.reliability_diagram(cal.to_probs(res.test_logits), res.test_labels, n_bins=n_bins,
+                        confidence=confidence, title="linear head, test split, before calibration");
+
+# %% [markdown]
+# ## 3 · Temperature scaling
+#
+# Temperature scaling divides all logits by one number T > 0 before the softmax: T > 1 softens
+# over-confident probabilities, T < 1 sharpens under-confident ones. T is fitted on the **validation**
+# split by minimising the negative log-likelihood (NLL), with LBFGS on log T so that T stays positive.
+# Dividing by T never changes which class has the larger logit, so precision and recall do not change
+# -- only the probabilities do. We judge the result on the **test** split, which T has never seen.
+
+# %%
+reports = {name: cal.calibration_report(r.val_logits, r.val_labels, r.test_logits, r.test_labels,
+                                        n_bins=n_bins, confidence=confidence) for name, r in runs.items()}
+print(f"{'head':>6} {'T':>6} | {'ECE before':>10} {'ECE after':>9} | {'NLL before':>10} {'NLL after':>9}  (test split)")
+for name, rep in reports.items():
+    print(f"{name:>6} {rep['temperature']:6.2f} | {rep['test_ece_before']:10.3f} {rep['test_ece_after']:9.3f} |"
+          f" {rep['test_nll_before']:10.3f} {rep['test_nll_after']:9.3f}")
+
+# %% [markdown]
+# Before and after, for both heads, like the paper's Fig. 5 (left: before, right: after). In the
+# paper the ResNet head starts out better calibrated than the linear one, and temperature scaling
+# moves both closer to the diagonal. With the small `smoke` settings the bins are sparse and the
+# numbers noisy; run the `cpu` or `gpu` profile for smoother diagrams.
+
+# %%
+cal.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["temperature"]) for name, r in runs.items()},
+                     n_bins=n_bins, confidence=confidence);
+
+# %% [markdown]
+# ## 4 · What temperature cannot fix: the balanced training set
+#
+# The heads were trained on a **balanced** set (half of the pairs hold an event), but in the
+# validation and test splits events are much rarer. So the head's P(event) is too high almost
+# everywhere -- the bars sit below the diagonal -- and dividing the logits by T cannot fix that,
+# because T keeps P = 0.5 where it is. Bayes' rule gives the fix without fitting anything: add
+# log-odds(event rate in use) - log-odds(event rate in training) to the event logit
+# (`cal.prior_shift`). We take the event rate of the validation split, then fit T on the shifted logits.
+
+# %%
+train_rate, event_rate = float(labels[split.train].mean()), float(labels[split.val].mean())
+shifted = {}
+for name, r in runs.items():
+    sv, st = (cal.prior_shift(z, train_rate, event_rate) for z in (r.val_logits, r.test_logits))
+    rep = cal.calibration_report(sv, r.val_labels, st, r.test_labels, n_bins=n_bins, confidence=confidence)
+    shifted[f"{name} + prior shift"] = (st, r.test_labels, rep["temperature"])
+    reports[name]["test_ece_prior_shift"] = rep["test_ece_after"]
+    print(f"{name:>6}: test ECE {reports[name]['test_ece_before']:.3f} raw -> {reports[name]['test_ece_after']:.3f} "
+          f"temperature -> {rep['test_ece_after']:.3f} prior shift + temperature (T = {rep['temperature']:.2f})")
+cal.plot_calibration(shifted, n_bins=n_bins, confidence=confidence);
+
+# %% [markdown]
+# ## 5 · Why it matters: a human in the loop
+#
+# Suppose a biologist checks the model's suggestions by hand. Two questions come up:
+#
+# 1. **How many pairs must I check to find `target_recall` of all events?** Going down the list from
+#    the most likely event, this depends only on the *ranking* -- which temperature scaling does not
+#    change.
+# 2. **If I only check pairs with P(event) above a threshold, how many events will I miss?** Without
+#    labels the best estimate is the sum of P(event) over the unchecked pairs. That estimate is only
+#    honest when the probabilities are calibrated. Below we review down to the threshold that reaches
+#    `target_recall` and compare the estimate with the truth.
+
+# %%
+for name, r in runs.items():
+    need = cal.pairs_to_check(cal.to_probs(r.test_logits), r.test_labels, recall=target_recall)
+    print(f"{name:>6}: check {need['n_check']} of {len(r.test_labels)} pairs ({need['fraction_check']:.0%}) "
+          f"to find {target_recall:.0%} of the events")
+
+# %%
+for name, r in runs.items():  # review the top pairs until target_recall; estimate what is left
+    st, _, t = shifted[f"{name} + prior shift"]
+    for when, p in (("raw", cal.to_probs(r.test_logits)), ("calibrated", cal.to_probs(st / t))):
+        thr = cal.pairs_to_check(p, r.test_labels, recall=target_recall)["threshold"]
+        tri = cal.triage(p, thr, labels=r.test_labels)
+        print(f"{name:>6} {when:>10}: review P(event) >= {thr:.2f} ({tri['n_review']} pairs) | "
+              f"expected missed events {tri['expected_missed']:5.1f} | actually missed {tri['missed']}")
+
+# %% [markdown]
+# The same pairs are reviewed with raw and calibrated probabilities (the ranking does not change; only the
+# threshold *value* does). But with calibrated probabilities the *expected* number of missed events,
+# computed without any labels, is closer to the number actually missed. So a person can choose a
+# threshold from the workload they can afford and know what they give up. (With few test pairs, as in
+# `smoke`, the numbers are small and noisy.)
+
+# %% [markdown]
+# ## Exercise 1 · Fit the temperature yourself
+#
+# Temperature scaling is a one-parameter fit. Find the temperature of the **ResNet** head by a grid
+# search: for each T in `np.linspace(0.2, 5, 200)` compute the validation NLL of
+# `cal.apply_temperature(val_logits, T)` with `cal.negative_log_likelihood`, and keep the T with the
+# smallest NLL. Store it in `my_temperature`; it should agree with `reports["resnet"]["temperature"]`.
+
+# %%
+my_temperature = ...  # your answer: a positive number
+
+# %% tags=["solution"]
+r = runs["resnet"]
+grid = np.linspace(0.2, 5, 200)
+nlls = [cal.negative_log_likelihood(cal.apply_temperature(r.val_logits, t), r.val_labels) for t in grid]
+my_temperature = float(grid[int(np.argmin(nlls))])
+print(f"grid search: T = {my_temperature:.2f}, LBFGS: T = {reports['resnet']['temperature']:.2f}")
+
+# %%
+_t = reports["resnet"]["temperature"]
+tapkit.course.check(my_temperature, lambda a: abs(a - _t) <= 0.05 * _t + 0.03 or not 0.2 < _t < 5,
+                    name="my_temperature", hint="minimise the validation NLL over the grid with np.argmin")
+
+# %% [markdown]
+# ## Results
+
+# %%
+calibration = {name: dict(ece_before=rep["test_ece_before"], ece_after=rep["test_ece_after"],
+                          temperature=rep["temperature"], nll_before=rep["test_nll_before"],
+                          nll_after=rep["test_nll_after"], ece_prior_shift=rep["test_ece_prior_shift"])
+               for name, rep in reports.items()}
+tapkit.course.results.record("calibration", **calibration)
+
+# %% [markdown]
+# ## Summary
+#
+# - Reliability diagrams and the ECE show whether a probability of 0.9 means 90 %.
+# - Temperature scaling fits one number on the validation split; it never changes the predicted
+#   class (so precision and recall stay), and usually lowers the ECE and NLL on unseen data.
+# - A head trained on balanced data over-predicts rare events; a prior shift (Bayes' rule) removes
+#   that bias, which temperature scaling alone cannot.
+# - Calibrated probabilities let a person plan a review: how much to check and how many events will
+#   be missed.
+#
+# **Next:** back to the course overview -- try the `cpu` or `gpu` profile, or your own movie with
+# `data = "path/to/movie.tif"`.
