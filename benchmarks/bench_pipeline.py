@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from tapkit.runtime import pick_device
+from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.tap import tap_loss
 from tapkit.ssl.tap import TAPNet
 from tapkit.data.movie import InputError, normalize
@@ -150,7 +150,7 @@ def train_step(model: TAPNet, opt: torch.optim.Optimizer, scaler: "torch.amp.Gra
                x: torch.Tensor, y: torch.Tensor) -> float:
     """One TAP training step (AMP on CUDA): forward, loss, backward, optimiser step; returns the loss."""
     dev = x.device
-    with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+    with autocast(dev):
         logits, z = model(x)  # (B, 2), (B, 2, F, P, P)
         loss, _, _ = tap_loss(logits, y, z)
     opt.zero_grad(set_to_none=True)

@@ -22,6 +22,7 @@ import numpy as np
 from tapkit.course import profiles
 from tapkit.course import results
 from tapkit.data.movie import InputError, Movie
+from tapkit.runtime import seed_everything
 
 REPO = "tapkit-course/tapkit"
 SECTIONS = ("sim", "tap", "gradcam", "crops", "heads")
@@ -194,15 +195,6 @@ def _section_overrides(namespace: dict, profile: dict) -> dict[str, dict]:
     return out
 
 
-def _seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) with one number."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _check_base(profile: Any, seed: Any, out_dir: Any) -> str:
     """Validate the base parameters cheaply; return the resolved profile name."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -248,7 +240,7 @@ def configure(namespace: dict, notebook: str) -> Config:
     out_dir.mkdir(parents=True, exist_ok=True)
     results.set_out_dir(out_dir)
     seed = int(get("seed", 0))
-    _seed_everything(seed)
+    seed_everything(seed)
     cfg = Config(notebook=str(notebook), profile=profile_name, device=device, seed=seed, data=data,
                  out_dir=out_dir, binning=binning, overrides={k: v for k, v in overrides.items() if v},
                  **{s: prof[s] for s in SECTIONS})

@@ -12,17 +12,16 @@ untiled ones up to float rounding.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tapkit.runtime import pick_device
+from tapkit.runtime import autocast, pick_device
 from tapkit.data.movie import InputError, Movie, check_images, normalize as normalize_frames
 
-__all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device", "autocast"]
+__all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device"]
 
 Window = tuple[slice, slice, slice, slice]  # (source y, source x) in the frame, (keep y, keep x) in the tile
 
@@ -41,13 +40,6 @@ def model_device(model: torch.nn.Module, device: "str | torch.device | None" = N
         return pick_device(device, verbose=False)
     param = next(iter(model.parameters()), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def autocast(device: torch.device, enabled: bool = True) -> Any:
-    """Mixed precision (float16) on CUDA, a no-op context elsewhere."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return nullcontext()
 
 
 def prepare_frames(movie_or_frames: "Movie | np.ndarray", normalize: bool = True) -> np.ndarray:

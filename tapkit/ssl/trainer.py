@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import time
@@ -14,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
-from tapkit.runtime import pick_device
+from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.tap import tap_loss
 from tapkit.ssl.tap import TAPNet
 from tapkit.data.movie import InputError, Movie
@@ -22,14 +21,6 @@ from tapkit.ssl.sampler import PairSampler
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "train_decorr", "val_loss", "val_accuracy", "val_decorr",
                 "lr", "seconds")
-
-
-def _autocast(device: torch.device, amp: bool):
-    """bf16 (or fp16) autocast on CUDA when amp is on; a no-op elsewhere (CPU results stay exact)."""
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
 
 
 def _rng_state() -> dict:
@@ -52,7 +43,7 @@ def _set_rng_state(state: dict) -> None:
 def _step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, device: torch.device,
           amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward one batch: (total loss, ce, decorrelation, number correct)."""
-    with _autocast(device, amp):
+    with autocast(device, amp):
         logits, z = model(x)  # (B, 2), (B, 2, F, P, P)
     loss, ce, decorr = tap_loss(logits.float(), y, z.float(), lam=lam)
     return loss, ce, decorr, (logits.argmax(1) == y).sum()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
-from tapkit.runtime import pick_device
+from tapkit.runtime import autocast, pick_device
 from tapkit.data.movie import InputError
 
 STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
@@ -124,7 +124,7 @@ def recalibrate_batchnorm(module: nn.Module, x: torch.Tensor, device: torch.devi
         m.momentum = None  # exact average over the batches below
     module.train()
     for i in range(0, len(x) - 1, batch_size):
-        with _autocast(device):
+        with autocast(device):
             module(x[i:i + batch_size].to(device).float())
     for m in norms:
         m.momentum = 0.1
@@ -237,11 +237,6 @@ def n_features_of(encoder: Encoder) -> int:
     return int(convs[-1].out_channels)
 
 
-def _autocast(device: torch.device) -> Any:
-    """bfloat16 autocast on CUDA, a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 @torch.inference_mode()
 def compute_features(encoder: nn.Module, images: np.ndarray, device: "str | torch.device" = "auto",
                      batch_size: int = 64, progress: bool = False) -> torch.Tensor:
@@ -252,7 +247,7 @@ def compute_features(encoder: nn.Module, images: np.ndarray, device: "str | torc
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
         x = torch.as_tensor(images[i:i + batch_size], device=device)  # (b, 2, S, S)
-        with _autocast(device):
+        with autocast(device):
             out.append(model.features(x).half())  # (b, 2, F, S, S)
     return torch.cat(out)
 
@@ -324,7 +319,7 @@ def predict(module: nn.Module, inputs: torch.Tensor, device: torch.device, batch
     module.eval()
     out = []
     for i in range(0, len(inputs), batch_size):
-        with _autocast(device):
+        with autocast(device):
             out.append(module(inputs[i:i + batch_size].to(device).float()).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
@@ -344,7 +339,7 @@ def train_module(module: nn.Module, x: torch.Tensor, y: np.ndarray, x_val: torch
         module.train()
         losses = []
         for b in _batches(len(x), batch_size, gen):
-            with _autocast(device):
+            with autocast(device):
                 loss = F.cross_entropy(module(x[b.to(x.device)].to(device).float()).float(), yt[b.to(device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
