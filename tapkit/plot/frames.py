@@ -15,7 +15,7 @@ import numpy as np
 from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie
 
 OVERLAYS = ("events", "labels", None)
-EVENT_COLORS = {DIVISION: (1.0, 0.1, 0.1), DEATH: (0.1, 0.9, 1.0)}  # red divisions, cyan deaths (as tapkit.data.io)
+from tapkit.plot import EVENT_COLORS
 
 
 def _check_overlay(movie: Movie, overlay: "str | bool | None") -> "str | None":
