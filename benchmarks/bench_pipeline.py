@@ -26,7 +26,6 @@ import torch
 from scipy import ndimage as ndi
 
 from tapkit.runtime import autocast, pick_device
-from tapkit.ssl.tap import tap_loss
 from tapkit.ssl.tap import TAPNet
 from tapkit.data.movie import InputError, normalize
 from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
@@ -149,10 +148,8 @@ def time_calls(fn: Callable[[], Any], steps: int, device: torch.device, warmup: 
 def train_step(model: TAPNet, opt: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
                x: torch.Tensor, y: torch.Tensor) -> float:
     """One TAP training step (AMP on CUDA): forward, loss, backward, optimiser step; returns the loss."""
-    dev = x.device
-    with autocast(dev):
-        logits, z = model(x)  # (B, 2), (B, 2, F, P, P)
-        loss, _, _ = tap_loss(logits, y, z)
+    with autocast(x.device):
+        loss, _ = model.loss({"x": x, "y": y})  # x (B, 2, 1, P, P), y (B,)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(opt)
@@ -190,7 +187,9 @@ def run_benchmark(device: "str | torch.device" = "auto", batch: int = 128, patch
     model = TAPNet(seed=seed, **(model_kw or {})).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda")
-    x, y, _ = sampler.sample()
+    flips = torch.Generator(device=dev).manual_seed(seed)
+    tap_batch = lambda: tuple(model.make_batch(sampler.sample()[0], flips).values())  # noqa: E731  (x, y)
+    x, y = tap_batch()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     res = dict(device=str(dev), batch=batch, patch=patch, steps=steps)
@@ -200,7 +199,7 @@ def run_benchmark(device: "str | torch.device" = "auto", batch: int = 128, patch
         res["peak_memory_mb"] = peak_memory_mb(dev)
         return _derived(res)
     res["step_pregenerated_s"] = time_calls(lambda: train_step(model, opt, scaler, x, y), steps, dev)
-    res["step_batched_s"] = time_calls(lambda: train_step(model, opt, scaler, *sampler.sample()[:2]), steps, dev)
+    res["step_batched_s"] = time_calls(lambda: train_step(model, opt, scaler, *tap_batch()), steps, dev)
     res["step_naive_s"] = time_calls(lambda: train_step(model, opt, scaler, *naive()), steps, dev)
     res["peak_memory_mb"] = peak_memory_mb(dev)
     return _derived(res)

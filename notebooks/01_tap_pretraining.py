@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.results
 from tapkit.ssl import backbone, sampler, tap, trainer
-from tapkit.plot import frames as viewer
+from tapkit.plot import frames as viewer, tap as plot_tap
 
 cfg = tapkit.course.configure(globals(), notebook="01")
 patch = cfg.tap["patch"]
@@ -178,7 +178,7 @@ print({k: round(v, 3) for k, v in values.items()})
 # %%
 checkpoint = cfg.out_dir / f"tap_{cfg.data_key}.pt"
 model, history = trainer.train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
-trainer.plot_history(history);
+plot_tap.plot_history(history);
 
 # %% [markdown]
 # ## 7 · How good is it, and where?
@@ -198,7 +198,7 @@ trainer.plot_history(history);
 # network on the last three HeLa frames: 0.82 before, 0.42 after).
 
 # %%
-scores = trainer.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+scores = tap.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
                             val_at=cfg.tap["val_at"])
 print({k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items() if k != "accuracy_by_t"})
 by_t = scores["accuracy_by_t"]  # {t: accuracy on the pairs (t, t+1)}
@@ -206,7 +206,7 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 ax.bar([str(t) for t in by_t], list(by_t.values())), ax.axhline(0.5, color="k", ls="--", label="chance")
 ax.set(xlabel="validation frame pair starting at t", ylabel="accuracy", ylim=(0, 1), title="one bar per frame pair")
 ax.legend();
-local = trainer.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+local = tap.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
                            val_at=cfg.tap["val_at"], per_crop=True)  # no frame-wide intensity cue left
 print(f"every crop normalised on its own: {local['accuracy']:.3f} (normalised per frame: {scores['accuracy']:.3f})")
 

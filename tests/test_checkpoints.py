@@ -9,7 +9,8 @@ import torch
 from tapkit.course import config as course
 from tapkit.data import datasets
 from tapkit.course import profiles
-from tapkit.ssl.trainer import evaluate_tap, load_tap
+from tapkit.ssl.tap import evaluate_tap
+from tapkit.ssl.trainer import load_tap
 
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines() if line.strip()]

@@ -7,6 +7,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from tapkit import InputError, Movie, normalize
+from tapkit.ssl.tap import flip_pairs
 from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
 
 torch.set_num_threads(2)
@@ -18,9 +19,26 @@ def noise_movie(t=12, size=48, seed=0) -> np.ndarray:
     return ndimage.gaussian_filter(rng.normal(size=(t, size, size)), (0, 2, 2)).astype(np.float32)
 
 
+def tap_sample(s: PairSampler, with_events: bool = False):
+    """A TAP batch as training makes it: the sampler's crops (time order), flipped by TAPNet.make_batch's rule."""
+    crops, info = s.sample(with_events=with_events)
+    flip = torch.rand(len(crops), generator=s.generator, device=crops.device) < 0.5
+    return flip_pairs(crops, flip), flip.long(), dict(info, flipped=flip)
+
+
+def test_sampler_returns_crops_in_time_order():
+    mov = noise_movie()
+    crops, info = PairSampler(mov, patch=20, batch_size=16, augment=False).sample()
+    norm = torch.as_tensor(normalize(mov))
+    ar = torch.arange(20)
+    rows, cols = (info["y0"][:, None] + ar)[:, :, None], (info["x0"][:, None] + ar)[:, None, :]
+    assert torch.equal(crops[:, 0, 0], norm[info["t"][:, None, None], rows, cols])
+    assert torch.equal(crops[:, 1, 0], norm[(info["t"] + info["delta"])[:, None, None], rows, cols])
+
+
 def test_shapes_and_info():
     s = PairSampler(noise_movie(), patch=24, batch_size=10)
-    x, y, info = s.sample()
+    x, y, info = tap_sample(s)
     assert x.shape == (10, 2, 1, 24, 24) and x.dtype == torch.float32
     assert y.shape == (10,) and y.dtype == torch.long
     assert set(info) >= {"t", "y0", "x0", "movie", "delta", "flipped"}
@@ -29,14 +47,14 @@ def test_shapes_and_info():
 
 
 def test_labels_balanced():
-    _, y, _ = PairSampler(noise_movie(), patch=16, batch_size=2000, augment=False).sample()
+    _, y, _ = tap_sample(PairSampler(noise_movie(), patch=16, batch_size=2000, augment=False))
     assert 0.45 < y.float().mean().item() < 0.55
 
 
 def test_flip_swaps_frames_without_augmentation():
     mov = noise_movie()
     s = PairSampler(mov, patch=20, delta=(1, 3), batch_size=64, augment=False)
-    x, y, info = s.sample()
+    x, y, info = tap_sample(s)
     norm = torch.as_tensor(normalize(mov))
     ar = torch.arange(20)
     rows, cols = (info["y0"][:, None] + ar)[:, :, None], (info["x0"][:, None] + ar)[:, None, :]
@@ -53,7 +71,7 @@ def test_train_and_val_frames_disjoint():
     frames = {}
     for split in ("train", "val"):
         s = PairSampler(mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2)
-        _, _, info = s.sample()
+        _, _, info = tap_sample(s)
         frames[split] = set(info["t"].tolist()) | set((info["t"] + info["delta"]).tolist())
     assert max(frames["val"]) < 6 <= min(frames["train"])
     assert frames["val"].isdisjoint(frames["train"])
@@ -64,7 +82,7 @@ def test_val_at_end_trains_on_first_frames_and_validates_on_last():
     frames = {}
     for split in ("train", "val"):
         s = PairSampler(mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2, val_at="end")
-        _, _, info = s.sample()
+        _, _, info = tap_sample(s)
         frames[split] = set(info["t"].tolist()) | set((info["t"] + info["delta"]).tolist())
     assert max(frames["train"]) < 24 <= min(frames["val"]) and max(frames["val"]) == 29
     with pytest.raises(InputError, match="val_at"):
@@ -73,14 +91,14 @@ def test_val_at_end_trains_on_first_frames_and_validates_on_last():
 
 def test_validation_keeps_two_pair_times_on_short_movies():
     s = PairSampler(noise_movie(t=20), patch=16, batch_size=200, split="val", val_fraction=0.1, val_at="end")
-    assert s.n_val_frames(20) == 3 and set(s.sample()[2]["t"].tolist()) == {17, 18}
+    assert s.n_val_frames(20) == 3 and set(tap_sample(s)[2]["t"].tolist()) == {17, 18}
 
 
 def test_determinism_and_fixed_validation():
     mov = noise_movie()
-    a = PairSampler(mov, patch=16, batch_size=8, seed=5).sample()
-    b = PairSampler(mov, patch=16, batch_size=8, seed=5).sample()
-    c = PairSampler(mov, patch=16, batch_size=8, seed=6).sample()
+    a = tap_sample(PairSampler(mov, patch=16, batch_size=8, seed=5))
+    b = tap_sample(PairSampler(mov, patch=16, batch_size=8, seed=5))
+    c = tap_sample(PairSampler(mov, patch=16, batch_size=8, seed=6))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[0], c[0])
     val = PairSampler(mov, patch=16, batch_size=8, split="val", val_fraction=0.3)
@@ -91,12 +109,12 @@ def test_determinism_and_fixed_validation():
 
 def test_state_dict_resumes_stream():
     s = PairSampler(noise_movie(), patch=16, batch_size=4)
-    s.sample()
+    tap_sample(s)
     state = s.state_dict()
-    expected = s.sample()[0]
-    s.sample()
+    expected = tap_sample(s)[0]
+    tap_sample(s)
     s.load_state_dict(state)
-    assert torch.equal(s.sample()[0], expected)
+    assert torch.equal(tap_sample(s)[0], expected)
 
 
 def slot_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -111,7 +129,7 @@ def slot_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
                                                                     p_elastic=1, p_rotate=1, p_scale=1)])
 def test_augmentations_do_not_leak_the_label(augment):
     s = PairSampler(noise_movie(t=16, size=64), patch=24, batch_size=3000, augment=augment, seed=1)
-    x, y, _ = s.sample()
+    x, y, _ = tap_sample(s)
     for name, diff in slot_statistics(x).items():
         auc = roc_auc_score(y.numpy(), diff.numpy())
         assert abs(auc - 0.5) < 0.05, f"{name} of slot 0 vs slot 1 predicts the label (AUC {auc:.3f})"
@@ -143,10 +161,10 @@ def test_background_rejection():
     mov[:, 40:70, 40:70] = 1.0
     mov += np.random.default_rng(0).normal(0, 0.01, mov.shape).astype(np.float32)
     s = PairSampler(mov, patch=16, batch_size=200, augment=False, reject_background=0.2)
-    x, _, _ = s.sample()
+    x, _, _ = tap_sample(s)
     frac = (x > 0.25).float().mean((1, 2, 3, 4))
     assert (frac >= 0.2).float().mean() > 0.95
-    x0, _, _ = PairSampler(mov, patch=16, batch_size=200, augment=False).sample()
+    x0, _, _ = tap_sample(PairSampler(mov, patch=16, batch_size=200, augment=False))
     assert ((x0 > 0.25).float().mean((1, 2, 3, 4)) >= 0.2).float().mean() < 0.5
 
 
@@ -156,8 +174,8 @@ def test_several_movies_and_event_flags():
     events[4, 10:14, 10:14] = 1
     b = Movie(noise_movie(t=8, size=56, seed=1), events=np.zeros((8, 56, 56), np.uint8))
     s = PairSampler([Movie(a, events=events), b], patch=16, batch_size=400, augment=False)
-    assert "has_event" not in s.sample()[2]  # not computed unless asked for
-    x, _, info = s.sample(with_events=True)
+    assert "has_event" not in tap_sample(s)[2]  # not computed unless asked for
+    x, _, info = tap_sample(s, with_events=True)
     assert set(info["movie"].tolist()) == {0, 1}
     ev = torch.as_tensor(events > 0)
     y0, x0, t = info["y0"], info["x0"], info["t"]

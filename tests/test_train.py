@@ -9,7 +9,9 @@ import tapkit.ssl.trainer
 from tapkit import InputError
 from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
 from tapkit.ssl.sampler import PairSampler
-from tapkit.ssl.trainer import evaluate_tap, load_tap, plot_history, train_tap
+from tapkit.plot.tap import plot_history
+from tapkit.ssl.tap import TAPNet, evaluate_tap
+from tapkit.ssl.trainer import load_tap, train_tap
 
 torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=8, n_features=8, backbone_features=8, head_features=8)
@@ -105,12 +107,8 @@ def _accuracy_after_short_training(make_movie, **kw) -> float:
     return evaluate_tap(model, make_movie(t=20, seed=5), n_pairs=256, patch=24, split="train")["accuracy"]
 
 
-class _AlwaysSlot0(torch.nn.Module):
+class _AlwaysSlot0(TAPNet):
     """A 'model' that always says slot 0 came first: right exactly on the pairs that were not flipped."""
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
         return torch.tensor([[1.0, 0.0]]).repeat(len(x), 1), None
@@ -118,13 +116,14 @@ class _AlwaysSlot0(torch.nn.Module):
 
 def test_evaluate_reports_accuracy_per_frame_pair():
     movie = growing_blobs(t=20)
-    res = evaluate_tap(_AlwaysSlot0(), movie, n_pairs=320, patch=24, val_fraction=0.25, val_at="end",
+    res = evaluate_tap(_AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4), movie, n_pairs=320, patch=24, val_fraction=0.25, val_at="end",
                        batch_size=64, seed=3)
     # the same pairs, drawn again: accuracy per t = share of unflipped pairs starting at t
     s = PairSampler(movie, patch=24, batch_size=64, split="val", val_fraction=0.25, val_at="end", augment=False,
                     seed=3)
-    infos = [s.sample()[2] for _ in range(5)]
-    t, flipped = (torch.cat([i[k] for i in infos]) for k in ("t", "flipped"))
+    t = torch.cat([s.sample()[1]["t"] for _ in range(5)])
+    flips = torch.Generator().manual_seed(3)  # evaluate_tap's flips: make_batch draws them from this stream
+    flipped = torch.cat([torch.rand(64, generator=flips) < 0.5 for _ in range(5)])
     expected = {int(v): (~flipped[t == v]).float().mean().item() for v in t.unique()}
     assert set(res["accuracy_by_t"]) == {15, 16, 17, 18}  # the last 5 frames hold the validation pairs
     assert res["accuracy_by_t"] == pytest.approx(expected) and res["accuracy"] == pytest.approx(
@@ -132,7 +131,7 @@ def test_evaluate_reports_accuracy_per_frame_pair():
 
 
 def test_normalize_crops_removes_per_crop_intensity_scale_and_offset():
-    from tapkit.ssl.trainer import normalize_crops
+    from tapkit.ssl.sampler import normalize_crops
 
     x = torch.rand(4, 2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     scale = torch.tensor([0.5, 2.0, 3.0, 7.0]).view(4, 1, 1, 1, 1) * torch.tensor([1.0, 4.0]).view(1, 2, 1, 1, 1)

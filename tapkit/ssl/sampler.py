@@ -1,8 +1,7 @@
 """Batched crop-pair sampling and augmentation for time arrow prediction (TAP) pretraining.
 
 A `PairSampler` keeps every movie, normalised per frame, as a tensor on the compute device and
-draws a whole batch at once: crops at the same place from frames t and t + delta, the order
-flipped with probability 0.5 (the label is the slot that holds the earlier frame), then one
+draws a whole batch at once: crops at the same place from frames t and t + delta, then one
 batched `grid_sample` that applies all geometric augmentations (flips/90° rotations, rotation,
 scale, per-frame jitter, elastic deformation) and batched intensity augmentations. No
 per-sample Python loop, no DataLoader. Both slots are augmented with identically distributed
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie, check_images, normalize
 
-__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "augment_margin", "as_image_list"]
+__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "augment_margin", "as_image_list", "normalize_crops"]
 
 
 @dataclass
@@ -180,14 +179,14 @@ def augment_pairs(x: torch.Tensor, generator: torch.Generator, cfg: AugmentConfi
 class PairSampler:
     """Draws batches of (augmented) crop pairs from frames t and t + delta of one or several movies.
 
-    sample() -> x (B, 2, 1, P, P) float32, y (B,) long = slot holding the earlier frame,
-                info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie,
-                flipped (bool) and, with `sample(with_events=True)` and an event mask, has_event
+    sample() -> crops (B, 2, 1, P, P) float32 in time order (frame t, then t + delta),
+                info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie
+                and, with `sample(with_events=True)` and an event mask, has_event
                 (an event pixel in the crop; off by default to keep it out of the training hot path).
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
     (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
-    "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation
-    besides the order flip.
+    "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation.
+    Each pretext task makes its batch from the crops (TAP flips the order: `tapkit.ssl.tap`).
     """
 
     def __init__(self, movies: "Movie | np.ndarray | Sequence", patch: int = 96,
@@ -329,18 +328,16 @@ class PairSampler:
             crops[bad] = self._crops(new)
         return pos, crops
 
-    def sample(self, with_events: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """One batch: x (B, 2, 1, P, P), y (B,) slot holding the earlier frame, info dict of (B,) tensors."""
+    def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One batch: crops (B, 2, 1, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
         pos, crops = self._draw(self.batch_size)  # (B, 2, C, C), frame t in slot 0
-        flipped = torch.rand(self.batch_size, generator=self.generator, device=self.device) < 0.5
-        crops = torch.where(flipped[:, None, None, None], crops.flip(1), crops)
         x = augment_pairs(crops, self.generator, self.cfg, self.patch)  # (B, 2, P, P)
-        info = dict(pos, flipped=flipped)
+        info = dict(pos)
         if with_events and self.events is not None:
             info["has_event"] = self._gather(self.events, pos, self.patch, 0).flatten(1).any(1)
-        return x[:, :, None].float().contiguous(), flipped.long(), info
+        return x[:, :, None].float().contiguous(), info
 
-    def fixed_batches(self, n_batches: int) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
+    def fixed_batches(self, n_batches: int) -> list[tuple[torch.Tensor, dict]]:
         """Re-seed, then draw n_batches: the same batches on every call (for validation)."""
         self.reset()
         return [self.sample() for _ in range(n_batches)]
@@ -348,3 +345,11 @@ class PairSampler:
     def __repr__(self) -> str:
         return (f"PairSampler(split={self.split!r}, movies={len(self.movies)}, pairs={len(self.table)}, "
                 f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device})")
+
+
+def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:
+    """Percentile-normalise every crop of (B, T, C, P, P) on its own: pmin -> 0, pmax -> 1."""
+    flat = x.flatten(2)  # (B, T, C*P*P)
+    lo = torch.quantile(flat, pmin / 100, dim=2, keepdim=True)
+    hi = torch.quantile(flat, pmax / 100, dim=2, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp(min=1e-6)).view_as(x)

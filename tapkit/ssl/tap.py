@@ -12,16 +12,20 @@ The dense projections `z` are the self-supervised features used downstream.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tapkit.data.movie import InputError
-from tapkit.ssl.backbone import UNet
+from tapkit.data.movie import InputError, Movie
+from tapkit.runtime import pick_device
+from tapkit.ssl.pretext import PretextModel
+from tapkit.ssl.sampler import PairSampler, normalize_crops
 
-__all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "decorrelation_loss", "tap_loss"]
+__all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "flip_pairs", "decorrelation_loss", "tap_loss", "evaluate_tap"]
 
 
 class EquivariantLayer(nn.Module):
@@ -66,45 +70,50 @@ class TimeArrowHead(nn.Module):
         return self.last(h).flatten(2).squeeze(2)  # (B, T)
 
 
-class TAPNet(nn.Module):
-    """Time arrow prediction network: U-Net backbone + 1x1 projection (dense features z) + equivariant head."""
+class TAPNet(PretextModel):
+    """Time arrow prediction: the shared encoder (dense features z) + a time-equivariant head on frame pairs."""
+
+    name = "tap"
 
     def __init__(self, n_depth: int = 3, base_filters: int = 32, n_features: int = 32,
                  backbone_features: int = 32, head_features: int = 64, head_depth: int = 1,
-                 in_channels: int = 1, seed: int | None = None) -> None:
-        super().__init__()
-        self.config: dict[str, Any] = dict(
-            n_depth=n_depth, base_filters=base_filters, n_features=n_features,
-            backbone_features=backbone_features, head_features=head_features,
-            head_depth=head_depth, in_channels=in_channels, seed=seed)
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)  # PyTorch default (Kaiming-uniform) init, reproducible
-            self.backbone = UNet(in_channels, backbone_features, n_depth, base_filters)
-            self.projection = nn.Sequential(nn.Conv2d(backbone_features, n_features, 1),
-                                            nn.BatchNorm2d(n_features))
-            self.head = TimeArrowHead(n_features, head_features, head_depth)
+                 in_channels: int = 1, seed: int | None = None, lam: float = 0.01, tau: float = 0.2) -> None:
+        if lam < 0 or tau <= 0:
+            raise InputError(f"TAPNet: lam={lam} must be >= 0 (the decorrelation weight; the paper uses 0.01) and "
+                             f"tau={tau} > 0 (the paper uses 0.2).")
+        super().__init__(n_depth, base_filters, n_features, backbone_features, in_channels, seed,
+                         head_features=head_features, head_depth=head_depth, lam=lam, tau=tau)
 
-    @property
-    def n_features(self) -> int:
-        """Number of channels F of the dense representation z."""
-        return int(self.config["n_features"])
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense TAP features: (N, 1, Y, X) -> (N, F, Y, X)."""
-        if x.ndim != 4:
-            raise InputError(f"TAPNet.embed expects (N, C, Y, X) images, got shape {tuple(x.shape)}; "
-                             "add the channel axis with x[:, None].")
-        return self.projection(self.backbone(x))
+    def build_head(self, head_features: int, head_depth: int, **_: Any) -> None:
+        """The time-equivariant classifier on (B, T, F, Y, X)."""
+        self.head = TimeArrowHead(self.n_features, head_features, head_depth)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, 1, Y, X) -> (logits (B, T), z (B, T, F, Y, X))."""
+        """(B, T, C, Y, X) -> (logits (B, T), z (B, T, F, Y, X))."""
         if x.ndim != 5:
             raise InputError(f"TAPNet expects (B, T, C, Y, X) frame stacks, got shape {tuple(x.shape)}; "
                              "a pair of (Y, X) frames becomes torch.stack([f0, f1])[None, :, None].")
         b, t = x.shape[:2]
         z = self.embed(x.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, F, Y, X)
         return self.head(z), z
+
+    def make_batch(self, crops: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Swap the two frames of each pair with probability 0.5; the target is the slot of the earlier frame."""
+        flip = torch.rand(len(crops), generator=generator, device=generator.device) < 0.5  # (B,)
+        return {"x": flip_pairs(crops, flip), "y": flip.long()}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """CE on the time arrow + lam * decorrelation of z; metrics: accuracy and decorr."""
+        logits, z = self(batch["x"])  # (B, 2), (B, 2, F, P, P)
+        total, _, decorr = tap_loss(logits.float(), batch["y"], z.float(), lam=self.config["lam"],
+                                    tau=self.config["tau"])
+        accuracy = (logits.argmax(1) == batch["y"]).float().mean()
+        return total, {"accuracy": accuracy, "decorr": decorr.detach()}
+
+
+def flip_pairs(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Pairs (B, 2, ...) with the two frames swapped where flip (B,) is True."""
+    return torch.where(flip.view(-1, *[1] * (x.ndim - 1)), x.flip(1), x)
 
 
 def decorrelation_loss(z: torch.Tensor, tau: float = 0.2) -> torch.Tensor:
@@ -130,3 +139,38 @@ def tap_loss(logits: torch.Tensor, target: torch.Tensor, z: torch.Tensor, lam: f
     ce = F.cross_entropy(logits.float(), target.long())
     decorr = decorrelation_loss(z, tau=tau)
     return ce + lam * decorr, ce, decorr
+
+
+@torch.no_grad()
+def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
+                 split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
+                 val_at: str = "start", batch_size: int = 64, seed: int = 0,
+                 device: "str | torch.device | None" = None, per_frame: bool = True, per_crop: bool = False) -> dict:
+    """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
+
+    `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
+    share frame-level quirks, so look at how many frame pairs are above chance, not only the mean.
+    `per_crop=True` rescales every crop by its own percentiles first: no frame-wide intensity cue is left.
+    """
+    device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
+    sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
+                          val_fraction=val_fraction if split == "val" else 0.0, val_at=val_at, augment=False,
+                          device=device, seed=seed, per_frame=per_frame)
+    model.eval()
+    flips = torch.Generator(device=device).manual_seed(seed)
+    correct, events, times = [], [], []
+    for _ in range(max(1, -(-n_pairs // batch_size))):
+        crops, info = sampler.sample(with_events=True)
+        batch = model.make_batch(crops, flips)
+        x = normalize_crops(batch["x"]) if per_crop else batch["x"]
+        correct.append((model(x)[0].argmax(1) == batch["y"]).cpu())
+        events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros(len(crops), dtype=torch.bool))
+        times.append(info["t"].cpu())
+    correct, events, times = (torch.cat(v)[:n_pairs] for v in (correct, events, times))
+    out = {"accuracy": correct.float().mean().item(), "n_pairs": len(correct), "n_event_pairs": int(events.sum()),
+           "accuracy_by_t": {int(t): correct[times == t].float().mean().item() for t in times.unique()}}
+    if events.any():
+        out["accuracy_event"] = correct[events].float().mean().item()
+    if (~events).any():
+        out["accuracy_no_event"] = correct[~events].float().mean().item()
+    return out

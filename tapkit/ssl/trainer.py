@@ -1,7 +1,11 @@
-"""Train a TAP network: Adam, cosine learning rate, AMP on CUDA, atomic checkpoints, exact resume."""
+"""ONE training loop for every pretext task: Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
+exact resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
+the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -12,15 +16,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
-from tapkit.runtime import autocast, pick_device
-from tapkit.ssl.tap import tap_loss
-from tapkit.ssl.tap import TAPNet
 from tapkit.data.movie import InputError, Movie
+from tapkit.runtime import autocast, pick_device
+from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler
+from tapkit.ssl.tap import TAPNet
 
-HISTORY_KEYS = ("train_loss", "train_accuracy", "train_decorr", "val_loss", "val_accuracy", "val_decorr",
-                "lr", "seconds")
+NORMALIZATION = {"pmin": 1.0, "pmax": 99.8}  # percentiles of the movie normalisation (tapkit.normalize defaults)
 
 
 def _rng_state() -> dict:
@@ -40,27 +43,20 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float, device: torch.device,
-          amp: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward one batch: (total loss, ce, decorrelation, number correct)."""
-    with autocast(device, amp):
-        logits, z = model(x)  # (B, 2), (B, 2, F, P, P)
-    loss, ce, decorr = tap_loss(logits.float(), y, z.float(), lam=lam)
-    return loss, ce, decorr, (logits.argmax(1) == y).sum()
-
-
-@torch.no_grad()
-def _validate(model: torch.nn.Module, batches: list, lam: float, device: torch.device, amp: bool) -> dict:
-    """Mean loss, accuracy and decorrelation over fixed validation batches (eval-mode batch norm)."""
+def _validate(model: PretextModel, batches: list[dict], device: torch.device, amp: bool) -> dict[str, float]:
+    """Mean loss and metrics over fixed validation batches (eval-mode batch norm)."""
     model.eval()
-    tot = torch.zeros(3, device=device)
+    sums: dict[str, torch.Tensor] = {}
     n = 0
-    for x, y, _ in batches:
-        loss, _, decorr, correct = _step(model, x, y, lam, device, amp)
-        tot += torch.stack([loss * len(y), decorr * len(y), correct.float()])
-        n += len(y)
-    loss, decorr, correct = (tot / max(n, 1)).tolist()
-    return {"val_loss": loss, "val_accuracy": correct, "val_decorr": decorr}
+    with torch.no_grad():
+        for batch in batches:
+            with autocast(device, amp):
+                loss, metrics = model.loss(batch)
+            size = len(next(iter(batch.values())))
+            for k, v in {"loss": loss, **metrics}.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float() * size
+            n += size
+    return {f"val_{k}": float(v) / max(n, 1) for k, v in sums.items()}
 
 
 def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
@@ -81,9 +77,10 @@ def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at
 def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[int, dict]:
     """Load a checkpoint into the training objects; return (epochs done, history)."""
     state = load_checkpoint(path)
-    if state["config"] != model.config:
-        raise InputError(f"Cannot resume from {path}: it holds a model with config {state['config']}, "
-                         f"but this run builds {model.config}. Use another checkpoint path or resume=False.")
+    if state.get("pretext", "tap") != model.name or state["config"] != model.config:
+        raise InputError(f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
+                         f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
+                         "Use another checkpoint path or resume=False.")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -94,6 +91,104 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[i
     return int(state["epoch"]), state["history"]
 
 
+def check_training_args(epochs: Any, steps_per_epoch: Any, batch_size: Any, patch: Any, lr: Any, val_steps: Any,
+                        val_fraction: Any) -> None:
+    """Range checks of the training loop's arguments (cheap: run before any data is moved or model built)."""
+    def whole(name: str, value: Any, low: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name}={value!r}: use a whole number >= {low}.")
+    for name, value, low in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
+                             ("batch_size", batch_size, 1), ("patch", patch, 8), ("val_steps", val_steps, 1)):
+        whole(name, value, low)
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr < 1:
+        raise InputError(f"lr={lr!r}: the learning rate must be a number in (0, 1), e.g. 4e-4.")
+    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise InputError(f"val_fraction={val_fraction!r}: use a fraction in [0, 1), e.g. 0.1.")
+
+
+def _available_bytes(device: torch.device) -> "int | None":
+    """Free memory on `device` (CUDA: free device memory; CPU: available RAM); None if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError):
+            return None
+    return None
+
+
+def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames: int = 2) -> int:
+    """Rough memory of one training step: U-Net activations kept for backward, float32."""
+    # a ConvBlock keeps ~6 tensors of its width; level i has width base * 2**i at (patch / 2**i)**2 pixels,
+    # walked down and up: sum_i 12 * base * 2**i * patch**2 / 4**i < 24 * base * patch**2 per image
+    base = int(model.config["base_filters"])
+    return int(24 * base * patch**2 * 4 * frames * batch_size * 1.5)  # 1.5: gradients, workspace, head
+
+
+def check_memory(batch_size: int, patch: int, movies_bytes: int, model: PretextModel, device: torch.device) -> None:
+    """Refuse a batch (and movie) that cannot fit in the device's free memory, naming what to lower."""
+    free = _available_bytes(device)
+    need = estimate_step_bytes(batch_size, patch, model) + movies_bytes
+    if free is not None and need > 0.9 * free:
+        gib = 2**30
+        raise InputError(
+            f"batch_size={batch_size} with patch={patch} needs about {need / gib:.1f} GiB on {device} "
+            f"(the movies {movies_bytes / gib:.2f} GiB), but only {free / gib:.1f} GiB is free. Lower batch_size "
+            f"(tap_batch_size in the notebooks) or patch (tap_patch), or use smaller movies.")
+
+
+def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None,
+          epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96,
+          delta: "int | Sequence[int]" = (1,), lr: float = 4e-4, val_steps: int = 10, val_fraction: float = 0.1,
+          val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
+          checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
+          compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
+          model_kwargs: "dict | None" = None, progress: bool = True) -> tuple[PretextModel, dict]:
+    """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
+
+    The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
+    Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
+    from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
+    continues from it exactly.
+
+    Examples:
+        >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
+    """
+    check_training_args(epochs, steps_per_epoch, batch_size, patch, lr, val_steps, val_fraction)
+    model = build_model(pretext, **{"seed": seed, **(model_kwargs or {})})  # checks the task's options
+    device = pick_device(device)
+    train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
+                               per_frame, reject_background, device, seed)  # validates the data before any training
+    check_memory(batch_size, patch, sum(m.numel() * m.element_size() for m in train_s.movies), model, device)
+    torch.manual_seed(seed)
+    model.binning = data_binning(movies)
+    model = model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    history: dict[str, list] = {}
+    start = 0
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, train_s)
+    loss_fn = torch.compile(model.loss) if compile else model.loss
+    g_val = torch.Generator(device=device).manual_seed(seed + 104729)
+    val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(val_steps)]  # fixed
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        stats = _train_epoch(loss_fn, model, train_s, optimizer, scheduler, scaler, device, amp,
+                             steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
+        with torch.no_grad():
+            stats.update(_validate(model, val_batches, device, amp), lr=scheduler.get_last_lr()[0],
+                         seconds=time.perf_counter() - t0)
+        for k, v in stats.items():
+            history.setdefault(k, []).append(float(v))
+        if checkpoint is not None:
+            save_checkpoint(_state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history,
+                                   per_frame=per_frame), checkpoint)
+    return model.eval(), history
+
+
 def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None, epochs: int = 10,
               steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96, delta: "int | Sequence[int]" = (1,),
               lr: float = 4e-4, lam: float = 0.01, val_steps: int = 10, val_fraction: float = 0.1,
@@ -102,42 +197,14 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
               progress: bool = True) -> tuple[TAPNet, dict]:
-    """Pretrain a TAPNet on crop pairs of `movies`; returns (model in eval mode, history of per-epoch lists).
+    """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
-    Validation pairs come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
-    from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
-    continues from it.
+    Examples:
+        >>> model, history = train_tap([movie], epochs=2, steps_per_epoch=50, batch_size=16, patch=64)
+        >>> history["val_accuracy"][-1]  # share of validation pairs whose order the model tells
     """
-    if epochs < 1 or steps_per_epoch < 1 or val_steps < 1:
-        raise InputError(f"train_tap: epochs={epochs}, steps_per_epoch={steps_per_epoch} and val_steps={val_steps} "
-                         "must all be >= 1.")
-    device = pick_device(device)
-    torch.manual_seed(seed)
-    train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
-                               per_frame, reject_background, device, seed)  # validates the data before any training
-    model = TAPNet(**{"seed": seed, **(model_kwargs or {})}).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
-    history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
-    start = 0
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, train_s)
-    step_fn = torch.compile(model) if compile else model
-    binning = data_binning(movies)  # recorded so that later notebooks can check they bin frames alike
-    val_batches = val_s.fixed_batches(val_steps)  # the same validation pairs every epoch
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        stats = _train_epoch(step_fn, model, train_s, optimizer, scheduler, scaler, lam, device, amp,
-                             steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
-        stats.update(_validate(step_fn, val_batches, lam, device, amp), lr=scheduler.get_last_lr()[0],
-                     seconds=time.perf_counter() - t0)
-        for k in HISTORY_KEYS:
-            history[k].append(float(stats[k]))
-        if checkpoint is not None:
-            state = _state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history)
-            save_checkpoint(dict(state, binning=binning), checkpoint)
-    return model.eval(), history
+    kwargs = {k: v for k, v in locals().items() if k not in ("lam", "model_kwargs")}
+    return train("tap", **kwargs, model_kwargs={"lam": lam, **(model_kwargs or {})})
 
 
 def data_binning(movies: Any) -> "int | None":
@@ -147,104 +214,57 @@ def data_binning(movies: Any) -> "int | None":
     return found.pop() if len(found) == 1 else None
 
 
-def _train_epoch(step_fn, model, sampler, optimizer, scheduler, scaler, lam, device, amp, steps, desc,
-                 progress) -> dict:
-    """One epoch of optimisation steps with a progress bar; returns mean train loss/accuracy/decorr."""
+def _train_epoch(loss_fn, model, sampler, optimizer, scheduler, scaler, device, amp, steps, desc,
+                 progress) -> dict[str, float]:
+    """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics."""
     model.train()
-    tot = torch.zeros(3, device=device)
-    seen = 0
+    sums: dict[str, torch.Tensor] = {}
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for i in bar:
-        x, y, _ = sampler.sample()  # (B, 2, 1, P, P), (B,)
-        loss, _, decorr, correct = _step(step_fn, x, y, lam, device, amp)
+        crops, _ = sampler.sample()  # (B, 2, C, P, P)
+        batch = model.make_batch(crops, sampler.generator)
+        with autocast(device, amp):
+            loss, metrics = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        tot += torch.stack([loss.detach() * len(y), decorr.detach() * len(y), correct.float()])
-        seen += len(y)
+        for k, v in {"loss": loss, **metrics}.items():
+            sums[k] = sums.get(k, 0.0) + v.detach().float()
         if progress and (i % 10 == 0 or i == steps - 1):
-            loss_m, _, acc = (tot / seen).tolist()
-            bar.set_postfix(loss=f"{loss_m:.3f}", acc=f"{acc:.3f}")
-    loss_m, decorr_m, acc = (tot / max(seen, 1)).tolist()
+            bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in sums.items()})
+    means = {f"train_{k}": float(v) / steps for k, v in sums.items()}
     if progress:
-        print(f"{desc}: loss {loss_m:.3f}, accuracy {acc:.3f}")
-    return {"train_loss": loss_m, "train_accuracy": acc, "train_decorr": decorr_m}
+        print(f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items()))
+    return means
 
 
-def _state(model, optimizer, scheduler, scaler, sampler, epoch: int, history: dict) -> dict:
-    """Everything needed to rebuild the model and to resume training exactly."""
-    return {"config": model.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "sampler": sampler.state_dict(),
-            "rng": _rng_state(), "epoch": epoch, "history": history}
+def _state(model, optimizer, scheduler, scaler, sampler, epoch: int, history: dict, per_frame: bool) -> dict:
+    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume."""
+    return {"pretext": model.name, "config": model.config, "binning": model.binning,
+            "normalization": dict(NORMALIZATION, per_frame=per_frame), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "sampler": sampler.state_dict(), "rng": _rng_state(), "epoch": epoch, "history": history}
 
 
-def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
-    """Rebuild a trained TAPNet from a checkpoint file (its config included), in eval mode on `device`.
+def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
+    """Rebuild a trained model of any pretext task from its checkpoint, in eval mode on `device`.
 
-    `model.binning` is the pixel binning of the movies it was trained on (None if not recorded).
+    The checkpoint says which task, the architecture, the binning of the training movies
+    (`model.binning`) and the normalisation (`model.normalization`); nothing else is needed.
     """
     state = load_checkpoint(path)
-    model = TAPNet(**state["config"])
+    model = build_model(state.get("pretext", "tap"), **state["config"])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     model.binning = state.get("binning")
+    model.normalization = state.get("normalization", dict(NORMALIZATION, per_frame=True))
     return model.to(pick_device(device, verbose=False)).eval()
 
 
-def plot_history(history: dict):
-    """Loss, accuracy and decorrelation loss per epoch, train vs validation; returns the Figure."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    for ax, key, title in zip(axes, ("loss", "accuracy", "decorr"), ("total loss", "accuracy", "decorrelation loss")):
-        ax.plot(epochs, history[f"train_{key}"], "o-", label="train")
-        ax.plot(epochs, history[f"val_{key}"], "o-", label="validation")
-        ax.set(title=title, xlabel="epoch")
-    axes[1].axhline(0.5, color="gray", ls=":", label="chance")
-    axes[1].set_ylim(0.4, 1.0)
-    axes[1].legend()
-    fig.tight_layout()
-    return fig
-
-
-def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:
-    """Percentile-normalise every crop of (B, T, C, P, P) on its own: pmin -> 0, pmax -> 1."""
-    flat = x.flatten(2)  # (B, T, C*P*P)
-    lo = torch.quantile(flat, pmin / 100, dim=2, keepdim=True)
-    hi = torch.quantile(flat, pmax / 100, dim=2, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp(min=1e-6)).view_as(x)
-
-
-@torch.no_grad()
-def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
-                 split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
-                 val_at: str = "start", batch_size: int = 64, seed: int = 0,
-                 device: "str | torch.device | None" = None, per_frame: bool = True, per_crop: bool = False) -> dict:
-    """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
-
-    `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
-    share frame-level quirks, so look at how many frame pairs are above chance, not only the mean.
-    `per_crop=True` rescales every crop by its own percentiles first: no frame-wide intensity cue is left.
-    """
-    device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
-    sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
-                          val_fraction=val_fraction if split == "val" else 0.0, val_at=val_at, augment=False,
-                          device=device, seed=seed, per_frame=per_frame)
-    model.eval()
-    correct, events, times = [], [], []
-    for _ in range(max(1, -(-n_pairs // batch_size))):
-        x, y, info = sampler.sample(with_events=True)
-        x = normalize_crops(x) if per_crop else x
-        correct.append((model(x)[0].argmax(1) == y).cpu())
-        events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros_like(y, dtype=torch.bool).cpu())
-        times.append(info["t"].cpu())
-    correct, events, times = (torch.cat(v)[:n_pairs] for v in (correct, events, times))
-    out = {"accuracy": correct.float().mean().item(), "n_pairs": len(correct), "n_event_pairs": int(events.sum()),
-           "accuracy_by_t": {int(t): correct[times == t].float().mean().item() for t in times.unique()}}
-    if events.any():
-        out["accuracy_event"] = correct[events].float().mean().item()
-    if (~events).any():
-        out["accuracy_no_event"] = correct[~events].float().mean().item()
-    return out
+def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
+    """Rebuild a trained TAPNet from its checkpoint (see `load_model`); other pretext tasks are refused."""
+    model = load_model(path, device)
+    if not isinstance(model, TAPNet):
+        raise InputError(f"{path} holds a {model.name!r} model, not a TAP one: use tapkit.ssl.trainer.load_model.")
+    return model
