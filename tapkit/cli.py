@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_course_run(args: argparse.Namespace) -> int:
     """`tapkit course run`: 0 when every notebook ran, 1 otherwise."""
-    from tapkit.course.config import run_course
+    from tapkit.course.runner import run_course
 
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
                          out=args.out, notebooks_dir=args.notebooks)
@@ -74,7 +74,7 @@ def cmd_course_run(args: argparse.Namespace) -> int:
 
 def cmd_course_student(args: argparse.Namespace) -> int:
     """`tapkit course student`: write the student copies."""
-    from tapkit.course.config import write_student_copies
+    from tapkit.course.runner import write_student_copies
 
     write_student_copies(args.out, notebooks_dir=args.notebooks)
     return 0

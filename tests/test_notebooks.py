@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tapkit.course import config as course
+from tapkit.course import checks, config, notebooks, profiles, runner
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if course.NOTEBOOK_RE.match(p.name))
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if notebooks.NOTEBOOK_RE.match(p.name))
 BASE_PARAMETERS = ("profile", "data", "seed", "device", "out_dir")
 INSTALLS_CORE = re.compile(r"pip.*install.*\b(torch|numpy)\b|conda.*install.*\b(torch|pytorch|numpy)\b")
 
@@ -55,8 +55,8 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_header_has_matching_badges(path):
     header = read(path).cells[0]
     assert header.cell_type == "markdown"
-    assert course.colab_url(path.name) in header.source, f"{path.name}: Colab badge missing or wrong file name"
-    assert course.binder_url(path.name) in header.source, f"{path.name}: Binder badge missing or wrong file name"
+    assert notebooks.colab_url(path.name) in header.source, f"{path.name}: Colab badge missing or wrong file name"
+    assert notebooks.binder_url(path.name) in header.source, f"{path.name}: Binder badge missing or wrong file name"
     assert re.search(rf"^# {path.name[:2]} ", header.source, re.M), "title '# NN · ...' missing"
 
 
@@ -68,7 +68,7 @@ def test_notebook_parameters_cell(path):
     source = nb.cells[cells[0]].source
     statements = ast.parse(source).body
     assert all(isinstance(s, (ast.Assign, ast.AnnAssign)) for s in statements), "parameters cell: assignments only"
-    names = course.parameter_names(path)
+    names = notebooks.parameter_names(path)
     assert names[:5] == list(BASE_PARAMETERS), f"{path.name}: parameters must start with {BASE_PARAMETERS}"
     assert re.search(r'^profile = "auto"', source, re.M)
     later = "".join(c.source for c in nb.cells[cells[0] + 1:])
@@ -92,7 +92,7 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
         assert nb.cells[i].cell_type == "code"
         rest = "".join(c.source for c in nb.cells[i + 1:])
         assert "check(" in rest, f"{path.name}: solution cell {i} is not followed by a tapkit.course.check(...)"
-    student = course.student_version(nb)
+    student = runner.student_version(nb)
     assert len(student.cells) == len(nb.cells) and not tagged(student, "solution")
 
 
