@@ -54,6 +54,7 @@ data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of
 seed = 0  # one number fixes the simulation: same seed -> same movie
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where the notebooks write files (shared by all notebooks of a run)
+channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 sim_n_frames = None  # frames of the simulated movie (None: from the profile)
 sim_size = None  # (Y, X) size of the simulated movie in pixels (None: from the profile)
 bleaching = 0.02  # photobleaching rate per frame in the shortcut demo (0: none)

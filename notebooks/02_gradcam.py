@@ -54,6 +54,7 @@ seed = 0  # one number fixes data, weights and random regions: same seed -> same
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where notebook 01 saved the TAP checkpoint and results.json lives
 binning = None  # bin frames n x n as notebook 01 did (None: 2 for the HeLa data, else 1)
+channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 gradcam_n_frames = None  # number of frame pairs whose enrichment is averaged (None: from the profile)
 gradcam_k = None  # number of top regions per map (None: from the profile; the paper shows 8)
 gradcam_inset = None  # side of a region in pixels (None: from the profile)

@@ -96,17 +96,79 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
     assert len(student.cells) == len(nb.cells) and not tagged(student, "solution")
 
 
+# ---------------------------------------------------------------- jupytext sources, metadata, URLs
+LANGUAGE_INFO = {"name": "python", "version": "3", "mimetype": "text/x-python", "file_extension": ".py",
+                 "pygments_lexer": "ipython3", "codemirror_mode": {"name": "ipython", "version": 3},
+                 "nbconvert_exporter": "python"}
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
+    """What must agree between a notebook's .py and .ipynb: cell type, source and tags of every cell."""
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_py_source_and_ipynb_agree(path):
+    import jupytext
+
+    source = path.with_suffix(".py")
+    assert source.is_file(), f"{path.name}: no jupytext source {source.name} (jupytext --set-formats ipynb,py:percent)"
+    from_py, stored = _cells(jupytext.read(source)), _cells(read(path))
+    drift = [i for i, (a, b) in enumerate(zip(from_py, stored)) if a != b]
+    assert len(from_py) == len(stored) and not drift, (
+        f"{path.name} and {source.name} drifted (cells {drift[:5]}, {len(from_py)} vs {len(stored)} cells): "
+        f"edit the .py, then run `jupytext --sync {source}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_metadata_is_complete(path):
+    """Full kernelspec and language_info, so JupyterLab does not mark a notebook modified when it opens it."""
+    meta = read(path).metadata
+    assert meta.get("kernelspec") == {"display_name": "Python 3", "language": "python", "name": "python3"}
+    assert meta.get("language_info") == LANGUAGE_INFO
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_badges_and_install_cell_use_the_one_repository_url(path):
+    nb = read(path)
+    url = notebooks.repository_url()
+    assert url.startswith("https://github.com/") and url == "https://github.com/" + notebooks.github_repo()
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    install = next((src for src in code if "google.colab" in src), "")
+    assert notebooks.colab_install_spec() in install, f"{path.name}: the Colab install cell must install {url}"
+    text = "\n".join(c.source for c in nb.cells)
+    repos = set(re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?:/blob|/HEAD|\.git|[\s\"')]|$)", text))
+    assert repos <= {notebooks.github_repo()}, f"{path.name} names other repositories: {repos}"
+
+
 # ---------------------------------------------------------------- execution (smoke profile)
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def check_data(r: dict) -> None:
+    d, sim = r["data"], profiles.PROFILES["smoke"]["sim"]
+    assert d["n_frames"] == sim["n_frames"] and d["size"] == list(sim["size"]), d  # the smoke movie, not another
+    assert isinstance(d["n_tracks"], int) and d["n_tracks"] > d["n_divisions"] > 0
+    assert 0 < d["division_pixel_fraction"] < 0.1 and 0 <= d["death_pixel_fraction"] < 0.1
+    # the bleaching shortcut: darker-is-later is right for (almost) every raw pair, far less after normalisation
+    assert d["shortcut_bleaching_raw"] >= 0.9 and d["shortcut_bleaching_normalised"] < 0.75, d
+
+
 def check_tap(r: dict) -> None:
-    assert 0.0 <= r["tap"]["val_accuracy"] <= 1.0
+    t = r["tap"]
+    assert _number(t["val_accuracy"]) and 0.0 <= t["val_accuracy"] <= 1.0
+    assert Path(t["checkpoint"]).is_file(), "the TAP checkpoint recorded by 01 was not written"
 
 
 def check_gradcam(r: dict) -> None:
-    assert _number(r["gradcam"]["event_enrichment"]) and r["gradcam"]["event_enrichment"] >= 0
+    g, smoke = r["gradcam"], profiles.PROFILES["smoke"]["gradcam"]
+    assert (g["k"], g["inset"]) == (smoke["k"], smoke["inset"]) and len(g["pairs"]) == smoke["n_frames"], g
+    assert all(isinstance(t, int) for t in g["pairs"]) and len(set(g["pairs"])) == len(g["pairs"])
+    assert 0 <= g["hit_rate_random"] <= 1 and 0 <= g["hit_rate"] <= 1
+    assert _number(g["event_enrichment"]) and _number(g["random_map_enrichment"])
+    # the pairs are chosen because they hold divisions: random regions must hit some of them
+    assert g["hit_rate_random"] > 0, g
 
 
 def check_criteria(r: dict) -> None:
@@ -128,7 +190,7 @@ def check_calibration(r: dict) -> None:
         assert _number(entry["ece_before"]) and _number(entry["ece_after"]) and entry["temperature"] > 0, name
 
 
-EXPECTED = {"01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads, "06": check_calibration}
+EXPECTED = {"00": check_data, "01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads, "06": check_calibration}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -141,7 +203,14 @@ def test_notebook_runs_and_records_results(path, tmp_path, monkeypatch):
     pm.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent), progress_bar=False,
                         parameters={"profile": "auto", "out_dir": str(tmp_path / "out")})
     executed = read(tmp_path / path.name)
-    assert all(c.execution_count for c in executed.cells if c.cell_type == "code" and c.source.strip())
+    code = [c for c in executed.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.execution_count for c in code), "a cell was skipped"
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, f"{path.name} drew fewer than 3 figures"
+    echoed = [c.source.splitlines()[-1] for c in code if "check(" in c.source and any(
+        o.output_type == "execute_result" for o in c.outputs)]
+    assert not echoed, f"{path.name}: checker cells echo a value (end them with ';'): {echoed}"
     results = json.loads(results_file.read_text())
     assert results, f"{path.name} recorded no results (use tapkit.course.results.record)"
     EXPECTED.get(path.name[:2], lambda r: None)(results)
