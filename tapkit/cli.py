@@ -82,8 +82,9 @@ def cmd_course_student(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`tapkit simulate`: simulate a movie and write `<out>/simulated.tif` and `<out>/simulated.png`."""
-    from tapkit.data.io import save_preview, write_tiff
+    from tapkit.data.io import write_tiff
     from tapkit.data.simulate import simulate_movie
+    from tapkit.plot.frames import save_frames
 
     kwargs: dict[str, Any] = {"seed": args.seed}
     if args.frames is not None:
@@ -94,7 +95,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     movie = simulate_movie(**kwargs)
     write_tiff(movie, out / "simulated.tif")
-    save_preview(movie, out / "simulated.png")
+    save_frames(movie, out / "simulated.png")
     print(f"tapkit: wrote {movie!r} to {out / 'simulated.tif'} and {out / 'simulated.png'}")
     return 0
 

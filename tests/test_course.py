@@ -292,7 +292,7 @@ def test_movie_browser_builds_headless_and_redraws(event_movie):
     first = box.image.value
     box.slider.value = 2
     with_overlay = box.image.value
-    assert with_overlay != first and "division: 1 cells" in box.caption.value
+    assert with_overlay != first and "division: 1 cell," in box.caption.value and "death: 0 cells" in box.caption.value
     box.toggle.value = False
     assert box.image.value != with_overlay
     bare = viewer.movie_browser(event_movie.images)  # a plain array has nothing to overlay
@@ -320,6 +320,24 @@ def test_show_frames_returns_a_figure(event_movie):
         viewer.show_frames(event_movie, frames=[9])
     with pytest.raises(InputError, match="overlay"):
         viewer.show_frames(event_movie, overlay="tracks")
+
+
+def test_show_frames_keeps_the_aspect_of_wide_frames_and_saves_png(event_movie, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from tapkit import Movie
+    from tapkit.plot import frames as viewer
+
+    wide = Movie(np.random.default_rng(0).random((3, 40, 120), dtype=np.float32), name="wide")
+    fig = viewer.show_frames(wide, frames=[0, 1, 2], overlay=None)
+    fig.canvas.draw()
+    box = fig.axes[0].get_window_extent()
+    assert box.width / box.height == pytest.approx(3.0, rel=0.05)  # no white gap around a 3:1 frame
+    plt.close(fig)
+    p = viewer.save_frames(event_movie, tmp_path / "prev.png")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="png"):
+        viewer.save_frames(event_movie, tmp_path / "prev.jpg")
 
 
 def test_configure_rerun_ignores_later_objects(tmp_path):

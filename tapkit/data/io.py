@@ -15,16 +15,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
-from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie, check_images, normalize
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from tapkit.data.movie import DIVISION, InputError, Movie, as_movie, check_images
 
 PathArg = Union[str, os.PathLike]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -463,44 +460,4 @@ def write_tiff(movie_or_array: "Movie | np.ndarray", path: PathArg) -> Path:
         meta["unit"] = "um"
         kwargs["resolution"] = (1.0 / movie.pixel_size, 1.0 / movie.pixel_size)
     tifffile.imwrite(p, _exact_dtype(movie.images), imagej=True, metadata=meta, **kwargs)
-    return p
-
-
-def _overlay(events: np.ndarray) -> np.ndarray:
-    """RGBA (Y, X, 4) overlay of one event frame: divisions red, deaths cyan, half transparent."""
-    rgba = np.zeros((*events.shape, 4), np.float32)
-    rgba[events == DIVISION] = (1.0, 0.1, 0.1, 0.5)
-    rgba[events == DEATH] = (0.1, 0.9, 1.0, 0.5)
-    return rgba
-
-
-def plot_preview(movie: "Movie | np.ndarray", frames: Sequence[int] | None = None, n: int = 4) -> "Figure":
-    """A strip of a few frames (default: `n` evenly spaced) with events overlaid; returns the Figure."""
-    from matplotlib.figure import Figure
-
-    movie = as_movie(movie)
-    frames = list(np.linspace(0, len(movie) - 1, min(n, len(movie))).round().astype(int)) if frames is None else list(frames)
-    bad = [t for t in frames if not -len(movie) <= t < len(movie)]
-    if not frames or bad:
-        raise InputError(f"plot_preview: frames {bad or frames} are not in 0 ... {len(movie) - 1}.")
-    shown = normalize(movie.images[frames], clip=True)  # (F, Y, X)
-    fig = Figure(figsize=(3 * len(frames), 3.2 * movie.shape[1] / movie.shape[2] + 0.4), layout="constrained")
-    axes = fig.subplots(1, len(frames), squeeze=False)[0]
-    for ax, t, img in zip(axes, frames, shown):
-        ax.imshow(img, cmap="gray", interpolation="nearest")
-        if movie.events is not None:
-            ax.imshow(_overlay(movie.events[t]), interpolation="nearest")
-        ax.set_title(f"{movie.name}  t = {t}", fontsize=9)
-        ax.set_axis_off()
-    return fig
-
-
-def save_preview(movie: "Movie | np.ndarray", path_png: PathArg, frames: Sequence[int] | None = None,
-                 dpi: int = 100) -> Path:
-    """Save `plot_preview` as a PNG (events: divisions red, deaths cyan) and return the path."""
-    p = Path(path_png).expanduser()
-    if p.suffix.lower() != ".png":
-        raise InputError(f"save_preview: {p.name} should end in .png.")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    plot_preview(movie, frames).savefig(p, dpi=dpi)
     return p
