@@ -151,8 +151,8 @@ def check_data(r: dict) -> None:
     assert d["n_frames"] == sim["n_frames"] and d["size"] == list(sim["size"]), d  # the smoke movie, not another
     assert isinstance(d["n_tracks"], int) and d["n_tracks"] > d["n_divisions"] > 0
     assert 0 < d["division_pixel_fraction"] < 0.1 and 0 <= d["death_pixel_fraction"] < 0.1
-    # the bleaching shortcut: darker-is-later is right for (almost) every raw pair, far less after normalisation
-    assert d["shortcut_bleaching_raw"] >= 0.9 and d["shortcut_bleaching_normalised"] < 0.75, d
+    # the bleaching shortcut: darker-is-later beats chance on raw frames and loses that edge after normalisation
+    assert d["shortcut_bleaching_raw"] > 0.55 > d["shortcut_bleaching_normalised"], d
 
 
 def check_tap(r: dict) -> None:
@@ -200,6 +200,7 @@ def test_notebook_runs_and_records_results(path, tmp_path, monkeypatch):
     results_file = tmp_path / "results.json"
     monkeypatch.setenv("TAPKIT_RESULTS", str(results_file))
     monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: figures become outputs
     pm.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent), progress_bar=False,
                         parameters={"profile": "auto", "out_dir": str(tmp_path / "out")})
     executed = read(tmp_path / path.name)
