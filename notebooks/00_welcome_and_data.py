@@ -54,6 +54,7 @@ data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of
 seed = 0  # one number fixes the simulation: same seed -> same movie
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where the notebooks write files (shared by all notebooks of a run)
+channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 sim_n_frames = None  # frames of the simulated movie (None: from the profile)
 sim_size = None  # (Y, X) size of the simulated movie in pixels (None: from the profile)
 bleaching = 0.02  # photobleaching rate per frame in the shortcut demo (0: none)
@@ -74,8 +75,10 @@ cfg = tapkit.course.configure(globals(), notebook="00")
 #
 # Everything in this course runs on a CPU, but training is where a GPU pays off. The **profile**
 # decides how big the data and the training are: `smoke` is a seconds-long check (used by the tests),
-# `cpu` fits the whole course into about an hour on a 2-core laptop or free Colab CPU, and `gpu` trains
-# long enough to compare with the papers. `profile = "auto"` picks `gpu` when PyTorch sees a GPU, else `cpu`.
+# `cpu` fits the whole course into about 45 minutes on a 2-core laptop or free Colab CPU (measured runs:
+# docs/RESULTS.md), and `gpu` trains long enough to compare with the papers. `profile = "auto"` picks
+# `$TAPKIT_PROFILE` when that environment variable is set, else `gpu` when PyTorch sees a GPU, else `cpu`;
+# the table above says where this run's profile came from.
 
 # %%
 import torch
@@ -173,7 +176,7 @@ except ConnectionError as err:  # offline and not cached yet: the rest of the co
     print(err)
 if hela is not None:
     print(hela, f"· {hela.images.min():.0f}-{hela.images.max():.0f} raw intensity")
-    viewer.show_frames(hela, frames=[0, len(hela) // 2, len(hela) - 1], overlay="labels")
+    viewer.show_frames(hela, frames=[0, len(hela) // 2, len(hela) - 1], overlay="labels");
 
 # %% [markdown]
 # ## 5 · Your own data
@@ -222,7 +225,9 @@ print("same lineage:", np.array_equal(from_ctc.lineage, sim.lineage))
 #
 # A network rewarded for the time arrow learns these first, because they are everywhere and easy.
 # Below, the same simulation with photobleaching switched on: its mean intensity falls steadily. After
-# per-frame percentile normalisation (`tapkit.normalize`, used by TAP before training) the trend is gone.
+# per-frame percentile normalisation (`tapkit.normalize`, used by TAP before training) the *decay* is gone:
+# the two movies' curves lie on top of each other. What is left is a slow rise in both, and it is not the
+# camera: the field fills up as cells divide, a real but global change.
 
 # %%
 from tapkit.data.simulate import simulate_movie
@@ -234,7 +239,7 @@ for name, movie in (("no bleaching", sim), (f"bleaching {bleaching}/frame", blea
     axes[1].plot(tapkit.normalize(movie.images).mean(axis=(1, 2)), label=name)
 axes[0].set(title="raw: mean intensity", xlabel="frame")
 axes[1].set(title="after per-frame normalisation", xlabel="frame")
-axes[0].legend(); fig.tight_layout()
+axes[0].legend(); fig.tight_layout();
 
 # %% [markdown]
 # ## Exercises
@@ -302,10 +307,11 @@ for name, acc in shortcut.items():
     print(f"{name:>13}: 'darker is later' is right for {acc['raw']:.0%} of raw pairs, {acc['normalised']:.0%} after normalisation")
 
 # %% [markdown]
-# With bleaching, the brightness rule orders almost every pair of raw frames correctly, without looking
-# at a single cell. After per-frame normalisation it drops to chance or below — below chance means the
-# opposite rule works, because the field fills up with cells (a real but global change). TAP therefore
-# normalises every frame and compares small patches, where only local changes such as divisions remain.
+# With bleaching, the brightness rule orders far more raw pairs correctly than the 50 % of chance (the
+# numbers above), without looking at a single cell. After per-frame normalisation it loses that edge:
+# it drops to chance or below — below chance means the opposite rule works, because the field fills up
+# with cells (the slow rise in the plot above). TAP therefore normalises every frame and compares small
+# patches, where only local changes such as divisions remain.
 
 # %% [markdown]
 # ## Results

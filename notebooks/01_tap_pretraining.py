@@ -54,6 +54,7 @@ seed = 0  # one number fixes data, crops and weights: same seed -> same results
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where the checkpoint tap_<data>.pt and results.json are written
 binning = None  # bin frames n x n before training (None: 2 for the HeLa data, whose nuclei are twice as wide, else 1)
+channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 tap_epochs = None  # training epochs (None: from the profile)
 tap_steps_per_epoch = None  # batches per epoch (None: from the profile)
 tap_batch_size = None  # crop pairs per batch (None: from the profile; the paper uses 128)

@@ -53,6 +53,7 @@ data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of
 seed = 0  # one number fixes crops, splits and weights: same seed -> same results
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where results.json and the TAP checkpoint of notebook 01 live
+channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 crops_n_pairs = None  # number of crop pairs cut from the movie (None: from the profile)
 heads_epochs_linear = None  # epochs for the linear head (None: from the profile)
 heads_epochs_resnet = None  # epochs for the ResNet head (None: from the profile)

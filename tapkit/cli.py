@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_course_run(args: argparse.Namespace) -> int:
     """`tapkit course run`: 0 when every notebook ran, 1 otherwise."""
-    from tapkit.course.config import run_course
+    from tapkit.course.runner import run_course
 
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
                          out=args.out, notebooks_dir=args.notebooks)
@@ -74,7 +74,7 @@ def cmd_course_run(args: argparse.Namespace) -> int:
 
 def cmd_course_student(args: argparse.Namespace) -> int:
     """`tapkit course student`: write the student copies."""
-    from tapkit.course.config import write_student_copies
+    from tapkit.course.runner import write_student_copies
 
     write_student_copies(args.out, notebooks_dir=args.notebooks)
     return 0
@@ -82,8 +82,9 @@ def cmd_course_student(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """`tapkit simulate`: simulate a movie and write `<out>/simulated.tif` and `<out>/simulated.png`."""
-    from tapkit.data.io import save_preview, write_tiff
+    from tapkit.data.io import write_tiff
     from tapkit.data.simulate import simulate_movie
+    from tapkit.plot.frames import save_frames
 
     kwargs: dict[str, Any] = {"seed": args.seed}
     if args.frames is not None:
@@ -94,7 +95,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     movie = simulate_movie(**kwargs)
     write_tiff(movie, out / "simulated.tif")
-    save_preview(movie, out / "simulated.png")
+    save_frames(movie, out / "simulated.png")
     print(f"tapkit: wrote {movie!r} to {out / 'simulated.tif'} and {out / 'simulated.png'}")
     return 0
 

@@ -10,7 +10,7 @@ import pytest
 
 from tapkit import InputError
 from tapkit import cli
-from tapkit.course import config as course
+from tapkit.course import runner
 
 
 def test_parse_params_uses_python_literals_when_possible():
@@ -28,7 +28,7 @@ def test_course_run_wiring(monkeypatch, tmp_path):
         seen.update(kwargs)
         return {"out": str(tmp_path), "failed": []}
 
-    monkeypatch.setattr(course, "run_course", fake_run_course)
+    monkeypatch.setattr(runner, "run_course", fake_run_course)
     rc = cli.main(["course", "run", "--profile", "smoke", "--only", "01,02", "-p", "tap_epochs=3",
                    "-p", "data=simulated", "--out", str(tmp_path / "r"), "--notebooks", "nbs"])
     assert rc == 0
@@ -39,14 +39,14 @@ def test_course_run_wiring(monkeypatch, tmp_path):
 
 
 def test_course_run_exit_codes(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(course, "run_course", lambda **kw: {"out": str(tmp_path), "failed": ["02_x"]})
+    monkeypatch.setattr(runner, "run_course", lambda **kw: {"out": str(tmp_path), "failed": ["02_x"]})
     assert cli.main(["course", "run"]) == 1
     assert "02_x" in capsys.readouterr().err
 
     def bad_param(**kw):
         raise InputError("Unknown parameter(s) stepz")
 
-    monkeypatch.setattr(course, "run_course", bad_param)
+    monkeypatch.setattr(runner, "run_course", bad_param)
     assert cli.main(["course", "run", "-p", "stepz=1"]) == 2
     assert "stepz" in capsys.readouterr().err
     assert cli.main(["course", "run", "-p", "oops"]) == 2
@@ -69,7 +69,7 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
 
 def test_course_student_wiring(monkeypatch):
     seen = {}
-    monkeypatch.setattr(course, "write_student_copies", lambda out, notebooks_dir=None: seen.update(out=out, nb=notebooks_dir))
+    monkeypatch.setattr(runner, "write_student_copies", lambda out, notebooks_dir=None: seen.update(out=out, nb=notebooks_dir))
     assert cli.main(["course", "student", "--out", "mine"]) == 0
     assert seen == {"out": "mine", "nb": None}
     assert cli.main(["course", "student"]) == 0 and seen["out"] == "student"

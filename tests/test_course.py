@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from tapkit import InputError
-from tapkit.course import config as course
+from tapkit.course import checks, config, notebooks, profiles, runner
 from tapkit.course import results
 
 
@@ -26,7 +26,7 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
     from tapkit.course.profiles import PROFILES
 
     epochs_before = PROFILES["smoke"]["tap"]["epochs"]
-    cfg = course.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32), "01")
+    cfg = config.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32), "01")
     assert cfg.profile == "smoke" and cfg.device.type == "cpu" and cfg.seed == 0
     assert cfg.tap["epochs"] == epochs_before + 3 and cfg.crops["size"] == 32
     assert cfg.sim["n_frames"] == PROFILES["smoke"]["sim"]["n_frames"]  # None keeps the profile value
@@ -37,20 +37,20 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
 
 
 def test_configure_picks_validation_frames_and_binning_per_dataset(tmp_path):
-    sim = course.configure(base_params(tmp_path), "01")
-    hela = course.configure(base_params(tmp_path, data="hela-subset"), "01")  # a name: nothing is downloaded
-    own = course.configure(base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01")
+    sim = config.configure(base_params(tmp_path), "01")
+    hela = config.configure(base_params(tmp_path, data="hela-subset"), "01")  # a name: nothing is downloaded
+    own = config.configure(base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01")
     assert sim.tap["val_at"] == "start" and hela.tap["val_at"] == "end" and own.tap["val_at"] == "start"
     assert sim.binning is None and own.binning == 1
     with pytest.raises(InputError, match="binning"):
-        course.configure(base_params(tmp_path, binning=0), "01")
+        config.configure(base_params(tmp_path, binning=0), "01")
 
 
 def test_load_data_bins_as_asked(tmp_path):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, np.random.default_rng(0).random((3, 32, 40)).astype(np.float32), photometric="minisblack")
-    full = course.load_data(course.configure(base_params(tmp_path, data=str(path)), "01"))
-    binned = course.load_data(course.configure(base_params(tmp_path, data=str(path), binning=2), "01"))
+    full = config.load_data(config.configure(base_params(tmp_path, data=str(path)), "01"))
+    binned = config.load_data(config.configure(base_params(tmp_path, data=str(path), binning=2), "01"))
     assert full.shape == (3, 32, 40) and binned.shape == (3, 16, 20)
     assert np.allclose(binned.images, full.images.reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)))
 
@@ -58,25 +58,25 @@ def test_load_data_bins_as_asked(tmp_path):
 def test_get_tap_model_warns_when_binning_differs_from_training(tmp_path, capsys):
     from tapkit import Movie
 
-    cfg = course.configure(base_params(tmp_path, data="hela-subset"), "02")  # the shipped HeLa model: binned 2x2
+    cfg = config.configure(base_params(tmp_path, data="hela-subset"), "02")  # the shipped HeLa model: binned 2x2
     frames = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
-    course.get_tap_model(cfg, movie=Movie(frames))  # full resolution: warn
+    config.get_tap_model(cfg, movie=Movie(frames))  # full resolution: warn
     assert "WARNING" in capsys.readouterr().out
-    course.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
+    config.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
     assert "WARNING" not in capsys.readouterr().out
 
 
 def test_configure_auto_profile_honours_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TAPKIT_PROFILE", "cpu")
-    assert course.configure(base_params(tmp_path, profile="auto"), "00").profile == "cpu"
+    assert config.configure(base_params(tmp_path, profile="auto"), "00").profile == "cpu"
 
 
 def test_configure_seeds_everything(tmp_path):
     import torch
 
-    course.configure(base_params(tmp_path, seed=7), "00")
+    config.configure(base_params(tmp_path, seed=7), "00")
     a = (np.random.rand(), torch.rand(1).item())
-    course.configure(base_params(tmp_path, seed=7), "00")
+    config.configure(base_params(tmp_path, seed=7), "00")
     assert (np.random.rand(), torch.rand(1).item()) == a
 
 
@@ -88,11 +88,11 @@ def test_configure_seeds_everything(tmp_path):
     (dict(tap_epochs="many"), ["tap_epochs"]),
     (dict(tap_epochs=2.5), ["tap_epochs", "whole"]),
     (dict(out_dir=""), ["out_dir"]),
-    (dict(sim_size=64), ["sim_size", "2 values"]),
+    (dict(sim_size=64), ["sim_size", "two whole numbers"]),
 ])
 def test_configure_rejects_bad_parameters(tmp_path, bad, words):
     with pytest.raises(InputError) as info:
-        course.configure(base_params(tmp_path, **bad), "01")
+        config.configure(base_params(tmp_path, **bad), "01")
     for word in words:
         assert word in str(info.value)
 
@@ -101,44 +101,44 @@ def test_configure_checks_data_files_cheaply(tmp_path):
     corrupt = tmp_path / "broken.tif"
     corrupt.write_bytes(b"II*\x00" + b"\x00" * 5)
     with pytest.raises(InputError, match="broken.tif"):
-        course.configure(base_params(tmp_path, data=str(corrupt)), "01")
+        config.configure(base_params(tmp_path, data=str(corrupt)), "01")
     truncated = tmp_path / "truncated.tif"
     tifffile.imwrite(truncated, np.ones((6, 64, 64), np.uint16), photometric="minisblack")
     truncated.write_bytes(truncated.read_bytes()[: 64 * 64 * 3])
     with pytest.raises(InputError, match="truncated.tif"):
-        course.configure(base_params(tmp_path, data=str(truncated)), "01")
+        config.configure(base_params(tmp_path, data=str(truncated)), "01")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     with pytest.raises(InputError, match="TIFF"):
-        course.configure(base_params(tmp_path, data=str(text)), "01")
+        config.configure(base_params(tmp_path, data=str(text)), "01")
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     with pytest.raises(InputError, match="without .tif"):
-        course.configure(base_params(tmp_path, data=str(empty)), "01")
+        config.configure(base_params(tmp_path, data=str(empty)), "01")
     good = tmp_path / "movie.tif"
     tifffile.imwrite(good, np.random.default_rng(0).random((3, 16, 16), dtype=np.float32), photometric="minisblack")
-    cfg = course.configure(base_params(tmp_path, data=str(good)), "01")
+    cfg = config.configure(base_params(tmp_path, data=str(good)), "01")
     assert cfg.data == str(good) and cfg.data_key == "movie"
 
 
 def test_links_match_file_names():
     nb = "03_event_crops"
-    assert course.colab_url(nb).endswith(f"/{course.REPO}/blob/main/notebooks/{nb}.ipynb")
-    assert course.binder_url(nb + ".ipynb").endswith(f"labpath=notebooks%2F{nb}.ipynb")
+    assert notebooks.colab_url(nb).endswith(f"/{notebooks.github_repo()}/blob/main/notebooks/{nb}.ipynb")
+    assert notebooks.binder_url(nb + ".ipynb").endswith(f"labpath=notebooks%2F{nb}.ipynb")
 
 
 # ---------------------------------------------------------------- check
 def test_check_gives_feedback_without_raising(capsys):
-    assert course.check(0.5001, 0.5, tol=1e-3)
-    assert not course.check(0.6, 0.5, hint="count the divisions")
+    assert checks.check(0.5001, 0.5, tol=1e-3)
+    assert not checks.check(0.6, 0.5, hint="count the divisions")
     assert "count the divisions" in capsys.readouterr().out
-    assert course.check(np.arange(3), [0, 1, 2])
-    assert not course.check(np.arange(4), [0, 1, 2])
-    assert course.check(" Division ", "division")
-    assert not course.check(None, 1)
+    assert checks.check(np.arange(3), [0, 1, 2])
+    assert not checks.check(np.arange(4), [0, 1, 2])
+    assert checks.check(" Division ", "division")
+    assert not checks.check(None, 1)
     assert "not answered" in capsys.readouterr().out
-    assert course.check(lambda x: 2 * x, lambda f: f(3) == 6)
-    assert not course.check(lambda x: x / 0, lambda f: f(3) == 6)  # a crashing answer is reported, not raised
+    assert checks.check(lambda x: 2 * x, lambda f: f(3) == 6)
+    assert not checks.check(lambda x: x / 0, lambda f: f(3) == 6)  # a crashing answer is reported, not raised
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
@@ -159,7 +159,7 @@ def test_record_merges_sections_and_converts_numpy(tmp_path, monkeypatch):
 
 def test_record_defaults_to_out_dir_and_rejects_junk(tmp_path, monkeypatch):
     monkeypatch.delenv(results.RESULTS_ENV, raising=False)
-    course.configure(base_params(tmp_path), "00")
+    config.configure(base_params(tmp_path), "00")
     results.record("demo", n=1)
     assert results.load_results(tmp_path / "out" / "results.json") == {"demo": {"n": 1}}
     with pytest.raises(InputError, match="cannot store"):
@@ -201,7 +201,7 @@ def fake_course(tmp_path):
 
 def test_student_copies_remove_solutions_only(fake_course, tmp_path):
     out = tmp_path / "student"
-    written = course.write_student_copies(out, notebooks_dir=fake_course)
+    written = runner.write_student_copies(out, notebooks_dir=fake_course)
     assert [p.name for p in written] == ["01_first.ipynb", "02_broken.ipynb", "03_last.ipynb"]
     original = nbformat.read(str(fake_course / "01_first.ipynb"), as_version=4)
     student = nbformat.read(str(out / "01_first.ipynb"), as_version=4)
@@ -221,7 +221,7 @@ def test_student_copies_remove_solutions_only(fake_course, tmp_path):
 def test_run_course_continues_past_failure_and_summarises(fake_course, tmp_path, monkeypatch):
     monkeypatch.delenv(results.RESULTS_ENV, raising=False)
     out = tmp_path / "run"
-    summary = course.run_course(profile="smoke", params={"steps": 20}, out=out, notebooks_dir=fake_course)
+    summary = runner.run_course(profile="smoke", params={"steps": 20}, out=out, notebooks_dir=fake_course)
     nbs = summary["notebooks"]
     assert list(nbs) == ["01_first", "02_broken", "03_last"]
     assert nbs["01_first"]["status"] == "ok" and nbs["03_last"]["status"] == "ok"
@@ -250,7 +250,7 @@ def test_run_course_continues_past_failure_and_summarises(fake_course, tmp_path,
 def test_run_course_fails_fast_on_bad_parameters(fake_course, tmp_path, kwargs, words):
     out = tmp_path / "run"
     with pytest.raises(InputError) as info:
-        course.run_course(**dict(dict(profile="smoke", out=out, notebooks_dir=fake_course), **kwargs))
+        runner.run_course(**dict(dict(profile="smoke", out=out, notebooks_dir=fake_course), **kwargs))
     for word in words:
         assert word in str(info.value)
     assert not out.exists()  # nothing ran, nothing written
@@ -260,12 +260,12 @@ def test_run_course_rejects_corrupt_data_file(fake_course, tmp_path):
     bad = tmp_path / "corrupt.tiff"
     bad.write_bytes(b"not a tiff at all")
     with pytest.raises(InputError, match="corrupt.tiff"):
-        course.run_course(profile="smoke", params={"data": str(bad)}, out=tmp_path / "run", notebooks_dir=fake_course)
+        runner.run_course(profile="smoke", params={"data": str(bad)}, out=tmp_path / "run", notebooks_dir=fake_course)
 
 
 def test_select_notebooks(fake_course):
-    assert [p.name[:2] for p in course.select_notebooks("03,1", fake_course)] == ["01", "03"]
-    assert course.parameter_names(fake_course / "01_first.ipynb") == ["profile", "data", "seed", "out_dir", "steps"]
+    assert [p.name[:2] for p in notebooks.select_notebooks("03,1", fake_course)] == ["01", "03"]
+    assert notebooks.parameter_names(fake_course / "01_first.ipynb") == ["profile", "data", "seed", "out_dir", "steps"]
 
 
 # ---------------------------------------------------------------- viewer
@@ -292,7 +292,7 @@ def test_movie_browser_builds_headless_and_redraws(event_movie):
     first = box.image.value
     box.slider.value = 2
     with_overlay = box.image.value
-    assert with_overlay != first and "division: 1 cells" in box.caption.value
+    assert with_overlay != first and "division: 1 cell," in box.caption.value and "death: 0 cells" in box.caption.value
     box.toggle.value = False
     assert box.image.value != with_overlay
     bare = viewer.movie_browser(event_movie.images)  # a plain array has nothing to overlay
@@ -322,9 +322,27 @@ def test_show_frames_returns_a_figure(event_movie):
         viewer.show_frames(event_movie, overlay="tracks")
 
 
+def test_show_frames_keeps_the_aspect_of_wide_frames_and_saves_png(event_movie, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from tapkit import Movie
+    from tapkit.plot import frames as viewer
+
+    wide = Movie(np.random.default_rng(0).random((3, 40, 120), dtype=np.float32), name="wide")
+    fig = viewer.show_frames(wide, frames=[0, 1, 2], overlay=None)
+    fig.canvas.draw()
+    box = fig.axes[0].get_window_extent()
+    assert box.width / box.height == pytest.approx(3.0, rel=0.05)  # no white gap around a 3:1 frame
+    plt.close(fig)
+    p = viewer.save_frames(event_movie, tmp_path / "prev.png")
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InputError, match="png"):
+        viewer.save_frames(event_movie, tmp_path / "prev.jpg")
+
+
 def test_configure_rerun_ignores_later_objects(tmp_path):
     ns = base_params(tmp_path, tap_lr=1e-3, tap_model=object(), sim=object())  # globals of a re-run notebook
-    cfg = course.configure(ns, "02")
+    cfg = config.configure(ns, "02")
     assert cfg.tap["lr"] == 1e-3 and "model" not in cfg.tap
 
 
@@ -334,12 +352,12 @@ def test_get_tap_model_trains_once_then_loads(tmp_path, capsys):
 
     movie = make_tiny_movie(n_frames=6, size=48)
     path = write_tiff(movie, tmp_path / "tiny.tif")
-    cfg = course.configure(base_params(tmp_path, data=str(path), tap_epochs=1, tap_steps_per_epoch=1,
+    cfg = config.configure(base_params(tmp_path, data=str(path), tap_epochs=1, tap_steps_per_epoch=1,
                                        tap_batch_size=2, tap_patch=32, tap_val_steps=1), "02")
-    first = course.get_tap_model(cfg, movie=movie)
+    first = config.get_tap_model(cfg, movie=movie)
     assert "trained a quick model" in capsys.readouterr().out
     assert (cfg.out_dir / "tap_tiny.pt").is_file()
-    second = course.get_tap_model(cfg)
+    second = config.get_tap_model(cfg)
     assert "loaded your model" in capsys.readouterr().out
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch_equal(a, b)

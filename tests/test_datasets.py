@@ -232,7 +232,7 @@ def test_load_paths(tmp_path, tiny_movie):
         assert m.events.any()
     assert datasets.load(seq, ground_truth=False).labels is None
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(InputError, match="not a TIFF"):
+    with pytest.raises(InputError, match="is a .txt file; tapkit reads TIFF"):
         datasets.load(tmp_path / "notes.txt")
     assert datasets.load(tiny_movie) is tiny_movie
 
@@ -241,7 +241,7 @@ def test_load_unknown_name_lists_names():
     with pytest.raises(InputError) as info:
         datasets.load("helaa-subset")
     msg = str(info.value)
-    assert "no such path" in msg and all(name in msg for name in datasets.DATASETS)
+    assert "nor an existing path" in msg and all(name in msg for name in datasets.DATASETS)
 
 
 def test_recommended_settings():

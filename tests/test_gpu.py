@@ -14,7 +14,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def gpu_summary(tmp_path_factory):
-    from tapkit.course.config import run_course
+    from tapkit.course.runner import run_course
 
     summary = run_course(profile="gpu", out=tmp_path_factory.mktemp("gpu_run"))
     assert summary["failed"] == [], summary["notebooks"]

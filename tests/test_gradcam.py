@@ -13,7 +13,8 @@ from scipy import ndimage as ndi  # noqa: E402
 
 from tapkit import DIVISION, InputError  # noqa: E402
 from tapkit.explain.gradcam import (box_fractions, event_enrichment, gradcam, gradcam_movie,  # noqa: E402
-                            plot_top_regions, top_regions)
+                                    max_regions, top_regions)
+from tapkit.plot.gradcam import plot_top_regions  # noqa: E402
 from tapkit.ssl.tap import TAPNet  # noqa: E402
 
 torch.set_num_threads(2)
@@ -179,12 +180,15 @@ def test_plot_top_regions_and_movie(tapnet, tiny_movie):
 
 
 def test_explorer_redraws_headless(tapnet, tiny_movie):
-    from tapkit.explain.gradcam import gradcam_explorer
+    from tapkit.plot.gradcam import gradcam_explorer
 
     box = gradcam_explorer(tapnet, tiny_movie, k=2, inset=16)
     first = box.image.value
+    fits = max_regions(tiny_movie.shape[1:], 16)
+    assert box.k.max == min(16, fits) and len(top_regions(np.random.default_rng(0).random((64, 64)), k=99, inset=16)) <= fits
     assert first[:4] == b"\x89PNG" and "2 regions" in box.caption.value
     box.frame.value = 3
     assert box.image.value != first and "(3, 4)" in box.caption.value and "enrichment" in box.caption.value
+    size = box.image.value[16:24]  # PNG width and height
     box.k.value = 4
-    assert "4 regions" in box.caption.value
+    assert "4 regions" in box.caption.value and box.image.value[16:24] == size  # the figure keeps its size

@@ -11,8 +11,8 @@ from conftest import TINY_LINEAGE, make_tiny_movie
 
 from tapkit import DIVISION, InputError, Movie
 from tapkit.data.io import (
-    check_lineage, events_from_lineage, natural_key, plot_preview, read_ctc, read_lineage, read_tiff,
-    read_tiff_folder, save_preview, write_ctc, write_tiff,
+    check_lineage, events_from_lineage, natural_key, read_ctc, read_lineage, read_tiff,
+    read_tiff_folder, write_ctc, write_tiff,
 )
 
 
@@ -229,13 +229,3 @@ def test_ctc_round_trip_of_simulated_divisions(tmp_path):
             assert (sim.events[first][sim.labels[first] == d] == DIVISION).all()
     # the derived mask (2 frames either side) lies inside the simulator's longer mitosis/daughter marks
     assert ((m.events == DIVISION) <= (sim.events == DIVISION)).all()
-
-
-# ---------------------------------------------------------------------------------------------- previews
-def test_preview_png(tmp_path, tiny_movie):
-    fig = plot_preview(tiny_movie, frames=[3, 4])
-    assert len(fig.axes) == 2 and len(fig.axes[0].images) == 2  # frame + event overlay
-    p = save_preview(tiny_movie, tmp_path / "prev.png")
-    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(InputError, match="not in 0 ... 7"):
-        plot_preview(tiny_movie, frames=[9])

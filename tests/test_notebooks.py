@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tapkit.course import config as course
+from tapkit.course import checks, config, notebooks, profiles, runner
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if course.NOTEBOOK_RE.match(p.name))
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if notebooks.NOTEBOOK_RE.match(p.name))
 BASE_PARAMETERS = ("profile", "data", "seed", "device", "out_dir")
 INSTALLS_CORE = re.compile(r"pip.*install.*\b(torch|numpy)\b|conda.*install.*\b(torch|pytorch|numpy)\b")
 
@@ -55,8 +55,8 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_header_has_matching_badges(path):
     header = read(path).cells[0]
     assert header.cell_type == "markdown"
-    assert course.colab_url(path.name) in header.source, f"{path.name}: Colab badge missing or wrong file name"
-    assert course.binder_url(path.name) in header.source, f"{path.name}: Binder badge missing or wrong file name"
+    assert notebooks.colab_url(path.name) in header.source, f"{path.name}: Colab badge missing or wrong file name"
+    assert notebooks.binder_url(path.name) in header.source, f"{path.name}: Binder badge missing or wrong file name"
     assert re.search(rf"^# {path.name[:2]} ", header.source, re.M), "title '# NN · ...' missing"
 
 
@@ -68,7 +68,7 @@ def test_notebook_parameters_cell(path):
     source = nb.cells[cells[0]].source
     statements = ast.parse(source).body
     assert all(isinstance(s, (ast.Assign, ast.AnnAssign)) for s in statements), "parameters cell: assignments only"
-    names = course.parameter_names(path)
+    names = notebooks.parameter_names(path)
     assert names[:5] == list(BASE_PARAMETERS), f"{path.name}: parameters must start with {BASE_PARAMETERS}"
     assert re.search(r'^profile = "auto"', source, re.M)
     later = "".join(c.source for c in nb.cells[cells[0] + 1:])
@@ -92,8 +92,53 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
         assert nb.cells[i].cell_type == "code"
         rest = "".join(c.source for c in nb.cells[i + 1:])
         assert "check(" in rest, f"{path.name}: solution cell {i} is not followed by a tapkit.course.check(...)"
-    student = course.student_version(nb)
+    student = runner.student_version(nb)
     assert len(student.cells) == len(nb.cells) and not tagged(student, "solution")
+
+
+# ---------------------------------------------------------------- jupytext sources, metadata, URLs
+LANGUAGE_INFO = {"name": "python", "version": "3", "mimetype": "text/x-python", "file_extension": ".py",
+                 "pygments_lexer": "ipython3", "codemirror_mode": {"name": "ipython", "version": 3},
+                 "nbconvert_exporter": "python"}
+
+
+def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
+    """What must agree between a notebook's .py and .ipynb: cell type, source and tags of every cell."""
+    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_py_source_and_ipynb_agree(path):
+    import jupytext
+
+    source = path.with_suffix(".py")
+    assert source.is_file(), f"{path.name}: no jupytext source {source.name} (jupytext --set-formats ipynb,py:percent)"
+    from_py, stored = _cells(jupytext.read(source)), _cells(read(path))
+    drift = [i for i, (a, b) in enumerate(zip(from_py, stored)) if a != b]
+    assert len(from_py) == len(stored) and not drift, (
+        f"{path.name} and {source.name} drifted (cells {drift[:5]}, {len(from_py)} vs {len(stored)} cells): "
+        f"edit the .py, then run `jupytext --sync {source}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_metadata_is_complete(path):
+    """Full kernelspec and language_info, so JupyterLab does not mark a notebook modified when it opens it."""
+    meta = read(path).metadata
+    assert meta.get("kernelspec") == {"display_name": "Python 3", "language": "python", "name": "python3"}
+    assert meta.get("language_info") == LANGUAGE_INFO
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_badges_and_install_cell_use_the_one_repository_url(path):
+    nb = read(path)
+    url = notebooks.repository_url()
+    assert url.startswith("https://github.com/") and url == "https://github.com/" + notebooks.github_repo()
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    install = next((src for src in code if "google.colab" in src), "")
+    assert notebooks.colab_install_spec() in install, f"{path.name}: the Colab install cell must install {url}"
+    text = "\n".join(c.source for c in nb.cells)
+    repos = set(re.findall(r"github(?:\.com)?/([\w.-]+/[\w.-]+?)(?:/blob|/HEAD|\.git|[\s\"')]|$)", text))
+    assert repos <= {notebooks.github_repo()}, f"{path.name} names other repositories: {repos}"
 
 
 # ---------------------------------------------------------------- execution (smoke profile)
@@ -101,12 +146,29 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def check_data(r: dict) -> None:
+    d, sim = r["data"], profiles.PROFILES["smoke"]["sim"]
+    assert d["n_frames"] == sim["n_frames"] and d["size"] == list(sim["size"]), d  # the smoke movie, not another
+    assert isinstance(d["n_tracks"], int) and d["n_tracks"] > d["n_divisions"] > 0
+    assert 0 < d["division_pixel_fraction"] < 0.1 and 0 <= d["death_pixel_fraction"] < 0.1
+    # the bleaching shortcut: darker-is-later beats chance on raw frames and loses that edge after normalisation
+    assert d["shortcut_bleaching_raw"] > 0.55 > d["shortcut_bleaching_normalised"], d
+
+
 def check_tap(r: dict) -> None:
-    assert 0.0 <= r["tap"]["val_accuracy"] <= 1.0
+    t = r["tap"]
+    assert _number(t["val_accuracy"]) and 0.0 <= t["val_accuracy"] <= 1.0
+    assert Path(t["checkpoint"]).is_file(), "the TAP checkpoint recorded by 01 was not written"
 
 
 def check_gradcam(r: dict) -> None:
-    assert _number(r["gradcam"]["event_enrichment"]) and r["gradcam"]["event_enrichment"] >= 0
+    g, smoke = r["gradcam"], profiles.PROFILES["smoke"]["gradcam"]
+    assert (g["k"], g["inset"]) == (smoke["k"], smoke["inset"]) and len(g["pairs"]) == smoke["n_frames"], g
+    assert all(isinstance(t, int) for t in g["pairs"]) and len(set(g["pairs"])) == len(g["pairs"])
+    assert 0 <= g["hit_rate_random"] <= 1 and 0 <= g["hit_rate"] <= 1
+    assert _number(g["event_enrichment"]) and _number(g["random_map_enrichment"])
+    # the pairs are chosen because they hold divisions: random regions must hit some of them
+    assert g["hit_rate_random"] > 0, g
 
 
 def check_criteria(r: dict) -> None:
@@ -128,7 +190,7 @@ def check_calibration(r: dict) -> None:
         assert _number(entry["ece_before"]) and _number(entry["ece_after"]) and entry["temperature"] > 0, name
 
 
-EXPECTED = {"01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads, "06": check_calibration}
+EXPECTED = {"00": check_data, "01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads, "06": check_calibration}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -138,10 +200,18 @@ def test_notebook_runs_and_records_results(path, tmp_path, monkeypatch):
     results_file = tmp_path / "results.json"
     monkeypatch.setenv("TAPKIT_RESULTS", str(results_file))
     monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: figures become outputs
     pm.execute_notebook(str(path), str(tmp_path / path.name), cwd=str(path.parent), progress_bar=False,
                         parameters={"profile": "auto", "out_dir": str(tmp_path / "out")})
     executed = read(tmp_path / path.name)
-    assert all(c.execution_count for c in executed.cells if c.cell_type == "code" and c.source.strip())
+    code = [c for c in executed.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.execution_count for c in code), "a cell was skipped"
+    outputs = [o for c in code for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, f"{path.name} drew fewer than 3 figures"
+    echoed = [c.source.splitlines()[-1] for c in code if "check(" in c.source and any(
+        o.output_type == "execute_result" for o in c.outputs)]
+    assert not echoed, f"{path.name}: checker cells echo a value (end them with ';'): {echoed}"
     results = json.loads(results_file.read_text())
     assert results, f"{path.name} recorded no results (use tapkit.course.results.record)"
     EXPECTED.get(path.name[:2], lambda r: None)(results)

@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from tapkit.data.io import PathArg, read_ctc, read_tiff, read_tiff_folder
+from tapkit.data.io import TIFF_SUFFIXES, PathArg, check_tiff_header, read_ctc, read_tiff, read_tiff_folder
 from tapkit.data.movie import InputError, Movie
 
 CACHE_ENV = "TAPKIT_CACHE"
@@ -306,11 +306,9 @@ def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, s
 # load(): one entry point for names and paths
 # ----------------------------------------------------------------------------------------------
 def _simulator_params() -> set[str]:
-    """Keyword names of tapkit.data.simulate.simulate_movie (empty if the module is unavailable)."""
-    try:
-        from tapkit.data.simulate import simulate_movie
-    except ImportError:
-        return set()
+    """Keyword names of tapkit.data.simulate.simulate_movie."""
+    from tapkit.data.simulate import simulate_movie
+
     return set(inspect.signature(simulate_movie).parameters)
 
 
@@ -379,10 +377,46 @@ def load_path(path: PathArg, **kwargs: Any) -> Movie:
 def _unknown(text: str) -> InputError:
     """The error for a name that is neither a dataset nor an existing path."""
     return InputError(
-        f"load: {text!r} is not a dataset name and no such path was found (working directory: {os.getcwd()}). "
+        f"data={text!r} is neither a dataset name nor an existing path (working directory: {os.getcwd()}). "
         f"Known names: {', '.join(DATASETS)} (CTC ones also as 'Name/01', 'Name/02'); or give the path of a "
-        "TIFF movie, a folder of TIFF frames or a CTC sequence folder."
+        "TIFF movie, a folder of TIFF frames or a Cell Tracking Challenge sequence folder."
     )
+
+
+def _check_path(path: Path) -> None:
+    """Cheap checks of a data path (TIFF header, folder contents) before any pixel is read."""
+    if path.is_file():
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            raise InputError(f"data={str(path)!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
+                             "movies (.tif/.tiff), folders of TIFF frames or CTC sequence folders.")
+        check_tiff_header(path)
+    elif not any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir()) and not (path / "01").is_dir():
+        raise InputError(f"data={str(path)!r} is a folder without .tif files; give the path of the folder that holds "
+                         "the frames (for a CTC dataset: the sequence folder, e.g. .../01).")
+
+
+def resolve(name_or_path: Any) -> str:
+    """Check a `data` value cheaply and return it canonical: a dataset name ('hela-subset', 'Fluo-N2DL-HeLa/01')
+    or the absolute path of a TIFF movie / frame folder / CTC sequence. Raises InputError naming the fix."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InputError(f"data={name_or_path!r} is a {type(name_or_path).__name__}: give a dataset name "
+                         f"({', '.join(DATASETS)}) or the path of a TIFF movie as a string.")
+    text = os.fspath(name_or_path).strip()
+    if not text:
+        raise InputError(f"data={os.fspath(name_or_path)!r} is empty. Give a dataset name ({', '.join(DATASETS)}) "
+                         "or the path of a TIFF movie, e.g. data=movie.tif.")
+    canonical = {n.lower(): n for n in DATASETS}
+    if text.lower() in canonical:
+        return canonical[text.lower()]
+    path = Path(text).expanduser()
+    if path.exists():
+        _check_path(path)
+        return str(path.resolve())
+    match = re.fullmatch(r"([A-Za-z0-9+._-]+?)(?:/(\d\d))?/?", text)
+    name = canonical.get(match.group(1).lower()) if match else None
+    if name is not None and DATASETS[name]["kind"] == "ctc":
+        return f"{name}/{match.group(2) or '01'}"
+    raise _unknown(text)
 
 
 def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
@@ -393,18 +427,15 @@ def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
     """
     if isinstance(name_or_path, Movie):
         return name_or_path
-    text = os.fspath(name_or_path).strip()
-    if text.lower() in ("simulated", "simulated-bleaching"):
-        return _load_simulated(text.lower(), kwargs)
-    if text.lower() == "hela-subset":
-        return hela_subset(**_take(kwargs, ("cache",), text))
-    path = Path(text).expanduser()
-    if path.exists():
-        return load_path(path, **kwargs)
-    match = re.fullmatch(r"([A-Za-z0-9+._-]+?)(?:/(\d\d))?/?", text)
-    if match and DATASETS.get(match.group(1), {}).get("kind") == "ctc":
-        return _load_ctc(match.group(1), match.group(2) or "01", kwargs)
-    raise _unknown(text)
+    source = resolve(name_or_path)
+    if source in ("simulated", "simulated-bleaching"):
+        return _load_simulated(source, kwargs)
+    if source == "hela-subset":
+        return hela_subset(**_take(kwargs, ("cache",), source))
+    if Path(source).is_absolute():
+        return load_path(source, **kwargs)
+    dataset, seq = source.split("/")
+    return _load_ctc(dataset, seq, kwargs)
 
 
 def datasets_markdown() -> str:
@@ -418,5 +449,5 @@ def datasets_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DATASETS", "recommended", "cache_dir", "load", "load_path", "hela_subset", "fetch_ctc",
+__all__ = ["DATASETS", "recommended", "cache_dir", "resolve", "load", "load_path", "hela_subset", "fetch_ctc",
            "extract_verified", "sha256sum", "datasets_markdown"]

@@ -15,16 +15,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import tifffile
 from tqdm.auto import tqdm
 
-from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie, check_images, normalize
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from tapkit.data.movie import DIVISION, InputError, Movie, as_movie, check_images
 
 PathArg = Union[str, os.PathLike]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -66,6 +63,26 @@ def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, dict[str, f
         ) from err
 
 
+def check_tiff_header(path: Path, what: str = "data") -> None:
+    """Open a TIFF cheaply (header, last frame); raise InputError if it is damaged, empty or too small."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0] if tif.series else None
+            shape, axes = (series.shape, series.axes) if series is not None else ((), "")
+            if len(tif.pages):  # read the last frame only: catches damaged data, stays cheap
+                tif.pages[len(tif.pages) - 1].asarray()
+            uncompressed = len(tif.pages) and tif.pages.first.compression == 1
+            if series is not None and uncompressed and series.nbytes > path.stat().st_size:
+                raise ValueError(f"the header promises {series.nbytes} bytes of pixels, the file has "
+                                 f"{path.stat().st_size} (truncated)")
+    except Exception as err:  # tifffile raises several types for corrupt files
+        raise InputError(f"{what}={str(path)!r} is not a readable TIFF ({type(err).__name__}: {err}). "
+                         "Check the file is complete (re-download or re-export it).") from err
+    if len(shape) < 2:
+        raise InputError(f"{what}={str(path)!r}: the TIFF holds no image series; expected a (T, Y, X) movie.")
+    _check_frame_size(shape, axes, path)
+
+
 def _imagej_scale(tif: tifffile.TiffFile) -> dict[str, float]:
     """Pixel size (um) and frame interval (min) from ImageJ metadata, when the file has them."""
     meta, out = tif.imagej_metadata or {}, {}
@@ -88,9 +105,28 @@ def _squeeze(arr: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
 # ----------------------------------------------------------------------------------------------
 # Single TIFF movies
 # ----------------------------------------------------------------------------------------------
+MIN_FRAME_SIDE = 8  # smallest frame side (px) a movie may have; check_images refuses smaller frames
+
+
+def _check_frame_size(shape: tuple[int, ...], axes: str, path: Path) -> None:
+    """Refuse a file whose frames are too small, before the channel logic misreads a short axis as colours.
+
+    tifffile reads a (6, 4, 4) stack as one 6 x 4 image with 4 colour samples (axes YXS); the real problem
+    is 4 x 4 px frames, so say that instead of asking for a channel.
+    """
+    yx = tuple(n for n, a in zip(shape, axes) if a in "YX")
+    if yx and min(yx) < MIN_FRAME_SIDE:
+        if axes == "YXS":
+            yx = tuple(shape[-2:])  # read as the (T, Y, X) movie it was meant to be
+        raise InputError(f"{path.name}: shape {tuple(shape)} gives frames of {yx[0]} x {yx[-1]} px, too small for "
+                         f"tapkit (at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}). Check that the file is a (T, Y, X) "
+                         "movie of whole frames, not a crop or a table of numbers.")
+
+
 def _pick_channel(arr: np.ndarray, axes: str, channel: int | None, path: Path) -> np.ndarray:
     """Reduce a TIFF to (T, Y, X): select `channel` along the C/S axis (or axis 1 of unnamed 4D data)."""
     arr, axes = _squeeze(arr, axes)
+    _check_frame_size(arr.shape, axes, path)
     if "Z" in axes and "T" in axes:
         raise InputError(f"read_tiff: {path.name} is a 3D time-lapse with axes {axes} {arr.shape}; tapkit "
                          "works on 2D movies. Save a z-slice or a max projection over Z first.")
@@ -424,44 +460,4 @@ def write_tiff(movie_or_array: "Movie | np.ndarray", path: PathArg) -> Path:
         meta["unit"] = "um"
         kwargs["resolution"] = (1.0 / movie.pixel_size, 1.0 / movie.pixel_size)
     tifffile.imwrite(p, _exact_dtype(movie.images), imagej=True, metadata=meta, **kwargs)
-    return p
-
-
-def _overlay(events: np.ndarray) -> np.ndarray:
-    """RGBA (Y, X, 4) overlay of one event frame: divisions red, deaths cyan, half transparent."""
-    rgba = np.zeros((*events.shape, 4), np.float32)
-    rgba[events == DIVISION] = (1.0, 0.1, 0.1, 0.5)
-    rgba[events == DEATH] = (0.1, 0.9, 1.0, 0.5)
-    return rgba
-
-
-def plot_preview(movie: "Movie | np.ndarray", frames: Sequence[int] | None = None, n: int = 4) -> "Figure":
-    """A strip of a few frames (default: `n` evenly spaced) with events overlaid; returns the Figure."""
-    from matplotlib.figure import Figure
-
-    movie = as_movie(movie)
-    frames = list(np.linspace(0, len(movie) - 1, min(n, len(movie))).round().astype(int)) if frames is None else list(frames)
-    bad = [t for t in frames if not -len(movie) <= t < len(movie)]
-    if not frames or bad:
-        raise InputError(f"plot_preview: frames {bad or frames} are not in 0 ... {len(movie) - 1}.")
-    shown = normalize(movie.images[frames], clip=True)  # (F, Y, X)
-    fig = Figure(figsize=(3 * len(frames), 3.2 * movie.shape[1] / movie.shape[2] + 0.4), layout="constrained")
-    axes = fig.subplots(1, len(frames), squeeze=False)[0]
-    for ax, t, img in zip(axes, frames, shown):
-        ax.imshow(img, cmap="gray", interpolation="nearest")
-        if movie.events is not None:
-            ax.imshow(_overlay(movie.events[t]), interpolation="nearest")
-        ax.set_title(f"{movie.name}  t = {t}", fontsize=9)
-        ax.set_axis_off()
-    return fig
-
-
-def save_preview(movie: "Movie | np.ndarray", path_png: PathArg, frames: Sequence[int] | None = None,
-                 dpi: int = 100) -> Path:
-    """Save `plot_preview` as a PNG (events: divisions red, deaths cyan) and return the path."""
-    p = Path(path_png).expanduser()
-    if p.suffix.lower() != ".png":
-        raise InputError(f"save_preview: {p.name} should end in .png.")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    plot_preview(movie, frames).savefig(p, dpi=dpi)
     return p

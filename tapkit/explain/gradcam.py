@@ -12,7 +12,7 @@ frame is the correct answer. Grad-CAM (Selvaraju et al. 2017) on the dense proje
 same in both frames cancels and what changed (divisions, deaths, movement) stands out.
 `frames="t"` uses only frame t's features, like the reference's default (`all_frames=False`).
 The reference takes the absolute value, not the ReLU of the original Grad-CAM (`absolute=False`).
-Gradients are computed in float32 (no AMP): per-pixel gradients of a spatially averaged logit are
+Figures of these results are in `tapkit.plot.gradcam`. Gradients are computed in float32 (no AMP): per-pixel gradients of a spatially averaged logit are
 tiny and would underflow in float16.
 """
 
@@ -20,19 +20,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
 from tapkit.ssl.features import model_device, pad_to_multiple, pool_multiple, tile_windows
 from tapkit.data.movie import DIVISION, InputError, Movie, as_movie, check_images, normalize as normalize_frames
 
-__all__ = ["gradcam", "top_regions", "event_enrichment", "plot_top_regions", "gradcam_movie", "gradcam_explorer",
-           "box_fractions"]
+__all__ = ["gradcam", "top_regions", "event_enrichment", "gradcam_movie", "box_fractions", "event_mask", "max_regions"]
 
 Region = tuple[int, int, float]  # (y, x, score): centre of an inset and its smoothed Grad-CAM value
 
@@ -205,62 +201,9 @@ def event_enrichment(cam_or_regions: Any, event_mask: Any, inset: int = 48, k: i
 
 
 # ----------------------------------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------------------------------
-def _show_frame(ax: Any, frame: np.ndarray, title: str = "", limits: "tuple[float, float] | None" = None) -> None:
-    """A grey image with robust contrast (1-99.8 percentiles unless `limits`) and no ticks."""
-    lo, hi = np.percentile(frame, (1, 99.8)) if limits is None else limits
-    ax.imshow(frame, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
-    ax.set_xticks([]), ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-
-
-def _draw_overview(ax: Any, frame: np.ndarray, cam: np.ndarray, regions: Sequence[Region], inset: int,
-                   events: "np.ndarray | None") -> None:
-    """Frame t with the map overlaid, numbered inset boxes and (optionally) event outlines."""
-    _show_frame(ax, frame)
-    ax.imshow(cam, cmap="magma", alpha=0.5)
-    if events is not None and np.any(events):
-        ax.contour(np.asarray(events) > 0, levels=[0.5], colors="cyan", linewidths=0.8)
-    for i, (y, x, _) in enumerate(regions):
-        ax.add_patch(Rectangle((x - inset // 2 - 0.5, y - inset // 2 - 0.5), inset, inset,
-                               fill=False, edgecolor="white", linewidth=1.2))
-        ax.text(x - inset // 2 + 1, y - inset // 2 + 1, str(i + 1), color="white", fontsize=8, va="top",
-                ha="left", bbox=dict(facecolor="black", alpha=0.5, pad=1, linewidth=0))
-    title = "frame t with Grad-CAM (top regions numbered" + (", events outlined in cyan)" if events is not None else ")")
-    ax.set_title(title, fontsize=10)
-
-
-def plot_top_regions(frame_t: Any, frame_t1: Any, cam: Any, regions: Sequence[Region],
-                     events: Any = None, inset: int = 48) -> Figure:
-    """Frame t with the Grad-CAM overlay and numbered boxes; below, insets of frames t and t+1 per region (Fig. 2 of paper 001)."""
-    pair = _pair_array(frame_t, frame_t1, normalize=False)
-    cam = _check_map(cam, inset, 0)
-    if cam.shape != pair.shape[1:]:
-        raise InputError(f"plot_top_regions: the map {cam.shape} and the frames {pair.shape[1:]} differ in size.")
-    n = max(len(regions), 1)
-    width = max(6.0, 1.2 * n)
-    fig = plt.figure(figsize=(width, min(5.0, width * cam.shape[0] / cam.shape[1]) + 2.6 * width / max(n, 5)))
-    grid = fig.add_gridspec(3, n, height_ratios=[5.0 * n / width, 1.0, 1.0], hspace=0.15, wspace=0.05)
-    _draw_overview(fig.add_subplot(grid[0, :]), pair[0], cam, regions, inset, events)
-    limits = [tuple(np.percentile(f, (1, 99.8))) for f in pair]  # insets share their frame's contrast
-    padded = np.pad(pair, ((0, 0), (inset, inset), (inset, inset)), mode="constant", constant_values=pair.min())
-    for i, (y, x, _) in enumerate(regions):
-        for row, name in ((1, "t"), (2, "t+1")):
-            crop = padded[row - 1, y + inset - inset // 2:y + inset - inset // 2 + inset,
-                          x + inset - inset // 2:x + inset - inset // 2 + inset]
-            ax = fig.add_subplot(grid[row, i])
-            _show_frame(ax, crop, title=f"{i + 1}" if row == 1 else "", limits=limits[row - 1])
-            if i == 0:
-                ax.set_ylabel(name)
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------
 # Several frame pairs of a movie
 # ----------------------------------------------------------------------------------------------
-def _event_mask(movie: Movie, t: int, event_class: "int | None") -> "np.ndarray | None":
+def event_mask(movie: Movie, t: int, event_class: "int | None") -> "np.ndarray | None":
     """Events of the pair (t, t+1): `event_class` pixels (any event if None) in either frame."""
     if movie.events is None:
         return None
@@ -273,7 +216,7 @@ def _pick_frames(movie: Movie, n_frames: int, event_class: "int | None") -> list
     """Evenly spaced t (pair t, t+1), among pairs that contain events when the movie has any."""
     candidates = np.arange(len(movie) - 1)
     if movie.events is not None:
-        with_events = [t for t in candidates if _event_mask(movie, int(t), event_class).any()]
+        with_events = [t for t in candidates if event_mask(movie, int(t), event_class).any()]
         candidates = np.array(with_events) if with_events else candidates
     picks = np.linspace(0, len(candidates) - 1, min(n_frames, len(candidates))).round().astype(int)
     return sorted({int(candidates[i]) for i in picks})
@@ -298,7 +241,7 @@ def gradcam_movie(model: torch.nn.Module, movie: "Movie | np.ndarray", frames: "
         cam = gradcam(model, movie.images[t], movie.images[t + 1], **gradcam_kw)
         cams.append(cam)
         regions.append(top_regions(cam, k=k, inset=inset))
-        mask = _event_mask(movie, t, event_class)
+        mask = event_mask(movie, t, event_class)
         if mask is not None:
             per_pair.append(event_enrichment(regions[-1], mask, inset=inset, k=k, seed=seed + t))
     means = {key: _nanmean([p[key] for p in per_pair]) for key in ("enrichment", "hit_rate", "hit_rate_random")}
@@ -311,46 +254,7 @@ def _nanmean(values: Sequence[float]) -> float:
     return float(arr[np.isfinite(arr)].mean()) if np.isfinite(arr).any() else float("nan")
 
 
-# ----------------------------------------------------------------------------------------------
-# Interactive explorer
-# ----------------------------------------------------------------------------------------------
-def _figure_png(fig: Figure) -> bytes:
-    """Render a figure to PNG bytes and close it (no window, works headless)."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def gradcam_explorer(model: torch.nn.Module, movie: "Movie | np.ndarray", k: int = 8, inset: int = 48,
-                     event_class: "int | None" = DIVISION, width: int = 640, **gradcam_kw: Any) -> Any:
-    """An ipywidgets explorer: frame slider and k slider redraw the top-region figure (maps are cached)."""
-    import ipywidgets as w
-
-    movie = as_movie(movie)
-    cams: dict[int, np.ndarray] = {}
-    frame = w.IntSlider(value=0, min=0, max=len(movie) - 2, description="frame t", continuous_update=False)
-    n_regions = w.IntSlider(value=k, min=1, max=max(k, 16), description="top k", continuous_update=False)
-    image, caption = w.Image(format="png", width=width), w.Label()
-
-    def redraw(_change: Any = None) -> None:
-        """Draw the figure for the current slider values (computing the pair's map once)."""
-        t = frame.value
-        if t not in cams:
-            cams[t] = gradcam(model, movie.images[t], movie.images[t + 1], **gradcam_kw)
-        regions = top_regions(cams[t], k=n_regions.value, inset=inset)
-        mask = _event_mask(movie, t, event_class)
-        image.value = _figure_png(plot_top_regions(movie.images[t], movie.images[t + 1], cams[t], regions,
-                                                   events=mask, inset=inset))
-        score = "" if mask is None else (
-            f" · enrichment {event_enrichment(regions, mask, inset=inset, seed=t)['enrichment']:.2f}")
-        caption.value = f"pair ({t}, {t + 1}) · {len(regions)} regions{score}"
-
-    frame.observe(redraw, names="value")
-    n_regions.observe(redraw, names="value")
-    redraw()
-    box = w.VBox([w.HBox([frame, n_regions]), image, caption])
-    box.frame, box.k, box.image, box.caption = frame, n_regions, image, caption
-    return box
+def max_regions(shape: tuple[int, int], inset: int) -> int:
+    """How many top regions fit in a (Y, X) map: centres half an inset apart and from the border."""
+    ny, nx = (max(0, n - inset) // max(1, inset // 2) + 1 for n in shape)
+    return ny * nx

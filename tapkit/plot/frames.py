@@ -8,14 +8,16 @@ Frames are scaled with one percentile range for the whole movie, so photobleachi
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie
+from tapkit.plot import EVENT_COLORS
 
 OVERLAYS = ("events", "labels", None)
-from tapkit.plot import EVENT_COLORS
 
 
 def _check_overlay(movie: Movie, overlay: "str | bool | None") -> "str | None":
@@ -50,7 +52,8 @@ def frame_rgb(movie: Movie, t: int, overlay: "str | None" = "events", vrange: "t
         from scipy import ndimage as ndi
 
         lab = movie.labels[t]
-        edge = ndi.maximum_filter(lab, size=3) != ndi.minimum_filter(lab, size=3)  # inner and outer outlines
+        size = 2 * max(1, round(max(lab.shape) / 400)) + 1  # outlines stay visible when a big frame is shrunk
+        edge = ndi.maximum_filter(lab, size=size) != ndi.minimum_filter(lab, size=size)  # inner and outer outlines
         rgb[edge & (lab > 0)] = (1.0, 0.8, 0.1)
     return rgb
 
@@ -73,8 +76,9 @@ def _caption(movie: Movie, t: int) -> str:
         ev = movie.events[t]
         lab = movie.labels[t] if movie.labels is not None else None
         count = (lambda k: len(np.unique(lab[(ev == k) & (lab > 0)]))) if lab is not None else (lambda k: int((ev == k).sum()))
-        unit = "cells" if lab is not None else "px"
-        text += f" · division: {count(DIVISION)} {unit}, death: {count(DEATH)} {unit}"
+        unit = ("cell", "cells") if lab is not None else ("px", "px")
+        text += " · " + ", ".join(f"{name}: {n} {unit[n != 1]}" for name, n in
+                                  (("division", count(DIVISION)), ("death", count(DEATH))))
     return text
 
 
@@ -107,8 +111,11 @@ def movie_browser(movie: "Movie | np.ndarray", overlay: "str | None" = "events",
 
 
 def show_frames(movie: "Movie | np.ndarray", frames: "Sequence[int] | int | None" = None,
-                overlay: "str | bool | None" = True, size: float = 3.0) -> Any:
-    """A row of frames (default: 4 evenly spaced) with the event overlay; returns the Figure."""
+                overlay: "str | bool | None" = True, size: float = 3.0, max_width: float = 15.0) -> Any:
+    """A row of frames (default: 4 evenly spaced) with the overlay; panels keep the frames' aspect ratio.
+
+    `size` is the panel height in inches (shrunk so the row fits `max_width`); returns the Figure.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -120,14 +127,32 @@ def show_frames(movie: "Movie | np.ndarray", frames: "Sequence[int] | int | None
     if bad or not len(frames):
         raise InputError(f"show_frames: frames {bad or frames} are outside 0..{len(movie) - 1}.")
     vrange = display_range(movie)
-    fig, axes = plt.subplots(1, len(frames), figsize=(size * len(frames), size + 0.4), squeeze=False)
+    aspect = movie.shape[2] / movie.shape[1]  # X / Y: wide frames get wide panels
+    height = min(size, max_width / (aspect * len(frames)))
+    legend = 0.35 if overlay == "events" else 0.0
+    fig, axes = plt.subplots(1, len(frames), figsize=(height * aspect * len(frames), height + 0.35 + legend),
+                             squeeze=False, layout="constrained")
     for ax, t in zip(axes[0], frames):
-        ax.imshow(frame_rgb(movie, int(t) % len(movie), overlay, vrange))
+        ax.imshow(frame_rgb(movie, int(t) % len(movie), overlay, vrange), interpolation="antialiased")
         ax.set_title(f"t = {int(t) % len(movie)}", fontsize=10)
         ax.axis("off")
     if overlay == "events":
         handles = [Patch(color=EVENT_COLORS[DIVISION], label="division"), Patch(color=EVENT_COLORS[DEATH], label="death")]
-        fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     fig.suptitle(movie.name)
-    fig.tight_layout(rect=(0, 0.06 if overlay == "events" else 0, 1, 1))
     return fig
+
+
+def save_frames(movie: "Movie | np.ndarray", path_png: "str | os.PathLike", frames: "Sequence[int] | None" = None,
+                dpi: int = 100) -> Path:
+    """Save `show_frames` (events: divisions red, deaths cyan) as a PNG and return its path."""
+    import matplotlib.pyplot as plt
+
+    p = Path(path_png).expanduser()
+    if p.suffix.lower() != ".png":
+        raise InputError(f"save_frames: {p.name} should end in .png.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig = show_frames(movie, frames)
+    fig.savefig(p, dpi=dpi)
+    plt.close(fig)
+    return p
