@@ -55,15 +55,15 @@ def test_load_data_bins_as_asked(tmp_path):
     assert np.allclose(binned.images, full.images.reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)))
 
 
-def test_get_tap_model_warns_when_binning_differs_from_training(tmp_path, capsys):
+def test_get_tap_model_refuses_frames_binned_unlike_its_training(tmp_path):
     from tapkit import Movie
 
     cfg = config.configure(base_params(tmp_path, data="hela-subset"), "02")  # the shipped HeLa model: binned 2x2
     frames = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
-    config.get_tap_model(cfg, movie=Movie(frames))  # full resolution: warn
-    assert "WARNING" in capsys.readouterr().out
-    config.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
-    assert "WARNING" not in capsys.readouterr().out
+    with pytest.raises(InputError, match="binning=2"):  # full resolution: a named error with the fix
+        config.get_tap_model(cfg, movie=Movie(frames))
+    model = config.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
+    assert model.binning == 2
 
 
 def test_configure_auto_profile_honours_env(tmp_path, monkeypatch):

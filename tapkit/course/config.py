@@ -159,13 +159,14 @@ def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
     return model
 
 
-def _warn_binning(model: Any, path: Path, movie: "Movie | None") -> None:
-    """Say so when a model (from `load_tap`) was trained on frames binned differently from `movie`."""
+def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
+    """Refuse frames binned differently from the frames the model (from `load_model`) was trained on."""
     trained, here = model.binning, None if movie is None else movie.meta.get("binning", 1)
     if None not in (trained, here) and trained != here:
-        print(f"tapkit: WARNING: {path.name} was trained on frames binned {trained}x{trained}, but these are binned "
-              f"{here}x{here}: nuclei have another size in pixels than the model knows. Use the same `binning` "
-              "as in notebook 01 (or retrain there).")
+        raise InputError(
+            f"{path.name} was trained on frames binned {trained}x{trained}, but these frames are binned {here}x{here}: "
+            f"nuclei would have another size in pixels than the model knows. Set binning={trained} (the checkpoint's) "
+            "in this notebook, or retrain in notebook 01 with the binning you want here.")
 
 
 def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
@@ -177,10 +178,10 @@ def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" 
     shipped = shipped_checkpoint(key)
     if own.is_file():
         model, how = load_tap(own, cfg.device), f"loaded your model from notebook 01: {own}"
-        _warn_binning(model, own, movie)
+        check_model_binning(model, own, movie)
     elif shipped is not None:
         model, how = load_tap(shipped, cfg.device), f"loaded the shipped checkpoint {shipped}"
-        _warn_binning(model, shipped, movie)
+        check_model_binning(model, shipped, movie)
     else:
         movie = movie if movie is not None else load_data(cfg, data)
         print(f"tapkit: no checkpoint for {key!r} found; training a quick TAP model ({cfg.profile} profile) ...")
