@@ -98,7 +98,7 @@ def test_nll_matches_torch_cross_entropy_and_bce():
     z = logits[:, 0]
     lab2 = labels % 2
     ref_bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(z), torch.tensor(lab2, dtype=torch.float64)).item()
-    assert cal.nll(z, lab2) == pytest.approx(ref_bce, rel=1e-9)
+    assert cal.negative_log_likelihood(z, lab2) == pytest.approx(ref_bce, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- temperature scaling

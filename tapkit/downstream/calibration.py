@@ -166,9 +166,6 @@ def negative_log_likelihood(logits: Any, labels: Any) -> float:
     return float(-log_softmax(z, axis=1)[np.arange(len(z)), lab].mean())
 
 
-nll = negative_log_likelihood  # the short name used in docs/DESIGN.md
-
-
 # ----------------------------------------------------------------------------- temperature scaling
 
 
