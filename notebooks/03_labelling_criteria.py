@@ -58,8 +58,8 @@ train_heads = True  # also train heads A0/A1 under each criterion (Table 5); Fal
 # %%
 import numpy as np
 import tapkit, tapkit.course, tapkit.course.results, tapkit.plot.frames
-from tapkit.downstream.events import crops
-from tapkit.downstream.events import heads
+from tapkit.downstream.events import crops, criteria, experiments, tables
+from tapkit.plot import events as event_plots
 
 cfg = tapkit.course.configure(globals(), notebook="03")
 
@@ -69,7 +69,7 @@ cfg = tapkit.course.configure(globals(), notebook="03")
 # Besides the images, an annotated movie has an **event mask** of the same shape `(T, Y, X)`: 0 where
 # nothing happens, 1 on a dividing cell (the mother during mitosis and the daughters just after), 2 on
 # a dying cell. In the paper a person painted these masks (about 8 hours of work); the simulated movie
-# comes with them. Coloured outlines below mark the event pixels.
+# comes with them. Outlines mark the event pixels: divisions red, deaths cyan (in every notebook).
 
 # %%
 movie = tapkit.course.load_data(cfg)
@@ -88,9 +88,9 @@ tapkit.plot.frames.show_frames(movie, 4);
 # graze an event at the crop edge: a few pixels of a cell that is mostly outside the window.
 
 # %%
-pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
-print(pairs, "| images", pairs.images.shape, "| masks", pairs.masks.shape)
-crops.plot_event_sizes(pairs, threshold=threshold);
+event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+print(event_pairs, "| images", event_pairs.images.shape, "| masks", event_pairs.masks.shape)
+event_plots.plot_event_sizes(event_pairs, threshold=threshold);
 
 # %% [markdown]
 # ## 3 · Three labelling criteria
@@ -103,13 +103,13 @@ crops.plot_event_sizes(pairs, threshold=threshold);
 # | `any-either` | *at least one* crop contains event pixels | "any size, either" |
 # | `size-either` | at least one crop contains **>= threshold** event pixels | "size filter, either" (default, threshold 40) |
 #
-# The gallery shows the same pairs under the three criteria (frame t on top, frame t+1 below, orange:
-# event mask), chosen where the criteria *disagree*, like the paper's Table 4. Look for: an event cut
+# The gallery shows the same pairs under the three criteria (frame t on top, frame t+1 below, outlines:
+# divisions red, deaths cyan), chosen where the criteria *disagree*, like the paper's Table 4. Look for: an event cut
 # by the crop edge (`any-either` says 1, `size-either` says 0), an event that starts or ends between
 # the two frames (`any-both` says 0).
 
 # %%
-crops.criteria_gallery(pairs, n=6, threshold=threshold, seed=cfg.seed);
+event_plots.criteria_gallery(event_pairs, n=6, threshold=threshold, seed=cfg.seed);
 
 # %% [markdown]
 # ## 4 · The dataset table
@@ -120,10 +120,10 @@ crops.criteria_gallery(pairs, n=6, threshold=threshold, seed=cfg.seed);
 # Validation and test keep the natural, imbalanced class ratio.
 
 # %%
-labels = crops.label_all(pairs, threshold=threshold)  # {criterion: (N,) 0/1}
+labels = criteria.label_all(event_pairs, threshold=threshold)  # {criterion: (N,) 0/1}
 rows = crops.dataset_table(labels, seed=cfg.seed)
 print(crops.format_table(rows))
-crops.plot_dataset_table(rows);
+event_plots.plot_dataset_table(rows);
 
 # %% [markdown]
 # `any-either` accepts every pair that touches an event, so it has the most positives; `any-both` and
@@ -132,7 +132,7 @@ crops.plot_dataset_table(rows);
 # only pairs where a whole cell sits well inside the crop.
 
 # %%
-crops.plot_threshold_sweep(pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
+event_plots.plot_threshold_sweep(event_pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
 
 # %% [markdown]
 # ## 5 · Does the criterion change what a classifier learns? (paper Table 5)
@@ -147,10 +147,10 @@ crops.plot_threshold_sweep(pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
 # %%
 if train_heads:
     tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
-    epochs = dict(linear=cfg.heads["epochs_linear"], resnet=cfg.heads["epochs_resnet"])
-    by_criterion = heads.compare_criteria(pairs, tap_model, threshold=threshold, epochs=epochs,
-                                          device=cfg.device, split_seed=cfg.seed)
-    print(heads.format_criteria_table(heads.criteria_table(by_criterion)))
+    by_criterion = experiments.compare_criteria(event_pairs, tap_model, threshold=threshold, device=cfg.device,
+                                                seed=cfg.seed, split_seed=cfg.seed, epochs_linear=cfg.heads["epochs_linear"],
+                                                epochs_resnet=cfg.heads["epochs_resnet"])
+    print(tables.format_criteria_table(tables.criteria_table(by_criterion)))
 
 # %% [markdown]
 # ## Exercise 1 · How many pairs does the size filter reject?
@@ -166,7 +166,7 @@ n_rejected = int(((labels["any-either"] == 1) & (labels["size-either"] == 0)).su
 print(n_rejected, "pairs touch an event only with fewer than", threshold, "pixels")
 
 # %%
-_largest = crops.event_pixels(pairs).max(axis=1)  # event pixels of the larger crop, per pair
+_largest = criteria.event_pixels(event_pairs).max(axis=1)  # event pixels of the larger crop, per pair
 tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).sum()), name="n_rejected",
                     hint="combine the two label arrays with & and count with .sum()")
 
@@ -174,7 +174,7 @@ tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).su
 # ## Exercise 2 · A fourth criterion: "size filter, both"
 #
 # The paper did not try it: a pair is positive when **both** crops contain at least `threshold` event
-# pixels. Compute the labels `size_both` (an `(N,)` array of 0/1) using `crops.event_pixels(pairs)`,
+# pixels. Compute the labels `size_both` (an `(N,)` array of 0/1) using `criteria.event_pixels(event_pairs)`,
 # which returns the number of event pixels of each crop as an `(N, 2)` array. Which existing criteria
 # is it stricter than?
 
@@ -182,12 +182,13 @@ tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).su
 size_both = ...  # your answer: (N,) array of 0/1
 
 # %% tags=["solution"]
-counts = crops.event_pixels(pairs)  # (N, 2)
+counts = criteria.event_pixels(event_pairs)  # (N, 2)
 size_both = (counts >= threshold).all(axis=1).astype(int)
 print(size_both.sum(), "positives; any-both:", labels["any-both"].sum(), "size-either:", labels["size-either"].sum())
 
 # %%
-_expected = ((pairs.masks > 0).sum(axis=(2, 3)) >= threshold).all(axis=1).astype(int)
+# an independent count: per pair, the smaller number of event pixels of its two mask crops
+_expected = np.array([min(np.count_nonzero(m[0]), np.count_nonzero(m[1])) >= threshold for m in event_pairs.masks], int)
 tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
                     hint="(counts >= threshold) is (N, 2); ask for all() along axis 1")
 

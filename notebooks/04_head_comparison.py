@@ -22,7 +22,8 @@
 #
 # **Learning goals**
 # - build the two event heads (linear, ResNet) on pairs of dense features `(B, 2, F, S, S)`
-# - explain strategies A (TAP, frozen), B (random, frozen) and C (random, trained end to end)
+# - explain strategies A (TAP, frozen), B (random, frozen) and C (random, trained end to end), and write
+#   the code that makes the difference: what is frozen and what the optimiser trains
 # - run each strategy several times and report per-class precision and recall as mean ± std
 # - read a confusion matrix (the paper's Table 3) and a label-budget curve
 #
@@ -59,9 +60,10 @@ criterion = "size-either"  # labelling criterion from notebook 03 (the paper's d
 # %%
 import numpy as np
 import torch
-import tapkit, tapkit.course, tapkit.course.results
-from tapkit.downstream.events import crops
-from tapkit.downstream.events import heads
+import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
+from tapkit.downstream.events import criteria, crops, experiments, heads, tables
+from tapkit.plot import events as event_plots
+from tapkit.ssl.backbone import count_parameters
 
 cfg = tapkit.course.configure(globals(), notebook="04")
 
@@ -74,8 +76,8 @@ cfg = tapkit.course.configure(globals(), notebook="04")
 # %%
 movie = tapkit.course.load_data(cfg)
 tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
-pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
-labels = crops.label_pairs(pairs, criterion)
+event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+labels = criteria.label_pairs(event_pairs, criterion)
 split = crops.split_pairs(labels, seed=cfg.seed)
 print(crops.format_table(crops.dataset_table({criterion: labels}, split)))
 
@@ -95,7 +97,6 @@ print(crops.format_table(crops.dataset_table({criterion: labels}, split)))
 # depend on the direction of time (unlike TAP itself). Let us check that on random features.
 
 # %%
-from tapkit.ssl.backbone import count_parameters
 F = tap_model.n_features
 for head in (heads.LinearHead(F), heads.ResNetHead(F)):
     z = torch.randn(4, 2, F, 48, 48)  # (B, 2, F, S, S)
@@ -103,7 +104,7 @@ for head in (heads.LinearHead(F), heads.ResNetHead(F)):
     print(f"{type(head).__name__:<11} {count_parameters(head):>6} parameters | frame swap gives same logits: {same}")
 
 # %% [markdown]
-# ## 3 · Six strategies, several runs each (paper Table 2)
+# ## 3 · Three strategies: what is frozen, what is trained
 #
 # | | features | trained |
 # | --- | --- | --- |
@@ -111,22 +112,83 @@ for head in (heads.LinearHead(F), heads.ResNetHead(F)):
 # | **B** | randomly initialised backbone (frozen, Kaiming-uniform) | head only |
 # | **C** | randomly initialised backbone | backbone *and* head, end to end |
 #
-# with a linear (`0`) or ResNet (`1`) head. For the frozen strategies the features of every crop are
-# computed once and cached; only C runs the backbone during training (and is the slowest). Each
-# strategy runs `n_runs` times with different seeds; we report mean ± std of per-class precision and
-# recall on the test split, with the paper's numbers in brackets. Our movie is simulated and our
-# training much shorter, so compare the *ordering* of the strategies rather than the exact values.
+# with a linear (`0`) or ResNet (`1`) head. An event classifier is an `encoder` (the TAP network, used
+# through `encoder.embed`) plus a `head`. The only code that differs between A/B and C is *what is
+# frozen* and *which parameters the optimiser sees*. "Frozen" means two things: no gradients
+# (`requires_grad_(False)`) and evaluation mode (`.eval()`), so that batch-norm statistics stay fixed too.
+#
+# ## Exercise 1 · Freeze or train?
+#
+# Write `trainable_parameters(model, kind)`: for `kind` `"A"` or `"B"` freeze `model.encoder` and return
+# the head's parameters; for `"C"` return every parameter of the model. The checker builds a small
+# classifier, calls your function, takes one optimiser step and checks that the encoder's weights stay
+# the same for A and B and change for C, and that the optimiser sees exactly the right parameters.
 
 # %%
-epochs = dict(linear=cfg.heads["epochs_linear"], resnet=cfg.heads["epochs_resnet"],
-              end_to_end=cfg.heads["epochs_end_to_end"])
-results = heads.compare_strategies(pairs, labels, tap_model, n_runs=cfg.heads["n_runs"], epochs=epochs,
-                                   device=cfg.device, split=split)
-table = heads.results_table(results)
-print(heads.format_results(table))
+def trainable_parameters(model, kind):
+    """Freeze what strategy `kind` keeps fixed; return the list of parameters the optimiser trains."""
+    ...  # your code
+
+
+# %% tags=["solution"]
+def trainable_parameters(model, kind):
+    """Freeze what strategy `kind` keeps fixed; return the list of parameters the optimiser trains."""
+    if kind == "C":
+        return list(model.parameters())
+    model.encoder.requires_grad_(False).eval()
+    return list(model.head.parameters())
+
 
 # %%
-heads.plot_results(table);
+def _one_step_changes(fn, kind):
+    """(encoder changed, head changed, optimiser sees the right parameters) after one Adam step with fn."""
+    model = heads.EventClassifier(experiments.make_encoder("B", tap_model, 0), heads.LinearHead(F)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = fn(model, kind)
+    right = list(model.parameters()) if kind == "C" else list(model.head.parameters())
+    opt = torch.optim.Adam(params, lr=0.1)
+    torch.nn.functional.cross_entropy(model(torch.randn(4, 2, 32, 32)), torch.tensor([0, 1, 0, 1])).backward()
+    opt.step()
+    changed = lambda part: any(not torch.equal(v, before[k]) for k, v in model.state_dict().items() if k.startswith(part))
+    return changed("encoder."), changed("head."), {id(p) for p in params} == {id(p) for p in right}
+
+tapkit.course.check(trainable_parameters, lambda fn: [_one_step_changes(fn, k) for k in "ABC"] ==
+                    [(False, True, True), (False, True, True), (True, True, True)], name="trainable_parameters",
+                    hint="A/B: model.encoder.requires_grad_(False).eval() and the head's parameters; C: all of them")
+
+# %% [markdown]
+# `tapkit.downstream.events.experiments.trainable_parameters` does the same for the course. Per strategy,
+# how many parameters does the optimiser train, and how many stay frozen?
+
+# %%
+print(f"{'strategy':<9}{'encoder':<18}{'head':<8}{'trained':>10}{'frozen':>10}")
+for name in experiments.STRATEGIES:
+    kind, head_kind = experiments.parse_strategy(name)
+    encoder = experiments.make_encoder(kind, tap_model, cfg.seed)
+    model = heads.EventClassifier(encoder, heads.make_head(head_kind, F, cfg.seed))
+    n_trained = sum(p.numel() for p in experiments.trainable_parameters(model, kind))
+    print(f"{name:<9}{experiments.FEATURES[kind]:<18}{experiments.HEADS[name[1]]:<8}{n_trained:>10}"
+          f"{count_parameters(model, trainable_only=False) - n_trained:>10}")
+
+# %% [markdown]
+# ## 4 · Six strategies, several runs each (paper Table 2)
+#
+# For the frozen strategies the features of every crop are computed once and cached; only C runs the
+# backbone during training (and is the slowest). Each strategy runs `n_runs` times with different seeds;
+# we report mean ± std of per-class precision and recall on the test split, with the paper's numbers in
+# brackets. Our movie is simulated and our training much shorter, so compare the *ordering* of the
+# strategies rather than the exact values.
+
+# %%
+schedule = dict(cfg.heads)  # n_runs, epochs_linear, epochs_resnet, epochs_end_to_end, budgets
+budgets = schedule.pop("budgets")  # for section 6
+results = experiments.compare_strategies(event_pairs, labels, tap_model, seed=cfg.seed, device=cfg.device,
+                                         split=split, **schedule)
+table = tables.results_table(results)
+print(tables.format_results(table))
+
+# %%
+event_plots.plot_results(table);
 
 # %% [markdown]
 # What to look for (the paper's findings): A1 (TAP + ResNet) has the best precision and recall of
@@ -134,33 +196,33 @@ heads.plot_results(table);
 # random ones. Class-1 precision is the hard number: the test set has many more negatives than
 # positives, so even a small false-positive *rate* gives many false positives.
 #
-# ## 4 · The confusion matrix of A1 (paper Table 3)
+# ## 5 · The confusion matrix of A1 (paper Table 3)
 
 # %%
 best_a1 = results["A1"][0]
-print(heads.format_confusion(best_a1))
+print(tables.format_confusion(best_a1))
 
 # %% [markdown]
-# ## 5 · How many labels do you need?
+# ## 6 · How many labels do you need?
 #
 # The promise of self-supervised features is label efficiency. We retrain A1 (frozen TAP + ResNet head)
 # and C1 (everything trained end to end) with only a few labelled training pairs (half events, half
 # not) and measure the F1 score of class 1 on the same test split.
 
 # %%
-curve = heads.label_budget_curve(pairs, labels, tap_model, cfg.heads["budgets"], strategies=("A1", "C1"),
-                                 n_runs=cfg.heads["n_runs"], epochs=epochs, device=cfg.device, split_seed=cfg.seed)
-heads.plot_budget_curve(curve);
+curve = experiments.label_budget_curve(event_pairs, labels, tap_model, budgets, strategies=("A1", "C1"), seed=cfg.seed,
+                                       device=cfg.device, split_seed=cfg.seed, **schedule)
+event_plots.plot_budget_curve(curve);
 
 # %% [markdown]
-# ## Exercise 1 · Precision and recall by hand
+# ## Exercise 2 · Precision and recall by hand
 #
-# From the confusion matrix `cm = heads.confusion(best_a1)` (rows: actual 0/1, columns: predicted 0/1)
+# From the confusion matrix `cm = best_a1.confusion` (rows: actual 0/1, columns: predicted 0/1)
 # compute the precision and recall of class 1 (event): `precision_1 = TP / (TP + FP)`,
 # `recall_1 = TP / (TP + FN)`.
 
 # %%
-cm = heads.confusion(best_a1)
+cm = best_a1.confusion
 precision_1, recall_1 = ..., ...  # your answer: two numbers
 
 # %% tags=["solution"]
@@ -173,7 +235,7 @@ tapkit.course.check((precision_1, recall_1), (best_a1.precision[1], best_a1.reca
                     name="(precision_1, recall_1)", hint="TP = cm[1, 1], FP = cm[0, 1], FN = cm[1, 0]")
 
 # %% [markdown]
-# ## Exercise 2 · Which strategy is best at finding events?
+# ## Exercise 3 · Which strategy is best at finding events?
 #
 # Precision and recall pull in different directions; the F1 score (their harmonic mean) sums them up.
 # Find `best`, the name of the strategy with the highest mean class-1 F1 in `table`
@@ -202,6 +264,20 @@ tapkit.course.results.record("heads", **{name: {k: row[k] for k in ("precision",
                                    for name, row in table.items()})
 tapkit.course.results.record("label_budget", n_train=curve["n_train"],
                       **{s: np.asarray(curve[s]).mean(axis=1) for s in ("A1", "C1")})
+
+# %% [markdown]
+# ## Saved for notebooks 05 and 06
+#
+# Notebooks 05 and 06 study the A0 and A1 heads of the first run (seed `seed`) on the *size filter,
+# either* labels. We save them (weights, validation and test logits, scores) with the settings they were
+# trained with in the run folder, so 05 and 06 load them instead of training again.
+
+# %%
+if criterion == "size-either":
+    _settings = tapkit.course.saved_heads.heads_settings(cfg, tap_model, event_pairs, labels, split, criterion)
+    print("saved", tapkit.course.saved_heads.save_event_heads(cfg, {s: results[s][0] for s in ("A0", "A1")}, _settings))
+else:
+    print(f"criterion {criterion!r}: notebooks 05 and 06 use 'size-either', so nothing is saved for them")
 
 # %% [markdown]
 # ## Summary

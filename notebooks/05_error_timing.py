@@ -19,8 +19,8 @@
 # # 05 · When and how does the event classifier get it wrong?
 #
 # A precision of 0.7 tells you *how often* a classifier is wrong, not *when* or *why*. Following
-# Chen et al. (2024, Figs. 3-4), we train the best strategy of notebook 04 (A1: frozen TAP features
-# + ResNet head) and a linear head (A0), then look at **when** in the movie the mistakes happen and
+# Chen et al. (2024, Figs. 3-4), we take the best strategy of notebook 04 (A1: frozen TAP features
+# + ResNet head) and a linear head (A0), as notebook 04 trained and saved them, then look at **when** in the movie the mistakes happen and
 # **what** the most confident mistakes look like. Knowing the failure modes tells you which crops a
 # person should double-check and how to improve labels or training data.
 #
@@ -61,10 +61,10 @@ n_mistakes = 8  # how many confident mistakes to show per gallery
 
 # %%
 import numpy as np
-import tapkit, tapkit.course, tapkit.course.results
-from tapkit.downstream.events import crops
-from tapkit.downstream.events import heads
+import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
+from tapkit.downstream.events import criteria, crops
 from tapkit.downstream.events import error_timing as et
+from tapkit.plot import events as event_plots
 
 cfg = tapkit.course.configure(globals(), notebook="05")
 
@@ -78,22 +78,23 @@ cfg = tapkit.course.configure(globals(), notebook="05")
 # %%
 movie = tapkit.course.load_data(cfg)
 tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
-pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
-labels = crops.label_pairs(pairs, "size-either")
+event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+labels = criteria.label_pairs(event_pairs, "size-either")
 split = crops.split_pairs(labels, seed=cfg.seed)
-print(pairs, f"| events: {labels.sum()} of {len(labels)} pairs")
+print(event_pairs, f"| events: {labels.sum()} of {len(labels)} pairs")
 print(crops.format_table(crops.dataset_table({"size-either": labels}, split)))
 
 # %% [markdown]
-# ## 2 · Train a ResNet head (A1) and a linear head (A0)
+# ## 2 · The ResNet head (A1) and the linear head (A0) of notebook 04
 #
-# Both heads sit on the same frozen TAP features; only the head is trained. The confusion matrix on
-# the test split is the analogue of the paper's Table 3 (rows: actual, columns: predicted).
+# Both heads sit on the same frozen TAP features; only the head was trained. Notebook 04 saved them in
+# the run folder; if it has not been run with these settings (data, seed, sizes, TAP model), they are
+# trained here -- the line below says which. The confusion matrix on the test split is the analogue of
+# the paper's Table 3 (rows: actual, columns: predicted).
 
 # %%
-train = dict(tap_model=tap_model, seed=cfg.seed, device=cfg.device, cache={})  # cache: TAP features once
-res_a1 = heads.run_strategy("A1", pairs, labels, split, epochs=cfg.heads["epochs_resnet"], **train)
-res_a0 = heads.run_strategy("A0", pairs, labels, split, epochs=cfg.heads["epochs_linear"], **train)
+saved = tapkit.course.saved_heads.get_event_heads(cfg, tap_model, event_pairs, labels, split, "size-either")
+res_a1, res_a0 = saved["A1"], saved["A0"]
 for res in (res_a1, res_a0):
     print(res.strategy, "confusion (rows actual 0/1, columns predicted 0/1):\n", res.confusion)
     print("   precision", res.precision.round(2), "recall", res.recall.round(2))
@@ -115,10 +116,10 @@ for res in (res_a1, res_a0):
 def timing_of(res):
     """Error timing of a run_strategy result on its test split."""
     y_pred = res.test_logits.argmax(1)
-    return et.error_timing(pairs.t[res.test_index], res.test_labels, y_pred, n_frames=len(movie))
+    return et.error_timing(event_pairs.t[res.test_index], res.test_labels, y_pred, n_frames=len(movie))
 
 timing_a1 = timing_of(res_a1)
-et.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, test split");
+event_plots.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, test split");
 
 # %% [markdown]
 # The same plot for the linear head. The paper reports that the ResNet head mainly removes false
@@ -126,7 +127,7 @@ et.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, test spli
 
 # %%
 timing_a0 = timing_of(res_a0)
-et.plot_error_timing(timing_a0, title="A0: TAP features + linear head, test split");
+event_plots.plot_error_timing(timing_a0, title="A0: TAP features + linear head, test split");
 print("false positives  A0:", timing_a0["fp"].sum(), " A1:", timing_a1["fp"].sum())
 print("false negatives  A0:", timing_a0["fn"].sum(), " A1:", timing_a1["fn"].sum())
 
@@ -136,10 +137,11 @@ print("false negatives  A0:", timing_a0["fn"].sum(), " A1:", timing_a1["fn"].sum
 # Counting is not understanding: let us *look* at the mistakes. `worst_mistakes` ranks the false
 # positives by the predicted event probability (most sure first) and the false negatives by how sure
 # the model was that nothing happens. Each tile shows frame t and frame t + delta of a crop pair;
-# cyan contours mark division pixels, magenta contours death pixels, and the title gives P(event).
+# red contours mark division pixels, cyan contours death pixels (the colours of every notebook), and
+# the title gives P(event).
 
 # %%
-et.plot_result_mistakes(res_a1, pairs, "false_positives", k=n_mistakes);
+event_plots.plot_result_mistakes(res_a1, event_pairs, "false_positives", k=n_mistakes);
 
 # %% [markdown]
 # What to look for in the false positives (paper 001, Sec. 5): **cells at the edge of the crop** that
@@ -149,7 +151,7 @@ et.plot_result_mistakes(res_a1, pairs, "false_positives", k=n_mistakes);
 # although the model is arguably right. The last kind is a labelling question, not a model error.
 
 # %%
-et.plot_result_mistakes(res_a1, pairs, "false_negatives", k=n_mistakes);
+event_plots.plot_result_mistakes(res_a1, event_pairs, "false_negatives", k=n_mistakes);
 
 # %% [markdown]
 # False negatives are often events that are **small or faint in the crop**: the very beginning of a
@@ -162,7 +164,7 @@ et.plot_result_mistakes(res_a1, pairs, "false_negatives", k=n_mistakes);
 # A false positive whose crops already contain *some* event pixels (below the size threshold, or at
 # the border) is a "near miss": the model saw a real event that the labelling criterion rejected.
 # Compute `near_miss_fraction`: the fraction of A1's false positives (test split) whose two mask crops
-# contain at least one non-zero pixel. *Hint*: `pairs.masks` is `(N, 2, S, S)`; the test pairs are
+# contain at least one non-zero pixel. *Hint*: `event_pairs.masks` is `(N, 2, S, S)`; the test pairs are
 # `res_a1.test_index`.
 
 # %%
@@ -171,14 +173,14 @@ near_miss_fraction = ...  # your answer: a number between 0 and 1
 # %% tags=["solution"]
 pred = res_a1.test_logits.argmax(1)
 fp_pairs = res_a1.test_index[(pred == 1) & (res_a1.test_labels == 0)]
-near_miss_fraction = float((pairs.masks[fp_pairs] > 0).any(axis=(1, 2, 3)).mean()) if len(fp_pairs) else 0.0
+near_miss_fraction = float((event_pairs.masks[fp_pairs] > 0).any(axis=(1, 2, 3)).mean()) if len(fp_pairs) else 0.0
 print(f"{near_miss_fraction:.0%} of the {len(fp_pairs)} false positives are near-misses")
 
 
 # %%
 def _expected_near_miss(res):
     fp = (res.test_logits[:, 1] > res.test_logits[:, 0]) & (res.test_labels == 0)
-    pix = crops.event_pixels(pairs)[res.test_index[fp]]
+    pix = criteria.event_pixels(event_pairs)[res.test_index[fp]]
     return float(np.mean(np.asarray(pix).reshape(len(pix), -1).sum(1) > 0)) if fp.any() else 0.0
 
 tapkit.course.check(near_miss_fraction, _expected_near_miss(res_a1), tol=1e-6, name="near_miss_fraction",

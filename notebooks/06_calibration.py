@@ -63,9 +63,8 @@ target_recall = 0.9  # the share of all events a person wants to find when revie
 
 # %%
 import numpy as np
-import tapkit, tapkit.course, tapkit.course.results
-from tapkit.downstream.events import crops
-from tapkit.downstream.events import heads
+import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
+from tapkit.downstream.events import criteria, crops
 from tapkit.downstream import calibration as cal
 
 cfg = tapkit.course.configure(globals(), notebook="06")
@@ -74,18 +73,19 @@ cfg = tapkit.course.configure(globals(), notebook="06")
 # ## 1 · Two trained heads
 #
 # The same set-up as notebook 05: crop pairs labelled with *size filter, either*, a split with a
-# balanced training set, and two heads on frozen TAP features -- linear (A0) and ResNet (A1).
-# `run_strategy` keeps the logits of the validation and the test pairs, which is all calibration needs.
+# balanced training set, and two heads on frozen TAP features -- linear (A0) and ResNet (A1), loaded
+# from the run folder where notebook 04 saved them (or trained here if 04 has not been run with these
+# settings: the line below says which). Each result keeps the logits of the validation and the test
+# pairs, which is all calibration needs.
 
 # %%
 movie = tapkit.course.load_data(cfg)
 tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
-pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
-labels = crops.label_pairs(pairs, "size-either")
+event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+labels = criteria.label_pairs(event_pairs, "size-either")
 split = crops.split_pairs(labels, seed=cfg.seed)
-train = dict(tap_model=tap_model, seed=cfg.seed, device=cfg.device, cache={})  # cache: TAP features once
-runs = {"linear": heads.run_strategy("A0", pairs, labels, split, epochs=cfg.heads["epochs_linear"], **train),
-        "resnet": heads.run_strategy("A1", pairs, labels, split, epochs=cfg.heads["epochs_resnet"], **train)}
+saved = tapkit.course.saved_heads.get_event_heads(cfg, tap_model, event_pairs, labels, split, "size-either")
+runs = {"linear": saved["A0"], "resnet": saved["A1"]}
 for name, res in runs.items():
     print(f"{name:>6}: precision {res.precision.round(2)}  recall {res.recall.round(2)}")
 

@@ -98,7 +98,7 @@ def test_nll_matches_torch_cross_entropy_and_bce():
     z = logits[:, 0]
     lab2 = labels % 2
     ref_bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(z), torch.tensor(lab2, dtype=torch.float64)).item()
-    assert cal.nll(z, lab2) == pytest.approx(ref_bce, rel=1e-9)
+    assert cal.negative_log_likelihood(z, lab2) == pytest.approx(ref_bce, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- temperature scaling
@@ -217,3 +217,18 @@ def test_prior_shift_fixes_balanced_training_bias():
     np.testing.assert_allclose(two_col[:, 1] - two_col[:, 0], shifted)
     with pytest.raises(InputError):
         cal.prior_shift(llr, 0.5, 1.0)
+
+
+def test_event_probability_is_one_function_for_probs_and_logits():
+    z = np.array([[0.0, 2.0], [1.0, -1.0], [0.0, 0.0]])
+    p1 = 1 / (1 + np.exp(-(z[:, 1] - z[:, 0])))  # softmax of two logits, by hand
+    np.testing.assert_allclose(cal.event_probability(z, "logits"), p1)
+    np.testing.assert_allclose(cal.event_probability(z, "auto"), p1)  # rows do not sum to 1: logits
+    probs = np.stack([1 - p1, p1], 1)
+    np.testing.assert_allclose(cal.event_probability(probs), p1)
+    np.testing.assert_allclose(cal.event_probability(p1, "auto"), p1)
+    with pytest.raises(InputError, match="kind"):
+        cal.event_probability(probs, "odds")
+    with pytest.raises(InputError, match="binary"):
+        cal.event_probability(np.full((2, 3), 1 / 3))
+

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie, normalize
-from tapkit.downstream.events.crops import (CRITERIA, CropPairs, Split, as_split, balance, criteria_gallery, crop_pairs,
-                          dataset_table, event_pixels, format_table, label_all, label_pairs,
-                          pick_disagreements, split_pairs)
+from tapkit.downstream.events.criteria import CRITERIA, event_pixels, label_all, label_pairs, pick_disagreements
+from tapkit.downstream.events.crops import (CropPairs, Split, as_split, balance_indices, crop_pairs, dataset_table,
+                                            format_table, split_pairs)
+from tapkit.plot import EVENT_COLORS
+from tapkit.plot.events import criteria_gallery, plot_event_sizes, plot_threshold_sweep
 
 
 def tiny_movie(T: int = 6, size: int = 64, seed: int = 0) -> Movie:
@@ -170,7 +172,7 @@ def test_all_negative_training_set_says_what_to_do():
 
 def test_balance_and_as_split():
     labels = np.array([0, 0, 0, 0, 1, 1, 0, 1])
-    idx = balance(np.arange(8), labels, seed=0)
+    idx = balance_indices(np.arange(8), labels, seed=0)
     assert len(idx) == 6 and labels[idx].sum() == 3
     s = as_split({"train": [0, 1], "val": [2], "test": [3]})
     assert isinstance(s, Split) and s["val"].tolist() == [2]
@@ -200,6 +202,8 @@ def test_gallery_picks_disagreeing_pairs():
     assert (labs.min(1) != labs.max(1)).sum() >= 3
     fig = criteria_gallery(crop_pairs(tiny_movie(), 100, 16), n=4, threshold=20)
     assert len(fig.axes) == 8
+    outline = {tuple(np.round(c.get_edgecolor()[0][:3], 2)) for ax in fig.axes for c in ax.collections}
+    assert outline and outline <= {tuple(np.round(c, 2)) for c in EVENT_COLORS.values()}  # divisions red, deaths cyan
 
 
 def test_event_fraction_places_crops_over_events():
@@ -214,8 +218,6 @@ def test_event_fraction_places_crops_over_events():
 
 
 def test_event_size_and_threshold_plots():
-    from tapkit.downstream.events.crops import plot_event_sizes, plot_threshold_sweep
-
     p = crop_pairs(tiny_movie(), 100, 16, event_fraction=0.5)
     fig = plot_threshold_sweep(p, thresholds=(1, 20, 200))
     line = fig.axes[0].lines[0]

@@ -13,6 +13,8 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from tapkit import InputError  # noqa: E402
 from tapkit.downstream.events import error_timing as et  # noqa: E402
+from tapkit.plot import EVENT_COLORS  # noqa: E402
+from tapkit.plot.events import plot_error_timing, plot_mistakes  # noqa: E402
 
 
 def random_predictions(n=400, n_frames=20, seed=0):
@@ -52,7 +54,7 @@ def test_share_of_an_empty_category_is_zero_not_nan():
 
 
 def test_plot_error_timing_two_panels():
-    fig = et.plot_error_timing(et.error_timing(*random_predictions(seed=2)))
+    fig = plot_error_timing(et.error_timing(*random_predictions(seed=2)))
     assert isinstance(fig, plt.Figure) and len(fig.axes) == 2
     assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 3
     plt.close(fig)
@@ -85,14 +87,16 @@ def test_plot_mistakes_gallery():
     masks = np.zeros((10, 2, 16, 16), np.uint8)
     masks[:, :, 4:9, 4:9] = 1
     masks[:, 1, 10:14, 10:14] = 2
-    fig = et.plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7, 1], [0.9, 0.8, 0.7], ncols=2)
+    fig = plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7, 1], [0.9, 0.8, 0.7], ncols=2)
     assert len(fig.axes) == 2 * 2 * 2  # 2 rows x (2 pairs x 2 frames)
     assert "0.90" in fig.axes[1].get_title() and "#3" in fig.axes[0].get_title()
+    colours = [tuple(np.round(c.get_edgecolor()[0][:3], 2)) for c in fig.axes[1].collections]  # frame t+1: both events
+    assert colours == [tuple(np.round(EVENT_COLORS[1], 2)), tuple(np.round(EVENT_COLORS[2], 2))]  # division red, death cyan
     plt.close(fig)
     with pytest.raises(InputError):
-        et.plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 70], [0.9, 0.8])
+        plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 70], [0.9, 0.8])
     with pytest.raises(InputError):
-        et.plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7], [0.9])
+        plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7], [0.9])
 
 
 @pytest.mark.parametrize("call", [
@@ -103,7 +107,7 @@ def test_plot_mistakes_gallery():
     lambda: et.error_timing([0, 5], [0, 1], [0, 1], n_frames=3),  # time beyond n_frames
     lambda: et.worst_mistakes(np.array([0.2, 1.5]), [0, 1], kind="probs"),  # probs outside [0, 1]
     lambda: et.worst_mistakes(np.array([0.2, 0.5]), [0, 1, 0]),
-    lambda: et.plot_error_timing({"t": np.arange(3)}),
+    lambda: plot_error_timing({"t": np.arange(3)}),
 ])
 def test_bad_input_raises_input_error(call):
     with pytest.raises(InputError):

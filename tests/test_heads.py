@@ -1,4 +1,4 @@
-"""Event heads, strategies A0-C1, tables and label-budget curves (tapkit.downstream.events.heads)."""
+"""Event heads, strategies A0-C1, the sweeps and tables (tapkit.downstream.events.heads / experiments / tables)."""
 
 import matplotlib
 
@@ -7,17 +7,24 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import precision_recall_fscore_support
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from tapkit import InputError
-from tapkit.downstream.events.crops import CropPairs, label_pairs, split_pairs
-from tapkit.downstream.events.heads import (PAPER_TABLE2, STRATEGIES, LinearHead, ResNetHead, StrategyResult, compare_strategies,
-                          confusion, epochs_for, format_confusion, format_results, label_budget_curve,
-                          plot_budget_curve, plot_results, results_table, run_strategy)
+from tapkit.downstream.events.criteria import label_pairs
+from tapkit.downstream.events.crops import CropPairs, split_pairs
+from tapkit.downstream.events.experiments import (STRATEGIES, StrategyResult, compare_criteria, compare_strategies,
+                                                  epochs_for, label_budget_curve, run_strategy, scores,
+                                                  trainable_parameters)
+from tapkit.downstream.events.heads import EventClassifier, LinearHead, ResNetHead
+from tapkit.downstream.events.tables import (PAPER_TABLE2, criteria_table, format_confusion, format_criteria_table,
+                                             format_results, results_table)
+from tapkit.plot.events import plot_budget_curve, plot_results
 from tapkit.ssl.tap import TAPNet
 
 torch.set_num_threads(2)
 S = 16
+ONE = dict(epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1)
+TWO = dict(epochs_linear=2, epochs_resnet=2, epochs_end_to_end=2)
 
 
 def toy_pairs(n: int = 120, seed: int = 0) -> tuple[CropPairs, np.ndarray]:
@@ -80,14 +87,14 @@ def test_linear_head_is_one_affine_map_at_inference():
 
 def test_run_strategy_result_fields(data):
     pairs, labels, split, tap = data
-    r = run_strategy("B1", pairs, labels, split, tap, epochs=2, seed=0, device="cpu")
+    r = run_strategy("B1", pairs, labels, split, tap, epochs_linear=2, epochs_resnet=2, seed=0, device="cpu")
     assert isinstance(r, StrategyResult) and r.strategy == "B1"
     assert r.test_logits.shape == (len(split.test), 2) and r.val_logits.shape == (len(split.val), 2)
     np.testing.assert_array_equal(r.test_index, split.test)
     np.testing.assert_array_equal(r.test_labels, labels[split.test])
     assert r.precision.shape == r.recall.shape == (2,) and r.confusion.sum() == len(split.test)
     assert len(r.history["train_loss"]) == 2 and r.history["val_epoch"] == [2] and r.n_train == len(split.train)
-    tracked = run_strategy("B1", pairs, labels, split, tap, epochs=2, device="cpu", track_val=True)
+    tracked = run_strategy("B1", pairs, labels, split, tap, epochs_resnet=2, device="cpu", track_val=True)
     assert tracked.history["val_epoch"] == [1, 2] and len(tracked.history["val_loss"]) == 2
     with torch.no_grad():  # the returned model reproduces the test logits from the images
         logits = r.model(torch.as_tensor(pairs.images[split.test])).numpy()
@@ -97,19 +104,20 @@ def test_run_strategy_result_fields(data):
 def test_frozen_strategies_keep_backbone_weights_end_to_end_changes_them(data):
     pairs, labels, split, tap = data
     before = state(tap)
-    a = run_strategy("A1", pairs, labels, split, tap, epochs=1, device="cpu")
+    a = run_strategy("A1", pairs, labels, split, tap, epochs_resnet=1, device="cpu")
     assert same_state(state(tap), before)  # the caller's model is untouched
     assert same_state(state(a.model.encoder.backbone), state(tap.backbone))
-    b = run_strategy("B0", pairs, labels, split, tap, epochs=1, seed=3, device="cpu")
+    assert a.model.encoder.head is None  # the time-arrow head is not part of the event classifier
+    b = run_strategy("B0", pairs, labels, split, tap, epochs_linear=1, seed=3, device="cpu")
     assert same_state(state(b.model.encoder.backbone), state(tiny_tap(seed=3).backbone))
-    c = run_strategy("C0", pairs, labels, split, tap, epochs=1, seed=3, device="cpu")
+    c = run_strategy("C0", pairs, labels, split, tap, epochs_end_to_end=1, seed=3, device="cpu")
     conv = lambda m: m.encoder.backbone.out.weight  # noqa: E731
     assert not torch.equal(conv(c.model), conv(b.model))
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(data):
     pairs, labels, split, tap = data
-    run = lambda s, seed: run_strategy(s, pairs, labels, split, tap, epochs=2, seed=seed, device="cpu")  # noqa: E731
+    run = lambda s, seed: run_strategy(s, pairs, labels, split, tap, seed=seed, device="cpu", **TWO)  # noqa: E731
     for s in ("A0", "C1"):
         np.testing.assert_array_equal(run(s, 1).test_logits, run(s, 1).test_logits)
         assert not np.array_equal(run(s, 1).test_logits, run(s, 2).test_logits)
@@ -117,7 +125,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(data):
 
 def test_a_head_learns_the_toy_task(data):
     pairs, labels, split, tap = data
-    r = run_strategy("C0", pairs, labels, split, tap, epochs=15, lr=1e-2, device="cpu")
+    r = run_strategy("C0", pairs, labels, split, tap, epochs_end_to_end=15, lr=1e-2, device="cpu")
     assert r.recall.min() > 0.7 and r.precision.min() > 0.6
     assert r.history["train_loss"][-1] < r.history["train_loss"][0]
 
@@ -134,17 +142,19 @@ def test_bad_inputs_raise_clear_errors(data):
         run_strategy("B0", pairs, labels, {"train": split.train, "val": [10_000], "test": split.test}, tap)
     with pytest.raises(InputError, match="one class.*criterion"):
         run_strategy("B0", pairs, labels, {"train": [1, 2], "val": [3], "test": [4]}, tap)
-    with pytest.raises(InputError, match="epochs"):
-        run_strategy("B0", pairs, labels, split, tap, epochs=0)
+    with pytest.raises(InputError, match="epochs_linear"):
+        run_strategy("B0", pairs, labels, split, tap, epochs_linear=0)
     with pytest.raises(InputError, match="CropPairs"):
         run_strategy("B0", pairs.images, labels, split, tap)
 
 
 def test_epoch_schedule():
     assert epochs_for("A0") == 10 and epochs_for("B1") == 30  # the paper's schedule
-    sched = {"linear": 2, "resnet": 3, "end_to_end": 1}
-    assert [epochs_for(s, sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
-    assert epochs_for("C1", {"epochs_resnet": 4}) == 4 and epochs_for("A1", 7) == 7
+    sched = dict(epochs_linear=2, epochs_resnet=3, epochs_end_to_end=1)  # the keys of the profiles' heads section
+    assert [epochs_for(s, **sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
+    assert epochs_for("C1", epochs_resnet=4) == 4 and epochs_for("C0", epochs_resnet=4) == 10
+    with pytest.raises(TypeError):
+        epochs_for("A0", linear=2)  # one spelling only
 
 
 # ----------------------------------------------------------------------------- tables
@@ -153,9 +163,7 @@ def test_epoch_schedule():
 def fake_result(labels, preds, name="A1") -> StrategyResult:
     labels, preds = np.asarray(labels), np.asarray(preds)
     logits = np.stack([1 - preds, preds], 1).astype(np.float32)
-    z = np.zeros(2)
-    return StrategyResult(name, z, z, np.zeros((2, 2)), logits, labels, logits, labels,
-                          np.arange(len(labels)), None, {})
+    return StrategyResult(name, *scores(labels, logits), logits, labels, logits, labels, np.arange(len(labels)), None, {})
 
 
 def test_results_table_means_and_stds():
@@ -178,31 +186,31 @@ def test_results_table_means_and_stds():
 
 def test_confusion_rows_actual_columns_predicted():
     r = fake_result([0, 0, 0, 1, 1], [0, 1, 1, 1, 0])
-    np.testing.assert_array_equal(confusion(r), [[1, 2], [1, 1]])
-    assert "actual 1" in format_confusion(r)
+    np.testing.assert_array_equal(r.confusion, [[1, 2], [1, 1]])
+    text = format_confusion(r)
+    assert text.splitlines()[2].split() == ["actual", "0", "1", "2"] and text.splitlines()[3].split() == ["actual", "1", "1", "1"]
 
 
 def test_compare_and_budget_curve(data):
     pairs, labels, split, tap = data
-    res = compare_strategies(pairs, labels, tap, strategies=("A0", "B1"), n_runs=2, epochs=1, device="cpu")
+    res = compare_strategies(pairs, labels, tap, strategies=("A0", "B1"), n_runs=2, device="cpu", **ONE)
     assert list(res) == ["A0", "B1"] and [r.seed for r in res["B1"]] == [0, 1]
+    assert [r.seed for r in compare_strategies(pairs, labels, tap, ("A0",), n_runs=2, seed=5, device="cpu", **ONE)["A0"]] == [5, 6]
     np.testing.assert_array_equal(res["A0"][0].test_index, res["B1"][1].test_index)  # one split for all
     assert plot_results(results_table(res)).axes
-    curve = label_budget_curve(pairs, labels, tap, budgets=[4, 10], strategies=("A0",), n_runs=2, epochs=1,
-                               device="cpu")
+    curve = label_budget_curve(pairs, labels, tap, budgets=[4, 10], strategies=("A0",), n_runs=2, device="cpu", **ONE)
     assert curve["n_train"] == [4, 10] and np.shape(curve["A0"]) == (2, 2)
-    assert ((0 <= np.asarray(curve["A0"])) & (np.asarray(curve["A0"]) <= 1)).all()
+    one = run_strategy("A0", pairs, labels, split_pairs(labels, seed=0, budget=10), tap, seed=1, device="cpu", **ONE)
+    assert curve["A0"][1, 1] == f1_score(one.test_labels, one.test_logits.argmax(1))  # budget 10, seed 1
     assert plot_budget_curve(curve).axes
     with pytest.raises(InputError, match="tap_model"):
         compare_strategies(pairs, labels, None, strategies=("A1",), n_runs=1)
 
 
 def test_compare_criteria_uses_one_feature_cache_and_the_criterion_labels(data):
-    from tapkit.downstream.events.heads import compare_criteria, criteria_table, format_criteria_table
-
     pairs, labels, split, tap = data
     crit = ("any-either", "size-either")  # the toy events sit in one frame only: no any-both positives
-    res = compare_criteria(pairs, tap, criteria=crit, strategies=("A0",), threshold=20, epochs=1, device="cpu")
+    res = compare_criteria(pairs, tap, criteria=crit, strategies=("A0",), threshold=20, device="cpu", **ONE)
     assert list(res) == list(crit)
     rows = criteria_table(res)
     for row in rows:
@@ -211,3 +219,20 @@ def test_compare_criteria_uses_one_feature_cache_and_the_criterion_labels(data):
     assert "(in brackets" in format_criteria_table(rows)
     with pytest.raises(InputError, match="any-both, any-either"):
         compare_criteria(pairs, tap, criteria=("size-both",))
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "C"])
+def test_trainable_parameters_freeze_the_encoder_for_a_and_b_only(kind):
+    model = EventClassifier(tiny_tap(), LinearHead(4)).train()
+    enc_before, head_before = state(model.encoder), state(model.head)
+    params = trainable_parameters(model, kind)
+    expected = list(model.parameters()) if kind == "C" else list(model.head.parameters())
+    assert [id(p) for p in params] == [id(p) for p in expected]
+    opt = torch.optim.Adam(params, lr=0.1)
+    x = torch.randn(4, 2, S, S)
+    torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 0, 1])).backward()
+    opt.step()
+    assert same_state(state(model.encoder), enc_before) == (kind != "C")  # weights and batch-norm statistics
+    assert not same_state(state(model.head), head_before)
+    with pytest.raises(InputError, match="A, B, C"):
+        trainable_parameters(model, "D")

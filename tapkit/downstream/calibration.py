@@ -39,8 +39,8 @@ CONFIDENCES = ("top-label", "class-1")
 # ----------------------------------------------------------------------------- validation
 
 
-def _numpy(x: Any, what: str) -> np.ndarray:
-    """Turn a numpy array, list or (GPU) torch tensor into a numpy array."""
+def as_numbers(x: Any, what: str) -> np.ndarray:
+    """A numpy array, list or (GPU) torch tensor of finite numbers as a numpy array; InputError names `what`."""
     if hasattr(x, "detach"):
         x = x.detach().float().cpu().numpy()
     arr = np.asarray(x)
@@ -55,7 +55,7 @@ def _numpy(x: Any, what: str) -> np.ndarray:
 
 def check_labels(labels: Any, n: int, n_classes: int = 2, what: str = "labels") -> np.ndarray:
     """Validate (N,) integer class labels in 0..n_classes-1 and return them as int64."""
-    lab = _numpy(labels, what)
+    lab = as_numbers(labels, what)
     if lab.ndim != 1 or len(lab) != n:
         raise InputError(
             f"{what}: expected shape ({n},) to match the predictions, got {lab.shape}. "
@@ -72,7 +72,7 @@ def check_labels(labels: Any, n: int, n_classes: int = 2, what: str = "labels") 
 
 def check_probs(probs: Any, what: str = "probs") -> np.ndarray:
     """Validate probabilities: (N,) class-1 probabilities or (N, C) rows summing to 1; float64."""
-    p = _numpy(probs, what).astype(np.float64)
+    p = as_numbers(probs, what).astype(np.float64)
     if p.ndim not in (1, 2) or (p.ndim == 2 and p.shape[1] < 2):
         raise InputError(f"{what}: expected shape (N,) or (N, C) with C >= 2, got {p.shape}.")
     if p.min() < 0 or p.max() > 1:
@@ -87,7 +87,7 @@ def check_probs(probs: Any, what: str = "probs") -> np.ndarray:
 
 def check_logits(logits: Any, what: str = "logits") -> np.ndarray:
     """Validate (N,) binary logits or (N, C) class logits and return them as float64."""
-    z = _numpy(logits, what).astype(np.float64)
+    z = as_numbers(logits, what).astype(np.float64)
     if z.ndim not in (1, 2) or (z.ndim == 2 and z.shape[1] < 2):
         raise InputError(f"{what}: expected shape (N,) or (N, C) with C >= 2, got {z.shape}.")
     return z
@@ -102,9 +102,17 @@ def to_probs(logits: Any) -> np.ndarray:
     return expit(z) if z.ndim == 1 else softmax(z, axis=1)
 
 
-def event_probability(probs: Any) -> np.ndarray:
-    """P(class 1) as an (N,) array from (N,) or (N, 2) probabilities."""
-    p = check_probs(probs)
+def event_probability(x: Any, kind: str = "probs") -> np.ndarray:
+    """P(event) (N,) from (N,) / (N, 2) probabilities (kind='probs') or logits ('logits'); 'auto' guesses."""
+    if kind not in ("auto", "probs", "logits"):
+        raise InputError(f"kind must be 'auto', 'probs' or 'logits', got {kind!r}.")
+    arr = as_numbers(x, kind if kind != "auto" else "probs_or_logits").astype(np.float64)
+    if kind == "auto":
+        in_unit = arr.min() >= 0 and arr.max() <= 1
+        kind = "probs" if in_unit and (arr.ndim == 1 or np.allclose(arr.sum(-1), 1, atol=1e-3)) else "logits"
+    p = check_probs(arr) if kind == "probs" else to_probs(check_logits(arr))
+    if p.ndim == 2 and p.shape[1] != 2:
+        raise InputError(f"expected binary predictions (N,) or (N, 2), got {p.shape}.")
     return p if p.ndim == 1 else p[:, 1]
 
 
@@ -156,9 +164,6 @@ def negative_log_likelihood(logits: Any, labels: Any) -> float:
     if z.ndim == 1:
         z = np.stack([np.zeros_like(z), z], axis=1)  # sigmoid(z) == softmax([0, z])[1]
     return float(-log_softmax(z, axis=1)[np.arange(len(z)), lab].mean())
-
-
-nll = negative_log_likelihood  # the short name used in docs/DESIGN.md
 
 
 # ----------------------------------------------------------------------------- temperature scaling

@@ -1,8 +1,8 @@
-"""Crop pairs from an annotated movie, the labelling criteria of Chen et al. 2024, and data splits.
+"""Crop-pair datasets: cut crop pairs from an annotated movie, split them, count them (paper Table 1).
 
 A *crop pair* is the same S x S window cut from frames t and t + delta, together with the
-event-mask crops (0 none / 1 division / 2 death). A *labelling criterion* turns the two mask
-crops into one binary label (event / no event), as in the paper's Tables 4-5.
+event-mask crops (0 none / 1 division / 2 death). How the masks become one binary label is a
+*labelling criterion* (criteria.py); plots are in tapkit.plot.events.
 """
 
 from __future__ import annotations
@@ -13,13 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tapkit.data.movie import DEATH, DIVISION, InputError, Movie, as_movie, normalize
-
-CRITERIA = ("any-both", "any-either", "size-either")
-CLASSES = {"both": (DIVISION, DEATH), "division": (DIVISION,), "death": (DEATH,)}
-CRITERION_TITLES = {"any-both": "any size, both", "any-either": "any size, either",
-                    "size-either": "size filter, either"}
-
+from tapkit.data.movie import InputError, Movie, as_movie, normalize
 
 @dataclass
 class CropPairs:
@@ -152,48 +146,6 @@ def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 
     )
 
 
-# ----------------------------------------------------------------------------- labelling
-
-
-def _check_criterion(criterion: str, classes: str) -> None:
-    """Raise InputError for an unknown criterion or class selection."""
-    if criterion not in CRITERIA:
-        raise InputError(f"Unknown labelling criterion {criterion!r}. Choose one of: {', '.join(CRITERIA)}.")
-    if classes not in CLASSES:
-        raise InputError(f"Unknown classes {classes!r}. Choose one of: {', '.join(CLASSES)}.")
-
-
-def event_pixels(pairs: "CropPairs | np.ndarray", classes: str = "both") -> np.ndarray:
-    """Number of event pixels of the chosen classes in each crop: (N, 2) int64."""
-    masks = pairs.masks if isinstance(pairs, CropPairs) else np.asarray(pairs)
-    if masks.ndim != 4 or masks.shape[1] != 2:
-        raise InputError(f"Expected masks of shape (N, 2, S, S), got {masks.shape}. Pass a CropPairs.")
-    if classes not in CLASSES:
-        raise InputError(f"Unknown classes {classes!r}. Choose one of: {', '.join(CLASSES)}.")
-    return np.isin(masks, CLASSES[classes]).sum(axis=(2, 3), dtype=np.int64)
-
-
-def label_pairs(pairs: "CropPairs | np.ndarray", criterion: str = "size-either", threshold: int = 40,
-                classes: str = "both") -> np.ndarray:
-    """Binary labels (N,) int64 under a criterion: any-both, any-either or size-either (>= threshold px)."""
-    _check_criterion(criterion, classes)
-    if threshold < 1:
-        raise InputError(f"threshold must be at least 1 pixel, got {threshold}.")
-    counts = event_pixels(pairs, classes)  # (N, 2)
-    if criterion == "any-both":
-        hit = (counts > 0).all(axis=1)
-    elif criterion == "any-either":
-        hit = (counts > 0).any(axis=1)
-    else:
-        hit = (counts >= threshold).any(axis=1)
-    return hit.astype(np.int64)
-
-
-def label_all(pairs: "CropPairs | np.ndarray", threshold: int = 40, classes: str = "both") -> dict[str, np.ndarray]:
-    """{criterion: labels (N,)} for every criterion in CRITERIA."""
-    return {c: label_pairs(pairs, c, threshold=threshold, classes=classes) for c in CRITERIA}
-
-
 # ----------------------------------------------------------------------------- splits
 
 
@@ -202,7 +154,7 @@ def _check_labels(labels: Any) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.size == 0 or not np.isin(lab, (0, 1)).all():
         raise InputError(f"labels must be a non-empty (N,) array of 0/1, got shape {lab.shape}. "
-                         "Make them with tapkit.downstream.events.crops.label_pairs(pairs, criterion).")
+                         "Make them with tapkit.downstream.events.criteria.label_pairs(pairs, criterion).")
     return lab.astype(np.int64)
 
 
@@ -224,9 +176,6 @@ def balance_indices(indices: np.ndarray, labels: np.ndarray, seed: int = 0) -> n
     rng = np.random.default_rng(seed)
     k = min(len(pos), len(neg))
     return np.sort(np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]))
-
-
-balance = balance_indices  # the name used in docs/DESIGN.md
 
 
 def _take_budget(train: np.ndarray, labels: np.ndarray, budget: int, seed: int) -> np.ndarray:
@@ -289,97 +238,3 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
                  for k in ("total", "train", "val", "test")]
         lines.append(f"{r['criterion']:<14}" + "".join(f"{c:>14}" for c in cells))
     return "\n".join(lines)
-
-
-def plot_dataset_table(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """Grouped bars: positives per split for each criterion (a picture of dataset_table)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    parts, width = ("train", "val", "test"), 0.8 / max(1, len(rows))
-    for i, r in enumerate(rows):
-        vals = [r[f"{p}_positives"] for p in parts]
-        ax.bar(np.arange(3) + i * width, vals, width, label=str(r["criterion"]))
-    ax.set_xticks(np.arange(3) + width * (len(rows) - 1) / 2, [f"{p} positives" for p in parts])
-    ax.set_ylabel("pairs")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def pick_disagreements(pairs: CropPairs, n: int = 6, threshold: int = 40, seed: int = 0) -> np.ndarray:
-    """Indices of pairs where the criteria disagree, one per label pattern in turn (Table 4)."""
-    labs = np.stack([label_pairs(pairs, c, threshold) for c in CRITERIA], axis=1)  # (N, 3)
-    rng = np.random.default_rng(seed)
-    groups = [rng.permutation(np.flatnonzero((labs == p).all(1))).tolist()
-              for p in np.unique(labs, axis=0) if p.min() != p.max()]
-    agree = rng.permutation(np.flatnonzero(labs.sum(1) == len(CRITERIA))).tolist()
-    groups.append(agree)  # one 'all positive' example for contrast
-    picked: list[int] = []
-    while len(picked) < n and any(groups):
-        for g in groups:
-            if g and len(picked) < n:
-                picked.append(g.pop())
-    return np.asarray(picked, dtype=np.int64)
-
-
-def criteria_gallery(pairs: CropPairs, idx: Sequence[int] | None = None, n: int = 6,
-                     threshold: int = 40, seed: int = 0) -> Any:
-    """Figure: crop pairs (frame t over t + delta, event contours) with their label under each criterion."""
-    import matplotlib.pyplot as plt
-
-    idx = pick_disagreements(pairs, n, threshold, seed) if idx is None else np.asarray(idx, dtype=np.int64)
-    if len(idx) == 0:
-        raise InputError("criteria_gallery: no pairs to show; pass idx or cut pairs that contain events.")
-    labs = {c: label_pairs(pairs, c, threshold) for c in CRITERIA}
-    fig, axes = plt.subplots(2, len(idx), figsize=(1.9 * len(idx), 4.6), squeeze=False)
-    for j, i in enumerate(idx):
-        for k in range(2):
-            ax = axes[k, j]
-            ax.imshow(pairs.images[i, k], cmap="gray", vmin=0, vmax=1)
-            if pairs.masks[i, k].any():
-                ax.contour(pairs.masks[i, k] > 0, levels=[0.5], colors="orange", linewidths=1)
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[0, j].set_title("\n".join(f"{c}: {labs[c][i]}" for c in CRITERIA), fontsize=8)
-        axes[1, j].set_xlabel(f"#{i}: {event_pixels(pairs.masks[i:i + 1])[0].tolist()} px", fontsize=8)
-    axes[0, 0].set_ylabel("frame t")
-    axes[1, 0].set_ylabel(f"frame t+{pairs.delta}")
-    fig.suptitle(f"Labels under each criterion (size threshold {threshold} px; orange = event mask)", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def plot_event_sizes(pairs: CropPairs, threshold: int = 40, classes: str = "both") -> Any:
-    """Histogram of event pixels per pair (larger of the two crops), with the size threshold."""
-    import matplotlib.pyplot as plt
-
-    size = event_pixels(pairs, classes).max(axis=1)
-    size = size[size > 0]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.hist(size, bins=40, color="tab:blue")
-    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold} px")
-    ax.set_xlabel("event pixels in the crop pair (larger crop)")
-    ax.set_ylabel("pairs")
-    ax.set_title(f"{len(size)} of {len(pairs)} pairs touch an event", fontsize=9)
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def plot_threshold_sweep(pairs: CropPairs, thresholds: Sequence[int] = (1, 10, 20, 40, 80, 160, 320),
-                         classes: str = "both") -> Any:
-    """Positives under size-either for each threshold, with any-either and any-both as references."""
-    import matplotlib.pyplot as plt
-
-    counts = event_pixels(pairs, classes)  # (N, 2)
-    pos = [int((counts >= th).any(axis=1).sum()) for th in thresholds]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(thresholds, pos, "o-", label="size-either")
-    ax.axhline((counts > 0).any(axis=1).sum(), color="tab:orange", ls="--", label="any-either")
-    ax.axhline((counts > 0).all(axis=1).sum(), color="tab:green", ls=":", label="any-both")
-    ax.set_xscale("log")
-    ax.set_xlabel("size threshold (event pixels)")
-    ax.set_ylabel("positive pairs")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig

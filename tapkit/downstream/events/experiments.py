@@ -1,0 +1,260 @@
+"""The strategies A0-C1 of Chen et al. 2024 (what is frozen, what the optimiser sees) and the sweeps over them.
+
+Strategies (paper Table 2): the letter picks the features, the digit the head.
+    A = TAP backbone, frozen       B = random backbone, frozen       C = random backbone, trained end to end
+    0 = linear head                1 = ResNet head (one conv layer + one residual block, App. C / Fig. 7)
+
+For frozen backbones (A, B) the features of every crop are computed once (batched, no gradients,
+stored as float16) and only the head is trained on them; C trains the whole network on the images.
+compare_strategies, label_budget_curve and compare_criteria are three lists of runs for run_sweep.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from tapkit.data.movie import InputError
+from tapkit.downstream.events.criteria import label_pairs
+from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
+from tapkit.downstream.events.fit import cached_features, fit, predict
+from tapkit.downstream.events.heads import EventClassifier, make_head
+from tapkit.runtime import pick_device
+
+STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
+FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
+HEADS = {"0": "linear", "1": "ResNet"}
+PAPER_EPOCHS = {"linear": 10, "resnet": 30}  # the paper's schedule (Table 2 caption)
+# Adam learning rates (the paper gives none): a linear probe on standardised features needs larger
+# steps to converge in a few epochs; anything that trains convolutions uses the usual 1e-3.
+LEARNING_RATES = {"linear": 1e-2, "resnet": 1e-3, "end_to_end": 1e-3}
+
+
+@dataclass
+class StrategyResult:
+    """One trained strategy: test/val logits, per-class precision/recall/F1, the model and its history."""
+
+    strategy: str
+    precision: np.ndarray  # (2,) class 0, class 1 on the test set
+    recall: np.ndarray  # (2,)
+    f1: np.ndarray  # (2,)
+    confusion: np.ndarray  # (2, 2) rows = actual, columns = predicted
+    val_logits: np.ndarray  # (Nv, 2)
+    val_labels: np.ndarray  # (Nv,)
+    test_logits: np.ndarray  # (Nt, 2)
+    test_labels: np.ndarray  # (Nt,)
+    test_index: np.ndarray  # (Nt,) indices into the CropPairs
+    model: "EventClassifier | None"
+    history: dict[str, list[float]]
+    val_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    seed: int = 0
+    n_train: int = 0
+
+    def __repr__(self) -> str:
+        p, r = np.round(self.precision, 3).tolist(), np.round(self.recall, 3).tolist()
+        return f"StrategyResult({self.strategy}, seed={self.seed}, n_train={self.n_train}, precision={p}, recall={r})"
+
+
+# ----------------------------------------------------------------------------- what a strategy is
+
+
+def parse_strategy(strategy: str) -> tuple[str, str]:
+    """'A1' -> ('A', 'resnet'); raise InputError for anything but A0..C1."""
+    name = str(strategy).upper()
+    if name not in STRATEGIES:
+        raise InputError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)} "
+                         "(A = TAP frozen, B = random frozen, C = random trained; 0 = linear, 1 = ResNet head).")
+    return name[0], "linear" if name[1] == "0" else "resnet"
+
+
+def make_encoder(kind: str, tap_model: nn.Module | None, seed: int) -> nn.Module:
+    """A: a copy of the TAP model; B/C: the same architecture, Kaiming-uniform init from seed.
+
+    The encoder is used through its `embed` method, (N, 1, S, S) -> (N, F, S, S); its time-arrow head
+    is not needed for events and is dropped.
+    """
+    from tapkit.ssl.tap import TAPNet
+
+    if kind == "A":
+        if tap_model is None:
+            raise InputError("Strategy A needs the pretrained TAP model: pass tap_model=... "
+                             "(tapkit.course.get_tap_model(cfg) or tapkit.ssl.trainer.load_tap(path)).")
+        encoder = copy.deepcopy(tap_model)
+    else:
+        config = dict(getattr(tap_model, "config", {}) or {})
+        encoder = TAPNet(**{**config, "seed": int(seed)})  # PyTorch default init, reproducible
+    encoder.head = None  # the time-arrow head: not part of the event classifier
+    return encoder.float().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+
+
+def trainable_parameters(model: EventClassifier, kind: str) -> list[nn.Parameter]:
+    """Freeze what strategy `kind` ('A', 'B' or 'C') keeps fixed; return the parameters the optimiser trains.
+
+    A, B: the encoder gets no gradients and stays in eval mode (batch-norm statistics fixed): only the
+    head learns. C: encoder and head learn together (end to end).
+    """
+    if kind not in FEATURES:
+        raise InputError(f"kind must be one of {', '.join(FEATURES)} (the strategy's letter), got {kind!r}.")
+    if kind == "C":
+        return list(model.parameters())
+    model.encoder.requires_grad_(False).eval()
+    return list(model.head.parameters())
+
+
+def epochs_for(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
+               epochs_end_to_end: int | None = None) -> int:
+    """Epochs of a strategy: C uses epochs_end_to_end, else the head's; None = the paper's (10 / 30)."""
+    kind, head = parse_strategy(strategy)
+    by_head = {"linear": epochs_linear, "resnet": epochs_resnet}[head]
+    n = next((e for e in ((epochs_end_to_end if kind == "C" else None), by_head) if e is not None),
+             PAPER_EPOCHS[head])
+    if int(n) < 1:
+        raise InputError(f"epochs must be at least 1 for strategy {strategy}, got {n} "
+                         "(epochs_linear, epochs_resnet, epochs_end_to_end).")
+    return int(n)
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def check_inputs(pairs: CropPairs, labels: Any, split: Any) -> tuple[np.ndarray, Split]:
+    """Labels as int64 matching the pairs, a valid split with both classes in train; InputError otherwise."""
+    if not isinstance(pairs, CropPairs):
+        raise InputError(f"pairs must be a tapkit.downstream.events.crops.CropPairs (from crop_pairs), got {type(pairs).__name__}.")
+    lab = np.asarray(labels).astype(np.int64)
+    if lab.shape != (len(pairs),):
+        raise InputError(f"labels have shape {lab.shape} but there are {len(pairs)} pairs; label the same "
+                         "pairs with tapkit.downstream.events.criteria.label_pairs(pairs, criterion).")
+    sp = as_split(split)
+    for part in ("train", "val", "test"):
+        idx = sp[part]
+        if len(idx) == 0 or idx.min() < 0 or idx.max() >= len(pairs):
+            raise InputError(f"split['{part}'] must hold indices 0..{len(pairs) - 1} and not be empty; "
+                             "make the split with tapkit.downstream.events.crops.split_pairs(labels).")
+    if lab[sp.train].min() == lab[sp.train].max():
+        raise InputError("The training set holds one class only. Cut more pairs, use a looser criterion "
+                         "('any-either') or a lower size threshold, or a movie with more events.")
+    return lab, sp
+
+
+def scores(labels: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision (2,), recall (2,), F1 (2,) and confusion matrix (2, 2) of argmax predictions (sklearn)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    pred = np.asarray(logits).argmax(1)
+    p, r, f1, _ = precision_recall_fscore_support(labels, pred, labels=[0, 1], zero_division=0)
+    return p, r, f1, confusion_matrix(labels, pred, labels=[0, 1])
+
+
+def _inputs(kind: str, pairs: CropPairs, index: np.ndarray, encoder: nn.Module, tap_model: Any, seed: int,
+            device: torch.device, cache: dict | None) -> torch.Tensor:
+    """Cached float16 features (A, B) or the images (C) of pairs[index]."""
+    if kind == "C":
+        return torch.as_tensor(pairs.images[index]).to(device)  # (N, 2, S, S)
+    config = tuple(sorted((getattr(tap_model, "config", None) or {}).items()))
+    key = ("A", id(tap_model)) if kind == "A" else ("B", int(seed), config)
+    return cached_features(cache, key, encoder, pairs, index, device)  # (N, 2, F, S, S)
+
+
+def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | Mapping", tap_model: Any = None,
+                 seed: int = 0, device: "str | torch.device" = "auto", epochs_linear: int | None = None,
+                 epochs_resnet: int | None = None, epochs_end_to_end: int | None = None, batch_size: int = 32,
+                 lr: float | None = None, cache: dict | None = None, track_val: bool = False) -> StrategyResult:
+    """Train one strategy (A0..C1) on split['train'] and evaluate on val and test.
+
+    cache: a dict shared between calls to reuse frozen features (run_sweep does this).
+    track_val: validation loss/accuracy after every epoch in history (costs time), else after the last.
+    lr: Adam learning rate; None picks LEARNING_RATES by head (C: end_to_end).
+    """
+    kind, head_kind = parse_strategy(strategy)
+    lr = LEARNING_RATES["end_to_end" if kind == "C" else head_kind] if lr is None else float(lr)
+    lab, sp = check_inputs(pairs, labels, split)
+    n_epochs = epochs_for(strategy, epochs_linear, epochs_resnet, epochs_end_to_end)
+    device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
+    encoder = make_encoder(kind, tap_model, seed)
+    model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
+    params = trainable_parameters(model, kind)
+    index = np.concatenate([sp.train, sp.val, sp.test])
+    x_all = _inputs(kind, pairs, index, encoder, tap_model, seed, device, cache)
+    x_tr, x_val, x_te = torch.split(x_all, [len(sp.train), len(sp.val), len(sp.test)])
+    module = model if kind == "C" else model.head  # frozen backbones: train the head on cached features
+    history, val_logits = fit(module, params, x_tr, lab[sp.train], x_val, lab[sp.val], n_epochs, seed, device,
+                              batch_size, lr, track_val)
+    test_logits = predict(module, x_te, device)
+    p, r, f1, cm = scores(lab[sp.test], test_logits)
+    return StrategyResult(str(strategy).upper(), p, r, f1, cm, val_logits, lab[sp.val], test_logits, lab[sp.test],
+                          sp.test.copy(), model.cpu().eval(), history, sp.val.copy(), int(seed), len(sp.train))
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def run_sweep(jobs: Sequence[tuple[str, np.ndarray, Split, int]], pairs: CropPairs, tap_model: Any,
+              device: "str | torch.device" = "auto", desc: str = "runs", **train: Any) -> list[StrategyResult]:
+    """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature cache."""
+    for strategy, *_ in jobs:
+        if parse_strategy(strategy)[0] == "A" and tap_model is None:
+            raise InputError("Strategies A0/A1 need the pretrained TAP model: pass tap_model=...")
+    dev, cache, out = pick_device(device), {}, []
+    for strategy, labels, split, seed in tqdm(jobs, desc=desc):
+        cache = {k: v for k, v in cache.items() if k[0] != "B" or k[1] == seed}  # B features: one seed at a time
+        out.append(run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **train))
+    return out
+
+
+def _names(strategies: Sequence[str]) -> list[str]:
+    """Validated, upper-case strategy names."""
+    for s in strategies:
+        parse_strategy(s)
+    return [str(s).upper() for s in strategies]
+
+
+def compare_strategies(pairs: CropPairs, labels: Any, tap_model: Any = None, strategies: Sequence[str] = STRATEGIES,
+                       n_runs: int = 10, seed: int = 0, device: "str | torch.device" = "auto",
+                       split: "Split | Mapping | None" = None, split_seed: int = 0,
+                       **train: Any) -> dict[str, list[StrategyResult]]:
+    """Run each strategy n_runs times (seeds seed..seed+n_runs-1) on one split: {strategy: [StrategyResult, ...]}."""
+    names = _names(strategies)
+    sp = split_pairs(labels, seed=split_seed) if split is None else as_split(split)
+    check_inputs(pairs, labels, sp)
+    jobs = [(s, labels, sp, seed + i) for i in range(int(n_runs)) for s in names]
+    runs = run_sweep(jobs, pairs, tap_model, device, "strategies", **train)
+    return {s: [r for r in runs if r.strategy == s] for s in names}
+
+
+def label_budget_curve(pairs: CropPairs, labels: Any, tap_model: Any, budgets: Sequence[int],
+                       strategies: Sequence[str] = ("A1", "C1"), n_runs: int = 3, seed: int = 0,
+                       device: "str | torch.device" = "auto", split_seed: int = 0, **train: Any) -> dict[str, Any]:
+    """Class-1 F1 on one test set vs number of labelled training pairs: {'budgets', 'n_train', strategy: f1 (B, runs)}."""
+    names = _names(strategies)
+    splits = [split_pairs(labels, seed=split_seed, budget=int(b)) for b in budgets]
+    jobs = [(s, labels, sp, seed + i) for s in names for sp in splits for i in range(int(n_runs))]
+    runs = iter(run_sweep(jobs, pairs, tap_model, device, "label budget", **train))
+    curve: dict[str, Any] = {"budgets": [int(b) for b in budgets], "n_train": [len(s.train) for s in splits]}
+    for s in names:
+        curve[s] = np.array([[next(runs).f1[1] for _ in range(int(n_runs))] for _ in splits])  # (B, runs)
+    return curve
+
+
+def compare_criteria(pairs: CropPairs, tap_model: Any, criteria: Sequence[str] = ("any-both", "any-either", "size-either"),
+                     strategies: Sequence[str] = ("A0", "A1"), n_runs: int = 1, seed: int = 0, threshold: int = 40,
+                     device: "str | torch.device" = "auto", split_seed: int = 0,
+                     **train: Any) -> dict[str, dict[str, list[StrategyResult]]]:
+    """Train the strategies on labels from each criterion (Table 5): {criterion: {strategy: [results]}}."""
+    labels = {c: label_pairs(pairs, c, threshold=threshold) for c in criteria}  # checks names first
+    names = _names(strategies)
+    splits = {c: split_pairs(labels[c], seed=split_seed) for c in criteria}  # same seed: same val/test pairs
+    jobs = [(s, labels[c], splits[c], seed + i) for c in criteria for i in range(int(n_runs)) for s in names]
+    runs = iter(run_sweep(jobs, pairs, tap_model, device, "criteria", **train))
+    out: dict[str, dict[str, list[StrategyResult]]] = {c: {s: [] for s in names} for c in criteria}
+    for c in criteria:
+        for _ in range(int(n_runs)):
+            for s in names:
+                out[c][s].append(next(runs))
+    return out
