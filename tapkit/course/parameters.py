@@ -133,8 +133,8 @@ def writable_folder(path: "str | os.PathLike", name: str = "out_dir") -> Path:
 
 
 def criteria() -> tuple:
-    """The labelling criteria notebook 03 compares (from the crops module)."""
-    from tapkit.downstream.events.crops import CRITERIA
+    """The labelling criteria notebook 03 compares (from the criteria module)."""
+    from tapkit.downstream.events.criteria import CRITERIA
 
     return CRITERIA
 
