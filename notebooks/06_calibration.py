@@ -66,6 +66,7 @@ import numpy as np
 import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
 from tapkit.downstream.events import criteria, crops
 from tapkit.downstream import calibration as cal
+from tapkit.plot import calibration as plot_cal
 
 cfg = tapkit.course.configure(globals(), notebook="06")
 
@@ -104,7 +105,7 @@ for name, res in runs.items():
 # %%
 confidence = "class-1"  # as in the paper's Fig. 5; "top-label" is Guo et al.'s convention
 res = runs["linear"]
-cal.reliability_diagram(cal.to_probs(res.test_logits), res.test_labels, n_bins=n_bins,
+plot_cal.reliability_diagram(cal.to_probs(res.test_logits), res.test_labels, n_bins=n_bins,
                         confidence=confidence, title="linear head, test split, before calibration");
 
 # %% [markdown]
@@ -131,7 +132,7 @@ for name, rep in reports.items():
 # numbers noisy; run the `cpu` or `gpu` profile for smoother diagrams.
 
 # %%
-cal.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["temperature"]) for name, r in runs.items()},
+plot_cal.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["temperature"]) for name, r in runs.items()},
                      n_bins=n_bins, confidence=confidence);
 
 # %% [markdown]
@@ -154,7 +155,7 @@ for name, r in runs.items():
     reports[name]["test_ece_prior_shift"] = rep["test_ece_after"]
     print(f"{name:>6}: test ECE {reports[name]['test_ece_before']:.3f} raw -> {reports[name]['test_ece_after']:.3f} "
           f"temperature -> {rep['test_ece_after']:.3f} prior shift + temperature (T = {rep['temperature']:.2f})")
-cal.plot_calibration(shifted, n_bins=n_bins, confidence=confidence);
+plot_cal.plot_calibration(shifted, n_bins=n_bins, confidence=confidence);
 
 # %% [markdown]
 # ## 5 · Why it matters: a human in the loop

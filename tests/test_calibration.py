@@ -12,6 +12,7 @@ from scipy.special import expit, softmax  # noqa: E402
 
 from tapkit import InputError  # noqa: E402
 from tapkit.downstream import calibration as cal  # noqa: E402
+from tapkit.plot import calibration as plot_cal  # noqa: E402
 
 import torchmetrics.classification as torchmetrics_cls  # noqa: E402  (test-only dependency)
 
@@ -164,7 +165,7 @@ def test_triage_and_pairs_to_check():
 
 def test_reliability_diagram_and_plot_calibration_return_figures():
     logits, labels = overconfident_logits(300, 3.0, seed=13)
-    fig = cal.reliability_diagram(cal.to_probs(logits), labels, n_bins=10)
+    fig = plot_cal.reliability_diagram(cal.to_probs(logits), labels, n_bins=10)
     assert isinstance(fig, plt.Figure)
     texts = [t.get_text() for t in fig.axes[0].texts]
     ece = cal.expected_calibration_error(cal.to_probs(logits), labels, n_bins=10, confidence="class-1")
@@ -174,7 +175,7 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
     class Result:  # what run_strategy returns, reduced to the fields plot_calibration reads
         val_logits, val_labels, test_logits, test_labels = logits[:150], labels[:150], logits[150:], labels[150:]
 
-    fig = cal.plot_calibration({"linear": Result(), "resnet": (logits, labels, 2.0)})
+    fig = plot_cal.plot_calibration({"linear": Result(), "resnet": (logits, labels, 2.0)})
     assert len(fig.axes) == 4
     plt.close(fig)
 
@@ -197,7 +198,7 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
     lambda: cal.apply_temperature(np.zeros((3, 2)), -1.0),
     lambda: cal.triage(np.array([0.2, 0.7]), threshold=2.0),
     lambda: cal.pairs_to_check(np.array([0.2, 0.7]), np.array([0, 0])),
-    lambda: cal.plot_calibration({"linear": "nonsense"}),
+    lambda: plot_cal.plot_calibration({"linear": "nonsense"}),
 ])
 def test_bad_input_raises_input_error(call):
     with pytest.raises(InputError):
