@@ -29,6 +29,8 @@ from tapkit.ssl.backbone import UNet
 # pretext name -> "module:class"; imported on first use, so this table is the only place that lists tasks
 PRETEXTS: dict[str, str] = {
     "tap": "tapkit.ssl.tap:TAPNet",
+    "mim": "tapkit.ssl.mim:MaskedModel",
+    "contrastive": "tapkit.ssl.contrastive:ContrastiveModel",
 }
 
 
@@ -73,6 +75,9 @@ class PretextModel(nn.Module):
     def build_head(self, **options: Any) -> None:
         """Create the task's own modules (called inside the seeded block of __init__)."""
         raise NotImplementedError
+
+    def check_crop(self, patch: int) -> None:
+        """Raise InputError if this task cannot use crops of `patch` px (called by `train` before anything else)."""
 
     def make_batch(self, crops: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Turn sampler crops (B, 2, C, P, P) (frames t, t + delta) into this task's inputs and targets."""

@@ -157,6 +157,7 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     """
     check_training_args(epochs, steps_per_epoch, batch_size, patch, lr, val_steps, val_fraction)
     model = build_model(pretext, **{"seed": seed, **(model_kwargs or {})})  # checks the task's options
+    model.check_crop(patch)
     device = pick_device(device)
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
                                per_frame, reject_background, device, seed)  # validates the data before any training
