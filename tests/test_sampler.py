@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from tapkit import InputError, Movie, normalize
 from tapkit.ssl.tap import flip_pairs
-from tapkit.ssl.augment import AugmentConfig, augment_pairs, source_coords
+from tapkit.ssl.augment import AugmentConfig, augment_pairs, draw_transforms, source_coords
 from tapkit.ssl.sampler import PairSampler, normalize_crops
 
 torch.set_num_threads(2)
@@ -224,6 +224,15 @@ def test_augmentations_change_the_crops_and_keep_them_in_range():
     aug = PairSampler(mov, patch=24, batch_size=64, seed=4).sample()[0]
     assert not torch.allclose(plain, aug)
     assert abs(float(aug.mean() - plain.mean())) < 0.2 and float(aug.std() / plain.std()) < 1.5
+
+
+def test_mild_preset_draws_fewer_transforms():
+    n = 4000
+    default = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig())
+    mild = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig.mild())
+    assert mild.resample.float().mean() < default.resample.float().mean()
+    assert (mild.noise > 0).float().mean() < 0.4 < (default.noise > 0).float().mean()
+    assert PairSampler(noise_movie(), patch=16, batch_size=8, augment=AugmentConfig.mild()).sample()[0].shape == (8, 2, 1, 16, 16)
 
 
 def test_bad_augment_config():

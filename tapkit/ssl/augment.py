@@ -65,10 +65,11 @@ class AugmentConfig:
         """A config that switches every augmentation off."""
         return cls(**{k: 0.0 for k in vars(cls()) if k.startswith("p_")})
 
-    @property
-    def resamples(self) -> bool:
-        """True if some pairs may need interpolation (anything geometric beyond the dihedral group)."""
-        return max(self.p_affine, self.p_jitter, self.p_elastic) > 0
+    @classmethod
+    def mild(cls) -> "AugmentConfig":
+        """Weaker augmentations, close to tapkit's earlier defaults (no flip half the time, rarer jitter/elastic/noise)."""
+        return cls(p_dihedral=0.5, p_jitter=0.3, jitter_scale=(0.97, 1.03), jitter_shift=2.0, p_elastic=0.3,
+                   p_noise=0.3, p_frame_intensity=0.3, frame_scale=(0.9, 1.1), global_scale=(0.74, 1.35))
 
 
 @dataclass
