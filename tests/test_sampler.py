@@ -198,6 +198,7 @@ def test_multichannel_shapes_and_per_channel_normalisation():
     s = PairSampler(mov, patch=16, batch_size=24, augment=False)
     crops, info = s.sample()
     assert crops.shape == (24, 2, 2, 16, 16)
+    assert s.nbytes == 2 * 10 * (48 + 1) * 48 * 4  # (C, T, Y + 1, X) float32: a zero row after each frame
     norm = torch.stack([torch.as_tensor(normalize(mov[:, c])) for c in range(2)], 1)  # (T, C, Y, X)
     early, late = crops_at(norm, info, 16)
     assert torch.equal(crops[:, 0], early) and torch.equal(crops[:, 1], late)
