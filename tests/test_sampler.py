@@ -289,3 +289,18 @@ def test_errors():
         PairSampler(mov[:1], patch=16)
     with pytest.raises(InputError, match="no val pairs|val"):
         PairSampler(mov, patch=16, split="val", val_fraction=0.0)
+
+
+def test_same_crops_whatever_the_thread_count():
+    """The resampling is split into one grid_sample chunk per CPU thread; the crops must not change."""
+    movies = [noise_movie(t=8, size=40), np.stack([noise_movie(t=8, size=40, seed=1)] * 3, 1)]  # C = 1 and C = 3
+    before = torch.get_num_threads()
+    try:
+        for mov in movies:
+            out = []
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                out.append(PairSampler(mov, patch=16, batch_size=9, seed=2).sample()[0])
+            assert torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
+    finally:
+        torch.set_num_threads(before)

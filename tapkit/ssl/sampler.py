@@ -210,10 +210,13 @@ class PairSampler:
             reflect(x, width).mul_(scale_x).sub_(1)
             reflect(y, h).add_(frame_row[outside, None, None]).mul_(scale_y).sub_(1)
             grid[outside] = torch.stack([x, y], -1)
-        grid = grid.view(1, -1, p, 2)  # (1, 2n*P, P, 2) into the tall image
-        tall = store.view(1, c, n_t * height, width)  # frames stacked along y, a zero row after each
+        # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
+        # all reading the same (expanded, not copied) tall image of the frames stacked along y
+        chunks = torch.get_num_threads() if store.device.type == "cpu" and len(grid) % torch.get_num_threads() == 0 else 1
+        grid = grid.view(chunks, -1, p, 2)  # (chunks, 2n*P / chunks, P, 2) into the tall image
+        tall = store.view(1, c, n_t * height, width).expand(chunks, -1, -1, -1)  # a zero row after each frame
         crops = F.grid_sample(tall, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        return crops.view(c, len(y0), 2, p, p).permute(1, 2, 0, 3, 4)
+        return crops.transpose(0, 1).reshape(c, len(y0), 2, p, p).permute(1, 2, 0, 3, 4)
 
     def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
         """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others; (B, 2, C, P, P).
