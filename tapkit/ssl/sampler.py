@@ -185,37 +185,45 @@ class PairSampler:
         windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
         return windows[:, frames, y0[:, None], x0[:, None]].permute(1, 2, 0, 3, 4)  # from (C, n, 2, P, P)
 
-    def _resample(self, store: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
-                  coarse: torch.Tensor) -> torch.Tensor:
-        """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
-        p, (c, n_t, height, width) = self.patch, store.shape
+    def _tall_grid(self, ctrl: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int) -> torch.Tensor:
+        """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into the tall image.
+
+        The tall image is the T frames of height `height` (with their zero row) stacked along y; grid units
+        are float32, exact to ~T * height * 6e-8 px, far below the one zero row between frames.
+        """
         h = height - 1  # frame height without the zero row
-        centre = torch.stack([y0, x0], -1) + (p - 1) / 2  # (n, 2) patch centre (y, x)
-        ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
         # a bilinear map peaks at its control points: reflect only the frames whose footprint leaves the frame
         lo, hi = ctrl.flatten(2).amin(-1), ctrl.flatten(2).amax(-1)  # (2n, 2)
-        outside = torch.nonzero(((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(1)).flatten()
-        ctrl = ctrl.flip(1)  # (2n, 2 (x, y), K, K): grid_sample's order
+        outside = ((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(1)  # (2n,)
+        ctrl = ctrl.flip(1).clone()  # (2n, 2 (x, y), K, K): grid_sample's order
         frame_row = (frames.flatten() * height).to(ctrl.dtype)  # (2n,) first row of each frame in the tall image
         scale_x, scale_y = 2 / (width - 1), 2 / (n_t * height - 1)  # pixels -> grid_sample units (align_corners)
         # normalising is affine, so for frames that need no reflection it is done on the control points
-        inside = torch.ones(len(ctrl), dtype=torch.bool, device=ctrl.device)
-        inside[outside] = False
-        ctrl = ctrl.clone()
+        inside = ~outside
         ctrl[inside, 0] = ctrl[inside, 0] * scale_x - 1
         ctrl[inside, 1] = (ctrl[inside, 1] + frame_row[inside, None, None]) * scale_y - 1
-        grid = source_coords(ctrl, p)  # (2n, P, P, 2): exact, the maps are bilinear
-        if len(outside):
+        grid = source_coords(ctrl, self.patch)  # (2n, P, P, 2): exact, the maps are bilinear
+        if bool(outside.any()):
             x, y = grid[outside].unbind(-1)  # in pixels
             reflect(x, width).mul_(scale_x).sub_(1)
             reflect(y, h).add_(frame_row[outside, None, None]).mul_(scale_y).sub_(1)
             grid[outside] = torch.stack([x, y], -1)
+        return grid
+
+    def _resample(self, store: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
+                  coarse: torch.Tensor) -> torch.Tensor:
+        """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
+        p, (c, n_t, height, width) = self.patch, store.shape
+        centre = torch.stack([y0, x0], -1) + (p - 1) / 2  # (n, 2) patch centre (y, x)
+        ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
+        grid = self._tall_grid(ctrl, frames, n_t, height, width)  # (2n, P, P, 2)
         # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
-        # all reading the same (expanded, not copied) tall image of the frames stacked along y
-        chunks = torch.get_num_threads() if store.device.type == "cpu" and len(grid) % torch.get_num_threads() == 0 else 1
-        grid = grid.view(chunks, -1, p, 2)  # (chunks, 2n*P / chunks, P, 2) into the tall image
-        tall = store.view(1, c, n_t * height, width).expand(chunks, -1, -1, -1)  # a zero row after each frame
-        crops = F.grid_sample(tall, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        # all reading the same (expanded, not copied) tall image
+        threads = torch.get_num_threads()
+        chunks = threads if store.device.type == "cpu" and len(grid) % threads == 0 else 1
+        tall = store.view(1, c, n_t * height, width).expand(chunks, -1, -1, -1)
+        crops = F.grid_sample(tall, grid.view(chunks, -1, p, 2), mode="bilinear", padding_mode="zeros",
+                              align_corners=True)  # (chunks, C, 2n*P / chunks, P)
         return crops.transpose(0, 1).reshape(c, len(y0), 2, p, p).permute(1, 2, 0, 3, 4)
 
     def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
