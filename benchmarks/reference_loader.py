@@ -21,7 +21,9 @@ not used here). This is our own code that does what these files of tarrow do, pe
 Differences: torchvision's `RandomAffine` and `RandomCrop` are rewritten with torch ops (same maths:
 inverse matrix about the patch centre, bilinear, fill 0 blended through a sampled mask), the median
 filter of background rejection uses scipy instead of scikit-image, and there is no skimage uint8
-conversion.
+conversion. Without torchvision's per-call checks and conversions this is, if anything, faster than
+tarrow's own loader (the issue measured tarrow itself at ~430 pairs/s on the 2-core build machine),
+so ratios against it are conservative.
 """
 
 from __future__ import annotations
