@@ -115,16 +115,16 @@ fig.suptitle(f"top: in order (t={t}, t+1); bottom: flipped");
 # on a single augmentation (with probability 1) for the same pair.
 
 # %%
-from tapkit.ssl.sampler import AugmentConfig, augment_margin, augment_pairs
+from tapkit.ssl.augment import AugmentConfig, augment_pairs
 
-m = augment_margin(patch, AugmentConfig())
+m = patch // 2  # context around the patch, so that rotations and zooms show real pixels
 ym, xm = (int(np.clip(v - m, 0, n - patch - 2 * m)) for v, n in zip((y0, x0), movie.shape[1:]))
-crop = torch.from_numpy(images[None, t:t + 2, ym:ym + patch + 2 * m, xm:xm + patch + 2 * m].copy())
+crop = torch.from_numpy(images[None, t:t + 2, None, ym:ym + patch + 2 * m, xm:xm + patch + 2 * m].copy())
 names = ["none"] + [k for k in vars(AugmentConfig()) if k.startswith("p_")]
 fig, axes = plt.subplots(2, len(names), figsize=(1.4 * len(names), 3.2))
 for j, name in enumerate(names):
     only = AugmentConfig(**{k: float(k == name) for k in vars(AugmentConfig()) if k.startswith("p_")})
-    out = augment_pairs(crop, torch.Generator().manual_seed(cfg.seed), only, patch)[0]  # (2, P, P)
+    out = augment_pairs(crop, torch.Generator().manual_seed(cfg.seed), only, patch)[0, :, 0]  # (2, P, P)
     for i in range(2):
         axes[i, j].imshow(out[i], cmap="gray", vmin=0, vmax=1), axes[i, j].axis("off")
     axes[0, j].set_title(name.removeprefix("p_").replace("_", "\n"), fontsize=7)
