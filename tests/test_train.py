@@ -165,3 +165,56 @@ def test_bleaching_is_a_shortcut_without_per_frame_normalisation():
     acc = evaluate_tap(model, static_bleaching(t=20, seed=5), n_pairs=256, patch=24, split="train",
                        per_frame=False)["accuracy"]
     assert acc > 0.8
+
+
+@pytest.mark.parametrize("bad, name", [(dict(lam=-1.0), "lam"), (dict(lr=0), "lr"), (dict(epochs=0), "epochs"),
+                                       (dict(batch_size=0), "batch_size"), (dict(patch=4), "patch"),
+                                       (dict(steps_per_epoch=1.5), "steps_per_epoch"),
+                                       (dict(val_fraction=1.0), "val_fraction"), (dict(lr=float("nan")), "lr")])
+def test_bad_training_arguments_fail_before_any_step(bad, name, monkeypatch):
+    def no_step(*args, **kwargs):
+        raise AssertionError("a training epoch started")
+
+    monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_step)
+    with pytest.raises(InputError, match=rf"\b{name}="):
+        train_tap(growing_blobs(), **{**FAST, "epochs": 1, "steps_per_epoch": 1, **bad})
+
+
+def test_a_batch_too_big_for_memory_is_refused_before_any_step(monkeypatch):
+    def no_step(*args, **kwargs):
+        raise AssertionError("a training epoch started")
+
+    monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_step)
+    with pytest.raises(InputError, match=r"batch_size=1000000000 with patch=24") as err:
+        train_tap(growing_blobs(), **{**FAST, "epochs": 1, "steps_per_epoch": 1, "batch_size": 10**9})
+    assert "tap_batch_size" in str(err.value) and "tap_patch" in str(err.value)
+
+
+_MEASURE_STEP = """
+import resource, sys, torch
+from tapkit.ssl.tap import TAPNet
+from tapkit.ssl.trainer import estimate_step_bytes
+torch.set_num_threads(1)
+model = TAPNet(base_filters=8, seed=0)
+opt = torch.optim.Adam(model.parameters(), 1e-3)
+x, y = torch.rand(16, 2, 1, 32, 32), torch.randint(0, 2, (16,))
+def step(n):
+    loss, _ = model.loss({"x": x[:n], "y": y[:n]}); opt.zero_grad(); loss.backward(); opt.step()
+step(1)  # Adam state and library workspaces exist before the measurement
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+step(16), step(16)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024, estimate_step_bytes(16, 32, model))
+"""
+
+
+def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _MEASURE_STEP], cwd=root, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(root)))
+    measured, estimated = map(int, out.stdout.split()[-2:])
+    assert measured / 2 < estimated < 2 * measured, (measured, estimated)
