@@ -27,7 +27,7 @@ def growing_blobs(t=16, size=48, seed=0) -> np.ndarray:
     return (np.clip(np.array(frames, np.float32), 0, 1) + 0.05 * rng.normal(size=(t, size, size))).astype(np.float32)
 
 
-def static_bleaching(t=16, size=48, seed=0) -> np.ndarray:
+def static_bleaching(t=16, size=48, seed=0, noise=0.02) -> np.ndarray:
     """The same cells in every frame, dimmed by 10 % per frame (noise dims with them): no biology.
 
     (Real bleaching also lowers the signal-to-noise ratio, a subtler cue that per-frame normalisation
@@ -36,7 +36,7 @@ def static_bleaching(t=16, size=48, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
     fade = 0.9 ** np.arange(t)[:, None, None]
-    return (base * fade * (1 + 0.02 * rng.normal(size=(t, size, size)))).astype(np.float32)
+    return (base * fade * (1 + noise * rng.normal(size=(t, size, size)))).astype(np.float32)
 
 
 def static_noise(t=16, size=48, seed=0) -> np.ndarray:
@@ -157,6 +157,31 @@ def test_learns_a_real_arrow():
 def test_no_arrow_stays_at_chance(make_movie):
     """No label leak through the pipeline, and per-frame normalisation hides the bleaching trend."""
     assert 0.38 < _accuracy_after_short_training(make_movie) < 0.62
+
+
+def _logit_gaps(model, movie, per_frame) -> torch.Tensor:
+    """|logit 0 - logit 1| of the model on one crop of every consecutive frame pair, (T-1,)."""
+    from tapkit.data.movie import normalize
+
+    frames = torch.from_numpy(normalize(movie, per_frame=per_frame)[:, :24, :24])  # (T, P, P)
+    with torch.no_grad():
+        logits, _ = model(torch.stack([frames[:-1], frames[1:]], 1)[:, :, None])  # (T-1, 2)
+    return (logits[:, 0] - logits[:, 1]).abs()
+
+
+def test_noise_free_bleaching_leaves_nothing_to_learn_after_per_frame_normalisation():
+    """Notebook 01's lesson: the normalised frames are equal up to rounding, so are the two logits
+    (the accuracy is then decided by rounding); on raw intensities the logits differ by far more."""
+    from tapkit.data.movie import normalize
+
+    movie = static_bleaching(t=20, noise=0.0)
+    flat = normalize(movie)
+    assert np.abs(flat - flat[0]).max() < 1e-5
+    kw = dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0)
+    normalised, _ = train_tap(movie, per_frame=True, **kw)
+    raw, _ = train_tap(movie, per_frame=False, augment=False, **kw)
+    assert _logit_gaps(normalised, movie, per_frame=True).max() < 1e-4
+    assert _logit_gaps(raw, movie, per_frame=False).min() > 100 * _logit_gaps(normalised, movie, True).max()
 
 
 def test_bleaching_is_a_shortcut_without_per_frame_normalisation():
