@@ -195,7 +195,8 @@ def test_bleaching_is_a_shortcut_without_per_frame_normalisation():
 @pytest.mark.parametrize("bad, name", [(dict(lam=-1.0), "lam"), (dict(lr=0), "lr"), (dict(epochs=0), "epochs"),
                                        (dict(batch_size=0), "batch_size"), (dict(patch=4), "patch"),
                                        (dict(steps_per_epoch=1.5), "steps_per_epoch"),
-                                       (dict(val_fraction=1.0), "val_fraction"), (dict(lr=float("nan")), "lr")])
+                                       (dict(val_fraction=1.0), "val_fraction"), (dict(lr=float("nan")), "lr"),
+                                       (dict(lam=float("nan")), "lam")])
 def test_bad_training_arguments_fail_before_any_step(bad, name, monkeypatch):
     def no_step(*args, **kwargs):
         raise AssertionError("a training epoch started")
