@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 from benchmarks.reference_loader import ReferenceDataset, reference_loader
 from tapkit.data.movie import InputError
 from tapkit.runtime import autocast, pick_device
+from tapkit.ssl.augment import AugmentConfig
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.tap import TAPNet
 
@@ -134,7 +135,8 @@ def _pipelines(res: dict, movie: np.ndarray, dev: torch.device, threads: list[in
     """Time the reference loader and tapkit's sampler in alternation; store per-repeat figures and medians."""
     batch, patch = res["batch"], res["patch"]
     ref = ReferenceTimer(movie, patch, batch, workers, seed)
-    sampler = PairSampler(movie, patch=patch, batch_size=batch, val_fraction=0.0, device=dev, seed=seed)
+    sampler = PairSampler(movie, patch=patch, batch_size=batch, val_fraction=0.0, device=dev, seed=seed,
+                          augment=AugmentConfig.level5())  # the reference's augmentation strengths
     default_threads = torch.get_num_threads()
     runs: dict[str, list[float]] = {"reference": [], **{f"tapkit_{n}t": [] for n in threads}}
     for _ in range(repeats):
