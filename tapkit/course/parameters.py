@@ -20,7 +20,7 @@ import numpy as np
 from tapkit.course import profiles
 from tapkit.data.movie import InputError
 
-SECTIONS = ("sim", "tap", "gradcam", "crops", "heads")
+SECTIONS = ("sim", "tap", "gradcam", "crops", "heads", "pretext")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 Check = Callable[[str, Any], Any]
 
