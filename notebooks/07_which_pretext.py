@@ -321,7 +321,7 @@ tapkit.course.check(nt_xent_by_hand, float(contrastive.nt_xent(torch.tensor(z1),
 #   frame t (or, as an option, frames t and t + 1 as positives); pooled features go through an MLP
 #   projector into NT-Xent at temperature 0.2; the generative term rebuilds a masked view (8 px, 60 %,
 #   L1) with weight λ = 1; the reconstruction-only warm-up ("sample space diversification") lasts the
-#   first 10 % of the steps.
+#   first `warmup_steps` steps (10 % of the step budget in the cpu and gpu profiles).
 #
 # ## Results
 #
