@@ -1,21 +1,26 @@
-"""Speed benchmark of TAP pretraining: `python -m benchmarks.bench_pipeline [--device auto] [--batch 128] [--patch 96] [--steps N]`.
+"""Crop-pipeline benchmark: tapkit's `PairSampler` against the reference TAP loader, side by side in one run.
 
-Prints, for the chosen device:
-  * pairs/s of the batched `PairSampler` (crops + augmentations on the device) alone,
-  * pairs/s of a naive per-sample pipeline like the reference's data loader (crop and augment one
-    sample at a time with numpy / scipy.ndimage, then stack and move to the device),
-  * the time of one training step (forward, TAP loss, backward, Adam; AMP on CUDA) with a
-    pre-generated batch, with the batched sampler and with the naive pipeline, hence the share
-    of the step spent on data and the whole-step speed-up of batched over naive,
-  * peak memory (CUDA: max_memory_allocated; CPU: the process's peak RSS).
-Targets: on a GPU data <= 10 % of a step and >= 5x whole-step speed-up at batch 128, patch 96;
-on 2 CPU cores >= 2x.
+    python -m benchmarks.bench_pipeline [--device auto] [--batch 128] [--patch 96] [--repeats 5]
+
+What is compared with what (same movie, same batch 128 and patch 96, same augmentation families and
+strengths: `benchmarks/reference_loader.py` says how the two differ):
+  * reference: weigertlab/tarrow's pipeline re-implemented faithfully (`benchmarks/reference_loader.py`):
+    per-sample crop + level-5 augmenter in `DataLoader` workers (2 workers, one torch thread each),
+    as tarrow's `scripts/train.py` runs it; the main process only waits for batches;
+  * tapkit: `PairSampler.sample()` in the main process (batched crops + augmentations on the device),
+    with 1 and with 2 torch threads on a CPU.
+Each repeat times the reference, lets its workers refill their prefetch queue (so that they are idle
+while tapkit is timed), then times tapkit; ratios are taken within a repeat and the medians reported,
+with the load averages before and after (the machine should be idle). Also: peak memory and, unless
+--data-only, a TAP training step with a pre-generated batch and with the sampler (the pipeline's share
+of a step), optionally with `torch.compile`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
+import os
 import resource
 import sys
 import time
@@ -25,106 +30,22 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from benchmarks.reference_loader import ReferenceDataset, reference_loader
+from tapkit.data.movie import InputError
 from tapkit.runtime import autocast, pick_device
+from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.tap import TAPNet
-from tapkit.data.movie import InputError, normalize
-from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
 
-__all__ = ["bench_movies", "naive_batch", "time_calls", "train_step", "peak_memory_mb", "run_benchmark",
+__all__ = ["bench_movie", "time_calls", "ReferenceTimer", "train_step", "peak_memory_mb", "run_benchmark",
            "format_report", "main"]
 
 
-def bench_movies(n_frames: int = 12, size: int = 256, seed: int = 0) -> list[np.ndarray]:
-    """Two smooth random (T, Y, X) movies: the benchmark measures speed, not learning."""
+def bench_movie(n_frames: int = 64, size: int = 512, seed: int = 0) -> np.ndarray:
+    """A smooth random (T, Y, X) movie: the benchmark measures speed, not learning."""
     rng = np.random.default_rng(seed)
-    return [ndi.gaussian_filter(rng.random((n_frames, size, size)), (0, 3, 3)).astype(np.float32)
-            for _ in range(2)]
+    return ndi.gaussian_filter(rng.random((n_frames, size, size), dtype=np.float32), (0, 3, 3))
 
 
-# ----------------------------------------------------------------------------------------------
-# The naive pipeline: one sample at a time on the CPU (numpy + scipy.ndimage)
-# ----------------------------------------------------------------------------------------------
-def _naive_matrix(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """(2, 2) joint transform of a pair: dihedral x rotation x zoom, drawn like the batched sampler."""
-    k = rng.integers(4) if rng.random() < cfg.p_dihedral else 0
-    mirror = np.diag([1.0, -1.0]) if rng.random() < cfg.p_dihedral / 2 else np.eye(2)
-    angle = rng.uniform(0, 2 * np.pi) if rng.random() < cfg.p_rotate else 0.0
-    zoom = math.exp(rng.uniform(*np.log(cfg.scale_range))) if rng.random() < cfg.p_scale else 1.0
-    rot = lambda a: np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])  # noqa: E731
-    return rot(k * np.pi / 2).round() @ mirror @ rot(angle) * zoom
-
-
-def _naive_frame(crop: np.ndarray, mat: np.ndarray, shift: np.ndarray, patch: int) -> np.ndarray:
-    """Resample one (C, C) crop to (P, P) around its centre with scipy.ndimage.affine_transform."""
-    centre_in, centre_out = (np.array(crop.shape) - 1) / 2, (patch - 1) / 2 * np.ones(2)
-    offset = centre_in + shift - mat @ centre_out
-    return ndi.affine_transform(crop, mat, offset=offset, output_shape=(patch, patch), order=1, mode="reflect")
-
-
-def _naive_elastic(pair: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """Shared smooth deformation of a (2, P, P) pair with scipy.ndimage.map_coordinates."""
-    p = pair.shape[-1]
-    coarse = rng.uniform(-1, 1, (2, cfg.elastic_grid, cfg.elastic_grid))
-    field = np.stack([ndi.zoom(c, p / cfg.elastic_grid, order=3) for c in coarse]) * cfg.elastic_amplitude
-    coords = np.mgrid[:p, :p] + field[:, :p, :p]
-    return np.stack([ndi.map_coordinates(f, coords, order=1, mode="reflect") for f in pair])
-
-
-def _naive_intensity(pair: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """Per-frame and global scale/shift and noise of one (2, P, P) pair."""
-    if rng.random() < cfg.p_frame_intensity:
-        pair = pair * rng.uniform(1 - cfg.frame_scale, 1 + cfg.frame_scale, (2, 1, 1)) \
-            + rng.uniform(-cfg.frame_shift, cfg.frame_shift, (2, 1, 1))
-    if rng.random() < cfg.p_global_intensity:
-        pair = pair * math.exp(rng.uniform(-cfg.global_scale, cfg.global_scale)) \
-            + rng.uniform(-cfg.global_shift, cfg.global_shift)
-    if rng.random() < cfg.p_noise:
-        pair = pair + rng.uniform(0, cfg.noise_std) * rng.standard_normal(pair.shape)
-    return pair
-
-
-def _naive_sample(movies: list[np.ndarray], patch: int, margin: int, rng: np.random.Generator,
-                  cfg: AugmentConfig) -> tuple[np.ndarray, int]:
-    """One augmented pair (2, P, P) and its label (slot of the earlier frame)."""
-    mov = movies[rng.integers(len(movies))]  # normalised and padded by `margin`
-    t = rng.integers(mov.shape[0] - 1)
-    y0, x0 = (rng.integers(n - 2 * margin - patch + 1) for n in mov.shape[1:])
-    c = patch + 2 * margin
-    pair, label = mov[t:t + 2, y0:y0 + c, x0:x0 + c], 0
-    if rng.random() < 0.5:
-        pair, label = pair[::-1], 1
-    mat = _naive_matrix(rng, cfg)
-    jitter = rng.random() < cfg.p_jitter
-    frames = []
-    for f in pair:
-        zoom = 1 + rng.uniform(-cfg.jitter_scale, cfg.jitter_scale) if jitter else 1.0
-        shift = rng.uniform(-cfg.jitter_shift, cfg.jitter_shift, 2) if jitter else np.zeros(2)
-        frames.append(_naive_frame(f, mat * zoom, shift, patch))
-    out = np.stack(frames)
-    if rng.random() < cfg.p_elastic:
-        out = _naive_elastic(out, rng, cfg)
-    return _naive_intensity(out, rng, cfg), label
-
-
-def naive_batch(movies: list[np.ndarray], patch: int, batch: int, rng: np.random.Generator,
-                cfg: AugmentConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch built sample by sample with scipy (movies pre-normalised and padded), then moved to the device."""
-    margin = augment_margin(patch, cfg)
-    samples = [_naive_sample(movies, patch, margin, rng, cfg) for _ in range(batch)]
-    x = torch.from_numpy(np.stack([s[0] for s in samples]).astype(np.float32))[:, :, None]  # (B, 2, 1, P, P)
-    y = torch.tensor([s[1] for s in samples])
-    return x.to(device), y.to(device)
-
-
-def naive_movies(movies: list[np.ndarray], patch: int, cfg: AugmentConfig) -> list[np.ndarray]:
-    """Normalise per frame and pad by the augmentation margin once, as a reference data set would."""
-    m = augment_margin(patch, cfg)
-    return [np.pad(normalize(mov), ((0, 0), (m, m), (m, m)), mode="reflect") for mov in movies]
-
-
-# ----------------------------------------------------------------------------------------------
-# Timing
-# ----------------------------------------------------------------------------------------------
 def _sync(device: torch.device) -> None:
     """Wait for queued GPU work so that wall-clock times are honest."""
     if device.type == "cuda":
@@ -145,11 +66,46 @@ def time_calls(fn: Callable[[], Any], steps: int, device: torch.device, warmup: 
     return float(np.median(times))
 
 
+class ReferenceTimer:
+    """The reference loader with persistent workers; `seconds_per_batch` times it in its steady state."""
+
+    def __init__(self, movie: np.ndarray, patch: int, batch: int, workers: int, seed: int) -> None:
+        self.loader = reference_loader(ReferenceDataset(movie, patch), batch, workers, n_samples=10**9, seed=seed)
+        self.workers = workers
+        self.queued = workers * 2  # DataLoader's default prefetch_factor is 2 batches per worker
+        self.batches = iter(self.loader)
+        next(self.batches)  # start the workers
+
+    def seconds_per_batch(self, steps: int) -> float:
+        """Drain the batches already made, then the mean seconds per batch over `steps` batches."""
+        for _ in range(self.queued):
+            next(self.batches)
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(self.batches)
+        return (time.perf_counter() - start) / steps
+
+    def settle(self, seconds_per_batch: float) -> None:
+        """Wait until the workers have refilled their queue and stopped, so they do not compete with tapkit."""
+        time.sleep(seconds_per_batch * (self.queued / max(self.workers, 1) + 1) + 0.2)
+
+    def peak_memory_mb(self) -> float:
+        """Peak resident memory of the worker processes together (Linux), NaN if unknown."""
+        total = 0.0
+        for w in getattr(self.batches, "_workers", []):
+            try:
+                with open(f"/proc/{w.pid}/status") as f:
+                    total += next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+            except (OSError, StopIteration):
+                return float("nan")
+        return total
+
+
 def train_step(model: TAPNet, opt: torch.optim.Optimizer, scaler: "torch.amp.GradScaler",
-               x: torch.Tensor, y: torch.Tensor) -> float:
+               batch: dict[str, torch.Tensor], step_fn: "Callable | None" = None) -> float:
     """One TAP training step (AMP on CUDA): forward, loss, backward, optimiser step; returns the loss."""
-    with autocast(x.device):
-        loss, _ = model.loss({"x": x, "y": y})  # x (B, 2, 1, P, P), y (B,)
+    with autocast(batch["x"].device):
+        loss, _ = (step_fn or model.loss)(batch)  # x (B, 2, C, P, P), y (B,)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(opt)
@@ -158,110 +114,133 @@ def train_step(model: TAPNet, opt: torch.optim.Optimizer, scaler: "torch.amp.Gra
 
 
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory in MiB: CUDA max_memory_allocated, else the process's peak resident set size."""
+    """Peak memory in MiB: CUDA max_memory_allocated, else this process's peak resident set size."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 
 
-def _check_args(batch: int, patch: int, steps: int, size: int) -> None:
+def _check_args(batch: int, patch: int, repeats: int, steps: int, size: int, workers: int) -> None:
     """Raise InputError for sizes that cannot work, before building anything."""
-    if min(batch, steps) < 1:
-        raise InputError(f"bench: batch={batch} and steps={steps} must be >= 1.")
+    if min(batch, repeats, steps) < 1 or workers < 0:
+        raise InputError(f"bench: batch={batch}, repeats={repeats} and steps={steps} must be >= 1, workers={workers} >= 0.")
     if not 16 <= patch <= size:
         raise InputError(f"bench: patch={patch} must be between 16 and the movie size {size}.")
 
 
-def run_benchmark(device: "str | torch.device" = "auto", batch: int = 128, patch: int = 96, steps: int = 5,
-                  size: int = 256, seed: int = 0, model_kw: "dict | None" = None,
-                  data_only: bool = False) -> dict[str, Any]:
-    """Measure sampler, naive pipeline and (unless data_only) training-step speeds; return a dict."""
-    _check_args(batch, patch, steps, size)
-    dev = pick_device(device)
-    torch.manual_seed(seed)
-    movies, cfg = bench_movies(size=size, seed=seed), AugmentConfig()
-    sampler = PairSampler(movies, patch=patch, batch_size=batch, val_fraction=0.0, device=dev, seed=seed)
-    naive_data, rng = naive_movies(movies, patch, cfg), np.random.default_rng(seed)
-    naive = lambda: naive_batch(naive_data, patch, batch, rng, cfg, dev)  # noqa: E731
-    model = TAPNet(seed=seed, **(model_kw or {})).to(dev).train()
+def _pipelines(res: dict, movie: np.ndarray, dev: torch.device, threads: list[int], repeats: int, steps: int,
+               workers: int, seed: int) -> PairSampler:
+    """Time the reference loader and tapkit's sampler in alternation; store per-repeat figures and medians."""
+    batch, patch = res["batch"], res["patch"]
+    ref = ReferenceTimer(movie, patch, batch, workers, seed)
+    sampler = PairSampler(movie, patch=patch, batch_size=batch, val_fraction=0.0, device=dev, seed=seed)
+    default_threads = torch.get_num_threads()
+    runs: dict[str, list[float]] = {"reference": [], **{f"tapkit_{n}t": [] for n in threads}}
+    for _ in range(repeats):
+        ref_s = ref.seconds_per_batch(steps)
+        runs["reference"].append(batch / ref_s)
+        ref.settle(ref_s)
+        for n in threads:
+            torch.set_num_threads(n)
+            runs[f"tapkit_{n}t"].append(batch / time_calls(sampler.sample, steps, dev))
+    torch.set_num_threads(default_threads)
+    res["pairs_s_runs"] = runs
+    res["pairs_s"] = {k: float(np.median(v)) for k, v in runs.items()}
+    res["ratio"] = {k: float(np.median(np.array(v) / np.array(runs["reference"])))
+                    for k, v in runs.items() if k != "reference"}
+    res["reference_peak_mb"] = ref.peak_memory_mb()
+    return sampler
+
+
+def _steps(res: dict, sampler: PairSampler, dev: torch.device, steps: int, seed: int, model_kw: dict,
+           compile_model: bool) -> None:
+    """Training-step times with a pre-generated batch and with the sampler; the sampler's share of a step."""
+    model = TAPNet(seed=seed, **model_kw).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda")
-    flips = torch.Generator(device=dev).manual_seed(seed)
-    tap_batch = lambda: tuple(model.make_batch(sampler.sample()[0], flips).values())  # noqa: E731  (x, y)
-    x, y = tap_batch()
+    loss_fn = torch.compile(model.loss) if compile_model else None
+    make = lambda: model.make_batch(sampler.sample()[0], sampler.generator)  # noqa: E731
+    fixed = make()
+    tag = "_compiled" if compile_model else ""
+    res[f"step_pregenerated_s{tag}"] = time_calls(lambda: train_step(model, opt, scaler, fixed, loss_fn), steps, dev,
+                                                  warmup=3 if compile_model else 1)
+    res[f"step_with_sampler_s{tag}"] = time_calls(lambda: train_step(model, opt, scaler, make(), loss_fn), steps, dev)
+    res[f"sampler_s{tag}"] = time_calls(sampler.sample, steps, dev)
+    res[f"pipeline_share{tag}"] = res[f"sampler_s{tag}"] / res[f"step_with_sampler_s{tag}"]
+
+
+def run_benchmark(device: "str | torch.device" = "auto", batch: int = 128, patch: int = 96, repeats: int = 5,
+                  steps: int = 5, frames: int = 64, size: int = 512, threads: "list[int] | None" = None,
+                  workers: int = 2, seed: int = 0, model_kw: "dict | None" = None, data_only: bool = False,
+                  compile_model: bool = False) -> dict[str, Any]:
+    """Measure both pipelines (and, unless data_only, training steps); return a dict of figures."""
+    _check_args(batch, patch, repeats, steps, size, workers)
+    dev = pick_device(device, verbose=False)
+    threads = threads or ([1, 2] if dev.type == "cpu" else [torch.get_num_threads()])
+    torch.manual_seed(seed)
+    movie = bench_movie(frames, size, seed)
+    res: dict[str, Any] = dict(device=str(dev), batch=batch, patch=patch, repeats=repeats, steps=steps,
+                               movie=[frames, size, size], workers=workers, cpus=os.cpu_count(),
+                               load_before=list(os.getloadavg()))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    res = dict(device=str(dev), batch=batch, patch=patch, steps=steps)
-    res["sampler_s"] = time_calls(sampler.sample, steps, dev)
-    res["naive_s"] = time_calls(naive, steps, dev)
-    if data_only:
-        res["peak_memory_mb"] = peak_memory_mb(dev)
-        return _derived(res)
-    res["step_pregenerated_s"] = time_calls(lambda: train_step(model, opt, scaler, x, y), steps, dev)
-    res["step_batched_s"] = time_calls(lambda: train_step(model, opt, scaler, *tap_batch()), steps, dev)
-    res["step_naive_s"] = time_calls(lambda: train_step(model, opt, scaler, *naive()), steps, dev)
-    res["peak_memory_mb"] = peak_memory_mb(dev)
-    return _derived(res)
-
-
-def _derived(res: dict[str, Any]) -> dict[str, Any]:
-    """Add pairs/s, the data share of a step and the speed-up of batched over naive."""
-    b = res["batch"]
-    res["sampler_pairs_s"] = b / res["sampler_s"]
-    res["naive_pairs_s"] = b / res["naive_s"]
-    res["speedup_data"] = res["naive_s"] / res["sampler_s"]
-    if "step_batched_s" not in res:
-        return res
-    res["data_share"] = res["sampler_s"] / res["step_batched_s"]
-    res["data_share_naive"] = res["naive_s"] / res["step_naive_s"]
-    res["speedup_step"] = res["step_naive_s"] / res["step_batched_s"]
+    sampler = _pipelines(res, movie, dev, threads, repeats, steps, workers, seed)
+    res["tapkit_peak_mb"] = peak_memory_mb(dev)
+    if not data_only:
+        for compiled in ([False, True] if compile_model else [False]):
+            _steps(res, sampler, dev, steps, seed, model_kw or {}, compiled)
+    res["load_after"] = list(os.getloadavg())
     return res
 
 
 def format_report(res: dict[str, Any]) -> str:
-    """The benchmark's numbers as a small text table, with the targets."""
-    gpu = res["device"].startswith("cuda")
-    target_share, target_speed = (0.10, 5.0) if gpu else (None, 2.0)
+    """The benchmark's figures as a small text report."""
+    ref = res["pairs_s"]["reference"]
     lines = [
-        f"benchmarks.bench_pipeline on {res['device']}: batch {res['batch']}, patch {res['patch']}, median of {res['steps']} steps",
-        f"  batched sampler + augmenter : {res['sampler_pairs_s']:10.0f} pairs/s ({1e3 * res['sampler_s']:.1f} ms/batch)",
-        f"  naive per-sample (scipy)    : {res['naive_pairs_s']:10.0f} pairs/s ({1e3 * res['naive_s']:.1f} ms/batch)"
-        f"  -> data speed-up {res['speedup_data']:.1f}x",
+        f"benchmarks.bench_pipeline on {res['device']} ({res['cpus']} CPUs): batch {res['batch']}, patch {res['patch']}, "
+        f"movie {'x'.join(map(str, res['movie']))}, median of {res['repeats']} repeats x {res['steps']} batches",
+        f"  load average before {res['load_before'][0]:.2f} / after {res['load_after'][0]:.2f} "
+        f"(1 min; an idle machine is ~0)",
+        f"  reference (tarrow-style, {res['workers']} DataLoader workers x 1 thread): {ref:8.0f} pairs/s",
     ]
-    if "step_batched_s" in res:
-        lines += _step_lines(res, target_share, target_speed)
-    lines.append(f"  peak memory                 : {res['peak_memory_mb']:10.0f} MiB "
-                 f"({'CUDA allocated' if gpu else 'process RSS'})")
+    for key, value in res["ratio"].items():
+        label = f"tapkit PairSampler, {key.split('_')[1][:-1]} thread(s)"
+        lines.append(f"  {label:<55}: {res['pairs_s'][key]:8.0f} pairs/s  -> {value:.1f}x the reference")
+    mem = "CUDA max allocated" if res["device"].startswith("cuda") else "peak RSS"
+    lines.append(f"  peak memory: tapkit {res['tapkit_peak_mb']:.0f} MiB ({mem}), reference workers "
+                 f"{res['reference_peak_mb']:.0f} MiB (peak RSS, together)")
+    for tag in ("", "_compiled"):
+        if f"step_with_sampler_s{tag}" in res:
+            lines.append(f"  train step{' (torch.compile)' if tag else ''}: {1e3 * res[f'step_pregenerated_s{tag}']:.1f} ms "
+                         f"pre-generated, {1e3 * res[f'step_with_sampler_s{tag}']:.1f} ms with the sampler -> "
+                         f"pipeline {100 * res[f'pipeline_share{tag}']:.1f} % of a step")
     return "\n".join(lines)
 
 
-def _step_lines(res: dict[str, Any], target_share: "float | None", target_speed: float) -> list[str]:
-    """Report lines of the training-step measurements."""
-    return [
-        f"  train step, pre-generated   : {1e3 * res['step_pregenerated_s']:10.1f} ms",
-        f"  train step, batched sampler : {1e3 * res['step_batched_s']:10.1f} ms  (data {100 * res['data_share']:.1f} %"
-        + (f", target <= {100 * target_share:.0f} %)" if target_share else ")"),
-        f"  train step, naive pipeline  : {1e3 * res['step_naive_s']:10.1f} ms  (data {100 * res['data_share_naive']:.1f} %)",
-        f"  whole-step speed-up         : {res['speedup_step']:10.2f}x  (target >= {target_speed:.0f}x)",
-    ]
-
-
 def main(argv: "list[str] | None" = None) -> dict[str, Any]:
-    """Command-line entry point: parse arguments, run the benchmark, print the report."""
+    """Command-line entry point: parse arguments, run the benchmark, print the report (and write JSON)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--batch", type=int, default=128, help="pairs per batch")
     parser.add_argument("--patch", type=int, default=96, help="crop size in pixels")
-    parser.add_argument("--steps", type=int, default=5, help="timed calls per measurement (median)")
-    parser.add_argument("--size", type=int, default=256, help="frame size of the synthetic movies")
-    parser.add_argument("--data-only", action="store_true", help="skip the training steps (data pipelines only)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats (medians are reported)")
+    parser.add_argument("--steps", type=int, default=5, help="batches timed per measurement")
+    parser.add_argument("--frames", type=int, default=64, help="frames of the synthetic movie")
+    parser.add_argument("--size", type=int, default=512, help="frame size of the synthetic movie")
+    parser.add_argument("--threads", default=None, help="torch threads for tapkit, e.g. 1,2 (default: 1,2 on CPU)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference")
+    parser.add_argument("--data-only", action="store_true", help="skip the training steps (pipelines only)")
+    parser.add_argument("--compile", action="store_true", help="also time the step with torch.compile")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    res = run_benchmark(args.device, args.batch, args.patch, args.steps, args.size, data_only=args.data_only)
+    threads = [int(n) for n in args.threads.split(",")] if args.threads else None
+    res = run_benchmark(args.device, args.batch, args.patch, args.repeats, args.steps, args.frames, args.size,
+                        threads, args.workers, data_only=args.data_only, compile_model=args.compile)
     print(format_report(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
     return res
 
 

@@ -6,6 +6,7 @@ import torch
 
 from tapkit import InputError, Movie
 from tapkit.ssl.features import embed, prepare_frames, tile_windows
+from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.tap import TAPNet
 
 torch.set_num_threads(2)
@@ -116,3 +117,28 @@ def test_bad_inputs(model):
         embed(model, np.ones((2, 32, 32)), progress=False)
     with pytest.raises(InputError, match="TAPNet"):
         embed(torch.nn.Conv2d(1, 1, 1), frames((1, 32, 32)), progress=False)
+
+
+class _NoHead(PretextModel):
+    """A pretext task with no head at all: embed must need nothing but the shared encoder."""
+
+    name = "no-head"
+
+    def build_head(self, **options) -> None:
+        """Nothing: only the backbone and projection of PretextModel."""
+
+
+def test_any_pretext_model_is_embedded_through_its_encoder_alone():
+    net = _NoHead(n_depth=2, base_filters=4, n_features=6, backbone_features=4, seed=0).eval()
+    images = frames((2, 40, 56))
+    out = embed(net, images, tile=32, overlap=8, progress=False)  # tiled
+    with torch.no_grad():
+        whole = net.embed(torch.from_numpy(prepare_frames(images))[:, None]).numpy()
+    assert out.shape == (2, net.n_features, 40, 56)
+    np.testing.assert_allclose(out, whole, atol=1e-4)
+
+
+def test_a_multichannel_encoder_is_refused():
+    net = _NoHead(n_depth=2, base_filters=4, n_features=6, backbone_features=4, in_channels=2, seed=0)
+    with pytest.raises(InputError, match="in_channels=1"):
+        embed(net, frames((1, 32, 32)), progress=False)

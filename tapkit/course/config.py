@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tapkit.course import profiles
-from tapkit.course import results
+import tapkit.course.profiles as profiles
+import tapkit.course.results as results
 from tapkit.course.notebooks import repo_root
 from tapkit.course.parameters import SECTIONS, check_parameters, section_overrides
 from tapkit.data.movie import InputError, Movie

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tapkit.course import profiles
+import tapkit.course.profiles as profiles
 from tapkit.data.movie import InputError
 
 SECTIONS = ("sim", "tap", "gradcam", "crops", "heads", "pretext")

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tapkit.course import profiles
-from tapkit.course import results
+import tapkit.course.profiles as profiles
+import tapkit.course.results as results
 from tapkit.course.notebooks import list_notebooks, parameter_values, repo_root, select_notebooks
 from tapkit.course.parameters import check_parameters, writable_folder
 from tapkit.data.movie import InputError

@@ -1,4 +1,4 @@
-"""Dense TAP features for whole frames of any size, tiled with overlap when frames are large.
+"""Dense features of the shared encoder (`model.embed`, any pretext task) for whole frames, tiled when large.
 
     movie (T, Y, X) --per-frame percentile normalisation--> tiles (N, 1, tile, tile)
         --model.embed (eval mode, no grad, AMP on CUDA)--> (N, F, tile, tile) --keep centres--> (T, F, Y, X)
@@ -20,18 +20,16 @@ from tqdm.auto import tqdm
 
 from tapkit.runtime import autocast, pick_device
 from tapkit.data.movie import InputError, Movie, check_images, normalize as normalize_frames
+from tapkit.ssl.pretext import PretextModel
 
 __all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device"]
 
 Window = tuple[slice, slice, slice, slice]  # (source y, source x) in the frame, (keep y, keep x) in the tile
 
 
-def pool_multiple(model: torch.nn.Module) -> int:
-    """2**n_depth of the model's U-Net: tiles must start on multiples of it (16 when unknown)."""
-    depth = getattr(model, "config", {}).get("n_depth")
-    if depth is None:
-        depth = getattr(getattr(model, "backbone", None), "n_depth", 4)
-    return 2 ** int(depth)
+def pool_multiple(model: PretextModel) -> int:
+    """2**n_depth of the model's U-Net: tiles must start on multiples of it."""
+    return 2 ** int(model.config["n_depth"])
 
 
 def model_device(model: torch.nn.Module, device: "str | torch.device | None" = None) -> torch.device:
@@ -105,9 +103,13 @@ def _jobs(n_frames: int, windows: list[Window], batch_size: int) -> Iterator[lis
 
 def _check_embed_args(model: Any, tile: int, overlap: int, batch_size: int) -> None:
     """Raise InputError for arguments that cannot work, before any computation."""
-    if not callable(getattr(model, "embed", None)):
-        raise InputError(f"embed: expected a TAPNet (with an .embed method), got {type(model).__name__}. "
-                         "Load one with tapkit.ssl.trainer.load_tap(path) or tapkit.course.get_tap_model(cfg).")
+    if not isinstance(model, PretextModel):
+        raise InputError(f"embed: expected a pretrained encoder (a tapkit PretextModel such as TAPNet), got "
+                         f"{type(model).__name__}. Load one with tapkit.ssl.trainer.load_model(path) or "
+                         "tapkit.course.get_tap_model(cfg).")
+    if model.in_channels != 1:
+        raise InputError(f"embed: the model reads {model.in_channels} channels, but embed feeds single-channel "
+                         "(T, Y, X) frames; use a model trained with in_channels=1.")
     for name, value in (("tile", tile), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise InputError(f"embed: {name}={value!r} must be a positive whole number.")
@@ -115,7 +117,7 @@ def _check_embed_args(model: Any, tile: int, overlap: int, batch_size: int) -> N
         raise InputError(f"embed: overlap={overlap!r} must be a whole number >= 0.")
 
 
-def embed(model: torch.nn.Module, movie_or_frames: "Movie | np.ndarray", tile: int = 256, overlap: int = 32,
+def embed(model: PretextModel, movie_or_frames: "Movie | np.ndarray", tile: int = 256, overlap: int = 32,
           batch_size: int = 4, device: "str | torch.device | None" = None, normalize: bool = True,
           frames: "Sequence[int] | None" = None, progress: bool = True) -> np.ndarray:
     """Dense projection features (T, F, Y, X) float32 of whole frames, tiled with overlap when larger than `tile`."""
@@ -137,7 +139,7 @@ def embed(model: torch.nn.Module, movie_or_frames: "Movie | np.ndarray", tile: i
     model = model.to(dev)
     was_training = model.training
     model.eval()  # batch norm uses its running statistics
-    out: "np.ndarray | None" = None
+    out = np.empty((n_t, model.n_features) + images.shape[1:], dtype=np.float32)  # (T, F, Y', X')
     try:
         with torch.inference_mode(), tqdm(total=n_t, desc="embed", unit="frame", disable=not progress) as bar:
             for batch in _jobs(n_t, windows, batch_size):
@@ -145,8 +147,6 @@ def embed(model: torch.nn.Module, movie_or_frames: "Movie | np.ndarray", tile: i
                 with autocast(dev):
                     z = model.embed(x[:, None].to(dev))  # (N, F, y, x)
                 z = z.float().cpu().numpy()
-                if out is None:
-                    out = np.empty((n_t, z.shape[1]) + images.shape[1:], dtype=np.float32)  # (T, F, Y', X')
                 for (t, (sy, sx, ky, kx)), zi in zip(batch, z):
                     out[t, :, sy, sx][:, ky, kx] = zi[:, ky, kx]
                 done = [t for t, w in batch if w is windows[-1]]

@@ -1,17 +1,23 @@
-"""Batched crop-pair sampling and augmentation for time arrow prediction (TAP) pretraining.
+"""Batched crop-pair sampling for time arrow prediction (TAP) pretraining.
 
-A `PairSampler` keeps every movie, normalised per frame, as a tensor on the compute device and
-draws a whole batch at once: crops at the same place from frames t and t + delta, then one
-batched `grid_sample` that applies all geometric augmentations (flips/90° rotations, rotation,
-scale, per-frame jitter, elastic deformation) and batched intensity augmentations. No
-per-sample Python loop, no DataLoader. Both slots are augmented with identically distributed
-transforms, so nothing but the content tells which frame came first.
+A `PairSampler` keeps every movie, normalised per frame and per channel, as a tensor on the compute
+device and draws a whole batch at once: positions (movie, t, t + delta, crop corner), then the
+augmentations of every pair (`tapkit.ssl.augment`), then it reads each output pixel ONCE, straight
+from the movie:
+  * pairs with only a flip / 90 degree rotation drawn are gathered by indexing (exact pixels);
+  * the others are resampled with one bilinear `grid_sample` over the movie laid out as one tall
+    image (frames stacked along y with one zero row between frames, so an interpolation never mixes
+    two frames), on a grid of exactly patch x patch points per frame that combines the dihedral,
+    rotation, zoom, per-frame jitter and elastic displacement. Coordinates outside a frame are
+    reflected about its edge pixels.
+No per-sample Python loop, no DataLoader, no margin crops. All randomness (positions, transforms,
+noise) comes from `generator`, drawn before any pixel is read: a reader that keeps the movie on the
+host (issue 13) only has to replace `_windows` / `_resample`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -19,64 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie, check_images, normalize
+from tapkit.ssl.augment import (AugmentConfig, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
+                                draw_transforms, reflect, source_coords)
 
-__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "augment_margin", "as_image_list", "normalize_crops"]
-
-
-@dataclass
-class AugmentConfig:
-    """Probabilities (per sample) and strengths of the TAP augmentations."""
-
-    p_dihedral: float = 0.5  # random flips / 90 degree rotations (joint)
-    p_rotate: float = 0.5  # joint rotation by any angle
-    p_scale: float = 0.5  # joint zoom, log-uniform in scale_range
-    scale_range: tuple[float, float] = (0.8, 1.25)
-    p_jitter: float = 0.3  # small independent per-frame translation and zoom
-    jitter_shift: float = 2.0  # pixels (max)
-    jitter_scale: float = 0.03  # relative (max)
-    p_elastic: float = 0.3  # smooth random displacement field shared by the pair
-    elastic_amplitude: float = 5.0  # pixels (max)
-    elastic_grid: int = 4  # control points per side of the coarse displacement field
-    p_noise: float = 0.3  # additive Gaussian noise, std uniform in (0, noise_std)
-    noise_std: float = 0.05
-    p_frame_intensity: float = 0.3  # independent per-frame scale/shift
-    frame_scale: float = 0.1  # relative (max)
-    frame_shift: float = 0.05
-    p_global_intensity: float = 0.5  # one scale/shift for both frames
-    global_scale: float = 0.3
-    global_shift: float = 0.1
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if name.startswith("p_") and not 0.0 <= value <= 1.0:
-                raise InputError(f"AugmentConfig.{name}={value} is a probability: use a value in [0, 1].")
-        lo, hi = self.scale_range
-        if not 0 < lo <= hi:
-            raise InputError(f"AugmentConfig.scale_range={self.scale_range}: need 0 < low <= high, e.g. (0.8, 1.25).")
-
-    @classmethod
-    def none(cls) -> "AugmentConfig":
-        """A config that switches every augmentation off."""
-        return cls(**{k: 0.0 for k in vars(cls()) if k.startswith("p_")})
-
-    @property
-    def geometric(self) -> bool:
-        """True if any augmentation needs resampling (and so a margin around the crop)."""
-        return any(getattr(self, k) > 0 for k in ("p_dihedral", "p_rotate", "p_scale", "p_jitter", "p_elastic"))
-
-
-def augment_margin(patch: int, cfg: AugmentConfig) -> int:
-    """Pixels to crop around a patch so that rotations, zooms and deformations never show borders."""
-    if not cfg.geometric:
-        return 0
-    zoom = (cfg.scale_range[1] if cfg.p_scale > 0 else 1.0) * (1 + cfg.jitter_scale * (cfg.p_jitter > 0))
-    extent = patch * zoom * (math.sqrt(2) if cfg.p_rotate > 0 else 1.0)
-    extra = cfg.jitter_shift * (cfg.p_jitter > 0) + cfg.elastic_amplitude * (cfg.p_elastic > 0)
-    return int(math.ceil((extent - patch) / 2 + extra)) + 1
+__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "as_image_list", "normalize_crops"]
 
 
 def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSampler") -> list[np.ndarray]:
-    """Accept one or several Movies / (T, Y, X) arrays and return validated float32 arrays."""
+    """Accept one or several Movies / (T, Y, X) / (T, C, Y, X) arrays and return validated float32 arrays."""
     if isinstance(movies, (Movie, np.ndarray, torch.Tensor)):
         movies = [movies]
     movies = list(movies)
@@ -85,104 +41,37 @@ def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSamp
     out = []
     for i, m in enumerate(movies):
         arr = m.images if isinstance(m, Movie) else (m.cpu().numpy() if isinstance(m, torch.Tensor) else m)
-        out.append(check_images(arr, what=f"{what}: movie {i}", min_frames=1))
-        if out[-1].shape[0] < 2:
+        arr = np.asarray(arr)
+        if arr.ndim == 4:  # (T, C, Y, X): check every channel as a (T, Y, X) movie
+            arr = np.stack([check_images(arr[:, c], what=f"{what}: movie {i} channel {c}", min_frames=1)
+                            for c in range(arr.shape[1])], 1)
+        else:
+            arr = check_images(arr, what=f"{what}: movie {i}", min_frames=1)
+        if arr.shape[0] < 2:
             raise InputError(f"{what}: movie {i} has a single frame; time arrow prediction needs at least 2 "
-                             "frames (check that the time axis is first: (T, Y, X)).")
+                             "frames (check that the time axis is first: (T, Y, X) or (T, C, Y, X)).")
+        out.append(arr)
     return out
 
 
-def _rand(g: torch.Generator, *shape: int, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
-    """Uniform random numbers in [lo, hi) on the generator's device."""
-    return lo + (hi - lo) * torch.rand(*shape, generator=g, device=g.device)
-
-
-def _coin(g: torch.Generator, p: float, *shape: int) -> torch.Tensor:
-    """Boolean tensor, True with probability p."""
-    return torch.rand(*shape, generator=g, device=g.device) < p
-
-
-def _rotation(angle: torch.Tensor) -> torch.Tensor:
-    """(N,) angles in radians -> (N, 2, 2) rotation matrices."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-
-
-def _joint_matrices(b: int, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """(B, 2, 2) matrices shared by both frames: dihedral x rotation x zoom."""
-    k = torch.randint(0, 4, (b,), generator=g, device=g.device) * _coin(g, cfg.p_dihedral, b)
-    mirror = torch.where(_coin(g, cfg.p_dihedral / 2, b), -1.0, 1.0)
-    dihedral = _rotation(k * (math.pi / 2)).round()  # exact 0/+-1 entries
-    dihedral[:, :, 1] *= mirror[:, None]
-    angle = _rand(g, b, hi=2 * math.pi) * _coin(g, cfg.p_rotate, b)
-    lo, hi = (math.log(v) for v in cfg.scale_range)
-    zoom = torch.where(_coin(g, cfg.p_scale, b), torch.exp(_rand(g, b, lo=lo, hi=hi)), 1.0)
-    return dihedral @ _rotation(angle) * zoom[:, None, None]
-
-
-def _frame_matrices(b: int, g: torch.Generator, cfg: AugmentConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Independent per-frame jitter: zoom (B, 2) and shift in pixels (B, 2, 2)."""
-    on = _coin(g, cfg.p_jitter, b)[:, None]  # (B, 1) both frames jittered or neither
-    zoom = torch.where(on, 1 + _rand(g, b, 2, lo=-cfg.jitter_scale, hi=cfg.jitter_scale), 1.0)
-    shift = _rand(g, b, 2, 2, lo=-cfg.jitter_shift, hi=cfg.jitter_shift) * on[..., None]
-    return zoom, shift
-
-
-def _elastic_field(b: int, size: int, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """Smooth random displacement in pixels, (B, P, P, 2), zero where elastic is off."""
-    n = max(2, cfg.elastic_grid)
-    coarse = _rand(g, b, 2, n, n, lo=-1.0, hi=1.0) * _coin(g, cfg.p_elastic, b)[:, None, None, None]
-    field = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True).clamp(-1, 1)
-    return (field * cfg.elastic_amplitude).permute(0, 2, 3, 1)  # (B, P, P, 2) as (dx, dy)
-
-
-def _sampling_grid(b: int, crop: int, patch: int, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """(B*2, P, P, 2) grid_sample coordinates combining joint, per-frame and elastic transforms."""
-    joint = _joint_matrices(b, g, cfg)  # (B, 2, 2)
-    zoom, shift = _frame_matrices(b, g, cfg)  # (B, 2), (B, 2, 2)
-    mat = joint[:, None] * zoom[..., None, None] * (patch / crop)  # (B, 2, 2, 2) per frame
-    theta = torch.cat([mat, (2 * shift / crop)[..., None]], dim=-1)  # (B, 2, 2, 3)
-    grid = F.affine_grid(theta.flatten(0, 1), [2 * b, 1, patch, patch], align_corners=False)
-    elastic = _elastic_field(b, patch, g, cfg) * (2 / crop)  # shared by both frames of a pair
-    return grid + elastic.repeat_interleave(2, dim=0)
-
-
-def _intensity(x: torch.Tensor, g: torch.Generator, cfg: AugmentConfig) -> torch.Tensor:
-    """Per-frame and global scale/shift and additive Gaussian noise on (B, 2, P, P)."""
-    b = x.shape[0]
-    on = _coin(g, cfg.p_frame_intensity, b, 1)  # (B, 1): both frames or neither
-    a = torch.where(on, 1 + _rand(g, b, 2, lo=-cfg.frame_scale, hi=cfg.frame_scale), 1.0)
-    c = _rand(g, b, 2, lo=-cfg.frame_shift, hi=cfg.frame_shift) * on
-    on = _coin(g, cfg.p_global_intensity, b, 1)
-    a = a * torch.where(on, torch.exp(_rand(g, b, 1, lo=-cfg.global_scale, hi=cfg.global_scale)), 1.0)
-    c = c + _rand(g, b, 1, lo=-cfg.global_shift, hi=cfg.global_shift) * on
-    x = x * a[..., None, None] + c[..., None, None]
-    sigma = _rand(g, b, 1, 1, 1, hi=cfg.noise_std) * _coin(g, cfg.p_noise, b, 1, 1, 1)
-    return x + sigma * torch.randn(x.shape, generator=g, device=g.device)
-
-
-def augment_pairs(x: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig,
-                  patch: int | None = None) -> torch.Tensor:
-    """Augment crop pairs (B, 2, C, C) -> (B, 2, P, P), P = patch (<= C), all samples at once."""
-    b, _, crop, _ = x.shape
-    patch = crop if patch is None else patch
-    if cfg.geometric:
-        grid = _sampling_grid(b, crop, patch, generator, cfg)  # (B*2, P, P, 2)
-        x = F.grid_sample(x.reshape(2 * b, 1, crop, crop), grid, mode="bilinear",
-                          padding_mode="reflection", align_corners=False).reshape(b, 2, patch, patch)
-    else:
-        m = (crop - patch) // 2
-        x = x[..., m:m + patch, m:m + patch]
-    return _intensity(x, generator, cfg)
+def _normalised_store(images: np.ndarray, per_frame: bool, device: torch.device) -> torch.Tensor:
+    """(T, Y, X) or (T, C, Y, X) movie -> normalised (C, T, Y + 1, X) tensor, a zero row after every frame."""
+    chans = images[:, None] if images.ndim == 3 else images  # (T, C, Y, X)
+    t, c, y, x = chans.shape
+    store = torch.zeros((c, t, y + 1, x), dtype=torch.float32, device=device)
+    for k in range(c):  # per channel, and per frame unless per_frame=False
+        store[k, :, :y] = torch.as_tensor(normalize(chans[:, k], per_frame=per_frame), device=device)
+    return store
 
 
 class PairSampler:
     """Draws batches of (augmented) crop pairs from frames t and t + delta of one or several movies.
 
-    sample() -> crops (B, 2, 1, P, P) float32 in time order (frame t, then t + delta),
+    sample() -> crops (B, 2, C, P, P) float32 in time order (frame t, then t + delta),
                 info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie
                 and, with `sample(with_events=True)` and an event mask, has_event
                 (an event pixel in the crop; off by default to keep it out of the training hot path).
+    Movies are (T, Y, X) (C = 1) or (T, C, Y, X); all of them need the same C.
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
     (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
     "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation.
@@ -206,18 +95,23 @@ class PairSampler:
         if split == "val" or augment is False:
             augment = AugmentConfig.none()
         self.cfg = AugmentConfig() if augment is True else augment
-        self.margin = augment_margin(self.patch, self.cfg)
         self.table = self._pair_table([im.shape[0] for im in images])  # (N, 3): movie, t, delta
-        self.sizes = torch.tensor([im.shape[1:] for im in images], device=self.device)  # (M, 2)
+        self.sizes = torch.tensor([im.shape[-2:] for im in images], device=self.device)  # (M, 2)
         # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
         # normalises each movie as a whole and keeps them, to show the shortcut on purpose
-        self.movies = [self._to_device(normalize(im, per_frame=per_frame)) for im in images]  # (T, Y+2m, X+2m)
+        self.movies = [_normalised_store(im, per_frame, self.device) for im in images]  # (C, T, Y + 1, X) each
+        self.channels = self.movies[0].shape[0]
         events = [m.events if isinstance(m, Movie) and m.events is not None else None
                   for m in (movies if isinstance(movies, (list, tuple)) else [movies])]
         self.events = None if all(e is None for e in events) else [
-            None if e is None else torch.as_tensor(e > 0, device=self.device) for e in events]
+            None if e is None else torch.as_tensor(e > 0, device=self.device)[None] for e in events]  # (1, T, Y, X)
         self.generator = torch.Generator(device=self.device)
         self.reset()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the normalised movies held on the device."""
+        return sum(m.numel() * m.element_size() for m in self.movies)
 
     def _check_args(self, images: list, delta, split: str, val_fraction: float, batch_size: int,
                     reject: float) -> tuple[int, ...]:
@@ -235,10 +129,12 @@ class PairSampler:
         if max(deltas) >= longest:
             raise InputError(f"PairSampler: delta {max(deltas)} needs movies with more than {max(deltas)} frames, but the "
                              f"longest has {longest}. Use a smaller delta.")
-        smallest = min(min(im.shape[1:]) for im in images)
+        smallest = min(min(im.shape[-2:]) for im in images)
         if self.patch > smallest or self.patch < 8:
             raise InputError(f"PairSampler: patch={self.patch} does not fit the smallest frame side ({smallest} px); "
                              f"use a patch between 8 and {smallest}.")
+        if len({1 if im.ndim == 3 else im.shape[1] for im in images}) > 1:
+            raise InputError("PairSampler: the movies have different numbers of channels; pass movies with the same C.")
         return deltas
 
     def n_val_frames(self, n_frames: int) -> int:
@@ -263,14 +159,6 @@ class PairSampler:
                 "or change val_fraction.")
         return torch.tensor(rows, dtype=torch.long, device=self.device)
 
-    def _to_device(self, images: np.ndarray) -> torch.Tensor:
-        """Move a normalised movie to the device and pad it by the augmentation margin."""
-        x = torch.as_tensor(images, device=self.device)
-        if self.margin == 0:
-            return x
-        mode = "reflect" if self.margin < min(x.shape[1:]) else "replicate"
-        return F.pad(x[:, None], (self.margin,) * 4, mode=mode)[:, 0]
-
     def reset(self) -> None:
         """Re-seed the generator: the val split then yields the same pairs again."""
         self.generator.manual_seed(self.seed + (7919 if self.split == "val" else 0))
@@ -291,51 +179,124 @@ class PairSampler:
         corner = (torch.rand(n, 2, generator=g, device=self.device) * room).long()
         return dict(movie=movie, t=t, delta=delta, y0=corner[:, 0], x0=corner[:, 1])
 
-    def _gather(self, stacks: list, pos: dict, size: int, offset: int) -> torch.Tensor:
-        """Crops (n, 2, size, size) at frames t, t + delta from per-movie (T, Y', X') tensors."""
-        n = len(pos["t"])
-        out = torch.zeros((n, 2, size, size), dtype=stacks[0].dtype, device=self.device)
-        for m, stack in enumerate(stacks):
-            sel = torch.nonzero(pos["movie"] == m).flatten() if len(stacks) > 1 else torch.arange(n, device=self.device)
-            if stack is None or len(sel) == 0:
-                continue
-            windows = stack.unfold(1, size, 1).unfold(2, size, 1)  # (T, Y'-size+1, X'-size+1, size, size), a view
-            t = torch.stack([pos["t"][sel], pos["t"][sel] + pos["delta"][sel]], 1)  # (n_m, 2)
-            out[sel] = windows[t, (pos["y0"][sel] + offset)[:, None], (pos["x0"][sel] + offset)[:, None]]
+    def _windows(self, stack: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """Unaugmented crops (n, 2, C, P, P) at frames (n, 2), corners y0, x0 (n,) of a (C, T, Y', X) tensor (Y' >= Y)."""
+        p = self.patch
+        windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
+        return windows[:, frames, y0[:, None], x0[:, None]].permute(1, 2, 0, 3, 4)  # from (C, n, 2, P, P)
+
+    def _tall_grid(self, ctrl: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int) -> torch.Tensor:
+        """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into the tall image.
+
+        The tall image is the T frames of height `height` (with their zero row) stacked along y; grid units
+        are float32, exact to ~T * height * 6e-8 px, far below the one zero row between frames.
+        """
+        h = height - 1  # frame height without the zero row
+        # a bilinear map peaks at its control points: reflect only the frames whose footprint leaves the frame
+        lo, hi = ctrl.flatten(2).amin(-1), ctrl.flatten(2).amax(-1)  # (2n, 2)
+        outside = ((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(1)  # (2n,)
+        ctrl = ctrl.flip(1).clone()  # (2n, 2 (x, y), K, K): grid_sample's order
+        frame_row = (frames.flatten() * height).to(ctrl.dtype)  # (2n,) first row of each frame in the tall image
+        scale_x, scale_y = 2 / (width - 1), 2 / (n_t * height - 1)  # pixels -> grid_sample units (align_corners)
+        # normalising is affine, so for frames that need no reflection it is done on the control points
+        inside = ~outside
+        ctrl[inside, 0] = ctrl[inside, 0] * scale_x - 1
+        ctrl[inside, 1] = (ctrl[inside, 1] + frame_row[inside, None, None]) * scale_y - 1
+        grid = source_coords(ctrl, self.patch)  # (2n, P, P, 2): exact, the maps are bilinear
+        if bool(outside.any()):
+            x, y = grid[outside].unbind(-1)  # in pixels
+            reflect(x, width).mul_(scale_x).sub_(1)
+            reflect(y, h).add_(frame_row[outside, None, None]).mul_(scale_y).sub_(1)
+            grid[outside] = torch.stack([x, y], -1)
+        return grid
+
+    def _resample(self, store: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
+                  coarse: torch.Tensor) -> torch.Tensor:
+        """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
+        p, (c, n_t, height, width) = self.patch, store.shape
+        centre = torch.stack([y0, x0], -1) + (p - 1) / 2  # (n, 2) patch centre (y, x)
+        ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
+        grid = self._tall_grid(ctrl, frames, n_t, height, width)  # (2n, P, P, 2)
+        # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
+        # all reading the same (expanded, not copied) tall image
+        threads = torch.get_num_threads()
+        chunks = threads if store.device.type == "cpu" and len(grid) % threads == 0 else 1
+        tall = store.view(1, c, n_t * height, width).expand(chunks, -1, -1, -1)
+        crops = F.grid_sample(tall, grid.view(chunks, -1, p, 2), mode="bilinear", padding_mode="zeros",
+                              align_corners=True)  # (chunks, C, 2n*P / chunks, P)
+        return crops.transpose(0, 1).reshape(c, len(y0), 2, p, p).permute(1, 2, 0, 3, 4)
+
+    def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
+        """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others; (B, 2, C, P, P).
+
+        `pos` and `tf` are sorted by (resampled, movie) (`_grouped`), so every group is a slice of the batch.
+        """
+        b, p = len(pos["t"]), self.patch
+        out = torch.empty((b, 2, self.channels, p, p), device=self.device)
+        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
+        key = tf.resample.long() * len(self.movies) + pos["movie"]
+        for k, n in zip(*torch.unique_consecutive(key, return_counts=True)):
+            warped, m = divmod(int(k), len(self.movies))
+            start = int(torch.searchsorted(key, k))
+            part = slice(start, start + int(n))
+            args = (self.movies[m], frames[part], pos["y0"][part], pos["x0"][part])
+            if warped:
+                out[part] = self._resample(*args, tf.coarse[part])
+            else:
+                out[part] = self._windows(*args)
+                apply_dihedral(out[part], tf.dihedral[part])
         return out
 
-    def _crops(self, pos: dict) -> torch.Tensor:
-        """Normalised crop pairs with the augmentation margin: (n, 2, C, C), C = patch + 2 * margin."""
-        return self._gather(self.movies, pos, self.patch + 2 * self.margin, 0)
+    @staticmethod
+    def _grouped(pos: dict, tf: PairTransforms, n_movies: int) -> tuple[dict, PairTransforms]:
+        """Sort the pairs by (resampled, movie) so that `_read` works on slices; the order of iid pairs is free."""
+        order = torch.argsort(tf.resample.long() * n_movies + pos["movie"], stable=True)
+        fields = {k: v[order] for k, v in vars(tf).items()}
+        return {k: v[order] for k, v in pos.items()}, PairTransforms(**fields)
 
-    def _foreground(self, crops: torch.Tensor) -> torch.Tensor:
-        """Fraction of pixels above background_threshold in the central patch of both frames, (n,)."""
-        m = self.margin
-        centre = crops[..., m:m + self.patch, m:m + self.patch]
-        return (centre > self.background_threshold).float().mean(dim=(1, 2, 3))
+    def _foreground(self, pos: dict) -> torch.Tensor:
+        """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,)."""
+        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (n, 2)
+        out = torch.zeros(len(frames), device=self.device)
+        for m in pos["movie"].unique().tolist():
+            sel = torch.nonzero(pos["movie"] == m).flatten()
+            crops = self._windows(self.movies[m], frames[sel], pos["y0"][sel], pos["x0"][sel])
+            out[sel] = (crops > self.background_threshold).float().mean(dim=(1, 2, 3, 4))
+        return out
 
-    def _draw(self, n: int, max_tries: int = 20) -> tuple[dict, torch.Tensor]:
-        """Positions and crops; with reject_background > 0, near-empty crops are redrawn (batched)."""
+    def _has_event(self, pos: dict) -> torch.Tensor:
+        """Whether the unaugmented crop of either frame contains an event pixel, (B,) bool."""
+        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
+        out = torch.zeros(len(frames), dtype=torch.bool, device=self.device)
+        for m, events in enumerate(self.events):
+            sel = torch.nonzero(pos["movie"] == m).flatten()
+            if events is not None and len(sel):
+                out[sel] = self._windows(events, frames[sel], pos["y0"][sel], pos["x0"][sel]).flatten(1).any(1)
+        return out
+
+    def _draw(self, n: int, max_tries: int = 20) -> dict:
+        """Positions; with reject_background > 0, crops with too little foreground are redrawn (batched)."""
         pos = self._positions(n)
-        crops = self._crops(pos)
         for _ in range(max_tries if self.reject_background > 0 else 0):
-            bad = torch.nonzero(self._foreground(crops) < self.reject_background).flatten()
+            foreground = self._foreground(pos)  # (n,)
+            bad = torch.nonzero(foreground < self.reject_background).flatten()
             if len(bad) == 0:
                 break
             new = self._positions(len(bad))
             for key in pos:
                 pos[key][bad] = new[key]
-            crops[bad] = self._crops(new)
-        return pos, crops
+        return pos
 
     def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One batch: crops (B, 2, 1, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
-        pos, crops = self._draw(self.batch_size)  # (B, 2, C, C), frame t in slot 0
-        x = augment_pairs(crops, self.generator, self.cfg, self.patch)  # (B, 2, P, P)
+        """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
+        pos = self._draw(self.batch_size)
+        tf = draw_transforms(self.batch_size, self.patch, self.generator, self.cfg)
+        pos, tf = self._grouped(pos, tf, len(self.movies))
+        x = apply_intensity(self._read(pos, tf), tf, self.generator)  # (B, 2, C, P, P)
         info = dict(pos)
         if with_events and self.events is not None:
-            info["has_event"] = self._gather(self.events, pos, self.patch, 0).flatten(1).any(1)
-        return x[:, :, None].float().contiguous(), info
+            info["has_event"] = self._has_event(pos)
+        return x, info
 
     def fixed_batches(self, n_batches: int) -> list[tuple[torch.Tensor, dict]]:
         """Re-seed, then draw n_batches: the same batches on every call (for validation)."""
@@ -345,6 +306,7 @@ class PairSampler:
     def __repr__(self) -> str:
         return (f"PairSampler(split={self.split!r}, movies={len(self.movies)}, pairs={len(self.table)}, "
                 f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device})")
+
 
 
 def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:

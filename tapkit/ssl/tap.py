@@ -78,7 +78,7 @@ class TAPNet(PretextModel):
     def __init__(self, n_depth: int = 3, base_filters: int = 32, n_features: int = 32,
                  backbone_features: int = 32, head_features: int = 64, head_depth: int = 1,
                  in_channels: int = 1, seed: int | None = None, lam: float = 0.01, tau: float = 0.2) -> None:
-        if lam < 0 or tau <= 0:
+        if not (0 <= lam < float("inf") and 0 < tau < float("inf")):  # NaN and inf too
             raise InputError(f"TAPNet: lam={lam} must be >= 0 (the decorrelation weight; the paper uses 0.01) and "
                              f"tau={tau} > 0 (the paper uses 0.2).")
         super().__init__(n_depth, base_filters, n_features, backbone_features, in_channels, seed,

@@ -1,4 +1,4 @@
-"""Tests for the batched TAP pair sampler and its augmentations (tapkit.ssl.sampler)."""
+"""Tests for the batched TAP pair sampler (tapkit.ssl.sampler) and its augmentations (tapkit.ssl.augment)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,8 @@ from sklearn.metrics import roc_auc_score
 
 from tapkit import InputError, Movie, normalize
 from tapkit.ssl.tap import flip_pairs
-from tapkit.ssl.sampler import AugmentConfig, PairSampler, augment_margin
+from tapkit.ssl.augment import AugmentConfig, augment_pairs, draw_transforms, source_coords
+from tapkit.ssl.sampler import PairSampler, normalize_crops
 
 torch.set_num_threads(2)
 
@@ -126,7 +127,7 @@ def slot_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig(p_jitter=1, p_noise=1, p_frame_intensity=1,
-                                                                    p_elastic=1, p_rotate=1, p_scale=1)])
+                                                                    p_elastic=1, p_affine=1)])
 def test_augmentations_do_not_leak_the_label(augment):
     s = PairSampler(noise_movie(t=16, size=64), patch=24, batch_size=3000, augment=augment, seed=1)
     x, y, _ = tap_sample(s)
@@ -150,10 +151,102 @@ def test_dihedral_only_permutes_pixels():
     assert not torch.allclose(rotated, plain)
 
 
-def test_margin_covers_rotation_and_zoom():
-    cfg = AugmentConfig()
-    assert augment_margin(96, cfg) >= 96 * (1.25 * 1.03 * 2**0.5 - 1) / 2 + 7
-    assert augment_margin(96, AugmentConfig.none()) == 0
+def crops_at(norm: torch.Tensor, info: dict, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The movie's pixels (B, ..., P, P) at the drawn t, t + delta, y0, x0 of a (T, ..., Y, X) tensor."""
+    ar = torch.arange(patch)
+    rows, cols = info["y0"][:, None] + ar, info["x0"][:, None] + ar  # (B, P)
+    def at(t):
+        frames = norm[t]  # (B, ..., Y, X)
+        idx = rows[:, None, :, None].expand(*frames.shape[:-2], patch, 1) if frames.ndim == 4 else rows[:, :, None]
+        out = frames.gather(-2, idx.expand(*frames.shape[:-2], patch, frames.shape[-1]))
+        return out.gather(-1, cols[(slice(None),) + (None,) * (out.ndim - 2)].expand(*out.shape[:-1], patch))
+    return at(info["t"]), at(info["t"] + info["delta"])
+
+
+def test_identity_resampling_reads_the_movie_pixels():
+    """The resampling path with a zero displacement gives the indexed pixels (up to float rounding)."""
+    mov = noise_movie()
+    cfg = AugmentConfig.none()
+    cfg.p_elastic, cfg.elastic_amplitude = 1.0, 0.0
+    crops, info = PairSampler(mov, patch=20, batch_size=32, augment=cfg).sample()
+    early, late = crops_at(torch.as_tensor(normalize(mov)), info, 20)
+    torch.testing.assert_close(crops[:, 0, 0], early, atol=1e-4, rtol=0)
+    torch.testing.assert_close(crops[:, 1, 0], late, atol=1e-4, rtol=0)
+
+
+def test_resampling_never_mixes_frames():
+    """Frames of constant, very different values: every output pixel is exactly one of them."""
+    mov = np.repeat(np.arange(1.0, 9.0, dtype=np.float32)[:, None, None] ** 3, 40, 1).repeat(40, 2)
+    mov += np.random.default_rng(0).normal(0, 1e-3, mov.shape).astype(np.float32)
+    cfg = AugmentConfig(p_noise=0, p_frame_intensity=0, p_global_intensity=0, p_affine=1, p_jitter=1, p_elastic=1)
+    crops, info = PairSampler(mov, patch=24, batch_size=64, augment=cfg, per_frame=False).sample()
+    norm = torch.as_tensor(normalize(mov, per_frame=False))
+    for slot, t in ((0, info["t"]), (1, info["t"] + info["delta"])):
+        expected = norm[t].mean((1, 2))[:, None, None]
+        assert (crops[:, slot, 0] - expected).abs().max() < 1e-3  # frames differ by >> 1e-3 after normalising
+
+
+def test_source_coords_is_exact_bilinear_interpolation():
+    coarse = torch.randn(3, 2, 5, 5)
+    ref = torch.nn.functional.interpolate(coarse, size=(17, 17), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(source_coords(coarse, 17), ref.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+
+
+def test_multichannel_shapes_and_per_channel_normalisation():
+    rng = np.random.default_rng(0)
+    mov = np.stack([rng.random((10, 48, 48)) * 100, rng.random((10, 48, 48)) * 0.01 + 5], 1).astype(np.float32)
+    s = PairSampler(mov, patch=16, batch_size=24, augment=False)
+    crops, info = s.sample()
+    assert crops.shape == (24, 2, 2, 16, 16)
+    assert s.nbytes == 2 * 10 * (48 + 1) * 48 * 4  # (C, T, Y + 1, X) float32: a zero row after each frame
+    norm = torch.stack([torch.as_tensor(normalize(mov[:, c])) for c in range(2)], 1)  # (T, C, Y, X)
+    early, late = crops_at(norm, info, 16)
+    assert torch.equal(crops[:, 0], early) and torch.equal(crops[:, 1], late)
+    for c in range(2):  # each channel of each frame spans ~[0, 1] on its own
+        assert 0.9 < float(norm[:, c].amax((1, 2)).median()) < 1.2 and abs(float(norm[:, c].amin((1, 2)).median())) < 0.05
+    aug = PairSampler(mov, patch=16, batch_size=24, seed=3).sample()[0]
+    assert aug.shape == (24, 2, 2, 16, 16) and torch.isfinite(aug).all()
+    with pytest.raises(InputError, match="channels"):
+        PairSampler([mov, mov[:, 0]], patch=16)
+
+
+def test_augment_pairs_same_transform_for_all_channels():
+    """Two identical channels stay identical through every augmentation (one geometric map per frame)."""
+    crop = torch.rand(4, 2, 1, 40, 40).repeat(1, 1, 2, 1, 1)
+    cfg = AugmentConfig(p_noise=0)
+    out = augment_pairs(crop, torch.Generator().manual_seed(0), cfg, 24)
+    assert out.shape == (4, 2, 2, 24, 24)
+    torch.testing.assert_close(out[:, :, 0], out[:, :, 1])
+
+
+def test_augmentations_change_the_crops_and_keep_them_in_range():
+    mov = noise_movie(t=16, size=64)
+    plain = PairSampler(mov, patch=24, batch_size=64, augment=False, seed=4).sample()[0]
+    aug = PairSampler(mov, patch=24, batch_size=64, seed=4).sample()[0]
+    assert not torch.allclose(plain, aug)
+    assert abs(float(aug.mean() - plain.mean())) < 0.2 and float(aug.std() / plain.std()) < 1.5
+
+
+def test_mild_preset_draws_fewer_transforms():
+    n = 4000
+    default = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig())
+    mild = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig.mild())
+    assert mild.resample.float().mean() < default.resample.float().mean()
+    assert (mild.noise > 0).float().mean() < 0.4 < (default.noise > 0).float().mean()
+    assert PairSampler(noise_movie(), patch=16, batch_size=8, augment=AugmentConfig.mild()).sample()[0].shape == (8, 2, 1, 16, 16)
+
+
+def test_bad_augment_config():
+    with pytest.raises(InputError, match="p_affine"):
+        AugmentConfig(p_affine=2.0)
+    with pytest.raises(InputError, match="scale_range"):
+        AugmentConfig(scale_range=(1.2, 0.8))
+
+
+def test_normalize_crops_per_crop():
+    x = torch.rand(3, 2, 1, 16, 16) * 7 + 2
+    y = normalize_crops(x)
+    assert y.shape == x.shape and abs(float(y.amin())) < 0.05 and float(y.amax()) > 0.99
 
 
 def test_background_rejection():
@@ -196,3 +289,18 @@ def test_errors():
         PairSampler(mov[:1], patch=16)
     with pytest.raises(InputError, match="no val pairs|val"):
         PairSampler(mov, patch=16, split="val", val_fraction=0.0)
+
+
+def test_same_crops_whatever_the_thread_count():
+    """The resampling is split into one grid_sample chunk per CPU thread; the crops must not change."""
+    movies = [noise_movie(t=8, size=40), np.stack([noise_movie(t=8, size=40, seed=1)] * 3, 1)]  # C = 1 and C = 3
+    before = torch.get_num_threads()
+    try:
+        for mov in movies:
+            out = []
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                out.append(PairSampler(mov, patch=16, batch_size=9, seed=2).sample()[0])
+            assert torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
+    finally:
+        torch.set_num_threads(before)
