@@ -1,6 +1,6 @@
 """The `tapkit` command line: run the course, write student copies, simulate a movie.
 
-    tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME]
+    tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run]
     tapkit course student [--out DIR]
     tapkit simulate --out DIR [--frames N] [--size Y X] [--seed S]
 """
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a notebook parameter (repeatable), e.g. -p tap_epochs=5 -p data=movie.tif")
     run.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>)")
     run.add_argument("--notebooks", default=None, help="folder with the notebooks (default: ./notebooks)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="keep the profile's sizes but cut every count (steps, pairs, runs) to a minimum: checks that "
+                          "the profile runs end to end in minutes; its numbers mean nothing")
     student = csub.add_parser("student", help="write copies without solutions")
     student.add_argument("--out", default="student", help="output folder (default: student)")
     student.add_argument("--notebooks", default=None, help="folder with the notebooks (default: ./notebooks)")
@@ -64,7 +67,7 @@ def cmd_course_run(args: argparse.Namespace) -> int:
     from tapkit.course.runner import run_course
 
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
-                         out=args.out, notebooks_dir=args.notebooks)
+                         out=args.out, notebooks_dir=args.notebooks, dry_run=args.dry_run)
     failed = summary.get("failed", [])
     print(f"tapkit: summary in {Path(summary['out']) / 'summary.md'}")
     if failed:

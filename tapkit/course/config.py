@@ -102,7 +102,8 @@ def configure(namespace: dict, notebook: str) -> Config:
 
 def format_config(cfg: Config) -> str:
     """The short table `configure` prints."""
-    rows = [("notebook", cfg.notebook), ("profile", f"{cfg.profile}  (from {cfg.profile_source})"),
+    dry = "; DRY RUN: every count cut, numbers mean nothing" if profiles.is_dry_run() else ""
+    rows = [("notebook", cfg.notebook), ("profile", f"{cfg.profile}  (from {cfg.profile_source}{dry})"),
             ("device", _device_text(cfg.device)), ("data", cfg.data), ("seed", cfg.seed), ("out_dir", cfg.out_dir)]
     rows += [(f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()]
     width = max(len(k) for k, _ in rows)

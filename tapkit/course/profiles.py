@@ -6,6 +6,17 @@ import copy
 import os
 
 PROFILE_ENV = "TAPKIT_PROFILE"
+DRY_RUN_ENV = "TAPKIT_DRY_RUN"  # "1": every count cut to a minimum (`tapkit course run --dry-run`)
+
+# What a dry run keeps of a profile: its architecture, crop and region sizes, learning rates and
+# schedules' shapes; what it cuts: every count (frames, steps, pairs, runs, budgets) and the batch.
+DRY_RUN = {
+    "sim": dict(n_frames=16, size=(128, 128)),
+    "tap": dict(epochs=1, steps_per_epoch=2, batch_size=4, val_steps=1),
+    "gradcam": dict(n_frames=1),
+    "crops": dict(n_pairs=600, event_fraction=0.3),
+    "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
+}
 
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
@@ -77,6 +88,21 @@ def resolve_profile(profile: str = "auto") -> str:
     return name
 
 
+def is_dry_run() -> bool:
+    """True when $TAPKIT_DRY_RUN asks for a dry run (set by `tapkit course run --dry-run`)."""
+    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
+
+
+def dry_run(settings: dict) -> dict:
+    """A profile's settings with every count cut to the DRY_RUN minimum: checks that it runs end to end, fast."""
+    out = copy.deepcopy(settings)
+    for section, cut in DRY_RUN.items():
+        if section in out:
+            out[section].update(cut)
+    return out
+
+
 def get_profile(profile: str = "auto") -> dict:
-    """A deep copy of the settings of a profile ('auto' resolved first)."""
-    return copy.deepcopy(PROFILES[resolve_profile(profile)])
+    """A deep copy of the settings of a profile ('auto' resolved first; counts cut in a dry run)."""
+    settings = copy.deepcopy(PROFILES[resolve_profile(profile)])
+    return dry_run(settings) if is_dry_run() else settings

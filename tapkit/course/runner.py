@@ -64,8 +64,16 @@ def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None")
 
 def run_course(profile: str = "auto", only: "str | list[str] | None" = None, params: "dict | None" = None,
                out: "str | os.PathLike | None" = None, notebooks_dir: "str | os.PathLike | None" = None,
-               kernel_name: "str | None" = None) -> dict:
-    """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`."""
+               kernel_name: "str | None" = None, dry_run: bool = False) -> dict:
+    """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`.
+
+    `dry_run=True` keeps the profile's architecture and sizes but cuts every count to a minimum
+    (`profiles.DRY_RUN`): a quick check that the profile runs end to end, e.g. the gpu profile on a CPU.
+    Its numbers mean nothing.
+
+    Examples:
+        >>> run_course("cpu", only="01,02", params={"seed": 3}, out="runs/workshop")
+    """
     from tqdm.auto import tqdm
 
     profile = check_parameters({"profile": profile}, {})["profile"]
@@ -75,8 +83,10 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
     summary = {"profile": profile, "device": _summary_device(params.get("device", "auto")),
                "out": str(out), "params": results.to_jsonable(params), "notebook_list": [p.stem for p in notebooks],
                "machine": machine_info(params.get("device", "auto")), "commit": git_commit(),
-               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "notebooks": {}, "results": {}}
+               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": bool(dry_run), "notebooks": {}, "results": {}}
     saved_env = os.environ.get(results.RESULTS_ENV)
+    saved_dry = os.environ.get(profiles.DRY_RUN_ENV)
+    os.environ[profiles.DRY_RUN_ENV] = "1" if dry_run else ""  # read by get_profile in the kernels
     try:
         for path in tqdm(notebooks, desc="course", unit="notebook"):
             own = {k: v for k, v in params.items() if k in parameter_values(path)}
@@ -86,6 +96,7 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
             print(f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s" + (f" — {entry['error']}" if "error" in entry else ""))
     finally:
         _restore_env(results.RESULTS_ENV, saved_env)
+        _restore_env(profiles.DRY_RUN_ENV, saved_dry)
     summary["failed"] = [n for n, e in summary["notebooks"].items() if e["status"] != "ok"]
     write_summary(summary, out)
     return summary
