@@ -16,6 +16,7 @@ DRY_RUN = {
     "gradcam": dict(n_frames=1),
     "crops": dict(n_pairs=600, event_fraction=0.3),
     "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
+    "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
 }
 
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
