@@ -34,7 +34,7 @@
 #
 # | profile | time |
 # | --- | --- |
-# | smoke | ~3 min |
+# | smoke | ~4 min (3.5-5 min measured on 2 shared cores) |
 # | cpu (2 cores) | target ≤ 15 min with the shipped checkpoints (not yet measured; a task trained here adds 5-15 min) |
 # | gpu | ~15 min |
 
