@@ -35,8 +35,25 @@ def results_markdown(summary: dict) -> str:
              f"| device used | {machine.get('device', summary.get('device', '?'))} |",
              f"| software | Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, "
              f"{machine.get('platform', '?')} |", ""]
-    body = summary_markdown(summary).split("\n", 1)[1]  # drop its title: the table above says the same
-    return "\n".join(lines) + "\n## Notebooks\n" + body
+    rest = {**summary, "results": {k: v for k, v in summary.get("results", {}).items() if k != "pretext"}}
+    body = summary_markdown(rest).split("\n", 1)[1]  # drop its title: the table above says the same
+    pretext = pretext_markdown(summary.get("results", {}).get("pretext"))
+    return "\n".join(lines) + "\n## Notebooks\n" + body + ("\n" + pretext if pretext else "")
+
+
+def pretext_markdown(pretext: "dict | None") -> str:
+    """Notebook 07's table: class-1 precision / recall / F1 (mean ± std) per pretext task and head, with steps."""
+    if not pretext:
+        return ""
+    lines = ["### pretext (notebook 07: frozen features of each pretext task, event recognition)", "",
+             "| features | head | pretraining steps | precision 1 | recall 1 | F1 1 |", "|---|---|---|---|---|---|"]
+    for features, entry in pretext.items():
+        for head in ("linear", "resnet"):
+            if head in entry:
+                v = entry[head]
+                cells = " | ".join(f"{v[m]:.2f} ± {v[m + '_std']:.2f}" for m in ("precision", "recall", "f1"))
+                lines.append(f"| {features} | {head} | {entry.get('steps', '?')} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The TAP checkpoints shipped in data/checkpoints: intact, loadable, and (the simulated one) trained."""
+"""The checkpoints shipped in data/checkpoints (TAP and notebook 07's pretext tasks): intact, loadable, trained."""
 
 import hashlib
 from pathlib import Path
@@ -10,15 +10,18 @@ from tapkit.course import config as course
 from tapkit.data import datasets
 from tapkit.course import profiles
 from tapkit.ssl.tap import evaluate_tap
-from tapkit.ssl.trainer import load_tap
+from tapkit.ssl.trainer import load_model, load_tap
 
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+# notebook 07's pretext tasks shipped for the simulated movie (mim-intensity and contrastive: not made yet,
+# `python scripts/make_checkpoints.py --tasks mim-intensity contrastive` makes them; add them here then)
+PRETEXT_TASKS = ("mim",)
 SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines() if line.strip()]
 
 
 def test_every_shipped_checkpoint_is_listed_with_its_sha256():
-    assert {name for _, name in SUMS} == {p.name for p in FOLDER.glob("tap_*.pt")} == {
-        "tap_simulated.pt", "tap_hela-subset.pt"}
+    assert {name for _, name in SUMS} == {p.name for p in FOLDER.glob("*.pt")} == {
+        "tap_simulated.pt", "tap_hela-subset.pt", *(f"{task}_simulated.pt" for task in PRETEXT_TASKS)}
     for digest, name in SUMS:
         assert hashlib.sha256((FOLDER / name).read_bytes()).hexdigest() == digest, name
 
@@ -56,3 +59,49 @@ def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     # on its own it falls to 0.42, the trained model keeps 0.68 (measured)
     local = evaluate_tap(model, movie, n_pairs=512, patch=64, val_at="end", seed=1, per_crop=True)
     assert local["accuracy"] > 0.6, local
+
+
+def unseen_crops(n: int = 16, patch: int = 64):
+    """(n, 2, 1, P, P) validation crops (no augmentation) of a cpu-profile simulated movie never trained on."""
+    from tapkit.ssl.sampler import PairSampler
+
+    movie = datasets.load("simulated", seed=3, **profiles.get_profile("cpu")["sim"])
+    return PairSampler([movie], patch=patch, batch_size=n, split="val", seed=0).sample()[0]
+
+
+@pytest.mark.parametrize("task", PRETEXT_TASKS)
+def test_shipped_pretext_checkpoint_is_the_cpu_profile_task_with_taps_budget(task, tmp_path):
+    cfg = course.configure(dict(profile="cpu", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path)), "07")
+    path = course.shipped_checkpoint("simulated", task)
+    assert path is not None and path.resolve() == (FOLDER / f"{task}_simulated.pt").resolve()
+    model = load_model(path, device="cpu")
+    course.check_model_task(model, path, task)
+    expected = {**cfg.tap["model_kwargs"], **cfg.pretext["tasks"][task], "seed": 0}
+    assert {k: model.config[k] for k in expected} == expected and model.binning == 1
+    tap_steps = course.training_steps(FOLDER / "tap_simulated.pt")
+    assert course.training_steps(path) == tap_steps == cfg.tap["epochs"] * cfg.tap["steps_per_epoch"]
+    z = model.embed(torch.rand(2, 1, 64, 64))
+    assert z.shape == (2, 32, 64, 64) and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("task", [t for t in PRETEXT_TASKS if t.startswith("mim")])
+def test_shipped_mim_models_rebuild_hidden_patches_of_a_movie_they_never_saw(task):
+    torch.set_num_threads(2)
+    crops = unseen_crops()
+    trained = load_model(FOLDER / f"{task}_simulated.pt", device="cpu")
+    untrained = type(trained)(**trained.config).eval()
+    batch = trained.make_batch(crops, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        errors = [float(m.loss(batch)[0]) for m in (trained, untrained)]
+    mean_guess = float((batch["x"] - batch["x"].mean()).abs().mul(batch["mask"]).sum() / batch["mask"].sum())
+    assert errors[0] < 0.8 * min(errors[1], mean_guess), (errors, mean_guess)
+
+
+@pytest.mark.parametrize("task", [t for t in PRETEXT_TASKS if t == "contrastive"])
+def test_shipped_contrastive_model_finds_the_partner_view_better_than_chance(task):
+    torch.set_num_threads(2)
+    model = load_model(FOLDER / f"{task}_simulated.pt", device="cpu")
+    batch = model.make_batch(unseen_crops(), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        top1 = float(model.loss(batch)[1]["top1"])
+    assert top1 > 3 / 16, top1  # chance is 1/16

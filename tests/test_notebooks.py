@@ -190,7 +190,21 @@ def check_calibration(r: dict) -> None:
         assert _number(entry["ece_before"]) and _number(entry["ece_after"]) and entry["temperature"] > 0, name
 
 
-EXPECTED = {"00": check_data, "01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads, "06": check_calibration}
+def check_pretext(r: dict) -> None:
+    tasks = {"tap", *profiles.PROFILES["smoke"]["pretext"]["tasks"]}
+    assert set(r["pretext"]) == tasks | {"random (frozen)", "end to end"}, sorted(r["pretext"])
+    for name in tasks:  # every pretext task: both heads, and the steps its model was trained for
+        entry = r["pretext"][name]
+        assert set(entry) == {"steps", "linear", "resnet"} and isinstance(entry["steps"], int) and entry["steps"] > 0
+        for head in ("linear", "resnet"):
+            values = entry[head]
+            assert set(values) == {"precision", "recall", "f1", "precision_std", "recall_std", "f1_std"}, (name, head)
+            assert all(_number(v) and 0 <= v <= 1 for v in values.values()), (name, head, values)
+    assert r["pretext"]["random (frozen)"]["steps"] == 0 and "resnet" in r["pretext"]["random (frozen)"]
+
+
+EXPECTED = {"00": check_data, "01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads,
+            "06": check_calibration, "07": check_pretext}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,4 +1,4 @@
-"""Configure a notebook and give it its data and TAP model: `configure`, `Config`, `load_data`, `get_tap_model`.
+"""Configure a notebook and give it its data and models: `configure`, `Config`, `load_data`, `get_pretext_model`.
 
 Parameters -> settings. A notebook's `parameters` cell holds `profile`, `data`, `seed`, `device`,
 `out_dir`, `binning`, `channel`, notebook-only values and a few sizes named `<section>_<key>`; every one
@@ -46,6 +46,7 @@ class Config:
     gradcam: dict = field(default_factory=dict)
     crops: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)
+    pretext: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 
     @property
@@ -142,22 +143,53 @@ def load_data(cfg: Config, data: "str | None" = None) -> Movie:
     return movie
 
 
-def shipped_checkpoint(key: str) -> "Path | None":
-    """The checkpoint `data/checkpoints/tap_<key>.pt` shipped with the repository, if present."""
+def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
+    """The checkpoint `data/checkpoints/<task>_<key>.pt` shipped with the repository, if present."""
     roots = [repo_root(), Path.cwd(), Path.cwd().parent]
     for root in roots:
-        path = root / "data" / "checkpoints" / f"tap_{key}.pt"
+        path = root / "data" / "checkpoints" / f"{task}_{key}.pt"
         if path.is_file():
             return path
     return None
 
 
+def task_options(cfg: Config, task: str) -> tuple[str, dict]:
+    """(pretext name, model options) of a notebook-07 task name: 'tap', or a key of cfg.pretext['tasks']."""
+    tasks = {"tap": {}, **cfg.pretext.get("tasks", {})}
+    if task not in tasks:
+        raise InputError(f"task={task!r} is not a pretext task of this profile; use one of {sorted(tasks)} "
+                         "(the profile's pretext['tasks'], plus 'tap').")
+    return task.split("-")[0], dict(tasks[task])
+
+
+def train_pretext_model(cfg: Config, movie: Movie, checkpoint: Path, task: str = "tap") -> Any:
+    """Train `task` with the profile's `tap` sizes and step budget (+ its options) and save it to `checkpoint`."""
+    from tapkit.ssl.trainer import train, train_tap
+
+    pretext, options = task_options(cfg, task)
+    if pretext == "tap":
+        model, _history = train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
+        return model
+    settings = {k: v for k, v in cfg.tap.items() if k != "model_kwargs"}
+    model_kwargs = {**cfg.tap.get("model_kwargs", {}), **options}
+    model, _history = train(pretext, [movie], **settings, model_kwargs=model_kwargs, device=cfg.device,
+                            seed=cfg.seed, checkpoint=checkpoint)
+    return model
+
+
 def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
     """Train a TAP model with the profile's `tap` settings and save it to `checkpoint`."""
-    from tapkit.ssl.trainer import train_tap
+    return train_pretext_model(cfg, movie, checkpoint, "tap")
 
-    model, _history = train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
-    return model
+
+def check_model_task(model: Any, path: Path, task: str) -> None:
+    """Refuse a checkpoint of another pretext task ('mim-intensity' is MIM with masking='intensity')."""
+    pretext, _, variant = task.partition("-")
+    masking = model.config.get("masking")
+    if model.name != pretext or (pretext == "mim" and masking != (variant or "random")):
+        kind = f"{model.name!r}" + (f" (masking={masking!r})" if masking else "")
+        raise InputError(f"{path} holds a {kind} model, not one of the task {task!r}. Move or delete that file, "
+                         "or use another out_dir.")
 
 
 def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
@@ -170,22 +202,46 @@ def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
             "in this notebook, or retrain in notebook 01 with the binning you want here.")
 
 
-def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
-    """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
-    from tapkit.ssl.trainer import load_tap
+def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
+                      movie: "Movie | None" = None) -> Any:
+    """A trained model of `task`: out_dir/<task>_<data>.pt, else the shipped one, else a quick one (says which).
 
+    task: 'tap' or a key of the profile's pretext['tasks'] ('mim', 'mim-intensity', 'contrastive').
+    """
+    from tapkit.ssl.trainer import load_model
+
+    task_options(cfg, task)  # a named error for an unknown task, before anything is loaded
     key = data_key(data if data is not None else cfg.data)
-    own = Path(cfg.out_dir) / f"tap_{key}.pt"
-    shipped = shipped_checkpoint(key)
-    if own.is_file():
-        model, how = load_tap(own, cfg.device), f"loaded your model from notebook 01: {own}"
-        check_model_binning(model, own, movie)
-    elif shipped is not None:
-        model, how = load_tap(shipped, cfg.device), f"loaded the shipped checkpoint {shipped}"
-        check_model_binning(model, shipped, movie)
+    own = Path(cfg.out_dir) / f"{task}_{key}.pt"
+    shipped = shipped_checkpoint(key, task)
+    found = own if own.is_file() else shipped
+    if found is not None:
+        model = load_model(found, cfg.device)
+        check_model_task(model, found, task)
+        check_model_binning(model, found, movie)
+        model.checkpoint = found
+        how = (f"loaded your model from notebook {'01' if task == 'tap' else '07'}: {own}" if found == own
+               else f"loaded the shipped checkpoint {shipped}")
     else:
         movie = movie if movie is not None else load_data(cfg, data)
-        print(f"tapkit: no checkpoint for {key!r} found; training a quick TAP model ({cfg.profile} profile) ...")
-        model, how = train_quick_tap(cfg, movie, own), f"trained a quick model and saved it to {own}"
+        print(f"tapkit: no {task} checkpoint for {key!r} found; training a quick {task} model ({cfg.profile} profile) ...")
+        model, how = train_pretext_model(cfg, movie, own, task), f"trained a quick model and saved it to {own}"
+        model.checkpoint = own
     print(f"tapkit: {how}")
     return model.eval()
+
+
+def training_steps(path: "str | os.PathLike") -> "int | None":
+    """Optimisation steps a checkpoint was trained for (its scheduler, or the shipped file's settings)."""
+    from tapkit.ssl.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path)
+    if "scheduler" in state:
+        return int(state["scheduler"]["last_epoch"])  # one scheduler step per optimisation step
+    settings = state.get("meta", {}).get("settings", {})
+    return int(settings["epochs"] * settings["steps_per_epoch"]) if "epochs" in settings else None
+
+
+def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
+    """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
+    return get_pretext_model(cfg, "tap", data, movie)
