@@ -41,15 +41,13 @@
 # The first use of the real HeLa frames downloads about 50 MB once (then they are cached).
 
 # %%
-# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
 import sys, subprocess
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
-profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+profile = "auto"  # sizes the size of the simulated movie: "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
 data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of your own TIFF movie / CTC folder
 seed = 0  # one number fixes the simulation: same seed -> same movie
 device = "auto"  # "auto", "cpu", "cuda" or "mps"

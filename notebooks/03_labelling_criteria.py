@@ -36,17 +36,15 @@
 # | gpu | ~1 min |
 
 # %%
-# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
 import sys, subprocess
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
-profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+profile = "auto"  # sizes the number and size of crop pairs: "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
 data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of an annotated movie
-seed = 0  # one number fixes crops, splits and weights: same seed -> same results
+seed = 0  # one number fixes crops and splits: same seed -> same dataset
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # where results.json and the TAP checkpoint of notebook 01 live
 channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)

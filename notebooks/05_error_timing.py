@@ -40,19 +40,17 @@
 # | gpu | ~2 min |
 
 # %%
-# Set-up: on Colab, install tapkit without touching Colab's torch or numpy; elsewhere nothing to do.
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
 import sys, subprocess
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "tapkit-course @ git+https://github.com/tapkit-course/tapkit"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "tifffile", "pooch", "papermill"], check=True)
+    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
-profile = "auto"  # "smoke" (CI), "cpu" (laptop, 2 cores), "gpu", or "auto" (GPU if there is one)
+profile = "auto"  # sizes crop pairs and head epochs (used if notebook 04's heads are not there): "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
 data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of an annotated movie
-seed = 0  # one number fixes crops, splits and weights: same seed -> same results
+seed = 0  # one number fixes crops, splits and (if trained here) head weights
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
-out_dir = "runs/latest"  # where results.json and the TAP checkpoint of notebook 01 live
+out_dir = "runs/latest"  # the run folder: reads 01's TAP checkpoint and 04's heads, writes results.json
 channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 crops_n_pairs = None  # number of crop pairs cut from the movie (None: from the profile)
 heads_epochs_linear = None  # epochs for the linear head (None: from the profile)
@@ -78,9 +76,7 @@ cfg = tapkit.course.configure(globals(), notebook="05")
 # %%
 movie = tapkit.course.load_data(cfg)
 tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
-event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
-labels = criteria.label_pairs(event_pairs, "size-either")
-split = crops.split_pairs(labels, seed=cfg.seed)
+event_pairs, labels, split = tapkit.course.saved_heads.event_dataset(cfg, movie, "size-either")  # as in 04
 print(event_pairs, f"| events: {labels.sum()} of {len(labels)} pairs")
 print(crops.format_table(crops.dataset_table({"size-either": labels}, split)))
 

@@ -19,6 +19,15 @@ DRY_RUN = {
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
 }
 
+
+
+def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
+    """Notebook 07's tasks besides TAP: name -> model options (MaskedModel / ContrastiveModel keywords)."""
+    return {"mim": dict(masking="random", mask_patch=8, mask_ratio=0.6),
+            "mim-intensity": dict(masking="intensity", mask_patch=8, mask_ratio=0.6),
+            "contrastive": dict(temperature=0.2, lam=1.0, warmup_steps=warmup_steps)}
+
+
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
@@ -36,9 +45,7 @@ PROFILES: dict[str, dict] = {
         # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
         # tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel); strategies: the
         # baselines of compare_strategies (frozen random, end to end); budgets: label_budget_curve's
-        "pretext": dict(tasks={"mim": dict(masking="random", mask_patch=8, mask_ratio=0.6),
-                               "mim-intensity": dict(masking="intensity", mask_patch=8, mask_ratio=0.6),
-                               "contrastive": dict(temperature=0.2, lam=1.0, warmup_steps=1)},
+        "pretext": dict(tasks=pretext_tasks(warmup_steps=1),
                         strategies=("B0", "B1", "C1"), budgets=(32, 64)),
     },
     "cpu": {
@@ -53,9 +60,7 @@ PROFILES: dict[str, dict] = {
         "heads": dict(n_runs=2, epochs_linear=10, epochs_resnet=10, epochs_end_to_end=3, budgets=(50, 100, 200)),
         # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
-        "pretext": dict(tasks={"mim": dict(masking="random", mask_patch=8, mask_ratio=0.6),
-                               "mim-intensity": dict(masking="intensity", mask_patch=8, mask_ratio=0.6),
-                               "contrastive": dict(temperature=0.2, lam=1.0, warmup_steps=80)},
+        "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
                         strategies=("B0", "B1", "C1"), budgets=(50, 200)),
     },
     "gpu": {
@@ -64,9 +69,7 @@ PROFILES: dict[str, dict] = {
         "gradcam": dict(n_frames=8, k=8, inset=48),
         "crops": dict(n_pairs=20000, size=48, event_fraction=0.0),
         "heads": dict(n_runs=10, epochs_linear=10, epochs_resnet=30, epochs_end_to_end=30, budgets=(50, 100, 200, 500, 1000, 2000)),
-        "pretext": dict(tasks={"mim": dict(masking="random", mask_patch=8, mask_ratio=0.6),
-                               "mim-intensity": dict(masking="intensity", mask_patch=8, mask_ratio=0.6),
-                               "contrastive": dict(temperature=0.2, lam=1.0, warmup_steps=800)},
+        "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
                         strategies=("B0", "B1", "C0", "C1"), budgets=(50, 200, 1000)),
     },
 }

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from tapkit.downstream.events.crops import CropPairs, Split
+from tapkit.downstream.events.criteria import label_pairs
+from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
 from tapkit.downstream.events.experiments import (StrategyResult, make_encoder, parse_strategy, run_strategy,
                                                   trainable_parameters)
 from tapkit.downstream.events.heads import EventClassifier, make_head
@@ -24,6 +25,13 @@ from tapkit.ssl.checkpoint import save_checkpoint
 SAVED_STRATEGIES = ("A0", "A1")  # what 05 (error timing) and 06 (calibration) need
 RESULT_ARRAYS = ("precision", "recall", "f1", "confusion", "val_logits", "val_labels", "test_logits",
                  "test_labels", "test_index", "val_index")
+
+
+def event_dataset(cfg: Any, movie: Any, criterion: str = "size-either") -> tuple[CropPairs, np.ndarray, Split]:
+    """The labelled crop pairs and split of notebook 04 (same data, seed and sizes -> the same pairs), for 05 and 06."""
+    pairs = crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
+    labels = label_pairs(pairs, criterion)
+    return pairs, labels, split_pairs(labels, seed=cfg.seed)
 
 
 def heads_path(cfg: Any) -> Path:

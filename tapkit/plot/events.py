@@ -141,13 +141,7 @@ def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
         mean, std = f1.mean(1), f1.std(1)
         ax.plot(x, mean, "o-", label=f"{name}: {FEATURES[name[0]]}, {HEADS[name[1]]}")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training pairs")
-    ax.set_ylabel("F1 of class 1 (event), test set")
-    ax.set_ylim(0, 1)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return style_budget_axes(ax)
 
 
 # ----------------------------------------------------------------------------- mistakes (05)
@@ -230,3 +224,14 @@ def plot_result_mistakes(result: Any, pairs: Any, which: str = "false_positives"
     sel = worst_mistakes(p1, result.test_labels, k=k, kind="probs")[which]
     title = f"{getattr(result, 'strategy', '')}: most confident {which.replace('_', ' ')}".strip(": ")
     return plot_mistakes(pairs, np.asarray(result.test_index)[sel], p1[sel], title=title)
+
+
+def style_budget_axes(ax: Any) -> Any:
+    """Axes of an F1-vs-label-budget plot: log x, labels, 0-1 y, legend; returns the tight Figure."""
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training pairs")
+    ax.set_ylabel("F1 of class 1 (event), test set")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from tapkit.plot.events import style_budget_axes
+
 
 def _show(ax: Any, image: Any, title: str, cmap: str = "gray", vmin: float = 0.0, vmax: float = 1.0) -> None:
     """One image panel without axes."""
@@ -112,13 +114,7 @@ def plot_budget_curves(curves: Mapping[str, Any]) -> Any:
     for name, f1 in ((k, np.asarray(v)) for k, v in curves.items() if k != "n_train"):
         ax.plot(x, f1.mean(1), "o-", label=name)
         ax.fill_between(x, f1.mean(1) - f1.std(1), f1.mean(1) + f1.std(1), alpha=0.15)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training pairs")
-    ax.set_ylabel("F1 of class 1 (event), test set")
-    ax.set_ylim(0, 1)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return style_budget_axes(ax)
 
 
 def plot_pretext_table(table: Mapping[str, Mapping], metrics: Sequence[str] = ("precision", "recall", "f1")) -> Any:
