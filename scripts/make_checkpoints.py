@@ -3,6 +3,7 @@
     python scripts/make_checkpoints.py                                 # every task on its datasets
     python scripts/make_checkpoints.py --tasks mim contrastive         # only these tasks
     python scripts/make_checkpoints.py --tasks tap --only simulated --epochs 4
+    python scripts/make_checkpoints.py --tasks tap --only simulated --from-run runs/cpu   # no retraining
 
 Each checkpoint is trained exactly as the notebooks train it in the cpu profile (`course.configure`,
 `course.load_data`, `course.config.train_pretext_model` on CPU): TAP as notebook 01 does, the other
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import tempfile
 import time
@@ -33,7 +35,7 @@ SEED = 0
 PLAN = {"tap": ("simulated", "hela-subset"), "mim": ("simulated",), "mim-intensity": ("simulated",),
         "contrastive": ("simulated",)}  # task -> the datasets it is shipped for
 DATASETS = ("simulated", "hela-subset")
-KEEP = ("pretext", "config", "model", "epoch", "history", "binning")  # optimizer, scheduler, sampler, RNG dropped
+KEEP = ("pretext", "config", "model", "epoch", "history", "binning", "normalization")  # optimizer, scheduler, sampler, RNG dropped
 
 
 def to_half(state: dict) -> dict:
@@ -58,17 +60,23 @@ def same_features(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:
         return float((a.eval().embed(x) - b.eval().embed(x)).abs().max())
 
 
-def make_one(task: str, name: str, overrides: dict) -> Path:
-    """Train `task` as the notebooks do (cpu profile, data=name), compact, verify, write <task>_<name>.pt."""
+def make_one(task: str, name: str, overrides: dict, from_run: "Path | None" = None) -> Path:
+    """Train `task` as the notebooks do (cpu profile, data=name), compact, verify, write <task>_<name>.pt.
+
+    With `from_run`, take the checkpoint that a `tapkit course run --profile cpu` (default seed and sizes)
+    wrote instead of training again: the same training, already done.
+    """
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         params = dict(profile="cpu", data=name, seed=SEED, device="cpu", out_dir=tmp, **overrides)
         cfg = course.configure(params, notebook="01" if task == "tap" else "07")  # binning, val_at, profile
-        movie = course.load_data(cfg)
-        print(f"== {task} on {name}: {movie!r}; training {cfg.tap}, options "
-              f"{course.task_options(cfg, task)[1]}", flush=True)
-        full = Path(tmp) / "full.pt"
-        model = course.train_pretext_model(cfg, movie, full, task)
+        full = Path(tmp) / "full.pt" if from_run is None else run_checkpoint(from_run, task, name)
+        if from_run is None:
+            movie = course.load_data(cfg)
+            print(f"== {task} on {name}: {movie!r}; training {cfg.tap}, options "
+                  f"{course.task_options(cfg, task)[1]}", flush=True)
+            course.train_pretext_model(cfg, movie, full, task)
+        model = load_model(full, "cpu")
         state = to_half(load_checkpoint(full))
     state["meta"] = dict(data=name, seed=SEED, settings=cfg.tap, task=task, script="scripts/make_checkpoints.py")
     path = OUT / f"{task}_{name}.pt"
@@ -76,6 +84,20 @@ def make_one(task: str, name: str, overrides: dict) -> Path:
     diff = same_features(model, load_model(path, "cpu"), cfg.tap["patch"])
     print(f"   {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e6:.1f} MB, max |feature diff| "
           f"float16 vs float32: {diff:.2e}, last history: {last_entry(state['history'])}", flush=True)
+    return path
+
+
+def run_checkpoint(run: Path, task: str, name: str) -> Path:
+    """<task>_<name>.pt of a course run folder, refused unless the run used the cpu profile, seed 0 and no overrides."""
+    summary = json.loads((run / "summary.json").read_text())
+    sizes = {k: v for k, v in summary.get("params", {}).items() if k not in ("device", "data")}
+    if summary.get("profile") != "cpu" or summary.get("dry_run") or sizes.get("seed", SEED) != SEED or \
+            any(k != "seed" for k in sizes):
+        raise SystemExit(f"{run} is not a plain cpu-profile run with seed {SEED} (profile {summary.get('profile')}, "
+                         f"dry run {summary.get('dry_run')}, parameters {sizes}): its checkpoints are not the shipped ones.")
+    path = run / f"{task}_{name}.pt"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run the notebook that trains it first.")
     return path
 
 
@@ -101,13 +123,15 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--only", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--epochs", type=int, default=None, help="override the cpu profile's epochs")
     parser.add_argument("--steps", type=int, default=None, help="override the cpu profile's steps per epoch")
+    parser.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
+                        help="take the checkpoints a `tapkit course run --profile cpu` wrote instead of training")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     overrides = {"tap_epochs": args.epochs, "tap_steps_per_epoch": args.steps}  # None keeps the profile's
     OUT.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
         for name in (n for n in PLAN[task] if n in args.only):
-            make_one(task, name, overrides)
+            make_one(task, name, overrides, args.from_run)
     write_sums()
     return 0
 
