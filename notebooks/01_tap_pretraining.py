@@ -283,7 +283,7 @@ def _check_flip(f):
     return torch.equal(xf[0, 0], x[0, 1]) and torch.equal(xf[1], x[1]) and y.tolist() == [1, 0, 1]
 
 tapkit.course.check(flip_pairs, _check_flip, name="flip_pairs",
-                    hint="torch.where(flip[:, None, None, None, None], x.flip(1), x); the label is flip as 0/1")
+                    hint="torch.where(flip[:, None, None, None, None], x.flip(1), x); the label is flip as 0/1");
 
 # %% [markdown]
 # ## Exercise 2 · The decorrelation loss of orthogonal channels
@@ -306,7 +306,7 @@ print(expected_min, float(tap.decorrelation_loss(blocks)))
 # %%
 _blocks = torch.eye(8).reshape(1, 8, 8, 1).repeat(1, 1, 1, 8)  # channel c = row c
 tapkit.course.check(expected_min, float(tap.decorrelation_loss(_blocks)), tol=1e-4, name="expected_min",
-                    hint="-np.log(np.exp(5) / (np.exp(5) + 7))")
+                    hint="-np.log(np.exp(5) / (np.exp(5) + 7))");
 
 # %% [markdown]
 # ## Results

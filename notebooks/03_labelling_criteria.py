@@ -166,7 +166,7 @@ print(n_rejected, "pairs touch an event only with fewer than", threshold, "pixel
 # %%
 _largest = criteria.event_pixels(event_pairs).max(axis=1)  # event pixels of the larger crop, per pair
 tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).sum()), name="n_rejected",
-                    hint="combine the two label arrays with & and count with .sum()")
+                    hint="combine the two label arrays with & and count with .sum()");
 
 # %% [markdown]
 # ## Exercise 2 · A fourth criterion: "size filter, both"
@@ -188,7 +188,7 @@ print(size_both.sum(), "positives; any-both:", labels["any-both"].sum(), "size-e
 # an independent count: per pair, the smaller number of event pixels of its two mask crops
 _expected = np.array([min(np.count_nonzero(m[0]), np.count_nonzero(m[1])) >= threshold for m in event_pairs.masks], int)
 tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
-                    hint="(counts >= threshold) is (N, 2); ask for all() along axis 1")
+                    hint="(counts >= threshold) is (N, 2); ask for all() along axis 1");
 
 # %% [markdown]
 # ## Results

@@ -152,7 +152,7 @@ def _one_step_changes(fn, kind):
 
 tapkit.course.check(trainable_parameters, lambda fn: [_one_step_changes(fn, k) for k in "ABC"] ==
                     [(False, True, True), (False, True, True), (True, True, True)], name="trainable_parameters",
-                    hint="A/B: model.encoder.requires_grad_(False).eval() and the head's parameters; C: all of them")
+                    hint="A/B: model.encoder.requires_grad_(False).eval() and the head's parameters; C: all of them");
 
 # %% [markdown]
 # `tapkit.downstream.events.experiments.trainable_parameters` does the same for the course. Per strategy,
@@ -230,7 +230,7 @@ print(f"precision_1 = {precision_1:.3f}, recall_1 = {recall_1:.3f}")
 
 # %%
 tapkit.course.check((precision_1, recall_1), (best_a1.precision[1], best_a1.recall[1]), tol=1e-6,
-                    name="(precision_1, recall_1)", hint="TP = cm[1, 1], FP = cm[0, 1], FN = cm[1, 0]")
+                    name="(precision_1, recall_1)", hint="TP = cm[1, 1], FP = cm[0, 1], FN = cm[1, 0]");
 
 # %% [markdown]
 # ## Exercise 3 · Which strategy is best at finding events?
@@ -249,7 +249,7 @@ print(best, "with class-1 F1", round(table[best]["f1"][1], 3))
 # %%
 _f1 = {name: np.mean([2 * r.precision[1] * r.recall[1] / max(r.precision[1] + r.recall[1], 1e-12)
                       for r in runs]) for name, runs in results.items()}
-tapkit.course.check(best, max(_f1, key=_f1.get), name="best", hint="max(table, key=...) over table[name]['f1'][1]")
+tapkit.course.check(best, max(_f1, key=_f1.get), name="best", hint="max(table, key=...) over table[name]['f1'][1]");
 
 # %% [markdown]
 # ## Results

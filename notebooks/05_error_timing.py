@@ -180,7 +180,7 @@ def _expected_near_miss(res):
     return float(np.mean(np.asarray(pix).reshape(len(pix), -1).sum(1) > 0)) if fp.any() else 0.0
 
 tapkit.course.check(near_miss_fraction, _expected_near_miss(res_a1), tol=1e-6, name="near_miss_fraction",
-                    hint="select test pairs with prediction 1 and label 0, then check masks > 0 over axes (1, 2, 3)")
+                    hint="select test pairs with prediction 1 and label 0, then check masks > 0 over axes (1, 2, 3)");
 
 # %% [markdown]
 # ## Results

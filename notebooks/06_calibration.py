@@ -208,7 +208,7 @@ print(f"grid search: T = {my_temperature:.2f}, LBFGS: T = {reports['resnet']['te
 # %%
 _t = reports["resnet"]["temperature"]
 tapkit.course.check(my_temperature, lambda a: abs(a - _t) <= 0.05 * _t + 0.03 or not 0.2 < _t < 5,
-                    name="my_temperature", hint="minimise the validation NLL over the grid with np.argmin")
+                    name="my_temperature", hint="minimise the validation NLL over the grid with np.argmin");
 
 # %% [markdown]
 # ## Results
