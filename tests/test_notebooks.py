@@ -159,6 +159,12 @@ def check_tap(r: dict) -> None:
     t = r["tap"]
     assert _number(t["val_accuracy"]) and 0.0 <= t["val_accuracy"] <= 1.0
     assert Path(t["checkpoint"]).is_file(), "the TAP checkpoint recorded by 01 was not written"
+    ev = t["evaluation"]
+    assert ev["n_pairs"] == 1024 and 0 < ev["n_event_pairs"] < 1024 and len(ev["accuracy_by_t"]) >= 2, ev
+    # the lesson of the shortcut section: per-frame normalisation leaves the static movie's frames identical,
+    # so the logits of the two slots agree to rounding; on raw intensities they differ (in smoke only a little)
+    gaps = t["shortcut_logit_gap"]
+    assert gaps["per-frame normalisation"] < 1e-4 and gaps["raw intensities"] > gaps["per-frame normalisation"], gaps
 
 
 def check_gradcam(r: dict) -> None:
