@@ -22,7 +22,7 @@ def checker_namespace() -> dict:
     ns = dict(torch=torch, tapkit=tapkit, heads=heads, experiments=experiments, tap_model=tiny_tap(), F=4)
     exec(cells[solution].source, ns)
     exec(checker.split("tapkit.course.check(")[0], ns)  # defines _one_step_changes
-    ns["check_cell"] = "tapkit.course.check(" + checker.split("tapkit.course.check(", 1)[1]
+    ns["check_cell"] = "tapkit.course.check(" + checker.split("tapkit.course.check(", 1)[1].rstrip().removesuffix(";")
     return ns
 
 
