@@ -57,6 +57,7 @@ criterion = "size-either"  # labelling criterion from notebook 03 (the paper's d
 
 # %%
 import numpy as np
+import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
 from tapkit.downstream.events import criteria, crops, experiments, heads, tables
@@ -159,14 +160,22 @@ tapkit.course.check(trainable_parameters, lambda fn: [_one_step_changes(fn, k) f
 # how many parameters does the optimiser train, and how many stay frozen?
 
 # %%
+counts = {}  # strategy -> (trained, frozen) parameters
 print(f"{'strategy':<9}{'encoder':<18}{'head':<8}{'trained':>10}{'frozen':>10}")
 for name in experiments.STRATEGIES:
     kind, head_kind = experiments.parse_strategy(name)
     encoder = experiments.make_encoder(kind, tap_model, cfg.seed)
     model = heads.EventClassifier(encoder, heads.make_head(head_kind, F, cfg.seed))
     n_trained = sum(p.numel() for p in experiments.trainable_parameters(model, kind))
-    print(f"{name:<9}{experiments.FEATURES[kind]:<18}{experiments.HEADS[name[1]]:<8}{n_trained:>10}"
-          f"{count_parameters(model, trainable_only=False) - n_trained:>10}")
+    counts[name] = (n_trained, count_parameters(model, trainable_only=False) - n_trained)
+    print(f"{name:<9}{experiments.FEATURES[kind]:<18}{experiments.HEADS[name[1]]:<8}{counts[name][0]:>10}"
+          f"{counts[name][1]:>10}")
+fig, ax = plt.subplots(figsize=(6, 2.6))
+x = np.arange(len(counts))
+ax.bar(x - 0.2, [c[0] for c in counts.values()], 0.4, label="trained")
+ax.bar(x + 0.2, [max(c[1], 1) for c in counts.values()], 0.4, label="frozen (drawn at 1 when none)")
+ax.set(xticks=x, xticklabels=list(counts), yscale="log", ylabel="parameters", title="what the optimiser sees")
+ax.legend(frameon=False, fontsize=8);
 
 # %% [markdown]
 # ## 4 · Six strategies, several runs each (paper Table 2)
