@@ -33,9 +33,10 @@ def test_course_run_wiring(monkeypatch, tmp_path):
                    "-p", "data=simulated", "--out", str(tmp_path / "r"), "--notebooks", "nbs"])
     assert rc == 0
     assert seen == {"profile": "smoke", "only": "01,02", "params": {"tap_epochs": 3, "data": "simulated"},
-                    "out": str(tmp_path / "r"), "notebooks_dir": "nbs"}
-    cli.main(["course", "run"])
+                    "out": str(tmp_path / "r"), "notebooks_dir": "nbs", "dry_run": False}
+    cli.main(["course", "run", "--dry-run"])
     assert seen["profile"] == "auto" and seen["only"] is None and seen["params"] == {} and seen["out"] is None
+    assert seen["dry_run"] is True
 
 
 def test_course_run_exit_codes(monkeypatch, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """TAP training: exact resume after an interruption, atomic checkpoints, no shortcut, no label leak."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -207,13 +209,17 @@ opt = torch.optim.Adam(model.parameters(), 1e-3)
 x, y = torch.rand(32, 2, 1, 32, 32), torch.randint(0, 2, (32,))
 def step(n):
     loss, _ = model.loss({"x": x[:n], "y": y[:n]}); opt.zero_grad(); loss.backward(); opt.step()
+def kib(field):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
 step(1)  # Adam state and library workspaces exist before the measurement
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current resident set
+before = kib("VmRSS:")
 step(32), step(32)  # ~200 MB: well above the allocator noise of the baseline
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024, estimate_step_bytes(32, 32, model))
+print((kib("VmHWM:") - before) * 1024, estimate_step_bytes(32, 32, model))
 """
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak-RSS reset needs Linux /proc")
 def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
     import os
     import subprocess
