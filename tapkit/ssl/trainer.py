@@ -176,7 +176,7 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     device = pick_device(device)
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
                                per_frame, reject_background, device, seed)  # validates the data before any training
-    check_memory(batch_size, patch, sum(m.numel() * m.element_size() for m in train_s.movies), model, device)
+    check_memory(batch_size, patch, train_s.nbytes, model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
     model = model.to(device)
