@@ -18,7 +18,7 @@
 #
 # # 07 · Which pretext task? TAP, masked image modelling and contrastive learning on the same movie
 #
-# The course's papers describe several self-supervised systems: time arrow prediction (TAP, paper 001),
+# The course's papers describe several self-supervised systems: time arrow prediction (TAP, paper 000; its features for events: paper 001),
 # masked image modelling (MIM, paper 002) and contrastive + generative pretraining (TOWER, paper 003).
 # Which one suits *your* movie? We pretrain each on the same simulated movie, with the same U-Net, the
 # same crops and the same number of steps, look at what each learned, and measure how well its frozen

@@ -3,8 +3,8 @@
     x (B, T, 1, Y, X) --U-Net--> (B*T, C, Y, X) --1x1 conv + BN--> z (B, T, F, Y, X)
       --TimeArrowHead (permutation-equivariant over T)--> logits (B, T)
 
-    L = CE(logits, slot of the earliest frame) + lam * L_decorr(z)          (paper 000, eq. 4)
-    L_decorr(z) = -1/C sum_i log a_ii,  a_ij = softmax_j(z_i . z_j / tau)    (paper 000, eq. 5)
+    L = CE(logits, slot of the earliest frame) + lam * L_decorr(z)          (TAP, paper 000; written as eq. 4 in paper 001)
+    L_decorr(z) = -1/C sum_i log a_ii,  a_ij = softmax_j(z_i . z_j / tau)    (paper 001, eq. 5)
 
 with z_i the i-th feature channel (over all pixels), normalised to unit length.
 The dense projections `z` are the self-supervised features used downstream.
