@@ -125,8 +125,10 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the cpu profile's steps per epoch")
     parser.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
                         help="take the checkpoints a `tapkit course run --profile cpu` wrote instead of training")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (1 on a busy machine: 2 threads collapse when a core is taken)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     overrides = {"tap_epochs": args.epochs, "tap_steps_per_epoch": args.steps}  # None keeps the profile's
     OUT.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
