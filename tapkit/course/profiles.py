@@ -50,7 +50,7 @@ PROFILES: dict[str, dict] = {
                         strategies=("B0", "B1", "C1"), budgets=(32, 64)),
         # notebook 09 (your own movie): frames used to estimate the nucleus size, frames whose dense
         # features are exported (None: all), event heads on a movie with a lineage: strategies A0/A1
-        "own": dict(nucleus_frames=2, export_frames=4, strategies=("A0", "A1")),
+        "own": dict(nucleus_frames=2, export_frames=4, strategies=("A1",)),
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
