@@ -557,14 +557,17 @@ def open_zarr(path: PathArg, what: str = "read_zarr") -> tuple[Any, str]:
     return node, str(axes).upper()
 
 
-def check_zarr(path: PathArg, channel: int | None = None, what: str = "data") -> tuple[tuple[int, ...], str]:
-    """Check a zarr movie's shape, axes and `channel` from its metadata only; return the squeezed (shape, axes)."""
+def check_zarr(path: PathArg, channel: int | None = None, what: str = "data",
+               strict: bool = False) -> tuple[tuple[int, ...], str]:
+    """Check a zarr movie's shape, axes and `channel` (when given, or always if strict) from its metadata only;
+    return the squeezed (shape, axes)."""
     node, axes = open_zarr(path, what)
     name = Path(path).name
     squeezed = check_axes(node.shape, axes, name, what, note=False)
     shape = tuple(n for n, a in zip(node.shape, axes) if n > 1 or a in "YX")
     _check_frame_size(shape, squeezed, Path(path))
-    check_channel(shape, squeezed, channel, name, what)
+    if channel is not None or strict:
+        check_channel(shape, squeezed, channel, name, what)
     if len(shape) - (1 if any(a in squeezed for a in "CS") else 0) < 3:
         raise InputError(f"{what}: {name} has shape {tuple(node.shape)} (axes {axes}): a single frame, not a movie. "
                          "A movie needs T >= 2 frames.")
@@ -573,7 +576,7 @@ def check_zarr(path: PathArg, channel: int | None = None, what: str = "data") ->
 
 def read_zarr(path: PathArg, channel: int | None = None, name: str | None = None) -> Movie:
     """Read a (T, Y, X) movie from a zarr array or OME-Zarr image (`channel=` for multi-channel data)."""
-    check_zarr(path, channel, "read_zarr")  # shape, axes and channel, before any pixel is read
+    check_zarr(path, channel, "read_zarr", strict=True)  # shape, axes and channel, before any pixel is read
     node, axes = open_zarr(path)
     index = tuple(slice(None) for _ in axes)
     cax = next((i for i, a in enumerate(axes) if a in "CS" and node.shape[i] > 1), None)
