@@ -88,6 +88,9 @@ def check_tiff_header(path: Path, what: str = "data", channel: int | None = None
         raise InputError(f"{what}={str(path)!r}: the TIFF holds no image series; expected a (T, Y, X) movie.")
     _check_frame_size(shape, axes, path)
     squeezed = check_axes(shape, axes, path.name, what, note=False)
+    if len(squeezed) == 2:
+        raise InputError(f"{what}={str(path)!r} holds a single 2D image {tuple(shape)}, not a movie: a movie needs T >= 2 "
+                         "frames (T, Y, X). Check you saved the whole time-lapse as one stack, or give the folder of frames.")
     if channel is not None:
         check_channel(tuple(n for n, a in zip(shape, axes) if n > 1 or a in "YX"), squeezed, channel, path.name, what)
 
