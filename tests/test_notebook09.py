@@ -22,7 +22,9 @@ FAST = dict(tap_epochs=1, tap_steps_per_epoch=2, gradcam_n_frames=1, crops_n_pai
 
 
 def _small_movie():
-    return simulate_movie(n_frames=12, size=(96, 96), seed=2, progress=False)
+    movie = simulate_movie(n_frames=12, size=(96, 96), seed=2, progress=False)
+    movie.images = np.round(movie.images)  # whole camera counts: written as uint16, like a real camera's file
+    return movie
 
 
 def _run(tmp_path: Path, monkeypatch, data: str) -> dict:
