@@ -96,6 +96,7 @@ def test_bad_input_stops_in_the_configure_cell(tmp_path, case):
         config.configure(params, "09")  # the header alone, before the movie is read or anything trains
 
 
+@pytest.mark.slow  # ~3.5 min on 2 shared cores; tests/test_dry_run.py runs 09 too, with the whole course
 def test_notebook09_gpu_profile_as_a_dry_run(tmp_path):
     import torch
 
