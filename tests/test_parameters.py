@@ -32,6 +32,7 @@ BAD = [  # (parameter, bad value) — one or more per entry of parameters.CHECKS
     ("threshold", -5), ("train_heads", "yes"), ("criterion", "size-both"), ("n_mistakes", 0), ("n_bins", 1),
     ("target_recall", 0), ("target_recall", 1.5), ("sim_n_frames", 1), ("sim_size", (16, 16)),
     ("tap_val_at", "middle"), ("tap_epochs", -2), ("tap_batch_size", 2.5), ("crops_size", "big"),
+    ("pretext", "jigsaw"), ("export_features", "yes"), ("own_export_frames", 0), ("own_nucleus_frames", 1.5),  # 09
 ]
 
 

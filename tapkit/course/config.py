@@ -47,6 +47,7 @@ class Config:
     crops: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)
     pretext: dict = field(default_factory=dict)
+    own: dict = field(default_factory=dict)  # notebook 09 (your own movie)
     overrides: dict = field(default_factory=dict)
 
     @property

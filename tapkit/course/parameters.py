@@ -20,7 +20,7 @@ import numpy as np
 import tapkit.course.profiles as profiles
 from tapkit.data.movie import InputError
 
-SECTIONS = ("sim", "tap", "gradcam", "crops", "heads", "pretext")
+SECTIONS = ("sim", "tap", "gradcam", "crops", "heads", "pretext", "own")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 Check = Callable[[str, Any], Any]
 
@@ -139,6 +139,11 @@ def criteria() -> tuple:
     return CRITERIA
 
 
+def pretext_names() -> tuple:
+    """The pretext tasks notebook 09 can pretrain: 'tap' and notebook 07's tasks."""
+    return ("tap", *profiles.pretext_tasks(warmup_steps=0))
+
+
 def sim_size(name: str, value: Any) -> "tuple | None":
     """None or (Y, X), both >= 32 px (the simulator's smallest field)."""
     if value is None:
@@ -167,10 +172,14 @@ CHECKS: dict[str, Check] = {
     "n_mistakes": whole(1, example=8),  # 05
     "n_bins": whole(2, example=15),  # 06
     "target_recall": number(0.0, 1.0, low_open=True, example=0.9),  # 06
+    "pretext": choice(pretext_names),  # 09: the pretext task trained on your movie
+    "export_features": flag,  # 09: write dense features and top regions for napari / Fiji
     # section overrides with more than a type check
     "sim_n_frames": whole(2, "the profile's value", example=32),
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
+    "own_export_frames": whole(1, "the profile's value", example=8),  # 09
+    "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }
 
 
@@ -211,4 +220,8 @@ def check_parameters(params: dict, profile: dict) -> dict:
     if cleaned.get("channel") is not None and "data" in cleaned and not os.path.isabs(cleaned["data"]):
         raise InputError(f"channel={cleaned['channel']!r}: data={cleaned['data']!r} has a single channel; "
                          "channel= picks one channel of a multi-channel TIFF file. Use channel=None.")
+    if cleaned.get("channel") is not None and "data" in cleaned:  # a path: does it have that channel? (header only)
+        from tapkit.data.datasets import resolve
+
+        resolve(cleaned["data"], channel=cleaned["channel"])
     return cleaned

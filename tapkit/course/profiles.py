@@ -17,6 +17,7 @@ DRY_RUN = {
     "crops": dict(n_pairs=600, event_fraction=0.3),
     "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
+    "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
 }
 
 
@@ -47,6 +48,9 @@ PROFILES: dict[str, dict] = {
         # baselines of compare_strategies (frozen random, end to end); budgets: label_budget_curve's
         "pretext": dict(tasks=pretext_tasks(warmup_steps=1),
                         strategies=("B0", "B1", "C1"), budgets=(32, 64)),
+        # notebook 09 (your own movie): frames used to estimate the nucleus size, frames whose dense
+        # features are exported (None: all), event heads on a movie with a lineage: strategies A0/A1
+        "own": dict(nucleus_frames=2, export_frames=4, strategies=("A1",)),
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
@@ -62,6 +66,7 @@ PROFILES: dict[str, dict] = {
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
         "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
                         strategies=("B0", "B1", "C1"), budgets=(50, 200)),
+        "own": dict(nucleus_frames=4, export_frames=16, strategies=("A0", "A1", "B1")),
     },
     "gpu": {
         "sim": dict(n_frames=100, size=(512, 512)),
@@ -71,6 +76,7 @@ PROFILES: dict[str, dict] = {
         "heads": dict(n_runs=10, epochs_linear=10, epochs_resnet=30, epochs_end_to_end=30, budgets=(50, 100, 200, 500, 1000, 2000)),
         "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
                         strategies=("B0", "B1", "C0", "C1"), budgets=(50, 200, 1000)),
+        "own": dict(nucleus_frames=8, export_frames=None, strategies=("A0", "A1", "B1")),
     },
 }
 

@@ -25,7 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from tapkit.data.io import TIFF_SUFFIXES, PathArg, check_tiff_header, read_ctc, read_tiff, read_tiff_folder
+from tapkit.data.io import (TIFF_SUFFIXES, PathArg, check_tiff_header, check_zarr, is_zarr, read_ctc, read_tiff,
+                           read_tiff_folder, read_zarr)
 from tapkit.data.movie import InputError, Movie
 
 CACHE_ENV = "TAPKIT_CACHE"
@@ -358,8 +359,10 @@ def _is_ctc_sequence(folder: Path) -> bool:
 
 
 def load_path(path: PathArg, **kwargs: Any) -> Movie:
-    """Read a TIFF movie, a CTC sequence folder (or a CTC dataset folder: its '01'), or a folder of TIFFs."""
+    """Read a TIFF movie, a zarr array, a CTC sequence folder (or a CTC dataset folder: its '01'), or a folder of TIFFs."""
     p = Path(path).expanduser()
+    if is_zarr(p):
+        return read_zarr(p, **_take(kwargs, ("channel", "name"), str(p)))
     if p.is_file():
         if p.suffix.lower() not in (".tif", ".tiff"):
             raise InputError(f"load: {p.name} is not a TIFF; tapkit reads .tif/.tiff movies, folders of TIFF "
@@ -379,25 +382,32 @@ def _unknown(text: str) -> InputError:
     return InputError(
         f"data={text!r} is neither a dataset name nor an existing path (working directory: {os.getcwd()}). "
         f"Known names: {', '.join(DATASETS)} (CTC ones also as 'Name/01', 'Name/02'); or give the path of a "
-        "TIFF movie, a folder of TIFF frames or a Cell Tracking Challenge sequence folder."
+        "TIFF or OME-TIFF movie, a folder of TIFF frames, a Cell Tracking Challenge sequence folder or a zarr array."
     )
 
 
-def _check_path(path: Path) -> None:
-    """Cheap checks of a data path (TIFF header, folder contents) before any pixel is read."""
+def _check_path(path: Path, channel: "int | None" = None) -> None:
+    """Cheap checks of a data path (TIFF header, zarr metadata, folder contents) before any pixel is read."""
     if path.is_file():
         if path.suffix.lower() not in TIFF_SUFFIXES:
             raise InputError(f"data={str(path)!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
-                             "movies (.tif/.tiff), folders of TIFF frames or CTC sequence folders.")
-        check_tiff_header(path)
+                             "movies (.tif/.tiff, OME-TIFF), folders of TIFF frames, CTC sequence folders or zarr arrays.")
+        check_tiff_header(path, channel=channel)
+    elif is_zarr(path):
+        check_zarr(path, channel)
+    elif channel is not None:
+        raise InputError(f"channel={channel!r}: data={str(path)!r} is a folder of single-channel frames; channel= picks "
+                         "one channel of a multi-channel TIFF or zarr array. Use channel=None.")
     elif not any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir()) and not (path / "01").is_dir():
         raise InputError(f"data={str(path)!r} is a folder without .tif files; give the path of the folder that holds "
                          "the frames (for a CTC dataset: the sequence folder, e.g. .../01).")
 
 
-def resolve(name_or_path: Any) -> str:
+def resolve(name_or_path: Any, channel: "int | None" = None) -> str:
     """Check a `data` value cheaply and return it canonical: a dataset name ('hela-subset', 'Fluo-N2DL-HeLa/01')
-    or the absolute path of a TIFF movie / frame folder / CTC sequence. Raises InputError naming the fix."""
+    or the absolute path of a TIFF movie / frame folder / CTC sequence / zarr array. Raises InputError naming the fix.
+
+    channel: when given, also check that the file has that channel (from its header or metadata only)."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise InputError(f"data={name_or_path!r} is a {type(name_or_path).__name__}: give a dataset name "
                          f"({', '.join(DATASETS)}) or the path of a TIFF movie as a string.")
@@ -410,7 +420,7 @@ def resolve(name_or_path: Any) -> str:
         return canonical[text.lower()]
     path = Path(text).expanduser()
     if path.exists():
-        _check_path(path)
+        _check_path(path, channel)
         return str(path.resolve())
     match = re.fullmatch(r"([A-Za-z0-9+._-]+?)(?:/(\d\d))?/?", text)
     name = canonical.get(match.group(1).lower()) if match else None
@@ -427,7 +437,7 @@ def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
     """
     if isinstance(name_or_path, Movie):
         return name_or_path
-    source = resolve(name_or_path)
+    source = resolve(name_or_path, channel=kwargs.get("channel"))
     if source in ("simulated", "simulated-bleaching"):
         return _load_simulated(source, kwargs)
     if source == "hela-subset":

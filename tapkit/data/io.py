@@ -1,4 +1,9 @@
-"""Read and write movies: single TIFFs, folders of TIFF frames and the Cell Tracking Challenge format.
+"""Read and write movies: single TIFFs and OME-TIFFs, folders of TIFF frames, the Cell Tracking Challenge
+format and zarr arrays (optional dependency: `pip install 'tapkit-course[zarr]'`).
+
+Axes: a file's named axes (OME-TIFF, ImageJ, OME-Zarr `multiscales`, a zarr `axes` attribute) decide how
+it is read: TYX is a movie, TCYX / CTYX need `channel=`, ZYX (no time axis) is read as time with a note
+(Fiji often labels time-lapses as z-slices), and Z and T both > 1 is refused (tapkit is 2D + time).
 
 Every reader returns a `tapkit.Movie`; every problem with a file raises `tapkit.InputError` naming
 the file and the fix, before the (possibly long) pixel work starts.
@@ -63,8 +68,9 @@ def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, dict[str, f
         ) from err
 
 
-def check_tiff_header(path: Path, what: str = "data") -> None:
-    """Open a TIFF cheaply (header, last frame); raise InputError if it is damaged, empty or too small."""
+def check_tiff_header(path: Path, what: str = "data", channel: int | None = None) -> None:
+    """Open a TIFF cheaply (header, last frame); raise InputError if it is damaged, empty, too small, 3D + time,
+    or (when `channel` is given) has no such channel."""
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0] if tif.series else None
@@ -81,6 +87,12 @@ def check_tiff_header(path: Path, what: str = "data") -> None:
     if len(shape) < 2:
         raise InputError(f"{what}={str(path)!r}: the TIFF holds no image series; expected a (T, Y, X) movie.")
     _check_frame_size(shape, axes, path)
+    squeezed = check_axes(shape, axes, path.name, what, note=False)
+    if len(squeezed) == 2:
+        raise InputError(f"{what}={str(path)!r} holds a single 2D image {tuple(shape)}, not a movie: a movie needs T >= 2 "
+                         "frames (T, Y, X). Check you saved the whole time-lapse as one stack, or give the folder of frames.")
+    if channel is not None:
+        check_channel(tuple(n for n, a in zip(shape, axes) if n > 1 or a in "YX"), squeezed, channel, path.name, what)
 
 
 def _imagej_scale(tif: tifffile.TiffFile) -> dict[str, float]:
@@ -123,30 +135,52 @@ def _check_frame_size(shape: tuple[int, ...], axes: str, path: Path) -> None:
                          "movie of whole frames, not a crop or a table of numbers.")
 
 
+def check_axes(shape: Sequence[int], axes: str, name: str, what: str = "data", note: bool = True) -> str:
+    """The axes without singletons; InputError when Z and T are both > 1 (a 3D time-lapse), else ZYX reads as TYX."""
+    keep = [(n, a) for n, a in zip(shape, axes) if n > 1 or a in "YX"]
+    squeezed, dims = "".join(a for _, a in keep), tuple(n for n, _ in keep)
+    if "Z" in squeezed and "T" in squeezed:
+        nz, nt = dims[squeezed.index("Z")], dims[squeezed.index("T")]
+        raise InputError(f"{what}: {name} is a 3D time-lapse (axes {squeezed}, shape {dims}: {nt} time points x {nz} "
+                         "z-slices); tapkit works on 2D movies (T, Y, X). Save one z-slice or a max projection "
+                         "over Z first (Fiji: Image > Stacks > Z Project...), then point data= at that file.")
+    if "Z" in squeezed and "T" not in squeezed:
+        if note:
+            print(f"tapkit: {name} has axes {squeezed} and no time axis; reading its {dims[squeezed.index('Z')]} z-slices "
+                  "as time points (Fiji often saves time-lapses as slices). If it is a real z-stack, it is not a movie.")
+        squeezed = squeezed.replace("Z", "T")
+    return squeezed
+
+
+def check_channel(shape: Sequence[int], axes: str, channel: int | None, name: str, what: str = "read_tiff") -> int | None:
+    """The channel axis of squeezed (shape, axes) (C or S, or axis 1 of unnamed 4D data), checked against `channel`."""
+    if len(shape) == 3 and axes[0] == "S":
+        axes = "T" + axes[1:]  # tifffile stores 3- and 4-frame stacks as planar RGB: they are frames
+    cax = next((axes.index(a) for a in "CS" if a in axes), 1 if len(shape) == 4 else None)
+    if cax is None:
+        if channel is not None:
+            raise InputError(f"{what}: {name} has one channel (axes {axes}, shape {tuple(shape)}); "
+                             "leave out channel= (channel=None).")
+        return None
+    n = shape[cax]
+    if channel is None:
+        raise InputError(
+            f"{what}: {name} has shape {tuple(shape)} (axes {axes}) with {n} channels on axis {cax}; "
+            f"tapkit uses one channel. Pick one with channel=0 (0 ... {n - 1}), e.g. read_tiff(path, channel=0)."
+        )
+    if not -n <= channel < n:
+        raise InputError(f"{what}: channel={channel} but {name} has {n} channels (0 ... {n - 1}); "
+                         f"use channel=0 ... {n - 1}.")
+    return cax
+
+
 def _pick_channel(arr: np.ndarray, axes: str, channel: int | None, path: Path) -> np.ndarray:
     """Reduce a TIFF to (T, Y, X): select `channel` along the C/S axis (or axis 1 of unnamed 4D data)."""
     arr, axes = _squeeze(arr, axes)
     _check_frame_size(arr.shape, axes, path)
-    if "Z" in axes and "T" in axes:
-        raise InputError(f"read_tiff: {path.name} is a 3D time-lapse with axes {axes} {arr.shape}; tapkit "
-                         "works on 2D movies. Save a z-slice or a max projection over Z first.")
-    if arr.ndim == 3 and axes[0] == "S":
-        axes = "T" + axes[1:]  # tifffile stores 3- and 4-frame stacks as planar RGB: they are frames
-    cax = next((axes.index(a) for a in "CS" if a in axes), 1 if arr.ndim == 4 else None)
-    if cax is None:
-        if channel is not None:
-            raise InputError(f"read_tiff: {path.name} has one channel (axes {axes}, shape {arr.shape}); "
-                             "leave out channel=.")
-        return arr
-    n = arr.shape[cax]
-    if channel is None:
-        raise InputError(
-            f"read_tiff: {path.name} has shape {arr.shape} (axes {axes}) with {n} channels on axis {cax}; "
-            f"tapkit uses one channel. Pick one with read_tiff(path, channel=0) (0 ... {n - 1})."
-        )
-    if not -n <= channel < n:
-        raise InputError(f"read_tiff: channel={channel} but {path.name} has {n} channels (0 ... {n - 1}).")
-    return np.take(arr, channel, axis=cax)
+    axes = check_axes(arr.shape, axes, path.name, "read_tiff")
+    cax = check_channel(arr.shape, axes, channel, path.name)
+    return arr if cax is None else np.take(arr, channel, axis=cax)
 
 
 def _read_mask(path: PathArg, shape: tuple[int, ...], key: str) -> np.ndarray:
@@ -177,13 +211,15 @@ def read_tiff(path: PathArg, channel: int | None = None, labels: PathArg | None 
     p = _existing(path, "read_tiff")
     arr, axes, scale = _read_tiff_file(p, "read_tiff")
     arr = _pick_channel(arr, axes, channel, p)
+    raw_dtype = str(arr.dtype)
     if arr.ndim == 2:
         raise InputError(f"read_tiff: {p.name} holds a single 2D image {arr.shape}, but a movie needs T frames "
                          "(T, Y, X). Save the time-lapse as one stack, or use read_tiff_folder() for a folder of frames.")
     images = check_images(arr, what=f"read_tiff({p.name})")
     lab = None if labels is None else _read_mask(labels, images.shape, "labels")
     ev = None if events is None else _read_mask(events, images.shape, "events")
-    return Movie(images=images, labels=lab, events=ev, name=name or p.stem, meta={"source": str(p)}, **scale)
+    return Movie(images=images, labels=lab, events=ev, name=name or p.stem, meta={"source": str(p), "dtype": raw_dtype},
+                 **scale)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,8 +256,9 @@ def read_tiff_folder(path: PathArg, name: str | None = None) -> Movie:
     if not files:
         raise InputError(f"read_tiff_folder: no .tif/.tiff files in {str(folder)!r}; point to the folder "
                          "that holds the frames.")
-    images = check_images(_stack_frames(files, "read_tiff_folder"), what=f"read_tiff_folder({folder.name})")
-    return Movie(images=images, name=name or folder.name, meta={"source": str(folder)})
+    stack = _stack_frames(files, "read_tiff_folder")
+    images = check_images(stack, what=f"read_tiff_folder({folder.name})")
+    return Movie(images=images, name=name or folder.name, meta={"source": str(folder), "dtype": str(stack.dtype)})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +401,8 @@ def read_ctc(seq_dir: PathArg, ground_truth: bool = True, name: str | None = Non
     labels = lineage = events = None
     if ground_truth and gt.is_dir():
         lineage, mask_files = _ctc_gt_files(gt / "TRA", len(frames))
-    images = check_images(_stack_frames(frames, "read_ctc"), what=f"read_ctc({seq.name})")
+    stack = _stack_frames(frames, "read_ctc")
+    images = check_images(stack, what=f"read_ctc({seq.name})")
     if lineage is not None:
         labels = _stack_frames(mask_files, "read_ctc (TRA masks)")
         if labels.shape != images.shape:
@@ -372,7 +410,7 @@ def read_ctc(seq_dir: PathArg, ground_truth: bool = True, name: str | None = Non
                              "they must match (check the man_track files belong to this sequence).")
         events = events_from_lineage(labels, lineage)
     return Movie(images=images, labels=labels, events=events, lineage=lineage,
-                 name=name or f"{seq.parent.name}/{seq.name}", meta={"source": str(seq)})
+                 name=name or f"{seq.parent.name}/{seq.name}", meta={"source": str(seq), "dtype": str(stack.dtype)})
 
 
 def _exact_dtype(images: np.ndarray) -> np.ndarray:
@@ -461,3 +499,106 @@ def write_tiff(movie_or_array: "Movie | np.ndarray", path: PathArg) -> Path:
         kwargs["resolution"] = (1.0 / movie.pixel_size, 1.0 / movie.pixel_size)
     tifffile.imwrite(p, _exact_dtype(movie.images), imagej=True, metadata=meta, **kwargs)
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# zarr arrays (optional dependency: pip install 'tapkit-course[zarr]')
+# ----------------------------------------------------------------------------------------------
+ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+ZARR_DEFAULT_AXES = {3: "TYX", 4: "TCYX", 5: "TCZYX"}  # unnamed arrays: OME-NGFF order
+
+
+def is_zarr(path: PathArg) -> bool:
+    """True for a zarr array or group folder (a `.zarr` suffix or zarr's metadata files inside)."""
+    p = Path(path).expanduser()
+    return p.is_dir() and (p.suffix.lower() == ".zarr" or any((p / m).is_file() for m in ZARR_MARKERS))
+
+
+def import_zarr() -> Any:
+    """The zarr package, or InputError naming the extra that installs it."""
+    try:
+        import zarr
+    except ImportError:
+        raise InputError("reading or writing zarr arrays needs the optional package zarr: install it with "
+                         "pip install 'tapkit-course[zarr]' (or pip install zarr), or convert the movie to a TIFF.") from None
+    return zarr
+
+
+def _ngff_axes(attrs: dict) -> tuple[str | None, str | None]:
+    """(path of the full-resolution array, axes letters) from OME-Zarr `multiscales` metadata, if present."""
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if not multiscales:
+        return None, None
+    first = multiscales[0]
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in first.get("axes", [])]
+    return first["datasets"][0]["path"], "".join(n[:1].upper() for n in names) or None
+
+
+def open_zarr(path: PathArg, what: str = "read_zarr") -> tuple[Any, str]:
+    """(lazy zarr array, axes) of a zarr array, an OME-Zarr image or a group holding one array; no pixels read."""
+    zarr, p = import_zarr(), _existing(path, what)
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception as err:  # zarr raises several types for folders that are not zarr
+        raise InputError(f"{what}: could not open {str(p)!r} as zarr ({type(err).__name__}: {err}). Point to the "
+                         "folder of one zarr array (or of an OME-Zarr image).") from err
+    axes = None
+    if not hasattr(node, "shape"):  # a group
+        sub, axes = _ngff_axes(dict(node.attrs))
+        arrays = sorted(node.array_keys())
+        if sub is None and len(arrays) != 1:
+            raise InputError(f"{what}: {p.name} is a zarr group with arrays {arrays or 'none'} and no OME-Zarr "
+                             f"metadata; point to one array inside it, e.g. data='{p}/{arrays[0] if arrays else 'name'}'.")
+        node = node[sub if sub is not None else arrays[0]]
+    axes = axes or node.attrs.get("axes") or ZARR_DEFAULT_AXES.get(node.ndim)
+    if node.ndim < 3 or axes is None:
+        raise InputError(f"{what}: {p.name} holds an array of shape {tuple(node.shape)}, not a movie: tapkit needs "
+                         "(T, Y, X), (T, C, Y, X) or (T, C, Z, Y, X) with Z = 1. Save the time-lapse, not one frame.")
+    if len(axes) != node.ndim:
+        raise InputError(f"{what}: {p.name} has shape {tuple(node.shape)} but axes {axes!r}; the 'axes' attribute "
+                         "needs one letter per dimension (T, C, Z, Y, X).")
+    return node, str(axes).upper()
+
+
+def check_zarr(path: PathArg, channel: int | None = None, what: str = "data",
+               strict: bool = False) -> tuple[tuple[int, ...], str]:
+    """Check a zarr movie's shape, axes and `channel` (when given, or always if strict) from its metadata only;
+    return the squeezed (shape, axes)."""
+    node, axes = open_zarr(path, what)
+    name = Path(path).name
+    squeezed = check_axes(node.shape, axes, name, what, note=False)
+    shape = tuple(n for n, a in zip(node.shape, axes) if n > 1 or a in "YX")
+    _check_frame_size(shape, squeezed, Path(path))
+    if channel is not None or strict:
+        check_channel(shape, squeezed, channel, name, what)
+    if len(shape) - (1 if any(a in squeezed for a in "CS") else 0) < 3:
+        raise InputError(f"{what}: {name} has shape {tuple(node.shape)} (axes {axes}): a single frame, not a movie. "
+                         "A movie needs T >= 2 frames.")
+    return shape, squeezed
+
+
+def read_zarr(path: PathArg, channel: int | None = None, name: str | None = None) -> Movie:
+    """Read a (T, Y, X) movie from a zarr array or OME-Zarr image (`channel=` for multi-channel data)."""
+    check_zarr(path, channel, "read_zarr", strict=True)  # shape, axes and channel, before any pixel is read
+    node, axes = open_zarr(path)
+    index = tuple(slice(None) for _ in axes)
+    cax = next((i for i, a in enumerate(axes) if a in "CS" and node.shape[i] > 1), None)
+    if cax is not None:  # read only the chosen channel
+        index = index[:cax] + (channel,) + index[cax + 1:]
+        axes = axes[:cax] + axes[cax + 1:]
+    arr, axes = _squeeze(np.asarray(node[index]), axes)
+    images = check_images(arr, what=f"read_zarr({Path(path).name})")
+    return Movie(images=images, name=name or Path(path).stem, meta={"source": str(path), "dtype": str(arr.dtype)})
+
+
+def write_zarr(movie_or_array: "Movie | np.ndarray", path: PathArg, axes: str = "TYX") -> Path:
+    """Write an array as a zarr array chunked per frame, with its `axes` attribute; returns the path."""
+    zarr = import_zarr()
+    arr = movie_or_array.images if isinstance(movie_or_array, Movie) else np.asarray(movie_or_array)
+    if len(axes) != arr.ndim:
+        raise InputError(f"write_zarr: axes={axes!r} but the array has {arr.ndim} dimensions {arr.shape}.")
+    chunks = tuple(n if a in "YX" else 1 for n, a in zip(arr.shape, axes))
+    z = zarr.open(str(Path(path).expanduser()), mode="w", shape=arr.shape, dtype=arr.dtype, chunks=chunks)
+    z[...] = arr
+    z.attrs["axes"] = axes
+    return Path(path)

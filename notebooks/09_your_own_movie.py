@@ -1,0 +1,277 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/09_your_own_movie.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F09_your_own_movie.ipynb)
+#
+# # 09 · Your own movie
+#
+# You have finished the course on simulated nuclei and on the HeLa subset; now it is your turn. This
+# notebook takes *your* time-lapse, checks it for the shortcuts the course taught (bleaching, drift),
+# measures how big its nuclei are and bins it to the size the defaults expect, pretrains a model on it
+# (a rerun continues where an interrupted run stopped), shows where the model looks, and exports
+# features and regions for napari or Fiji.
+#
+# **Learning goals**
+# - point tapkit at your data: a TIFF or OME-TIFF movie, a folder of TIFF frames, a Cell Tracking
+#   Challenge folder or a zarr array
+# - check a movie for time-arrow shortcuts before training on it, and read the warnings
+# - choose a binning from the measured nucleus size, with a reason
+# - pretrain, explain and export, so the results leave the notebook
+#
+# **Estimated runtime**
+#
+# | profile | time |
+# | --- | --- |
+# | smoke | ~1 min on the default (simulated) data |
+# | cpu (2 cores) | ~10-15 min for a movie of 64 frames of 256 x 256 px after binning (mostly pretraining) |
+# | gpu | ~15 min of pretraining, more for large movies |
+
+# %%
+# Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
+
+# %% tags=["parameters"]
+profile = "auto"  # sizes pretraining, Grad-CAM and export: "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
+data = "simulated"  # YOUR movie: a TIFF / OME-TIFF path, a folder of TIFF frames, a CTC sequence folder, a .zarr array, or a dataset name
+seed = 0  # one number fixes crops, weights and regions: same seed -> same results
+device = "auto"  # "auto", "cpu", "cuda" or "mps"
+out_dir = "runs/latest"  # where the checkpoint (resumed on a rerun), the exported features and regions go
+binning = None  # bin frames n x n (None: the binning recommended from the measured nucleus size)
+channel = None  # the channel of a multi-channel TIFF or zarr array (None: single-channel data)
+pretext = "tap"  # the pretext task to train: "tap", "mim", "mim-intensity" or "contrastive" (notebook 07)
+export_features = True  # write dense features (.npz) and top regions (.csv) to out_dir
+tap_epochs = None  # pretraining epochs (None: from the profile)
+tap_steps_per_epoch = None  # steps per epoch (None: from the profile)
+gradcam_n_frames = None  # frame pairs whose top regions are computed and exported (None: from the profile)
+gradcam_k = None  # top regions per pair (None: from the profile)
+own_export_frames = None  # frames whose dense features are exported (None: from the profile)
+
+# %%
+from dataclasses import replace
+import numpy as np
+import torch
+import tapkit, tapkit.course, tapkit.course.results
+from tapkit.course import own_movie
+from tapkit.data import export, inspect
+from tapkit.plot import events as event_plots, frames as viewer, gradcam as gcplot, inspect as inspect_plots
+from tapkit.plot import pretext as pretext_plots, tap as tap_plots
+from tapkit.ssl.features import embed
+
+cfg = tapkit.course.configure(globals(), notebook="09")
+
+# %% [markdown]
+# ## 1 · Your movie
+#
+# `data` takes any of these (the check above already opened its header, so a wrong path, a damaged
+# file, a single 2-D image, a channel that does not exist or a 3-D time-lapse stop here, before any
+# training):
+#
+# | you have | set `data =` | notes |
+# | --- | --- | --- |
+# | one TIFF or OME-TIFF stack | `"path/movie.tif"` | axes TYX; TCYX needs `channel = 0, 1, ...`; Z and T both > 1 is refused: save a z-slice or max projection |
+# | a folder of 2-D TIFF frames | `"path/frames/"` | sorted naturally: t2 before t10 |
+# | a Cell Tracking Challenge sequence | `"path/Fluo-N2DL-HeLa/01"` | its `01_GT/TRA` lineage, if present, gives division events |
+# | a zarr array or OME-Zarr image | `"path/movie.zarr"` | needs `pip install 'tapkit-course[zarr]'` |
+#
+# The default, `"simulated"`, is the course's movie, so that this notebook runs anywhere. We load the
+# movie at full resolution here; section 3 decides the binning. Move the slider to browse it.
+
+# %%
+raw = tapkit.course.load_data(replace(cfg, binning=1))  # full resolution (T, Y, X)
+overlay = "events" if raw.has_events else None
+print(raw, f"| file dtype {raw.meta.get('dtype', 'float32')}")
+viewer.show_frames(raw, overlay=overlay);
+
+# %%
+viewer.movie_browser(raw, overlay=overlay)
+
+# %% [markdown]
+# ## 2 · Check it: shortcuts before training
+#
+# Notebooks 00 and 01 showed two ways a network can tell the order of two frames without looking at a
+# single cell: **bleaching** (later frames are darker) and **drift** (the field moves steadily one way).
+# `check_movie` measures both: the brightness of the nuclei above the background in every frame with a
+# straight-line fit, and the shift between consecutive frames by phase correlation. The warnings below
+# (if any) say what to do; per-frame normalisation, on by default, already removes a global brightness
+# change, but not drift.
+
+# %%
+report = inspect.check_movie(raw)
+print(report.table())
+print("\n".join(f"WARNING: {w}" for w in report.warnings) or "no warnings")
+inspect_plots.plot_checks(report, raw);
+
+# %% [markdown]
+# ## 3 · How big are the nuclei? Choose a binning
+#
+# The profiles' crop sizes and the U-Net were chosen for the simulated nuclei, about 6 px in radius.
+# Nuclei much larger than that fill a crop on their own (the HeLa nuclei, ~14 px, are binned 2 x 2 in
+# the course for this reason). `estimate_nucleus_size` thresholds a few frames (Otsu), takes the
+# connected bright objects and reports the median of their equivalent radius sqrt(area / π).
+# `recommend_binning` turns that into a factor and says why; `binning = ...` overrides it.
+
+# %%
+size = inspect.estimate_nucleus_size(raw, n_frames=cfg.own["nucleus_frames"])
+advice = inspect.recommend_binning(size.radius)
+factor = advice.factor if cfg.binning is None else cfg.binning
+print(f"nucleus radius ~{size.radius:.1f} px ({size.n_blobs} objects in frames {size.frames})")
+print(f"recommended binning {advice.factor}: {advice.reason}")
+print(f"using binning {factor} ({'your binning parameter' if cfg.binning is not None else 'the recommendation'})")
+movie = raw.bin(factor)
+inspect_plots.plot_nucleus_size(raw, size, advice);
+
+# %% [markdown]
+# ## Exercise 1 · The bleaching rate
+#
+# `report.means` holds the brightness of the nuclei above the background in each frame. Fit a straight
+# line `means ≈ intercept + slope · t` (`np.polyfit`) and compute `my_rate`, the fraction of the initial
+# brightness lost per frame: `-slope / intercept` (positive when the movie gets darker).
+
+# %%
+my_rate = ...  # your answer: a number
+
+# %% tags=["solution"]
+slope, intercept = np.polyfit(np.arange(len(report.means)), report.means, 1)
+my_rate = -slope / intercept
+
+# %%
+tapkit.course.check(my_rate, report.bleaching_rate, tol=1e-9, name="my_rate",
+                    hint="slope, intercept = np.polyfit(np.arange(len(report.means)), report.means, 1); -slope / intercept");
+
+# %% [markdown]
+# ## 4 · Pretrain on your movie (resumable)
+#
+# The course's one trainer, with the profile's sizes (`tap_*` parameters) and the task `pretext`. The
+# checkpoint `out_dir/own_<task>_<data>_bin<b>.pt` is written after every epoch; run this cell again
+# after a disconnect and it continues from the last finished epoch (a finished model is just loaded).
+# The line below says which happened. In the smoke profile the training is a handful of steps: the
+# curves only show that it runs.
+
+# %%
+model, history, checkpoint = own_movie.pretrain(cfg, movie, pretext)
+print(f"{len(history.get('train_loss', []))} epochs | last validation loss {history['val_loss'][-1]:.4f}")
+tap_plots.plot_history(history);
+
+# %% [markdown]
+# ## 5 · Where does the model look?
+#
+# For TAP, the Grad-CAM map of the time-arrow decision (notebook 02) on a few frame pairs, and its
+# top-`k` regions; for the other tasks, which have no time-arrow head, the regions where the dense
+# features change most from frame t to t + 1. Look at the regions in both frames: dividing or dying
+# cells are what we hope to see; the border of a drifting field or a dimming background would be a shortcut.
+
+# %%
+regions = own_movie.top_regions_movie(model, movie, pretext, cfg.gradcam["n_frames"], cfg.gradcam["k"],
+                                      cfg.gradcam["inset"], seed=cfg.seed)
+t = regions["frames"][0]
+print(f"{regions['kind']}: pairs {regions['frames']}, {sum(map(len, regions['regions']))} regions")
+gcplot.plot_top_regions(movie.images[t], movie.images[t + 1], regions["maps"][0], regions["regions"][0],
+                        inset=cfg.gradcam["inset"]);
+
+# %% [markdown]
+# ## 6 · Export for napari and Fiji
+#
+# Dense features `(T, F, Y, X)` of `own_export_frames` frames go to a compressed `.npz` (key
+# `features`; `frames` and `binning` alongside) and the top regions to a CSV with columns
+# `t, y, x, score`, in pixels of your *unbinned* movie. In napari:
+#
+# ```python
+# import numpy as np, napari
+# viewer = napari.view_image(movie_array)  # your (T, Y, X) movie
+# viewer.add_points(np.loadtxt("regions_<data>.csv", delimiter=",", skiprows=1)[:, :3], size=20)
+# ```
+#
+# With zarr installed, `export.export_features(features, "features.zarr")` writes a zarr array instead.
+
+# %%
+key = cfg.data_key
+n_export = min(cfg.own["export_frames"] or len(movie), len(movie))
+frames = np.linspace(0, len(movie) - 1, n_export).round().astype(int)
+features = embed(model, movie.images[frames], device=cfg.device)  # (n, F, Y, X)
+files = {}
+if export_features:
+    files["features"] = export.export_features(features, cfg.out_dir / f"features_{key}.npz", frames, factor)
+    files["regions"] = export.export_regions(regions["frames"], regions["regions"], cfg.out_dir / f"regions_{key}.csv", factor)
+print(f"features {features.shape} (frames, F, Y, X)", *(f"\n  wrote {p}" for p in files.values()))
+pretext_plots.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tensor(features[0])});
+
+# %% [markdown]
+# ## 7 · Annotations: event heads, segmentation, or what to do without them
+#
+# - **A lineage** (a CTC folder with `01_GT/TRA/man_track.txt`): division events follow from it, and
+#   the event heads of notebook 04 are trained on crop pairs of your movie with your model's frozen
+#   features (the profile's strategies: A1, the ResNet head, in smoke; the cpu and gpu profiles add A0, the
+#   linear head, and B1, frozen
+#   random features, as the baseline to beat).
+# - **Masks only** (e.g. the HeLa subset): the segmentation heads of notebook 08 apply.
+# - **Nothing**: annotate a few frames (napari's labels layer, or Fiji), then write the movie and the
+#   masks as a CTC folder with `tapkit.data.io.write_ctc(tapkit.Movie(images, labels=masks), "my_ctc")`
+#   and point `data` at `my_ctc/01`. A lineage file (`man_track.txt`: id, first frame, last frame,
+#   parent) with your divisions turns the masks into division events.
+#
+# <!-- INTEGRATOR: notebook 08 (segmentation heads) is not merged yet; wire its call into the masks-only
+#      branch of the next cell (tapkit.downstream.segmentation) and remove this note. -->
+# **Segmentation heads (notebook 08):** on a movie with masks and no lineage, the next cell says so;
+# the call to notebook 08's heads joins it when notebook 08 is part of the course.
+
+# %%
+from tapkit.downstream.events import criteria, crops, experiments, tables
+annotations = "lineage" if movie.lineage is not None and movie.has_events else "masks" if movie.labels is not None else "none"
+table = None
+if annotations == "lineage":
+    pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)
+    labels = criteria.label_pairs(pairs, "size-either")
+    split = crops.split_pairs(labels, seed=cfg.seed)
+    schedule = {k: v for k, v in cfg.heads.items() if k != "budgets"}
+    results = experiments.compare_strategies(pairs, labels, model, strategies=cfg.own["strategies"], seed=cfg.seed,
+                                             device=cfg.device, split=split, **schedule)
+    table = tables.results_table(results)
+    print(tables.format_results(table))
+elif annotations == "masks":
+    print("masks without a lineage: the segmentation heads of notebook 08 apply to this movie (no event labels).")
+else:
+    print("no annotations: see the list above for how to add a few and write them as a CTC folder.")
+
+# %%
+if table is not None:
+    event_plots.plot_results(table);
+
+# %% [markdown]
+# ## Results
+#
+# What the checks measured, the binning used, the pretraining and the exported files go into
+# `results.json` under `own`.
+
+# %%
+tapkit.course.results.record(
+    "own", data=cfg.data, shape=list(raw.shape), dtype=report.dtype, warnings=len(report.warnings),
+    drift_px_per_frame=report.drift_per_frame, bleaching_rate=report.bleaching_rate, nucleus_radius=size.radius,
+    binning_recommended=advice.factor, binning=factor, pretext=pretext, epochs=len(history["val_loss"]),
+    val_loss=history["val_loss"][-1], checkpoint=str(checkpoint), region_pairs=regions["frames"],
+    files={k: str(v) for k, v in files.items()}, annotations=annotations)
+
+# %% [markdown]
+# ## Summary
+#
+# - A movie is checked before it is trained on: its bleaching and drift are time-arrow shortcuts, and
+#   its nuclei should be about as large in pixels as the ones the defaults were tuned for.
+# - Pretraining is resumable: rerun the notebook after a disconnect and it continues from `out_dir`.
+# - Grad-CAM regions and dense features leave the notebook as files napari and Fiji read.
+#
+# **Next:** with a lineage, compare the event heads on your features with notebook 04's numbers; without
+# one, annotate a few frames and come back.

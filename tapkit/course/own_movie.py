@@ -1,0 +1,68 @@
+"""Notebook 09 (your own movie): resumable pretraining on it, and its top regions for any pretext task.
+
+Kernel side. `pretrain` keeps one checkpoint per task, data and binning in out_dir and always calls the
+trainer with `resume=True`: a first run trains from scratch, an interrupted run continues from its
+last finished epoch, a finished run loads (no training). `top_regions_movie` gives Grad-CAM regions
+for TAP and, for tasks without a time-arrow head, the regions where the dense features change most
+between frames t and t + 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tapkit.course.config import Config, data_key, task_options
+from tapkit.data.movie import Movie
+
+
+def own_checkpoint(cfg: Config, movie: Movie, task: str) -> Path:
+    """out_dir/own_<task>_<data>_bin<b>.pt: one file per task, data and binning."""
+    return Path(cfg.out_dir) / f"own_{task}_{data_key(cfg.data)}_bin{movie.meta.get('binning', 1)}.pt"
+
+
+def epochs_done(path: Path) -> int:
+    """Finished epochs stored in a checkpoint (0 when there is none)."""
+    from tapkit.ssl.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path).get("epoch", 0)) if path.is_file() else 0
+
+
+def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, Path]:
+    """Train `task` on `movie` with the profile's `tap` sizes, resuming from out_dir; (model, history, checkpoint)."""
+    from tapkit.ssl.trainer import train
+
+    pretext, options = task_options(cfg, task)
+    checkpoint = own_checkpoint(cfg, movie, task)
+    done, total = epochs_done(checkpoint), cfg.tap["epochs"]
+    how = ("training from scratch" if done == 0 else f"already trained ({done} epochs): loading" if done >= total
+           else f"continuing from epoch {done} of {total}")
+    print(f"tapkit: {task} on {movie.name} ({movie.shape[1]} x {movie.shape[2]} px frames): {how} -> {checkpoint}")
+    settings = {k: v for k, v in cfg.tap.items() if k != "model_kwargs"}
+    model, history = train(pretext, [movie], **settings, model_kwargs={**cfg.tap.get("model_kwargs", {}), **options},
+                           device=cfg.device, seed=cfg.seed, checkpoint=checkpoint, resume=True)
+    return model.eval(), history, checkpoint
+
+
+def change_map(model: Any, frame_t: np.ndarray, frame_t1: np.ndarray) -> np.ndarray:
+    """(Y, X) how much the dense features change from frame t to t + 1: sum over F of |z(t + 1) - z(t)|."""
+    from tapkit.ssl.features import embed
+
+    z = embed(model, np.stack([frame_t, frame_t1]))  # (2, F, Y, X)
+    return np.abs(z[1] - z[0]).sum(0).astype(np.float32)
+
+
+def top_regions_movie(model: Any, movie: Movie, task: str, n_frames: int, k: int, inset: int,
+                      seed: int = 0) -> dict[str, Any]:
+    """Top regions of `n_frames` pairs: Grad-CAM of the time arrow (TAP) or the feature-change map (other tasks)."""
+    from tapkit.explain import gradcam as gc
+
+    if task == "tap":
+        res = gc.gradcam_movie(model, movie, n_frames=n_frames, k=k, inset=inset, seed=seed)
+        return dict(frames=res["frames"], maps=res["cams"], regions=res["regions"], kind="Grad-CAM of the time arrow")
+    frames = sorted({int(t) for t in np.linspace(0, len(movie) - 2, min(n_frames, len(movie) - 1)).round()})
+    maps = np.stack([change_map(model, movie.images[t], movie.images[t + 1]) for t in frames])
+    regions = [gc.top_regions(m, k=k, inset=inset) for m in maps]
+    return dict(frames=frames, maps=maps, regions=regions, kind="feature change between t and t + 1")
