@@ -18,8 +18,9 @@ Design (what is identical to a single process, and where it is not):
   duplicated across ranks, and the stream layout does not depend on the number of processes.
 - Gradients: DDP averages the ranks' gradients. For a loss that is a mean over samples (TAP: CE and
   the per-sample decorrelation term; MIM: masked reconstruction) that average IS the gradient of
-  the global batch, provided BatchNorm sees the global batch: with `sync_bn=True` (SyncBatchNorm)
-  it does, and the 2-process loss curve equals the 1-process one up to float32 summation order
+  the global batch, provided BatchNorm sees the global batch: with `sync_bn=True` it does
+  (`sync_batchnorm`: torch's SyncBatchNorm on CUDA; on CPU, where torch refuses it, `GlobalBatchNorm2d`,
+  the same maths with differentiable all-reduces over gloo), and the 2-process loss curve equals the 1-process one up to float32 summation order
   (tested). Without SyncBatchNorm every rank normalises with its own B/N crops (like a smaller
   batch): close, not equal. The contrastive task's NT-Xent takes its negatives within the batch;
   tapkit does not all-gather them, so under N processes each anchor sees 2B/N - 2 negatives instead
@@ -57,7 +58,7 @@ from tapkit.data.movie import InputError
 TIMEOUT_ENV = "TAPKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
 
-__all__ = ["DistInfo", "setup", "cleanup", "info", "launched", "timeout_seconds", "shard_seed", "rank_shards",
+__all__ = ["GlobalBatchNorm2d", "sync_batchnorm", "DistInfo", "setup", "cleanup", "info", "launched", "timeout_seconds", "shard_seed", "rank_shards",
            "check_shards", "LossModule", "wrap", "mean_over_ranks", "broadcast_buffers", "gather_objects",
            "barrier", "is_main"]
 
@@ -161,6 +162,64 @@ def rank_shards(shards: int, rank: int, world_size: int) -> list[int]:
     """The shards rank `rank` draws: a contiguous block of shards / world_size of them."""
     k = shards // world_size
     return list(range(rank * k, (rank + 1) * k))
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) with a gradient: the backward pass sums the incoming gradients over the ranks too."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are over the batches of all ranks (SyncBatchNorm's maths, on CPU too).
+
+    Two differentiable all-reduces per call (sum and count -> mean; sum of squared deviations -> biased
+    variance), so the backward pass also sums the statistics' gradients over the ranks. Without a
+    process group, or in eval mode, it is a plain BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, Y, X) -> (N, C, Y, X), normalised with the global batch's per-channel mean and variance."""
+        if not (self.training and info().world_size > 1):
+            return super().forward(x)
+        all_reduce = _SumOverRanks.apply
+        count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
+        total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))  # (C + 1,) sums over every rank's batch
+        n = total[-1]
+        mean = total[:-1] / n  # (C,)
+        var = all_reduce(((x - mean[None, :, None, None]) ** 2).sum((0, 2, 3))) / n  # (C,) biased
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * n / (n - 1), factor)  # unbiased, as BatchNorm2d keeps it
+        y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm2d of `model` made global over the ranks: torch's SyncBatchNorm on CUDA, GlobalBatchNorm2d else."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.BatchNorm2d:
+                new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                        child.track_running_stats)
+                new.load_state_dict(child.state_dict())
+                setattr(parent, name, new)
+    return model
 
 
 class LossModule(nn.Module):

@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 from tqdm.auto import tqdm
 
 from tapkit.ssl import distributed
@@ -207,7 +206,7 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
     if sync_bn and ctx.enabled:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # the same weights; statistics over all ranks
+        model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
