@@ -3,7 +3,8 @@
     TAPKIT_TEST_GUARD=DIR   on every rank but 0, any attempt to create, open for writing, rename or remove
                             a file under DIR raises PermissionError (a Python audit hook), so a rank > 0
                             that writes makes the job fail; each rank prints how many such attempts it saw.
-    TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch (1-based).
+    TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch (1-based);
+    TAPKIT_TEST_KILL=R:N:stop  rank R stops itself instead (SIGSTOP: alive but hung, for the timeout).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def guard(root: str) -> None:
     sys.addaudithook(hook)
 
 
-def kill_at(step: int) -> None:
-    """SIGKILL this process when it draws its `step`-th batch."""
+def kill_at(step: int, sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to this process when it draws its `step`-th batch."""
     import tapkit.ssl.trainer as trainer
 
     original, count = trainer._make_batch, [0]
@@ -49,8 +50,8 @@ def kill_at(step: int) -> None:
     def make_batch(model, samplers):
         count[0] += 1
         if count[0] == step:
-            print(f"ddp_worker: rank {RANK} kills itself at batch {step}", flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
+            print(f"ddp_worker: rank {RANK} kills itself at batch {step} ({signal.Signals(sig).name})", flush=True)
+            os.kill(os.getpid(), sig)
         return original(model, samplers)
 
     trainer._make_batch = make_batch
@@ -60,9 +61,9 @@ if __name__ == "__main__":
     if os.environ.get("TAPKIT_TEST_GUARD") and RANK != 0:
         guard(os.environ["TAPKIT_TEST_GUARD"])
     if os.environ.get("TAPKIT_TEST_KILL"):
-        victim, step = (int(v) for v in os.environ["TAPKIT_TEST_KILL"].split(":"))
-        if RANK == victim:
-            kill_at(step)
+        victim, step, *how = os.environ["TAPKIT_TEST_KILL"].split(":")
+        if RANK == int(victim):
+            kill_at(int(step), signal.SIGSTOP if how == ["stop"] else signal.SIGKILL)
     from tapkit.cli import main
 
     code = main(sys.argv[1:])
