@@ -17,12 +17,13 @@ Design (what is identical to a single process, and where it is not):
   `--shards 2` sees exactly the crops of a 2-process run with per-rank batch B/2: no sample is
   duplicated across ranks, and the stream layout does not depend on the number of processes.
 - Gradients: DDP averages the ranks' gradients. For a loss that is a mean over samples (TAP: CE and
-  the per-sample decorrelation term; MIM: masked reconstruction) that average IS the gradient of
-  the global batch, provided BatchNorm sees the global batch: with `sync_bn=True` it does
-  (`sync_batchnorm`: torch's SyncBatchNorm on CUDA; on CPU, where torch refuses it, `GlobalBatchNorm2d`,
-  the same maths with differentiable all-reduces over gloo), and the 2-process loss curve equals the 1-process one up to float32 summation order
-  (tested). Without SyncBatchNorm every rank normalises with its own B/N crops (like a smaller
-  batch): close, not equal. The contrastive task's NT-Xent takes its negatives within the batch;
+  the per-sample decorrelation term; MIM: masked reconstruction, the same number of hidden pixels in
+  every crop) that average IS the gradient of the global batch, provided BatchNorm sees the global
+  batch: with `sync_bn=True` it does (`sync_batchnorm`: torch's SyncBatchNorm on CUDA; on CPU, where
+  torch refuses it, `GlobalBatchNorm2d`, the same maths with differentiable all-reduces over gloo),
+  and the 2-process loss curve equals the 1-process one up to float32 summation order (tested;
+  validation metrics less closely: see tests/test_distributed.py). Without SyncBatchNorm every rank
+  normalises with its own B/N crops (like a smaller batch): close, not equal. The contrastive task's NT-Xent takes its negatives within the batch;
   tapkit does not all-gather them, so under N processes each anchor sees 2B/N - 2 negatives instead
   of 2B - 2 (as SimCLR without a global gather): its curve is not the 1-process one.
 - The learning-rate schedule counts global optimisation steps (one per global batch), the same for
@@ -58,8 +59,8 @@ from tapkit.data.movie import InputError
 TIMEOUT_ENV = "TAPKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
 
-__all__ = ["GlobalBatchNorm2d", "sync_batchnorm", "DistInfo", "setup", "cleanup", "info", "launched", "timeout_seconds", "shard_seed", "rank_shards",
-           "check_shards", "LossModule", "wrap", "mean_over_ranks", "broadcast_buffers", "gather_objects",
+__all__ = ["GlobalBatchNorm2d", "sync_batchnorm", "DistInfo", "setup", "cleanup", "info", "launched",
+           "timeout_seconds", "shard_seed", "rank_shards", "check_shards", "LossModule", "wrap", "mean_over_ranks", "broadcast_buffers", "gather_objects",
            "barrier", "is_main"]
 
 
@@ -209,7 +210,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Every BatchNorm2d of `model` made global over the ranks: torch's SyncBatchNorm on CUDA, GlobalBatchNorm2d else."""
+    """Every BatchNorm2d of `model` made global over the ranks (SyncBatchNorm on CUDA, GlobalBatchNorm2d else)."""
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for parent in list(model.modules()):

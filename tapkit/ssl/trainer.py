@@ -102,8 +102,9 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int,
     _set_rng_state(state["rng"])
     if distributed.is_main():
         print(f"tapkit: resuming from {path} after epoch {state['epoch']}")
-        if len(saved) != distributed.info().world_size * len(samplers):
-            print(f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {distributed.info().world_size * len(samplers)}: "
+        shards = distributed.info().world_size * len(samplers)
+        if len(saved) != shards:
+            print(f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
                   "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
                   "(keep --shards fixed to resume with another number of processes exactly)")
     return int(state["epoch"]), state["history"]
