@@ -23,9 +23,10 @@ Design (what is identical to a single process, and where it is not):
   torch refuses it, `GlobalBatchNorm2d`, the same maths with differentiable all-reduces over gloo),
   and the 2-process loss curve equals the 1-process one up to float32 summation order (tested;
   validation metrics less closely: see tests/test_distributed.py). Without SyncBatchNorm every rank
-  normalises with its own B/N crops (like a smaller batch): close, not equal. The contrastive task's NT-Xent takes its negatives within the batch;
-  tapkit does not all-gather them, so under N processes each anchor sees 2B/N - 2 negatives instead
-  of 2B - 2 (as SimCLR without a global gather): its curve is not the 1-process one.
+  normalises with its own B/N crops (like a smaller batch): close, not equal. The contrastive
+  task's NT-Xent takes its negatives within the batch; tapkit does not all-gather them, so under N
+  processes each anchor sees 2B/N - 2 negatives instead of 2B - 2 (as SimCLR without a global
+  gather): its curve is not the 1-process one.
 - The learning-rate schedule counts global optimisation steps (one per global batch), the same for
   any number of processes. Train metrics are all-reduced (mean over ranks, equal shard sizes) for
   the progress bar and the history; BatchNorm buffers are broadcast from rank 0 before validation,
@@ -60,8 +61,8 @@ TIMEOUT_ENV = "TAPKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
 
 __all__ = ["GlobalBatchNorm2d", "sync_batchnorm", "DistInfo", "setup", "cleanup", "info", "launched",
-           "timeout_seconds", "shard_seed", "rank_shards", "check_shards", "LossModule", "wrap", "mean_over_ranks", "broadcast_buffers", "gather_objects",
-           "barrier", "is_main"]
+           "timeout_seconds", "shard_seed", "rank_shards", "check_shards", "LossModule", "wrap", "mean_over_ranks",
+           "broadcast_buffers", "gather_objects", "barrier", "is_main"]
 
 
 @dataclass(frozen=True)
