@@ -1,14 +1,19 @@
-"""The `tapkit` command line: run the course, write student copies, simulate a movie.
+"""The `tapkit` command line: run the course, write student copies, simulate a movie, pretrain.
 
     tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run]
     tapkit course student [--out DIR]
     tapkit simulate --out DIR [--frames N] [--size Y X] [--seed S]
+    tapkit train --data NAME_OR_PATH --out DIR [--pretext tap] [--epochs N ...] [--resume] [--sync-bn]
+    torchrun --nproc_per_node N -m tapkit train ...      (the same command, data-parallel)
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import inspect
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,7 +64,43 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--frames", type=int, default=None, help="number of frames")
     sim.add_argument("--size", type=int, nargs=2, default=None, metavar=("Y", "X"), help="frame size")
     sim.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_train_parser(sub)
     return parser
+
+
+# `tapkit train` flags that set a key of the profile's `tap` section (the notebooks' tap_* settings)
+TRAIN_SETTINGS = {"epochs": int, "steps_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
+                  "val_steps": int, "val_fraction": float}
+
+
+def add_train_parser(sub: Any) -> None:
+    """The `tapkit train` subcommand: pretrain any pretext task, in one process or under torchrun."""
+    train = sub.add_parser("train", help="pretrain a pretext task on a movie (also under torchrun: data-parallel)",
+                           description="Pretrain with the notebooks' tap_* settings of a profile. Runs unchanged "
+                           "under `torchrun --nproc_per_node N -m tapkit train ...` (one process per GPU).")
+    train.add_argument("--data", required=True, help="a dataset name (simulated, hela-subset, ...) or a TIFF / "
+                       "folder / CTC sequence path")
+    train.add_argument("--out", required=True, help="output folder: <task>_<data>.pt and <task>_<data>_history.json")
+    train.add_argument("--pretext", default="tap", help="tap, mim, contrastive, or a task of the profile's pretext "
+                       "section such as mim-intensity (default: tap)")
+    train.add_argument("--profile", default="auto", help="the profile whose tap settings are the defaults "
+                       "(smoke, cpu, gpu; default auto: gpu with CUDA, else cpu)")
+    for key, kind in TRAIN_SETTINGS.items():
+        train.add_argument(f"--{key.replace('_', '-')}", type=kind, default=None,
+                           help=f"the profile's tap {key} unless given (notebooks: tap_{key}); batch: global")
+    train.add_argument("--delta", type=int, nargs="+", default=None, help="frame offsets (default: the profile's)")
+    train.add_argument("--val-at", choices=("start", "end"), default=None,
+                       help="validate on the first or last frames (default: start for simulated data, end otherwise)")
+    train.add_argument("-o", "--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                       help="a model option (repeatable): architecture (base_filters=16, n_depth=2) or task option "
+                            "(lam=0.01, masking=intensity, temperature=0.2)")
+    train.add_argument("--binning", type=int, default=None, help="bin frames NxN (default: the dataset's recommended)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: this rank's GPU)")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, if there is one")
+    train.add_argument("--shards", type=int, default=None, help="crop streams making up the batch (default: one "
+                       "per process); fix it to resume exactly with another number of processes")
+    train.add_argument("--sync-bn", action="store_true", help="under torchrun: BatchNorm statistics over all ranks")
 
 
 def cmd_course_run(args: argparse.Namespace) -> int:
@@ -103,11 +144,91 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_plan(args: argparse.Namespace) -> dict:
+    """Check every `tapkit train` argument cheaply (no data read, no process group) and return the run's plan."""
+    from tapkit.course.config import data_key
+    from tapkit.course.profiles import get_profile, resolve_profile
+    from tapkit.data import datasets
+    from tapkit.ssl import distributed
+    from tapkit.ssl.pretext import PRETEXTS, build_model
+    from tapkit.ssl.trainer import check_training_args, train
+
+    try:
+        profile = get_profile(resolve_profile(args.profile))
+    except ValueError as err:
+        raise InputError(f"--profile {args.profile}: {err}") from err
+    tasks = {**{name: {} for name in PRETEXTS}, **profile["pretext"]["tasks"]}
+    if args.pretext not in tasks:
+        raise InputError(f"--pretext {args.pretext}: not a pretext task; use one of {', '.join(sorted(tasks))}.")
+    data = datasets.resolve(args.data)
+    settings = dict(profile["tap"], val_at=datasets.recommended(data)["val_at"])
+    settings.update({k: getattr(args, k) for k in (*TRAIN_SETTINGS, "delta", "val_at") if getattr(args, k) is not None})
+    model_kwargs = {**settings.pop("model_kwargs", {}), **tasks[args.pretext], **parse_params(args.options)}
+    full = {k: p.default for k, p in inspect.signature(train).parameters.items()} | settings  # train's defaults
+    check_training_args(*(full[k] for k in ("epochs", "steps_per_epoch", "batch_size", "patch", "lr", "val_steps",
+                                            "val_fraction")))
+    pretext = args.pretext.split("-")[0]
+    build_model(pretext, **model_kwargs).check_crop(settings["patch"])  # the task's options, before any data
+    world = int(os.environ.get("WORLD_SIZE", 1)) if distributed.launched() else 1
+    distributed.check_shards(settings["batch_size"], args.shards, world)
+    if args.binning is not None and args.binning < 1:
+        raise InputError(f"--binning {args.binning}: use a whole number >= 1 (1: full resolution).")
+    stem = Path(args.out) / f"{args.pretext}_{data_key(data)}"
+    checkpoint = stem.with_name(stem.name + ".pt")
+    if checkpoint.exists() and not args.resume:
+        raise InputError(f"{checkpoint} exists: add --resume to continue that training, or use another --out.")
+    return dict(pretext=pretext, data=data, profile=profile, settings=settings, model_kwargs=model_kwargs,
+                checkpoint=checkpoint, history=stem.with_name(stem.name + "_history.json"))
+
+
+def _train_movie(plan: dict, args: argparse.Namespace) -> Any:
+    """The training movie of `tapkit train` (simulated ones with the profile's sim sizes), binned."""
+    from tapkit.data import datasets
+
+    data = plan["data"]
+    movie = datasets.load(data, seed=args.seed, **plan["profile"]["sim"]) if data.startswith("simulated") \
+        else datasets.load(data)
+    factor = args.binning if args.binning is not None else datasets.recommended(data)["binning"]
+    return movie.bin(factor) if factor > 1 else movie
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`tapkit train`: pretrain; under torchrun every rank runs this and rank 0 alone writes files."""
+    from tapkit.ssl import distributed
+    from tapkit.ssl.trainer import train
+
+    plan = train_plan(args)  # every bad argument is reported here, before the group, the data or a step
+    rank, device = distributed.setup(args.device)
+    try:
+        movie = _train_movie(plan, args)
+        _model, history = train(plan["pretext"], [movie], **plan["settings"], model_kwargs=plan["model_kwargs"],
+                                device=device, seed=args.seed, checkpoint=plan["checkpoint"], resume=args.resume,
+                                shards=args.shards, sync_bn=args.sync_bn)
+    except InputError:
+        raise
+    except Exception as err:
+        first = ("\ntapkit: if another process failed first (a lost connection or a timeout here), the launcher's "
+                 "report names it (torchrun: 'Root Cause')" if rank.enabled else "")
+        print(f"tapkit: error: process {rank.rank} of {rank.world_size} stopped: {type(err).__name__}: {err}{first}\n"
+              f"tapkit: the job stops. To continue, run the same command with --resume: it continues from "
+              f"{plan['checkpoint']} (its last saved epoch) if that exists.", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        distributed.cleanup()
+    if rank.rank == 0:
+        tmp = plan["history"].with_name(plan["history"].name + ".tmp")
+        tmp.write_text(json.dumps(history, indent=1))
+        os.replace(tmp, plan["history"])
+        print(f"tapkit: wrote {plan['checkpoint']} and {plan['history']} "
+              f"({len(history.get('train_loss', []))} epochs, {rank.world_size} process(es))")
+    return 0
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Entry point of the `tapkit` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     handler = {("course", "run"): cmd_course_run, ("course", "student"): cmd_course_student,
-               ("simulate", None): cmd_simulate}[(args.command, getattr(args, "action", None))]
+               ("simulate", None): cmd_simulate, ("train", None): cmd_train}[(args.command, getattr(args, "action", None))]
     try:
         return handler(args)
     except InputError as err:

@@ -93,3 +93,63 @@ def test_simulate_writes_tiff_and_preview(tmp_path):
     images = tifffile.imread(out / "simulated.tif")
     assert images.shape[-3:] == (4, 48, 40) and np.ptp(images) > 0
     assert (out / "simulated.png").stat().st_size > 0
+
+
+def _tiny_tiff(path):
+    """A 10-frame 48 x 48 simulated movie written as a TIFF."""
+    from tapkit.data.io import write_tiff
+    from tapkit.data.simulate import simulate_movie
+
+    write_tiff(simulate_movie(n_frames=10, size=(48, 48), seed=1), path)
+    return path
+
+
+TINY_TRAIN = ["--profile", "smoke", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32",
+              "-o", "base_filters=4", "-o", "n_depth=2", "--device", "cpu"]
+
+
+def test_train_writes_a_checkpoint_that_load_model_loads_and_resumes(tmp_path, capsys):
+    from tapkit.ssl.tap import TAPNet
+    from tapkit.ssl.trainer import load_model
+
+    movie, out = _tiny_tiff(tmp_path / "movie.tif"), tmp_path / "out"
+    args = ["train", "--data", str(movie), "--out", str(out), *TINY_TRAIN]
+    assert cli.main([*args, "--epochs", "1", "--seed", "3"]) == 0
+    model = load_model(out / "tap_movie.pt", device="cpu")
+    assert isinstance(model, TAPNet) and model.config["base_filters"] == 4 and model.config["seed"] == 3
+    assert len(json.loads((out / "tap_movie_history.json").read_text())["train_loss"]) == 1
+    assert cli.main([*args, "--epochs", "2", "--seed", "3"]) == 2  # never overwrites a training silently
+    assert "--resume" in capsys.readouterr().err
+    assert cli.main([*args, "--epochs", "2", "--seed", "3", "--resume"]) == 0
+    assert "after epoch 1" in capsys.readouterr().out
+    assert len(json.loads((out / "tap_movie_history.json").read_text())["train_loss"]) == 2
+    # a task of the profile's pretext section, with its options (notebook 07's names)
+    assert cli.main(["train", "--data", str(movie), "--out", str(out), *TINY_TRAIN, "--epochs", "1",
+                     "--pretext", "mim-intensity"]) == 0
+    assert load_model(out / "mim-intensity_movie.pt", device="cpu").config["masking"] == "intensity"
+
+
+def test_train_bad_input_exits_2_before_training(tmp_path, monkeypatch, capsys):
+    import tapkit.ssl.distributed
+    import tapkit.ssl.trainer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_training)
+    monkeypatch.setattr(tapkit.ssl.distributed, "setup", no_training)  # refused before the group and the data
+    movie = _tiny_tiff(tmp_path / "movie.tif")
+    capsys.readouterr()  # the simulator's progress bar
+    good = ["train", "--data", str(movie), "--out", str(tmp_path / "out"), *TINY_TRAIN]
+    cases = [(["--pretext", "jigsaw"], "jigsaw"), (["--data", str(tmp_path / "nothing.tif")], "nothing.tif"),
+             (["--batch-size", "3", "--shards", "2"], "batch_size=3 is not divisible by 2"),
+             (["-o", "wings=3"], "wings"), (["--epochs", "0"], "epochs=0"), (["--patch", "4"], "patch=4"),
+             (["--profile", "huge"], "huge")]
+    for extra, named in cases:
+        assert cli.main([*good, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("tapkit: error:") and named in err, err
+    monkeypatch.setenv("RANK", "0")  # as under `torchrun --nproc_per_node 4`: the batch is split 4 ways
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert cli.main([*good, "--batch-size", "6"]) == 2
+    assert "batch_size=6 is not divisible by 4 processes" in capsys.readouterr().err

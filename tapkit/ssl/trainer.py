@@ -1,6 +1,11 @@
 """ONE training loop for every pretext task: Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
 exact resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
 the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP.
+
+The same loop trains data-parallel when a process group exists (`tapkit.ssl.distributed.setup()`,
+under torchrun): DistributedDataParallel around the loss, crops in shards (one crop stream per shard,
+each rank draws its own), metrics averaged over ranks, and only rank 0 writes the checkpoint. The
+design and what is identical to one process is in `tapkit.ssl.distributed`'s docstring.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import autocast, pick_device
@@ -60,22 +67,25 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
 
 
 def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
-              reject_background, device, seed) -> tuple[PairSampler, PairSampler]:
-    """Training sampler and validation sampler (first or last frames of each movie, or separate val_movies)."""
-    common = dict(patch=patch, delta=delta, batch_size=batch_size, device=device, per_frame=per_frame)
+              reject_background, device, seed, shards=(0,), n_shards=1) -> tuple[list[PairSampler], PairSampler]:
+    """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
+    `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
+    or separate val_movies; the whole batch, the same on every rank)."""
+    common = dict(patch=patch, delta=delta, device=device, per_frame=per_frame)
     if val_movies is None:
-        train = PairSampler(movies, split="train", val_fraction=val_fraction, val_at=val_at, augment=augment,
-                            reject_background=reject_background, seed=seed, **common)
-        val = PairSampler(movies, split="val", val_fraction=val_fraction, val_at=val_at, seed=seed, **common)
+        split = dict(val_fraction=val_fraction, val_at=val_at)
+        val_args = dict(movies=movies, split="val", seed=seed, **split)
     else:
-        train = PairSampler(movies, split="train", val_fraction=0.0, augment=augment,
-                            reject_background=reject_background, seed=seed, **common)
-        val = PairSampler(val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1, **common)
-    return train, val
+        split = dict(val_fraction=0.0)
+        val_args = dict(movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1)
+    train = [PairSampler(movies, split="train", augment=augment, reject_background=reject_background,
+                         seed=distributed.shard_seed(seed, k), batch_size=batch_size // n_shards, **split, **common)
+             for k in shards]
+    return train, PairSampler(**val_args, batch_size=batch_size, **common)
 
 
-def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[int, dict]:
-    """Load a checkpoint into the training objects; return (epochs done, history)."""
+def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]) -> tuple[int, dict]:
+    """Load a checkpoint into the training objects (`samplers`: shard -> sampler); return (epochs done, history)."""
     state = load_checkpoint(path)
     if state.get("pretext", "tap") != model.name or state["config"] != model.config:
         raise InputError(f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
@@ -85,9 +95,18 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, sampler) -> tuple[i
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    sampler.load_state_dict(state["sampler"])
+    saved = state.get("samplers", [state["sampler"]])  # one generator state per shard
+    for k, sampler in samplers.items():
+        if k < len(saved):
+            sampler.load_state_dict(saved[k])
     _set_rng_state(state["rng"])
-    print(f"tapkit: resuming from {path} after epoch {state['epoch']}")
+    if distributed.is_main():
+        print(f"tapkit: resuming from {path} after epoch {state['epoch']}")
+        shards = distributed.info().world_size * len(samplers)
+        if len(saved) != shards:
+            print(f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
+                  "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
+                  "(keep --shards fixed to resume with another number of processes exactly)")
     return int(state["epoch"]), state["history"]
 
 
@@ -159,7 +178,8 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
           val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
           checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
           compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
-          model_kwargs: "dict | None" = None, progress: bool = True) -> tuple[PretextModel, dict]:
+          model_kwargs: "dict | None" = None, progress: bool = True, shards: "int | None" = None,
+          sync_bn: bool = False) -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
@@ -167,18 +187,27 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
     continues from it exactly.
 
+    Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
+    batch, made of `shards` (default: one per process) sub-batches with their own crop streams;
+    `sync_bn=True` turns BatchNorm into SyncBatchNorm. One process with `shards=N` draws the crops of N.
+
     Examples:
         >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
     """
     check_training_args(epochs, steps_per_epoch, batch_size, patch, lr, val_steps, val_fraction)
+    ctx = distributed.info()
+    n_shards = distributed.check_shards(batch_size, shards, ctx.world_size)
     model = build_model(pretext, **{"seed": seed, **(model_kwargs or {})})  # checks the task's options
     model.check_crop(patch)
-    device = pick_device(device)
+    device = pick_device(device, verbose=distributed.is_main())
+    mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
-                               per_frame, reject_background, device, seed)  # validates the data before any training
-    check_memory(batch_size, patch, train_s.nbytes, model, device)
+                               per_frame, reject_background, device, seed, mine, n_shards)  # checks the data
+    check_memory(batch_size // ctx.world_size, patch, sum(s.nbytes for s in train_s), model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
+    if sync_bn and ctx.enabled:
+        model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
@@ -186,23 +215,38 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     history: dict[str, list] = {}
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, train_s)
-    loss_fn = torch.compile(model.loss) if compile else model.loss
+        start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s)))
+    step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss  # DDP syncs gradients in backward
+    loss_fn = torch.compile(step_fn) if compile else step_fn
     g_val = torch.Generator(device=device).manual_seed(seed + 104729)
     val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(val_steps)]  # fixed
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         stats = _train_epoch(loss_fn, model, train_s, optimizer, scheduler, scaler, device, amp,
-                             steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", progress=progress)
+                             steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                             progress=progress and distributed.is_main())
+        distributed.broadcast_buffers(model)  # every rank validates rank 0's model
         with torch.no_grad():
             stats.update(_validate(model, val_batches, device, amp), lr=scheduler.get_last_lr()[0],
                          seconds=time.perf_counter() - t0)
         for k, v in stats.items():
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
-            save_checkpoint(_state(model, optimizer, scheduler, scaler, train_s, epoch + 1, history,
-                                   per_frame=per_frame), checkpoint)
+            _save(checkpoint, model, optimizer, scheduler, scaler, dict(zip(mine, train_s)), epoch + 1, history,
+                  per_frame)
     return model.eval(), history
+
+
+def _save(path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler], epoch: int, history: dict,
+          per_frame: bool) -> None:
+    """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
+    shards: dict[int, dict] = {}
+    for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
+        shards.update(part)
+    if distributed.is_main():
+        save_checkpoint(_state(model, optimizer, scheduler, scaler, [shards[k] for k in sorted(shards)], epoch,
+                               history, per_frame=per_frame), path)
+    distributed.barrier()
 
 
 def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None, epochs: int = 10,
@@ -230,15 +274,24 @@ def data_binning(movies: Any) -> "int | None":
     return found.pop() if len(found) == 1 else None
 
 
-def _train_epoch(loss_fn, model, sampler, optimizer, scheduler, scaler, device, amp, steps, desc,
+def _make_batch(model: PretextModel, samplers: list[PairSampler]) -> dict[str, torch.Tensor]:
+    """This process's batch: every shard's crops made into the task's batch with its own generator, concatenated."""
+    parts = []
+    for sampler in samplers:
+        crops, _ = sampler.sample()  # (B / shards, 2, C, P, P)
+        parts.append(model.make_batch(crops, sampler.generator))
+    return parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device, amp, steps, desc,
                  progress) -> dict[str, float]:
-    """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics."""
+    """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics (all ranks)."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
+    shown: dict[str, torch.Tensor] = {}
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for i in bar:
-        crops, _ = sampler.sample()  # (B, 2, C, P, P)
-        batch = model.make_batch(crops, sampler.generator)
+        batch = _make_batch(model, samplers)
         with autocast(device, amp):
             loss, metrics = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
@@ -248,20 +301,25 @@ def _train_epoch(loss_fn, model, sampler, optimizer, scheduler, scaler, device, 
         scheduler.step()
         for k, v in {"loss": loss, **metrics}.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
-        if progress and (i % 10 == 0 or i == steps - 1):
-            bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in sums.items()})
-    means = {f"train_{k}": float(v) / steps for k, v in sums.items()}
+        if i % 10 == 0 or i == steps - 1:  # every rank takes part in the all-reduce, rank 0 shows it
+            shown = distributed.mean_over_ranks(sums)
+            if progress:
+                bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in shown.items()})
+    means = {f"train_{k}": float(v) / steps for k, v in shown.items()}
     if progress:
         print(f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items()))
     return means
 
 
-def _state(model, optimizer, scheduler, scaler, sampler, epoch: int, history: dict, per_frame: bool) -> dict:
-    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume."""
+def _state(model, optimizer, scheduler, scaler, samplers: list[dict], epoch: int, history: dict,
+           per_frame: bool) -> dict:
+    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
+    (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before)."""
     return {"pretext": model.name, "config": model.config, "binning": model.binning,
             "normalization": dict(NORMALIZATION, per_frame=per_frame), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "sampler": sampler.state_dict(), "rng": _rng_state(), "epoch": epoch, "history": history}
+            "sampler": samplers[0], "samplers": samplers, "shards": len(samplers), "rng": _rng_state(),
+            "epoch": epoch, "history": history}
 
 
 def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
