@@ -60,17 +60,19 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
 
 
 def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
-              reject_background, device, seed) -> tuple[PairSampler, PairSampler]:
+              reject_background, device, seed, storage="auto") -> tuple[PairSampler, PairSampler]:
     """Training sampler and validation sampler (first or last frames of each movie, or separate val_movies)."""
     common = dict(patch=patch, delta=delta, batch_size=batch_size, device=device, per_frame=per_frame)
     if val_movies is None:
         train = PairSampler(movies, split="train", val_fraction=val_fraction, val_at=val_at, augment=augment,
-                            reject_background=reject_background, seed=seed, **common)
-        val = PairSampler(movies, split="val", val_fraction=val_fraction, val_at=val_at, seed=seed, **common)
+                            reject_background=reject_background, seed=seed, storage=storage, **common)
+        val = PairSampler(movies, split="val", val_fraction=val_fraction, val_at=val_at, seed=seed,
+                          storage=train.storage, **common)
     else:
         train = PairSampler(movies, split="train", val_fraction=0.0, augment=augment,
-                            reject_background=reject_background, seed=seed, **common)
-        val = PairSampler(val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1, **common)
+                            reject_background=reject_background, seed=seed, storage=storage, **common)
+        val = PairSampler(val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1,
+                          storage=train.storage, **common)
     return train, val
 
 
@@ -159,13 +161,13 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
           val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
           checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
           compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
-          model_kwargs: "dict | None" = None, progress: bool = True) -> tuple[PretextModel, dict]:
+          model_kwargs: "dict | None" = None, progress: bool = True, storage: str = "auto") -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
     Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
     from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
-    continues from it exactly.
+    continues from it exactly. `storage` (auto / device / host): where the sampler keeps the movies.
 
     Examples:
         >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
@@ -175,7 +177,7 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     model.check_crop(patch)
     device = pick_device(device)
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
-                               per_frame, reject_background, device, seed)  # validates the data before any training
+                               per_frame, reject_background, device, seed, storage)  # validates the data first
     check_memory(batch_size, patch, train_s.nbytes, model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
@@ -212,7 +214,7 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
               checkpoint: "str | os.PathLike | None" = None,
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
-              progress: bool = True) -> tuple[TAPNet, dict]:
+              progress: bool = True, storage: str = "auto") -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
     Examples:
