@@ -20,7 +20,7 @@ import torch
 
 from tapkit.data.movie import InputError, Movie
 
-__all__ = ["HOST_DTYPES", "open_movie", "frame_stats", "normalise_", "device_store", "store_bytes",
+__all__ = ["HOST_DTYPES", "open_movie", "frame_stats", "as_float", "normalise_", "device_store", "store_bytes",
            "free_bytes", "choose_storage", "HOST_FRACTION"]
 
 HOST_DTYPES = (np.uint8, np.uint16, np.float16, np.float32)  # kept as stored in host mode; others -> float32 per crop
@@ -87,6 +87,13 @@ def frame_stats(arr: np.ndarray, per_frame: bool = True, pmin: float = 1.0, pmax
             lo[i if per_frame else slice(None), k] = np.percentile(v, pmin)
             hi[i if per_frame else slice(None), k] = np.percentile(v, pmax)
     return lo, hi - lo + eps
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Raw crops as float32 (uint16 through int32: conversions of torch.uint16 are not on every device)."""
+    if x.dtype == torch.uint16:
+        return x.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float()
+    return x.float()
 
 
 def normalise_(x: torch.Tensor, lo: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:

@@ -385,7 +385,7 @@ class PairSampler:
         raw = host_store.gather_windows(self.arrays, movie.numpy(), frames.numpy(), y0.numpy(), x0.numpy(),
                                         self.patch, self.transport, False)
         g = (self.offsets.cpu()[movie][:, None] + frames)  # (n, 2) rows of the percentile tables
-        return normalise_(raw.float().to(device), self.lo.cpu()[g].to(device), self.denom.cpu()[g].to(device))
+        return normalise_(host_store.as_float(raw).to(device), self.lo.cpu()[g].to(device), self.denom.cpu()[g].to(device))
 
     def _gather(self) -> tuple[dict, PairTransforms, dict]:
         """Draw the next batch and gather the raw pixels it reads, in (pinned) host memory; runs in the worker thread."""
@@ -448,11 +448,11 @@ class PairSampler:
         rows = self.offsets[pos["movie"]][:, None] + frames  # (B, 2) rows of the percentile tables
         lo, denom = self.lo[rows], self.denom[rows]  # (B, 2, C)
         out = torch.empty((len(frames), 2, self.channels, self.patch, self.patch), device=self.device)
-        out[:n_plain] = normalise_(raw["plain"].float(), lo[:n_plain], denom[:n_plain])
+        out[:n_plain] = normalise_(host_store.as_float(raw["plain"]), lo[:n_plain], denom[:n_plain])
         apply_dihedral(out[:n_plain], tf.dihedral[:n_plain])
         if n_plain == len(frames):
             return out
-        local = normalise_(raw["warped"].float(), lo[n_plain:], denom[n_plain:])  # (m, 2, C, Hb, Wb)
+        local = normalise_(host_store.as_float(raw["warped"]), lo[n_plain:], denom[n_plain:])  # (m, 2, C, Hb, Wb)
         corner = raw["corner"].flatten(0, 1)  # (2m, 2)
         sizes = self.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(2, 0)  # (2m, 2)
         for warped, m, part in self._groups(pos, tf):
