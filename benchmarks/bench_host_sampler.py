@@ -6,7 +6,7 @@ Writes a uint16 (T, size, size) TIFF of about `--gb` GB (200 x 2048 x 2048 = 1.6
 folder with tifffile (smooth random frames, written frame by frame through a memory map), then for each
 storage mode builds a `PairSampler` on the file and reports: set-up seconds (percentiles, and in device mode
 the normalised float32 copy), pairs/s over `--batches` batches after 2 warm-up batches, the peak host RSS
-(VmHWM, reset before each mode) and the device memory (CUDA: peak allocated; CPU: the sampler's `nbytes`).
+(each mode runs in its own process) and the device memory (CUDA: peak allocated; CPU: the sampler's `nbytes`).
 The file is read back through the page cache when it fits in RAM (it was just written): a cold read from
 disk is slower. Not a test: the figures go into the notes of issue 13.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +88,14 @@ def measure(path: Path, storage: str, device: torch.device, batch: int, patch: i
     return result
 
 
+def _measure_in_child(path: Path, mode: str, args: argparse.Namespace) -> dict:
+    """`measure` in a fresh Python process, so that its peak RSS is this mode's alone."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_host_sampler", "--measure", str(path), "--modes", mode,
+           "--device", args.device, "--batch", str(args.batch), "--patch", str(args.patch), "--batches", str(args.batches)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: "list[str] | None" = None) -> list[dict]:
     """Write the movie, measure both modes, print a table (and `--json FILE`)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -98,7 +108,13 @@ def main(argv: "list[str] | None" = None) -> list[dict]:
     parser.add_argument("--modes", default="device,host", help="comma-separated storage modes, in order")
     parser.add_argument("--dir", default=None, help="folder for the temporary movie (default: the system's)")
     parser.add_argument("--json", default=None, help="write the figures to this file")
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # internal: one mode on this file
     args = parser.parse_args(argv)
+    if args.measure:
+        row = measure(Path(args.measure), args.modes, pick_device(args.device, verbose=False), args.batch, args.patch,
+                      args.batches)
+        print(json.dumps(row))
+        return [row]
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="tapkit-bench-") as tmp:
         path = Path(tmp) / "movie.tif"
@@ -106,7 +122,7 @@ def main(argv: "list[str] | None" = None) -> list[dict]:
         shape = write_movie(path, args.gb, args.size)
         print(f"wrote {shape} uint16 = {path.stat().st_size / 1e9:.2f} GB in {time.perf_counter() - start:.0f} s "
               f"to {path}; device {device}, torch threads {torch.get_num_threads()}")
-        rows = [measure(path, mode, device, args.batch, args.patch, args.batches) for mode in args.modes.split(",")]
+        rows = [_measure_in_child(path, mode, args) for mode in args.modes.split(",")]
     print(f"{'storage':8} {'setup s':>8} {'pairs/s':>9} {'peak host RSS GB':>17} {'device GB':>10}")
     for r in rows:
         print(f"{r['storage']:8} {r['setup_s']:8.1f} {r['pairs_per_s']:9.1f} {r['peak_host_rss_gb'] or float('nan'):17.2f} "

@@ -52,6 +52,7 @@ def comparable(summary: dict, out: Path) -> dict:
                   "profile": summary["profile"], "notebooks": summary["notebooks"]})
 
 
+@pytest.mark.slow  # about 2 min on an idle 2-core machine (three course runs of 00-01, one of them cut short)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kills the kernel found through /proc")
 def test_a_killed_run_resumes_to_the_uninterrupted_summary(tmp_path):
     killed = tmp_path / "killed"
