@@ -53,6 +53,15 @@ def _reset_peak_rss() -> None:
         pass
 
 
+def _rss_parts_gb() -> dict:
+    """Resident memory now, anonymous (the process's own) and file-backed (mapped movie pages, reclaimable), GB."""
+    try:
+        fields = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines() if ":" in l)
+        return {k: round(int(fields[k].split()[0]) * 1024 / 1e9, 3) for k in ("RssAnon", "RssFile")}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 def _peak_rss_gb() -> "float | None":
     """Peak resident set size since the last reset, in GB (Linux /proc/self/status VmHWM)."""
     try:
@@ -83,7 +92,8 @@ def measure(path: Path, storage: str, device: torch.device, batch: int, patch: i
     seconds = time.perf_counter() - start
     device_gb = (torch.cuda.max_memory_allocated(device) if device.type == "cuda" else sampler.nbytes) / 1e9
     result = {"storage": storage, "setup_s": round(setup, 2), "pairs_per_s": round(batch * batches / seconds, 1),
-              "peak_host_rss_gb": _peak_rss_gb(), "device_gb": round(device_gb, 3), "checksum": float(x.sum())}
+              "peak_host_rss_gb": _peak_rss_gb(), "device_gb": round(device_gb, 3), "checksum": float(x.sum()),
+              **_rss_parts_gb()}
     del sampler, x
     return result
 
@@ -123,10 +133,12 @@ def main(argv: "list[str] | None" = None) -> list[dict]:
         print(f"wrote {shape} uint16 = {path.stat().st_size / 1e9:.2f} GB in {time.perf_counter() - start:.0f} s "
               f"to {path}; device {device}, torch threads {torch.get_num_threads()}")
         rows = [_measure_in_child(path, mode, args) for mode in args.modes.split(",")]
-    print(f"{'storage':8} {'setup s':>8} {'pairs/s':>9} {'peak host RSS GB':>17} {'device GB':>10}")
+    print(f"{'storage':8} {'setup s':>8} {'pairs/s':>9} {'peak host RSS GB':>17} {'anon / file GB at end':>22} "
+          f"{'device GB':>10}")
     for r in rows:
+        parts = f"{r.get('RssAnon', float('nan')):.2f} / {r.get('RssFile', float('nan')):.2f}"
         print(f"{r['storage']:8} {r['setup_s']:8.1f} {r['pairs_per_s']:9.1f} {r['peak_host_rss_gb'] or float('nan'):17.2f} "
-              f"{r['device_gb']:10.3f}")
+              f"{parts:>22} {r['device_gb']:10.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"shape": shape, "batch": args.batch, "patch": args.patch,
                                                "device": str(device), "rows": rows}, indent=2))

@@ -137,3 +137,14 @@ def test_training_is_the_same_in_both_modes():
     _, host = train_tap(mov, storage="host", **kw)
     for key in ("train_loss", "val_loss"):
         assert np.allclose(dev[key], host[key], rtol=1e-5, atol=1e-6)
+
+
+def test_frame_stats_read_one_frame_at_a_time():
+    import tracemalloc
+
+    mov = uint16_movie(40, (256, 256))  # 10.5 MB as float32
+    tracemalloc.start()
+    host_store.frame_stats(mov[:, None])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3e6  # a few frames' worth (256 kB each as float32), not the movie

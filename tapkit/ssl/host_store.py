@@ -77,11 +77,9 @@ def frame_stats(arr: np.ndarray, per_frame: bool = True, pmin: float = 1.0, pmax
     t, c = arr.shape[:2]
     lo, hi = np.empty((t, c), np.float32), np.empty((t, c), np.float32)
     for k in range(c):
-        if per_frame:
-            samples = [_subsample(arr[i, k], MAX_STAT_PIXELS) for i in range(t)]
-        else:
-            samples = [_subsample(arr[:, k], MAX_STAT_PIXELS * 4)]
-        for i, v in enumerate(samples):
+        parts = [arr[i, k] for i in range(t)] if per_frame else [arr[:, k]]  # views of the movie, not copies
+        for i, part in enumerate(parts):
+            v = _subsample(part, MAX_STAT_PIXELS if per_frame else MAX_STAT_PIXELS * 4)  # one frame as float32 at a time
             if not np.isfinite(v).all():
                 raise InputError(f"{what}: contains NaN or infinite values (channel {k}); fix or mask them first.")
             lo[i if per_frame else slice(None), k] = np.percentile(v, pmin)
