@@ -1,6 +1,7 @@
 """The `tapkit` command line: run the course, write student copies, simulate a movie, pretrain.
 
     tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run]
+    tapkit course run --resume --out runs/NAME [--force]
     tapkit course student [--out DIR]
     tapkit simulate --out DIR [--frames N] [--size Y X] [--seed S]
     tapkit train --data NAME_OR_PATH --out DIR [--pretext tap] [--epochs N ...] [--resume] [--sync-bn]
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="keep the profile's sizes but cut every count (steps, pairs, runs) to a minimum: checks that "
                           "the profile runs end to end in minutes; its numbers mean nothing")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out: rerun only the notebooks that did not finish, with the run's "
+                          "stored parameters; pretraining continues from its checkpoint")
+    run.add_argument("--force", action="store_true",
+                     help="with --resume: allow a --profile, --only or -p value other than the stored one")
     student = csub.add_parser("student", help="write copies without solutions")
     student.add_argument("--out", default="student", help="output folder (default: student)")
     student.add_argument("--notebooks", default=None, help="folder with the notebooks (default: ./notebooks)")
@@ -108,7 +114,8 @@ def cmd_course_run(args: argparse.Namespace) -> int:
     from tapkit.course.runner import run_course
 
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
-                         out=args.out, notebooks_dir=args.notebooks, dry_run=args.dry_run)
+                         out=args.out, notebooks_dir=args.notebooks, dry_run=args.dry_run,
+                         resume=args.resume, force=args.force)
     failed = summary.get("failed", [])
     print(f"tapkit: summary in {Path(summary['out']) / 'summary.md'}")
     if failed:

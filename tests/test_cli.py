@@ -33,7 +33,10 @@ def test_course_run_wiring(monkeypatch, tmp_path):
                    "-p", "data=simulated", "--out", str(tmp_path / "r"), "--notebooks", "nbs"])
     assert rc == 0
     assert seen == {"profile": "smoke", "only": "01,02", "params": {"tap_epochs": 3, "data": "simulated"},
-                    "out": str(tmp_path / "r"), "notebooks_dir": "nbs", "dry_run": False}
+                    "out": str(tmp_path / "r"), "notebooks_dir": "nbs", "dry_run": False, "resume": False,
+                    "force": False}
+    cli.main(["course", "run", "--resume", "--out", str(tmp_path / "r"), "--force"])
+    assert seen["resume"] is True and seen["force"] is True and seen["profile"] == "auto" and seen["params"] == {}
     cli.main(["course", "run", "--dry-run"])
     assert seen["profile"] == "auto" and seen["only"] is None and seen["params"] == {} and seen["out"] is None
     assert seen["dry_run"] is True

@@ -84,6 +84,8 @@ def configure(namespace: dict, notebook: str) -> Config:
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)
+    if os.environ.get(profiles.RESUME_ENV) == "1":  # `tapkit course run --resume`: continue unfinished checkpoints
+        prof["tap"]["resume"] = True
     from tapkit.runtime import pick_device
 
     try:
@@ -215,7 +217,11 @@ def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
     key = data_key(data if data is not None else cfg.data)
     own = Path(cfg.out_dir) / f"{task}_{key}.pt"
     shipped = shipped_checkpoint(key, task)
-    found = own if own.is_file() else shipped
+    interrupted = own.is_file() and not checkpoint_finished(own)  # an interrupted training is not a model
+    found = own if own.is_file() and not interrupted else None if interrupted and cfg.tap.get("resume") else shipped
+    if interrupted and found is None:
+        print(f"tapkit: {own} is from an interrupted training; " + ("continuing it" if cfg.tap.get("resume")
+              else "training again (`tapkit course run --resume` continues it)"))
     if found is not None:
         model = load_model(found, cfg.device)
         check_model_task(model, found, task)
@@ -230,6 +236,14 @@ def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
         model.checkpoint = own
     print(f"tapkit: {how}")
     return model.eval()
+
+
+def checkpoint_finished(path: "str | os.PathLike") -> bool:
+    """Whether a training checkpoint has all its steps (scheduler at its T_max); shipped files without one count as finished."""
+    from tapkit.ssl.checkpoint import load_checkpoint
+
+    scheduler = load_checkpoint(path).get("scheduler")
+    return scheduler is None or int(scheduler["last_epoch"]) >= int(scheduler["T_max"])
 
 
 def training_steps(path: "str | os.PathLike") -> "int | None":

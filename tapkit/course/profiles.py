@@ -7,6 +7,7 @@ import os
 
 PROFILE_ENV = "TAPKIT_PROFILE"
 DRY_RUN_ENV = "TAPKIT_DRY_RUN"  # "1": every count cut to a minimum (`tapkit course run --dry-run`)
+RESUME_ENV = "TAPKIT_RESUME"  # "1": a resumed run (`tapkit course run --resume`): pretraining continues from its checkpoint
 
 # What a dry run keeps of a profile: its architecture, crop and region sizes, learning rates and
 # schedules' shapes; what it cuts: every count (frames, steps, pairs, runs, budgets) and the batch.

@@ -3,10 +3,16 @@
 CLI side only (imports papermill); the notebooks' kernel never imports this module. `summary.json`
 records which run (profile, params, notebooks, seconds each), which machine (CPU, cores, torch, device)
 and which commit, so `scripts/write_results.py` can turn it into docs/RESULTS.md.
+
+A run folder also holds `run.json` (written atomically at the start and after every notebook): the
+run's parameters (profile, notebooks, params, dry run) and each notebook's status. `resume=True`
+(`tapkit course run --resume --out runs/NAME`) reruns the notebooks that did not finish, with those
+parameters, and sets $TAPKIT_RESUME so that the pretraining continues from its checkpoints.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import platform
 import subprocess
@@ -19,6 +25,9 @@ import tapkit.course.results as results
 from tapkit.course.notebooks import list_notebooks, parameter_values, repo_root, select_notebooks
 from tapkit.course.parameters import check_parameters, writable_folder
 from tapkit.data.movie import InputError
+
+RUN_FILE = "run.json"  # the run's parameters and each notebook's status, in the run folder
+RESUME_ENV = profiles.RESUME_ENV  # "1" in the kernels of a resumed run: pretraining continues from its checkpoints
 
 
 def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
@@ -64,42 +73,137 @@ def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None")
 
 def run_course(profile: str = "auto", only: "str | list[str] | None" = None, params: "dict | None" = None,
                out: "str | os.PathLike | None" = None, notebooks_dir: "str | os.PathLike | None" = None,
-               kernel_name: "str | None" = None, dry_run: bool = False) -> dict:
+               kernel_name: "str | None" = None, dry_run: bool = False, resume: bool = False,
+               force: bool = False) -> dict:
     """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`.
 
     `dry_run=True` keeps the profile's architecture and sizes but cuts every count to a minimum
     (`profiles.DRY_RUN`): a quick check that the profile runs end to end, e.g. the gpu profile on a CPU.
-    Its numbers mean nothing.
+    Its numbers mean nothing. `resume=True` continues the run stored in `out` (see `resume_settings`;
+    `force=True` lets other parameters than the stored ones through).
 
     Examples:
         >>> run_course("cpu", only="01,02", params={"seed": 3}, out="runs/workshop")
+        >>> run_course(out="runs/workshop", resume=True)  # after a disconnect: the unfinished notebooks only
     """
     from tqdm.auto import tqdm
 
-    profile = check_parameters({"profile": profile}, {})["profile"]
+    profile = check_parameters({"profile": profile or "auto"}, {})["profile"]
+    stored = None
+    if resume:
+        if out is None:
+            raise InputError("--resume needs the run folder: --out runs/NAME (the folder of the run to continue).")
+        stored = read_run(out)
+        profile, only, params, dry_run = resume_settings(stored, profile, only, params, dry_run, force, notebooks_dir)
     notebooks = select_notebooks(only, notebooks_dir)
     params = validate_params(params or {}, notebooks, profile)
     out = writable_folder(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), "--out").resolve()
+    run = {"profile": profiles.resolve_profile(profile), "notebook_list": [p.stem for p in notebooks],
+           "params": results.to_jsonable(params), "params_repr": {k: _literal(v) for k, v in params.items()},
+           "dry_run": bool(dry_run), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "notebooks": {}}
+    if stored is not None:
+        run.update(started=stored["started"], notebooks=dict(stored["notebooks"]),
+                   resumed=stored.get("resumed", []) + [time.strftime("%Y-%m-%d %H:%M:%S")])
+    write_run(run, out)
     summary = {"profile": profile, "device": _summary_device(params.get("device", "auto")),
                "out": str(out), "params": results.to_jsonable(params), "notebook_list": [p.stem for p in notebooks],
                "machine": machine_info(params.get("device", "auto")), "commit": git_commit(),
-               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": bool(dry_run), "notebooks": {}, "results": {}}
-    saved_env = os.environ.get(results.RESULTS_ENV)
-    saved_dry = os.environ.get(profiles.DRY_RUN_ENV)
+               "started": run["started"], "dry_run": bool(dry_run), "notebooks": {}, "results": {}}
+    saved = {name: os.environ.get(name) for name in (results.RESULTS_ENV, profiles.DRY_RUN_ENV, RESUME_ENV)}
     os.environ[profiles.DRY_RUN_ENV] = "1" if dry_run else ""  # read by get_profile in the kernels
+    os.environ[RESUME_ENV] = "1" if resume else ""  # read by configure in the kernels
     try:
         for path in tqdm(notebooks, desc="course", unit="notebook"):
-            own = {k: v for k, v in params.items() if k in parameter_values(path)}
-            entry = _run_one(path, out, dict(own, profile=profile, out_dir=str(out)), kernel_name)
+            entry = _resumed_or_run(path, out, run, params, profile, kernel_name, resume)
             summary["notebooks"][path.stem] = entry
             results.deep_merge(summary["results"], results.load_results(out / "results" / f"{path.stem}.json"))
-            print(f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s" + (f" — {entry['error']}" if "error" in entry else ""))
     finally:
-        _restore_env(results.RESULTS_ENV, saved_env)
-        _restore_env(profiles.DRY_RUN_ENV, saved_dry)
+        for name, value in saved.items():
+            _restore_env(name, value)
     summary["failed"] = [n for n, e in summary["notebooks"].items() if e["status"] != "ok"]
     write_summary(summary, out)
     return summary
+
+
+def _resumed_or_run(path: Path, out: Path, run: dict, params: dict, profile: str, kernel_name: "str | None",
+                    resume: bool) -> dict:
+    """A notebook's status entry: the stored one when a resumed run finished it, else run it (recorded in run.json)."""
+    done = run["notebooks"].get(path.stem, {})
+    if resume and done.get("status") == "ok":
+        print(f"{path.stem}: finished in the stored run, skipped")
+        return done
+    if resume:
+        print(f"{path.stem}: did not finish ({done.get('status', 'not started')}), running it again")
+        (out / "results" / f"{path.stem}.json").unlink(missing_ok=True)  # no values of the interrupted attempt
+    run["notebooks"][path.stem] = {"status": "running"}
+    write_run(run, out)
+    own = {k: v for k, v in params.items() if k in parameter_values(path)}
+    entry = _run_one(path, out, dict(own, profile=profile, out_dir=str(out)), kernel_name)
+    run["notebooks"][path.stem] = entry
+    write_run(run, out)
+    print(f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s" + (f" — {entry['error']}" if "error" in entry else ""))
+    return entry
+
+
+def _literal(value: Any) -> str:
+    """A parameter value as Python literal text (`ast.literal_eval` gives it back; tuples stay tuples)."""
+    text = repr(value)
+    try:
+        ast.literal_eval(text)
+        return text
+    except (ValueError, SyntaxError):  # e.g. a Path: stored as its JSON form
+        return repr(results.to_jsonable(value))
+
+
+def write_run(run: dict, out: "str | os.PathLike") -> None:
+    """Write the run's parameters and notebook statuses to `out/run.json` atomically."""
+    results._write_json(results.to_jsonable(run), Path(out) / RUN_FILE)
+
+
+def read_run(out: "str | os.PathLike") -> dict:
+    """The stored run of a run folder (for --resume), with a named error when there is none."""
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        raise InputError(f"--resume: there is no run to resume in {out} ({RUN_FILE} is missing). Start the run "
+                         f"without --resume, or give the folder of an earlier run with --out.")
+    run = results.load_results(path)
+    missing = {"profile", "notebook_list", "params_repr", "dry_run", "notebooks"} - set(run)
+    if missing:
+        raise InputError(f"--resume: {path} lacks {', '.join(sorted(missing))}; it was not written by "
+                         "`tapkit course run`. Start a new run without --resume.")
+    return run
+
+
+def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", params: "dict | None",
+                    dry_run: bool, force: bool, notebooks_dir: "str | os.PathLike | None" = None) -> tuple:
+    """(profile, only, params, dry_run) of a resumed run: the stored ones; others given are an error unless `force`.
+
+    A profile of 'auto', no `only`, no params and no dry run mean "as stored"; with `force`, what is
+    given replaces the stored values (params are merged).
+    """
+    stored_params = {k: ast.literal_eval(v) for k, v in stored["params_repr"].items()}
+    changed = []
+    if profile != "auto" and profiles.resolve_profile(profile) != stored["profile"]:
+        changed.append(f"--profile {profile} (the run used {stored['profile']})")
+    stems = None if only is None else [p.stem for p in select_notebooks(only, notebooks_dir)]
+    if stems is not None and stems != stored["notebook_list"]:
+        changed.append(f"--only {only} (the run used {','.join(s.split('_')[0] for s in stored['notebook_list'])})")
+    given = validate_params(params or {}, select_notebooks(stems or stored["notebook_list"],
+                                                          notebooks_dir), stored["profile"])
+    for key, value in given.items():
+        if key not in stored_params or results.to_jsonable(value) != results.to_jsonable(stored_params[key]):
+            was = f"{stored_params[key]!r}" if key in stored_params else "the notebook's default"
+            changed.append(f"-p {key}={value!r} (the run used {was})")
+    if dry_run and not stored["dry_run"]:
+        changed.append("--dry-run (the run was not a dry run)")
+    if changed and not force:
+        raise InputError(f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
+                         f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new value(s).")
+    if changed:
+        print(f"tapkit: --force: resuming with {'; '.join(changed)}")
+    return (stored["profile"] if profile == "auto" else profile,
+            stems or stored["notebook_list"],
+            {**stored_params, **given}, bool(dry_run or stored["dry_run"]))
 
 
 def machine_info(device: str = "auto") -> dict:

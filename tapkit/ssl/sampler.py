@@ -11,14 +11,23 @@ from the movie:
     rotation, zoom, per-frame jitter and elastic displacement. Coordinates outside a frame are
     reflected about its edge pixels.
 No per-sample Python loop, no DataLoader, no margin crops. All randomness (positions, transforms,
-noise) comes from `generator`, drawn before any pixel is read: a reader that keeps the movie on the
-host (issue 13) only has to replace `_windows` / `_resample`.
+noise) is drawn before any pixel is read: positions and transforms from `draw_generator` (on the CPU, so
+the device does not change them), the intensity noise (and the task's `make_batch`) from `generator`.
+
+`storage="host"` keeps the movies on the host as stored (arrays or memory-mapped TIFFs,
+`tapkit.ssl.host_store`): a background thread draws the next batch and gathers exactly the pixels it
+reads (plain windows, or each warped crop's footprint) into pinned memory; they are copied with
+`non_blocking=True`, normalised on the device with the same per-frame percentiles, and resampled with
+grid_sample's arithmetic, so both modes give the same crops. `storage="auto"` picks the mode from the
+size of the normalised movies and the free device memory, and says which.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +36,8 @@ import torch.nn.functional as F
 from tapkit.data.movie import InputError, Movie, check_images, normalize
 from tapkit.ssl.augment import (AugmentConfig, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
                                 draw_transforms, reflect, source_coords)
+from tapkit.ssl import host_store
+from tapkit.ssl.host_store import normalise_
 
 __all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "as_image_list", "normalize_crops"]
 
@@ -54,14 +65,9 @@ def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSamp
     return out
 
 
-def _normalised_store(images: np.ndarray, per_frame: bool, device: torch.device) -> torch.Tensor:
-    """(T, Y, X) or (T, C, Y, X) movie -> normalised (C, T, Y + 1, X) tensor, a zero row after every frame."""
-    chans = images[:, None] if images.ndim == 3 else images  # (T, C, Y, X)
-    t, c, y, x = chans.shape
-    store = torch.zeros((c, t, y + 1, x), dtype=torch.float32, device=device)
-    for k in range(c):  # per channel, and per frame unless per_frame=False
-        store[k, :, :y] = torch.as_tensor(normalize(chans[:, k], per_frame=per_frame), device=device)
-    return store
+def _draw_seed(seed: int, split: str) -> int:
+    """Seed of the CPU generator of positions and transforms: another stream than `generator`'s, same seed -> same."""
+    return int(np.random.SeedSequence([int(seed), split == "val", 13]).generate_state(1)[0])
 
 
 class PairSampler:
@@ -71,10 +77,12 @@ class PairSampler:
                 info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie
                 and, with `sample(with_events=True)` and an event mask, has_event
                 (an event pixel in the crop; off by default to keep it out of the training hot path).
-    Movies are (T, Y, X) (C = 1) or (T, C, Y, X); all of them need the same C.
+    Movies are (T, Y, X) (C = 1) or (T, C, Y, X) arrays, Movies or TIFF paths; all of them need the same C.
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
     (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
     "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation.
+    `storage`: "device" (normalised movies on the device), "host" (movies stay on the host, crops are
+    gathered per batch), or "auto" (host when the normalised movies need more than 1/3 of the free memory).
     Each pretext task makes its batch from the crops (TAP flips the order: `tapkit.ssl.tap`).
     """
 
@@ -82,10 +90,14 @@ class PairSampler:
                  delta: "int | Sequence[int]" = (1,), batch_size: int = 128, split: str = "train",
                  val_fraction: float = 0.1, val_at: str = "start", augment: "bool | AugmentConfig" = True,
                  reject_background: float = 0.0, background_threshold: float = 0.25,
-                 device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True) -> None:
-        images = as_image_list(movies)
+                 device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True,
+                 storage: Literal["auto", "device", "host"] = "auto") -> None:
+        movies = [movies] if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(movies)
+        if not movies:
+            raise InputError("PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) array.")
+        arrays = [host_store.open_movie(m, f"PairSampler: movie {i}") for i, m in enumerate(movies)]  # (T, C, Y, X)
         self.patch, self.batch_size, self.split, self.seed = int(patch), int(batch_size), split, seed
-        self.delta = self._check_args(images, delta, split, val_fraction, batch_size, reject_background)
+        self.delta = self._check_args(arrays, delta, split, val_fraction, batch_size, reject_background)
         if val_at not in ("start", "end"):
             raise InputError(f"PairSampler: val_at={val_at!r}; use 'start' (validate on the first frames) or 'end' "
                              "(train on the first frames, validate on the last ones).")
@@ -95,23 +107,40 @@ class PairSampler:
         if split == "val" or augment is False:
             augment = AugmentConfig.none()
         self.cfg = AugmentConfig() if augment is True else augment
-        self.table = self._pair_table([im.shape[0] for im in images])  # (N, 3): movie, t, delta
-        self.sizes = torch.tensor([im.shape[-2:] for im in images], device=self.device)  # (M, 2)
+        self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
+        self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
+        self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
+        self.storage, self.storage_reason = host_store.choose_storage(
+            storage, sum(host_store.store_bytes(a) for a in arrays), self.device)
+        if storage == "auto" and split == "train":
+            print(f"tapkit: PairSampler keeps the movies on the {self.storage} ({self.storage}-resident crops): "
+                  f"{self.storage_reason}")
         # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
         # normalises each movie as a whole and keeps them, to show the shortcut on purpose
-        self.movies = [_normalised_store(im, per_frame, self.device) for im in images]  # (C, T, Y + 1, X) each
-        self.channels = self.movies[0].shape[0]
-        events = [m.events if isinstance(m, Movie) and m.events is not None else None
-                  for m in (movies if isinstance(movies, (list, tuple)) else [movies])]
-        self.events = None if all(e is None for e in events) else [
-            None if e is None else torch.as_tensor(e > 0, device=self.device)[None] for e in events]  # (1, T, Y, X)
-        self.generator = torch.Generator(device=self.device)
+        stats = [host_store.frame_stats(a, per_frame, what=f"PairSampler: movie {i}") for i, a in enumerate(arrays)]
+        events = [m.events if isinstance(m, Movie) and m.events is not None else None for m in movies]
+        if self.storage == "device":
+            self.movies = [host_store.device_store(a, lo, den, self.device) for a, (lo, den) in zip(arrays, stats)]
+            self.events = None if all(e is None for e in events) else [
+                None if e is None else torch.as_tensor(e > 0, device=self.device)[None] for e in events]  # (1, T, Y, X)
+        else:
+            self.movies, self.arrays = [], arrays
+            self.events = None if all(e is None for e in events) else [None if e is None else e > 0 for e in events]
+            self.offsets = torch.tensor([0] + [a.shape[0] for a in arrays]).cumsum(0)[:-1].to(self.device)  # (M,)
+            self.lo, self.denom = (torch.from_numpy(np.concatenate(s)).to(self.device) for s in zip(*stats))  # (sum T, C)
+            self.transport = host_store.transport_dtype(arrays)
+            self.pin = self.device.type == "cuda" and torch.cuda.is_available()
+            self._pool: "ThreadPoolExecutor | None" = None
+            self._pending: "tuple[Future, torch.Tensor] | None" = None  # (next batch, draw state before it)
+        self.generator = torch.Generator(device=self.device)  # intensity noise and the task's make_batch
+        self.draw_generator = torch.Generator()  # positions and transforms, on the CPU
         self.reset()
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the normalised movies held on the device."""
-        return sum(m.numel() * m.element_size() for m in self.movies)
+        """Bytes the sampler keeps on the device: the normalised movies, or (host mode) the percentile tables."""
+        held = self.movies if self.storage == "device" else [self.lo, self.denom]
+        return sum(m.numel() * m.element_size() for m in held)
 
     def _check_args(self, images: list, delta, split: str, val_fraction: float, batch_size: int,
                     reject: float) -> tuple[int, ...]:
@@ -133,7 +162,7 @@ class PairSampler:
         if self.patch > smallest or self.patch < 8:
             raise InputError(f"PairSampler: patch={self.patch} does not fit the smallest frame side ({smallest} px); "
                              f"use a patch between 8 and {smallest}.")
-        if len({1 if im.ndim == 3 else im.shape[1] for im in images}) > 1:
+        if len({im.shape[1] for im in images}) > 1:
             raise InputError("PairSampler: the movies have different numbers of channels; pass movies with the same C.")
         return deltas
 
@@ -157,26 +186,33 @@ class PairSampler:
                 f"PairSampler: no {self.split} pairs: with val_fraction={self.val_fraction} and delta={self.delta} the "
                 f"{self.split} part of the movies ({n_frames} frames) is too short. Use longer movies, a smaller delta, "
                 "or change val_fraction.")
-        return torch.tensor(rows, dtype=torch.long, device=self.device)
+        return torch.tensor(rows, dtype=torch.long)
 
     def reset(self) -> None:
-        """Re-seed the generator: the val split then yields the same pairs again."""
+        """Re-seed the generators: the val split then yields the same pairs again."""
+        self._cancel()
         self.generator.manual_seed(self.seed + (7919 if self.split == "val" else 0))
+        self.draw_generator.manual_seed(_draw_seed(self.seed, self.split))
 
     def state_dict(self) -> dict:
-        """Generator state, for exact resumption."""
-        return {"generator": self.generator.get_state()}
+        """Generator states, for exact resumption (a batch already prefetched is drawn again after a resume)."""
+        pending = getattr(self, "_pending", None)
+        draw = pending[1] if pending is not None else self.draw_generator.get_state()
+        return {"generator": self.generator.get_state(), "draw": draw.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the generator state saved by `state_dict`."""
+        """Restore the generator states saved by `state_dict`."""
+        self._cancel()
         self.generator.set_state(state["generator"].cpu())
+        if "draw" in state:  # checkpoints written before positions had their own generator lack it
+            self.draw_generator.set_state(state["draw"].cpu())
 
     def _positions(self, n: int) -> dict[str, torch.Tensor]:
-        """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions."""
-        g = self.generator
-        movie, t, delta = self.table[torch.randint(len(self.table), (n,), generator=g, device=self.device)].T
+        """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions (CPU tensors)."""
+        g = self.draw_generator
+        movie, t, delta = self.table[torch.randint(len(self.table), (n,), generator=g)].T
         room = self.sizes[movie] - self.patch + 1  # (n, 2) number of valid corners per axis
-        corner = (torch.rand(n, 2, generator=g, device=self.device) * room).long()
+        corner = (torch.rand(n, 2, generator=g) * room).long()
         return dict(movie=movie, t=t, delta=delta, y0=corner[:, 0], x0=corner[:, 1])
 
     def _windows(self, stack: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
@@ -210,13 +246,26 @@ class PairSampler:
             grid[outside] = torch.stack([x, y], -1)
         return grid
 
+    def _grid(self, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, coarse: torch.Tensor,
+              n_t: int, height: int, width: int) -> torch.Tensor:
+        """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse` (n, 2, 2, K, K)."""
+        centre = torch.stack([y0, x0], -1) + (self.patch - 1) / 2  # (n, 2) patch centre (y, x)
+        ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
+        return self._tall_grid(ctrl, frames, n_t, height, width)
+
+    @staticmethod
+    def _pixels(grid: torch.Tensor, frames: torch.Tensor, n_t: int, height: int,
+                width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """grid (2n, P, P, 2) -> frame pixel coordinates iy, ix (2n, P, P) as grid_sample computes them (align_corners)."""
+        ix = (grid[..., 0] + 1) * ((width - 1) / 2)
+        iy = (grid[..., 1] + 1) * ((n_t * height - 1) / 2)
+        return iy - (frames.flatten() * height).to(iy.dtype)[:, None, None], ix  # rows within the frame: exact
+
     def _resample(self, store: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
                   coarse: torch.Tensor) -> torch.Tensor:
         """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
         p, (c, n_t, height, width) = self.patch, store.shape
-        centre = torch.stack([y0, x0], -1) + (p - 1) / 2  # (n, 2) patch centre (y, x)
-        ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
-        grid = self._tall_grid(ctrl, frames, n_t, height, width)  # (2n, P, P, 2)
+        grid = self._grid(frames, y0, x0, coarse, n_t, height, width)  # (2n, P, P, 2)
         # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
         # all reading the same (expanded, not copied) tall image
         threads = torch.get_num_threads()
@@ -229,16 +278,12 @@ class PairSampler:
     def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
         """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others; (B, 2, C, P, P).
 
-        `pos` and `tf` are sorted by (resampled, movie) (`_grouped`), so every group is a slice of the batch.
+        `pos` and `tf` (on the device) are sorted by (resampled, movie) (`_grouped`), so every group is a slice.
         """
         b, p = len(pos["t"]), self.patch
         out = torch.empty((b, 2, self.channels, p, p), device=self.device)
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
-        key = tf.resample.long() * len(self.movies) + pos["movie"]
-        for k, n in zip(*torch.unique_consecutive(key, return_counts=True)):
-            warped, m = divmod(int(k), len(self.movies))
-            start = int(torch.searchsorted(key, k))
-            part = slice(start, start + int(n))
+        for warped, m, part in self._groups(pos, tf):
             args = (self.movies[m], frames[part], pos["y0"][part], pos["x0"][part])
             if warped:
                 out[part] = self._resample(*args, tf.coarse[part])
@@ -246,6 +291,14 @@ class PairSampler:
                 out[part] = self._windows(*args)
                 apply_dihedral(out[part], tf.dihedral[part])
         return out
+
+    def _groups(self, pos: dict, tf: PairTransforms) -> list[tuple[bool, int, slice]]:
+        """(resampled, movie, slice of the batch) of the sorted pairs."""
+        key = (tf.resample.long() * self.n_movies + pos["movie"]).cpu()
+        keys, counts = torch.unique_consecutive(key, return_counts=True)
+        ends = counts.cumsum(0).tolist()
+        return [(bool(k // self.n_movies), int(k % self.n_movies), slice(e - int(n), e))
+                for k, n, e in zip(keys.tolist(), counts, ends)]
 
     @staticmethod
     def _grouped(pos: dict, tf: PairTransforms, n_movies: int) -> tuple[dict, PairTransforms]:
@@ -255,14 +308,18 @@ class PairSampler:
         return {k: v[order] for k, v in pos.items()}, PairTransforms(**fields)
 
     def _foreground(self, pos: dict) -> torch.Tensor:
-        """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,)."""
+        """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,) on the CPU."""
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (n, 2)
+        if self.storage == "host":
+            crops = self._host_windows(pos["movie"], frames, pos["y0"], pos["x0"], torch.device("cpu"))
+            return (crops > self.background_threshold).float().mean(dim=(1, 2, 3, 4))
         out = torch.zeros(len(frames), device=self.device)
+        dev = {k: v.to(self.device) for k, v in dict(pos, frames=frames).items()}
         for m in pos["movie"].unique().tolist():
-            sel = torch.nonzero(pos["movie"] == m).flatten()
-            crops = self._windows(self.movies[m], frames[sel], pos["y0"][sel], pos["x0"][sel])
+            sel = torch.nonzero(dev["movie"] == m).flatten()
+            crops = self._windows(self.movies[m], dev["frames"][sel], dev["y0"][sel], dev["x0"][sel])
             out[sel] = (crops > self.background_threshold).float().mean(dim=(1, 2, 3, 4))
-        return out
+        return out.cpu()
 
     def _has_event(self, pos: dict) -> torch.Tensor:
         """Whether the unaugmented crop of either frame contains an event pixel, (B,) bool."""
@@ -270,8 +327,15 @@ class PairSampler:
         out = torch.zeros(len(frames), dtype=torch.bool, device=self.device)
         for m, events in enumerate(self.events):
             sel = torch.nonzero(pos["movie"] == m).flatten()
-            if events is not None and len(sel):
+            if events is None or not len(sel):
+                continue
+            if self.storage == "device":
                 out[sel] = self._windows(events, frames[sel], pos["y0"][sel], pos["x0"][sel]).flatten(1).any(1)
+            else:
+                found = host_store.gather_windows([events[:, None]], np.zeros(len(sel), int), frames[sel].cpu().numpy(),
+                                                  pos["y0"][sel].cpu().numpy(), pos["x0"][sel].cpu().numpy(),
+                                                  self.patch, np.dtype(bool), False)
+                out[sel] = found.flatten(1).any(1).to(self.device)
         return out
 
     def _draw(self, n: int, max_tries: int = 20) -> dict:
@@ -287,12 +351,22 @@ class PairSampler:
                 pos[key][bad] = new[key]
         return pos
 
+    def _plan(self) -> tuple[dict, PairTransforms]:
+        """Positions and transforms of the next batch from `draw_generator` (CPU tensors), sorted for `_read`."""
+        pos = self._draw(self.batch_size)
+        tf = draw_transforms(self.batch_size, self.patch, self.draw_generator, self.cfg)
+        return self._grouped(pos, tf, self.n_movies)
+
     def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
-        pos = self._draw(self.batch_size)
-        tf = draw_transforms(self.batch_size, self.patch, self.generator, self.cfg)
-        pos, tf = self._grouped(pos, tf, len(self.movies))
-        x = apply_intensity(self._read(pos, tf), tf, self.generator)  # (B, 2, C, P, P)
+        if self.storage == "host":
+            pos, tf, x = self._next_host_batch()
+        else:
+            pos, tf = self._plan()
+            pos = {k: v.to(self.device) for k, v in pos.items()}
+            tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
+            x = self._read(pos, tf)
+        x = apply_intensity(x, tf, self.generator)  # (B, 2, C, P, P)
         info = dict(pos)
         if with_events and self.events is not None:
             info["has_event"] = self._has_event(pos)
@@ -303,9 +377,100 @@ class PairSampler:
         self.reset()
         return [self.sample() for _ in range(n_batches)]
 
+    # ---- host-resident movies (storage="host") ----
+
+    def _host_windows(self, movie: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
+                      device: torch.device) -> torch.Tensor:
+        """Normalised unaugmented crops (n, 2, C, P, P) read from the host movies, on `device`."""
+        raw = host_store.gather_windows(self.arrays, movie.numpy(), frames.numpy(), y0.numpy(), x0.numpy(),
+                                        self.patch, self.transport, False)
+        g = (self.offsets.cpu()[movie][:, None] + frames)  # (n, 2) rows of the percentile tables
+        return normalise_(host_store.as_float(raw).to(device), self.lo.cpu()[g].to(device), self.denom.cpu()[g].to(device))
+
+    def _gather(self) -> tuple[dict, PairTransforms, dict]:
+        """Draw the next batch and gather the raw pixels it reads, in (pinned) host memory; runs in the worker thread."""
+        pos, tf = self._plan()
+        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
+        n_plain = int((~tf.resample).sum())
+        plain, warped = slice(0, n_plain), slice(n_plain, len(frames))
+        raw = {"n_plain": n_plain, "plain": host_store.gather_windows(
+            self.arrays, pos["movie"][plain].numpy(), frames[plain].numpy(), pos["y0"][plain].numpy(),
+            pos["x0"][plain].numpy(), self.patch, self.transport, self.pin)}
+        if n_plain < len(frames):
+            movie = pos["movie"][warped]
+            n_t, height, width = self.table.new_tensor([self.arrays[m].shape[0] for m in range(self.n_movies)]), \
+                self.sizes[:, 0] + 1, self.sizes[:, 1]
+            iy, ix = [], []
+            for _, m, part in self._groups(pos, tf):  # the grid of each movie's tall image, as the device path
+                if part.start >= n_plain:
+                    grid = self._grid(frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part],
+                                      int(n_t[m]), int(height[m]), int(width[m]))
+                    y, x = self._pixels(grid, frames[part], int(n_t[m]), int(height[m]), int(width[m]))
+                    iy.append(y), ix.append(x)
+            sizes = self.sizes[movie].repeat_interleave(2, 0)  # (2m, 2) per (pair, frame)
+            corner, size = host_store.footprint(torch.cat(iy), torch.cat(ix), sizes)
+            raw["corner"] = corner.view(len(movie), 2, 2)
+            raw["warped"] = host_store.gather_boxes(self.arrays, movie.numpy(), frames[warped].numpy(),
+                                                    raw["corner"].numpy(), size, self.transport, self.pin)
+        return pos, tf, raw
+
+    def _submit(self) -> None:
+        """Start drawing and gathering the next batch in the background (training split only)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapkit-sampler")
+        self._pending = (self._pool.submit(self._gather), self.draw_generator.get_state())
+
+    def _cancel(self) -> None:
+        """Drop a prefetched batch (after reset or load_state_dict), waiting for its thread to finish."""
+        pending = getattr(self, "_pending", None)
+        if pending is not None:
+            self._pending = None
+            pending[0].exception()  # wait; errors of a dropped batch do not matter
+
+    def _next_host_batch(self) -> tuple[dict, PairTransforms, torch.Tensor]:
+        """The prefetched (or a freshly gathered) batch, copied to the device and read there; prefetches the next one."""
+        if self._pending is None:
+            pos, tf, raw = self._gather()
+        else:
+            future, _ = self._pending
+            self._pending = None
+            pos, tf, raw = future.result()
+        dev = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if isinstance(v, torch.Tensor)}
+        if self.split == "train":
+            self._submit()  # draws from draw_generator only: the order of every random number stays the same
+        pos = {k: v.to(self.device) for k, v in pos.items()}
+        tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
+        return pos, tf, self._read_host(pos, tf, raw["n_plain"], dev)
+
+    def _read_host(self, pos: dict, tf: PairTransforms, n_plain: int, raw: dict) -> torch.Tensor:
+        """Crops (B, 2, C, P, P) from the gathered raw pixels on the device: normalise, then index or resample."""
+        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
+        rows = self.offsets[pos["movie"]][:, None] + frames  # (B, 2) rows of the percentile tables
+        lo, denom = self.lo[rows], self.denom[rows]  # (B, 2, C)
+        out = torch.empty((len(frames), 2, self.channels, self.patch, self.patch), device=self.device)
+        out[:n_plain] = normalise_(host_store.as_float(raw["plain"]), lo[:n_plain], denom[:n_plain])
+        apply_dihedral(out[:n_plain], tf.dihedral[:n_plain])
+        if n_plain == len(frames):
+            return out
+        local = normalise_(host_store.as_float(raw["warped"]), lo[n_plain:], denom[n_plain:])  # (m, 2, C, Hb, Wb)
+        corner = raw["corner"].flatten(0, 1)  # (2m, 2)
+        sizes = self.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(2, 0)  # (2m, 2)
+        for warped, m, part in self._groups(pos, tf):
+            if not warped:
+                continue
+            h, w = int(self.sizes[m, 0]), int(self.sizes[m, 1])
+            grid = self._grid(frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part],
+                              self.arrays[m].shape[0], h + 1, w)  # (2n, P, P, 2): the device path's grid
+            iy, ix = self._pixels(grid, frames[part], self.arrays[m].shape[0], h + 1, w)
+            items = slice(2 * (part.start - n_plain), 2 * (part.stop - n_plain))  # (pair, frame) items
+            crops = host_store.bilinear(local.flatten(0, 1)[items], iy, ix, corner[items], sizes[items])
+            out[part] = crops.view(-1, 2, *crops.shape[1:])
+        return out
+
     def __repr__(self) -> str:
-        return (f"PairSampler(split={self.split!r}, movies={len(self.movies)}, pairs={len(self.table)}, "
-                f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device})")
+        return (f"PairSampler(split={self.split!r}, movies={self.n_movies}, pairs={len(self.table)}, "
+                f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device}, "
+                f"storage={self.storage!r})")
 
 
 

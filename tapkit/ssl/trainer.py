@@ -67,10 +67,12 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
 
 
 def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
-              reject_background, device, seed, shards=(0,), n_shards=1) -> tuple[list[PairSampler], PairSampler]:
+              reject_background, device, seed, shards=(0,), n_shards=1,
+              storage="auto") -> tuple[list[PairSampler], PairSampler]:
     """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
     `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
-    or separate val_movies; the whole batch, the same on every rank)."""
+    or separate val_movies; the whole batch, the same on every rank). `storage`: where the movies live
+    (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
     common = dict(patch=patch, delta=delta, device=device, per_frame=per_frame)
     if val_movies is None:
         split = dict(val_fraction=val_fraction, val_at=val_at)
@@ -78,10 +80,12 @@ def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at
     else:
         split = dict(val_fraction=0.0)
         val_args = dict(movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1)
-    train = [PairSampler(movies, split="train", augment=augment, reject_background=reject_background,
-                         seed=distributed.shard_seed(seed, k), batch_size=batch_size // n_shards, **split, **common)
-             for k in shards]
-    return train, PairSampler(**val_args, batch_size=batch_size, **common)
+    train = []
+    for k in shards:
+        train.append(PairSampler(movies, split="train", augment=augment, reject_background=reject_background,
+                                 seed=distributed.shard_seed(seed, k), batch_size=batch_size // n_shards,
+                                 storage=train[0].storage if train else storage, **split, **common))
+    return train, PairSampler(**val_args, batch_size=batch_size, storage=train[0].storage, **common)
 
 
 def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]) -> tuple[int, dict]:
@@ -179,13 +183,13 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
           checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
           compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
           model_kwargs: "dict | None" = None, progress: bool = True, shards: "int | None" = None,
-          sync_bn: bool = False) -> tuple[PretextModel, dict]:
+          sync_bn: bool = False, storage: str = "auto") -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
     Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
     from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
-    continues from it exactly.
+    continues from it exactly. `storage` (auto / device / host): where the sampler keeps the movies.
 
     Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
     batch, made of `shards` (default: one per process) sub-batches with their own crop streams;
@@ -202,7 +206,8 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     device = pick_device(device, verbose=distributed.is_main())
     mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
-                               per_frame, reject_background, device, seed, mine, n_shards)  # checks the data
+                               per_frame, reject_background, device, seed, mine, n_shards,
+                               storage)  # checks the data
     check_memory(batch_size // ctx.world_size, patch, sum(s.nbytes for s in train_s), model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
@@ -256,7 +261,7 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
               checkpoint: "str | os.PathLike | None" = None,
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
-              progress: bool = True) -> tuple[TAPNet, dict]:
+              progress: bool = True, storage: str = "auto") -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
     Examples:
