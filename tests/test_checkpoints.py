@@ -15,7 +15,7 @@ from tapkit.ssl.trainer import load_model, load_tap
 FOLDER = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 # notebook 07's pretext tasks shipped for the simulated movie (mim-intensity and contrastive: not made yet,
 # `python scripts/make_checkpoints.py --tasks mim-intensity contrastive` makes them; add them here then)
-PRETEXT_TASKS = ("mim",)
+PRETEXT_TASKS = ("mim", "mim-intensity", "contrastive")
 SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines() if line.strip()]
 
 
