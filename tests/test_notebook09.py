@@ -1,5 +1,6 @@
 """Notebook 09 (your own movie) in the smoke profile on a TIFF, a CTC folder and the HeLa subset; bad input
-stops in the configure cell, before any training; the gpu profile as a dry run."""
+stops in the configure cell, before any training. (The gpu profile as a dry run: tests/test_dry_run.py,
+with the whole course.)"""
 
 from __future__ import annotations
 
@@ -94,15 +95,3 @@ def test_bad_input_stops_in_the_configure_cell(tmp_path, case):
         match = "3D time-lapse"
     with pytest.raises(InputError, match=match):
         config.configure(params, "09")  # the header alone, before the movie is read or anything trains
-
-
-@pytest.mark.slow  # ~3.5 min on 2 shared cores; tests/test_dry_run.py runs 09 too, with the whole course
-def test_notebook09_gpu_profile_as_a_dry_run(tmp_path):
-    import torch
-
-    from tapkit.course.runner import run_course
-
-    torch.set_num_threads(2)
-    summary = run_course(profile="gpu", only="09", params={"device": "cpu"}, out=tmp_path / "dry", dry_run=True)
-    assert summary["failed"] == [], {n: e.get("error") for n, e in summary["notebooks"].items()}
-    assert summary["results"]["own"]["annotations"] == "lineage"
