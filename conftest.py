@@ -1,4 +1,4 @@
-"""Test-session defaults for `python -m pytest` (unit tests and the notebooks under nbval)."""
+"""Test-session defaults for `python -m pytest` (unit tests and the notebooks run by papermill or nbval)."""
 
 import os
 

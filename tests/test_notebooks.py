@@ -1,9 +1,9 @@
 """The course notebooks: committed clean and in the agreed shape, and each one runs in the smoke
 profile with papermill and records the results the course runner collects into summary.json.
 
-(The same `python -m pytest` also runs nbval-lax over notebooks/ when pytest is configured with
-`testpaths = ["tests", "notebooks"]` and `--nbval-lax`: that checks the notebooks as a learner
-runs them, top to bottom with default parameters, sharing one out_dir.)
+(Each notebook runs here once in smoke, alone, with papermill; tests/test_dry_run.py runs them all again
+in the gpu profile's dry run, in order in one out_dir as a learner would. nbval is not in the default run:
+it would execute every notebook a third time; `python -m pytest --nbval-lax --nbval-current-env notebooks/`.)
 """
 
 from __future__ import annotations
