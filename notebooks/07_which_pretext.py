@@ -35,7 +35,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~4 min (3.5-5 min measured on 2 shared cores) |
-# | cpu (2 cores) | target ≤ 15 min with the shipped checkpoints (not yet measured; a task trained here adds 5-15 min) |
+# | cpu (2 cores) | 39 min measured with the shipped checkpoints on 2 cores shared with another job (37 min of it in the head comparison of section 4: ~40 ResNet and linear heads); less on idle cores, not yet measured |
 # | gpu | ~15 min |
 
 # %%
