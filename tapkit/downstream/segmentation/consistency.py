@@ -46,7 +46,7 @@ def consistency_step(net: nn.Module, optimizer: torch.optim.Optimizer, x_a: torc
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 def pair_origins(frames: np.ndarray, n_frames: int, deltas: Sequence[int], shape: tuple[int, int], crop: int, n: int,

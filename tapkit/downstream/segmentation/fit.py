@@ -91,7 +91,7 @@ def fit_dense(module: nn.Module, params: Sequence[nn.Parameter], inputs: torch.T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 
