@@ -101,8 +101,8 @@ def test_heads_on_frozen_features_leave_the_backbone_unchanged(movie):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4)
-    results = experiments.budget_sweep({"tap": model}, movie, m, split, budgets=(1,), heads=("linear", "conv"), n_runs=1,
-                                       steps_head=3, crop=32, batch_size=2)
+    results = experiments.budget_sweep({"tap": model}, movie, {"nuclei": m}, split, budgets=(1,), heads=("linear", "conv"),
+                                       n_runs=1, steps_head=3, crop=32, batch_size=2)["nuclei"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert [r.row for r in results] == ["tap · linear", "tap · conv"]
     assert all(0 <= r.scores["dice"] <= 1 for r in results)
@@ -135,7 +135,7 @@ def test_end_to_end_trains_the_encoder_and_from_scratch_differs_per_seed(movie):
 def test_bad_input_raises_named_errors_before_training(movie):
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4)
     with pytest.raises(InputError, match="budget=20"):
-        experiments.budget_sweep({"tap": tiny_model()}, movie, m, split, budgets=(1, 20))
+        experiments.budget_sweep({"tap": tiny_model()}, movie, {"nuclei": m}, split, budgets=(1, 20))
     with pytest.raises(InputError, match="masks"):
         fit.fit_dense(heads.make_head("linear", 1), [], fit.frame_inputs(movie), m[:, :30], np.arange(2), steps=1)
     with pytest.raises(InputError, match="head"):

@@ -47,6 +47,7 @@ class Config:
     crops: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)
     pretext: dict = field(default_factory=dict)
+    segmentation: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 
     @property

@@ -110,3 +110,21 @@ def train_variants(net: nn.Module, variants: Sequence[str] = tuple(VARIANTS), **
         copy_ = copy.deepcopy(net)
         out[v] = (copy_, train_variant(copy_, v, **kw))
     return out
+
+
+def evaluate_consistency(nets: "dict[str, nn.Module]", images: torch.Tensor, masks: np.ndarray, frames: np.ndarray,
+                         regions: np.ndarray, device: Any = "cpu") -> tuple[dict, dict, dict]:
+    """Per net on consecutive test `frames`: scores {dice, iou, flicker}, binary predictions (N, Y, X), flicker per pair.
+
+    regions (N - 1, Y, X): the stable cells of each pair (metrics.stable_regions) where flicker is measured.
+    """
+    from tapkit.downstream.segmentation.fit import predict_dense
+    from tapkit.downstream.segmentation.metrics import dice, flicker, iou
+
+    scores, preds, curves = {}, {}, {}
+    for name, net in nets.items():
+        preds[name] = predict_dense(net, images, frames, device) >= 0.5
+        curves[name] = flicker(preds[name], regions)
+        truth = masks[frames]
+        scores[name] = {"dice": dice(preds[name], truth), "iou": iou(preds[name], truth), "flicker": float(curves[name].mean())}
+    return scores, preds, curves

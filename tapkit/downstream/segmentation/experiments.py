@@ -38,6 +38,7 @@ class DenseResult:
     seed: int
     frames: np.ndarray
     scores: dict[str, float] = field(default_factory=dict)
+    example: "np.ndarray | None" = None  # (Y, X) probabilities of the middle test frame, for figures
 
 
 def evaluate(probs: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -74,7 +75,8 @@ def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: Fr
         head = make_head(head_kind, features.shape[1], s)
         fit_dense(head, head.parameters(), features, masks, frames, seed=s, device=device, **_settings(head_kind, train))
         probs = predict_dense(head, features, split.test, device)
-        out.append(DenseResult(f"{name} · {head_kind}", budget, s, frames, evaluate(probs, test)))
+        out.append(DenseResult(f"{name} · {head_kind}", budget, s, frames, evaluate(probs, test),
+                               probs[len(probs) // 2].astype(np.float16)))
     return out
 
 
@@ -91,30 +93,34 @@ def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks:
             net = SegmentationNet(start, make_head("conv", encoder.n_features, s))
             fit_dense(net, net.trainable(), images, masks, frames, seed=s, device=device, **_settings("end to end", train))
             probs = predict_dense(net, images, split.test, device)
-            out.append(DenseResult(name, budget, s, frames, evaluate(probs, test)))
+            out.append(DenseResult(name, budget, s, frames, evaluate(probs, test), probs[len(probs) // 2].astype(np.float16)))
     return out
 
 
-def budget_sweep(models: Mapping[str, nn.Module], movie: Any, masks: np.ndarray, split: FrameSplit, budgets: Sequence,
-                 heads: Sequence[str] = HEADS, end_to_end: Mapping[str, "nn.Module | None"] | None = None,
+def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[str, np.ndarray], split: FrameSplit,
+                 budgets: Sequence, heads: Sequence[str] = HEADS, end_to_end: Mapping[str, "nn.Module | None"] | None = None,
                  end_to_end_budgets: Sequence | None = None, n_runs: int = 2, seed: int = 0, device: Any = "cpu",
-                 **train: Any) -> list[DenseResult]:
-    """Frozen heads on each model's features, then end-to-end rows ({row: pretrained model, or None = from scratch}).
+                 **train: Any) -> dict[str, list[DenseResult]]:
+    """{task: runs} for targets {task: masks (T, Y, X)}: frozen heads on each model's features (computed once for
+    all tasks), then end-to-end rows ({row: pretrained model, or None = from scratch, the first model's architecture}).
 
-    The architecture for 'from scratch' is the first model's. All budgets are checked before any training.
+    All budgets of all tasks are checked before any training.
     """
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
-    check_budgets([*budgets, *e2e_budgets], masks, split)
-    template = next(iter(models.values()))
-    out = []
+    for m in targets.values():
+        check_budgets([*budgets, *(e2e_budgets if end_to_end else [])], m, split)
+    out: dict[str, list[DenseResult]] = {task: [] for task in targets}
     for name, model in models.items():
         features = feature_inputs(model, movie, device)  # (T, F, Y, X) once per source
-        out += frozen_sweep(name, features, masks, split, budgets, heads, n_runs, seed, device, **train)
+        for task, m in targets.items():
+            out[task] += frozen_sweep(name, features, m, split, budgets, heads, n_runs, seed, device, **train)
         del features
-    images = frame_inputs(movie)  # (T, 1, Y, X)
-    for name, model in (end_to_end or {}).items():
-        out += end_to_end_sweep(name, template if model is None else model, images, masks, split, e2e_budgets,
-                                n_runs, seed, model is not None, device, **train)
+    if end_to_end:
+        images, template = frame_inputs(movie), next(iter(models.values()))  # (T, 1, Y, X)
+        for name, model in end_to_end.items():
+            for task, m in targets.items():
+                out[task] += end_to_end_sweep(name, template if model is None else model, images, m, split, e2e_budgets,
+                                              n_runs, seed, model is not None, device, **train)
     return out
 
 
@@ -143,6 +149,16 @@ def format_table(table: Mapping[str, Mapping[str, Mapping[str, float]]], metrics
             cells = "".join(f"{c[m]:.3f}±{c[m + '_std']:.3f}".ljust(14) for m in metrics)
             lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}")
     return "\n".join(lines)
+
+
+def examples(results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str") -> dict[str, np.ndarray]:
+    """{'<row>, n frame(s)': (Y, X) probabilities of the middle test frame} of each row's first run at `budget`."""
+    out = {}
+    for row in rows:
+        run = next((r for r in results if r.row == row and str(r.budget) == str(budget)), None)
+        if run is not None and run.example is not None:
+            out[f"{row}, {len(run.frames)} fr."] = run.example.astype(np.float32)
+    return out
 
 
 def budget_to_reach(table: Mapping[str, Mapping[str, Mapping[str, float]]], reference: float, fraction: float = 0.95,

@@ -28,8 +28,13 @@ def frame_inputs(movie: "Movie | np.ndarray") -> torch.Tensor:
 
 
 def feature_inputs(model: nn.Module, movie: "Movie | np.ndarray", device: torch.device, **kw) -> torch.Tensor:
-    """Frozen dense features of every frame, computed once: (T, F, Y, X) float16 on the CPU."""
-    return torch.from_numpy(embed(model, movie, device=device, progress=False, **kw)).half()
+    """Frozen dense features of every frame, computed once: (T, F, Y, X) float32 in channels-last memory on the CPU.
+
+    Channels-last (F innermost) makes cutting crops and convolving them ~2-4x faster on a CPU than the
+    usual layout; float32 because stacking strided float16 crops is slower still.
+    """
+    z = torch.from_numpy(embed(model, movie, device=device, progress=False, **kw))  # (T, F, Y, X)
+    return z.contiguous(memory_format=torch.channels_last)
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,7 +61,9 @@ def crop_origins(masks: np.ndarray, frames: np.ndarray, crop: int, n: int, posit
 def crop_batch(inputs: torch.Tensor, masks: torch.Tensor, origins: Sequence[tuple[int, int, int]], crop: int,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Crops (B, C, P, P) float32 of inputs and (B, 1, P, P) of masks at the given corners, on the device."""
-    x = torch.stack([inputs[t, :, y:y + crop, x0:x0 + crop] for t, y, x0 in origins]).to(device).float()
+    last = inputs.permute(0, 2, 3, 1)  # (T, Y, X, C): a plain view for channels-last inputs
+    x = torch.stack([last[t, y:y + crop, x0:x0 + crop] for t, y, x0 in origins]).permute(0, 3, 1, 2)
+    x = x.to(device).float()  # (B, C, P, P), channels-last
     m = torch.stack([masks[t, y:y + crop, x0:x0 + crop] for t, y, x0 in origins])[:, None].to(device).float()
     return x, m
 

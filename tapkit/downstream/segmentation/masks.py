@@ -85,3 +85,8 @@ def pick_frames(pool: np.ndarray, budget: "int | str", seed: int = 0, masks: "np
     n = budget_size(budget, len(pool))
     rng = np.random.default_rng([int(seed), n])  # nested draws need not agree; each budget is its own draw
     return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def tasks_for(movie: Movie) -> list[str]:
+    """The dense tasks this movie has targets for ('nuclei' needs labels, 'divisions' needs events)."""
+    return [task for task, needs in TASKS.items() if getattr(movie, needs, None) is not None]
