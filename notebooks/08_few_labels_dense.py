@@ -84,7 +84,7 @@ S = cfg.segmentation  # this notebook's profile section
 # %%
 movie = tapkit.course.load_data(cfg)
 split = masks.split_frames(len(movie.images), S["n_test"])
-TASKS = masks.tasks_for(movie)
+TASKS = ["nuclei", *[t for t in masks.tasks_for(movie) if t != "nuclei"]]  # nuclei always: a named error without labels
 targets = {task: masks.task_masks(movie, task) for task in TASKS}  # (T, Y, X) 0/1 each
 print(f"{movie.name}: {len(movie.images)} frames {movie.shape[1:]} | pool {len(split.pool)} frames, "
       f"test frames {split.test[0]}-{split.test[-1]} | tasks: {', '.join(TASKS)}")
