@@ -150,3 +150,10 @@ def test_results_table_and_budget_to_reach():
     assert experiments.budget_to_reach(table, reference=0.9) == {"a · conv": 8}
     assert experiments.budget_to_reach(table, reference=0.62) == {"a · conv": 1}
     assert "a · conv" in experiments.format_table(table)
+
+
+def test_frozen_features_are_standardised_per_channel(movie):
+    z = fit.feature_inputs(tiny_model(), movie, torch.device("cpu"))
+    assert z.shape == (12, 8, 64, 64) and z.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2)  # statistics of a pixel sample
+    assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(8), atol=0.2)
