@@ -34,9 +34,9 @@
 #
 # | profile | time |
 # | --- | --- |
-# | smoke | ~2 min |
-# | cpu (2 cores) | target ≤ 15 min with shipped checkpoints (pretext tasks without one are skipped) |
-# | gpu | ~20 min |
+# | smoke | 6.5-10 min measured on 2 cores shared with several other jobs (a few minutes on idle cores) |
+# | cpu (2 cores) | target ≤ 15 min with shipped checkpoints (pretext tasks without one are skipped); not yet measured on idle cores |
+# | gpu | not yet measured (its settings run end to end at tiny sizes on a CPU in the course's dry-run test) |
 
 # %%
 # Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
