@@ -28,7 +28,7 @@ DRY_RUN = {
 def segmentation(**sizes) -> dict:
     """Notebook 08's settings: label budgets (frames, or 'all' of the pool), runs, head / end-to-end training
     (keywords of segmentation.experiments.budget_sweep), the Siamese U-Net (paper 004) and the real-data part."""
-    base = dict(n_test=10, budgets=(1, 2, 5, "all"), end_to_end_budgets=(1, "all"), n_runs=2,
+    base = dict(n_test=10, budgets=(1, 5, "all"), end_to_end_budgets=(1, "all"), n_runs=2,
                 heads=("linear", "conv"), steps_head=30, steps_end_to_end=40, crop=48, batch_size=8,
                 positive_fraction=0.5, train_missing=False,
                 # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep the 10x ratio
