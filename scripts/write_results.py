@@ -35,10 +35,12 @@ def results_markdown(summary: dict) -> str:
              f"| device used | {machine.get('device', summary.get('device', '?'))} |",
              f"| software | Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, "
              f"{machine.get('platform', '?')} |", ""]
-    rest = {**summary, "results": {k: v for k, v in summary.get("results", {}).items() if k != "pretext"}}
+    own = {"pretext", "segmentation"}  # sections with their own tables below
+    rest = {**summary, "results": {k: v for k, v in summary.get("results", {}).items() if k not in own}}
     body = summary_markdown(rest).split("\n", 1)[1]  # drop its title: the table above says the same
-    pretext = pretext_markdown(summary.get("results", {}).get("pretext"))
-    return "\n".join(lines) + "\n## Notebooks\n" + body + ("\n" + pretext if pretext else "")
+    extra = [pretext_markdown(summary.get("results", {}).get("pretext")),
+             segmentation_markdown(summary.get("results", {}).get("segmentation"))]
+    return "\n".join(lines) + "\n## Notebooks\n" + body + "".join("\n" + e for e in extra if e)
 
 
 def pretext_markdown(pretext: "dict | None") -> str:
@@ -53,6 +55,27 @@ def pretext_markdown(pretext: "dict | None") -> str:
                 v = entry[head]
                 cells = " | ".join(f"{v[m]:.2f} ± {v[m + '_std']:.2f}" for m in ("precision", "recall", "f1"))
                 lines.append(f"| {features} | {head} | {entry.get('steps', '?')} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def segmentation_markdown(segmentation: "dict | None") -> str:
+    """Notebook 08's table: Dice and object F1 (mean ± std) per data, task, features · head and label budget."""
+    if not segmentation:
+        return ""
+    lines = ["### segmentation (notebook 08: dense tasks with few labels)", "",
+             "| data | task | features · head | budget | frames | Dice | object F1 |", "|---|---|---|---|---|---|---|"]
+    for data, tasks in segmentation.items():
+        if not isinstance(tasks, dict) or data.startswith("budget_to"):
+            continue
+        for task, rows in tasks.items():
+            for row, budgets in rows.items():
+                for budget, c in budgets.items():
+                    lines.append(f"| {data} | {task} | {row} | {budget} | {c.get('n_frames', '?')} | "
+                                 f"{c['dice']:.3f} ± {c['dice_std']:.3f} | {c['object_f1']:.3f} ± {c['object_f1_std']:.3f} |")
+    reach = segmentation.get("budget_to_95_percent") or {}
+    if reach:
+        lines += ["", "Labelled frames to reach 95 % of the from-scratch Dice on all frames (nuclei): "
+                  + ", ".join(f"{row}: {n}" for row, n in reach.items())]
     return "\n".join(lines) + "\n"
 
 

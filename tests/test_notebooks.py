@@ -209,8 +209,24 @@ def check_pretext(r: dict) -> None:
     assert r["pretext"]["random (frozen)"]["steps"] == 0 and "resnet" in r["pretext"]["random (frozen)"]
 
 
+def check_segmentation(r: dict) -> None:
+    seg, smoke = r["segmentation"], profiles.PROFILES["smoke"]["segmentation"]
+    assert set(seg["simulated"]) == {"nuclei", "divisions"}, sorted(seg["simulated"])
+    for task, rows in seg["simulated"].items():  # every source x head row at every budget, plus the end-to-end rows
+        assert {"tap · linear", "tap · conv", "random (frozen) · conv", "from scratch", "tap fine-tuned"} <= set(rows), rows
+        assert set(rows["tap · conv"]) == {str(b) for b in smoke["budgets"]}, (task, rows["tap · conv"])
+        for row, by_budget in rows.items():
+            for cell in by_budget.values():
+                assert all(_number(cell[k]) and 0 <= cell[k] <= 1 for k in ("dice", "dice_std", "object_f1", "iou")), (task, row)
+    assert set(seg["hela-subset"]) == {"nuclei"}  # no lineage, no divisions
+    cons = r["consistency"]
+    assert {"before (pretrained)", "segmentation only", "alternating", "consistency only"} <= set(cons)
+    assert all(0 <= cons[v]["flicker"] <= 1 and 0 <= cons[v]["dice"] <= 1 for v in ("alternating", "consistency only"))
+
+
 EXPECTED = {"00": check_data, "01": check_tap, "02": check_gradcam, "03": check_criteria, "04": check_heads,
-            "06": check_calibration, "07": check_pretext}
+            "06": check_calibration, "07": check_pretext,
+            "08": check_segmentation}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

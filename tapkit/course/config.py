@@ -48,6 +48,7 @@ class Config:
     heads: dict = field(default_factory=dict)
     pretext: dict = field(default_factory=dict)
     own: dict = field(default_factory=dict)  # notebook 09 (your own movie)
+    segmentation: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
 
     @property

@@ -19,8 +19,25 @@ DRY_RUN = {
     "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
     "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
+    # notebook 08: one run, the smallest budgets, a few steps (the architecture and crop sizes stay)
+    "segmentation": dict(n_test=4, n_runs=2, budgets=(1, "all"), end_to_end_budgets=(1, "all"), steps_head=2,
+                         steps_end_to_end=1, batch_size=4, pretrain_steps=2, rounds=1, steps_per_epoch=1, real_n_test=4,
+                         real_budgets=(1,), real_end_to_end_budgets=(1,)),
 }
 
+
+
+def segmentation(**sizes) -> dict:
+    """Notebook 08's settings: label budgets (frames, or 'all' of the pool), runs, head / end-to-end training
+    (keywords of segmentation.experiments.budget_sweep), the Siamese U-Net (paper 004) and the real-data part."""
+    base = dict(n_test=10, budgets=(1, 5, "all"), end_to_end_budgets=(1, "all"), n_runs=2,
+                heads=("linear", "conv"), steps_head=30, steps_end_to_end=40, crop=48, batch_size=8,
+                positive_fraction=0.5, train_missing=False,
+                # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep the 10x ratio
+                unet=dict(n_depth=2, base_filters=8), pretrain_steps=150, rounds=3, steps_per_epoch=20,
+                lr_segmentation=1e-3, lr_consistency=1e-4, consistency_budget=2, deltas=(1,), kind="dice",
+                real_n_test=5, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"))
+    return {**base, **sizes}
 
 
 def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
@@ -52,6 +69,11 @@ PROFILES: dict[str, dict] = {
         # notebook 09 (your own movie): frames used to estimate the nucleus size, frames whose dense
         # features are exported (None: all), event heads on a movie with a lineage: strategies A0/A1
         "own": dict(nucleus_frames=2, export_frames=4, strategies=("A1",)),
+        # notebook 08: tiny sweeps; quick tiny pretext models are trained when no checkpoint exists
+        "segmentation": segmentation(n_test=4, budgets=(1, 2, "all"), end_to_end_budgets=(1,), n_runs=2, steps_head=6,
+                                     steps_end_to_end=3, crop=32, batch_size=4, train_missing=True, unet=dict(n_depth=2, base_filters=4),
+                                     pretrain_steps=6, rounds=1, steps_per_epoch=2, real_n_test=4, real_budgets=(1, "all"),
+                                     real_end_to_end_budgets=(1,)),
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
@@ -68,6 +90,8 @@ PROFILES: dict[str, dict] = {
         "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
                         strategies=("B0", "B1", "C1"), budgets=(50, 200)),
         "own": dict(nucleus_frames=4, export_frames=16, strategies=("A0", "A1", "B1")),
+        # notebook 08 (target <= 15 min on 2 cores): pretext tasks without a checkpoint are skipped, not trained
+        "segmentation": segmentation(),
     },
     "gpu": {
         "sim": dict(n_frames=100, size=(512, 512)),
@@ -78,6 +102,10 @@ PROFILES: dict[str, dict] = {
         "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
                         strategies=("B0", "B1", "C0", "C1"), budgets=(50, 200, 1000)),
         "own": dict(nucleus_frames=8, export_frames=None, strategies=("A0", "A1", "B1")),
+        "segmentation": segmentation(n_test=25, budgets=(1, 2, 5, 10, 25, "all"), end_to_end_budgets=(1, 2, 5, 10, "all"),
+                                     n_runs=5, steps_head=300, steps_end_to_end=500, crop=96, batch_size=16, train_missing=True,
+                                     unet=dict(n_depth=3, base_filters=32), pretrain_steps=1000, rounds=10,
+                                     steps_per_epoch=100, lr_segmentation=1e-4, lr_consistency=1e-5),
     },
 }
 

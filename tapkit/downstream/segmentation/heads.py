@@ -1,0 +1,67 @@
+"""Per-pixel heads on dense features, and a segmentation network = encoder + head (nn.Modules only).
+
+    features z (N, F, Y, X) --head--> logits (N, 1, Y, X)          frozen features: only the head learns
+    images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits  fine-tuning / from scratch: all learns
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+
+from tapkit.data.movie import InputError
+
+HEADS = ("linear", "conv")
+
+
+class PixelLinearHead(nn.Module):
+    """A 1x1 convolution: one linear map of the F features at each pixel, (N, F, Y, X) -> (N, 1, Y, X)."""
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(n_features, 1, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, F, Y, X) -> (N, 1, Y, X) logits."""
+        return self.conv(z)
+
+
+class ConvHead(nn.Sequential):
+    """Two 3x3 conv + ReLU layers and a 1x1 output: a small context of 5x5 px, (N, F, Y, X) -> (N, 1, Y, X)."""
+
+    def __init__(self, n_features: int, hidden: int = 16) -> None:
+        super().__init__(nn.Conv2d(n_features, hidden, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+
+
+def make_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
+    """'linear' (1x1 conv) or 'conv' (small conv head), initialised from `seed`."""
+    if kind not in HEADS:
+        raise InputError(f"head={kind!r}: use one of {', '.join(HEADS)}.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return PixelLinearHead(n_features) if kind == "linear" else ConvHead(n_features)
+
+
+def fresh_encoder(model: nn.Module, seed: int) -> nn.Module:
+    """The same architecture as a pretrained PretextModel, newly initialised from `seed` (random / from scratch)."""
+    return type(model)(**{**model.config, "seed": int(seed)}).float()
+
+
+class SegmentationNet(nn.Module):
+    """An encoder (used through `embed`) and a head: (N, 1, Y, X) images -> (N, 1, Y, X) logits."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.head = copy.deepcopy(encoder).float(), head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, Y, X) -> (N, 1, Y, X) logits."""
+        return self.head(self.encoder.embed(x))
+
+    def trainable(self) -> list[nn.Parameter]:
+        """Encoder (backbone + projection) and head parameters; the pretext task's own head is left out."""
+        enc = [*self.encoder.backbone.parameters(), *self.encoder.projection.parameters()]
+        return enc + list(self.head.parameters())
