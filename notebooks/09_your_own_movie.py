@@ -224,15 +224,16 @@ pretext_plots.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tens
 #   and point `data` at `my_ctc/01`. A lineage file (`man_track.txt`: id, first frame, last frame,
 #   parent) with your divisions turns the masks into division events.
 #
-# <!-- INTEGRATOR: notebook 08 (segmentation heads) is not merged yet; wire its call into the masks-only
-#      branch of the next cell (tapkit.downstream.segmentation) and remove this note. -->
-# **Segmentation heads (notebook 08):** on a movie with masks and no lineage, the next cell says so;
-# the call to notebook 08's heads joins it when notebook 08 is part of the course.
+# **Segmentation heads (notebook 08):** when the movie has masks, the same protocol as notebook 08's
+# real-data section: a conv head on the frozen features of your model and of a random encoder, your model
+# fine-tuned, and a U-Net from scratch, at a few labelled frames, tested on the last frames.
 
 # %%
 from tapkit.downstream.events import criteria, crops, experiments, tables
+from tapkit.downstream.segmentation import experiments as seg_experiments
+from tapkit.plot import segmentation as seg_plots
 annotations = "lineage" if movie.lineage is not None and movie.has_events else "masks" if movie.labels is not None else "none"
-table = None
+table, seg_tables = None, {}
 if annotations == "lineage":
     pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)
     labels = criteria.label_pairs(pairs, "size-either")
@@ -242,14 +243,19 @@ if annotations == "lineage":
                                              device=cfg.device, split=split, **schedule)
     table = tables.results_table(results)
     print(tables.format_results(table))
-elif annotations == "masks":
-    print("masks without a lineage: the segmentation heads of notebook 08 apply to this movie (no event labels).")
-else:
+elif annotations == "none":
     print("no annotations: see the list above for how to add a few and write them as a CTC folder.")
 
 # %%
 if table is not None:
     event_plots.plot_results(table);
+
+# %%
+if movie.labels is not None:  # masks (with or without a lineage): notebook 08's heads
+    seg_tables = own_movie.segmentation_rows(cfg, movie, model, pretext)
+    for name, seg_table in seg_tables.items():
+        print(f"\n{name} (Dice and object F1 on the test frames)\n" + seg_experiments.format_table(seg_table))
+        seg_plots.plot_budget_table(seg_table, f"{movie.name}: {name}");
 
 # %% [markdown]
 # ## Results
@@ -263,7 +269,8 @@ tapkit.course.results.record(
     drift_px_per_frame=report.drift_per_frame, bleaching_rate=report.bleaching_rate, nucleus_radius=size.radius,
     binning_recommended=advice.factor, binning=factor, pretext=pretext, epochs=len(history["val_loss"]),
     val_loss=history["val_loss"][-1], checkpoint=str(checkpoint), region_pairs=regions["frames"],
-    files={k: str(v) for k, v in files.items()}, annotations=annotations)
+    files={k: str(v) for k, v in files.items()}, annotations=annotations,
+    segmentation={n: seg_experiments.record_entries(t) for n, t in seg_tables.items()})
 
 # %% [markdown]
 # ## Summary

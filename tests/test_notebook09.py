@@ -64,6 +64,7 @@ def test_notebook09_on_a_ctc_folder_with_a_lineage_runs_the_event_heads(tmp_path
     seq = write_ctc(simulate_movie(n_frames=16, size=(128, 128), seed=0, progress=False), tmp_path / "ctc")
     own = _run(tmp_path, monkeypatch, str(seq))
     assert own["annotations"] == "lineage" and own["shape"] == [16, 128, 128]
+    assert "nuclei" in own["segmentation"]  # its masks: notebook 08's heads ran too
     _check_files(own, 1, (16, 128, 128))
 
 
@@ -74,6 +75,8 @@ def test_notebook09_on_the_hela_subset_bins_2x2(tmp_path, monkeypatch):
         pytest.skip(f"HeLa subset not available offline: {err}")
     own = _run(tmp_path, monkeypatch, "hela-subset")
     assert own["binning_recommended"] == 2 == own["binning"] and own["annotations"] == "masks"
+    nuclei = own["segmentation"]["nuclei"]  # notebook 08's protocol on the HeLa masks: Dice per row and budget
+    assert any(row.startswith("tap") for row in nuclei) and any("scratch" in row for row in nuclei), sorted(nuclei)
     _check_files(own, 2, (20, 700, 1100))
 
 

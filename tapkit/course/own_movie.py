@@ -66,3 +66,26 @@ def top_regions_movie(model: Any, movie: Movie, task: str, n_frames: int, k: int
     maps = np.stack([change_map(model, movie.images[t], movie.images[t + 1]) for t in frames])
     regions = [gc.top_regions(m, k=k, inset=inset) for m in maps]
     return dict(frames=frames, maps=maps, regions=regions, kind="feature change between t and t + 1")
+
+
+def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") -> dict[str, dict]:
+    """Notebook 08's protocol on a movie with masks: {segmentation task: results table}.
+
+    Frozen features of `model` (and of a random encoder of its architecture) with the conv head, the
+    model fine-tuned and a U-Net from scratch, at the profile's `real_*` label budgets (the settings
+    notebook 08 uses for real frames: `cfg.segmentation`), the last `real_n_test` frames as test set.
+    """
+    from tapkit.downstream.segmentation import experiments, heads, masks
+
+    s = cfg.segmentation
+    split = masks.split_frames(len(movie.images), s["real_n_test"])  # named error when the movie is too short
+    sources = {task: model, "random (frozen)": heads.fresh_encoder(model, cfg.seed)}
+    train = {k: s[k] for k in ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction")}
+    tables = {}
+    for name in masks.tasks_for(movie):
+        runs = experiments.budget_sweep(sources, movie, {name: masks.task_masks(movie, name)}, split,
+                                        s["real_budgets"], ("conv",), {f"{task} fine-tuned": model,
+                                                                       experiments.SCRATCH: None},
+                                        s["real_end_to_end_budgets"], s["n_runs"], cfg.seed, cfg.device, **train)
+        tables[name] = experiments.results_table(runs[name])
+    return tables
