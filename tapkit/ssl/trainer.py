@@ -26,6 +26,7 @@ from tapkit.ssl import distributed
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.ssl.host_store import free_bytes
 from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.tap import TAPNet
@@ -129,23 +130,6 @@ def check_training_args(epochs: Any, steps_per_epoch: Any, batch_size: Any, patc
         raise InputError(f"val_fraction={val_fraction!r}: use a fraction in [0, 1), e.g. 0.1.")
 
 
-def _available_bytes(device: torch.device) -> "int | None":
-    """Free memory on `device` (CUDA: free device memory; CPU: MemAvailable, RAM incl. reclaimable cache); None if unknown."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames: int = 2) -> int:
     """Peak memory of one training step of `batch_size` samples of `frames` crops (float32 activations + backward).
 
@@ -166,7 +150,7 @@ def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames
 
 def check_memory(batch_size: int, patch: int, movies_bytes: int, model: PretextModel, device: torch.device) -> None:
     """Refuse a batch (and movie) that cannot fit in the device's free memory, naming what to lower."""
-    free = _available_bytes(device)
+    free = free_bytes(device)  # CUDA free memory, or the host's MemAvailable
     need = estimate_step_bytes(batch_size, patch, model) + movies_bytes
     if free is not None and need > 0.9 * free:
         gib = 2**30
