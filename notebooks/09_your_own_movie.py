@@ -35,8 +35,8 @@
 #
 # | profile | time |
 # | --- | --- |
-# | smoke | ~1 min on the default (simulated) data |
-# | cpu (2 cores) | ~10-15 min for a movie of 64 frames of 256 x 256 px after binning (mostly pretraining) |
+# | smoke | ~2 min on the default (simulated) data, measured on shared cores |
+# | cpu (2 cores) | 38 min measured on the default 64 x 256 x 256 movie, on 2 cores shared with another job (pretraining 27 min, event heads 11 min; measured before the segmentation rows were added); less on idle cores, not yet measured |
 # | gpu | ~15 min of pretraining, more for large movies |
 
 # %%
