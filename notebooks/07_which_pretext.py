@@ -35,7 +35,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~4 min (3.5-5 min measured on 2 shared cores) |
-# | cpu (2 cores) | 39 min measured with the shipped checkpoints on 2 cores shared with another job (37 min of it in the head comparison of section 4: ~40 ResNet and linear heads); less on idle cores, not yet measured |
+# | cpu (2 cores) | 8.5 min measured with the shipped checkpoints on 2 idle cores (7.7 min of it in the head comparison of section 4); 39 min when another job shared the cores |
 # | gpu | ~15 min |
 
 # %%
