@@ -86,3 +86,23 @@ def test_settings_are_recorded_and_checked():
     for bad in (0, 1.5, True):
         with pytest.raises(InputError, match="threads"):
             deterministic(threads=bad)
+
+
+def test_cpu_bf16_follows_the_environment_variable(monkeypatch):
+    from tapkit.runtime import CPU_BF16_ENV, amp_dtype, autocast, cpu_bf16, cpu_has_bf16
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(CPU_BF16_ENV, "0")
+    assert cpu_bf16() is False and amp_dtype(cpu) is None and run_settings()["cpu_bf16"] is False
+    with autocast(cpu):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # exact float32
+    monkeypatch.setenv(CPU_BF16_ENV, "1")
+    assert cpu_bf16() is True and amp_dtype(cpu) == torch.bfloat16 and amp_dtype(cpu, enabled=False) is None
+    with autocast(cpu):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    monkeypatch.delenv(CPU_BF16_ENV)
+    assert cpu_bf16() is False and amp_dtype(cpu) is None  # float32 by default (bf16 cost TAP accuracy)
+    assert isinstance(cpu_has_bf16(), bool)
+    monkeypatch.setenv(CPU_BF16_ENV, "maybe")
+    with pytest.raises(InputError, match="TAPKIT_CPU_BF16"):
+        cpu_bf16()
