@@ -304,3 +304,35 @@ def test_same_crops_whatever_the_thread_count():
             assert torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
     finally:
         torch.set_num_threads(before)
+
+
+def test_noise_bank_windows_are_disjoint_uniform_views_and_depend_only_on_the_seed():
+    from tapkit.ssl.augment import NoiseBank
+
+    bank = NoiseBank(n=16, length=100, device=torch.device("cpu"), seed=3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        w = bank.windows(16, g)  # (16, 100)
+        assert w.shape == (16, 100) and w.data_ptr() >= bank.field.data_ptr()  # a view, nothing copied
+        starts = (w.data_ptr() - bank.field.data_ptr()) // 4 + torch.arange(16) * w.stride(0)
+        assert w.stride(0) >= 100 and int(starts[-1]) + 100 <= len(bank.field)  # disjoint, inside the field
+    values = bank.windows(16, g).flatten()
+    assert 0.0 <= float(values.min()) and float(values.max()) < 1.0 and abs(float(values.mean()) - 0.5) < 0.05
+    assert torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=3).field, bank.field)  # resume reads the same field
+    assert not torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=4).field, bank.field)
+
+
+def test_pixel_noise_has_the_drawn_amplitude_and_differs_between_the_two_frames():
+    from tapkit.ssl.augment import AugmentConfig
+
+    flat = np.full((6, 40, 40), 100.0, np.float32)
+    flat[:, 0, 0] = 0.0  # a flat movie (one dark pixel so that the percentiles differ)
+    cfg = AugmentConfig(**{**{k: 0.0 for k in vars(AugmentConfig()) if k.startswith("p_")}, "p_noise": 1.0})
+    s = PairSampler(flat, patch=16, batch_size=64, augment=cfg, val_fraction=0.0, seed=1)
+    plain = PairSampler(flat, patch=16, batch_size=64, augment=False, val_fraction=0.0, seed=1).sample()[0]
+    noisy, _ = s.sample()
+    noise = (noisy - plain).flatten(2)  # (B, 2, P*P): sigma * U(0, 1), sigma <= noise_max
+    assert float(noise.min()) >= 0 and float(noise.max()) <= cfg.noise_max + 1e-6
+    assert not torch.allclose(noise[:, 0], noise[:, 1])  # each frame its own noise
+    ratio = noise.mean(-1) / noise.amax(-1).clamp(min=1e-9)  # ~0.5 for uniform noise
+    assert 0.4 < float(ratio.median()) < 0.6

@@ -12,7 +12,8 @@ from the movie:
     reflected about its edge pixels.
 No per-sample Python loop, no DataLoader, no margin crops. All randomness (positions, transforms,
 noise) is drawn before any pixel is read: positions and transforms from `draw_generator` (on the CPU, so
-the device does not change them), the intensity noise (and the task's `make_batch`) from `generator`.
+the device does not change them), the intensity noise (and the task's `make_batch`) from `generator`: the
+pixel noise of a batch is a strided view of one field drawn once (`augment.NoiseBank`), not fresh numbers.
 
 `storage="host"` keeps the movies on the host as stored (arrays or memory-mapped TIFFs,
 `tapkit.ssl.host_store`): a background thread draws the next batch and gathers exactly the pixels it
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie, check_images, normalize
-from tapkit.ssl.augment import (AugmentConfig, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
+from tapkit.ssl.augment import (AugmentConfig, NoiseBank, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
                                 draw_transforms, reflect, source_coords)
 from tapkit.ssl import host_store
 from tapkit.ssl.host_store import normalise_
@@ -134,6 +135,8 @@ class PairSampler:
             self._pending: "tuple[Future, torch.Tensor] | None" = None  # (next batch, draw state before it)
         self.generator = torch.Generator(device=self.device)  # intensity noise and the task's make_batch
         self.draw_generator = torch.Generator()  # positions and transforms, on the CPU
+        self._noise: "NoiseBank | None" = None  # pixel noise field, drawn at the first batch with noise
+        self._grid_buffer: "torch.Tensor | None" = None  # (2B, P, P, 2) sampling grid, reused
         self.reset()
 
     @property
@@ -221,7 +224,8 @@ class PairSampler:
         windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
         return windows[:, frames, y0[:, None], x0[:, None]].permute(1, 2, 0, 3, 4)  # from (C, n, 2, P, P)
 
-    def _tall_grid(self, ctrl: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int) -> torch.Tensor:
+    def _tall_grid(self, ctrl: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int,
+                   out: "torch.Tensor | None" = None) -> torch.Tensor:
         """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into the tall image.
 
         The tall image is the T frames of height `height` (with their zero row) stacked along y; grid units
@@ -238,20 +242,26 @@ class PairSampler:
         inside = ~outside
         ctrl[inside, 0] = ctrl[inside, 0] * scale_x - 1
         ctrl[inside, 1] = (ctrl[inside, 1] + frame_row[inside, None, None]) * scale_y - 1
-        grid = source_coords(ctrl, self.patch)  # (2n, P, P, 2): exact, the maps are bilinear
+        grid = source_coords(ctrl, self.patch, out)  # (2n, P, P, 2): exact, the maps are bilinear
         if bool(outside.any()):
-            x, y = grid[outside].unbind(-1)  # in pixels
-            reflect(x, width).mul_(scale_x).sub_(1)
-            reflect(y, h).add_(frame_row[outside, None, None]).mul_(scale_y).sub_(1)
-            grid[outside] = torch.stack([x, y], -1)
+            idx = torch.nonzero(outside).flatten()
+            edge = torch.tensor([width - 1, h - 1], dtype=grid.dtype, device=grid.device)  # (x, y) last pixel
+            sub = grid.index_select(0, idx)  # (m, P, P, 2) pixels (x, y)
+            if bool((lo[idx] >= -(h - 1)).all() and (hi[idx].flip(-1) <= 2 * edge).all()):
+                sub = edge - (sub.abs_() - edge).abs_()  # one mirror per side is enough: reflect()'s result, 5x faster
+            else:  # a footprint more than a frame outside (tiny frames): the general reflection
+                reflect(sub[..., 0], width), reflect(sub[..., 1], h)
+            scale = torch.tensor([scale_x, scale_y], dtype=grid.dtype, device=grid.device)
+            offset = torch.stack([torch.full_like(frame_row[idx], -1.0), frame_row[idx] * scale_y - 1], -1)  # (m, 2)
+            grid.index_copy_(0, idx, sub.mul_(scale).add_(offset[:, None, None]))
         return grid
 
     def _grid(self, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, coarse: torch.Tensor,
-              n_t: int, height: int, width: int) -> torch.Tensor:
+              n_t: int, height: int, width: int, out: "torch.Tensor | None" = None) -> torch.Tensor:
         """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse` (n, 2, 2, K, K)."""
         centre = torch.stack([y0, x0], -1) + (self.patch - 1) / 2  # (n, 2) patch centre (y, x)
         ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)  # (2n, 2, K, K) source pixels (y, x)
-        return self._tall_grid(ctrl, frames, n_t, height, width)
+        return self._tall_grid(ctrl, frames, n_t, height, width, out)
 
     @staticmethod
     def _pixels(grid: torch.Tensor, frames: torch.Tensor, n_t: int, height: int,
@@ -265,7 +275,9 @@ class PairSampler:
                   coarse: torch.Tensor) -> torch.Tensor:
         """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
         p, (c, n_t, height, width) = self.patch, store.shape
-        grid = self._grid(frames, y0, x0, coarse, n_t, height, width)  # (2n, P, P, 2)
+        if self._grid_buffer is None:  # reused by every batch (device path only: the host path's thread has its own)
+            self._grid_buffer = torch.empty((2 * self.batch_size, p, p, 2), device=self.device)
+        grid = self._grid(frames, y0, x0, coarse, n_t, height, width, self._grid_buffer[:2 * len(y0)])  # (2n, P, P, 2)
         # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
         # all reading the same (expanded, not copied) tall image
         threads = torch.get_num_threads()
@@ -366,7 +378,9 @@ class PairSampler:
             pos = {k: v.to(self.device) for k, v in pos.items()}
             tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
             x = self._read(pos, tf)
-        x = apply_intensity(x, tf, self.generator)  # (B, 2, C, P, P)
+        if self._noise is None and bool((tf.noise > 0).any()):
+            self._noise = NoiseBank(2 * self.batch_size, self.channels * self.patch**2, self.device, self.seed)
+        x = apply_intensity(x, tf, self.generator, self._noise)  # (B, 2, C, P, P)
         info = dict(pos)
         if with_events and self.events is not None:
             info["has_event"] = self._has_event(pos)
