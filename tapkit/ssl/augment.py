@@ -221,7 +221,7 @@ def apply_intensity(x: torch.Tensor, tf: PairTransforms, g: torch.Generator,
     The U(0, 1) noise is fresh from g, or windows of `bank` (offsets from g) when one is given.
     """
     view = (*tf.scale.shape, 1, 1, 1)
-    torch.addcmul(tf.shift.view(view), x, tf.scale.view(view), out=x)  # x * A + C in one pass
+    x.mul_(tf.scale.view(view)).add_(tf.shift.view(view))
     if bool((tf.noise > 0).any()):
         b, t = x.shape[:2]
         noise = (bank.windows(b * t, g) if bank is not None else
