@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~2 min on the default (simulated) data, measured on shared cores |
-# | cpu (2 cores) | 38 min measured on the default 64 x 256 x 256 movie, on 2 cores shared with another job (pretraining 27 min, event heads 11 min; measured before the segmentation rows were added); less on idle cores, not yet measured |
+# | cpu (2 cores) | a few minutes on the default movie after notebook 01 (its training is reused); on a new 64 x 256 x 256 movie add ~8 min of pretraining on idle cores (27 min on cores shared with another job) |
 # | gpu | ~15 min of pretraining, more for large movies |
 
 # %%
@@ -159,7 +159,9 @@ tapkit.course.check(my_rate, report.bleaching_rate, tol=1e-9, name="my_rate",
 # The course's one trainer, with the profile's sizes (`tap_*` parameters) and the task `pretext`. The
 # checkpoint `out_dir/own_<task>_<data>_bin<b>.pt` is written after every epoch; run this cell again
 # after a disconnect and it continues from the last finished epoch (a finished model is just loaded).
-# The line below says which happened. In the smoke profile the training is a handful of steps: the
+# On the course's own movie (the default `data`), notebook 01 has already run exactly this training
+# (same task, movie, settings and seed: the checkpoint records them); it is then reused, not repeated.
+# The lines below say which happened. In the smoke profile the training is a handful of steps: the
 # curves only show that it runs.
 
 # %%

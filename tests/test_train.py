@@ -231,3 +231,32 @@ def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
                          env=dict(os.environ, PYTHONPATH=str(root)))
     measured, estimated = map(int, out.stdout.split()[-2:])
     assert measured / 2 < estimated < 2 * measured, (measured, estimated)
+
+
+def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
+    from tapkit.ssl.trainer import movies_digest
+
+    movie = growing_blobs()
+    first = tmp_path / "tap_course.pt"
+    model, history = train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=first, **FAST)
+    again = tmp_path / "own.pt"
+    model2, history2 = train_tap(movie.copy(), epochs=1, steps_per_epoch=2, checkpoint=again, reuse=[first], resume=True,
+                                  **FAST)
+    assert "holds the same training" in capsys.readouterr().out
+    assert again.read_bytes() == first.read_bytes() and history2 == history  # copied and loaded, not retrained
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+    # another seed, another movie or other settings: a training of its own
+    for i, (mov, kw) in enumerate([(movie, dict(seed=1)), (growing_blobs(seed=1), {}), (movie, dict(lr=1e-3))]):
+        path = tmp_path / f"other{i}.pt"
+        train_tap(mov, epochs=1, steps_per_epoch=2, checkpoint=path, reuse=[first], resume=True, **kw, **FAST)
+        assert "holds the same training" not in capsys.readouterr().out
+        assert load_checkpoint(path)["recipe"] != load_checkpoint(first)["recipe"]
+    assert movies_digest(movie) == movies_digest(movie.copy()) != movies_digest(movie + 1e-3)
+    # an unfinished training is never reused
+    partial = tmp_path / "partial.pt"
+    state = load_checkpoint(first)
+    state["scheduler"]["last_epoch"] = 1
+    save_checkpoint(state, partial)
+    train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=tmp_path / "fresh.pt", reuse=[partial], resume=True,
+              **FAST)
+    assert "holds the same training" not in capsys.readouterr().out

@@ -37,12 +37,13 @@ def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, P
     pretext, options = task_options(cfg, task)
     checkpoint = own_checkpoint(cfg, movie, task)
     done, total = epochs_done(checkpoint), cfg.tap["epochs"]
-    how = ("training from scratch" if done == 0 else f"already trained ({done} epochs): loading" if done >= total
+    how = ("not trained here yet (notebook 01's identical training is reused if there is one)" if done == 0 else f"already trained ({done} epochs): loading" if done >= total
            else f"continuing from epoch {done} of {total}")
     print(f"tapkit: {task} on {movie.name} ({movie.shape[1]} x {movie.shape[2]} px frames): {how} -> {checkpoint}")
     settings = {k: v for k, v in cfg.tap.items() if k != "model_kwargs"}
+    course = Path(cfg.out_dir) / f"{task}_{data_key(cfg.data)}.pt"  # notebook 01's (07's) training of the course movie
     model, history = train(pretext, [movie], **settings, model_kwargs={**cfg.tap.get("model_kwargs", {}), **options},
-                           device=cfg.device, seed=cfg.seed, checkpoint=checkpoint, resume=True)
+                           device=cfg.device, seed=cfg.seed, checkpoint=checkpoint, resume=True, reuse=[course])
     return model.eval(), history, checkpoint
 
 

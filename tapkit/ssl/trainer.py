@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,14 +25,48 @@ from tqdm.auto import tqdm
 from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
-from tapkit.runtime import autocast, pick_device
+from tapkit.runtime import amp_dtype, autocast, pick_device
 from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
-from tapkit.ssl.host_store import free_bytes
+from tapkit.ssl.host_store import free_bytes, open_movie
 from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.tap import TAPNet
 
 NORMALIZATION = {"pmin": 1.0, "pmax": 99.8}  # percentiles of the movie normalisation (tapkit.normalize defaults)
+
+
+def movies_digest(movies: Any, val_movies: Any = None) -> str:
+    """A short fingerprint of the training data: shapes, dtypes and a strided subsample of the pixels (fast for GBs)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    for group in (movies, val_movies or []):
+        group = [group] if isinstance(group, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(group)
+        for m in group:
+            arr = open_movie(m, 'train')  # (T, C, Y, X) as stored
+            step = max(1, len(arr) // 64)
+            h.update(repr((arr.shape, str(arr.dtype), getattr(m, "meta", {}).get("binning"))).encode())
+            h.update(np.ascontiguousarray(arr[::step, :, ::3, ::3]).tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def training_recipe(pretext: str, model: PretextModel, data: str, **settings: Any) -> dict:
+    """Everything that decides a training's result: task, architecture, data fingerprint and the loop's settings."""
+    return {"pretext": pretext, "config": dict(model.config), "data": data,
+            **{k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v for k, v in settings.items()}}
+
+
+def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) -> "Path | None":
+    """The first finished checkpoint among `candidates` written by a training with exactly this `recipe`, else None."""
+    for path in map(Path, candidates):
+        if path.is_file():
+            state = load_checkpoint(path)
+            sched = state.get("scheduler") or {}
+            finished = bool(sched) and int(sched.get("last_epoch", 0)) >= int(sched.get("T_max", 1))
+            if finished and state.get("recipe") == recipe:
+                return path
+    return None
 
 
 def _rng_state() -> dict:
@@ -167,7 +202,8 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
           checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
           compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
           model_kwargs: "dict | None" = None, progress: bool = True, shards: "int | None" = None,
-          sync_bn: bool = False, storage: str = "auto") -> tuple[PretextModel, dict]:
+          sync_bn: bool = False, storage: str = "auto",
+          reuse: "Sequence[str | os.PathLike]" = ()) -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
@@ -178,6 +214,11 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
     batch, made of `shards` (default: one per process) sub-batches with their own crop streams;
     `sync_bn=True` turns BatchNorm into SyncBatchNorm. One process with `shards=N` draws the crops of N.
+
+    `reuse`: finished checkpoints that may hold this very training (e.g. notebook 01's, for notebook 09 on
+    the course movie). When `checkpoint` does not exist yet and one of them was written with the same
+    recipe (task, architecture, data fingerprint, every setting above and the seed), it is copied to
+    `checkpoint` and loaded instead of training again (only with `resume=True`).
 
     Examples:
         >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
@@ -195,6 +236,11 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     check_memory(batch_size // ctx.world_size, patch, sum(s.nbytes for s in train_s), model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
+    recipe = training_recipe(pretext, model, movies_digest(movies, val_movies), epochs=epochs,
+                             steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch=patch, delta=delta, lr=lr,
+                             val_steps=val_steps, val_fraction=val_fraction, val_at=val_at, seed=seed, augment=augment,
+                             per_frame=per_frame, reject_background=reject_background, shards=n_shards,
+                             amp=str(amp_dtype(device, amp)), sync_bn=sync_bn, binning=model.binning)
     if sync_bn and ctx.enabled:
         model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
     model = model.to(device)
@@ -203,6 +249,13 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     history: dict[str, list] = {}
     start = 0
+    if checkpoint is not None and resume and reuse and not Path(checkpoint).is_file() and distributed.is_main():
+        same = find_same_training(recipe, reuse)
+        if same is not None:
+            tmp = Path(checkpoint).with_name(Path(checkpoint).name + ".copy")
+            shutil.copyfile(same, tmp), os.replace(tmp, checkpoint)  # atomic, like every checkpoint
+            print(f"tapkit: {same} holds the same training (task, data, settings, seed): reusing it as {checkpoint}")
+    distributed.barrier()
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s)))
     step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss  # DDP syncs gradients in backward
@@ -222,19 +275,19 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, scheduler, scaler, dict(zip(mine, train_s)), epoch + 1, history,
-                  per_frame)
+                  per_frame, recipe)
     return model.eval(), history
 
 
 def _save(path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler], epoch: int, history: dict,
-          per_frame: bool) -> None:
+          per_frame: bool, recipe: "dict | None" = None) -> None:
     """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
     shards: dict[int, dict] = {}
     for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
         shards.update(part)
     if distributed.is_main():
         save_checkpoint(_state(model, optimizer, scheduler, scaler, [shards[k] for k in sorted(shards)], epoch,
-                               history, per_frame=per_frame), path)
+                               history, per_frame=per_frame, recipe=recipe), path)
     distributed.barrier()
 
 
@@ -245,7 +298,8 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
               checkpoint: "str | os.PathLike | None" = None,
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
-              progress: bool = True, storage: str = "auto") -> tuple[TAPNet, dict]:
+              progress: bool = True, storage: str = "auto",
+              reuse: "Sequence[str | os.PathLike]" = ()) -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
     Examples:
@@ -301,14 +355,14 @@ def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device,
 
 
 def _state(model, optimizer, scheduler, scaler, samplers: list[dict], epoch: int, history: dict,
-           per_frame: bool) -> dict:
+           per_frame: bool, recipe: "dict | None" = None) -> dict:
     """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
     (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before)."""
     return {"pretext": model.name, "config": model.config, "binning": model.binning,
             "normalization": dict(NORMALIZATION, per_frame=per_frame), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "sampler": samplers[0], "samplers": samplers, "shards": len(samplers), "rng": _rng_state(),
-            "epoch": epoch, "history": history}
+            "epoch": epoch, "history": history, "recipe": recipe}
 
 
 def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
