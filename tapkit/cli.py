@@ -1,6 +1,6 @@
 """The `tapkit` command line: run the course, write student copies, simulate a movie, pretrain.
 
-    tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run]
+    tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run | --short]
     tapkit course run --resume --out runs/NAME [--force]
     tapkit course student [--out DIR]
     tapkit simulate --out DIR [--frames N] [--size Y X] [--seed S]
@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="keep the profile's sizes but cut every count (steps, pairs, runs) to a minimum: checks that "
                           "the profile runs end to end in minutes; its numbers mean nothing")
+    run.add_argument("--short", action="store_true",
+                     help="keep ALL of the profile's sizes (movie, batch, crop pairs) and run a few steps per notebook: "
+                          "the gpu profile's memory and speed at real sizes in minutes (the GPU check); numbers mean nothing")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out: rerun only the notebooks that did not finish, with the run's "
                           "stored parameters; pretraining continues from its checkpoint")
@@ -113,8 +116,11 @@ def cmd_course_run(args: argparse.Namespace) -> int:
     """`tapkit course run`: 0 when every notebook ran, 1 otherwise."""
     from tapkit.course.runner import run_course
 
+    if args.short and args.dry_run:
+        raise InputError("tapkit course run: --dry-run and --short exclude each other: --dry-run cuts every count "
+                         "and the batch, --short keeps every size and cuts only the steps. Pass one of them.")
     summary = run_course(profile=args.profile, only=args.only, params=parse_params(args.params),
-                         out=args.out, notebooks_dir=args.notebooks, dry_run=args.dry_run,
+                         out=args.out, notebooks_dir=args.notebooks, dry_run="short" if args.short else args.dry_run,
                          resume=args.resume, force=args.force)
     failed = summary.get("failed", [])
     print(f"tapkit: summary in {Path(summary['out']) / 'summary.md'}")

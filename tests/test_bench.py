@@ -14,7 +14,6 @@ from benchmarks.bench_pipeline import format_report, main, run_benchmark, time_c
 from benchmarks.reference_loader import ReferenceDataset, _affine, reference_augment, reference_loader
 from tapkit import InputError
 
-torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4)
 
 
@@ -96,3 +95,5 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert report["tiny"] and report["benchmark"]["pairs_s"]["tapkit_1t"] > 0
     assert report["pytest_gpu"]["returncode"] in (0, 5)  # all gpu tests skipped without CUDA (5: none collected)
+    assert report["short_run"]["returncode"] == 0, report["short_run"]["tail"]  # the short course run (tiny: notebook 00)
+    assert report["short_run"]["notebooks"]["00_welcome_and_data"]["status"] == "ok"

@@ -38,7 +38,6 @@ def test_shipped_checkpoint_is_found_and_loads(key):
 
 
 def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
-    torch.set_num_threads(2)
     movie = datasets.load("simulated", seed=3, **profiles.get_profile("cpu")["sim"])
     model = load_tap(FOLDER / "tap_simulated.pt", device="cpu")
     assert model.binning == 1
@@ -48,7 +47,6 @@ def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
 
 @pytest.mark.network
 def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
-    torch.set_num_threads(2)
     movie = datasets.load("hela-subset").bin(2)  # as notebook 01 trains it (datasets.recommended)
     model = load_tap(FOLDER / "tap_hela-subset.pt", device="cpu")
     assert model.binning == 2
@@ -86,7 +84,6 @@ def test_shipped_pretext_checkpoint_is_the_cpu_profile_task_with_taps_budget(tas
 
 @pytest.mark.parametrize("task", [t for t in PRETEXT_TASKS if t.startswith("mim")])
 def test_shipped_mim_models_rebuild_hidden_patches_of_a_movie_they_never_saw(task):
-    torch.set_num_threads(2)
     crops = unseen_crops()
     trained = load_model(FOLDER / f"{task}_simulated.pt", device="cpu")
     untrained = type(trained)(**trained.config).eval()
@@ -99,7 +96,6 @@ def test_shipped_mim_models_rebuild_hidden_patches_of_a_movie_they_never_saw(tas
 
 @pytest.mark.parametrize("task", [t for t in PRETEXT_TASKS if t == "contrastive"])
 def test_shipped_contrastive_model_finds_the_partner_view_better_than_chance(task):
-    torch.set_num_threads(2)
     model = load_model(FOLDER / f"{task}_simulated.pt", device="cpu")
     batch = model.make_batch(unseen_crops(), torch.Generator().manual_seed(0))
     with torch.no_grad():

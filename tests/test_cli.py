@@ -40,6 +40,10 @@ def test_course_run_wiring(monkeypatch, tmp_path):
     cli.main(["course", "run", "--dry-run"])
     assert seen["profile"] == "auto" and seen["only"] is None and seen["params"] == {} and seen["out"] is None
     assert seen["dry_run"] is True
+    cli.main(["course", "run", "--profile", "gpu", "--short"])
+    assert seen["dry_run"] == "short" and seen["profile"] == "gpu"
+    seen.clear()
+    assert cli.main(["course", "run", "--dry-run", "--short"]) == 2 and seen == {}  # refused before anything ran
 
 
 def test_course_run_exit_codes(monkeypatch, tmp_path, capsys):

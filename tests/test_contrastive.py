@@ -12,7 +12,6 @@ from tapkit.ssl.contrastive import ContrastiveModel, nt_xent, random_views
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.trainer import train
 
-torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
 
 

@@ -1,6 +1,5 @@
 """The gpu profile runs end to end at tiny sizes on a CPU: `tapkit course run --profile gpu --dry-run`."""
 
-import torch
 
 from tapkit.course import profiles
 from tapkit.course.runner import run_course
@@ -18,9 +17,20 @@ def test_dry_run_cuts_counts_but_keeps_the_profile_architecture(monkeypatch):
 
 
 def test_gpu_profile_runs_end_to_end_on_cpu_as_a_dry_run(tmp_path):
-    torch.set_num_threads(2)
     summary = run_course(profile="gpu", params={"device": "cpu"}, out=tmp_path / "dry", dry_run=True)
     assert summary["failed"] == [], {n: e.get("error") for n, e in summary["notebooks"].items()}
     assert summary["dry_run"] is True and len(summary["notebooks"]) == len(summary["notebook_list"]) >= 7
     assert 0.0 <= summary["results"]["tap"]["val_accuracy"] <= 1.0 and "heads" in summary["results"]
     assert (tmp_path / "dry" / "tap_simulated.pt").is_file()  # notebook 01 trained the gpu-size U-Net
+
+
+def test_short_run_keeps_every_size_and_cuts_only_the_steps(monkeypatch):
+    full = profiles.get_profile("gpu")
+    monkeypatch.setenv(profiles.DRY_RUN_ENV, "short")
+    short = profiles.get_profile("gpu")
+    assert short["sim"] == full["sim"] and short["crops"] == full["crops"]  # the real movie and crop pairs
+    for key in ("batch_size", "patch", "model_kwargs"):
+        assert short["tap"].get(key) == full["tap"].get(key)
+    assert short["segmentation"]["crop"] == full["segmentation"]["crop"] and short["segmentation"]["unet"] == full["segmentation"]["unet"]
+    steps = lambda p: p["tap"]["epochs"] * p["tap"]["steps_per_epoch"]
+    assert steps(short) <= 5 < steps(full) and short["heads"]["n_runs"] == 1 < full["heads"]["n_runs"]

@@ -9,7 +9,6 @@ from tapkit.ssl.features import embed, prepare_frames, tile_windows
 from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.tap import TAPNet
 
-torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from tapkit.explain.gradcam import (box_fractions, event_enrichment, gradcam, gr
 from tapkit.plot.gradcam import plot_top_regions  # noqa: E402
 from tapkit.ssl.tap import TAPNet  # noqa: E402
 
-torch.set_num_threads(2)
 R = (slice(20, 40), slice(70, 90))  # the only region the toy logit looks at
 
 

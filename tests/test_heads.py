@@ -21,7 +21,6 @@ from tapkit.downstream.events.tables import (PAPER_TABLE2, criteria_table, forma
 from tapkit.plot.events import plot_budget_curve, plot_results
 from tapkit.ssl.tap import TAPNet
 
-torch.set_num_threads(2)
 S = 16
 ONE = dict(epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1)
 TWO = dict(epochs_linear=2, epochs_resnet=2, epochs_end_to_end=2)

@@ -9,7 +9,6 @@ from tapkit.data.simulate import simulate_movie
 from tapkit.ssl.mim import MaskedModel, channel_mask, intensity_mask, masked_loss, random_mask
 from tapkit.ssl.trainer import train
 
-torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
 
 

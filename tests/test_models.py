@@ -10,7 +10,6 @@ from tapkit.ssl.tap import decorrelation_loss, tap_loss
 from tapkit.ssl.backbone import UNet, count_parameters
 from tapkit.ssl.tap import TAPNet, TimeArrowHead
 
-torch.set_num_threads(2)
 
 
 def small_net(**kw) -> TAPNet:

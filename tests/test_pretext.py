@@ -9,7 +9,6 @@ from tapkit.ssl.checkpoint import save_checkpoint
 from tapkit.ssl.pretext import PRETEXTS, pretext_class
 from tapkit.ssl.trainer import load_model, train
 
-torch.set_num_threads(2)
 SIZES = dict(n_depth=1, base_filters=4, n_features=6, backbone_features=4)
 OPTIONS = {"tap": {}, "mim": {"masking": "intensity"}, "contrastive": {"warmup_steps": 3}}
 TASKS = sorted(PRETEXTS)

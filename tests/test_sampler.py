@@ -11,7 +11,6 @@ from tapkit.ssl.tap import flip_pairs
 from tapkit.ssl.augment import AugmentConfig, augment_pairs, draw_transforms, source_coords
 from tapkit.ssl.sampler import PairSampler, normalize_crops
 
-torch.set_num_threads(2)
 
 
 def noise_movie(t=12, size=48, seed=0) -> np.ndarray:

@@ -12,7 +12,6 @@ from tapkit.ssl.augment import AugmentConfig
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.trainer import train_tap
 
-torch.set_num_threads(2)
 
 
 def uint16_movie(t=10, size=(64, 80), seed=0) -> np.ndarray:

@@ -11,7 +11,6 @@ from tapkit.downstream.events.experiments import compare_strategies, run_strateg
 
 from test_heads import tiny_tap, toy_pairs
 
-torch.set_num_threads(2)
 
 
 def config(tmp_path, notebook: str, **params):

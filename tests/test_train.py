@@ -15,7 +15,6 @@ from tapkit.plot.tap import plot_history
 from tapkit.ssl.tap import TAPNet, evaluate_tap
 from tapkit.ssl.trainer import load_tap, train_tap
 
-torch.set_num_threads(2)
 TINY = dict(n_depth=1, base_filters=8, n_features=8, backbone_features=8, head_features=8)
 FAST = dict(batch_size=16, patch=24, val_steps=2, device="cpu", model_kwargs=TINY, progress=False)
 

@@ -106,7 +106,8 @@ def configure(namespace: dict, notebook: str) -> Config:
 
 def format_config(cfg: Config) -> str:
     """The short table `configure` prints."""
-    dry = "; DRY RUN: every count cut, numbers mean nothing" if profiles.is_dry_run() else ""
+    dry = ("" if not profiles.is_dry_run() else "; SHORT RUN: real sizes, a few steps, numbers mean nothing"
+           if os.environ.get(profiles.DRY_RUN_ENV) == "short" else "; DRY RUN: every count cut, numbers mean nothing")
     rows = [("notebook", cfg.notebook), ("profile", f"{cfg.profile}  (from {cfg.profile_source}{dry})"),
             ("device", _device_text(cfg.device)), ("data", cfg.data), ("seed", cfg.seed), ("out_dir", cfg.out_dir)]
     rows += [(f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()]

@@ -6,7 +6,7 @@ import copy
 import os
 
 PROFILE_ENV = "TAPKIT_PROFILE"
-DRY_RUN_ENV = "TAPKIT_DRY_RUN"  # "1": every count cut to a minimum (`tapkit course run --dry-run`)
+DRY_RUN_ENV = "TAPKIT_DRY_RUN"  # "1": every count cut to a minimum (--dry-run); "short": steps only (--short)
 RESUME_ENV = "TAPKIT_RESUME"  # "1": a resumed run (`tapkit course run --resume`): pretraining continues from its checkpoint
 
 # What a dry run keeps of a profile: its architecture, crop and region sizes, learning rates and
@@ -25,6 +25,18 @@ DRY_RUN = {
                          real_budgets=(1,), real_end_to_end_budgets=(1,)),
 }
 
+# What a short run keeps: EVERYTHING of the profile's sizes (movie, batch, patch, crop pairs, architecture);
+# what it cuts: steps, epochs, runs and budgets. `tapkit course run --profile gpu --short` runs every notebook
+# at the gpu profile's real sizes for a few steps each: the GPU check's memory and speed test (numbers mean nothing).
+SHORT_RUN = {
+    "tap": dict(epochs=1, steps_per_epoch=5, val_steps=2),
+    "gradcam": dict(n_frames=2),
+    "heads": dict(n_runs=1, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(50, 200)),
+    "pretext": dict(budgets=(50,)),
+    "own": dict(nucleus_frames=1, export_frames=2),
+    "segmentation": dict(n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1,), steps_head=5, steps_end_to_end=3,
+                         pretrain_steps=5, rounds=1, steps_per_epoch=2, real_budgets=(1,), real_end_to_end_budgets=(1,)),
+}
 
 
 def segmentation(**sizes) -> dict:
@@ -128,14 +140,15 @@ def resolve_profile(profile: str = "auto") -> str:
 
 
 def is_dry_run() -> bool:
-    """True when $TAPKIT_DRY_RUN asks for a dry run (set by `tapkit course run --dry-run`)."""
+    """True when $TAPKIT_DRY_RUN asks for a dry or short run (`tapkit course run --dry-run` / `--short`)."""
     return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
 
 
 def dry_run(settings: dict) -> dict:
-    """A profile's settings with every count cut to the DRY_RUN minimum: checks that it runs end to end, fast."""
+    """A profile's settings with counts cut: DRY_RUN (counts and batch) or, when $TAPKIT_DRY_RUN=short, SHORT_RUN."""
     out = copy.deepcopy(settings)
-    for section, cut in DRY_RUN.items():
+    cuts = SHORT_RUN if os.environ.get(DRY_RUN_ENV, "") == "short" else DRY_RUN
+    for section, cut in cuts.items():
         if section in out:
             out[section].update(cut)
     return out

@@ -18,7 +18,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tapkit.course.profiles as profiles
 import tapkit.course.results as results
@@ -71,15 +71,24 @@ def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None")
     return entry
 
 
+def _dry(dry_run: "bool | str") -> "bool | str":
+    """The dry-run mode as stored in run.json and summary.json: False, True or 'short'."""
+    if dry_run not in (False, True, "short", None):
+        raise InputError(f"dry_run={dry_run!r}: use False, True (every count cut) or 'short' (real sizes, a few steps).")
+    return "short" if dry_run == "short" else bool(dry_run)
+
+
 def run_course(profile: str = "auto", only: "str | list[str] | None" = None, params: "dict | None" = None,
                out: "str | os.PathLike | None" = None, notebooks_dir: "str | os.PathLike | None" = None,
-               kernel_name: "str | None" = None, dry_run: bool = False, resume: bool = False,
+               kernel_name: "str | None" = None, dry_run: "bool | Literal['short']" = False, resume: bool = False,
                force: bool = False) -> dict:
     """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`.
 
     `dry_run=True` keeps the profile's architecture and sizes but cuts every count to a minimum
     (`profiles.DRY_RUN`): a quick check that the profile runs end to end, e.g. the gpu profile on a CPU.
-    Its numbers mean nothing. `resume=True` continues the run stored in `out` (see `resume_settings`;
+    Its numbers mean nothing. `dry_run="short"` keeps every size of the profile (movie, batch, crop
+    pairs) and cuts only steps, epochs, runs and budgets (`profiles.SHORT_RUN`): the gpu profile at its
+    real sizes for a few steps per notebook (the GPU check). `resume=True` continues the run stored in `out` (see `resume_settings`;
     `force=True` lets other parameters than the stored ones through).
 
     Examples:
@@ -100,7 +109,7 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
     out = writable_folder(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), "--out").resolve()
     run = {"profile": profiles.resolve_profile(profile), "notebook_list": [p.stem for p in notebooks],
            "params": results.to_jsonable(params), "params_repr": {k: _literal(v) for k, v in params.items()},
-           "dry_run": bool(dry_run), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "notebooks": {}}
+           "dry_run": _dry(dry_run), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "notebooks": {}}
     if stored is not None:
         run.update(started=stored["started"], notebooks=dict(stored["notebooks"]),
                    resumed=stored.get("resumed", []) + [time.strftime("%Y-%m-%d %H:%M:%S")])
@@ -108,9 +117,9 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
     summary = {"profile": profile, "device": _summary_device(params.get("device", "auto")),
                "out": str(out), "params": results.to_jsonable(params), "notebook_list": [p.stem for p in notebooks],
                "machine": machine_info(params.get("device", "auto")), "commit": git_commit(),
-               "started": run["started"], "dry_run": bool(dry_run), "notebooks": {}, "results": {}}
+               "started": run["started"], "dry_run": _dry(dry_run), "notebooks": {}, "results": {}}
     saved = {name: os.environ.get(name) for name in (results.RESULTS_ENV, profiles.DRY_RUN_ENV, RESUME_ENV)}
-    os.environ[profiles.DRY_RUN_ENV] = "1" if dry_run else ""  # read by get_profile in the kernels
+    os.environ[profiles.DRY_RUN_ENV] = "short" if dry_run == "short" else "1" if dry_run else ""  # read by get_profile
     os.environ[RESUME_ENV] = "1" if resume else ""  # read by configure in the kernels
     try:
         for path in tqdm(notebooks, desc="course", unit="notebook"):
@@ -194,8 +203,9 @@ def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", 
         if key not in stored_params or results.to_jsonable(value) != results.to_jsonable(stored_params[key]):
             was = f"{stored_params[key]!r}" if key in stored_params else "the notebook's default"
             changed.append(f"-p {key}={value!r} (the run used {was})")
-    if dry_run and not stored["dry_run"]:
-        changed.append("--dry-run (the run was not a dry run)")
+    if dry_run and _dry(dry_run) != stored["dry_run"]:
+        changed.append(f"{'--short' if dry_run == 'short' else '--dry-run'} (the run was "
+                       f"{'a short run' if stored['dry_run'] == 'short' else 'a dry run' if stored['dry_run'] else 'not a dry run'})")
     if changed and not force:
         raise InputError(f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
                          f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new value(s).")
@@ -203,7 +213,7 @@ def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", 
         print(f"tapkit: --force: resuming with {'; '.join(changed)}")
     return (stored["profile"] if profile == "auto" else profile,
             stems or stored["notebook_list"],
-            {**stored_params, **given}, bool(dry_run or stored["dry_run"]))
+            {**stored_params, **given}, _dry(dry_run if dry_run and force else stored["dry_run"] or dry_run))
 
 
 def machine_info(device: str = "auto") -> dict:
