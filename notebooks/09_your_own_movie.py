@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~2 min on the default (simulated) data, measured on shared cores |
-# | cpu (2 cores) | a few minutes on the default movie after notebook 01 (its training is reused); on a new 64 x 256 x 256 movie add ~8 min of pretraining on idle cores (27 min on cores shared with another job) |
+# | cpu (2 cores) | 3.6 min measured on idle cores on the default movie after notebook 01 (its training is reused: 2 s); on a new 64 x 256 x 256 movie add ~8 min of pretraining |
 # | gpu | ~15 min of pretraining, more for large movies |
 
 # %%

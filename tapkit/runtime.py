@@ -3,10 +3,13 @@
 Mixed precision: bfloat16 autocast on CUDA GPUs that support it (float16 on older ones); on the CPU
 float32, unless `$TAPKIT_CPU_BF16=1` asks for bfloat16 autocast. On a CPU with bf16 instructions
 (avx512_bf16 / AMX: `cpu_has_bf16()`) that halves the time of a convolution step (measured on 2 AMD
-EPYC cores: a cpu-profile TAP step 0.57 s -> 0.28 s), but it is off by default because it cost
-accuracy where we measured it: notebook 01's cpu TAP training (800 steps, seed 0) reached validation
-accuracy 0.773 (0.790 on 1024 fresh pairs) in bfloat16 against 0.836 (0.855) in float32, one run
-each. Every training loop, feature extractor and benchmark in tapkit uses `autocast` from here.
+EPYC cores: a cpu-profile TAP step 0.57 s -> 0.28 s). It is off by default because at the same number
+of steps it learned a little less in both pairs of runs we measured (notebook 01's cpu TAP training,
+800 steps, seed 0, validation accuracy in training / on 1024 fresh pairs: 0.773 / 0.790 in bfloat16 vs
+0.836 / 0.855 in float32; after a sampler change 0.758 / 0.753 vs 0.781 / 0.779). Spent on more steps,
+it wins: 1600 bfloat16 steps (521 s) reached 0.867 / 0.883, the float32 800 steps (460 s) 0.781 / 0.779
+(`TAPKIT_CPU_BF16=1 tapkit course run --profile cpu -p tap_epochs=16`; the shipped checkpoints stay
+float32, 800 steps). Every training loop, feature extractor and benchmark in tapkit uses `autocast` from here.
 
 Reproducibility (measured on CPU, torch 2.13, a 6-step training of a small TAPNet):
 - the same seed gives bit-identical weights and history in one process, in two processes, and
