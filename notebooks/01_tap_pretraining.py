@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 2 min |
-# | cpu (2 cores) | ~11 min (measured: 10.6 min, 8 of them training) |
+# | cpu (2 cores) | ~10 min (measured on 2 idle cores: 9.8 min, 7.7 of them training) |
 # | gpu | ~10 min |
 
 # %%

@@ -62,7 +62,7 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
-#   cpu:   the whole course runs in < ~45 min on 2 cores with TAP val accuracy >= 0.75,
+#   cpu:   the whole course runs in ~35 min on 2 idle cores (measured 34 min) with TAP val accuracy >= 0.75,
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -90,7 +90,8 @@ PROFILES: dict[str, dict] = {
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
         # the reference U-Net with half the filters (~4x fewer FLOPs) and batch 16 (on 2 cores a step of
-        # 16 pairs takes 0.5 s, one of 32 pairs 1.7 s): ~8.5 min, validation accuracy ~0.84 (measured)
+        # 16 pairs takes 0.57 s, one of 32 pairs 1.7 s): 7.7 min, validation accuracy 0.78-0.84 (measured; faster
+        # options with their accuracy: docs/MEASUREMENT_NOTES.md)
         "tap": dict(epochs=8, steps_per_epoch=100, batch_size=16, patch=64, val_steps=8, lr=1e-3,
                     model_kwargs=dict(base_filters=16)),
         # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the score
