@@ -1,10 +1,11 @@
 """Test-session defaults for `python -m pytest` (unit tests and the notebooks run by papermill or nbval).
 
-The README's test command runs the tests in 2 processes (pytest-xdist, `-n 2`). Every process then
-computes with ONE thread, and so do the notebook kernels and course runs it starts (OMP_NUM_THREADS=1
-is inherited): 2 processes x 2 threads on 2 cores would oversubscribe them, and torch's OpenMP threads
-slow down by far more than 2x when they have to wait for a core. Without xdist: 2 threads, as before.
-The longest tests are collected first so that xdist starts them first, one per process.
+The README's test command runs the tests in 2 processes (pytest-xdist, `-n 2 --dist worksteal`: a
+process that is done takes queued tests from the other one, so no test waits behind the whole-course
+dry run). Every process then computes with ONE thread, and so do the notebook kernels and course runs
+it starts (OMP_NUM_THREADS=1 is inherited): 2 processes x 2 threads on 2 cores would oversubscribe
+them, and torch's OpenMP threads slow down by far more than 2x when they have to wait for a core.
+Without xdist: 2 threads, as before. The longest tests are collected first so that they start first.
 """
 
 import os

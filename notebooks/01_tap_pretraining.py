@@ -197,7 +197,7 @@ plot_tap.plot_history(history);
 # network on the last three HeLa frames: 0.82 before, 0.42 after).
 
 # %%
-scores = tap.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+scores = tap.evaluate_tap(model, [movie], n_pairs=cfg.evaluation["n_pairs"], patch=patch, seed=cfg.seed,
                             val_at=cfg.tap["val_at"])
 print({k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items() if k != "accuracy_by_t"})
 by_t = scores["accuracy_by_t"]  # {t: accuracy on the pairs (t, t+1)}
@@ -205,7 +205,7 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 ax.bar([str(t) for t in by_t], list(by_t.values())), ax.axhline(0.5, color="k", ls="--", label="chance")
 ax.set(xlabel="validation frame pair starting at t", ylabel="accuracy", ylim=(0, 1), title="one bar per frame pair")
 ax.legend();
-local = tap.evaluate_tap(model, [movie], n_pairs=1024, patch=patch, seed=cfg.seed,
+local = tap.evaluate_tap(model, [movie], n_pairs=cfg.evaluation["n_pairs"], patch=patch, seed=cfg.seed,
                            val_at=cfg.tap["val_at"], per_crop=True)  # no frame-wide intensity cue left
 print(f"every crop normalised on its own: {local['accuracy']:.3f} (normalised per frame: {scores['accuracy']:.3f})")
 

@@ -43,6 +43,7 @@ class Config:
     profile_source: str = "parameter"  # where the profile came from: 'parameter' or '$TAPKIT_PROFILE'
     sim: dict = field(default_factory=dict)
     tap: dict = field(default_factory=dict)
+    evaluation: dict = field(default_factory=dict)  # notebook 01's fresh-pair evaluation
     gradcam: dict = field(default_factory=dict)
     crops: dict = field(default_factory=dict)
     heads: dict = field(default_factory=dict)

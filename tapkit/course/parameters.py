@@ -20,7 +20,7 @@ import numpy as np
 import tapkit.course.profiles as profiles
 from tapkit.data.movie import InputError
 
-SECTIONS = ("sim", "tap", "gradcam", "crops", "heads", "pretext", "segmentation", "own")
+SECTIONS = ("sim", "tap", "evaluation", "gradcam", "crops", "heads", "pretext", "segmentation", "own")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 Check = Callable[[str, Any], Any]
 

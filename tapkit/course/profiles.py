@@ -14,6 +14,7 @@ RESUME_ENV = "TAPKIT_RESUME"  # "1": a resumed run (`tapkit course run --resume`
 DRY_RUN = {
     "sim": dict(n_frames=16, size=(128, 128)),
     "tap": dict(epochs=1, steps_per_epoch=2, batch_size=4, val_steps=1),
+    "evaluation": dict(n_pairs=64),  # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
     "gradcam": dict(n_frames=1),
     "crops": dict(n_pairs=600, event_fraction=0.3),
     "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
@@ -71,6 +72,7 @@ PROFILES: dict[str, dict] = {
         "tap": dict(epochs=2, steps_per_epoch=4, batch_size=8, patch=32, val_steps=1,
                     model_kwargs=dict(n_depth=2, base_filters=8)),
         "gradcam": dict(n_frames=2, k=8, inset=32),
+        "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=600, size=48, event_fraction=0.3),
         "heads": dict(n_runs=2, epochs_linear=2, epochs_resnet=2, epochs_end_to_end=1, budgets=(32, 64)),
         # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
@@ -96,6 +98,7 @@ PROFILES: dict[str, dict] = {
                     model_kwargs=dict(base_filters=16)),
         # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the score
         "gradcam": dict(n_frames=8, k=8, inset=32),
+        "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=3000, size=48, event_fraction=0.0),
         "heads": dict(n_runs=2, epochs_linear=10, epochs_resnet=10, epochs_end_to_end=3, budgets=(50, 100, 200)),
         # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
@@ -110,6 +113,7 @@ PROFILES: dict[str, dict] = {
         "sim": dict(n_frames=100, size=(512, 512)),
         "tap": dict(epochs=40, steps_per_epoch=200, batch_size=128, patch=96, val_steps=20),
         "gradcam": dict(n_frames=8, k=8, inset=48),
+        "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=20000, size=48, event_fraction=0.0),
         "heads": dict(n_runs=10, epochs_linear=10, epochs_resnet=30, epochs_end_to_end=30, budgets=(50, 100, 200, 500, 1000, 2000)),
         "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
