@@ -16,7 +16,7 @@ DRY_RUN = {
     "tap": dict(epochs=1, steps_per_epoch=2, batch_size=4, val_steps=1),
     "evaluation": dict(n_pairs=64),  # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
     "gradcam": dict(n_frames=1),
-    "crops": dict(n_pairs=600, event_fraction=0.3),
+    "crops": dict(n_pairs=240, event_fraction=0.3),  # enough pairs of each class for every split and budget
     "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
     "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
