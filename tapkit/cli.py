@@ -15,6 +15,7 @@ import ast
 import inspect
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -205,6 +206,11 @@ def _train_movie(plan: dict, args: argparse.Namespace) -> Any:
     return movie.bin(factor) if factor > 1 else movie
 
 
+def _stopped_by_launcher(signum: int, frame: Any) -> None:
+    """SIGTERM handler of a `tapkit train` rank: turn the launcher's stop into an error that is reported."""
+    raise RuntimeError("stopped by the launcher (SIGTERM), usually because another process failed")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """`tapkit train`: pretrain; under torchrun every rank runs this and rank 0 alone writes files."""
     from tapkit.ssl import distributed
@@ -212,6 +218,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     plan = train_plan(args)  # every bad argument is reported here, before the group, the data or a step
     rank, device = distributed.setup(args.device)
+    if rank.enabled:  # torchrun stops the other ranks with SIGTERM when one fails: let them say how to resume
+        signal.signal(signal.SIGTERM, _stopped_by_launcher)
     try:
         movie = _train_movie(plan, args)
         _model, history = train(plan["pretext"], [movie], **plan["settings"], model_kwargs=plan["model_kwargs"],
