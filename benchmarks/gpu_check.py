@@ -3,7 +3,7 @@
 On a CUDA machine (under 8 minutes): the crop-pipeline benchmark at batch 128, patch 96 (pairs/s of
 tapkit and of the reference loader, peak memory, the pipeline's share of a TAP training step, with
 and without `torch.compile`); every notebook of the gpu profile at its real sizes for a few steps
-(`tapkit course run --profile gpu --short`: status, seconds and peak GPU memory per notebook); then
+(`tapkit course run --profile gpu --short`: status and seconds per notebook); then
 `pytest -m gpu` (the whole gpu-profile course and its science checks) within the time left, which is
 reported as unfinished when it needs longer. Writes one JSON report. `--tiny --device cpu` runs the
 same path at toy sizes in seconds (CI: the smoke profile's notebook 00 stands in for the short run).

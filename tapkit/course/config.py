@@ -108,7 +108,7 @@ def configure(namespace: dict, notebook: str) -> Config:
 def format_config(cfg: Config) -> str:
     """The short table `configure` prints."""
     dry = ("" if not profiles.is_dry_run() else "; SHORT RUN: real sizes, a few steps, numbers mean nothing"
-           if os.environ.get(profiles.DRY_RUN_ENV) == "short" else "; DRY RUN: every count cut, numbers mean nothing")
+           if profiles.is_short_run() else "; DRY RUN: every count cut, numbers mean nothing")
     rows = [("notebook", cfg.notebook), ("profile", f"{cfg.profile}  (from {cfg.profile_source}{dry})"),
             ("device", _device_text(cfg.device)), ("data", cfg.data), ("seed", cfg.seed), ("out_dir", cfg.out_dir)]
     rows += [(f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()]
@@ -243,10 +243,9 @@ def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
 
 def checkpoint_finished(path: "str | os.PathLike") -> bool:
     """Whether a training checkpoint has all its steps (scheduler at its T_max); shipped files without one count as finished."""
-    from tapkit.ssl.checkpoint import load_checkpoint
+    from tapkit.ssl.checkpoint import load_checkpoint, training_finished
 
-    scheduler = load_checkpoint(path).get("scheduler")
-    return scheduler is None or int(scheduler["last_epoch"]) >= int(scheduler["T_max"])
+    return training_finished(load_checkpoint(path))
 
 
 def training_steps(path: "str | os.PathLike") -> "int | None":

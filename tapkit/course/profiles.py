@@ -149,10 +149,15 @@ def is_dry_run() -> bool:
     return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
 
 
+def is_short_run() -> bool:
+    """True when $TAPKIT_DRY_RUN asks for a short run (`tapkit course run --short`: real sizes, few steps)."""
+    return os.environ.get(DRY_RUN_ENV, "") == "short"
+
+
 def dry_run(settings: dict) -> dict:
     """A profile's settings with counts cut: DRY_RUN (counts and batch) or, when $TAPKIT_DRY_RUN=short, SHORT_RUN."""
     out = copy.deepcopy(settings)
-    cuts = SHORT_RUN if os.environ.get(DRY_RUN_ENV, "") == "short" else DRY_RUN
+    cuts = SHORT_RUN if is_short_run() else DRY_RUN
     for section, cut in cuts.items():
         if section in out:
             out[section].update(cut)

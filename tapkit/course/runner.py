@@ -213,7 +213,7 @@ def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", 
         print(f"tapkit: --force: resuming with {'; '.join(changed)}")
     return (stored["profile"] if profile == "auto" else profile,
             stems or stored["notebook_list"],
-            {**stored_params, **given}, _dry(dry_run if dry_run and force else stored["dry_run"] or dry_run))
+            {**stored_params, **given}, _dry(dry_run) if dry_run else stored["dry_run"])  # a different one was refused above unless forced
 
 
 def machine_info(device: str = "auto") -> dict:

@@ -45,3 +45,9 @@ def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise InputError(f"{path} is not a tapkit TAP checkpoint (no 'model' and 'config' entries).")
     return state
+
+
+def training_finished(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint's training ran all its steps (scheduler at its T_max); files without a scheduler count as finished."""
+    scheduler = state.get("scheduler")
+    return scheduler is None or int(scheduler["last_epoch"]) >= int(scheduler["T_max"])

@@ -378,7 +378,7 @@ class PairSampler:
             pos = {k: v.to(self.device) for k, v in pos.items()}
             tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
             x = self._read(pos, tf)
-        if self._noise is None and bool((tf.noise > 0).any()):
+        if self._noise is None and self.cfg.p_noise > 0:
             self._noise = NoiseBank(2 * self.batch_size, self.channels * self.patch**2, self.device, self.seed)
         x = apply_intensity(x, tf, self.generator, self._noise)  # (B, 2, C, P, P)
         info = dict(pos)

@@ -26,7 +26,7 @@ from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import amp_dtype, autocast, pick_device
-from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
+from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint, training_finished
 from tapkit.ssl.host_store import free_bytes, open_movie
 from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler
@@ -62,9 +62,7 @@ def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) 
     for path in map(Path, candidates):
         if path.is_file():
             state = load_checkpoint(path)
-            sched = state.get("scheduler") or {}
-            finished = bool(sched) and int(sched.get("last_epoch", 0)) >= int(sched.get("T_max", 1))
-            if finished and state.get("recipe") == recipe:
+            if state.get("recipe") == recipe and training_finished(state):  # shipped files have no recipe
                 return path
     return None
 
