@@ -139,7 +139,8 @@ event_plots.plot_threshold_sweep(event_pairs, thresholds=(1, 5, 10, 20, 40, 80, 
 # precision, because the labels become less ambiguous (a few edge pixels of a cell are hard to call an
 # event). Here we train the linear (A0) and ResNet (A1) heads on frozen TAP features under each
 # criterion (one run each; notebook 04 explains the heads). The TAP features are computed once and
-# shared. Note that the test sets differ in how many positives they contain, which by itself moves
+# shared; every trained run is kept in `out_dir/event_runs`, where notebook 04 finds its size-either
+# runs instead of training them again (same crops, labels, split, seed and epochs). Note that the test sets differ in how many positives they contain, which by itself moves
 # precision: compare with care.
 
 # %%
@@ -147,7 +148,7 @@ if train_heads:
     tap_model = tapkit.course.get_tap_model(cfg, movie=movie)
     by_criterion = experiments.compare_criteria(event_pairs, tap_model, threshold=threshold, device=cfg.device,
                                                 seed=cfg.seed, split_seed=cfg.seed, epochs_linear=cfg.heads["epochs_linear"],
-                                                epochs_resnet=cfg.heads["epochs_resnet"])
+                                                epochs_resnet=cfg.heads["epochs_resnet"], runs_dir=cfg.out_dir / "event_runs")
     print(tables.format_criteria_table(tables.criteria_table(by_criterion)))
 
 # %% [markdown]

@@ -184,13 +184,15 @@ ax.legend(frameon=False, fontsize=8);
 # backbone during training (and is the slowest). Each strategy runs `n_runs` times with different seeds;
 # we report mean ± std of per-class precision and recall on the test split, with the paper's numbers in
 # brackets. Our movie is simulated and our training much shorter, so compare the *ordering* of the
-# strategies rather than the exact values.
+# strategies rather than the exact values. Every run is kept in `out_dir/event_runs` under a key of
+# everything its numbers depend on: a run that notebook 03 already trained is loaded (the line
+# `tapkit: ... runs loaded` says how many), and notebooks 07 and 09 load these runs in turn.
 
 # %%
 schedule = dict(cfg.heads)  # n_runs, epochs_linear, epochs_resnet, epochs_end_to_end, budgets
 budgets = schedule.pop("budgets")  # for section 6
 results = experiments.compare_strategies(event_pairs, labels, tap_model, seed=cfg.seed, device=cfg.device,
-                                         split=split, **schedule)
+                                         split=split, runs_dir=cfg.out_dir / "event_runs", **schedule)
 table = tables.results_table(results)
 print(tables.format_results(table))
 
@@ -218,7 +220,8 @@ print(tables.format_confusion(best_a1))
 
 # %%
 curve = experiments.label_budget_curve(event_pairs, labels, tap_model, budgets, strategies=("A1", "C1"), seed=cfg.seed,
-                                       device=cfg.device, split_seed=cfg.seed, **schedule)
+                                       device=cfg.device, split_seed=cfg.seed, runs_dir=cfg.out_dir / "event_runs",
+                                       **schedule)
 event_plots.plot_budget_curve(curve);
 
 # %% [markdown]

@@ -168,14 +168,17 @@ pretext_plots.plot_feature_maps(frame, maps);
 # train / val / test split, a linear and a ResNet head trained on the *frozen* features of each
 # pretrained model, `n_runs` seeds each, class-1 (event) precision, recall and F1 as mean ± std on the
 # test split. Next to them: frozen *random* features (B) and a network trained end to end (C). Each
-# model's features are computed once and shared by its heads and its label-budget runs.
+# model's features are computed once and shared by its heads and its label-budget runs. The TAP heads
+# and the baselines are the runs of notebook 04 (same crops, split, seeds and epochs): they are loaded
+# from `out_dir/event_runs` when notebook 04 ran, not trained again.
 
 # %%
 split = crops.split_pairs(labels, seed=cfg.seed)
 print(crops.format_table(crops.dataset_table({criterion: labels}, split)))
 schedule = {k: v for k, v in cfg.heads.items() if k != "budgets"}  # n_runs, epochs_linear, ..._resnet, ...
 results, curves = pretext_events.compare_pretext(event_pairs, labels, split, models, cfg.pretext["strategies"],
-                                                 cfg.pretext["budgets"], seed=cfg.seed, device=cfg.device, **schedule)
+                                                 cfg.pretext["budgets"], seed=cfg.seed, device=cfg.device,
+                                                 runs_dir=cfg.out_dir / "event_runs", **schedule)
 table = pretext_events.pretext_table(results)
 print(pretext_events.format_pretext_table(table, steps))
 if cfg.profile == "smoke":

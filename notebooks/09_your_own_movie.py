@@ -219,7 +219,8 @@ pretext_plots.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tens
 #   the event heads of notebook 04 are trained on crop pairs of your movie with your model's frozen
 #   features (the profile's strategies: A1, the ResNet head, in smoke; the cpu and gpu profiles add A0, the
 #   linear head, and B1, frozen
-#   random features, as the baseline to beat).
+#   random features, as the baseline to beat). On the course movie these are notebook 04's runs,
+#   loaded from `out_dir/event_runs` when 04 ran with the same settings.
 # - **Masks only** (e.g. the HeLa subset): the segmentation heads of notebook 08 apply.
 # - **Nothing**: annotate a few frames (napari's labels layer, or Fiji), then write the movie and the
 #   masks as a CTC folder with `tapkit.data.io.write_ctc(tapkit.Movie(images, labels=masks), "my_ctc")`
@@ -242,7 +243,8 @@ if annotations == "lineage":
     split = crops.split_pairs(labels, seed=cfg.seed)
     schedule = {k: v for k, v in cfg.heads.items() if k != "budgets"}
     results = experiments.compare_strategies(pairs, labels, model, strategies=cfg.own["strategies"], seed=cfg.seed,
-                                             device=cfg.device, split=split, **schedule)
+                                             device=cfg.device, split=split, runs_dir=cfg.out_dir / "event_runs",
+                                             **schedule)
     table = tables.results_table(results)
     print(tables.format_results(table))
 elif annotations == "none":

@@ -8,7 +8,6 @@ a quick set itself, saying which it did -- like `tapkit.course.get_tap_model` fo
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,14 +16,11 @@ import torch
 
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
-from tapkit.downstream.events.experiments import (StrategyResult, make_encoder, parse_strategy, run_strategy,
-                                                  trainable_parameters)
-from tapkit.downstream.events.heads import EventClassifier, make_head
+from tapkit.downstream.events.experiments import StrategyResult, run_strategy
+from tapkit.downstream.events.run_store import RESULT_ARRAYS, fingerprint, restore
 from tapkit.ssl.checkpoint import save_checkpoint
 
 SAVED_STRATEGIES = ("A0", "A1")  # what 05 (error timing) and 06 (calibration) need
-RESULT_ARRAYS = ("precision", "recall", "f1", "confusion", "val_logits", "val_labels", "test_logits",
-                 "test_labels", "test_index", "val_index")
 
 
 def event_dataset(cfg: Any, movie: Any, criterion: str = "size-either") -> tuple[CropPairs, np.ndarray, Split]:
@@ -39,25 +35,15 @@ def heads_path(cfg: Any) -> Path:
     return Path(cfg.out_dir) / f"event_heads_{cfg.data_key}.pt"
 
 
-def _fingerprint(*arrays: Any) -> str:
-    """A short hash of arrays / tensors (content, dtype and shape)."""
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
 def heads_settings(cfg: Any, tap_model: torch.nn.Module, pairs: CropPairs, labels: np.ndarray, split: Split,
                    criterion: str) -> dict[str, Any]:
     """Everything the heads depend on: data, seed, profile sizes, criterion, the crop pairs and the TAP weights."""
     tap_state = tap_model.state_dict()
     return dict(data=cfg.data_key, seed=int(cfg.seed), crops=dict(cfg.crops), criterion=str(criterion),
                 epochs_linear=cfg.heads["epochs_linear"], epochs_resnet=cfg.heads["epochs_resnet"],
-                pairs=_fingerprint(pairs.images, pairs.masks, pairs.t, pairs.y, pairs.x, labels,
+                pairs=fingerprint(pairs.images, pairs.masks, pairs.t, pairs.y, pairs.x, labels,
                                    split.train, split.val, split.test),
-                tap=_fingerprint(*(tap_state[k] for k in sorted(tap_state))))
+                tap=fingerprint(*(tap_state[k] for k in sorted(tap_state))))
 
 
 def save_event_heads(cfg: Any, results: Mapping[str, StrategyResult], settings: Mapping[str, Any]) -> Path:
@@ -71,13 +57,7 @@ def save_event_heads(cfg: Any, results: Mapping[str, StrategyResult], settings: 
 
 def _restore(saved: Mapping[str, Any], tap_model: torch.nn.Module) -> StrategyResult:
     """A StrategyResult from its saved form; the model is the TAP encoder + the saved head."""
-    kind, head_kind = parse_strategy(saved["strategy"])
-    encoder = make_encoder(kind, tap_model, saved["seed"])
-    model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, saved["seed"]))
-    trainable_parameters(model, kind)  # frozen encoder, as when it was trained
-    model.head.load_state_dict(saved["head"])
-    return StrategyResult(saved["strategy"], *(saved[k] for k in RESULT_ARRAYS[:-1]), model.eval(), saved["history"],
-                          saved["val_index"], saved["seed"], saved["n_train"])
+    return restore({**saved, "weights": saved["head"]}, tap_model)
 
 
 def _read(path: Path) -> dict | None:

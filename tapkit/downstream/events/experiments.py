@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -120,6 +121,19 @@ def epochs_for(strategy: str, epochs_linear: int | None = None, epochs_resnet: i
     return int(n)
 
 
+def run_settings(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
+                 epochs_end_to_end: int | None = None, batch_size: int = 32, lr: float | None = None,
+                 track_val: bool = False) -> dict[str, Any]:
+    """The training settings of one run of `strategy`: epochs, Adam learning rate, batch size, track_val.
+
+    lr None picks LEARNING_RATES by head (C: end_to_end); epochs None the paper's (epochs_for).
+    """
+    kind, head_kind = parse_strategy(strategy)
+    lr = LEARNING_RATES["end_to_end" if kind == "C" else head_kind] if lr is None else float(lr)
+    return dict(epochs=epochs_for(strategy, epochs_linear, epochs_resnet, epochs_end_to_end), lr=lr,
+                batch_size=int(batch_size), track_val=bool(track_val))
+
+
 # ----------------------------------------------------------------------------- one run
 
 
@@ -173,9 +187,8 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     lr: Adam learning rate; None picks LEARNING_RATES by head (C: end_to_end).
     """
     kind, head_kind = parse_strategy(strategy)
-    lr = LEARNING_RATES["end_to_end" if kind == "C" else head_kind] if lr is None else float(lr)
+    settings = run_settings(strategy, epochs_linear, epochs_resnet, epochs_end_to_end, batch_size, lr, track_val)
     lab, sp = check_inputs(pairs, labels, split)
-    n_epochs = epochs_for(strategy, epochs_linear, epochs_resnet, epochs_end_to_end)
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
     encoder = make_encoder(kind, tap_model, seed)
     model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
@@ -184,8 +197,8 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     x_all = _inputs(kind, pairs, index, encoder, tap_model, seed, device, cache)
     x_tr, x_val, x_te = torch.split(x_all, [len(sp.train), len(sp.val), len(sp.test)])
     module = model if kind == "C" else model.head  # frozen backbones: train the head on cached features
-    history, val_logits = fit(module, params, x_tr, lab[sp.train], x_val, lab[sp.val], n_epochs, seed, device,
-                              batch_size, lr, track_val)
+    history, val_logits = fit(module, params, x_tr, lab[sp.train], x_val, lab[sp.val], settings["epochs"], seed,
+                              device, settings["batch_size"], settings["lr"], track_val)
     test_logits = predict(module, x_te, device)
     p, r, f1, cm = scores(lab[sp.test], test_logits)
     return StrategyResult(str(strategy).upper(), p, r, f1, cm, val_logits, lab[sp.val], test_logits, lab[sp.test],
@@ -196,15 +209,37 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
 
 
 def run_sweep(jobs: Sequence[tuple[str, np.ndarray, Split, int]], pairs: CropPairs, tap_model: Any,
-              device: "str | torch.device" = "auto", desc: str = "runs", **train: Any) -> list[StrategyResult]:
-    """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature cache."""
+              device: "str | torch.device" = "auto", desc: str = "runs", runs_dir: "str | Path | None" = None,
+              **train: Any) -> list[StrategyResult]:
+    """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature cache.
+
+    runs_dir: a folder where every run is kept under a key of its whole recipe (run_store.RunStore); a run
+    already there (trained by an earlier notebook with the same crops, labels, split, seed and settings)
+    is loaded instead of trained again. None: train every run.
+    """
     for strategy, *_ in jobs:
         if parse_strategy(strategy)[0] == "A" and tap_model is None:
             raise InputError("Strategies A0/A1 need the pretrained TAP model: pass tap_model=...")
     dev, cache, out = pick_device(device), {}, []
+    jobs = [(strategy, *check_inputs(pairs, labels, split), seed) for strategy, labels, split, seed in jobs]
+    for strategy, *_ in jobs:  # bad settings (epochs < 1, ...) fail here, before the first run trains
+        run_settings(strategy, **train)
+    store = None
+    if runs_dir is not None:
+        from tapkit.downstream.events.run_store import RunStore
+
+        store = RunStore(runs_dir, pairs, tap_model, dev, train)
     for strategy, labels, split, seed in tqdm(jobs, desc=desc):
-        cache = {k: v for k, v in cache.items() if k[0] != "B" or k[1] == seed}  # B features: one seed at a time
-        out.append(run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **train))
+        result = store.load(strategy, labels, split, seed) if store else None
+        if result is None:
+            cache = {k: v for k, v in cache.items() if k[0] != "B" or k[1] == seed}  # B features: one seed at a time
+            result = run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **train)
+            if store:
+                store.save(result, labels, split)
+        out.append(result)
+    if store and store.loaded:
+        print(f"tapkit: {store.loaded} of {len(jobs)} runs loaded from {runs_dir}: an earlier notebook trained them "
+              "with the same crop pairs, labels, split, seed and settings")
     return out
 
 

@@ -1,0 +1,111 @@
+"""Trained event runs kept in the run folder, so that no notebook retrains what an earlier one trained.
+
+Notebooks 03, 04, 07 and 09 train some of the same runs: A0/A1 on the size-either labels in 03 and 04,
+the TAP heads and the baselines in 04 and 07, A0/A1/B1 in 04 and 09 on the course movie. A run is kept
+under a key made of everything its numbers depend on (strategy, seed, epochs, learning rate, batch size,
+the crop pairs, labels and split, the TAP weights or the random encoder's architecture, the device type
+and the training code); a later sweep with the same key loads it instead of training it again. On a
+CPU the same seed gives the same numbers, so a loaded run is exactly what training again would give
+(tests/test_run_store.py checks this).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from tapkit.downstream.events import experiments, fit, heads
+from tapkit.downstream.events.crops import CropPairs, Split
+from tapkit.ssl.checkpoint import save_checkpoint
+
+RESULT_ARRAYS = ("precision", "recall", "f1", "confusion", "val_logits", "val_labels", "test_logits",
+                 "test_labels", "test_index", "val_index")
+_CODE = (experiments, fit, heads)  # the modules whose code decides a run's numbers
+
+
+def fingerprint(*arrays: Any) -> str:
+    """A short hash of arrays / tensors (content, dtype and shape)."""
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's state dict (every tensor, in key order)."""
+    state = model.state_dict()
+    return fingerprint(*(state[k] for k in sorted(state)))
+
+
+def _code_fingerprint() -> str:
+    return hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in _CODE)).hexdigest()[:16]
+
+
+class RunStore:
+    """Runs of one sweep (one crop-pair set, one TAP model) kept as <runs_dir>/<strategy>_<key>.pt."""
+
+    def __init__(self, runs_dir: "str | Path", pairs: CropPairs, tap_model: Any, device: torch.device,
+                 train: Mapping[str, Any]):
+        self.dir, self.tap_model, self.train = Path(runs_dir), tap_model, dict(train)
+        self.loaded = 0
+        self.common = dict(pairs=fingerprint(pairs.images, pairs.masks, pairs.t, pairs.y, pairs.x),
+                           device=torch.device(device).type, code=_code_fingerprint(),
+                           architecture=json.dumps(getattr(tap_model, "config", None) or {}, sort_keys=True, default=str))
+        self._tap_weights: str | None = None
+
+    def key(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> str:
+        """The run's key: a hash of everything its numbers depend on."""
+        kind = experiments.parse_strategy(strategy)[0]
+        if kind == "A" and self._tap_weights is None:
+            self._tap_weights = weights_fingerprint(self.tap_model)
+        recipe = dict(self.common, strategy=str(strategy).upper(), seed=int(seed),
+                      settings=experiments.run_settings(strategy, **self.train),
+                      data=fingerprint(labels, split.train, split.val, split.test),
+                      weights=self._tap_weights if kind == "A" else None)  # B, C: a seeded init of the architecture
+        return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]
+
+    def path(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> Path:
+        return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed)}.pt"
+
+    def load(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> "experiments.StrategyResult | None":
+        """The stored run with this recipe, or None (missing or unreadable: it is trained again)."""
+        path = self.path(strategy, labels, split, seed)
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # a truncated or foreign file: train again rather than fail
+            print(f"tapkit: cannot read {path} ({type(err).__name__}); training that run again.")
+            return None
+        self.loaded += 1
+        return restore(saved, self.tap_model)
+
+    def save(self, result: "experiments.StrategyResult", labels: np.ndarray, split: Split) -> Path:
+        """Write one run atomically: scores, logits, history and the trained weights (head; whole model for C)."""
+        return save_checkpoint(to_state(result), self.path(result.strategy, labels, split, result.seed))
+
+
+def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
+    """A StrategyResult as a dict of arrays and weights: the head's, or the whole model's when it was trained (C)."""
+    kind = experiments.parse_strategy(result.strategy)[0]
+    trained = result.model if kind == "C" else result.model.head
+    return dict({k: getattr(result, k) for k in RESULT_ARRAYS}, strategy=result.strategy, seed=result.seed,
+                n_train=result.n_train, history=result.history, weights=trained.state_dict())
+
+
+def restore(saved: Mapping[str, Any], tap_model: Any) -> "experiments.StrategyResult":
+    """The StrategyResult of a saved state; frozen encoders are rebuilt (A: the TAP model, B: from the seed)."""
+    kind, head_kind = experiments.parse_strategy(saved["strategy"])
+    encoder = experiments.make_encoder(kind, tap_model, saved["seed"])
+    model = heads.EventClassifier(encoder, heads.make_head(head_kind, encoder.n_features, saved["seed"]))
+    experiments.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
+    (model if kind == "C" else model.head).load_state_dict(saved["weights"])
+    return experiments.StrategyResult(saved["strategy"], *(saved[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
+                                      saved["history"], saved["val_index"], saved["seed"], saved["n_train"])
