@@ -16,6 +16,9 @@ import pytest
 # (kernels started by nbval/papermill inherit this environment).
 os.environ.setdefault("TAPKIT_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests compute in float32 on every CPU (exact comparisons with captum, bit-for-bit resume, ...); the
+# course's default, bfloat16 autocast on CPUs that have it, is tested where a test sets $TAPKIT_CPU_BF16.
+os.environ.setdefault("TAPKIT_CPU_BF16", "0")
 
 IN_XDIST = "PYTEST_XDIST_WORKER" in os.environ
 TEST_THREADS = 1 if IN_XDIST else 2  # torch threads of this test process (and of kernels it starts, under xdist)

@@ -292,13 +292,15 @@ def my_consistency_step(net, optimizer, x_a, x_b):
 def _step_ok(fn):
     """Same loss and the same updated weights as the course's step, from the same start."""
     import copy
+    from tapkit.runtime import cpu_float32
     g = torch.Generator().manual_seed(3)
     x_a, x_b = torch.rand(2, 1, 16, 16, generator=g), torch.rand(2, 1, 16, 16, generator=g)
     torch.manual_seed(0)
     mine = UNet(1, 1, n_depth=2, base_filters=4)
     ref = copy.deepcopy(mine)
-    loss = fn(mine, torch.optim.SGD(mine.parameters(), lr=0.5), x_a, x_b)
-    ref_loss = consistency.consistency_step(ref, torch.optim.SGD(ref.parameters(), lr=0.5), x_a, x_b)
+    with cpu_float32():  # float32 for both, also where the course computes in bfloat16: a 1e-5 comparison
+        loss = fn(mine, torch.optim.SGD(mine.parameters(), lr=0.5), x_a, x_b)
+        ref_loss = consistency.consistency_step(ref, torch.optim.SGD(ref.parameters(), lr=0.5), x_a, x_b)
     same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(mine.parameters(), ref.parameters()))
     return loss is not None and abs(float(loss) - ref_loss) < 1e-5 and same
 

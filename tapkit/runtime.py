@@ -1,15 +1,15 @@
 """Where and how tensors are computed: the device, the one mixed-precision policy, seeding and determinism.
 
-Mixed precision: bfloat16 autocast on CUDA GPUs that support it (float16 on older ones); on the CPU
-float32, unless `$TAPKIT_CPU_BF16=1` asks for bfloat16 autocast. On a CPU with bf16 instructions
-(avx512_bf16 / AMX: `cpu_has_bf16()`) that halves the time of a convolution step (measured on 2 AMD
-EPYC cores: a cpu-profile TAP step 0.57 s -> 0.28 s). It is off by default because at the same number
-of steps it learned a little less in both pairs of runs we measured (notebook 01's cpu TAP training,
-800 steps, seed 0, validation accuracy in training / on 1024 fresh pairs: 0.773 / 0.790 in bfloat16 vs
-0.836 / 0.855 in float32; after a sampler change 0.758 / 0.753 vs 0.781 / 0.779). Spent on more steps,
-it wins: 1600 bfloat16 steps (521 s) reached 0.867 / 0.883, the float32 800 steps (460 s) 0.781 / 0.779
-(`TAPKIT_CPU_BF16=1 tapkit course run --profile cpu -p tap_epochs=16`; the shipped checkpoints stay
-float32, 800 steps). Every training loop, feature extractor and benchmark in tapkit uses `autocast` from here.
+Mixed precision: bfloat16 autocast on CUDA GPUs that support it (float16 on older ones), and on CPUs
+that compute bfloat16 natively (avx512_bf16 / AMX: `cpu_has_bf16()`); float32 on other CPUs.
+`$TAPKIT_CPU_BF16=0` forces float32 on the CPU, `=1` bfloat16 (slow where the CPU lacks the
+instructions). On 2 AMD EPYC cores bfloat16 halves a cpu-profile TAP step (0.57 s -> 0.28-0.33 s).
+At the old learning rate (1e-3) it learned a little less per step than float32 (notebook 01's cpu
+TAP training, 800 steps, seed 0, accuracy on 1024 fresh pairs: 0.753 vs 0.779); the cpu profile's
+lr 3e-3 reaches 0.835 in 800 bfloat16 steps (docs/MEASUREMENT_NOTES.md has every option measured).
+The tests run in float32 (conftest.py sets $TAPKIT_CPU_BF16=0). Every training loop, feature
+extractor and benchmark in tapkit uses `autocast` from here; `cpu_float32()` turns bfloat16 off for
+a block (notebook 01 compares logits at the level of float32 rounding).
 
 Reproducibility (measured on CPU, torch 2.13, a 6-step training of a small TAPNet):
 - the same seed gives bit-identical weights and history in one process, in two processes, and
@@ -39,7 +39,7 @@ import torch
 
 from tapkit.data.movie import InputError
 
-__all__ = ["pick_device", "cpu_has_bf16", "cpu_bf16", "amp_dtype", "autocast", "seed_everything", "deterministic", "run_settings"]
+__all__ = ["pick_device", "cpu_has_bf16", "cpu_bf16", "cpu_float32", "amp_dtype", "autocast", "seed_everything", "deterministic", "run_settings"]
 
 
 def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> torch.device:
@@ -67,7 +67,7 @@ def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> 
     return torch.device(name)
 
 
-CPU_BF16_ENV = "TAPKIT_CPU_BF16"  # "1": bfloat16 autocast on the CPU; unset or "0": float32 (the default)
+CPU_BF16_ENV = "TAPKIT_CPU_BF16"  # "1": bfloat16 autocast on the CPU; "0": float32; unset / "auto": bf16 where the CPU has it
 
 
 def cpu_has_bf16() -> bool:
@@ -77,17 +77,34 @@ def cpu_has_bf16() -> bool:
 
 
 def cpu_bf16() -> bool:
-    """Whether tapkit autocasts to bfloat16 on the CPU: only when $TAPKIT_CPU_BF16=1 (it costs TAP accuracy, see above)."""
+    """Whether tapkit autocasts to bfloat16 on the CPU: $TAPKIT_CPU_BF16=1 / 0, else (unset, 'auto') when `cpu_has_bf16()`."""
     value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    if value in ("", "auto"):
+        return cpu_has_bf16()
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise InputError(f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU) or 0 / unset (float32, the default).")
+    raise InputError(f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or auto / unset "
+                     "(bfloat16 where the CPU computes it natively, the default).")
+
+
+@contextlib.contextmanager
+def cpu_float32() -> Any:
+    """Inside this block the CPU computes in float32 whatever $TAPKIT_CPU_BF16 says (comparisons at rounding level)."""
+    before = os.environ.get(CPU_BF16_ENV)
+    os.environ[CPU_BF16_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CPU_BF16_ENV, None)
+        else:
+            os.environ[CPU_BF16_ENV] = before
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> "torch.dtype | None":
-    """The autocast dtype for `device`: bfloat16 on CUDA (float16 without bf16 support) or a CPU with $TAPKIT_CPU_BF16=1, else None."""
+    """The autocast dtype for `device`: bfloat16 on CUDA (float16 without bf16 support) or a CPU where `cpu_bf16()`, else None."""
     if not enabled:
         return None
     if device.type == "cuda":

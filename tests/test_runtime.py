@@ -100,9 +100,21 @@ def test_cpu_bf16_follows_the_environment_variable(monkeypatch):
     assert cpu_bf16() is True and amp_dtype(cpu) == torch.bfloat16 and amp_dtype(cpu, enabled=False) is None
     with autocast(cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-    monkeypatch.delenv(CPU_BF16_ENV)
-    assert cpu_bf16() is False and amp_dtype(cpu) is None  # float32 by default (bf16 cost TAP accuracy)
-    assert isinstance(cpu_has_bf16(), bool)
+    for auto in (None, "auto"):  # the default: bfloat16 exactly where the CPU computes it natively
+        monkeypatch.delenv(CPU_BF16_ENV) if auto is None else monkeypatch.setenv(CPU_BF16_ENV, auto)
+        assert cpu_bf16() is cpu_has_bf16() and amp_dtype(cpu) == (torch.bfloat16 if cpu_has_bf16() else None)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert cpu_bf16() is False and amp_dtype(cpu) is None  # a CPU without bf16: float32
+        monkeypatch.undo()
+        monkeypatch.setenv(CPU_BF16_ENV, "0")
+    from tapkit.runtime import cpu_float32
+
+    for value in ("1", None):
+        monkeypatch.setenv(CPU_BF16_ENV, "1") if value else monkeypatch.delenv(CPU_BF16_ENV)
+        with cpu_float32():
+            assert cpu_bf16() is False and amp_dtype(cpu) is None
+        assert os.environ.get(CPU_BF16_ENV) == value  # restored
     monkeypatch.setenv(CPU_BF16_ENV, "maybe")
     with pytest.raises(InputError, match="TAPKIT_CPU_BF16"):
         cpu_bf16()

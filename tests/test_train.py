@@ -131,7 +131,10 @@ def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
     assert load_checkpoint(tmp_path / "c.pt")["binning"] == 2 and load_tap(tmp_path / "c.pt").binning == 2
 
 
-def test_learns_a_real_arrow():
+@pytest.mark.parametrize("cpu_bf16", ["0", "1"])
+def test_learns_a_real_arrow(cpu_bf16, monkeypatch):
+    """In float32 and under the course's bfloat16 autocast (the default on CPUs with bf16 instructions)."""
+    monkeypatch.setenv("TAPKIT_CPU_BF16", cpu_bf16)
     assert _accuracy_after_short_training(growing_blobs) > 0.8
 
 

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie
-from tapkit.runtime import pick_device
+from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.sampler import PairSampler, normalize_crops
 
@@ -163,7 +163,8 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
         crops, info = sampler.sample(with_events=True)
         batch = model.make_batch(crops, flips)
         x = normalize_crops(batch["x"]) if per_crop else batch["x"]
-        correct.append((model(x)[0].argmax(1) == batch["y"]).cpu())
+        with autocast(device):  # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+            correct.append((model(x)[0].argmax(1) == batch["y"]).cpu())
         events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros(len(crops), dtype=torch.bool))
         times.append(info["t"].cpu())
     correct, events, times = (torch.cat(v)[:n_pairs] for v in (correct, events, times))
