@@ -73,13 +73,13 @@ cfg = tapkit.course.configure(globals(), notebook="00")
 #
 # Everything in this course runs on a CPU, but training is where a GPU pays off. The **profile**
 # decides how big the data and the training are: `smoke` is a seconds-long check (used by the tests),
-# `cpu` fits the whole course into about 20 minutes on a 2-core laptop or free Colab CPU (measured runs:
+# `cpu` fits the whole course into about 20 minutes on 2 CPU cores with bfloat16 instructions (measured runs:
 # docs/RESULTS.md), and `gpu` trains long enough to compare with the papers. `profile = "auto"` picks
 # `$TAPKIT_PROFILE` when that environment variable is set, else `gpu` when PyTorch sees a GPU, else `cpu`;
 # the table above says where this run's profile came from. On a CPU with bfloat16 instructions
 # (avx512_bf16 or AMX: Intel Xeon from Sapphire Rapids on, AMD Zen 4 and later) the networks compute in
-# bfloat16, about twice as fast as in float32; other CPUs compute in float32 and take longer (`$TAPKIT_CPU_BF16=0` or `1` decides it yourself); the
-# `device` line of the table above says which.
+# bfloat16, about twice as fast as in float32; other CPUs compute in float32 and take longer
+# (`$TAPKIT_CPU_BF16=0` or `1` decides it yourself); the `device` line of the table above says which.
 
 # %%
 import torch

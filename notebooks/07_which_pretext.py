@@ -35,7 +35,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~4 min (3.5-5 min measured on 2 shared cores) |
-# | cpu (2 cores) | 8.5 min measured with the shipped checkpoints on 2 idle cores (7.7 min of it in the head comparison of section 4); 39 min when another job shared the cores |
+# | cpu (2 cores) | ~3 min measured (165-181 s, bfloat16) with the shipped checkpoints after notebook 04, whose TAP heads and baselines it loads; ~8.5 min without them |
 # | gpu | ~15 min |
 
 # %%

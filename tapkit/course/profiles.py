@@ -63,7 +63,8 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
-#   cpu:   the whole course runs in ~35 min on 2 idle cores (measured 34 min) with TAP val accuracy >= 0.75,
+#   cpu:   the whole course runs in ~20 min on 2 idle cores with bf16 instructions (measured 19.3-20.6 min)
+#          with TAP accuracy 0.73-0.84 (seeds 0-3; docs/MEASUREMENT_NOTES.md),
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -94,7 +95,8 @@ PROFILES: dict[str, dict] = {
         # the reference U-Net with half the filters (~4x fewer FLOPs) and batch 16 (on 2 cores a step of
         # 16 pairs takes 0.57 s in float32, 0.28-0.33 s in bfloat16 (the default on CPUs with bf16
         # instructions), one of 32 pairs 1.7 s); lr 3e-3: at 800 bfloat16 steps 0.83 on 1024 fresh pairs,
-        # 1e-3: 0.75, 6e-3: 0.70 (measured; all options with their accuracy: docs/MEASUREMENT_NOTES.md)
+        # 1e-3: 0.75, 6e-3: 0.70; at these 1000 steps seeds 0-3 give 0.73-0.84 (mean 0.79, as float32 at lr 1e-3
+        # and 800 steps in 460 s; measured; all options with their accuracy: docs/MEASUREMENT_NOTES.md)
         "tap": dict(epochs=10, steps_per_epoch=100, batch_size=16, patch=64, val_steps=8, lr=3e-3,
                     model_kwargs=dict(base_filters=16)),
         # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the score
