@@ -30,7 +30,9 @@ def results_markdown(summary: dict) -> str:
              f"| total time | {total / 60:.1f} min |",
              f"| commit | `{summary.get('commit', 'unknown')}` |",
              f"| CPU | {machine.get('cpu', 'unknown')}, {machine.get('cores', '?')} cores "
-             f"({machine.get('torch_threads', '?')} torch threads) |",
+             f"({machine.get('torch_threads', '?')} torch threads), "
+             + (f"{machine['cpu_precision']} on the CPU |" if "cpu_precision" in machine else
+                "CPU arithmetic not recorded (runs before it was) |"),
              f"| GPU | {machine.get('gpu') or 'none'} |",
              f"| device used | {machine.get('device', summary.get('device', '?'))} |",
              f"| software | Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, "
