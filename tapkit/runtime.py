@@ -39,7 +39,7 @@ import torch
 
 from tapkit.data.movie import InputError
 
-__all__ = ["pick_device", "cpu_has_bf16", "cpu_bf16", "cpu_float32", "amp_dtype", "autocast", "seed_everything", "deterministic", "run_settings"]
+__all__ = ["pick_device", "cpu_has_bf16", "cpu_bf16", "cpu_precision", "cpu_float32", "amp_dtype", "autocast", "seed_everything", "deterministic", "run_settings"]
 
 
 def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> torch.device:
@@ -87,6 +87,11 @@ def cpu_bf16() -> bool:
         return True
     raise InputError(f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or auto / unset "
                      "(bfloat16 where the CPU computes it natively, the default).")
+
+
+def cpu_precision() -> str:
+    """'bfloat16' or 'float32': what the CPU computes in (`cpu_bf16()`), for tables and run summaries."""
+    return "bfloat16" if cpu_bf16() else "float32"
 
 
 @contextlib.contextmanager

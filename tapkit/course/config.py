@@ -120,13 +120,12 @@ def _device_text(device: Any) -> str:
     """'cuda (NVIDIA H100)' / 'cpu (2 threads, bfloat16; ...)'."""
     import torch
 
-    from tapkit.runtime import cpu_bf16
+    from tapkit.runtime import cpu_precision
 
     if getattr(device, "type", "") == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if getattr(device, "type", "") == "cpu":
-        precision = "bfloat16" if cpu_bf16() else "float32"
-        return f"cpu ({torch.get_num_threads()} threads, {precision}; no GPU: use the smoke or cpu profile)"
+        return f"cpu ({torch.get_num_threads()} threads, {cpu_precision()}; no GPU: use the smoke or cpu profile)"
     return str(device)
 
 

@@ -220,14 +220,14 @@ def machine_info(device: str = "auto") -> dict:
     """Which machine ran: CPU model, cores, CPU arithmetic, Python, torch version and the device the notebooks use."""
     import torch
 
-    from tapkit.runtime import cpu_bf16
+    from tapkit.runtime import cpu_precision
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():  # Linux: the model name
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_precision": "bfloat16" if cpu_bf16() else "float32",
+            "cpu_precision": cpu_precision(),
             "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
             "device": _summary_device(device),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

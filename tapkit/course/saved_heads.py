@@ -17,7 +17,7 @@ import torch
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
 from tapkit.downstream.events.experiments import StrategyResult, run_strategy
-from tapkit.downstream.events.run_store import RESULT_ARRAYS, fingerprint, restore
+from tapkit.downstream.events.run_store import RESULT_ARRAYS, fingerprint, restore, weights_fingerprint
 from tapkit.ssl.checkpoint import save_checkpoint
 
 SAVED_STRATEGIES = ("A0", "A1")  # what 05 (error timing) and 06 (calibration) need
@@ -38,12 +38,11 @@ def heads_path(cfg: Any) -> Path:
 def heads_settings(cfg: Any, tap_model: torch.nn.Module, pairs: CropPairs, labels: np.ndarray, split: Split,
                    criterion: str) -> dict[str, Any]:
     """Everything the heads depend on: data, seed, profile sizes, criterion, the crop pairs and the TAP weights."""
-    tap_state = tap_model.state_dict()
     return dict(data=cfg.data_key, seed=int(cfg.seed), crops=dict(cfg.crops), criterion=str(criterion),
                 epochs_linear=cfg.heads["epochs_linear"], epochs_resnet=cfg.heads["epochs_resnet"],
                 pairs=fingerprint(pairs.images, pairs.masks, pairs.t, pairs.y, pairs.x, labels,
-                                   split.train, split.val, split.test),
-                tap=fingerprint(*(tap_state[k] for k in sorted(tap_state))))
+                                  split.train, split.val, split.test),
+                tap=weights_fingerprint(tap_model))
 
 
 def save_event_heads(cfg: Any, results: Mapping[str, StrategyResult], settings: Mapping[str, Any]) -> Path:

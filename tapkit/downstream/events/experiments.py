@@ -121,7 +121,7 @@ def epochs_for(strategy: str, epochs_linear: int | None = None, epochs_resnet: i
     return int(n)
 
 
-def run_settings(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
+def strategy_settings(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
                  epochs_end_to_end: int | None = None, batch_size: int = 32, lr: float | None = None,
                  track_val: bool = False) -> dict[str, Any]:
     """The training settings of one run of `strategy`: epochs, Adam learning rate, batch size, track_val.
@@ -187,7 +187,7 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     lr: Adam learning rate; None picks LEARNING_RATES by head (C: end_to_end).
     """
     kind, head_kind = parse_strategy(strategy)
-    settings = run_settings(strategy, epochs_linear, epochs_resnet, epochs_end_to_end, batch_size, lr, track_val)
+    settings = strategy_settings(strategy, epochs_linear, epochs_resnet, epochs_end_to_end, batch_size, lr, track_val)
     lab, sp = check_inputs(pairs, labels, split)
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
     encoder = make_encoder(kind, tap_model, seed)
@@ -223,19 +223,20 @@ def run_sweep(jobs: Sequence[tuple[str, np.ndarray, Split, int]], pairs: CropPai
     dev, cache, out = pick_device(device), {}, []
     jobs = [(strategy, *check_inputs(pairs, labels, split), seed) for strategy, labels, split, seed in jobs]
     for strategy, *_ in jobs:  # bad settings (epochs < 1, ...) fail here, before the first run trains
-        run_settings(strategy, **train)
+        strategy_settings(strategy, **train)
     store = None
     if runs_dir is not None:
         from tapkit.downstream.events.run_store import RunStore
 
         store = RunStore(runs_dir, pairs, tap_model, dev, train)
     for strategy, labels, split, seed in tqdm(jobs, desc=desc):
-        result = store.load(strategy, labels, split, seed) if store else None
+        path = store.path(strategy, labels, split, seed) if store else None
+        result = store.load(path) if store else None
         if result is None:
             cache = {k: v for k, v in cache.items() if k[0] != "B" or k[1] == seed}  # B features: one seed at a time
             result = run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **train)
             if store:
-                store.save(result, labels, split)
+                store.save(result, path)
         out.append(result)
     if store and store.loaded:
         print(f"tapkit: {store.loaded} of {len(jobs)} runs loaded from {runs_dir}: an earlier notebook trained them "

@@ -66,17 +66,17 @@ class RunStore:
         if kind == "A" and self._tap_weights is None:
             self._tap_weights = weights_fingerprint(self.tap_model)
         recipe = dict(self.common, strategy=str(strategy).upper(), seed=int(seed),
-                      settings=experiments.run_settings(strategy, **self.train),
+                      settings=experiments.strategy_settings(strategy, **self.train),
                       data=fingerprint(labels, split.train, split.val, split.test),
                       weights=self._tap_weights if kind == "A" else None)  # B, C: a seeded init of the architecture
         return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]
 
     def path(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> Path:
+        """Where the run with this recipe is kept: <runs_dir>/<strategy>_<key>.pt."""
         return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed)}.pt"
 
-    def load(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> "experiments.StrategyResult | None":
-        """The stored run with this recipe, or None (missing or unreadable: it is trained again)."""
-        path = self.path(strategy, labels, split, seed)
+    def load(self, path: Path) -> "experiments.StrategyResult | None":
+        """The run stored at `path` (from `self.path`), or None (missing or unreadable: it is trained again)."""
         if not path.is_file():
             return None
         try:
@@ -87,9 +87,9 @@ class RunStore:
         self.loaded += 1
         return restore(saved, self.tap_model)
 
-    def save(self, result: "experiments.StrategyResult", labels: np.ndarray, split: Split) -> Path:
-        """Write one run atomically: scores, logits, history and the trained weights (head; whole model for C)."""
-        return save_checkpoint(to_state(result), self.path(result.strategy, labels, split, result.seed))
+    def save(self, result: "experiments.StrategyResult", path: Path) -> Path:
+        """Write one run atomically to `path`: scores, logits, history and the trained weights (head; whole model for C)."""
+        return save_checkpoint(to_state(result), path)
 
 
 def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
