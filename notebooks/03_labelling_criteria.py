@@ -140,8 +140,8 @@ event_plots.plot_threshold_sweep(event_pairs, thresholds=(1, 5, 10, 20, 40, 80, 
 # event). Here we train the linear (A0) and ResNet (A1) heads on frozen TAP features under each
 # criterion (one run each; notebook 04 explains the heads). The TAP features are computed once and
 # shared; every trained run is kept in `out_dir/event_runs`, where notebook 04 finds its size-either
-# runs instead of training them again (same crops, labels, split, seed and epochs). Note that the test sets differ in how many positives they contain, which by itself moves
-# precision: compare with care.
+# runs instead of training them again (same crops, labels, split, seed and epochs). Note that the test
+# sets differ in how many positives they contain, which by itself moves precision: compare with care.
 
 # %%
 if train_heads:
