@@ -235,6 +235,30 @@ def test_default_draws_fewer_transforms_than_tarrow_level5():
     assert PairSampler(noise_movie(), patch=16, batch_size=8, augment=AugmentConfig.level5()).sample()[0].shape == (8, 2, 1, 16, 16)
 
 
+def test_exact_preset_only_moves_pixels_on_the_grid():
+    """'exact': every crop is a flip / 90-degree rotation of the plain crop, up to an intensity transform."""
+    n = 2000
+    exact = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig.named("exact"))
+    assert not exact.resample.any() and (exact.dihedral > 0).any() and (exact.noise > 0).any()
+    mov = noise_movie()
+    no_intensity = {k: 0.0 for k in ("p_noise", "p_frame_intensity", "p_global_intensity")}
+    plain = PairSampler(mov, patch=16, batch_size=64, augment="none", seed=3).sample()[0]
+    moved = PairSampler(mov, patch=16, batch_size=64, augment=AugmentConfig(**vars(AugmentConfig.exact()) | no_intensity),
+                        seed=3).sample()[0]
+    assert torch.equal(plain, PairSampler(mov, patch=16, batch_size=64, augment=False, seed=3).sample()[0])
+    variants = lambda c: [torch.rot90(c.flip(-1) if f else c, k, (-2, -1)) for f in (0, 1) for k in range(4)]  # noqa: E731
+    for a, b in zip(plain, moved):  # the same positions: the sampler draws them before the transforms
+        assert any(torch.equal(v, b) for v in variants(a))
+
+
+def test_augment_presets_and_bad_values():
+    assert AugmentConfig.named("default") == AugmentConfig() and AugmentConfig.named("level5") == AugmentConfig.level5()
+    with pytest.raises(InputError, match="exact"):
+        AugmentConfig.named("light")
+    with pytest.raises(InputError, match="augment=1"):
+        PairSampler(noise_movie(), patch=16, batch_size=8, augment=1)
+
+
 def test_bad_augment_config():
     with pytest.raises(InputError, match="p_affine"):
         AugmentConfig(p_affine=2.0)

@@ -10,7 +10,8 @@ transforms for a whole batch at once (no per-sample loop) and turns them into
 Both frames of a pair get identically distributed transforms, so nothing but the content tells
 which frame came first. The families are those of the reference implementation's level-5 augmenter
 (weigertlab/tarrow, `tarrow/data/augmenters.py`); `AugmentConfig.level5()` has its probabilities and
-strengths, the defaults are milder (tapkit's earlier defaults: they let TAP learn in a short CPU training).
+strengths, the defaults are milder; `AugmentConfig.named` gives the presets ('default', 'exact', 'level5',
+'none') that the course profiles choose from (`tap['augment']`: the cpu profile's short training uses 'none').
 """
 
 from __future__ import annotations
@@ -65,6 +66,25 @@ class AugmentConfig:
     def none(cls) -> "AugmentConfig":
         """A config that switches every augmentation off."""
         return cls(**{k: 0.0 for k in vars(cls()) if k.startswith("p_")})
+
+    @classmethod
+    def exact(cls) -> "AugmentConfig":
+        """Only the transforms that move no pixel off the grid: flips / 90-degree rotations, noise, intensity.
+
+        No rotation by other angles, zoom, per-frame jitter or elastic field: nothing is resampled. The cpu
+        profile's TAP uses it: in 1000 steps of 16 pairs the resampling transforms cost more accuracy than
+        they protect (docs/MEASUREMENT_NOTES.md); the gpu profile's 8000 steps of 128 keep the defaults.
+        """
+        return cls(p_affine=0.0, p_jitter=0.0, p_elastic=0.0)
+
+    @classmethod
+    def named(cls, name: str) -> "AugmentConfig":
+        """A preset by name: 'default' (AugmentConfig()), 'exact', 'level5' (tarrow's) or 'none'."""
+        presets = {"default": cls, "exact": cls.exact, "level5": cls.level5, "none": cls.none}
+        if name not in presets:
+            raise InputError(f"augment={name!r} is not a preset; use one of {sorted(presets)}, True / False, "
+                             "or an AugmentConfig(...) with your own probabilities.")
+        return presets[name]()
 
     @classmethod
     def level5(cls) -> "AugmentConfig":

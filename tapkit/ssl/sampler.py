@@ -89,7 +89,7 @@ class PairSampler:
 
     def __init__(self, movies: "Movie | np.ndarray | Sequence", patch: int = 96,
                  delta: "int | Sequence[int]" = (1,), batch_size: int = 128, split: str = "train",
-                 val_fraction: float = 0.1, val_at: str = "start", augment: "bool | AugmentConfig" = True,
+                 val_fraction: float = 0.1, val_at: str = "start", augment: "bool | str | AugmentConfig" = True,
                  reject_background: float = 0.0, background_threshold: float = 0.25,
                  device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True,
                  storage: Literal["auto", "device", "host"] = "auto") -> None:
@@ -105,9 +105,14 @@ class PairSampler:
         self.val_fraction, self.val_at, self.reject_background = val_fraction, val_at, reject_background
         self.background_threshold = background_threshold
         self.device = torch.device(device)
+        if isinstance(augment, str):  # a preset: 'default', 'exact', 'level5', 'none'
+            augment = AugmentConfig.named(augment)
         if split == "val" or augment is False:
             augment = AugmentConfig.none()
         self.cfg = AugmentConfig() if augment is True else augment
+        if not isinstance(self.cfg, AugmentConfig):
+            raise InputError(f"PairSampler: augment={augment!r}; use True / False, a preset name ('default', 'exact', "
+                             "'level5', 'none') or an AugmentConfig(...).")
         self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
