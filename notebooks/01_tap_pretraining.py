@@ -128,6 +128,23 @@ for j, name in enumerate(names):
     axes[0, j].set_title(name.removeprefix("p_").replace("_", "\n"), fontsize=7)
 
 # %% [markdown]
+# How much of this a training uses is the profile's `tap['augment']`: `'default'` (the probabilities of
+# `AugmentConfig()`), `'exact'` (only flips, 90-degree rotations, noise and intensity changes: no pixel
+# leaves the grid), `'level5'` (the reference code's) or `'none'`. Augmentations pay off in long
+# trainings, where a network could learn the movie by heart: the gpu profile (8000 steps of 128 pairs)
+# uses the defaults. The cpu profile trains for only 800 steps of 16 pairs, and there every transform
+# makes the small changes of nuclei between frames harder to see (measured on 1024 fresh validation
+# pairs; seed 0, the course movie: 0.73 with the defaults and 0.86 with `'exact'` after 1000 steps, 0.95
+# without augmentation after only 800; seed 3: 0.76, 0.84, 0.87). So it trains without (a teacher can
+# set `tap_augment`). The validation frames are never trained on, and section 7's per-crop check tells
+# whether the model learned from cells or from frame-level quirks.
+
+# %%
+chosen = AugmentConfig.named(cfg.tap["augment"])
+print(f"this profile: augment={cfg.tap['augment']!r};",
+      "drawn with probability:", {k.removeprefix("p_"): v for k, v in vars(chosen).items() if k.startswith("p_") and v} or "nothing")
+
+# %% [markdown]
 # ## 4 · The model: a U-Net and a time-equivariant head
 #
 # `TAPNet` runs the same U-Net on each frame (dense features, one vector per pixel), projects them
@@ -169,9 +186,9 @@ print({k: round(v, 3) for k, v in values.items()})
 # %% [markdown]
 # ## 6 · Train
 #
-# `train_tap` draws batches of augmented pairs on the device, trains with Adam (mixed precision on a
-# GPU), checks the accuracy on pairs from held-out frames after every epoch and saves a checkpoint
-# that the next notebooks load. The `smoke` profile only checks that everything runs; use `cpu` or
+# `train_tap` draws batches of pairs on the device (augmented as `tap['augment']` says), trains with Adam
+# (mixed precision on a GPU, bfloat16 on a CPU with bf16 instructions), checks the accuracy on pairs from
+# held-out frames after every epoch and saves a checkpoint that the next notebooks load. The `smoke` profile only checks that everything runs; use `cpu` or
 # `gpu` for a model that has learned something.
 
 # %%
@@ -224,7 +241,8 @@ from tapkit.data.simulate import simulate_movie
 from tapkit.runtime import cpu_float32
 
 static = simulate_movie(static=True, bleaching=bleaching, noise=0.0, seed=cfg.seed, progress=False, **cfg.sim)
-short = dict(cfg.tap, epochs=1, model_kwargs=dict(base_filters=8))  # a small net is enough here
+short = dict(cfg.tap, epochs=1, steps_per_epoch=min(30, cfg.tap["steps_per_epoch"]),
+             model_kwargs=dict(base_filters=8))  # a small net and 30 steps are enough here
 shortcut, logit_gap = {}, {}
 for per_frame in (False, True):
     name = "per-frame normalisation" if per_frame else "raw intensities"
@@ -240,21 +258,20 @@ flat = tapkit.normalize(static.images)  # per frame
 print(f"after per-frame normalisation the frames differ by at most {np.abs(flat - flat[0]).max():.1e}")
 
 # %% [markdown]
-# Without per-frame normalisation the network "solves" the task from the brightness alone: consecutive
-# frames differ by a few per cent in brightness, a real cue (cpu profile, seeds 0-2 with 1 CPU thread:
-# 1.00, 0.99, 1.00). With it, the frames of this static movie are identical up to float32 rounding (the last
-# line above: about 3e-6 of the intensity range), so there is nothing to learn: the two logits agree to
-# within a few 1e-6 (seeds 0-2: 1.3e-6, 6.9e-6, 2.2e-7), the level of float rounding, a thousand times
-# and more closer than for the raw model (6e-3 to 1.6). This cell computes in float32 even where the
-# course uses bfloat16 (whose rounding is tens of thousands of times coarser). The model's **accuracy
+# Without per-frame normalisation the network "solves" the task from the brightness alone after 30
+# steps: consecutive frames differ by a few per cent in brightness, a real cue (cpu profile, seeds 0-2
+# with 1 CPU thread: 1.00, 0.91, 0.98). With it, the frames of this static movie are identical up to float32
+# rounding (the last line above: about 3e-6 of the intensity range), so there is nothing to learn: the two
+# logits agree to within a few 1e-7 (seeds 0-2: 5.8e-7, 6.0e-8, 2.1e-7), the level of float rounding,
+# nearly ten thousand times and more closer than for the raw model (5.0e-3, 1.1e-2, 9.7e-3). This cell
+# computes in float32 even where the course uses bfloat16 (whose rounding is tens of thousands of times coarser). The model's **accuracy
 # is then no measure of anything**. `argmax` of two logits that are equal up to rounding is
 # decided by the rounding errors, which crops of one frame pair largely share, so the accuracy of each
 # validation frame pair is arbitrary (from 0.04 to 1.00 in our runs) and their mean over the six
 # validation frame pairs of the cpu profile lands anywhere between about 0.3 and 0.7 (seeds 0-2 with 1
-# CPU thread: 0.56, 0.66, 0.52; in earlier versions of this training 0.40-0.70). It even changes with
-# the number of CPU threads, which changes the rounding (seed 0: 0.56 with 1 thread, 0.63 with 2), while
-# the logit gaps stay at the rounding level. So compare the logit gaps, and never trust an accuracy over
-# a few frame pairs. The `smoke` profile trains for 4 steps on a small movie: its accuracies mean little
+# CPU thread: 0.57, 0.48, 0.55; in earlier versions of this training 0.40-0.70). It even changes with
+# the number of CPU threads, which changes the rounding, while the logit gaps stay at the rounding
+# level. So compare the logit gaps, and never trust an accuracy over a few frame pairs. The `smoke` profile trains for 4 steps on a small movie: its accuracies mean little
 # (its raw model is right by a logit gap of only ~1e-5, still far above the ~1e-8 of the per-frame one).
 #
 # Per-frame normalisation (as in the reference code) is what makes TAP look at cells. It is not a

@@ -77,7 +77,8 @@ cfg = tapkit.course.configure(globals(), notebook="07")
 # %% [markdown]
 # ## 1 · Four tasks on one slide
 #
-# Every task uses the same sampler (crops of frames t and t + 1 at the same place, augmented) and the
+# Every task uses the same sampler (crops of frames t and t + 1 at the same place, augmented as the
+# profile's `tap['augment']` says: not at all in the cpu profile, see notebook 01) and the
 # same encoder (U-Net + 1x1 projection to `F` dense features); only what the network sees and what it
 # must predict differ:
 #
@@ -94,7 +95,7 @@ cfg = tapkit.course.configure(globals(), notebook="07")
 # %%
 movie = tapkit.course.load_data(cfg)
 TASKS = ["tap", *cfg.pretext["tasks"]]  # tap, mim, mim-intensity, contrastive
-sampler = PairSampler([movie], patch=cfg.tap["patch"], batch_size=4, seed=cfg.seed)
+sampler = PairSampler([movie], patch=cfg.tap["patch"], batch_size=4, seed=cfg.seed, augment=cfg.tap["augment"])
 pair_crops, _ = sampler.sample()  # (4, 2, 1, P, P) frames t and t + 1
 options = lambda task: {**cfg.tap.get("model_kwargs", {}), **cfg.pretext["tasks"].get(task, {})}  # noqa: E731
 g = torch.Generator().manual_seed(cfg.seed)

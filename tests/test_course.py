@@ -26,9 +26,10 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
     from tapkit.course.profiles import PROFILES
 
     epochs_before = PROFILES["smoke"]["tap"]["epochs"]
-    cfg = config.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32), "01")
+    cfg = config.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32,
+                                       tap_augment="exact"), "01")
     assert cfg.profile == "smoke" and cfg.device.type == "cpu" and cfg.seed == 0
-    assert cfg.tap["epochs"] == epochs_before + 3 and cfg.crops["size"] == 32
+    assert cfg.tap["epochs"] == epochs_before + 3 and cfg.crops["size"] == 32 and cfg.tap["augment"] == "exact"
     assert cfg.sim["n_frames"] == PROFILES["smoke"]["sim"]["n_frames"]  # None keeps the profile value
     assert PROFILES["smoke"]["tap"]["epochs"] == epochs_before  # the shared profile is not modified
     assert (tmp_path / "out").is_dir()

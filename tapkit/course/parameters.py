@@ -178,6 +178,7 @@ CHECKS: dict[str, Check] = {
     "sim_n_frames": whole(2, "the profile's value", example=32),
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
+    "tap_augment": choice(("default", "exact", "level5", "none")),  # AugmentConfig.named presets
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }
