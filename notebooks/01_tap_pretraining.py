@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 2 min |
-# | cpu (2 cores) | ~8 min (measured on 2 nearly idle cores in bfloat16: 7.5-7.9 min, 5.5-6 of them training; 9.8 min in float32 before) |
+# | cpu (2 cores) | ~6 min (measured on 2 nearly idle cores in bfloat16: 5.8 min, 4.8 of them training; 9.8 min in float32 with augmentations before) |
 # | gpu | ~10 min |
 
 # %%

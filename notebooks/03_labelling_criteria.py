@@ -32,7 +32,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 1 min |
-# | cpu (2 cores) | ~1 min (56-63 s measured in bfloat16; < 1 min with train_heads = False) |
+# | cpu (2 cores) | ~1 min (56-79 s measured in bfloat16 on shared cores; < 1 min with train_heads = False) |
 # | gpu | ~1 min |
 
 # %%

@@ -32,7 +32,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~2 min |
-# | cpu (2 cores) | ~3.5 min (measured on 2 nearly idle cores in bfloat16, after notebook 03: 3.1-3.5 min; fewer heads_n_runs or epochs to shorten) |
+# | cpu (2 cores) | ~3.5 min (measured on 2 nearly idle cores in bfloat16, after notebook 03: 3.1-4 min; fewer heads_n_runs or epochs to shorten) |
 # | gpu | ~10 min |
 
 # %%

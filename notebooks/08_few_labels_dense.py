@@ -35,7 +35,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | 6.5-10 min measured on 2 cores shared with several other jobs (a few minutes on idle cores) |
-# | cpu (2 cores) | ~3 min measured (168-175 s, bfloat16) with the shipped checkpoints (pretext tasks without one are skipped) |
+# | cpu (2 cores) | ~3 min measured (168-197 s, bfloat16) with the shipped checkpoints (pretext tasks without one are skipped) |
 # | gpu | not yet measured (its settings run end to end at tiny sizes on a CPU in the course's dry-run test) |
 
 # %%

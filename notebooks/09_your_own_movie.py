@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~2 min on the default (simulated) data, measured on shared cores |
-# | cpu (2 cores) | ~1.5 min measured (93 s, bfloat16) on the default movie after notebooks 01 and 04 (their training and event runs are reused); on a new 64 x 256 x 256 movie add ~6 min of pretraining |
+# | cpu (2 cores) | ~1.5 min measured (93-101 s, bfloat16) on the default movie after notebooks 01 and 04 (their training and event runs are reused); on a new 64 x 256 x 256 movie add ~5 min of pretraining |
 # | gpu | ~15 min of pretraining, more for large movies |
 
 # %%

@@ -42,7 +42,7 @@ def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
     model = load_tap(FOLDER / "tap_simulated.pt", device="cpu")
     assert model.binning == 1
     result = evaluate_tap(model, movie, n_pairs=256, patch=64, split="train", seed=0)
-    assert result["accuracy"] > 0.7, result  # measured 0.80-0.84 on seeds 1 and 2; chance is 0.5
+    assert result["accuracy"] > 0.7, result  # measured 0.86 here, 0.86 and 0.89 on seeds 1 and 2; chance is 0.5
 
 
 @pytest.mark.network
