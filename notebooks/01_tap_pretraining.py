@@ -188,8 +188,8 @@ print({k: round(v, 3) for k, v in values.items()})
 #
 # `train_tap` draws batches of pairs on the device (augmented as `tap['augment']` says), trains with Adam
 # (mixed precision on a GPU, bfloat16 on a CPU with bf16 instructions), checks the accuracy on pairs from
-# held-out frames after every epoch and saves a checkpoint that the next notebooks load. The `smoke` profile only checks that everything runs; use `cpu` or
-# `gpu` for a model that has learned something.
+# held-out frames after every epoch and saves a checkpoint that the next notebooks load. The `smoke`
+# profile only checks that everything runs; use `cpu` or `gpu` for a model that has learned something.
 
 # %%
 checkpoint = cfg.out_dir / f"tap_{cfg.data_key}.pt"
@@ -264,14 +264,15 @@ print(f"after per-frame normalisation the frames differ by at most {np.abs(flat 
 # rounding (the last line above: about 3e-6 of the intensity range), so there is nothing to learn: the two
 # logits agree to within a few 1e-7 (seeds 0-2: 5.8e-7, 6.0e-8, 2.1e-7), the level of float rounding,
 # nearly ten thousand times and more closer than for the raw model (5.0e-3, 1.1e-2, 9.7e-3). This cell
-# computes in float32 even where the course uses bfloat16 (whose rounding is tens of thousands of times coarser). The model's **accuracy
-# is then no measure of anything**. `argmax` of two logits that are equal up to rounding is
+# computes in float32 even where the course uses bfloat16 (whose rounding is tens of thousands of times
+# coarser). The model's **accuracy is then no measure of anything**. `argmax` of two logits that are equal up to rounding is
 # decided by the rounding errors, which crops of one frame pair largely share, so the accuracy of each
 # validation frame pair is arbitrary (from 0.04 to 1.00 in our runs) and their mean over the six
 # validation frame pairs of the cpu profile lands anywhere between about 0.3 and 0.7 (seeds 0-2 with 1
 # CPU thread: 0.57, 0.48, 0.55; in earlier versions of this training 0.40-0.70). It even changes with
 # the number of CPU threads, which changes the rounding, while the logit gaps stay at the rounding
-# level. So compare the logit gaps, and never trust an accuracy over a few frame pairs. The `smoke` profile trains for 4 steps on a small movie: its accuracies mean little
+# level. So compare the logit gaps, and never trust an accuracy over a few frame pairs. The `smoke`
+# profile trains for 4 steps on a small movie: its accuracies mean little
 # (its raw model is right by a logit gap of only ~1e-5, still far above the ~1e-8 of the per-frame one).
 #
 # Per-frame normalisation (as in the reference code) is what makes TAP look at cells. It is not a
