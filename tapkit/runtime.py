@@ -30,6 +30,7 @@ pairs, standard error ~0.03) was 0.836 in one run and 0.852 in another, 2 pairs 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import random
 from typing import Any
@@ -76,9 +77,14 @@ def cpu_has_bf16() -> bool:
     return any(bool(check()) for check in checks if check is not None)
 
 
+_FORCE_FLOAT32 = contextvars.ContextVar("tapkit_cpu_float32", default=False)  # set inside `cpu_float32()`
+
+
 def cpu_bf16() -> bool:
     """Whether tapkit autocasts to bfloat16 on the CPU: $TAPKIT_CPU_BF16=1 / 0, else (unset, 'auto') when `cpu_has_bf16()`."""
     value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if _FORCE_FLOAT32.get():
+        return False
     if value in ("", "auto"):
         return cpu_has_bf16()
     if value in ("0", "false", "no", "off"):
@@ -96,16 +102,15 @@ def cpu_precision() -> str:
 
 @contextlib.contextmanager
 def cpu_float32() -> Any:
-    """Inside this block the CPU computes in float32 whatever $TAPKIT_CPU_BF16 says (comparisons at rounding level)."""
-    before = os.environ.get(CPU_BF16_ENV)
-    os.environ[CPU_BF16_ENV] = "0"
+    """Inside this block the CPU computes in float32 whatever $TAPKIT_CPU_BF16 says (comparisons at rounding level).
+
+    A context variable, not the environment: other threads and the rest of the process keep their precision.
+    """
+    token = _FORCE_FLOAT32.set(True)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(CPU_BF16_ENV, None)
-        else:
-            os.environ[CPU_BF16_ENV] = before
+        _FORCE_FLOAT32.reset(token)
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> "torch.dtype | None":

@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,10 @@ def test_cpu_bf16_follows_the_environment_variable(monkeypatch):
         monkeypatch.setenv(CPU_BF16_ENV, "1") if value else monkeypatch.delenv(CPU_BF16_ENV)
         with cpu_float32():
             assert cpu_bf16() is False and amp_dtype(cpu) is None
+            seen = []  # another thread keeps the process's precision
+            worker = threading.Thread(target=lambda: seen.append(cpu_bf16()))
+            worker.start(), worker.join()
+            assert seen == [True if value else cpu_has_bf16()]
         assert os.environ.get(CPU_BF16_ENV) == value  # restored
     monkeypatch.setenv(CPU_BF16_ENV, "maybe")
     with pytest.raises(InputError, match="TAPKIT_CPU_BF16"):

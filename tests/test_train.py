@@ -132,10 +132,12 @@ def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
 
 
 @pytest.mark.parametrize("cpu_bf16", ["0", "1"])
-def test_learns_a_real_arrow(cpu_bf16, monkeypatch):
+def test_learns_a_real_arrow(cpu_bf16, monkeypatch, tmp_path):
     """In float32 and under the course's bfloat16 autocast (the default on CPUs with bf16 instructions)."""
     monkeypatch.setenv("TAPKIT_CPU_BF16", cpu_bf16)
-    assert _accuracy_after_short_training(growing_blobs) > 0.8
+    assert _accuracy_after_short_training(growing_blobs, checkpoint=tmp_path / "c.pt") > 0.8
+    trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"]["amp"]  # the autocast dtype the training ran under
+    assert trained_in == ("torch.bfloat16" if cpu_bf16 == "1" else "None"), trained_in
 
 
 @pytest.mark.parametrize("make_movie", [static_noise, static_bleaching])
