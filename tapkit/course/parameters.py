@@ -139,6 +139,13 @@ def criteria() -> tuple:
     return CRITERIA
 
 
+def augment_presets() -> tuple:
+    """The augmentation presets a profile's `tap['augment']` may name (tapkit.ssl.augment.AUGMENT_PRESETS)."""
+    from tapkit.ssl.augment import AUGMENT_PRESETS
+
+    return AUGMENT_PRESETS
+
+
 def pretext_names() -> tuple:
     """The pretext tasks notebook 09 can pretrain: 'tap' and notebook 07's tasks."""
     return ("tap", *profiles.pretext_tasks(warmup_steps=0))
@@ -178,7 +185,7 @@ CHECKS: dict[str, Check] = {
     "sim_n_frames": whole(2, "the profile's value", example=32),
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
-    "tap_augment": choice(("default", "exact", "level5", "none")),  # AugmentConfig.named presets
+    "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }

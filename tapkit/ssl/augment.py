@@ -24,8 +24,10 @@ import torch.nn.functional as F
 
 from tapkit.data.movie import InputError
 
-__all__ = ["AugmentConfig", "PairTransforms", "draw_transforms", "source_coords", "reflect", "apply_dihedral",
+__all__ = ["AUGMENT_PRESETS", "AugmentConfig", "PairTransforms", "draw_transforms", "source_coords", "reflect", "apply_dihedral",
            "apply_intensity", "augment_pairs", "NoiseBank"]
+
+AUGMENT_PRESETS = ("default", "exact", "level5", "none")  # the names `AugmentConfig.named` knows
 
 
 @dataclass
@@ -80,9 +82,9 @@ class AugmentConfig:
     @classmethod
     def named(cls, name: str) -> "AugmentConfig":
         """A preset by name: 'default' (AugmentConfig()), 'exact', 'level5' (tarrow's) or 'none'."""
-        presets = {"default": cls, "exact": cls.exact, "level5": cls.level5, "none": cls.none}
+        presets = dict(zip(AUGMENT_PRESETS, (cls, cls.exact, cls.level5, cls.none)))
         if name not in presets:
-            raise InputError(f"augment={name!r} is not a preset; use one of {sorted(presets)}, True / False, "
+            raise InputError(f"augment={name!r} is not a preset; use one of {list(AUGMENT_PRESETS)}, True / False, "
                              "or an AugmentConfig(...) with your own probabilities.")
         return presets[name]()
 

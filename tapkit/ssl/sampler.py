@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie, check_images, normalize
-from tapkit.ssl.augment import (AugmentConfig, NoiseBank, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
+from tapkit.ssl.augment import (AUGMENT_PRESETS, AugmentConfig, NoiseBank, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
                                 draw_transforms, reflect, source_coords)
 from tapkit.ssl import host_store
 from tapkit.ssl.host_store import normalise_
@@ -105,14 +105,14 @@ class PairSampler:
         self.val_fraction, self.val_at, self.reject_background = val_fraction, val_at, reject_background
         self.background_threshold = background_threshold
         self.device = torch.device(device)
-        if isinstance(augment, str):  # a preset: 'default', 'exact', 'level5', 'none'
+        if isinstance(augment, str):  # a preset name (AUGMENT_PRESETS)
             augment = AugmentConfig.named(augment)
         if split == "val" or augment is False:
             augment = AugmentConfig.none()
         self.cfg = AugmentConfig() if augment is True else augment
         if not isinstance(self.cfg, AugmentConfig):
-            raise InputError(f"PairSampler: augment={augment!r}; use True / False, a preset name ('default', 'exact', "
-                             "'level5', 'none') or an AugmentConfig(...).")
+            raise InputError(f"PairSampler: augment={augment!r}; use True / False, a preset name {AUGMENT_PRESETS} "
+                             "or an AugmentConfig(...).")
         self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
