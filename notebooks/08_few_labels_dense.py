@@ -311,14 +311,15 @@ tapkit.course.check(my_consistency_step, _step_ok, name="my_consistency_step",
 # ## 5 · Real frames: HeLa nuclei
 #
 # The same protocol on `real_data` (default: 20 frames of CTC Fluo-N2DL-HeLa with instance masks, binned
-# as for TAP), with the TAP model trained on it (yours from notebook 01, else the shipped one, else a
-# quick one), a random frozen encoder and a U-Net from scratch. The subset has no lineage, so only
-# nuclei can be segmented; a movie with events (a CTC folder with its lineage) gets the divisions task too.
+# as for TAP; the smoke profile and dry runs take its first `real_frames` = 8), with the TAP model trained
+# on it (yours from notebook 01, else the shipped one, else a quick one), a random frozen encoder and a
+# U-Net from scratch. The subset has no lineage, so only nuclei can be segmented; a movie with events (a
+# CTC folder with its lineage) gets the divisions task too.
 
 # %%
 real_tables = {}
 if real_data is not None:
-    real = tapkit.course.load_data(cfg, real_data)
+    real = tapkit.course.load_data(cfg, real_data).crop(t=slice(0, S["real_frames"]))  # None: every frame
     real_split = masks.split_frames(len(real.images), S["real_n_test"])
     real_tap = tapkit.course.get_pretext_model(cfg, "tap", data=real_data, movie=real)
     real_sources = {"tap": real_tap, "random (frozen)": heads.fresh_encoder(real_tap, cfg.seed)}
@@ -328,7 +329,7 @@ if real_data is not None:
                                         {"tap fine-tuned": real_tap, experiments.SCRATCH: None},
                                         S["real_end_to_end_budgets"], S["n_runs"], cfg.seed, cfg.device, **train)
         real_tables[task] = experiments.results_table(runs[task])
-        print(f"\n{real.name} · {task}\n" + experiments.format_table(real_tables[task]))
+        print(f"\n{real.name} ({len(real)} frames) · {task}\n" + experiments.format_table(real_tables[task]))
         seg_plots.plot_budget_table(real_tables[task], f"{real.name}: {task}");
 else:
     print("real_data=None: section 5 skipped")

@@ -31,6 +31,7 @@ def test_short_run_keeps_every_size_and_cuts_only_the_steps(monkeypatch):
     assert short["sim"] == full["sim"] and short["crops"] == full["crops"]  # the real movie and crop pairs
     for key in ("batch_size", "patch", "model_kwargs"):
         assert short["tap"].get(key) == full["tap"].get(key)
+    assert short["segmentation"]["real_frames"] is None is full["segmentation"]["real_frames"]  # every real frame
     assert short["segmentation"]["crop"] == full["segmentation"]["crop"] and short["segmentation"]["unet"] == full["segmentation"]["unet"]
     steps = lambda p: p["tap"]["epochs"] * p["tap"]["steps_per_epoch"]
     assert steps(short) <= 5 < steps(full) and short["heads"]["n_runs"] == 1 < full["heads"]["n_runs"]

@@ -219,6 +219,8 @@ def check_segmentation(r: dict) -> None:
             for cell in by_budget.values():
                 assert all(_number(cell[k]) and 0 <= cell[k] <= 1 for k in ("dice", "dice_std", "object_f1", "iou")), (task, row)
     assert set(seg["hela-subset"]) == {"nuclei"}  # no lineage, no divisions
+    # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing
+    assert seg["hela-subset"]["nuclei"]["tap · conv"]["all"]["n_frames"] == smoke["real_frames"] - smoke["real_n_test"]
     cons = r["consistency"]
     assert {"before (pretrained)", "segmentation only", "alternating", "consistency only"} <= set(cons)
     assert all(0 <= cons[v]["flicker"] <= 1 and 0 <= cons[v]["dice"] <= 1 for v in ("alternating", "consistency only"))

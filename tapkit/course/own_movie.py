@@ -79,6 +79,7 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
     from tapkit.downstream.segmentation import experiments, heads, masks
 
     s = cfg.segmentation
+    movie = movie.crop(t=slice(0, s["real_frames"]))  # None: every frame (smoke and dry runs: the first few)
     split = masks.split_frames(len(movie.images), s["real_n_test"])  # named error when the movie is too short
     sources = {task: model, "random (frozen)": heads.fresh_encoder(model, cfg.seed)}
     train = {k: s[k] for k in ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction")}

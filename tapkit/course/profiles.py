@@ -17,13 +17,13 @@ DRY_RUN = {
     "evaluation": dict(n_pairs=64),  # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
     "gradcam": dict(n_frames=1),
     "crops": dict(n_pairs=240, event_fraction=0.3),  # enough pairs of each class for every split and budget
-    "heads": dict(n_runs=2, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
+    "heads": dict(n_runs=1, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
     "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
     # notebook 08: one run, the smallest budgets, a few steps (the architecture and crop sizes stay)
-    "segmentation": dict(n_test=4, n_runs=2, budgets=(1, "all"), end_to_end_budgets=(1, "all"), steps_head=2,
+    "segmentation": dict(n_test=4, n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1, "all"), steps_head=2,
                          steps_end_to_end=1, batch_size=4, pretrain_steps=2, rounds=1, steps_per_epoch=1, real_n_test=4,
-                         real_budgets=(1,), real_end_to_end_budgets=(1,)),
+                         real_budgets=(1,), real_end_to_end_budgets=(1,), real_frames=8),
 }
 
 # What a short run keeps: EVERYTHING of the profile's sizes (movie, batch, patch, crop pairs, architecture);
@@ -49,7 +49,8 @@ def segmentation(**sizes) -> dict:
                 # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep the 10x ratio
                 unet=dict(n_depth=2, base_filters=8), pretrain_steps=150, rounds=3, steps_per_epoch=20,
                 lr_segmentation=1e-3, lr_consistency=1e-4, consistency_budget=2, deltas=(1,), kind="dice",
-                real_n_test=5, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"))
+                real_n_test=5, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"),
+                real_frames=None)  # frames of the real movie used (None: all; the first N: smoke and dry runs)
     return {**base, **sizes}
 
 
@@ -74,7 +75,7 @@ PROFILES: dict[str, dict] = {
                     model_kwargs=dict(n_depth=2, base_filters=8)),
         "gradcam": dict(n_frames=2, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
-        "crops": dict(n_pairs=600, size=48, event_fraction=0.3),
+        "crops": dict(n_pairs=400, size=48, event_fraction=0.3),
         "heads": dict(n_runs=2, epochs_linear=2, epochs_resnet=2, epochs_end_to_end=1, budgets=(32, 64)),
         # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
         # tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel); strategies: the
@@ -88,7 +89,7 @@ PROFILES: dict[str, dict] = {
         "segmentation": segmentation(n_test=4, budgets=(1, 2, "all"), end_to_end_budgets=(1,), n_runs=2, steps_head=6,
                                      steps_end_to_end=3, crop=32, batch_size=4, train_missing=True, unet=dict(n_depth=2, base_filters=4),
                                      pretrain_steps=6, rounds=1, steps_per_epoch=2, real_n_test=4, real_budgets=(1, "all"),
-                                     real_end_to_end_budgets=(1,)),
+                                     real_end_to_end_budgets=(1,), real_frames=8),
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
