@@ -118,10 +118,10 @@ from tapkit.ssl.augment import AugmentConfig, augment_pairs
 m = patch // 2  # context around the patch, so that rotations and zooms show real pixels
 ym, xm = (int(np.clip(v - m, 0, n - patch - 2 * m)) for v, n in zip((y0, x0), movie.shape[1:]))
 crop = torch.from_numpy(images[None, t:t + 2, None, ym:ym + patch + 2 * m, xm:xm + patch + 2 * m].copy())
-names = ["none"] + [k for k in vars(AugmentConfig()) if k.startswith("p_")]
+names = ["none", *AugmentConfig().probabilities()]  # p_dihedral, p_affine, ...
 fig, axes = plt.subplots(2, len(names), figsize=(1.4 * len(names), 3.2))
 for j, name in enumerate(names):
-    only = AugmentConfig(**{k: float(k == name) for k in vars(AugmentConfig()) if k.startswith("p_")})
+    only = AugmentConfig.none() if name == "none" else AugmentConfig.only(name)
     out = augment_pairs(crop, torch.Generator().manual_seed(cfg.seed), only, patch)[0, :, 0]  # (2, P, P)
     for i in range(2):
         axes[i, j].imshow(out[i], cmap="gray", vmin=0, vmax=1), axes[i, j].axis("off")
@@ -142,7 +142,7 @@ for j, name in enumerate(names):
 # %%
 chosen = AugmentConfig.named(cfg.tap["augment"])
 print(f"this profile: augment={cfg.tap['augment']!r};",
-      "drawn with probability:", {k.removeprefix("p_"): v for k, v in vars(chosen).items() if k.startswith("p_") and v} or "nothing")
+      "drawn with probability:", {k.removeprefix("p_"): p for k, p in chosen.probabilities().items() if p} or "nothing")
 
 # %% [markdown]
 # ## 4 · The model: a U-Net and a time-equivariant head

@@ -259,6 +259,16 @@ def test_augment_presets_and_bad_values():
         PairSampler(noise_movie(), patch=16, batch_size=8, augment=1)
 
 
+def test_only_switches_on_one_transform_and_names_the_others_when_misspelt():
+    probs = AugmentConfig().probabilities()
+    assert list(probs)[:2] == ["p_dihedral", "p_affine"] and all(k.startswith("p_") for k in probs)
+    elastic = AugmentConfig.only("p_elastic").probabilities()
+    assert elastic["p_elastic"] == 1.0 and sum(elastic.values()) == 1.0
+    assert set(AugmentConfig.none().probabilities().values()) == {0.0}
+    with pytest.raises(InputError, match="p_elastic"):
+        AugmentConfig.only("elastic")
+
+
 def test_bad_augment_config():
     with pytest.raises(InputError, match="p_affine"):
         AugmentConfig(p_affine=2.0)

@@ -64,10 +64,22 @@ class AugmentConfig:
         if self.elastic_grid < 2:
             raise InputError(f"AugmentConfig.elastic_grid={self.elastic_grid}: need at least 2 control points per side.")
 
+    def probabilities(self) -> dict[str, float]:
+        """The probability of each transform: {'p_dihedral': 0.5, 'p_affine': 0.5, ...}."""
+        return {k: v for k, v in vars(self).items() if k.startswith("p_")}
+
     @classmethod
     def none(cls) -> "AugmentConfig":
         """A config that switches every augmentation off."""
-        return cls(**{k: 0.0 for k in vars(cls()) if k.startswith("p_")})
+        return cls(**{k: 0.0 for k in cls().probabilities()})
+
+    @classmethod
+    def only(cls, name: str) -> "AugmentConfig":
+        """Every augmentation off except `name` (e.g. 'p_elastic'), which every pair gets (probability 1)."""
+        names = list(cls().probabilities())
+        if name not in names:
+            raise InputError(f"AugmentConfig.only({name!r}): not a transform; use one of {names}.")
+        return cls(**{k: float(k == name) for k in names})
 
     @classmethod
     def exact(cls) -> "AugmentConfig":
