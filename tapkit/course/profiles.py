@@ -64,8 +64,8 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
-#   cpu:   the whole course runs in ~20 min on 2 idle cores with bf16 instructions (measured 19.8 min, 00-06
-#          11.9 min) with TAP accuracy 0.87-0.95 (seeds 0 and 3; docs/MEASUREMENT_NOTES.md),
+#   cpu:   the whole course runs in ~20 min on 2 idle cores with bf16 instructions (measured 19.4-19.8 min,
+#          00-06 11.9-12.1 min) with TAP accuracy 0.87-0.95 (seeds 0 and 3; docs/MEASUREMENT_NOTES.md),
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {
