@@ -319,7 +319,7 @@ tapkit.course.check(my_consistency_step, _step_ok, name="my_consistency_step",
 # %%
 real_tables = {}
 if real_data is not None:
-    real = tapkit.course.load_data(cfg, real_data).crop(t=slice(0, S["real_frames"]))  # None: every frame
+    real = tapkit.course.segmentation_frames(cfg, tapkit.course.load_data(cfg, real_data))  # all, or the first few
     real_split = masks.split_frames(len(real.images), S["real_n_test"])
     real_tap = tapkit.course.get_pretext_model(cfg, "tap", data=real_data, movie=real)
     real_sources = {"tap": real_tap, "random (frozen)": heads.fresh_encoder(real_tap, cfg.seed)}

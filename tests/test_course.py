@@ -368,3 +368,14 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_segmentation_frames_cuts_only_where_the_profile_says(tmp_path, capsys, tiny_movie):
+    smoke = config.configure(base_params(tmp_path), "08")  # smoke: real_frames = 8
+    long_movie = type(tiny_movie)(np.concatenate([tiny_movie.images] * 3), name="long")  # 24 frames
+    cut = config.segmentation_frames(smoke, long_movie)
+    assert len(cut) == smoke.segmentation["real_frames"] == 8 and np.array_equal(cut.images, long_movie.images[:8])
+    assert "first 8 of 24 frames of long" in capsys.readouterr().out
+    assert config.segmentation_frames(smoke, tiny_movie) is tiny_movie  # 8 frames: nothing to cut
+    cpu = config.configure(base_params(tmp_path, profile="cpu"), "08")
+    assert cpu.segmentation["real_frames"] is None and config.segmentation_frames(cpu, long_movie) is long_movie

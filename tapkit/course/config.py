@@ -151,6 +151,16 @@ def load_data(cfg: Config, data: "str | None" = None) -> Movie:
     return movie
 
 
+def segmentation_frames(cfg: Config, movie: Movie) -> Movie:
+    """The frames of a real movie that notebooks 08 / 09 segment: all, or the first segmentation['real_frames']."""
+    n = cfg.segmentation["real_frames"]  # None: every frame (cpu, gpu); smoke and dry runs: a few
+    if n is None or len(movie) <= n:
+        return movie
+    print(f"tapkit: segmentation on the first {n} of {len(movie)} frames of {movie.name} (the profile's "
+          "segmentation['real_frames']; None takes every frame)")
+    return movie.crop(t=slice(0, n))
+
+
 def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
     """The checkpoint `data/checkpoints/<task>_<key>.pt` shipped with the repository, if present."""
     roots = [repo_root(), Path.cwd(), Path.cwd().parent]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tapkit.course.config import Config, data_key, task_options
+from tapkit.course.config import Config, data_key, segmentation_frames, task_options
 from tapkit.data.movie import Movie
 
 
@@ -79,10 +79,7 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
     from tapkit.downstream.segmentation import experiments, heads, masks
 
     s = cfg.segmentation
-    if s["real_frames"] is not None and len(movie) > s["real_frames"]:  # smoke and dry runs: the first few frames
-        print(f"tapkit: segmentation on the first {s['real_frames']} of {len(movie)} frames (the profile's "
-              "segmentation['real_frames']; None takes every frame)")
-        movie = movie.crop(t=slice(0, s["real_frames"]))
+    movie = segmentation_frames(cfg, movie)  # all, or the first few (smoke and dry runs)
     split = masks.split_frames(len(movie.images), s["real_n_test"])  # named error when the movie is too short
     sources = {task: model, "random (frozen)": heads.fresh_encoder(model, cfg.seed)}
     train = {k: s[k] for k in ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction")}
