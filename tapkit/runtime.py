@@ -82,9 +82,9 @@ _FORCE_FLOAT32 = contextvars.ContextVar("tapkit_cpu_float32", default=False)  # 
 
 def cpu_bf16() -> bool:
     """Whether tapkit autocasts to bfloat16 on the CPU: $TAPKIT_CPU_BF16=1 / 0, else (unset, 'auto') when `cpu_has_bf16()`."""
-    value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
     if _FORCE_FLOAT32.get():
         return False
+    value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
     if value in ("", "auto"):
         return cpu_has_bf16()
     if value in ("0", "false", "no", "off"):

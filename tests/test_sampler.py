@@ -255,8 +255,9 @@ def test_augment_presets_and_bad_values():
     assert AugmentConfig.named("default") == AugmentConfig() and AugmentConfig.named("level5") == AugmentConfig.level5()
     with pytest.raises(InputError, match="exact"):
         AugmentConfig.named("light")
-    with pytest.raises(InputError, match="augment=1"):
-        PairSampler(noise_movie(), patch=16, batch_size=8, augment=1)
+    for split in ("train", "val"):  # a validation sampler refuses it too, although it never augments
+        with pytest.raises(InputError, match="augment=1"):
+            PairSampler(noise_movie(), patch=16, batch_size=8, augment=1, split=split)
 
 
 def test_only_switches_on_one_transform_and_names_the_others_when_misspelt():

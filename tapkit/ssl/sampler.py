@@ -107,12 +107,12 @@ class PairSampler:
         self.device = torch.device(device)
         if isinstance(augment, str):  # a preset name (AUGMENT_PRESETS)
             augment = AugmentConfig.named(augment)
-        if split == "val" or augment is False:
-            augment = AugmentConfig.none()
-        self.cfg = AugmentConfig() if augment is True else augment
-        if not isinstance(self.cfg, AugmentConfig):
+        elif augment is True or augment is False:
+            augment = AugmentConfig() if augment else AugmentConfig.none()
+        if not isinstance(augment, AugmentConfig):
             raise InputError(f"PairSampler: augment={augment!r}; use True / False, a preset name {AUGMENT_PRESETS} "
                              "or an AugmentConfig(...).")
+        self.cfg = AugmentConfig.none() if split == "val" else augment  # validation pairs are never augmented
         self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
