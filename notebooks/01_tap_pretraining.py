@@ -36,7 +36,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 2 min |
-# | cpu (2 cores) | ~6 min (measured on 2 nearly idle cores in bfloat16: 5.8 min, 4.8 of them training; 9.8 min in float32 with augmentations before) |
+# | cpu (2 cores) | ~6 min (measured on 2 nearly idle cores in bfloat16: 5.8-6.2 min, 4.8-5.1 of them training; 9.8 min in float32 with augmentations before) |
 # | gpu | ~10 min |
 
 # %%
@@ -258,22 +258,22 @@ flat = tapkit.normalize(static.images)  # per frame
 print(f"after per-frame normalisation the frames differ by at most {np.abs(flat - flat[0]).max():.1e}")
 
 # %% [markdown]
-# Without per-frame normalisation the network "solves" the task from the brightness alone after 30
-# steps: consecutive frames differ by a few per cent in brightness, a real cue (cpu profile, seeds 0-2
-# with 1 CPU thread: 1.00, 0.91, 0.98). With it, the frames of this static movie are identical up to float32
-# rounding (the last line above: about 3e-6 of the intensity range), so there is nothing to learn: the two
-# logits agree to within a few 1e-7 (seeds 0-2 with 1 thread: 5.8e-7, 6.0e-8, 2.1e-7; seed 0 with the
-# course's 2 threads: 4.2e-7), the level of float rounding, nearly ten thousand times and more closer
-# than for the raw model (5.0e-3, 1.1e-2, 9.7e-3; with 2 threads 1.5e-2). This cell
-# computes in float32 even where the course uses bfloat16 (whose rounding is tens of thousands of times
-# coarser). The model's **accuracy is then no measure of anything**. `argmax` of two logits that are equal up to rounding is
-# decided by the rounding errors, which crops of one frame pair largely share, so the accuracy of each
-# validation frame pair is arbitrary (from 0.04 to 1.00 in our runs) and their mean over the six
-# validation frame pairs of the cpu profile lands anywhere between about 0.3 and 0.7 (seeds 0-2 with 1
-# CPU thread: 0.57, 0.48, 0.55; seed 0 with 2 threads: 0.61; in earlier versions of this training 0.40-0.70). It even changes with
-# the number of CPU threads, which changes the rounding, while the logit gaps stay at the rounding
-# level. So compare the logit gaps, and never trust an accuracy over a few frame pairs. The `smoke`
-# profile trains for 4 steps on a small movie: its accuracies mean little
+# Without per-frame normalisation the network "solves" the task from the brightness alone after 30 steps:
+# consecutive frames differ by a few per cent in brightness, a real cue (cpu profile, seeds 0-2 with 1 CPU
+# thread: 1.00, 0.91, 0.98). With it, the frames of this static movie are identical up to float32 rounding
+# (the last line above: about 3e-6 of the intensity range), so there is nothing to learn: the two logits
+# agree to within a few 1e-7 (seeds 0-2 with 1 thread: 5.8e-7, 6.0e-8, 2.1e-7; seed 0 with the course's 2
+# threads: 4.2e-7), the level of float rounding, nearly ten thousand times and more closer than for the
+# raw model (5.0e-3, 1.1e-2, 9.7e-3; with 2 threads 1.5e-2). This cell computes in float32 even where the
+# course uses bfloat16 (whose rounding is tens of thousands of times coarser). The model's **accuracy is
+# then no measure of anything**. `argmax` of two logits that are equal up to rounding is decided by the
+# rounding errors, which crops of one frame pair largely share, so the accuracy of each validation frame
+# pair is arbitrary (from 0.04 to 1.00 in our runs) and their mean over the six validation frame pairs of
+# the cpu profile lands anywhere between about 0.3 and 0.7 (seeds 0-2 with 1 CPU thread: 0.57, 0.48, 0.55;
+# seed 0 with 2 threads: 0.61; in earlier versions of this training 0.40-0.70). It even changes with the
+# number of CPU threads, which changes the rounding, while the logit gaps stay at the rounding level. So
+# compare the logit gaps, and never trust an accuracy over a few frame pairs. The `smoke` profile trains
+# for 4 steps on a small movie: its accuracies mean little
 # (its raw model is right by a logit gap of only ~1e-5, still far above the ~1e-8 of the per-frame one).
 #
 # Per-frame normalisation (as in the reference code) is what makes TAP look at cells. It is not a
