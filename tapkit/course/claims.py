@@ -40,6 +40,10 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "004-consistency-forgets": ("004", "consistency-only fine-tuning forgets the segmentation"),
 }
 VERDICTS: tuple[Verdict, ...] = ("holds", "fails", "inconclusive")
+RULE = ("Verdict rule: a claim **holds** when the 95 % t-interval of the mean paired difference (winner - other, "
+        "the same split and seed per run) lies above the margin (0 unless the row says otherwise), **fails** when it "
+        "lies below, and is **inconclusive** at this n otherwise (always with one run); a claim of several parts "
+        "holds when every part holds and fails when any part fails.")
 
 
 def combine(verdicts: Sequence[Verdict]) -> Verdict:
@@ -82,17 +86,22 @@ def assess(claim_id: str, winner: Any, other: Any = None, margin: float = 0.0, m
     if record:
         from tapkit.course import results
 
+        results.record("claims", **{claim_id: None})  # replace, not merge: no part or key of an earlier entry stays
         results.record("claims", **{claim_id: entry})
     return entry
 
 
+def _number(x: Any) -> str:
+    return "n/a" if x is None else f"{float(x):+.3f}"  # None: a NaN that went through JSON
+
+
 def _interval(p: Mapping[str, Any]) -> str:
-    return f"{p['mean']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]"
+    return f"{_number(p['mean'])} [{_number(p['low'])}, {_number(p['high'])}]"
 
 
 def format_claim(claim_id: str, entry: Mapping[str, Any]) -> str:
-    """One line: 'claim 001 · <claim>: holds (<measured> +0.08 [+0.04, +0.12], n=3)'."""
-    if "parts" in entry:
+    """One line: 'claim 001 · <claim>: HOLDS (<measured> +0.08 [+0.04, +0.12], n=3)'."""
+    if entry.get("parts"):
         detail = "; ".join(f"{name} {_interval(p)}" for name, p in entry["parts"].items())
     else:
         detail = _interval(entry["difference"])
@@ -102,14 +111,34 @@ def format_claim(claim_id: str, entry: Mapping[str, Any]) -> str:
 
 def scorecard_markdown(claims: Mapping[str, Mapping[str, Any]]) -> str:
     """The scorecard as a markdown table in CLAIMS order (unmeasured claims listed as 'not measured')."""
+    claims = claims or {}
     lines = ["| paper | claim | measured (winner - other: mean [95 % interval]) | runs | verdict |",
              "|---|---|---|---|---|"]
     for claim_id, (paper, claim) in CLAIMS.items():
         e = claims.get(claim_id)
-        if e is None:
-            lines.append(f"| {paper} | {claim} | not measured in this run | | |")
+        if not e:
+            lines.append(f"| {paper} | {claim} | not measured in this run | | not measured |")
             continue
-        detail = ("; ".join(f"{n}: {_interval(p)}" for n, p in e["parts"].items()) if "parts" in e
+        detail = ("; ".join(f"{n}: {_interval(p)}" for n, p in e["parts"].items()) if e.get("parts")
                   else _interval(e["difference"]))
-        lines.append(f"| {paper} | {claim} | {e.get('measured', '')} {detail} | {e['n_runs']} | **{e['verdict']}** |")
+        margins = {p.get("margin", 0.0) for p in (e["parts"].values() if e.get("parts") else [e["difference"]])}
+        margin = "" if margins <= {0.0, None} else f" (margin {', '.join(f'{m:+.3f}' for m in sorted(margins))})"
+        note = f" *{e['note']}*" if e.get("note") else ""
+        cell = f"{e.get('measured', '')}: {detail}{margin}{note}" if e.get("measured") else f"{detail}{margin}{note}"
+        lines.append(f"| {paper} | {claim} | {_cell(cell)} | {e['n_runs']} | **{e['verdict']}** |")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (no line breaks, escaped pipes)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def scorecard_section(claims: "Mapping[str, Mapping[str, Any]] | None", heading: str = "## Claims scorecard") -> str:
+    """The scorecard with its heading and the one-line verdict rule, for summary.md and docs/RESULTS.md."""
+    claims = claims or {}
+    n = sum(1 for c in CLAIMS if claims.get(c))
+    counts = {v: sum(1 for c in CLAIMS if (claims.get(c) or {}).get("verdict") == v) for v in VERDICTS}
+    tally = (f"{n} of {len(CLAIMS)} claims measured in this run: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+             + ".")
+    return "\n".join([heading, "", RULE, "", tally, "", scorecard_markdown(claims), ""])

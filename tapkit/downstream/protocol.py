@@ -74,6 +74,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise InputError(f"paired values need two equal-length lists of runs (same split and seed), got {a.shape} "
                          f"and {b.shape}: run both rows with the same seeds.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise InputError(f"paired values must be finite numbers, got {a.tolist()} and {b.tolist()}: drop the runs "
+                         "without a score (NaN) from both lists, keeping them paired.")
     d = a - b
     n, mean = len(d), float(d.mean())
     if n < 2:
