@@ -12,11 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
+from tapkit.course.claims import scorecard_section
 from tapkit.course.runner import summary_markdown
 
 
 def results_markdown(summary: dict) -> str:
-    """The results page: run, machine and commit first, then the run's notebook table and results."""
+    """The results page: run, machine and commit first, then the claims scorecard, the notebook table and results."""
     machine, params = summary.get("machine", {}), summary.get("params", {})
     total = sum(e.get("seconds", 0.0) for e in summary.get("notebooks", {}).values())
     lines = ["# Measured results", "",
@@ -37,12 +38,13 @@ def results_markdown(summary: dict) -> str:
              f"| device used | {machine.get('device', summary.get('device', '?'))} |",
              f"| software | Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, "
              f"{machine.get('platform', '?')} |", ""]
-    own = {"pretext", "segmentation"}  # sections with their own tables below
+    own = {"pretext", "segmentation", "claims"}  # sections with their own tables (the scorecard first)
     rest = {**summary, "results": {k: v for k, v in summary.get("results", {}).items() if k not in own}}
-    body = summary_markdown(rest).split("\n", 1)[1]  # drop its title: the table above says the same
+    body = summary_markdown(rest, scorecard=False).split("\n", 1)[1]  # drop its title: the table above says the same
     extra = [pretext_markdown(summary.get("results", {}).get("pretext")),
              segmentation_markdown(summary.get("results", {}).get("segmentation"))]
-    return "\n".join(lines) + "\n## Notebooks\n" + body + "".join("\n" + e for e in extra if e)
+    card = scorecard_section(summary.get("results", {}).get("claims"))
+    return ("\n".join(lines) + "\n" + card + "\n## Notebooks\n" + body + "".join("\n" + e for e in extra if e))
 
 
 def pretext_markdown(pretext: "dict | None") -> str:

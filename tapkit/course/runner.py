@@ -291,14 +291,25 @@ def _md_table(rows: dict, title: str) -> list[str]:
     return lines + [""]
 
 
-def summary_markdown(summary: dict) -> str:
-    """The course run as markdown: notebook status table, then one table per results section."""
+def summary_markdown(summary: dict, scorecard: bool = True) -> str:
+    """The course run as markdown: notebook status table, the claims scorecard, then one table per results section.
+
+    scorecard=False leaves the scorecard out (scripts/write_results.py puts it first on its page); the `claims`
+    section is never repeated among the generic results.
+    """
+    from tapkit.course.claims import scorecard_section
+
     lines = [f"# tapkit course run — profile `{summary['profile']}`, device `{summary['device']}`", "",
              "| notebook | status | seconds | error |", "|---|---|---|---|"]
     for name, e in summary["notebooks"].items():
         lines.append(f"| {name} | {e['status']} | {e['seconds']:.1f} | {e.get('error', '')} |".replace("\n", " "))
-    lines += ["", f"Failed: {', '.join(summary.get('failed', [])) or 'none'}", "", "## Results", ""]
+    lines += ["", f"Failed: {', '.join(summary.get('failed', [])) or 'none'}", ""]
+    if scorecard:
+        lines += [scorecard_section(summary["results"].get("claims"))]
+    lines += ["## Results", ""]
     for section, values in summary["results"].items():
+        if section == "claims":
+            continue
         flat = {k: v for k, v in values.items() if not isinstance(v, dict)} if isinstance(values, dict) else {}
         nested = {k: v for k, v in values.items() if isinstance(v, dict)} if isinstance(values, dict) else {}
         if flat:

@@ -1,0 +1,62 @@
+"""The claims scorecard in the reports: first on docs/RESULTS.md (scripts/write_results.py), and in a run's
+summary.md (runner.summary_markdown), never repeated in the generic results below."""
+
+from __future__ import annotations
+
+from tapkit.course import claims
+from tapkit.course.runner import summary_markdown
+
+from test_write_results_pretext import load_script
+
+
+def entry(claim_id: str, winner, other, **kw) -> dict:
+    return claims.assess(claim_id, winner, other, record=False, **kw)
+
+
+def summary(results: dict) -> dict:
+    return {"profile": "cpu", "device": "cpu", "out": "runs/ref", "commit": "abc123",
+            "notebooks": {"02_gradcam": {"status": "ok", "seconds": 12.0}}, "results": results}
+
+
+def run_results() -> dict:
+    return {"gradcam": {"event_enrichment": 2.5, "k": 8},
+            "claims": {"000-gradcam-divisions": entry("000-gradcam-divisions", [0.3, 0.25, 0.4], [0.05, 0.06, 0.04],
+                                                      measured="division fraction, top regions - random regions"),
+                       "001-content-view": entry("001-content-view", [0.8], [0.7])}}
+
+
+def test_results_page_puts_the_scorecard_first_with_the_rule():
+    page = load_script().results_markdown(summary(run_results()))
+    card, machine = page.index("## Claims scorecard"), page.index("| device used |")
+    assert machine < card < page.index("## Notebooks") < page.index("### gradcam")  # right after the run/machine table
+    assert page.count("## Claims scorecard") == 1 and claims.RULE in page
+    assert claims.scorecard_markdown(run_results()["claims"]) in page
+    assert "| 000 | Grad-CAM of the time arrow highlights dividing cells | division fraction" in page
+    assert "| 3 | **holds** |" in page and "| 1 | **inconclusive** |" in page
+
+
+def test_results_page_does_not_repeat_the_claims_in_the_results_dump():
+    page = load_script().results_markdown(summary(run_results()))
+    assert "### claims" not in page and "claims (per entry)" not in page
+    assert page.count("Grad-CAM of the time arrow highlights dividing cells") == 1
+    assert "event_enrichment" in page  # the other sections are still rendered
+
+
+def test_results_page_without_claims_lists_every_claim_as_not_measured():
+    page = load_script().results_markdown(summary({"data": {"n_frames": 24}}))
+    assert "## Claims scorecard" in page and page.count("not measured in this run") == len(claims.CLAIMS)
+    assert f"0 of {len(claims.CLAIMS)} claims measured in this run" in page
+
+
+def test_summary_md_shows_the_scorecard_once():
+    text = summary_markdown(summary(run_results()))
+    assert text.index("| notebook | status |") < text.index("## Claims scorecard") < text.index("## Results")
+    assert claims.RULE in text and text.count("## Claims scorecard") == 1
+    assert "### claims" not in text and "claims (per entry)" not in text
+    assert f"2 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 1 inconclusive." in text
+    assert "### gradcam" in text
+
+
+def test_summary_md_can_leave_the_scorecard_out():
+    text = summary_markdown(summary(run_results()), scorecard=False)
+    assert "Claims scorecard" not in text and "### claims" not in text
