@@ -13,7 +13,7 @@ from tapkit import InputError
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, split_pairs
 from tapkit.downstream.events.experiments import (STRATEGIES, StrategyResult, compare_criteria, compare_strategies,
-                                                  epochs_for, label_budget_curve, run_strategy, scores,
+                                                  label_budget_curve, run_sweep, run_strategy, scores, selected_lrs, steps_for,
                                                   trainable_parameters)
 from tapkit.downstream.events.heads import EventClassifier, LinearHead, ResNetHead
 from tapkit.downstream.events.tables import (PAPER_TABLE2, criteria_table, format_confusion, format_criteria_table,
@@ -22,8 +22,8 @@ from tapkit.plot.events import plot_budget_curve, plot_results
 from tapkit.ssl.tap import TAPNet
 
 S = 16
-ONE = dict(epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1)
-TWO = dict(epochs_linear=2, epochs_resnet=2, epochs_end_to_end=2)
+ONE = dict(steps_linear=4, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr=1e-3)
+TWO = dict(steps_linear=8, steps_resnet=8, steps_end_to_end=8, n_evals=4, lr=1e-3)
 
 
 def toy_pairs(n: int = 120, seed: int = 0) -> tuple[CropPairs, np.ndarray]:
@@ -86,15 +86,14 @@ def test_linear_head_is_one_affine_map_at_inference():
 
 def test_run_strategy_result_fields(data):
     pairs, labels, split, tap = data
-    r = run_strategy("B1", pairs, labels, split, tap, epochs_linear=2, epochs_resnet=2, seed=0, device="cpu")
+    r = run_strategy("B1", pairs, labels, split, tap, steps_resnet=8, n_evals=4, lr=1e-3, seed=0, device="cpu")
     assert isinstance(r, StrategyResult) and r.strategy == "B1"
     assert r.test_logits.shape == (len(split.test), 2) and r.val_logits.shape == (len(split.val), 2)
     np.testing.assert_array_equal(r.test_index, split.test)
     np.testing.assert_array_equal(r.test_labels, labels[split.test])
     assert r.precision.shape == r.recall.shape == (2,) and r.confusion.sum() == len(split.test)
-    assert len(r.history["train_loss"]) == 2 and r.history["val_epoch"] == [2] and r.n_train == len(split.train)
-    tracked = run_strategy("B1", pairs, labels, split, tap, epochs_resnet=2, device="cpu", track_val=True)
-    assert tracked.history["val_epoch"] == [1, 2] and len(tracked.history["val_loss"]) == 2
+    assert len(r.history["train_loss"]) == 8 and r.history["val_step"] == [2, 4, 6, 8] and r.n_train == len(split.train)
+    assert len(r.history["val_f1"]) == 4 and r.history["best_val_f1"] == max(r.history["val_f1"]) and r.lr == 1e-3
     with torch.no_grad():  # the returned model reproduces the test logits from the images
         logits = r.model(torch.as_tensor(pairs.images[split.test])).numpy()
     np.testing.assert_allclose(logits, r.test_logits, atol=2e-3)  # cached features are float16
@@ -103,13 +102,13 @@ def test_run_strategy_result_fields(data):
 def test_frozen_strategies_keep_backbone_weights_end_to_end_changes_them(data):
     pairs, labels, split, tap = data
     before = state(tap)
-    a = run_strategy("A1", pairs, labels, split, tap, epochs_resnet=1, device="cpu")
+    a = run_strategy("A1", pairs, labels, split, tap, device="cpu", **ONE)
     assert same_state(state(tap), before)  # the caller's model is untouched
     assert same_state(state(a.model.encoder.backbone), state(tap.backbone))
     assert a.model.encoder.head is None  # the time-arrow head is not part of the event classifier
-    b = run_strategy("B0", pairs, labels, split, tap, epochs_linear=1, seed=3, device="cpu")
+    b = run_strategy("B0", pairs, labels, split, tap, seed=3, device="cpu", **ONE)
     assert same_state(state(b.model.encoder.backbone), state(tiny_tap(seed=3).backbone))
-    c = run_strategy("C0", pairs, labels, split, tap, epochs_end_to_end=1, seed=3, device="cpu")
+    c = run_strategy("C0", pairs, labels, split, tap, seed=3, device="cpu", **ONE)
     conv = lambda m: m.encoder.backbone.out.weight  # noqa: E731
     assert not torch.equal(conv(c.model), conv(b.model))
 
@@ -124,7 +123,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(data):
 
 def test_a_head_learns_the_toy_task(data):
     pairs, labels, split, tap = data
-    r = run_strategy("C0", pairs, labels, split, tap, epochs_end_to_end=15, lr=1e-2, device="cpu")
+    r = run_strategy("C0", pairs, labels, split, tap, steps_end_to_end=60, n_evals=6, lr=1e-2, device="cpu")
     assert r.recall.min() > 0.7 and r.precision.min() > 0.6
     assert r.history["train_loss"][-1] < r.history["train_loss"][0]
 
@@ -141,19 +140,56 @@ def test_bad_inputs_raise_clear_errors(data):
         run_strategy("B0", pairs, labels, {"train": split.train, "val": [10_000], "test": split.test}, tap)
     with pytest.raises(InputError, match="one class.*criterion"):
         run_strategy("B0", pairs, labels, {"train": [1, 2], "val": [3], "test": [4]}, tap)
-    with pytest.raises(InputError, match="epochs_linear"):
-        run_strategy("B0", pairs, labels, split, tap, epochs_linear=0)
+    with pytest.raises(InputError, match="steps_linear"):
+        run_strategy("B0", pairs, labels, split, tap, steps_linear=0)
+    with pytest.raises(InputError, match="lr_grid"):
+        run_strategy("B0", pairs, labels, split, tap, lr_grid=())
+    with pytest.raises(InputError, match="n_evals"):
+        run_strategy("B0", pairs, labels, split, tap, n_evals=2)
     with pytest.raises(InputError, match="CropPairs"):
         run_strategy("B0", pairs.images, labels, split, tap)
 
 
-def test_epoch_schedule():
-    assert epochs_for("A0") == 10 and epochs_for("B1") == 30  # the paper's schedule
-    sched = dict(epochs_linear=2, epochs_resnet=3, epochs_end_to_end=1)  # the keys of the profiles' heads section
-    assert [epochs_for(s, **sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
-    assert epochs_for("C1", epochs_resnet=4) == 4 and epochs_for("C0", epochs_resnet=4) == 10
+def test_step_schedule():
+    sched = dict(steps_linear=2, steps_resnet=3, steps_end_to_end=1)  # the keys of the profiles' heads section
+    assert [steps_for(s, **sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
+    assert steps_for("C1", steps_resnet=4) == steps_for("C0") == 300 and steps_for("A0") == 500
     with pytest.raises(TypeError):
-        epochs_for("A0", linear=2)  # one spelling only
+        steps_for("A0", linear=2)  # one spelling only
+
+
+def test_steps_are_the_same_at_every_budget(data):
+    pairs, labels, split, tap = data
+    curve_runs = run_sweep([("A0", labels, split_pairs(labels, seed=0, budget=b), 0) for b in (4, 10, 30)], pairs, tap,
+                           "cpu", steps_linear=12, n_evals=4, lr=1e-3)
+    assert [len(r.history["train_loss"]) for r in curve_runs] == [12, 12, 12]  # not epochs: same steps for 4 or 30 pairs
+    assert [r.n_train for r in curve_runs] == [4, 10, 30]
+
+
+def test_best_validation_weights_are_kept(data):
+    """The restored weights are those of the best validation evaluation, not the last step's."""
+    pairs, labels, split, tap = data
+    r = run_strategy("B0", pairs, labels, split, tap, steps_linear=40, n_evals=8, lr=3e-2, device="cpu")
+    best = int(np.argmax(r.history["val_f1"]))
+    assert r.history["best_step"] == r.history["val_step"][best]
+    from tapkit.downstream.events.fit import class1_f1, predict
+    x_val = torch.as_tensor(pairs.images[split.val])
+    assert class1_f1(predict(r.model, x_val, torch.device("cpu")), labels[split.val]) == pytest.approx(
+        r.history["best_val_f1"], abs=0.02)  # features float16 in training: tiny differences
+    assert class1_f1(r.val_logits, labels[split.val]) == r.history["best_val_f1"]
+
+
+def test_lr_is_chosen_on_validation_and_reused_by_later_seeds(data):
+    pairs, labels, split, tap = data
+    grid = (1e-4, 3e-2)
+    runs = run_sweep([("B0", labels, split, s) for s in (0, 1)], pairs, tap, "cpu", steps_linear=20, n_evals=4,
+                     lr_grid=grid)
+    first, second = runs
+    assert set(first.lr_scores) == set(grid) and first.lr == max(grid, key=lambda lr: (first.lr_scores[lr], -lr))
+    assert second.lr == first.lr and second.lr_scores == {}  # the first seed's choice, not a new search
+    assert selected_lrs({"B0": runs}) == {"B0": first.lr}
+    alone = run_strategy("B0", pairs, labels, split, tap, seed=0, device="cpu", steps_linear=20, n_evals=4, lr=first.lr)
+    np.testing.assert_array_equal(alone.test_logits, first.test_logits)  # the selected run is that lr's run
 
 
 # ----------------------------------------------------------------------------- tables
@@ -162,7 +198,8 @@ def test_epoch_schedule():
 def fake_result(labels, preds, name="A1") -> StrategyResult:
     labels, preds = np.asarray(labels), np.asarray(preds)
     logits = np.stack([1 - preds, preds], 1).astype(np.float32)
-    return StrategyResult(name, *scores(labels, logits), logits, labels, logits, labels, np.arange(len(labels)), None, {})
+    return StrategyResult(name, *scores(labels, logits), logits, labels, logits, labels, np.arange(len(labels)), None,
+                          {"converged": True})
 
 
 def test_results_table_means_and_stds():
@@ -198,7 +235,7 @@ def test_compare_and_budget_curve(data):
     np.testing.assert_array_equal(res["A0"][0].test_index, res["B1"][1].test_index)  # one split for all
     assert plot_results(results_table(res)).axes
     curve = label_budget_curve(pairs, labels, tap, budgets=[4, 10], strategies=("A0",), n_runs=2, device="cpu", **ONE)
-    assert curve["n_train"] == [4, 10] and np.shape(curve["A0"]) == (2, 2)
+    assert curve["n_train"] == [4, 10] and np.shape(curve["A0"]) == (2, 2) and curve["converged"]["A0"].shape == (2, 2)
     one = run_strategy("A0", pairs, labels, split_pairs(labels, seed=0, budget=10), tap, seed=1, device="cpu", **ONE)
     assert curve["A0"][1, 1] == f1_score(one.test_labels, one.test_logits.argmax(1))  # budget 10, seed 1
     assert plot_budget_curve(curve).axes

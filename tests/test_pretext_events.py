@@ -28,7 +28,7 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
                         or original(enc, images, *a, **k))
     models = {"tap": build_model("tap", **SMALL), "mim": build_model("mim", **SMALL)}
     results, curves = pretext.compare_pretext(pairs, labels, split, models, baselines=("B0", "B1"), budgets=(8,),
-                                              n_runs=2, seed=0, device="cpu", epochs_linear=1, epochs_resnet=1)
+                                              n_runs=2, seed=0, device="cpu", steps_linear=4, steps_resnet=4, n_evals=4)
     assert list(results) == ["tap · linear", "tap · ResNet", "mim · linear", "mim · ResNet",
                              "random (frozen) · linear", "random (frozen) · ResNet"]
     assert all(len(runs) == 2 for runs in results.values())

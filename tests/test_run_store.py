@@ -12,7 +12,7 @@ from tapkit.downstream.events.experiments import compare_strategies, label_budge
 
 from test_heads import tiny_tap, toy_pairs
 
-TRAIN = dict(epochs_linear=2, epochs_resnet=1, epochs_end_to_end=1)
+TRAIN = dict(steps_linear=6, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +67,15 @@ def test_runs_shared_between_sweeps_of_different_notebooks(tmp_path, data, monke
     assert len(list(tmp_path.glob("*.pt"))) == n_stored and curves["tap · ResNet"].shape == (1, 1)
 
 
-@pytest.mark.parametrize("change", ["seed", "epochs", "lr", "labels", "split", "tap weights", "pairs"])
+@pytest.mark.parametrize("change", ["seed", "steps", "lr", "labels", "split", "tap weights", "pairs"])
 def test_a_run_with_another_recipe_is_trained_not_loaded(tmp_path, data, change):
     pairs, labels, split, tap = data
     compare_strategies(pairs, labels, tap, ("A0",), n_runs=1, device="cpu", split=split, runs_dir=tmp_path, **TRAIN)
     kw = dict(seed=0, split=split, **TRAIN)
     if change == "seed":
         kw["seed"] = 1
-    elif change == "epochs":
-        kw["epochs_linear"] = 3
+    elif change == "steps":
+        kw["steps_linear"] = 8
     elif change == "lr":
         kw["lr"] = 0.05
     elif change == "labels":

@@ -62,12 +62,13 @@ def _part(diff: PairedDifference, margin: float) -> dict[str, Any]:
 
 def assess(claim_id: str, winner: Any, other: Any = None, margin: float = 0.0, measured: str = "",
            parts: "Mapping[str, tuple[Any, Any]] | None" = None, record: bool = True,
-           note: str = "") -> dict[str, Any]:
+           note: str = "", missing: Sequence[str] = ()) -> dict[str, Any]:
     """Verdict of one claim from paired runs: winner (what the paper says is better) vs other, or several parts.
 
     winner, other: per-run scores (same seeds and splits). parts: {name: (winner, other)} for a claim of several
     comparisons (then winner / other are ignored). margin: the winner must beat other by more than this (e.g.
-    -0.05 x reference for "near"). Prints one line; with record, stores results.claims[claim_id].
+    -0.05 x reference for "near"). missing: parts of the claim this run could not measure (then the verdict
+    is at best 'inconclusive'). Prints one line; with record, stores results.claims[claim_id].
     """
     if claim_id not in CLAIMS:
         raise InputError(f"Unknown claim {claim_id!r}. Known claims: {', '.join(CLAIMS)}.")
@@ -76,8 +77,9 @@ def assess(claim_id: str, winner: Any, other: Any = None, margin: float = 0.0, m
         raise InputError(f"assess({claim_id!r}): give the other row's runs (other=...) or parts={{name: (a, b)}}.")
     measured_parts = {name: _part(paired_difference(np.ravel(a), np.ravel(b)), margin) for name, (a, b) in pairs.items()}
     paper, claim = CLAIMS[claim_id]
-    entry = {"paper": paper, "claim": claim, "measured": measured, "verdict": combine([p["verdict"] for p in measured_parts.values()]),
-             "n_runs": min(p["n_runs"] for p in measured_parts.values()), "note": note}
+    verdicts = [p["verdict"] for p in measured_parts.values()] + ["inconclusive"] * len(missing)
+    entry = {"paper": paper, "claim": claim, "measured": measured, "verdict": combine(verdicts),
+             "n_runs": min(p["n_runs"] for p in measured_parts.values()), "note": note, "missing": list(missing)}
     if parts:
         entry["parts"] = measured_parts
     else:
@@ -106,7 +108,9 @@ def format_claim(claim_id: str, entry: Mapping[str, Any]) -> str:
     else:
         detail = _interval(entry["difference"])
     what = f"{entry['measured']} " if entry.get("measured") else ""
-    return f"claim {entry['paper']} · {entry['claim']}: {entry['verdict'].upper()} ({what}{detail}, n={entry['n_runs']})"
+    gaps = f"; not measured: {', '.join(entry['missing'])}" if entry.get("missing") else ""
+    return (f"claim {entry['paper']} · {entry['claim']}: {entry['verdict'].upper()} ({what}{detail}, "
+            f"n={entry['n_runs']}{gaps})")
 
 
 def scorecard_markdown(claims: Mapping[str, Mapping[str, Any]]) -> str:

@@ -17,12 +17,14 @@ DRY_RUN = {
     "evaluation": dict(n_pairs=64),  # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
     "gradcam": dict(n_frames=1),
     "crops": dict(n_pairs=240, event_fraction=0.3),  # enough pairs of each class for every split and budget
-    "heads": dict(n_runs=1, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(32, 64)),
+    "heads": dict(n_runs=1, steps_linear=4, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,),
+                  budgets=(32, 64)),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
     "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
     # notebook 08: one run, the smallest budgets, a few steps (the architecture and crop sizes stay)
-    "segmentation": dict(n_test=4, n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1, "all"), steps_head=2,
-                         steps_end_to_end=1, batch_size=4, pretrain_steps=2, rounds=1, steps_per_epoch=1, real_n_test=4,
+    "segmentation": dict(n_test=4, n_val=3, n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1, "all"), steps_head=4,
+                         steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,), lr_grid_end_to_end=None, batch_size=4,
+                         pretrain_steps=2, rounds=1, steps_per_epoch=1, real_n_test=4, real_n_val=1,
                          real_budgets=(1,), real_end_to_end_budgets=(1,), real_frames=8),
 }
 
@@ -32,24 +34,30 @@ DRY_RUN = {
 SHORT_RUN = {
     "tap": dict(epochs=1, steps_per_epoch=5, val_steps=2),
     "gradcam": dict(n_frames=2),
-    "heads": dict(n_runs=1, epochs_linear=1, epochs_resnet=1, epochs_end_to_end=1, budgets=(50, 200)),
+    "heads": dict(n_runs=1, steps_linear=4, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,),
+                  budgets=(50, 200)),
     "pretext": dict(budgets=(50,)),
     "own": dict(nucleus_frames=1, export_frames=2),
-    "segmentation": dict(n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1,), steps_head=5, steps_end_to_end=3,
-                         pretrain_steps=5, rounds=1, steps_per_epoch=2, real_budgets=(1,), real_end_to_end_budgets=(1,)),
+    "segmentation": dict(n_runs=1, budgets=(1, "all"), end_to_end_budgets=(1,), steps_head=5, steps_end_to_end=4,
+                         n_evals=4, lr_grid=(1e-3,), lr_grid_end_to_end=None, pretrain_steps=5, rounds=1,
+                         steps_per_epoch=2, real_budgets=(1,), real_end_to_end_budgets=(1,)),
 }
 
 
 def segmentation(**sizes) -> dict:
     """Notebook 08's settings: label budgets (frames, or 'all' of the pool), runs, head / end-to-end training
     (keywords of segmentation.experiments.budget_sweep), the Siamese U-Net (paper 004) and the real-data part."""
-    base = dict(n_test=10, budgets=(1, 5, "all"), end_to_end_budgets=(1, "all"), n_runs=2,
-                heads=("linear", "conv"), steps_head=30, steps_end_to_end=40, crop=48, batch_size=8,
-                positive_fraction=0.5, train_missing=False,
+    # the fair protocol (tapkit.downstream.protocol): steps per row kind, the same for every budget; validation
+    # Dice on n_val held-out frames n_evals times per run (best state kept); lr from lr_grid (= protocol.LR_GRID,
+    # the same for every row) chosen on the first seed per row, task and budget; n_runs paired seeds
+    base = dict(n_test=10, n_val=4, budgets=(1, 5, "all"), end_to_end_budgets=(1, "all"), n_runs=3,
+                heads=("linear", "conv"), steps_head=600, steps_end_to_end=200, crop=48, batch_size=8,
+                positive_fraction=0.5, train_missing=False, n_evals=20, lr_grid=(3e-4, 1e-3, 3e-3),
+                lr_grid_end_to_end=None,  # None: lr_grid (a shorter grid for both end-to-end rows alike)
                 # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep the 10x ratio
                 unet=dict(n_depth=2, base_filters=8), pretrain_steps=150, rounds=3, steps_per_epoch=20,
                 lr_segmentation=1e-3, lr_consistency=1e-4, consistency_budget=2, deltas=(1,), kind="dice",
-                real_n_test=5, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"),
+                real_n_test=5, real_n_val=2, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"),
                 real_frames=None)  # frames of the real movie used (None: all; the first N: smoke and dry runs)
     return {**base, **sizes}
 
@@ -76,7 +84,9 @@ PROFILES: dict[str, dict] = {
         "gradcam": dict(n_frames=2, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=400, size=48, event_fraction=0.3),
-        "heads": dict(n_runs=2, epochs_linear=2, epochs_resnet=2, epochs_end_to_end=1, budgets=(32, 64)),
+        # the fair protocol (downstream/protocol.py) at toy sizes: numbers only show that the code runs
+        "heads": dict(n_runs=2, steps_linear=30, steps_resnet=20, steps_end_to_end=8, n_evals=4, lr_grid=(1e-3, 3e-3),
+                      budgets=(32, 64)),
         # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
         # tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel); strategies: the
         # baselines of compare_strategies (frozen random, end to end); budgets: label_budget_curve's
@@ -86,10 +96,12 @@ PROFILES: dict[str, dict] = {
         # features are exported (None: all), event heads on a movie with a lineage: strategies A0/A1
         "own": dict(nucleus_frames=2, export_frames=4, strategies=("A1",)),
         # notebook 08: tiny sweeps; quick tiny pretext models are trained when no checkpoint exists
-        "segmentation": segmentation(n_test=4, budgets=(1, 2, "all"), end_to_end_budgets=(1,), n_runs=2, steps_head=6,
-                                     steps_end_to_end=3, crop=32, batch_size=4, train_missing=True, unet=dict(n_depth=2, base_filters=4),
-                                     pretrain_steps=6, rounds=1, steps_per_epoch=2, real_n_test=4, real_budgets=(1, "all"),
-                                     real_end_to_end_budgets=(1,), real_frames=8),
+        # (smoke: the protocol's code paths with 2 lrs and 4 validation points; nothing converges, numbers mean nothing)
+        "segmentation": segmentation(n_test=4, n_val=3, budgets=(1, 2, "all"), end_to_end_budgets=(1,), n_runs=2,
+                                     steps_head=6, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3, 3e-3), crop=32,
+                                     batch_size=4, train_missing=True, unet=dict(n_depth=2, base_filters=4),
+                                     pretrain_steps=6, rounds=1, steps_per_epoch=2, real_n_test=4, real_n_val=1,
+                                     real_budgets=(1, "all"), real_end_to_end_budgets=(1,), real_frames=8),
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
@@ -105,7 +117,10 @@ PROFILES: dict[str, dict] = {
         "gradcam": dict(n_frames=8, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=3000, size=48, event_fraction=0.0),
-        "heads": dict(n_runs=2, epochs_linear=10, epochs_resnet=10, epochs_end_to_end=3, budgets=(50, 100, 200)),
+        # event heads by the fair protocol: fixed steps per row kind at every budget, best on validation, lr
+        # from one grid chosen on validation (first seed), 3 paired runs
+        "heads": dict(n_runs=3, steps_linear=400, steps_resnet=400, steps_end_to_end=300, n_evals=10,
+                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 200)),
         # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
         "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
@@ -120,7 +135,8 @@ PROFILES: dict[str, dict] = {
         "gradcam": dict(n_frames=8, k=8, inset=48),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=20000, size=48, event_fraction=0.0),
-        "heads": dict(n_runs=10, epochs_linear=10, epochs_resnet=30, epochs_end_to_end=30, budgets=(50, 100, 200, 500, 1000, 2000)),
+        "heads": dict(n_runs=10, steps_linear=2000, steps_resnet=2000, steps_end_to_end=2000, n_evals=20,
+                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 100, 200, 500, 1000, 2000)),
         "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
                         strategies=("B0", "B1", "C0", "C1"), budgets=(50, 200, 1000)),
         "own": dict(nucleus_frames=8, export_frames=None, strategies=("A0", "A1", "B1")),

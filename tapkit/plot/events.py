@@ -135,13 +135,33 @@ def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
     fig, ax = plt.subplots(figsize=(5, 3.4))
     x = np.asarray(curve["n_train"])
     for name, f1 in curve.items():
-        if name in ("budgets", "n_train"):
+        if name in ("budgets", "n_train", "converged", "lr"):
             continue
         f1 = np.asarray(f1)
         mean, std = f1.mean(1), f1.std(1)
         ax.plot(x, mean, "o-", label=f"{name}: {FEATURES[name[0]]}, {HEADS[name[1]]}")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     return style_budget_axes(ax)
+
+
+def plot_val_curves(results: Mapping[str, Sequence[Any]], title: str = "validation F1 during training") -> Any:
+    """Validation class-1 F1 vs optimiser step of every run, one panel per strategy; the kept step is marked."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n, runs in results.items() if runs]
+    fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.4), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for i, r in enumerate(results[name]):
+            h = r.history
+            line, = ax.plot(h["val_step"], h["val_f1"], lw=1, label=f"seed {r.seed}" + ("" if r.converged else " (not converged)"))
+            ax.plot(h["best_step"], h["best_val_f1"], "o", color=line.get_color(), ms=4)
+        ax.set(title=f"{name} (lr {results[name][0].lr:.0e})", xlabel="step")
+        ax.title.set_fontsize(9)
+    axes[0][0].set_ylabel("val F1 (class 1)")
+    axes[0][-1].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------- mistakes (05)

@@ -7,6 +7,13 @@ Strategies (paper Table 2): the letter picks the features, the digit the head.
 For frozen backbones (A, B) the features of every crop are computed once (batched, no gradients,
 stored as float16) and only the head is trained on them; C trains the whole network on the images.
 compare_strategies, label_budget_curve and compare_criteria are three lists of runs for run_sweep.
+
+Every run follows the fair protocol (tapkit.downstream.protocol): a fixed number of optimiser steps per row
+kind (steps_linear, steps_resnet, steps_end_to_end), the same for every label budget; the weights that score
+the best class-1 F1 on the validation split are kept; the Adam learning rate is chosen from one grid
+(lr_grid, the same for every strategy) on validation by the first run of each row (strategy, labels,
+validation pairs) and reused by its other runs (seeds, budgets); `selected_lrs(results)` hands the chosen
+rates to a later sweep (the label budget curve reuses the rates chosen on the full training set).
 """
 
 from __future__ import annotations
@@ -26,15 +33,14 @@ from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
 from tapkit.downstream.events.fit import cached_features, fit, predict
 from tapkit.downstream.events.heads import EventClassifier, make_head
+from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
 from tapkit.runtime import pick_device
 
 STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
 FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
 HEADS = {"0": "linear", "1": "ResNet"}
-PAPER_EPOCHS = {"linear": 10, "resnet": 30}  # the paper's schedule (Table 2 caption)
-# Adam learning rates (the paper gives none): a linear probe on standardised features needs larger
-# steps to converge in a few epochs; anything that trains convolutions uses the usual 1e-3.
-LEARNING_RATES = {"linear": 1e-2, "resnet": 1e-3, "end_to_end": 1e-3}
+PAPER_EPOCHS = {"linear": 10, "resnet": 30}  # the paper's schedule (Table 2 caption), for reference
+DEFAULT_STEPS = {"linear": 500, "resnet": 500, "end_to_end": 300}  # optimiser steps when a sweep gives none
 
 
 @dataclass
@@ -56,6 +62,13 @@ class StrategyResult:
     val_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     seed: int = 0
     n_train: int = 0
+    lr: float = 0.0  # the Adam learning rate it trained with (chosen on validation, or given)
+    lr_scores: dict = field(default_factory=dict)  # {lr: best validation F1} of the grid, when this run chose it
+
+    @property
+    def converged(self) -> bool:
+        """Whether its validation F1 had stopped rising (protocol.converged): the best of its last quarter < +2 %."""
+        return bool(self.history.get("converged", False))
 
     def __repr__(self) -> str:
         p, r = np.round(self.precision, 3).tolist(), np.round(self.recall, 3).tolist()
@@ -108,30 +121,32 @@ def trainable_parameters(model: EventClassifier, kind: str) -> list[nn.Parameter
     return list(model.head.parameters())
 
 
-def epochs_for(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
-               epochs_end_to_end: int | None = None) -> int:
-    """Epochs of a strategy: C uses epochs_end_to_end, else the head's; None = the paper's (10 / 30)."""
+def steps_for(strategy: str, steps_linear: int | None = None, steps_resnet: int | None = None,
+              steps_end_to_end: int | None = None) -> int:
+    """Optimiser steps of a strategy: C uses steps_end_to_end, else its head's; None = DEFAULT_STEPS."""
     kind, head = parse_strategy(strategy)
-    by_head = {"linear": epochs_linear, "resnet": epochs_resnet}[head]
-    n = next((e for e in ((epochs_end_to_end if kind == "C" else None), by_head) if e is not None),
-             PAPER_EPOCHS[head])
-    if int(n) < 1:
-        raise InputError(f"epochs must be at least 1 for strategy {strategy}, got {n} "
-                         "(epochs_linear, epochs_resnet, epochs_end_to_end).")
+    given = steps_end_to_end if kind == "C" else {"linear": steps_linear, "resnet": steps_resnet}[head]
+    n = DEFAULT_STEPS["end_to_end" if kind == "C" else head] if given is None else given
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"steps must be a whole number >= 1 for strategy {strategy}, got {n!r} "
+                         "(steps_linear, steps_resnet, steps_end_to_end).")
     return int(n)
 
 
-def strategy_settings(strategy: str, epochs_linear: int | None = None, epochs_resnet: int | None = None,
-                 epochs_end_to_end: int | None = None, batch_size: int = 32, lr: float | None = None,
-                 track_val: bool = False) -> dict[str, Any]:
-    """The training settings of one run of `strategy`: epochs, Adam learning rate, batch size, track_val.
+def strategy_settings(strategy: str, steps_linear: int | None = None, steps_resnet: int | None = None,
+                      steps_end_to_end: int | None = None, batch_size: int = 32,
+                      lr: "float | Mapping[str, float] | None" = None, lr_grid: Sequence[float] = LR_GRID,
+                      n_evals: int = 10) -> dict[str, Any]:
+    """The training settings of one run of `strategy`: steps, lr (None: chosen from lr_grid), grid, batch, n_evals.
 
-    lr None picks LEARNING_RATES by head (C: end_to_end); epochs None the paper's (epochs_for).
+    lr: one rate for every strategy, {strategy: rate} (e.g. selected_lrs of an earlier sweep), or None.
     """
-    kind, head_kind = parse_strategy(strategy)
-    lr = LEARNING_RATES["end_to_end" if kind == "C" else head_kind] if lr is None else float(lr)
-    return dict(epochs=epochs_for(strategy, epochs_linear, epochs_resnet, epochs_end_to_end), lr=lr,
-                batch_size=int(batch_size), track_val=bool(track_val))
+    if isinstance(lr, Mapping):
+        lr = lr.get(str(strategy).upper())
+    steps = steps_for(strategy, steps_linear, steps_resnet, steps_end_to_end)
+    check_protocol(steps, n_evals, lr_grid if lr is None else (lr,), 1, "heads")
+    return dict(steps=steps, lr=None if lr is None else float(lr), lr_grid=[float(v) for v in lr_grid],
+                batch_size=int(batch_size), n_evals=int(n_evals))
 
 
 # ----------------------------------------------------------------------------- one run
@@ -177,32 +192,54 @@ def _inputs(kind: str, pairs: CropPairs, index: np.ndarray, encoder: nn.Module, 
 
 
 def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | Mapping", tap_model: Any = None,
-                 seed: int = 0, device: "str | torch.device" = "auto", epochs_linear: int | None = None,
-                 epochs_resnet: int | None = None, epochs_end_to_end: int | None = None, batch_size: int = 32,
-                 lr: float | None = None, cache: dict | None = None, track_val: bool = False) -> StrategyResult:
-    """Train one strategy (A0..C1) on split['train'] and evaluate on val and test.
+                 seed: int = 0, device: "str | torch.device" = "auto", cache: dict | None = None,
+                 **train: Any) -> StrategyResult:
+    """Train one strategy (A0..C1) on split['train'] by the protocol; evaluate the best-on-validation weights on test.
 
+    train: strategy_settings keywords (steps_linear, steps_resnet, steps_end_to_end, batch_size, lr, lr_grid,
+    n_evals). lr None: one run per rate of lr_grid, the best validation F1 wins (its scores in .lr_scores).
     cache: a dict shared between calls to reuse frozen features (run_sweep does this).
-    track_val: validation loss/accuracy after every epoch in history (costs time), else after the last.
-    lr: Adam learning rate; None picks LEARNING_RATES by head (C: end_to_end).
     """
     kind, head_kind = parse_strategy(strategy)
-    settings = strategy_settings(strategy, epochs_linear, epochs_resnet, epochs_end_to_end, batch_size, lr, track_val)
+    settings = strategy_settings(strategy, **train)
     lab, sp = check_inputs(pairs, labels, split)
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
-    encoder = make_encoder(kind, tap_model, seed)
-    model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
-    params = trainable_parameters(model, kind)
     index = np.concatenate([sp.train, sp.val, sp.test])
-    x_all = _inputs(kind, pairs, index, encoder, tap_model, seed, device, cache)
-    x_tr, x_val, x_te = torch.split(x_all, [len(sp.train), len(sp.val), len(sp.test)])
-    module = model if kind == "C" else model.head  # frozen backbones: train the head on cached features
-    history, val_logits = fit(module, params, x_tr, lab[sp.train], x_val, lab[sp.val], settings["epochs"], seed,
-                              device, settings["batch_size"], settings["lr"], track_val)
-    test_logits = predict(module, x_te, device)
+    x_all = None
+
+    def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
+        nonlocal x_all
+        encoder = make_encoder(kind, tap_model, seed)
+        model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
+        params = trainable_parameters(model, kind)
+        if x_all is None:
+            x_all = _inputs(kind, pairs, index, encoder, tap_model, seed, device, cache)
+        x_tr, x_val = x_all[:len(sp.train)], x_all[len(sp.train):len(sp.train) + len(sp.val)]
+        module = model if kind == "C" else model.head  # frozen backbones: train the head on cached features
+        history, val_logits = fit(module, params, x_tr, lab[sp.train], x_val, lab[sp.val], settings["steps"], seed,
+                                  device, settings["batch_size"], lr, settings["n_evals"])
+        return model, history, val_logits
+
+    if settings["lr"] is None:
+        lr, (model, history, val_logits), lr_scores = select_lr(train_once, lambda run: run[1]["best_val_f1"],
+                                                                settings["lr_grid"])
+    else:
+        lr, (model, history, val_logits), lr_scores = settings["lr"], train_once(settings["lr"]), {}
+    module = model if kind == "C" else model.head
+    test_logits = predict(module, x_all[len(sp.train) + len(sp.val):], device)
     p, r, f1, cm = scores(lab[sp.test], test_logits)
     return StrategyResult(str(strategy).upper(), p, r, f1, cm, val_logits, lab[sp.val], test_logits, lab[sp.test],
-                          sp.test.copy(), model.cpu().eval(), history, sp.val.copy(), int(seed), len(sp.train))
+                          sp.test.copy(), model.cpu().eval(), history, sp.val.copy(), int(seed), len(sp.train),
+                          float(lr), lr_scores)
+
+
+def selected_lrs(results: "Mapping[str, Sequence[StrategyResult]] | Sequence[StrategyResult]") -> dict[str, float]:
+    """{strategy: the learning rate its first run chose on validation} for a later sweep's lr=..."""
+    runs = [r for rs in results.values() for r in rs] if isinstance(results, Mapping) else list(results)
+    out: dict[str, float] = {}
+    for r in runs:
+        out.setdefault(r.strategy, r.lr)
+    return out
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -210,8 +247,12 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
 
 def run_sweep(jobs: Sequence[tuple[str, np.ndarray, Split, int]], pairs: CropPairs, tap_model: Any,
               device: "str | torch.device" = "auto", desc: str = "runs", runs_dir: "str | Path | None" = None,
-              **train: Any) -> list[StrategyResult]:
+              cache: dict | None = None, **train: Any) -> list[StrategyResult]:
     """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature cache.
+
+    cache: a dict to share frozen features with a later sweep of the same pairs and model (default: a new one).
+    With lr=None the first run of each row (strategy, labels, validation pairs) in job order chooses the learning
+    rate from lr_grid on validation; the row's later runs (other seeds, smaller training budgets) reuse it.
 
     runs_dir: a folder where every run is kept under a key of its whole recipe (run_store.RunStore); a run
     already there (trained by an earlier notebook with the same crops, labels, split, seed and settings)
@@ -220,23 +261,28 @@ def run_sweep(jobs: Sequence[tuple[str, np.ndarray, Split, int]], pairs: CropPai
     for strategy, *_ in jobs:
         if parse_strategy(strategy)[0] == "A" and tap_model is None:
             raise InputError("Strategies A0/A1 need the pretrained TAP model: pass tap_model=...")
-    dev, cache, out = pick_device(device), {}, []
+    dev, cache, out = pick_device(device), {} if cache is None else cache, []
     jobs = [(strategy, *check_inputs(pairs, labels, split), seed) for strategy, labels, split, seed in jobs]
-    for strategy, *_ in jobs:  # bad settings (epochs < 1, ...) fail here, before the first run trains
+    for strategy, *_ in jobs:  # bad settings (steps < 1, an empty lr grid, ...) fail here, before any run trains
         strategy_settings(strategy, **train)
+    chosen: dict[tuple, float] = {}  # lr chosen by the first run of a (strategy, labels, validation split)
     store = None
     if runs_dir is not None:
         from tapkit.downstream.events.run_store import RunStore
 
         store = RunStore(runs_dir, pairs, tap_model, dev, train)
     for strategy, labels, split, seed in tqdm(jobs, desc=desc):
-        path = store.path(strategy, labels, split, seed) if store else None
+        row = (strategy, labels.tobytes(), split.val.tobytes())  # a row: its lr is chosen by its first run
+        settings = dict(train, lr=chosen[row]) if row in chosen else train  # later runs: the first run's lr
+        path = store.path(strategy, labels, split, seed, settings) if store else None
         result = store.load(path) if store else None
         if result is None:
-            cache = {k: v for k, v in cache.items() if k[0] != "B" or k[1] == seed}  # B features: one seed at a time
-            result = run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **train)
+            for k in [k for k in cache if k[0] == "B" and k[1] != seed]:  # B features: one seed at a time
+                del cache[k]
+            result = run_strategy(strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **settings)
             if store:
                 store.save(result, path)
+        chosen.setdefault(row, result.lr)
         out.append(result)
     if store and store.loaded:
         print(f"tapkit: {store.loaded} of {len(jobs)} runs loaded from {runs_dir}: an earlier notebook trained them "
@@ -267,14 +313,23 @@ def compare_strategies(pairs: CropPairs, labels: Any, tap_model: Any = None, str
 def label_budget_curve(pairs: CropPairs, labels: Any, tap_model: Any, budgets: Sequence[int],
                        strategies: Sequence[str] = ("A1", "C1"), n_runs: int = 3, seed: int = 0,
                        device: "str | torch.device" = "auto", split_seed: int = 0, **train: Any) -> dict[str, Any]:
-    """Class-1 F1 on one test set vs number of labelled training pairs: {'budgets', 'n_train', strategy: f1 (B, runs)}."""
+    """Class-1 F1 on one test set vs number of labelled training pairs, same steps at every budget.
+
+    Returns {'budgets', 'n_train', strategy: f1 (B, runs), 'converged': {strategy: (B, runs) bool},
+    'lr': {strategy: (B,) rates}}. Every budget keeps the same validation and test pairs (split_pairs with
+    split_seed); run i of every strategy uses seed + i: the strategies are paired.
+    """
     names = _names(strategies)
     splits = [split_pairs(labels, seed=split_seed, budget=int(b)) for b in budgets]
     jobs = [(s, labels, sp, seed + i) for s in names for sp in splits for i in range(int(n_runs))]
     runs = iter(run_sweep(jobs, pairs, tap_model, device, "label budget", **train))
-    curve: dict[str, Any] = {"budgets": [int(b) for b in budgets], "n_train": [len(s.train) for s in splits]}
+    curve: dict[str, Any] = {"budgets": [int(b) for b in budgets], "n_train": [len(s.train) for s in splits],
+                             "converged": {}, "lr": {}}
     for s in names:
-        curve[s] = np.array([[next(runs).f1[1] for _ in range(int(n_runs))] for _ in splits])  # (B, runs)
+        cells = [[next(runs) for _ in range(int(n_runs))] for _ in splits]  # (B, runs) of StrategyResult
+        curve[s] = np.array([[r.f1[1] for r in rs] for rs in cells])  # (B, runs)
+        curve["converged"][s] = np.array([[r.converged for r in rs] for rs in cells])
+        curve["lr"][s] = np.array([rs[0].lr for rs in cells])
     return curve
 
 

@@ -1,4 +1,4 @@
-"""ONE training loop for event heads and classifiers, and the cache of frozen features.
+"""ONE training loop for event heads and classifiers (the fair protocol: steps, best on validation), frozen features.
 
 fit() trains any module on inputs: a head on cached features (N, 2, F, S, S) for frozen backbones,
 or a whole EventClassifier on images (N, 2, S, S) when everything is trained end to end.
@@ -6,7 +6,8 @@ or a whole EventClassifier on images (N, 2, S, S) when everything is trained end
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import copy
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,31 +18,6 @@ from tqdm.auto import tqdm
 from tapkit.downstream.events.crops import CropPairs
 from tapkit.downstream.events.heads import EventClassifier
 from tapkit.runtime import autocast, pick_device
-
-
-def _batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 64) -> None:
-    """Recompute every trainable BatchNorm's running statistics for the final weights, on inputs x.
-
-    The running averages collected during training mix statistics of old weights; after a short
-    fine-tuning they can be far off and the model then predicts one class in eval mode.
-    """
-    norms = [m for m in _batchnorms(module) if m.training or any(p.requires_grad for p in m.parameters())]
-    if not norms or len(x) < 2:
-        return
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # exact average over the batches below
-    module.train()
-    for i in range(0, len(x) - 1, batch_size):
-        with autocast(device):
-            module(x[i:i + batch_size].to(device).float())
-    for m in norms:
-        m.momentum = 0.1
 
 
 @torch.inference_mode()
@@ -74,11 +50,11 @@ def cached_features(cache: dict | None, key: Any, encoder: nn.Module, pairs: Cro
     return feats[torch.as_tensor(np.searchsorted(have, index), device=feats.device)]
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled index batches; a last batch of one sample is dropped (batch norm needs two)."""
-    perm = torch.randperm(n, generator=generator)
-    out = list(perm.split(batch_size))
-    return out[:-1] if len(out) > 1 and len(out[-1]) == 1 else out
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches of shuffled epochs, endlessly; a last batch of one sample is dropped (batch norm needs two)."""
+    while True:
+        out = list(torch.randperm(n, generator=generator).split(batch_size))
+        yield from (out[:-1] if len(out) > 1 and len(out[-1]) == 1 else out)
 
 
 @torch.inference_mode()
@@ -92,34 +68,46 @@ def predict(module: nn.Module, inputs: torch.Tensor, device: torch.device, batch
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
-def fit(module: nn.Module, params: Sequence[nn.Parameter], x: torch.Tensor, y: np.ndarray, x_val: torch.Tensor,
-        y_val: np.ndarray, epochs: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3,
-        track_val: bool = False) -> tuple[dict, np.ndarray]:
-    """Adam on `params` + cross-entropy for `epochs`; returns the history and the final validation logits.
+def class1_f1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """F1 of class 1 (event) of argmax predictions (sklearn): the validation metric of every event run."""
+    from sklearn.metrics import f1_score
 
-    module maps x (N, ...) to logits (N, 2); params: what the optimiser sees (the strategy decides).
-    track_val: evaluate on the validation set after every epoch (else only after the last one).
+    return float(f1_score(labels, np.asarray(logits).argmax(1), labels=[1], average="macro", zero_division=0))
+
+
+def fit(module: nn.Module, params: Sequence[nn.Parameter], x: torch.Tensor, y: np.ndarray, x_val: torch.Tensor,
+        y_val: np.ndarray, steps: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3,
+        n_evals: int = 10) -> tuple[dict, np.ndarray]:
+    """Adam on `params` + cross-entropy for `steps` steps, keeping the weights that score best on validation.
+
+    module maps x (N, ...) to logits (N, 2); params: what the optimiser sees (the strategy decides). The class-1
+    F1 on (x_val, y_val) is computed at protocol.eval_steps(steps, n_evals); the best state (ties: the earlier)
+    is restored at the end. Returns the history (train_loss per step, val_step, val_f1, val_loss, best_step,
+    converged) and the validation logits of the restored weights.
     """
+    from tapkit.downstream.protocol import converged, eval_steps
+
     module.to(device)
     opt = torch.optim.Adam(list(params), lr=lr)
     gen, yt = torch.Generator().manual_seed(int(seed)), torch.as_tensor(y, device=device)
-    hist: dict[str, list[float]] = {"train_loss": [], "val_epoch": [], "val_loss": [], "val_accuracy": []}
-    for epoch in range(epochs):
+    hist: dict[str, Any] = {"train_loss": [], "val_step": [], "val_f1": [], "val_loss": []}
+    evals, batches, best = set(eval_steps(steps, n_evals)), _batches(len(x), batch_size, gen), (-1.0, None, None, 0)
+    for step in range(1, int(steps) + 1):
         module.train()
-        losses = []
-        for b in _batches(len(x), batch_size, gen):
-            with autocast(device):
-                loss = F.cross_entropy(module(x[b.to(x.device)].to(device).float()).float(), yt[b.to(device)])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        hist["train_loss"].append(float(np.mean(losses)))
-        if not track_val and epoch < epochs - 1:
-            continue
-        recalibrate_batchnorm(module, x, device)  # running statistics of the current weights
-        val = predict(module, x_val, device)
-        hist["val_epoch"].append(epoch + 1)
-        hist["val_loss"].append(float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val))))
-        hist["val_accuracy"].append(float((val.argmax(1) == y_val).mean()))
-    return hist, val
+        b = next(batches)
+        with autocast(device):
+            loss = F.cross_entropy(module(x[b.to(x.device)].to(device).float()).float(), yt[b.to(device)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        hist["train_loss"].append(loss.item())
+        if step in evals:
+            val = predict(module, x_val, device)  # eval mode: the running batch-norm statistics of these weights
+            hist["val_step"].append(step)
+            hist["val_f1"].append(class1_f1(val, y_val))
+            hist["val_loss"].append(float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val))))
+            if hist["val_f1"][-1] > best[0]:
+                best = (hist["val_f1"][-1], copy.deepcopy(module.state_dict()), val, step)
+    module.load_state_dict(best[1])
+    hist.update(best_step=best[3], best_val_f1=best[0], converged=converged(hist["val_f1"]))
+    return hist, best[2]

@@ -25,11 +25,13 @@ def row_name(features: str, strategy: str) -> str:
 
 
 def compare_pretext(pairs: CropPairs, labels: np.ndarray, split: Split, models: Mapping[str, Any],
-                    baselines: Sequence[str] = ("B0", "B1", "C1"), budgets: Sequence[int] = (), n_runs: int = 2,
+                    baselines: Sequence[str] = ("B0", "B1", "C1"), budgets: Sequence[int] = (), n_runs: int = 3,
                     seed: int = 0, device: Any = "auto", **train: Any) -> tuple[dict, dict]:
     """({row: [StrategyResult] * n_runs}, curves {'n_train', row: class-1 F1 (budgets, runs)}).
 
     models: {task name: pretrained model}; its first one (TAP) gives the baselines their architecture.
+    Jobs go seed by seed, the full training set first: with lr=None each row's first run (seed, full set) chooses
+    the learning rate and its budget runs reuse it (run_sweep), as in notebook 04.
     """
     splits = [split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets]  # same val / test as split
     results: dict[str, list[StrategyResult]] = {}
@@ -57,12 +59,15 @@ def pretext_table(results: Mapping[str, Sequence[StrategyResult]]) -> dict[str, 
 
 def format_pretext_table(table: Mapping[str, Mapping], steps: Mapping[str, Any] | None = None) -> str:
     """One text table: class-1 precision, recall and F1 (mean ± std) per features · head, with training steps."""
-    head = f"{'features · head':<28}{'steps':>7}  {'precision 1':<13}{'recall 1':<13}{'F1 1':<13}"
+    head = f"{'features · head':<28}{'steps':>7}  {'precision 1':<13}{'recall 1':<13}{'F1 1':<13}lr"
     lines = [head, "-" * len(head)]
     for name, row in table.items():
         n = (steps or {}).get(name.split(" · ")[0], "-")
         cells = "".join(f"{row[m][1]:.2f}±{row[m + '_std'][1]:.2f}".ljust(13) for m in ("precision", "recall", "f1"))
-        lines.append(f"{name:<28}{str(n if n is not None else '?'):>7}  {cells}")
+        mark = "" if row.get("converged", True) else f" *{row['unconverged_runs']}"
+        lines.append(f"{name + mark:<28}{str(n if n is not None else '?'):>7}  {cells}{row.get('lr', 0):.0e}")
+    if any(not row.get("converged", True) for row in table.values()):
+        lines.append("* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 Notebooks 03, 04, 07 and 09 train some of the same runs: A0/A1 on the size-either labels in 03 and 04,
 the TAP heads and the baselines in 04 and 07, A0/A1/B1 in 04 and 09 on the course movie. A run is kept
-under a key made of everything its numbers depend on (strategy, seed, epochs, learning rate, batch size,
+under a key made of everything its numbers depend on (strategy, seed, steps, learning rate or grid, batch size,
 the crop pairs, labels and split, the TAP weights or the random encoder's architecture, the device type
 and the training code); a later sweep with the same key loads it instead of training it again. On a
 CPU the same seed gives the same numbers, so a loaded run is exactly what training again would give
@@ -60,20 +60,22 @@ class RunStore:
                            architecture=json.dumps(getattr(tap_model, "config", None) or {}, sort_keys=True, default=str))
         self._tap_weights: str | None = None
 
-    def key(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> str:
-        """The run's key: a hash of everything its numbers depend on."""
+    def key(self, strategy: str, labels: np.ndarray, split: Split, seed: int,
+            train: "Mapping[str, Any] | None" = None) -> str:
+        """The run's key: a hash of everything its numbers depend on (train: this run's settings, else the sweep's)."""
         kind = experiments.parse_strategy(strategy)[0]
         if kind == "A" and self._tap_weights is None:
             self._tap_weights = weights_fingerprint(self.tap_model)
         recipe = dict(self.common, strategy=str(strategy).upper(), seed=int(seed),
-                      settings=experiments.strategy_settings(strategy, **self.train),
+                      settings=experiments.strategy_settings(strategy, **(self.train if train is None else train)),
                       data=fingerprint(labels, split.train, split.val, split.test),
                       weights=self._tap_weights if kind == "A" else None)  # B, C: a seeded init of the architecture
         return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]
 
-    def path(self, strategy: str, labels: np.ndarray, split: Split, seed: int) -> Path:
+    def path(self, strategy: str, labels: np.ndarray, split: Split, seed: int,
+             train: "Mapping[str, Any] | None" = None) -> Path:
         """Where the run with this recipe is kept: <runs_dir>/<strategy>_<key>.pt."""
-        return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed)}.pt"
+        return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed, train)}.pt"
 
     def load(self, path: Path) -> "experiments.StrategyResult | None":
         """The run stored at `path` (from `self.path`), or None (missing or unreadable: it is trained again)."""
@@ -97,7 +99,8 @@ def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
     kind = experiments.parse_strategy(result.strategy)[0]
     trained = result.model if kind == "C" else result.model.head
     return dict({k: getattr(result, k) for k in RESULT_ARRAYS}, strategy=result.strategy, seed=result.seed,
-                n_train=result.n_train, history=result.history, weights=trained.state_dict())
+                n_train=result.n_train, history=result.history, weights=trained.state_dict(), lr=result.lr,
+                lr_scores=result.lr_scores)
 
 
 def restore(saved: Mapping[str, Any], tap_model: Any) -> "experiments.StrategyResult":
@@ -108,4 +111,5 @@ def restore(saved: Mapping[str, Any], tap_model: Any) -> "experiments.StrategyRe
     experiments.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
     (model if kind == "C" else model.head).load_state_dict(saved["weights"])
     return experiments.StrategyResult(saved["strategy"], *(saved[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
-                                      saved["history"], saved["val_index"], saved["seed"], saved["n_train"])
+                                      saved["history"], saved["val_index"], saved["seed"], saved["n_train"],
+                                      saved.get("lr", 0.0), saved.get("lr_scores", {}))

@@ -44,7 +44,8 @@ def results_table(results: Mapping[str, Sequence[StrategyResult]]) -> dict[str, 
     for name, runs in results.items():
         if not runs:
             continue
-        row: dict[str, Any] = {"n_runs": len(runs)}
+        row: dict[str, Any] = {"n_runs": len(runs), "converged": all(r.converged for r in runs), "lr": runs[0].lr,
+                               "unconverged_runs": sum(not r.converged for r in runs)}
         for metric in ("precision", "recall", "f1"):
             row[metric], row[f"{metric}_std"] = _mean_std(np.array([getattr(r, metric) for r in runs]))  # (runs, 2)
         table[name] = row
@@ -56,9 +57,9 @@ def _pm(mean: float, std: float) -> str:
 
 
 def format_results(table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | None = PAPER_TABLE2) -> str:
-    """Table 2 as text: mean ± std per class, with the paper's numbers in brackets."""
+    """Table 2 as text: mean ± std per class (paper's numbers in brackets), the lr chosen, * = a run not converged."""
     cols = [("precision", 0), ("recall", 0), ("precision", 1), ("recall", 1)]
-    head = f"{'group':<6}{'feature':<18}{'head':<8}" + "".join(f"{m[:4]} {c:<19}" for m, c in cols)
+    head = f"{'group':<6}{'feature':<18}{'head':<8}" + "".join(f"{m[:4]} {c:<19}" for m, c in cols) + "lr"
     lines = [head, "-" * len(head)]
     for name, row in table.items():
         kind, h = name[0], HEADS.get(name[1], "?")
@@ -68,7 +69,10 @@ def format_results(table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | 
             if paper and name in paper:
                 cell += f" ({_pm(paper[name][m][c], paper[name][f'{m}_std'][c])})"
             cells.append(f"{cell:<24}")
-        lines.append(f"{name:<6}{FEATURES.get(kind, '?'):<18}{h:<8}" + "".join(cells))
+        mark = "" if row.get("converged", True) else f" *{row['unconverged_runs']}"
+        lines.append(f"{name + mark:<6}{FEATURES.get(kind, '?'):<18}{h:<8}" + "".join(cells) + f"{row.get('lr', 0):.0e}")
+    if any(not row.get("converged", True) for row in table.values()):
+        lines.append("* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)")
     if paper:
         lines.append("(in brackets: Chen et al. 2024, Table 2, 10 runs on their HeLa-like movie)")
     return "\n".join(lines)
