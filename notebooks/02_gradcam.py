@@ -62,7 +62,7 @@ real_crop = None  # side of a centre crop of the real frames in px (None: 256 on
 # %%
 import numpy as np
 import matplotlib.pyplot as plt
-import tapkit, tapkit.course, tapkit.course.results
+import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
 from tapkit.explain import gradcam as gc
 from tapkit.plot import EVENT_COLORS
 from tapkit.plot import frames as viewer
@@ -139,12 +139,26 @@ ax.set(xlabel="pair start t", ylabel="enrichment of divisions", title=f"mean {re
 ax.legend();
 
 # %% [markdown]
-# **Read the number with its sample size.** Which model ran is printed above (your model from notebook 01,
-# the shipped checkpoint, or a quick one). Under the `smoke` profile the movie is small (128 x 128 px)
-# and only 2 pairs are scored, so a handful of divisions decide the score: smoke numbers check that
-# the code runs and **mean nothing about TAP**, whichever model ran. With the `cpu` or `gpu` profile
-# the movie is larger, more pairs are averaged and the top regions should hold clearly more divisions
-# than chance, the quantitative version of the paper's Fig. 2.
+# Paper 000 claims that Grad-CAM of the time arrow highlights dividing cells. The course tests it on the
+# frame pairs above, one paired number per pair: the fraction of division pixels inside the top-k regions
+# minus the same fraction in the random regions of that pair (`frac_top - frac_random` of
+# `event_enrichment`). The rule decides from the 95 % interval of the mean difference over the pairs:
+
+# %%
+scored = [p for p in res["per_pair"] if np.isfinite(p["frac_top"]) and np.isfinite(p["frac_random"])]
+gradcam_claim = tapkit.course.claims.assess(
+    "000-gradcam-divisions", [p["frac_top"] for p in scored], [p["frac_random"] for p in scored],
+    measured=f"division-pixel fraction of the top-{k} Grad-CAM regions - of random regions ({inset} px boxes), "
+             f"paired over {len(scored)} analysed frame pairs of the simulated movie (n = frame pairs)")
+
+# %% [markdown]
+# **Read the verdict with its sample size.** Which model ran is printed above (your model from notebook 01,
+# the shipped checkpoint, or a quick one), and `n` in the verdict line is the number of frame pairs
+# scored. Under the `smoke` profile the movie is small (128 x 128 px) and only 2 pairs are scored, so a
+# handful of divisions decide the score: smoke numbers check that the code runs and **mean nothing about
+# TAP**, whichever model ran. The `cpu` and `gpu` profiles score more pairs of a larger movie; whether the
+# top regions then hold more divisions than random ones is the verdict line above, the quantitative
+# version of the paper's Fig. 2.
 #
 # **Region size matters.** The score compares pixel fractions, so a region much larger than a cell
 # dilutes every hit with its neighbours, and one smaller than a cell misses half of it. The profiles use
@@ -282,6 +296,7 @@ tapkit.course.results.record("gradcam", event_enrichment=res["enrichment"], hit_
 #   unchanged structures cancel and irreversible changes stand out.
 # - The top-k regions, shown in both frames, make the maps easy to check by eye (paper 001, Fig. 2).
 # - The enrichment score makes the check quantitative: top regions vs random regions of the same size.
-#   A TAP model that has learned something biological puts its top regions on dividing cells.
+#   Whether this model puts its top regions on dividing cells is the verdict of section 4, paired over
+#   the analysed frame pairs.
 #
 # **Next:** notebook 03 uses the dense TAP features themselves to recognise divisions and deaths.

@@ -46,15 +46,15 @@ if "google.colab" in sys.modules:
     subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
-profile = "auto"  # sizes crop pairs and head epochs (used if notebook 04's heads are not there): "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
+profile = "auto"  # sizes crop pairs and head training (used if notebook 04's heads are not there): "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
 data = "simulated"  # a dataset name ("simulated", "hela-subset") or the path of an annotated movie
 seed = 0  # one number fixes crops, splits and (if trained here) head weights
 device = "auto"  # "auto", "cpu", "cuda" or "mps"
 out_dir = "runs/latest"  # the run folder: reads 01's TAP checkpoint and 04's heads, writes results.json
 channel = None  # the channel to use of a multi-channel TIFF in `data` (None: single-channel data)
 crops_n_pairs = None  # number of crop pairs cut from the movie (None: from the profile)
-heads_epochs_linear = None  # epochs for the linear head (None: from the profile)
-heads_epochs_resnet = None  # epochs for the ResNet head (None: from the profile)
+heads_steps_linear = None  # optimiser steps for the linear head (None: from the profile)
+heads_steps_resnet = None  # optimiser steps for the ResNet head (None: from the profile)
 n_mistakes = 8  # how many confident mistakes to show per gallery
 
 # %%
@@ -83,9 +83,10 @@ print(crops.format_table(crops.dataset_table({"size-either": labels}, split)))
 # %% [markdown]
 # ## 2 · The ResNet head (A1) and the linear head (A0) of notebook 04
 #
-# Both heads sit on the same frozen TAP features; only the head was trained. Notebook 04 saved them in
-# the run folder; if it has not been run with these settings (data, seed, sizes, TAP model), they are
-# trained here -- the line below says which. The confusion matrix on the test split is the analogue of
+# Both heads sit on the same frozen TAP features; only the head was trained. Notebook 04 saved its runs in
+# the run folder and we take the first (seed `seed`); if it has not been run with these settings (data,
+# seed, sizes, training, TAP model), the profile's runs are trained here and saved for notebook 06 -- the
+# line below says which. The confusion matrix on the test split is the analogue of
 # the paper's Table 3 (rows: actual, columns: predicted).
 
 # %%

@@ -215,7 +215,7 @@ def results_file(tmp_path, monkeypatch):
 def test_assess_prints_the_verdict_and_records_it(results_file, capsys):
     entry = claims.assess("001-tap-beats-random", [0.8, 0.82, 0.81], [0.6, 0.62, 0.6], measured="class-1 F1, A1 - B1")
     line = capsys.readouterr().out
-    assert line.startswith("claim 001 · frozen TAP features beat frozen random features: HOLDS (class-1 F1, A1 - B1 +0.203")
+    assert line.startswith("claim 001 · frozen TAP features beat frozen random features: HOLDS (class-1 F1, A1 - B1: +0.203")
     assert "n=3)" in line
     stored = json.loads(results_file.read_text())["claims"]["001-tap-beats-random"]
     assert stored == results.to_jsonable(entry)
@@ -338,3 +338,11 @@ def test_scorecard_section_has_heading_rule_and_tally():
     assert text.startswith("## Claims scorecard\n\n" + claims.RULE)
     assert f"1 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 0 inconclusive." in text
     assert claims.scorecard_markdown({"001-content-view": entry}) in text
+
+
+def test_scorecard_names_the_parts_a_run_could_not_measure():
+    entry = claims.assess("001-a1-best", None, parts={"A1 - A0": ([0.8, 0.82, 0.81], [0.6, 0.62, 0.6])},
+                          missing=["A1 - C1"], record=False)
+    assert entry["verdict"] == "inconclusive"  # a part not measured: at best inconclusive
+    row = next(r for r in claims.scorecard_markdown({"001-a1-best": entry}).splitlines() if "best class-1" in r)
+    assert "A1 - A0: +0.203 [" in row and "not measured: A1 - C1" in row and "**inconclusive**" in row

@@ -107,7 +107,7 @@ def format_claim(claim_id: str, entry: Mapping[str, Any]) -> str:
         detail = "; ".join(f"{name} {_interval(p)}" for name, p in entry["parts"].items())
     else:
         detail = _interval(entry["difference"])
-    what = f"{entry['measured']} " if entry.get("measured") else ""
+    what = f"{entry['measured']}: " if entry.get("measured") else ""
     gaps = f"; not measured: {', '.join(entry['missing'])}" if entry.get("missing") else ""
     return (f"claim {entry['paper']} · {entry['claim']}: {entry['verdict'].upper()} ({what}{detail}, "
             f"n={entry['n_runs']}{gaps})")
@@ -128,6 +128,7 @@ def scorecard_markdown(claims: Mapping[str, Mapping[str, Any]]) -> str:
         margins = {p.get("margin", 0.0) for p in (e["parts"].values() if e.get("parts") else [e["difference"]])}
         margin = "" if margins <= {0.0, None} else f" (margin {', '.join(f'{m:+.3f}' for m in sorted(margins))})"
         note = f" *{e['note']}*" if e.get("note") else ""
+        note = (f"; not measured: {', '.join(e['missing'])}" if e.get("missing") else "") + note
         cell = f"{e.get('measured', '')}: {detail}{margin}{note}" if e.get("measured") else f"{detail}{margin}{note}"
         lines.append(f"| {paper} | {claim} | {_cell(cell)} | {e['n_runs']} | **{e['verdict']}** |")
     return "\n".join(lines)
