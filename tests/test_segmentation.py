@@ -100,9 +100,9 @@ def test_budgets_pick_the_requested_frames_deterministically(movie):
 def test_heads_on_frozen_features_leave_the_backbone_unchanged(movie):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4)
+    m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4, 2)
     results = experiments.budget_sweep({"tap": model}, movie, {"nuclei": m}, split, budgets=(1,), heads=("linear", "conv"),
-                                       n_runs=1, steps_head=3, crop=32, batch_size=2)["nuclei"]
+                                       n_runs=1, steps_head=4, n_evals=4, lr_grid=(1e-3,), crop=32, batch_size=2)["nuclei"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert [r.row for r in results] == ["tap · linear", "tap · conv"]
     assert all(0 <= r.scores["dice"] <= 1 for r in results)
@@ -113,7 +113,7 @@ def test_a_head_learns_nuclei_from_features():
     target = (rng.random((4, 32, 32)) > 0.5).astype(np.uint8)
     feats = torch.from_numpy(np.stack([target * 2.0 - 1, rng.normal(size=target.shape)], 1)).float()  # (4, 2, 32, 32)
     head = heads.make_head("linear", 2, seed=0)
-    losses = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1)
+    losses = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1).losses
     assert losses[-1] < losses[0]
     probs = fit.predict_dense(head, feats, [3])
     assert metrics.dice(probs[0] > 0.5, target[3]) > 0.95

@@ -74,15 +74,16 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
 
     Frozen features of `model` (and of a random encoder of its architecture) with the conv head, the
     model fine-tuned and a U-Net from scratch, at the profile's `real_*` label budgets (the settings
-    notebook 08 uses for real frames: `cfg.segmentation`), the last `real_n_test` frames as test set.
+    notebook 08 uses for real frames: `cfg.segmentation`), the last `real_n_test` frames as test set and
+    `real_n_val` validation frames (best step and lr, experiments' fair protocol).
     """
     from tapkit.downstream.segmentation import experiments, heads, masks
 
     s = cfg.segmentation
     movie = segmentation_frames(cfg, movie)  # all, or the first few (smoke and dry runs)
-    split = masks.split_frames(len(movie.images), s["real_n_test"])  # named error when the movie is too short
+    split = masks.split_frames(len(movie.images), s["real_n_test"], s["real_n_val"])  # named error when too short
     sources = {task: model, "random (frozen)": heads.fresh_encoder(model, cfg.seed)}
-    train = {k: s[k] for k in ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction")}
+    train = {k: s[k] for k in experiments.TRAIN_KEYS}
     tables = {}
     for name in masks.tasks_for(movie):
         runs = experiments.budget_sweep(sources, movie, {name: masks.task_masks(movie, name)}, split,

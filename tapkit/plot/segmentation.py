@@ -119,3 +119,30 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> An
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_val_curves(results: Sequence[Any], budget: "int | str", rows: "Sequence[str] | None" = None) -> Any:
+    """Validation Dice vs optimiser step at one budget: one panel per row (default: the first row of each kind —
+    linear head, conv head, each end-to-end row), one line per run, a dot at the restored (best) step."""
+    import matplotlib.pyplot as plt
+
+    at = [r for r in results if str(r.budget) == str(budget) and len(r.val_curve)]
+    if rows is None:
+        kinds: dict[str, str] = {}
+        for r in at:
+            kinds.setdefault(r.row.split(" · ")[-1] if " · " in r.row else r.row, r.row)
+        rows = list(kinds.values())
+    rows = [row for row in rows if any(r.row == row for r in at)]
+    fig, axes = plt.subplots(1, max(1, len(rows)), figsize=(3.3 * max(1, len(rows)), 2.9), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        for r in (r for r in at if r.row == row):
+            line, = ax.plot(r.val_steps, r.val_curve, lw=1, label=f"seed {r.seed}" + ("" if r.converged else " *"))
+            ax.plot([r.best_step], [r.val_curve[r.val_steps.index(r.best_step)]], "o", ms=3, color=line.get_color())
+        lr = next(r.lr for r in at if r.row == row)
+        ax.set_title(f"{row} (budget {budget}, lr {lr:.0e})", fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("validation Dice")
+    fig.tight_layout()
+    return fig

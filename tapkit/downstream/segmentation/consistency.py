@@ -93,7 +93,7 @@ def train_variant(net: nn.Module, variant: str, images: torch.Tensor, masks: np.
     for r in range(int(rounds)):
         for e in range(n_seg):
             hist["segmentation"] += fit_dense(net, [], images, masks, labelled, steps_per_epoch, crop, batch_size,
-                                              seed=int(rng.integers(2**31)), device=device, optimizer=opt_seg)
+                                              seed=int(rng.integers(2**31)), device=device, optimizer=opt_seg).losses
         for e in range(n_cons):
             hist["consistency"] += consistency_epoch(net, opt_cons, images, unlabelled, steps_per_epoch, crop,
                                                      batch_size, deltas, kind, rng, device)

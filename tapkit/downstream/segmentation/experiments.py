@@ -5,14 +5,23 @@
     end to end:  a pretrained encoder + conv head fine-tuned on the images ('<task> fine-tuned'), or the same
                  architecture newly initialised per run ('from scratch', the supervised baseline)
 
+The fair protocol (tapkit.downstream.protocol), the same for every row:
+    - `steps_head` optimiser steps for every head, `steps_end_to_end` for every fine-tuned / from-scratch
+      network, whatever the budget (the curve measures labels, not steps);
+    - validation Dice on the split's `val` frames at eval_steps(steps, n_evals); the best state is restored;
+    - the learning rate chosen on validation from `lr_grid` (LR_GRID: the same grid for every row) per
+      (row, task, budget) on the FIRST seed; that run is run 1 and the other seeds reuse its lr (a grid per
+      seed would cost len(grid) x more for little: the lr is a property of the row and budget, not the seed);
+    - n_runs seeds seed, seed+1, ...; run i of every row at a (task, budget) trains on the SAME labelled frames
+      (pick_frames with seed + i), so two rows are compared per seed (`paired`).
 Every run is scored on the same consecutive test frames: Dice and IoU pooled over them, and object
-precision / recall / F1 of connected components. Rows are '<source> · <head>'; runs use seeds seed, seed+1, ...
+precision / recall / F1 of connected components. Rows are '<source> · <head>'.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,18 +29,22 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from tapkit.data.movie import InputError
-from tapkit.downstream.segmentation.fit import feature_inputs, fit_dense, frame_inputs, predict_dense
+from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
+from tapkit.downstream.segmentation.fit import DenseFit, feature_inputs, fit_dense, frame_inputs, predict_dense
 from tapkit.downstream.segmentation.heads import HEADS, SegmentationNet, fresh_encoder, make_head
-from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, pick_frames
+from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, check_validation, pick_frames
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
 
-LEARNING_RATES = {"linear": 1e-2, "conv": 1e-3, "end to end": 1e-3}  # Adam; none are given by the papers
 SCRATCH = "from scratch"
+END_TO_END = "end to end"
+# the profile's segmentation keys a sweep takes (budget_sweep's **train)
+TRAIN_KEYS = ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction", "n_evals", "lr_grid",
+              "lr_grid_end_to_end")
 
 
 @dataclass
 class DenseResult:
-    """One trained run: row name, budget, seed, labelled frames and its test scores."""
+    """One trained run: row name, budget, seed, labelled frames, its test scores and how it was trained."""
 
     row: str
     budget: "int | str"
@@ -39,6 +52,12 @@ class DenseResult:
     frames: np.ndarray
     scores: dict[str, float] = field(default_factory=dict)
     example: "np.ndarray | None" = None  # (Y, X) probabilities of the middle test frame, for figures
+    lr: float = float("nan")  # the learning rate chosen on validation for this (row, task, budget)
+    steps: int = 0  # optimiser steps trained
+    val_steps: list = field(default_factory=list)
+    val_curve: list = field(default_factory=list)  # validation Dice at val_steps
+    best_step: int = 0  # the restored step
+    converged: bool = False  # protocol.converged(val_curve)
 
 
 def evaluate(probs: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -57,58 +76,88 @@ def check_budgets(budgets: Sequence["int | str"], masks: np.ndarray, split: Fram
 
 
 def _settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
-    """fit_dense keywords for a head kind or 'end to end' from the sweep's settings."""
-    steps = train.get("steps_end_to_end" if kind == "end to end" else "steps_head", 100)
-    return {"steps": int(steps), "crop": int(train.get("crop", 64)), "batch_size": int(train.get("batch_size", 8)),
-            "lr": float(train.get(f"lr_{kind.replace(' ', '_')}", LEARNING_RATES[kind])),
-            "positive_fraction": float(train.get("positive_fraction", 0.5))}
+    """fit_dense keywords and the lr grid for a head kind or END_TO_END from the sweep's settings (checked)."""
+    steps = int(train.get("steps_end_to_end" if kind == END_TO_END else "steps_head", 100))
+    grid = tuple(train.get("lr_grid_end_to_end" if kind == END_TO_END and train.get("lr_grid_end_to_end") else "lr_grid",
+                           LR_GRID))
+    n_evals = int(train.get("n_evals", 20))
+    check_protocol(steps, n_evals, grid, 1, f"segmentation ({kind})")
+    return {"steps": steps, "crop": int(train.get("crop", 64)), "batch_size": int(train.get("batch_size", 8)),
+            "positive_fraction": float(train.get("positive_fraction", 0.5)), "n_evals": n_evals, "lr_grid": grid}
+
+
+def run_cell(row: str, budget: "int | str", make: Callable[[int], tuple[nn.Module, Any]], inputs: torch.Tensor,
+             masks: np.ndarray, split: FrameSplit, n_runs: int, seed: int, device: Any,
+             settings: Mapping[str, Any]) -> list[DenseResult]:
+    """The n_runs runs of one (row, budget): lr from the grid on validation with the first seed (that run is run 1),
+    reused for seeds seed+1, ...; each run trains on pick_frames(pool, budget, its seed) and keeps its best step.
+
+    make(seed) -> (module, its trainable parameters), the same initialisation for the same seed.
+    """
+    kw = {k: v for k, v in settings.items() if k != "lr_grid"}
+
+    def train(s: int, lr: float) -> tuple[nn.Module, np.ndarray, DenseFit]:
+        frames = pick_frames(split.pool, budget, s, masks)
+        module, params = make(s)
+        return module, frames, fit_dense(module, params, inputs, masks, frames, lr=lr, seed=s, device=device,
+                                         val_frames=split.val, **kw)
+
+    lr, first, _ = select_lr(lambda lr: train(seed, lr), lambda run: run[2].best_score, settings["lr_grid"])
+    runs = [first] + [train(seed + i, lr) for i in range(1, int(n_runs))]
+    out, test = [], masks[split.test]
+    for i, (module, frames, fit) in enumerate(runs):
+        probs = predict_dense(module, inputs, split.test, device)
+        out.append(DenseResult(row, budget, seed + i, frames, evaluate(probs, test), probs[len(probs) // 2].astype(np.float16),
+                               lr, len(fit.losses), fit.val_steps, fit.val_curve, fit.best_step, fit.converged))
+    return out
 
 
 def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: FrameSplit, budgets: Sequence,
-                 heads: Sequence[str] = HEADS, n_runs: int = 2, seed: int = 0, device: Any = "cpu",
+                 heads: Sequence[str] = HEADS, n_runs: int = 3, seed: int = 0, device: Any = "cpu",
                  **train: Any) -> list[DenseResult]:
-    """New heads on one source's cached features (T, F, Y, X) for every budget, head and run."""
-    out, test = [], masks[split.test]
-    jobs = [(b, h, seed + i) for b in budgets for i in range(int(n_runs)) for h in heads]
-    for budget, head_kind, s in tqdm(jobs, desc=name, leave=False):
-        frames = pick_frames(split.pool, budget, s, masks)
-        head = make_head(head_kind, features.shape[1], s)
-        fit_dense(head, head.parameters(), features, masks, frames, seed=s, device=device, **_settings(head_kind, train))
-        probs = predict_dense(head, features, split.test, device)
-        out.append(DenseResult(f"{name} · {head_kind}", budget, s, frames, evaluate(probs, test),
-                               probs[len(probs) // 2].astype(np.float16)))
+    """New heads on one source's cached features (T, F, Y, X) for every budget and head (run_cell each)."""
+    check_validation(masks, split)
+    out = []
+    for budget, head_kind in tqdm([(b, h) for b in budgets for h in heads], desc=name, leave=False):
+        make = lambda s, k=head_kind: (lambda h: (h, h.parameters()))(make_head(k, features.shape[1], s))
+        out += run_cell(f"{name} · {head_kind}", budget, make, features, masks, split, n_runs, seed, device,
+                        _settings(head_kind, train))
     return out
 
 
 def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks: np.ndarray, split: FrameSplit,
-                     budgets: Sequence, n_runs: int = 2, seed: int = 0, pretrained: bool = True, device: Any = "cpu",
+                     budgets: Sequence, n_runs: int = 3, seed: int = 0, pretrained: bool = True, device: Any = "cpu",
                      **train: Any) -> list[DenseResult]:
     """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run."""
-    out, test = [], masks[split.test]
-    for budget in budgets:
-        for i in tqdm(range(int(n_runs)), desc=name, leave=False):
-            s = seed + i
-            frames = pick_frames(split.pool, budget, s, masks)
-            start = encoder if pretrained else fresh_encoder(encoder, s)
-            net = SegmentationNet(start, make_head("conv", encoder.n_features, s))
-            fit_dense(net, net.trainable(), images, masks, frames, seed=s, device=device, **_settings("end to end", train))
-            probs = predict_dense(net, images, split.test, device)
-            out.append(DenseResult(name, budget, s, frames, evaluate(probs, test), probs[len(probs) // 2].astype(np.float16)))
+    check_validation(masks, split)
+    settings = _settings(END_TO_END, train)
+
+    def make(s: int) -> tuple[nn.Module, Any]:
+        net = SegmentationNet(encoder if pretrained else fresh_encoder(encoder, s), make_head("conv", encoder.n_features, s))
+        return net, net.trainable()
+
+    out = []
+    for budget in tqdm(list(budgets), desc=name, leave=False):
+        out += run_cell(name, budget, make, images, masks, split, n_runs, seed, device, settings)
     return out
 
 
 def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[str, np.ndarray], split: FrameSplit,
                  budgets: Sequence, heads: Sequence[str] = HEADS, end_to_end: Mapping[str, "nn.Module | None"] | None = None,
-                 end_to_end_budgets: Sequence | None = None, n_runs: int = 2, seed: int = 0, device: Any = "cpu",
+                 end_to_end_budgets: Sequence | None = None, n_runs: int = 3, seed: int = 0, device: Any = "cpu",
                  **train: Any) -> dict[str, list[DenseResult]]:
     """{task: runs} for targets {task: masks (T, Y, X)}: frozen heads on each model's features (computed once for
     all tasks), then end-to-end rows ({row: pretrained model, or None = from scratch, the first model's architecture}).
 
-    All budgets of all tasks are checked before any training.
+    All budgets, the validation frames of all tasks and the protocol's settings are checked before any training.
     """
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
-    for m in targets.values():
+    for kind in [*heads, *([END_TO_END] if end_to_end else [])]:
+        _settings(kind, train)
+    check_protocol(1, 4, (1e-3,), n_runs, "segmentation")  # n_runs
+    for task, m in targets.items():
         check_budgets([*budgets, *(e2e_budgets if end_to_end else [])], m, split)
+        check_validation(m, split, task)
     out: dict[str, list[DenseResult]] = {task: [] for task in targets}
     for name, model in models.items():
         features = feature_inputs(model, movie, device)  # (T, F, Y, X) once per source
@@ -125,14 +174,19 @@ def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[s
 
 
 def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {metric: mean, metric_std: std, 'n_frames': labelled frames}}} over the runs."""
+    """{row: {budget: {metric: mean, metric_std: std, 'n_frames', 'n_runs', 'lr', 'steps', 'converged'}}} over runs.
+
+    'converged' is True only when every run of the cell converged; 'lr' is the cell's lr chosen on validation.
+    """
     runs: dict[str, dict[str, list[DenseResult]]] = {}
     for r in results:
         runs.setdefault(r.row, {}).setdefault(str(r.budget), []).append(r)
     table: dict[str, dict[str, dict[str, float]]] = {}
     for row, by_budget in runs.items():
         for budget, rs in by_budget.items():
-            cell = {"n_frames": int(np.mean([len(r.frames) for r in rs]))}
+            cell = {"n_frames": int(np.mean([len(r.frames) for r in rs])), "n_runs": len(rs),
+                    "lr": float(rs[0].lr), "steps": int(max(r.steps for r in rs)),
+                    "converged": bool(all(r.converged for r in rs))}
             for metric in rs[0].scores:
                 values = np.array([r.scores[metric] for r in rs])
                 cell[metric], cell[f"{metric}_std"] = float(values.mean()), float(values.std())
@@ -141,14 +195,55 @@ def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[st
 
 
 def format_table(table: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Sequence[str] = ("dice", "object_f1")) -> str:
-    """Text table: one line per row and budget, mean ± std of `metrics`."""
-    head = f"{'features · head':<30}{'budget':>7}{'frames':>7}  " + "".join(f"{m:<14}" for m in metrics)
-    lines = [head, "-" * len(head)]
+    """Text table: one line per row and budget, mean ± std of `metrics`, the chosen lr; '*' marks a cell with a run
+    that did not converge (footnote below the table)."""
+    head = f"{'features · head':<30}{'budget':>7}{'frames':>7}  " + "".join(f"{m:<14}" for m in metrics) + f"{'lr':>8}"
+    lines, starred = [head, "-" * len(head)], False
     for row, by_budget in table.items():
         for budget, c in by_budget.items():
             cells = "".join(f"{c[m]:.3f}±{c[m + '_std']:.3f}".ljust(14) for m in metrics)
-            lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}")
+            mark = "" if c.get("converged", True) else "*"
+            starred |= bool(mark)
+            lr = f"{c['lr']:.0e}" if np.isfinite(c.get("lr", np.nan)) else "-"
+            lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}{lr:>8}{mark}")
+    if starred:
+        lines.append("* at least one run of this cell had not converged (its best validation Dice still rose by >= 2 % "
+                     "in the last quarter of its steps): more steps would change it.")
     return "\n".join(lines)
+
+
+def paired(results: "Sequence[DenseResult] | Mapping[str, Sequence[DenseResult]]", row_a: str, row_b: str,
+           budget: "int | str", task: "str | None" = None, metric: str = "dice",
+           budget_b: "int | str | None" = None) -> tuple[list[float], list[float]]:
+    """Per-seed aligned test scores (a_runs, b_runs) of two rows at a budget (row_b at budget_b if given), for claims.
+
+    results: one task's runs, or {task: runs} with `task`. Only seeds both rows ran are kept, in seed order.
+    """
+    if isinstance(results, Mapping):
+        if task not in results:
+            raise InputError(f"paired: task={task!r} is not among the results' tasks {sorted(results)}.")
+        results = results[task]
+    budget_b = budget if budget_b is None else budget_b
+    by = [{r.seed: r.scores[metric] for r in results if r.row == row and str(r.budget) == str(b)}
+          for row, b in ((row_a, budget), (row_b, budget_b))]
+    for (row, b), runs in zip(((row_a, budget), (row_b, budget_b)), by):
+        if not runs:
+            raise InputError(f"paired: no runs of row {row!r} at budget {b!r}; rows: {sorted({r.row for r in results})}.")
+    seeds = sorted(set(by[0]) & set(by[1]))
+    if not seeds:
+        raise InputError(f"paired: rows {row_a!r} and {row_b!r} share no seed; run both with the same seeds.")
+    return [by[0][s] for s in seeds], [by[1][s] for s in seeds]
+
+
+def more_labels_check(table: Mapping[str, Mapping[str, Mapping[str, float]]], tol: float = 0.02,
+                      metric: str = "dice") -> dict[str, tuple[float, float, bool]]:
+    """Per row: (mean at its smallest budget, mean at its largest, largest >= smallest - tol): more labels never hurt."""
+    out = {}
+    for row, by_budget in table.items():
+        cells = sorted(by_budget.values(), key=lambda c: c["n_frames"])
+        lo, hi = cells[0][metric], cells[-1][metric]
+        out[row] = (lo, hi, bool(hi >= lo - tol))
+    return out
 
 
 def examples(results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str") -> dict[str, np.ndarray]:
@@ -172,6 +267,7 @@ def budget_to_reach(table: Mapping[str, Mapping[str, Mapping[str, float]]], refe
 
 
 def record_entries(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames}}} for results.record('segmentation')."""
-    keep = ("dice", "dice_std", "iou", "object_f1", "object_f1_std", "n_frames")
-    return {row: {b: {k: c[k] for k in keep} for b, c in by_budget.items()} for row, by_budget in table.items()}
+    """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames, n_runs, lr, steps, converged}}} for
+    results.record('segmentation')."""
+    keep = ("dice", "dice_std", "iou", "object_f1", "object_f1_std", "n_frames", "n_runs", "lr", "steps", "converged")
+    return {row: {b: {k: c[k] for k in keep if k in c} for b, c in by_budget.items()} for row, by_budget in table.items()}

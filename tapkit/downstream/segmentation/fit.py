@@ -4,10 +4,17 @@ inputs are (T, C, Y, X) per frame: cached frozen features (C = F, a head learns)
 images (C = 1, a whole network learns). Each step draws `batch_size` crops from the labelled frames;
 a `positive_fraction` of them is centred on a random positive pixel (divisions cover ~1 % of the
 pixels: without this most crops hold none). Loss: binary cross-entropy + soft-Dice loss.
+
+With `val_frames` (whole frames held out of training and test, masks.split_frames' `val`), the
+validation Dice (binary at 0.5, pooled over the frames: the test metric) is measured at
+protocol.eval_steps(steps, n_evals); the best state is kept (ties: the earlier) and restored at the end.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from tapkit.data.movie import InputError, Movie
-from tapkit.downstream.segmentation.metrics import soft_dice_loss
+from tapkit.downstream.protocol import converged, eval_steps
+from tapkit.downstream.segmentation.metrics import dice, soft_dice_loss
 from tapkit.runtime import autocast
 from tapkit.ssl.features import embed, prepare_frames
 
@@ -84,27 +92,64 @@ def check_fit_args(inputs: torch.Tensor, masks: np.ndarray, frames: np.ndarray, 
         raise InputError(f"crop={crop} px is larger than the frames {masks.shape[-2:]}; use a smaller crop.")
 
 
+@dataclass
+class DenseFit:
+    """One fit_dense run: losses per step and, with validation frames, the validation Dice curve and the best step."""
+
+    losses: list[float]
+    val_steps: list[int] = field(default_factory=list)  # the steps after which validation ran
+    val_curve: list[float] = field(default_factory=list)  # validation Dice at those steps
+    best_step: int = 0  # the step whose weights were restored (0: no validation, the last weights)
+    best_score: float = math.nan  # validation Dice of the restored weights
+    converged: bool = False  # protocol.converged(val_curve)
+
+
+def validation_dice(module: nn.Module, inputs: torch.Tensor, masks: np.ndarray, frames: Sequence[int],
+                    device: "torch.device | str" = "cpu") -> float:
+    """Dice of the binary prediction (p >= 0.5) on whole `frames`, pooled over them: the protocol's validation metric."""
+    return dice(predict_dense(module, inputs, frames, device) >= 0.5, np.asarray(masks)[list(frames)])
+
+
 def fit_dense(module: nn.Module, params: Sequence[nn.Parameter], inputs: torch.Tensor, masks: np.ndarray,
               frames: np.ndarray, steps: int, crop: int = 64, batch_size: int = 8, lr: float = 1e-3,
               positive_fraction: float = 0.5, seed: int = 0, device: "torch.device | str" = "cpu",
-              optimizer: "torch.optim.Optimizer | None" = None, progress: bool = False) -> list[float]:
-    """Adam on `params` with segmentation_loss on random crops of the labelled `frames`; returns the losses."""
+              optimizer: "torch.optim.Optimizer | None" = None, progress: bool = False,
+              val_frames: "Sequence[int] | None" = None, n_evals: int = 20) -> DenseFit:
+    """Adam on `params` with segmentation_loss on random crops of the labelled `frames`.
+
+    With val_frames: validation Dice at eval_steps(steps, n_evals), the best state restored at the end.
+    """
     frames = np.asarray(frames, dtype=np.int64)
     check_fit_args(inputs, masks, frames, crop)
+    val = [] if val_frames is None else [int(t) for t in val_frames]
+    if val and (set(val) & set(frames.tolist()) or min(val) < 0 or max(val) >= len(masks)):
+        raise InputError(f"validation frames {val} must be frames of the movie that are not labelled for training "
+                         f"({frames.tolist()}): hold them out of the pool (masks.split_frames(..., n_val)).")
     device = torch.device(device)
     module.to(device).train()
     opt = optimizer if optimizer is not None else torch.optim.Adam(list(params), lr=lr)
     rng, mask_t = np.random.default_rng(int(seed)), torch.from_numpy(np.asarray(masks, np.uint8))
-    losses = []
-    for _ in tqdm(range(int(steps)), desc="fit", disable=not progress, leave=False):
+    checks = set(eval_steps(steps, n_evals)) if val else set()
+    run, best_state = DenseFit([]), None
+    for step in tqdm(range(1, int(steps) + 1), desc="fit", disable=not progress, leave=False):
         x, m = crop_batch(inputs, mask_t, crop_origins(masks, frames, crop, batch_size, positive_fraction, rng), crop, device)
         with autocast(device):
             loss = segmentation_loss(module(x).float(), m)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-    return losses
+        run.losses.append(loss.item())
+        if step in checks:
+            score = validation_dice(module, inputs, masks, val, device)
+            module.train()
+            run.val_steps.append(step)
+            run.val_curve.append(score)
+            if best_state is None or score > run.best_score:  # ties keep the earlier state
+                run.best_step, run.best_score, best_state = step, score, copy.deepcopy(module.state_dict())
+    if best_state is not None:
+        module.load_state_dict(best_state)
+        run.converged = converged(run.val_curve)
+    return run
 
 
 @torch.inference_mode()

@@ -5,8 +5,12 @@
                                             (mother in mitosis, daughters just after; paper 000's task)
 
 Frames are split once into a contiguous block of test frames at the end (consecutive, so temporal
-consistency can be measured on them) and a pool of training frames before it; a label budget picks
-`budget` frames of the pool, the same ones for the same seed.
+consistency can be measured on them), `n_val` validation frames spread evenly over the frames before it
+(model selection: best step and learning rate), and the pool of training frames (the rest); a label
+budget picks `budget` frames of the pool, the same ones for the same seed. The validation frames are
+labelled too, separately from every budget: at "1 labelled frame" a run has also seen n_val validation
+masks, the same for every budget and row, so a budget counts training frames only. That is the honest
+cost of model selection, and it is the same for every compared row.
 """
 
 from __future__ import annotations
@@ -47,18 +51,39 @@ def check_masks(masks: Any, images: np.ndarray, what: str = "masks") -> np.ndarr
 
 @dataclass(frozen=True)
 class FrameSplit:
-    """Training pool and test frames of one movie (indices into its frames, sorted)."""
+    """Training pool, validation and test frames of one movie (indices into its frames, sorted, disjoint)."""
 
-    pool: np.ndarray  # (P,) frames that may be labelled
+    pool: np.ndarray  # (P,) frames that may be labelled for training
+    val: np.ndarray  # (V,) validation frames (model selection), spread over the frames before the test block
     test: np.ndarray  # (N,) consecutive test frames at the end
 
 
-def split_frames(n_frames: int, n_test: int) -> FrameSplit:
-    """The last `n_test` frames for testing (consecutive), the frames before them as the labelling pool."""
-    if not 1 <= int(n_test) < int(n_frames) - 1:
+def split_frames(n_frames: int, n_test: int, n_val: int = 0) -> FrameSplit:
+    """The last `n_test` frames for testing (consecutive), `n_val` validation frames evenly spread over the frames
+    before them (so validation sees early and late frames, as training does), the remaining frames as the pool."""
+    n_frames, n_test = int(n_frames), int(n_test)
+    if not 1 <= n_test < n_frames - 1:
         raise InputError(f"n_test={n_test} test frames must be >= 1 and leave at least 2 of the {n_frames} frames "
                          "for training; lower n_test (the profile's segmentation['n_test']) or use a longer movie.")
-    return FrameSplit(np.arange(n_frames - n_test), np.arange(n_frames - n_test, n_frames))
+    before = n_frames - n_test
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 0 <= n_val <= before - 2:
+        raise InputError(f"n_val={n_val!r} validation frames must be a whole number from 0 to {before - 2}: the "
+                         f"{before} frames before the test block must keep at least 2 for training; lower n_val "
+                         "(the profile's segmentation['n_val'] / ['real_n_val']) or use a longer movie.")
+    val = np.unique(((np.arange(n_val) + 0.5) * before / max(n_val, 1)).astype(np.int64)) if n_val else np.zeros(0, np.int64)
+    return FrameSplit(np.setdiff1d(np.arange(before), val), val, np.arange(before, n_frames))
+
+
+def check_validation(masks: np.ndarray, split: FrameSplit, task: str = "") -> None:
+    """InputError, before training, if there are no validation frames or none of them has a positive pixel."""
+    what = f"task {task!r}: " if task else ""
+    if len(split.val) == 0:
+        raise InputError(f"{what}no validation frames: the protocol selects the step and learning rate on "
+                         "validation, so split with n_val >= 1 (the profile's segmentation['n_val']).")
+    if not np.asarray(masks)[split.val].any():
+        raise InputError(f"{what}none of the {len(split.val)} validation frames {split.val.tolist()} has a positive "
+                         "pixel (e.g. no division), so validation Dice cannot rank runs: raise n_val (the profile's "
+                         "segmentation['n_val'] / ['real_n_val']) or use a movie with more events.")
 
 
 def budget_size(budget: "int | str", pool_size: int) -> int:
