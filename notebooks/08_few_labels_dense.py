@@ -37,7 +37,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | 6.5-10 min measured on 2 cores shared with several other jobs (a few minutes on idle cores) |
-# | cpu (2 cores) | ~3 min measured (168-197 s, bfloat16) with the shipped checkpoints (pretext tasks without one are skipped) |
+# | cpu (2 cores) | not yet measured with the fair protocol (issue 22); estimated 15-25 min from the measured step costs (was ~3 min with 30-40 steps per run and no selection) |
 # | gpu | not yet measured (its settings run end to end at tiny sizes on a CPU in the course's dry-run test) |
 
 # %%
@@ -216,7 +216,8 @@ if "nuclei" in tables and "all" in tables["nuclei"].get(experiments.SCRATCH, {})
         print("claim 002-mim-quarter-labels: skipped (no mim model in this profile)")
 else:
     reach = {}
-    print("no 'all' budget for the from-scratch baseline in this profile: the 95 % budget is not computed")
+    print("no 'all' budget for the from-scratch baseline in this profile: the 95 % budget and claim "
+          "002-mim-quarter-labels are not computed")
 more_labels = {task: experiments.more_labels_check(tables[task]) for task in TASKS}
 for task, rows_ in more_labels.items():
     print(f"{task}: more labels never hurt (largest budget >= smallest - 0.02 Dice):")
