@@ -134,7 +134,7 @@ ece_claim = tapkit.course.claims.assess(
     [rep["test_ece_after"] for rep in per_run.values()],
     measured=f"test ECE before - after temperature scaling ({confidence} confidence, {n_bins} bins, T fitted on "
              f"validation), paired over {len(per_run)} runs (A0 and A1, {len(all_runs['A0'])} seeds each)",
-    note="the class-1 ECE is at least |mean P(event) - event rate|, which a temperature barely moves (notebook 06, section 4)")
+    note="the class-1 ECE is at least |mean P(event) - event rate|, an offset a temperature does not target (notebook 06, section 4)")
 
 # %% [markdown]
 # Before and after, for the first run of both heads, like the paper's Fig. 5 (left: before, right:
@@ -163,9 +163,10 @@ plot_cal.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["t
 #    all pairs at once: ECE >= |mean P(event) - event rate| (the triangle inequality). The heads were
 #    trained on a **balanced** set (half of the pairs hold an event), but validation and test keep the
 #    movie's own event rate (printed below). Where that rate is not one half, the head's P(event) is
-#    biased towards the training rate almost everywhere, and dividing the logits by T cannot fix that:
-#    T > 1 pulls every probability towards 0.5, T < 1 pushes it away from 0.5, neither moves the mean of
-#    P(event) to the event rate. The cell prints this floor before and after T.
+#    biased towards the training rate almost everywhere, and dividing the logits by T is not made for
+#    that: T > 1 pulls every probability towards 0.5, T < 1 pushes it away from 0.5; the mean of P(event)
+#    moves only as a side effect of the spread, and T is chosen for the NLL, not for that mean. The cell
+#    prints this floor before and after T.
 #
 # The last lines print, for these runs, which of the three applies.
 
@@ -204,11 +205,11 @@ print(f"1. class balance: validation and test event rates differ by {abs(event_r
       + ("not the explanation." if same_balance else "T is fitted on a split with another balance."))
 print(f"2. noise: in {noisy} of {n} runs the ECE changed by less than 2 bootstrap standard deviations.")
 print(f"3. offset: in {offset_bound} of {n} runs at least half of the ECE left after temperature scaling is the "
-      f"floor |mean P(event) - event rate|, which no temperature removes (mean floor after T "
+      f"floor |mean P(event) - event rate|, an offset that T does not target (mean floor after T "
       f"{np.mean([f['floor_after'] for f in finding]):.3f}, mean ECE after T {np.mean([f['after'] for f in finding]):.3f}).")
 
 # %% [markdown]
-# What fixes the offset is not a temperature but a shift. Bayes' rule gives it without fitting anything:
+# What targets the offset is a shift of the logits, not a temperature. Bayes' rule gives it without fitting anything:
 # add log-odds(event rate in use) - log-odds(event rate in training) to the event logit
 # (`cal.prior_shift`). We take the event rate of the validation split, then fit T on the shifted logits,
 # and compare the test ECE of the three versions of the first run of each head.
@@ -305,9 +306,9 @@ tapkit.course.results.record("calibration_finding", n_runs=n, val_event_rate=eve
 # - Temperature scaling fits one number on the validation split; it never changes the predicted
 #   class (so precision and recall stay). Whether it lowers the test ECE here is the verdict of section
 #   3, paired over every run of both heads.
-# - The class-1 ECE is never below |mean P(event) - event rate|. A head trained on balanced data
-#   over-predicts rare events, an offset that a temperature cannot remove; section 4 measures how much of
-#   the ECE it is, and a prior shift (Bayes' rule) is the fix to try.
+# - The class-1 ECE is never below |mean P(event) - event rate|. A head trained on balanced data is
+#   biased towards an event rate of one half, an offset that a temperature does not target; section 4
+#   measures how much of the ECE it is, and a prior shift (Bayes' rule) is the fix to try.
 # - Calibrated probabilities let a person plan a review: how much to check and how many events will
 #   be missed.
 #
