@@ -65,7 +65,7 @@ import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
 from tapkit.course.config import training_steps
 from tapkit.data.movie import normalize
 from tapkit.data.simulate import simulate_two_channel
-from tapkit.downstream.events import criteria, crops, pretext as pretext_events
+from tapkit.downstream.events import criteria, crops, experiments, pretext as pretext_events
 from tapkit.plot import pretext as pretext_plots
 from tapkit.ssl import contrastive, mim
 from tapkit.ssl.pretext import build_model
@@ -177,7 +177,7 @@ pretext_plots.plot_feature_maps(frame, maps);
 # %%
 split = crops.split_pairs(labels, seed=cfg.seed)
 print(crops.format_table(crops.dataset_table({criterion: labels}, split)))
-schedule = {k: v for k, v in cfg.heads.items() if k != "budgets"}  # n_runs, steps_*, n_evals, lr_grid
+schedule = experiments.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid (not budgets, real_*)
 results, curves = pretext_events.compare_pretext(event_pairs, labels, split, models, cfg.pretext["strategies"],
                                                  cfg.pretext["budgets"], seed=cfg.seed, device=cfg.device,
                                                  runs_dir=cfg.out_dir / "event_runs", **schedule)

@@ -241,7 +241,7 @@ if annotations == "lineage":
     pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)
     labels = criteria.label_pairs(pairs, "size-either")
     split = crops.split_pairs(labels, seed=cfg.seed)
-    schedule = {k: v for k, v in cfg.heads.items() if k != "budgets"}
+    schedule = experiments.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid
     results = experiments.compare_strategies(pairs, labels, model, strategies=cfg.own["strategies"], seed=cfg.seed,
                                              device=cfg.device, split=split, runs_dir=cfg.out_dir / "event_runs",
                                              **schedule)

@@ -188,6 +188,14 @@ def check_heads(r: dict) -> None:
     for name, entry in r["heads"].items():
         for key in ("precision", "recall", "precision_std", "recall_std"):
             assert len(entry[key]) == 2 and all(_number(v) for v in entry[key]), (name, key)
+        assert entry["n_runs"] == profiles.PROFILES["smoke"]["heads"]["n_runs"] and entry["lr"] in \
+            profiles.PROFILES["smoke"]["heads"]["lr_grid"], (name, entry)
+    # every claim of notebook 04 has a computed verdict from the paired runs
+    for claim in ("001-a1-best", "001-resnet-beats-linear", "001-tap-beats-random", "001-tap-beats-end-to-end"):
+        entry = r["claims"][claim]
+        assert entry["verdict"] in ("holds", "fails", "inconclusive") and entry["n_runs"] >= 2 and entry["paper"] == "001"
+    assert r["heads_real"]["data"] == "hela-subset" and r["heads_real"]["n_divisions"] > 10  # divisions from the masks
+    assert {"A1", "B1"} <= set(r["heads_real"]), sorted(r["heads_real"])
 
 
 def check_calibration(r: dict) -> None:
@@ -219,8 +227,10 @@ def check_segmentation(r: dict) -> None:
             for cell in by_budget.values():
                 assert all(_number(cell[k]) and 0 <= cell[k] <= 1 for k in ("dice", "dice_std", "object_f1", "iou")), (task, row)
     assert set(seg["hela-subset"]) == {"nuclei"}  # no lineage, no divisions
-    # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing
-    assert seg["hela-subset"]["nuclei"]["tap · conv"]["all"]["n_frames"] == smoke["real_frames"] - smoke["real_n_test"]
+    # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing and
+    # `real_n_val` of the pool for validation (the fair protocol's model selection)
+    assert seg["hela-subset"]["nuclei"]["tap · conv"]["all"]["n_frames"] == \
+        smoke["real_frames"] - smoke["real_n_test"] - smoke["real_n_val"]
     cons = r["consistency"]
     assert {"before (pretrained)", "segmentation only", "alternating", "consistency only"} <= set(cons)
     assert all(0 <= cons[v]["flicker"] <= 1 and 0 <= cons[v]["dice"] <= 1 for v in ("alternating", "consistency only"))

@@ -11,6 +11,8 @@ a section feeds (`train_tap`, `simulate_movie`, `gradcam_movie`), so notebooks p
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import re
 from dataclasses import dataclass, field
@@ -129,11 +131,12 @@ def _device_text(device: Any) -> str:
     return str(device)
 
 
-def load_data(cfg: Config, data: "str | None" = None) -> Movie:
+def load_data(cfg: Config, data: "str | None" = None, divisions_from_masks: bool = False) -> Movie:
     """Load `data` (default cfg.data), binned by cfg.binning (None: the dataset's recommended binning).
 
     Simulated movies use the profile's `sim` settings and cfg.seed; cfg.channel picks the channel of
-    cfg.data when it is a multi-channel TIFF.
+    cfg.data when it is a multi-channel TIFF. divisions_from_masks: a movie with masks but no events gets
+    division events derived from its masks (tapkit.data.divisions, at full resolution, before binning).
     """
     from tapkit.data import datasets
 
@@ -142,9 +145,19 @@ def load_data(cfg: Config, data: "str | None" = None) -> Movie:
         movie = datasets.load(name, seed=cfg.seed, **cfg.sim)
     else:
         movie = datasets.load(name, **({} if cfg.channel is None or data is not None else {"channel": cfg.channel}))
+    if divisions_from_masks and movie.events is None and movie.labels is not None:
+        from tapkit.data.divisions import with_divisions
+
+        movie = with_divisions(movie)
+        print(f"tapkit: {name}: {len(movie.meta['divisions'].events)} divisions derived from its masks "
+              "(tapkit.data.divisions: nuclei linked by overlap; a nucleus that splits is a division)")
     factor = cfg.binning if cfg.binning is not None else datasets.recommended(name)["binning"]
     if factor > 1:
         binned = movie.bin(factor)
+        if "divisions" in movie.meta:  # centroids in binned pixels, for plot_divisions
+            found = movie.meta["divisions"]
+            binned.meta["divisions"] = dataclasses.replace(
+                found, events=[d._replace(y=d.y / factor, x=d.x / factor) for d in found.events])
         print(f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
               "(nuclei about as many pixels wide as the simulated ones; binning=1 keeps full resolution)")
         movie = binned

@@ -18,7 +18,7 @@ DRY_RUN = {
     "gradcam": dict(n_frames=1),
     "crops": dict(n_pairs=240, event_fraction=0.3),  # enough pairs of each class for every split and budget
     "heads": dict(n_runs=1, steps_linear=4, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,),
-                  budgets=(32, 64)),
+                  budgets=(32, 64), real_n_pairs=200),
     "pretext": dict(budgets=(32, 64)),  # notebook 07's label-budget curves
     "own": dict(nucleus_frames=1, export_frames=2),  # notebook 09
     # notebook 08: one run, the smallest budgets, a few steps (the architecture and crop sizes stay)
@@ -86,7 +86,7 @@ PROFILES: dict[str, dict] = {
         "crops": dict(n_pairs=400, size=48, event_fraction=0.3),
         # the fair protocol (downstream/protocol.py) at toy sizes: numbers only show that the code runs
         "heads": dict(n_runs=2, steps_linear=30, steps_resnet=20, steps_end_to_end=8, n_evals=4, lr_grid=(1e-3, 3e-3),
-                      budgets=(32, 64)),
+                      budgets=(32, 64), real_n_pairs=200, real_strategies=("A1", "B1")),
         # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
         # tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel); strategies: the
         # baselines of compare_strategies (frozen random, end to end); budgets: label_budget_curve's
@@ -120,7 +120,8 @@ PROFILES: dict[str, dict] = {
         # event heads by the fair protocol: fixed steps per row kind at every budget, best on validation, lr
         # from one grid chosen on validation (first seed), 3 paired runs
         "heads": dict(n_runs=3, steps_linear=400, steps_resnet=400, steps_end_to_end=300, n_evals=10,
-                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 200)),
+                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 200),
+                      real_n_pairs=600, real_strategies=("A1", "B1")),  # section 7: HeLa divisions from masks
         # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
         "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
@@ -142,7 +143,8 @@ PROFILES: dict[str, dict] = {
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=20000, size=48, event_fraction=0.0),
         "heads": dict(n_runs=10, steps_linear=2000, steps_resnet=2000, steps_end_to_end=2000, n_evals=20,
-                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 100, 200, 500, 1000, 2000)),
+                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 100, 200, 500, 1000, 2000),
+                      real_n_pairs=2000, real_strategies=("A1", "B1", "C1")),
         "pretext": dict(tasks=pretext_tasks(warmup_steps=800),
                         strategies=("B0", "B1", "C0", "C1"), budgets=(50, 200, 1000)),
         "own": dict(nucleus_frames=8, export_frames=None, strategies=("A0", "A1", "B1")),

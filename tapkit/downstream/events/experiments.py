@@ -149,6 +149,14 @@ def strategy_settings(strategy: str, steps_linear: int | None = None, steps_resn
                 batch_size=int(batch_size), n_evals=int(n_evals))
 
 
+def sweep_settings(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a profile's `heads` section that a sweep takes: n_runs and strategy_settings' keywords."""
+    import inspect
+
+    accepted = set(inspect.signature(strategy_settings).parameters) - {"strategy"} | {"n_runs"}
+    return {k: v for k, v in section.items() if k in accepted}
+
+
 # ----------------------------------------------------------------------------- one run
 
 
