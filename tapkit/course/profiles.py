@@ -72,8 +72,9 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
-#   cpu:   the whole course runs in ~20 min on 2 idle cores with bf16 instructions (measured 19.4-19.8 min,
-#          00-06 11.9-12.1 min) with TAP accuracy 0.87-0.95 (seeds 0 and 3; docs/MEASUREMENT_NOTES.md),
+#   cpu:   meaningful results on 2 idle cores with bf16 instructions: TAP accuracy 0.87-0.95 (seeds 0 and 3;
+#          docs/MEASUREMENT_NOTES.md); the whole course took 19.4-19.8 min before the fair protocol of the downstream
+#          comparisons (bf29446); with it (3 paired runs, lr grid, steps to a plateau) it is not yet measured,
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {

@@ -11,7 +11,6 @@ for the TAP checkpoint.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -44,8 +43,7 @@ def heads_path(cfg: Any) -> Path:
 
 def train_settings(cfg: Any) -> dict[str, Any]:
     """The profile's `heads` values that train a run (the keywords of experiments.strategy_settings)."""
-    accepted = inspect.signature(experiments.strategy_settings).parameters
-    return {k: v for k, v in cfg.heads.items() if k in accepted and k != "strategy"}
+    return {k: v for k, v in experiments.sweep_settings(cfg.heads).items() if k != "n_runs"}
 
 
 def heads_settings(cfg: Any, tap_model: torch.nn.Module, pairs: CropPairs, labels: np.ndarray, split: Split,
