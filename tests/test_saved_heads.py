@@ -10,29 +10,9 @@ from tapkit.course.saved_heads import (get_event_heads, get_event_runs, heads_pa
                                        train_settings)
 from tapkit.downstream.events.crops import split_pairs
 from tapkit.downstream.events.experiments import compare_strategies, run_strategy
-from tapkit.downstream.events.crops import CropPairs
 from tapkit.ssl.checkpoint import save_checkpoint
-from tapkit.ssl.tap import TAPNet
 
-S = 16  # crop side of the toy pairs
-
-
-def toy_pairs(n: int = 120, seed: int = 0) -> tuple[CropPairs, np.ndarray]:
-    """Noise crop pairs; positives (every third) carry a bright square in one of the two frames."""
-    rng = np.random.default_rng(seed)
-    images = rng.normal(0.3, 0.1, (n, 2, S, S)).astype(np.float32)
-    masks = np.zeros((n, 2, S, S), np.uint8)
-    labels = (np.arange(n) % 3 == 0).astype(np.int64)
-    for i in np.flatnonzero(labels):
-        k, y, x = rng.integers(0, 2), rng.integers(0, S - 6), rng.integers(0, S - 6)
-        images[i, k, y:y + 6, x:x + 6] += 1.0
-        masks[i, k, y:y + 6, x:x + 6] = 1
-    z = np.zeros(n, np.int64)
-    return CropPairs(images, masks, z, z, z, movie_name="toy"), labels
-
-
-def tiny_tap(seed: int = 0) -> TAPNet:
-    return TAPNet(n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=seed)
+from test_heads import tiny_tap, toy_pairs  # the toy crop pairs of the head tests
 
 
 def tiny_training(**changes) -> dict:

@@ -121,7 +121,7 @@ PROFILES: dict[str, dict] = {
         # event heads by the fair protocol: fixed steps per row kind at every budget, best on validation, lr
         # from one grid chosen on validation (first seed), 3 paired runs
         "heads": dict(n_runs=3, steps_linear=400, steps_resnet=400, steps_end_to_end=300, n_evals=10,
-                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 50, 200),
+                      lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 200),
                       real_n_pairs=600, real_strategies=("A1", "B1")),  # section 7: HeLa divisions from masks
         # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
