@@ -31,8 +31,8 @@
 #
 # | profile | time |
 # | --- | --- |
-# | smoke | ~2 min |
-# | cpu (2 cores) | ~3.5 min (measured on 2 nearly idle cores in bfloat16, after notebook 03: 3.1-4 min; fewer heads_n_runs or epochs to shorten) |
+# | smoke | ~2.5 min (155 s measured in the test suite on 2 idle cores) |
+# | cpu (2 cores) | not yet measured with the fair protocol (3 paired runs, a 3-rate lr grid, steps to a plateau); estimated 30-40 min, most of it the end-to-end rows C0 / C1; fewer `heads_n_runs` or a shorter `heads_lr_grid` to shorten |
 # | gpu | ~10 min |
 
 # %%

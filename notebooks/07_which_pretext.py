@@ -34,8 +34,8 @@
 #
 # | profile | time |
 # | --- | --- |
-# | smoke | ~4 min (3.5-5 min measured on 2 shared cores) |
-# | cpu (2 cores) | ~3 min measured (165-181 s, bfloat16) with the shipped checkpoints after notebook 04, whose TAP heads and baselines it loads; ~8.5 min without them |
+# | smoke | ~3 min (171 s measured in the test suite on 2 idle cores) |
+# | cpu (2 cores) | not yet measured with the fair protocol; it loads notebook 04's TAP heads and baselines when 04 ran first (before the protocol: 165-181 s after 04, ~8.5 min without) |
 # | gpu | ~15 min |
 
 # %%
