@@ -118,9 +118,12 @@ def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: Fr
     """New heads on one source's cached features (T, F, Y, X) for every budget and head (run_cell each)."""
     check_validation(masks, split)
     out = []
+    def make(s: int, kind: str) -> tuple[nn.Module, Any]:
+        head = make_head(kind, features.shape[1], s)
+        return head, head.parameters()
+
     for budget, head_kind in tqdm([(b, h) for b in budgets for h in heads], desc=name, leave=False):
-        make = lambda s, k=head_kind: (lambda h: (h, h.parameters()))(make_head(k, features.shape[1], s))
-        out += run_cell(f"{name} · {head_kind}", budget, make, features, masks, split, n_runs, seed, device,
+        out += run_cell(f"{name} · {head_kind}", budget, lambda s, k=head_kind: make(s, k), features, masks, split, n_runs, seed, device,
                         _settings(head_kind, train))
     return out
 
@@ -154,7 +157,8 @@ def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[s
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
     for kind in [*heads, *([END_TO_END] if end_to_end else [])]:
         _settings(kind, train)
-    check_protocol(1, 4, (1e-3,), n_runs, "segmentation")  # n_runs
+    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
+        raise InputError(f"segmentation: n_runs must be a whole number >= 1, got {n_runs!r}.")
     for task, m in targets.items():
         check_budgets([*budgets, *(e2e_budgets if end_to_end else [])], m, split)
         check_validation(m, split, task)
