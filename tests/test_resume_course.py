@@ -69,7 +69,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_summary(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert checkpoint.exists(), (tmp_path / "killed.log").read_text()[-3000:]
-    assert torch.load(checkpoint, weights_only=False)["epoch"] < EPOCHS  # interrupted in the middle of training
+    assert torch.load(checkpoint, weights_only=True)["epoch"] < EPOCHS  # interrupted in the middle of training
     run = json.loads((killed / RUN_FILE).read_text())
     assert run["notebooks"]["00_welcome_and_data"]["status"] == "ok"
     assert run["notebooks"]["01_tap_pretraining"]["status"] == "running"

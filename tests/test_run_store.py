@@ -102,7 +102,7 @@ def test_an_unreadable_run_is_trained_again(tmp_path, data, capsys):
     again = compare_strategies(pairs, labels, tap, ("A0",), n_runs=1, device="cpu", split=split, runs_dir=tmp_path, **TRAIN)
     assert "cannot read" in capsys.readouterr().out
     np.testing.assert_array_equal(first["A0"][0].test_logits, again["A0"][0].test_logits)
-    assert torch.load(path, weights_only=False)["strategy"] == "A0"  # rewritten
+    assert torch.load(path, weights_only=True)["strategy"] == "A0"  # rewritten
 
 
 def test_bad_labels_fail_before_any_run_is_trained(tmp_path, data, monkeypatch):

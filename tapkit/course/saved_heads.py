@@ -23,7 +23,7 @@ from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
 from tapkit.downstream.events.experiments import StrategyResult
 from tapkit.downstream.events.run_store import fingerprint, restore, to_state, weights_fingerprint
-from tapkit.ssl.checkpoint import save_checkpoint
+from tapkit.ssl.checkpoint import UnreadableFileError, read_torch_file, save_checkpoint
 
 SAVED_STRATEGIES = ("A0", "A1")  # what 05 (error timing) and 06 (calibration) need
 FORMAT = 2  # 2: a list of runs per strategy (1: one run per strategy, read as a list of one)
@@ -83,20 +83,29 @@ def _saved_runs(saved: Mapping[str, Any]) -> dict[str, list[dict]]:
     """{strategy: [saved run, ...]} of either format."""
     out = {}
     for name, rs in saved.get("results", {}).items():
-        rs = [rs] if isinstance(rs, Mapping) else list(rs)
-        out[name] = [r if "weights" in r else {**r, "weights": r["head"]} for r in rs]  # format 1 kept the head as "head"
+        rs = [rs] if isinstance(rs, Mapping) else list(rs) if isinstance(rs, (list, tuple)) else []
+        out[name] = [r if not isinstance(r, Mapping) or "weights" in r or "head" not in r
+                     else {**r, "weights": r["head"]} for r in rs]  # format 1 kept the head as "head"
     return out
 
 
 def _read(path: Path) -> dict | None:
-    """The saved state, or None when the file is missing or unreadable."""
+    """The saved state, or None when the file is missing or damaged; InputError for a file that is not saved heads."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: retrain rather than fail
-        print(f"tapkit: cannot read {path} ({type(err).__name__}); ignoring it.")
+        saved = read_torch_file(path, "file of saved event heads")
+    except UnreadableFileError:  # a truncated or damaged file: retrain rather than fail
+        print(f"tapkit: cannot read {path} (damaged, or not a torch file); ignoring it.")
         return None
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("settings"), Mapping) \
+            or not isinstance(saved.get("results"), Mapping):
+        holds = f"a dict with keys {', '.join(map(repr, saved))}" if isinstance(saved, Mapping) else \
+            f"a {type(saved).__name__}"
+        raise InputError(f"{path} is not a file of event heads saved by notebook 04: it holds {holds} (saved heads "
+                         "have 'settings' and 'results'). Delete it: notebook 04 writes it again, or this notebook "
+                         "trains the heads itself.")
+    return saved
 
 
 def n_runs(cfg: Any) -> int:
@@ -114,7 +123,7 @@ def _load_or_train(cfg: Any, tap_model: torch.nn.Module, pairs: CropPairs, label
     if saved is not None and saved.get("settings") == settings and have >= need:
         print(f"tapkit: loaded heads {', '.join(SAVED_STRATEGIES)} from {path} (written by {saved['written_by']}; "
               f"{have} run{'s' if have > 1 else ''} each)")
-        return {s: [restore(r, tap_model) for r in runs[s]] for s in SAVED_STRATEGIES}
+        return {s: [restore(r, tap_model, path) for r in runs[s]] for s in SAVED_STRATEGIES}
     n = max(need, n_runs(cfg))
     what = f"training A0 and A1 ({n} run{'s' if n > 1 else ''} each) ..."
     if saved is None:

@@ -26,7 +26,7 @@ from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import amp_dtype, autocast, pick_device
-from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint, training_finished
+from tapkit.ssl.checkpoint import load_checkpoint, load_weights, save_checkpoint, training_finished
 from tapkit.ssl.host_store import free_bytes, open_movie
 from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler
@@ -68,17 +68,20 @@ def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) 
 
 
 def _rng_state() -> dict:
-    """All global RNG states (python, numpy, torch CPU and CUDA)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """All global RNG states (python, numpy, torch CPU and CUDA) as tensors and plain values (weights_only)."""
+    name, keys, *rest = np.random.get_state()  # ('MT19937', uint32 array, pos, has_gauss, cached_gaussian)
+    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *rest),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict) -> None:
-    """Restore the RNG states saved by `_rng_state`."""
+    """Restore the RNG states saved by `_rng_state` (numpy's keys: a tensor, or an array in older checkpoints)."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -129,7 +132,7 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int,
         raise InputError(f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
                          f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
                          "Use another checkpoint path or resume=False.")
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], path, f"{model.name} model")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
@@ -370,8 +373,15 @@ def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto")
     (`model.binning`) and the normalisation (`model.normalization`); nothing else is needed.
     """
     state = load_checkpoint(path)
-    model = build_model(state.get("pretext", "tap"), **state["config"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    pretext = state.get("pretext", "tap")
+    try:
+        model = build_model(pretext, **state["config"])
+    except (TypeError, ValueError) as err:  # an unknown task or option: not a config this tapkit wrote
+        raise InputError(f"{path} holds a {pretext!r} model whose config tapkit cannot build ({err}). It was "
+                         "written by another version or damaged: train it again.") from None
+    weights = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+               for k, v in state["model"].items()}
+    load_weights(model, weights, path, f"{pretext} model of this config")
     model.binning = state.get("binning")
     model.normalization = state.get("normalization", dict(NORMALIZATION, per_frame=True))
     return model.to(pick_device(device, verbose=False)).eval()

@@ -21,10 +21,12 @@ import torch
 
 from tapkit.downstream.events import experiments, fit, heads
 from tapkit.downstream.events.crops import CropPairs, Split
-from tapkit.ssl.checkpoint import save_checkpoint
+from tapkit.data.movie import InputError
+from tapkit.ssl.checkpoint import UnreadableFileError, load_weights, read_torch_file, save_checkpoint
 
 RESULT_ARRAYS = ("precision", "recall", "f1", "confusion", "val_logits", "val_labels", "test_logits",
                  "test_labels", "test_index", "val_index")
+RUN_KEYS = (*RESULT_ARRAYS, "strategy", "seed", "n_train", "history", "weights")  # what restore needs
 _CODE = (experiments, fit, heads)  # the modules whose code decides a run's numbers
 
 
@@ -78,16 +80,20 @@ class RunStore:
         return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed, train)}.pt"
 
     def load(self, path: Path) -> "experiments.StrategyResult | None":
-        """The run stored at `path` (from `self.path`), or None (missing or unreadable: it is trained again)."""
+        """The run stored at `path` (from `self.path`), or None (missing or damaged: it is trained again).
+
+        A file that holds anything but tensors and plain values, or not a saved run, raises InputError.
+        """
         if not path.is_file():
             return None
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a truncated or foreign file: train again rather than fail
-            print(f"tapkit: cannot read {path} ({type(err).__name__}); training that run again.")
+            saved = read_torch_file(path, "saved event run")
+        except UnreadableFileError:  # a truncated or damaged file: train again rather than fail
+            print(f"tapkit: cannot read {path} (damaged, or not a torch file); training that run again.")
             return None
+        result = restore(saved, self.tap_model, path)
         self.loaded += 1
-        return restore(saved, self.tap_model)
+        return result
 
     def save(self, result: "experiments.StrategyResult", path: Path) -> Path:
         """Write one run atomically to `path`: scores, logits, history and the trained weights (head; whole model for C)."""
@@ -95,21 +101,47 @@ class RunStore:
 
 
 def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
-    """A StrategyResult as a dict of arrays and weights: the head's, or the whole model's when it was trained (C)."""
+    """A StrategyResult as tensors and plain values (weights_only): its arrays as tensors, and the trained
+    weights: the head's, or the whole model's when it was trained (C)."""
     kind = experiments.parse_strategy(result.strategy)[0]
     trained = result.model if kind == "C" else result.model.head
-    return dict({k: getattr(result, k) for k in RESULT_ARRAYS}, strategy=result.strategy, seed=result.seed,
-                n_train=result.n_train, history=result.history, weights=trained.state_dict(), lr=result.lr,
-                lr_scores=result.lr_scores)
+    arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(result, k))) for k in RESULT_ARRAYS}
+    return dict(arrays, strategy=result.strategy, seed=int(result.seed), n_train=int(result.n_train),
+                history=result.history, weights=trained.state_dict(), lr=float(result.lr),
+                lr_scores={float(k): float(v) for k, v in result.lr_scores.items()})
 
 
-def restore(saved: Mapping[str, Any], tap_model: Any) -> "experiments.StrategyResult":
-    """The StrategyResult of a saved state; frozen encoders are rebuilt (A: the TAP model, B: from the seed)."""
+def check_run(saved: Any, path: "str | Path") -> None:
+    """Raise InputError unless `saved` (read from `path`) is a saved event run of one of the strategies A0..C1."""
+    if not isinstance(saved, Mapping):
+        holds = f"a {type(saved).__name__}"
+    elif any(k not in saved for k in RUN_KEYS):
+        holds = "no " + ", ".join(repr(k) for k in RUN_KEYS if k not in saved)
+    elif str(saved["strategy"]).upper() not in experiments.STRATEGIES:
+        holds = f"strategy {saved['strategy']!r}"
+    else:
+        return
+    raise InputError(f"{path} is not a saved event run of tapkit: it holds {holds} (a run has the scores, logits, "
+                     f"history and weights of one of {', '.join(experiments.STRATEGIES)}). Delete it: the run is "
+                     "then trained again.")
+
+
+def _array(value: Any) -> np.ndarray:
+    """A saved array as numpy: a tensor (this version) or a numpy array (older files)."""
+    return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def restore(saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the saved run") -> "experiments.StrategyResult":
+    """The StrategyResult of a saved state (read from `path`); frozen encoders are rebuilt (A: the TAP model,
+    B: from the seed). A state that is not a run, or weights that do not fit, raise InputError naming `path`."""
+    check_run(saved, path)
     kind, head_kind = experiments.parse_strategy(saved["strategy"])
     encoder = experiments.make_encoder(kind, tap_model, saved["seed"])
     model = heads.EventClassifier(encoder, heads.make_head(head_kind, encoder.n_features, saved["seed"]))
     experiments.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
-    (model if kind == "C" else model.head).load_state_dict(saved["weights"])
-    return experiments.StrategyResult(saved["strategy"], *(saved[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
-                                      saved["history"], saved["val_index"], saved["seed"], saved["n_train"],
+    load_weights(model if kind == "C" else model.head, saved["weights"], path,
+                 f"{saved['strategy']} {'model' if kind == 'C' else 'head'} of this TAP model")
+    arrays = {k: _array(saved[k]) for k in RESULT_ARRAYS}
+    return experiments.StrategyResult(saved["strategy"], *(arrays[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
+                                      saved["history"], arrays["val_index"], saved["seed"], saved["n_train"],
                                       saved.get("lr", 0.0), saved.get("lr_scores", {}))
