@@ -107,7 +107,7 @@ pretext_plots.plot_task_batches(batches);
 #
 # TAP reuses notebook 01's model (`out_dir/tap_<data>.pt`, else the shipped checkpoint). The others load
 # `out_dir/<task>_<data>.pt` from an earlier run of this notebook, else the checkpoint shipped in
-# `data/checkpoints/` (made by `scripts/make_checkpoints.py` with the cpu profile's settings), else
+# `tapkit/checkpoints/` (made by `scripts/make_checkpoints.py` with the cpu profile's settings), else
 # they are trained here with the profile's `tap` sizes and step budget plus their own options
 # (`cfg.pretext["tasks"]`). Each line below says which happened; the table says how many steps each
 # model was trained for (a comparison is fair only when these agree).

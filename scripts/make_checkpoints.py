@@ -1,4 +1,4 @@
-"""Train the small pretext-task checkpoints shipped in data/checkpoints (cpu-profile settings, fixed seed).
+"""Train the small pretext-task checkpoints shipped in the package, tapkit/checkpoints (cpu-profile settings, fixed seed).
 
     python scripts/make_checkpoints.py                                 # every task on its datasets
     python scripts/make_checkpoints.py --tasks mim contrastive         # only these tasks
@@ -9,9 +9,10 @@ Each checkpoint is trained exactly as the notebooks train it in the cpu profile 
 `course.load_data`, `course.config.train_pretext_model` on CPU): TAP as notebook 01 does, the other
 pretext tasks of notebook 07 ('mim', 'mim-intensity', 'contrastive') with the same sizes and step
 budget plus their options from the profile's `pretext` section. Each is stored compactly (float16
-weights, no optimizer state) as data/checkpoints/<task>_<data>.pt, checked to load with
+weights, no optimizer state) as tapkit/checkpoints/<task>_<data>.pt, checked to load with
 `tapkit.ssl.trainer.load_model` and to give the same dense features as the float32 model, and listed
-with its SHA-256 in data/checkpoints/SHA256SUMS. `tapkit.course.get_pretext_model` finds them there.
+with its SHA-256 in tapkit/checkpoints/SHA256SUMS. `tapkit.course.get_pretext_model` finds them there
+(`tapkit.course.config.shipped_checkpoint`); the wheel ships them as package data.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tapkit.course import config as course
 from tapkit.ssl.checkpoint import load_checkpoint, save_checkpoint
 from tapkit.ssl.trainer import load_model
 
-OUT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+OUT = Path(__file__).resolve().parents[1] / "tapkit" / "checkpoints"  # = course.config.shipped_folder() in a checkout
 SEED = 0
 PLAN = {"tap": ("simulated", "hela-subset"), "mim": ("simulated",), "mim-intensity": ("simulated",),
         "contrastive": ("simulated",)}  # task -> the datasets it is shipped for
@@ -110,7 +111,7 @@ def last_entry(history) -> str:
 
 
 def write_sums() -> None:
-    """data/checkpoints/SHA256SUMS for every shipped *.pt (sha256sum -c compatible)."""
+    """tapkit/checkpoints/SHA256SUMS for every shipped *.pt (sha256sum -c compatible)."""
     lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(OUT.glob("*.pt"))]
     (OUT / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     print((OUT / "SHA256SUMS").read_text())

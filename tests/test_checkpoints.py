@@ -1,4 +1,4 @@
-"""The checkpoints shipped in data/checkpoints (TAP and notebook 07's pretext tasks): intact, loadable, trained."""
+"""The checkpoints shipped in the package, tapkit/checkpoints (TAP and notebook 07's pretext tasks): intact, loadable, trained."""
 
 import hashlib
 from pathlib import Path
@@ -12,7 +12,7 @@ from tapkit.course import profiles
 from tapkit.ssl.tap import evaluate_tap
 from tapkit.ssl.trainer import load_model, load_tap
 
-FOLDER = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+FOLDER = Path(__file__).resolve().parents[1] / "tapkit" / "checkpoints"
 # notebook 07's pretext tasks shipped for the simulated movie (mim-intensity and contrastive: not made yet,
 # `python scripts/make_checkpoints.py --tasks mim-intensity contrastive` makes them; add them here then)
 PRETEXT_TASKS = ("mim", "mim-intensity", "contrastive")

@@ -1,7 +1,12 @@
-"""The three dependency lists (pyproject, environment.yml, binder/) must agree."""
+"""The three dependency lists (pyproject, environment.yml, binder/) must agree; the wheel ships the
+checkpoints and a notebook run from it alone loads them."""
 
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +61,41 @@ def test_torch_range_admits_the_cpu_wheel():
 
     spec = dict(_split(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     assert "2.13.0" in SpecifierSet(spec["torch"])
+
+
+# ---------------------------------------------------------------- the wheel: what Colab gets from a pip install
+def _wheel(tmp_path: Path) -> Path:
+    """Build the wheel of this checkout (from a copy of pyproject.toml, README.md and tapkit/; no network)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src)
+    shutil.copytree(ROOT / "tapkit", src / "tapkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(src)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheel").glob("tapkit_course-*.whl")
+    return wheel
+
+
+def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(tmp_path, monkeypatch):
+    """Colab opens one notebook alone, from a pip install: no checkout, no data/ folder beside it."""
+    import nbformat
+    import papermill as pm
+
+    wheel = _wheel(tmp_path)
+    shipped = sorted(p.name for p in (ROOT / "tapkit" / "checkpoints").iterdir())
+    assert {f"tapkit/checkpoints/{name}" for name in shipped} <= set(zipfile.ZipFile(wheel).namelist())
+    site, work = tmp_path / "site", tmp_path / "work"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / "02_gradcam.ipynb", work)
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernel imports the installed copy, not this checkout
+    monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
+    monkeypatch.setenv("TAPKIT_RESULTS", str(tmp_path / "results.json"))
+    pm.execute_notebook(str(work / "02_gradcam.ipynb"), str(work / "run.ipynb"), cwd=str(work), progress_bar=False,
+                        parameters={"profile": "auto", "out_dir": str(work / "out"), "real_data": None})
+    text = "".join(o.get("text", "") for c in nbformat.read(str(work / "run.ipynb"), as_version=4).cells
+                   if c.cell_type == "code" for o in c.outputs)
+    assert f"tapkit: loaded the shipped checkpoint {site / 'tapkit' / 'checkpoints' / 'tap_simulated.pt'}" in text, text
+    assert "training a quick" not in text and not (work / "out" / "tap_simulated.pt").exists()

@@ -21,9 +21,9 @@ TINY = dict(tap_epochs=1, tap_steps_per_epoch=2, tap_batch_size=2, tap_patch=32,
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    """(cfg for a tiny TIFF movie in the smoke profile, the movie); cwd = tmp_path (no shipped checkpoints)."""
+    """(cfg for a tiny TIFF movie in the smoke profile, the movie); cwd = tmp_path, shipped checkpoints in tmp_path/shipped."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(config, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(config, "shipped_folder", lambda: tmp_path / "shipped")
     movie = make_tiny_movie(n_frames=6, size=48)
     path = write_tiff(movie, tmp_path / "tiny.tif")
     cfg = config.configure(dict(profile="smoke", data=str(path), seed=0, device="cpu", out_dir=str(tmp_path / "out"),
@@ -50,7 +50,7 @@ def test_trains_once_then_loads_its_own(tiny, capsys):
 def test_shipped_checkpoint_is_used_when_there_is_no_own_one(tiny, tmp_path, capsys):
     cfg, movie = tiny
     trained = config.get_pretext_model(cfg, "contrastive", movie=movie)
-    shipped = tmp_path / "data" / "checkpoints" / "contrastive_tiny.pt"
+    shipped = tmp_path / "shipped" / "contrastive_tiny.pt"
     shipped.parent.mkdir(parents=True)
     shutil.move(cfg.out_dir / "contrastive_tiny.pt", shipped)
     capsys.readouterr()
@@ -62,8 +62,8 @@ def test_shipped_checkpoint_is_used_when_there_is_no_own_one(tiny, tmp_path, cap
 def test_own_checkpoint_wins_over_the_shipped_one(tiny, tmp_path, capsys):
     cfg, movie = tiny
     config.get_pretext_model(cfg, "mim", movie=movie)
-    (tmp_path / "data" / "checkpoints").mkdir(parents=True)
-    shutil.copy(cfg.out_dir / "mim_tiny.pt", tmp_path / "data" / "checkpoints" / "mim_tiny.pt")
+    (tmp_path / "shipped").mkdir(parents=True)
+    shutil.copy(cfg.out_dir / "mim_tiny.pt", tmp_path / "shipped" / "mim_tiny.pt")
     capsys.readouterr()
     assert config.get_pretext_model(cfg, "mim").checkpoint == cfg.out_dir / "mim_tiny.pt"
     assert "loaded your model" in capsys.readouterr().out

@@ -16,12 +16,12 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import tapkit.course.profiles as profiles
 import tapkit.course.results as results
-from tapkit.course.notebooks import repo_root
 from tapkit.course.parameters import SECTIONS, check_parameters, section_overrides
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import seed_everything
@@ -174,14 +174,15 @@ def segmentation_frames(cfg: Config, movie: Movie) -> Movie:
     return movie.crop(t=slice(0, n))
 
 
+def shipped_folder() -> Path:
+    """The folder of the checkpoints shipped inside the package, `tapkit/checkpoints` (found by importlib.resources)."""
+    return Path(str(resources.files("tapkit") / "checkpoints"))  # a wheel installs it as a plain folder
+
+
 def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
-    """The checkpoint `data/checkpoints/<task>_<key>.pt` shipped with the repository, if present."""
-    roots = [repo_root(), Path.cwd(), Path.cwd().parent]
-    for root in roots:
-        path = root / "data" / "checkpoints" / f"{task}_{key}.pt"
-        if path.is_file():
-            return path
-    return None
+    """The checkpoint `tapkit/checkpoints/<task>_<key>.pt` shipped with the package, if there is one."""
+    path = shipped_folder() / f"{task}_{key}.pt"
+    return path if path.is_file() else None
 
 
 def task_options(cfg: Config, task: str) -> tuple[str, dict]:
