@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -136,7 +136,7 @@ for task in ["tap", *cfg.pretext["tasks"]]:
     else:
         print(f"tapkit: {task}: no checkpoint ({own} or data/checkpoints/{task}_{cfg.data_key}.pt); skipped "
               "in this profile (run notebook 07 first to include it)")
-sources["random (frozen)"] = heads.fresh_encoder(sources["tap"], cfg.seed)
+sources["random (frozen)"] = heads.fresh_encoder(sources["tap"], cfg.seed, movie)  # BatchNorm statistics of these frames
 train = {k: S[k] for k in experiments.TRAIN_KEYS}  # steps per row kind, lr grid, validation points, crops
 print("feature sources:", ", ".join(sources))
 
@@ -408,7 +408,7 @@ if real_data is not None:
     real = tapkit.course.segmentation_frames(cfg, tapkit.course.load_data(cfg, real_data))  # all, or the first few
     real_split = masks.split_frames(len(real.images), S["real_n_test"], S["real_n_val"])
     real_tap = tapkit.course.get_pretext_model(cfg, "tap", data=real_data, movie=real)
-    real_sources = {"tap": real_tap, "random (frozen)": heads.fresh_encoder(real_tap, cfg.seed)}
+    real_sources = {"tap": real_tap, "random (frozen)": heads.fresh_encoder(real_tap, cfg.seed, real)}
     for task in masks.tasks_for(real):
         m = masks.task_masks(real, task)
         runs = experiments.budget_sweep(real_sources, real, {task: m}, real_split, S["real_budgets"], ("conv",),

@@ -42,9 +42,9 @@ def test_fit_dense_restores_the_best_validation_state():
     wrong = target.copy()
     wrong[:3] = 1 - target[:3]  # the training frames now teach the opposite; validation frames stay true
     twin = copy.deepcopy(head)
-    run = fit.fit_dense(head, head.parameters(), feats, wrong, np.arange(3), steps=40, crop=16, lr=0.02,
+    run = fit.fit_dense(head, head.parameters(), feats, wrong, np.arange(3), steps=40, crop=16, lr=0.05,
                         val_frames=[4, 5], n_evals=10)
-    last = fit.fit_dense(twin, twin.parameters(), feats, wrong, np.arange(3), steps=40, crop=16, lr=0.02)  # no validation
+    last = fit.fit_dense(twin, twin.parameters(), feats, wrong, np.arange(3), steps=40, crop=16, lr=0.05)  # no validation
     assert run.val_steps == eval_steps(40, 10) and len(run.losses) == len(last.losses) == 40
     assert run.val_curve[-1] < max(run.val_curve) - 0.3  # validation got much worse after some point
     assert run.best_score == max(run.val_curve) and run.best_step == run.val_steps[int(np.argmax(run.val_curve))] < 40
@@ -167,3 +167,40 @@ def test_table_marks_unconverged_cells(sweep):
     assert starred and all(line.startswith("tap · conv") for line in starred) and "had not converged" in text
     checks = experiments.more_labels_check(table)
     assert set(checks) == set(table) and all(len(v) == 3 for v in checks.values())
+
+
+def test_fit_dense_lr_is_a_cosine_unless_an_optimizer_is_given():
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from tapkit.downstream.segmentation.fit import fit_dense
+    from tapkit.downstream.segmentation.heads import make_head
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(4, 3, 16, 16)).astype(np.float32))
+    m = (rng.random((4, 16, 16)) > 0.7).astype(np.uint8)
+    seen = []
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    try:
+        head = make_head("linear", 3, 0)
+        fit_dense(head, head.parameters(), x, m, np.array([0, 1]), steps=10, crop=8, batch_size=2, lr=1e-2)
+        cosine, seen[:] = list(seen), []
+        opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+        fit_dense(head, head.parameters(), x, m, np.array([0, 1]), steps=5, crop=8, batch_size=2, optimizer=opt)
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(cosine, [1e-2 * (1 + np.cos(np.pi * k / 10)) / 2 for k in range(10)], rtol=1e-6)
+    assert seen == [1e-3] * 5  # the caller's optimizer keeps its own lr (paper 004's schedule)
+
+
+def test_a_frozen_random_encoder_is_calibrated_on_the_movie_frames():
+    from tapkit.downstream.segmentation.heads import fresh_encoder
+    from tapkit.ssl.tap import TAPNet
+
+    model = TAPNet(n_depth=2, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=0)
+    frames = np.random.default_rng(1).random((6, 37, 41)).astype(np.float32)  # not a multiple of 4: cut
+    plain, random = fresh_encoder(model, 5), fresh_encoder(model, 5, frames)
+    assert plain.training and not random.training  # a network to train vs a frozen baseline
+    with torch.no_grad():
+        std = random.eval().embed(torch.as_tensor(frames[:2, None, :36, :40])).std(dim=(0, 2, 3))
+    assert ((std > 0.5) & (std < 2.0)).all(), std

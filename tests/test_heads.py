@@ -107,7 +107,8 @@ def test_frozen_strategies_keep_backbone_weights_end_to_end_changes_them(data):
     assert same_state(state(a.model.encoder.backbone), state(tap.backbone))
     assert a.model.encoder.head is None  # the time-arrow head is not part of the event classifier
     b = run_strategy("B0", pairs, labels, split, tap, seed=3, device="cpu", **ONE)
-    assert same_state(state(b.model.encoder.backbone), state(tiny_tap(seed=3).backbone))
+    weights = lambda m: {k: v for k, v in state(m).items() if "running" not in k and "batches" not in k}  # noqa: E731
+    assert same_state(weights(b.model.encoder.backbone), weights(tiny_tap(seed=3).backbone))  # + data's BN statistics
     c = run_strategy("C0", pairs, labels, split, tap, seed=3, device="cpu", **ONE)
     conv = lambda m: m.encoder.backbone.out.weight  # noqa: E731
     assert not torch.equal(conv(c.model), conv(b.model))
@@ -272,3 +273,43 @@ def test_trainable_parameters_freeze_the_encoder_for_a_and_b_only(kind):
     assert not same_state(state(model.head), head_before)
     with pytest.raises(InputError, match="A, B, C"):
         trainable_parameters(model, "D")
+
+
+# ----------------------------------------------------------------------------- fairness of the baselines
+
+
+def test_frozen_random_encoder_gets_the_batchnorm_statistics_of_the_crops(data):
+    """B: a new encoder in eval mode would normalise with mean 0 / var 1; with the crops' statistics every
+    channel of its features is about unit-wide, and no weight changes (the same random network)."""
+    from tapkit.downstream.events.experiments import make_encoder
+
+    pairs, labels, split, tap = data
+    plain, calibrated = make_encoder("B", tap, 3), make_encoder("B", tap, 3, pairs)
+    weights = {k: v for k, v in calibrated.state_dict().items() if "running" not in k and "batches" not in k}
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in weights.items())
+    assert not calibrated.training  # eval mode: a frozen encoder
+    x = torch.as_tensor(pairs.images[:32, 0, None])  # (32, 1, S, S)
+    with torch.no_grad():
+        std = calibrated.embed(x).std(dim=(0, 2, 3))  # (F,) per channel
+        std_plain = plain.eval().embed(x).std(dim=(0, 2, 3))  # eval mode without statistics: mean 0, var 1
+    assert ((std > 0.5) & (std < 2.0)).all(), std
+    assert (abs(std.log()).mean() < abs(std_plain.log()).mean())  # closer to unit width than without
+    c = make_encoder("C", tap, 3, pairs).state_dict()  # C learns its statistics while it trains
+    assert all(torch.equal(c[k], v) for k, v in plain.state_dict().items())
+
+
+def test_event_heads_train_with_a_cosine_learning_rate(data):
+    """fit: Adam's lr follows a cosine from lr to ~0 over the fixed steps (the same for every row)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    pairs, labels, split, tap = data
+    seen = []
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    try:
+        run_strategy("A0", pairs, labels, split, tap, steps_linear=20, n_evals=4, lr=1e-2, device="cpu")
+    finally:
+        hook.remove()
+    expected = [1e-2 * (1 + np.cos(np.pi * k / 20)) / 2 for k in range(20)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+    assert seen[-1] < 0.01 * seen[0]

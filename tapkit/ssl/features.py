@@ -22,7 +22,7 @@ from tapkit.runtime import autocast, pick_device
 from tapkit.data.movie import InputError, Movie, check_images, normalize as normalize_frames
 from tapkit.ssl.pretext import PretextModel
 
-__all__ = ["embed", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device"]
+__all__ = ["embed", "calibrate_batchnorm", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device"]
 
 Window = tuple[slice, slice, slice, slice]  # (source y, source x) in the frame, (keep y, keep x) in the tile
 
@@ -154,3 +154,31 @@ def embed(model: PretextModel, movie_or_frames: "Movie | np.ndarray", tile: int 
     finally:
         model.train(was_training)
     return np.ascontiguousarray(out[:, :, :ny, :nx])
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: torch.nn.Module, images: "np.ndarray | torch.Tensor", batch_size: int = 32,
+                        device: "str | torch.device | None" = None) -> torch.nn.Module:
+    """Give a NEW encoder the BatchNorm statistics of real crops: images (N, 1, Y, X) through `model.embed`; eval mode.
+
+    A newly initialised network in eval mode normalises with mean 0 and variance 1, so with PyTorch's default init
+    its activations shrink layer by layer (frozen random features about 1e-3 wide, lost in bfloat16). With the
+    exact mean and variance of the data at every BatchNorm, each layer is normalised as in a trained network:
+    the fair frozen random baseline. No labels, no gradients, no weight changes.
+    """
+    dev = model_device(model, device)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not isinstance(images, torch.Tensor) else images)
+    if x.ndim != 4 or x.shape[1] != 1 or len(x) < 2:
+        raise InputError(f"calibrate_batchnorm: images must be (N, 1, Y, X) with N >= 2, got {tuple(x.shape)}.")
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: the exact statistics over all batches
+    model.to(dev).train()
+    for i in range(0, len(x), batch_size):
+        chunk = x[i:i + batch_size]
+        if len(chunk) > 1:  # batch norm needs two samples
+            model.embed(chunk.to(dev).float())
+    for m in norms:
+        m.momentum = 0.1
+    return model.eval()

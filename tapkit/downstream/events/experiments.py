@@ -87,12 +87,19 @@ def parse_strategy(strategy: str) -> tuple[str, str]:
     return name[0], "linear" if name[1] == "0" else "resnet"
 
 
-def make_encoder(kind: str, tap_model: nn.Module | None, seed: int) -> nn.Module:
+CALIBRATION_PAIRS = 256  # the first pairs of a CropPairs give a frozen random encoder its BatchNorm statistics
+
+
+def make_encoder(kind: str, tap_model: nn.Module | None, seed: int, pairs: "CropPairs | None" = None) -> nn.Module:
     """A: a copy of the TAP model; B/C: the same architecture, Kaiming-uniform init from seed.
 
+    B with `pairs`: the frozen random encoder gets the BatchNorm statistics of the first CALIBRATION_PAIRS
+    pairs' crops (ssl.features.calibrate_batchnorm: no labels, no weight changes), so that its features are
+    normalised at every layer as a trained network's are; C's batch norms learn them during training.
     The encoder is used through its `embed` method, (N, 1, S, S) -> (N, F, S, S); its time-arrow head
     is not needed for events and is dropped.
     """
+    from tapkit.ssl.features import calibrate_batchnorm
     from tapkit.ssl.tap import TAPNet
 
     if kind == "A":
@@ -103,6 +110,9 @@ def make_encoder(kind: str, tap_model: nn.Module | None, seed: int) -> nn.Module
     else:
         config = dict(getattr(tap_model, "config", {}) or {})
         encoder = TAPNet(**{**config, "seed": int(seed)})  # PyTorch default init, reproducible
+        if kind == "B" and pairs is not None:
+            crops = pairs.images[:CALIBRATION_PAIRS].reshape(-1, 1, *pairs.images.shape[-2:])  # (2n, 1, S, S)
+            calibrate_batchnorm(encoder, crops, device="cpu")
     encoder.head = None  # the time-arrow head: not part of the event classifier
     return encoder.float().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
 
@@ -217,7 +227,7 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
 
     def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
         nonlocal x_all
-        encoder = make_encoder(kind, tap_model, seed)
+        encoder = make_encoder(kind, tap_model, seed, pairs)
         model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
         params = trainable_parameters(model, kind)
         if x_all is None:

@@ -115,7 +115,8 @@ def fit_dense(module: nn.Module, params: Sequence[nn.Parameter], inputs: torch.T
               positive_fraction: float = 0.5, seed: int = 0, device: "torch.device | str" = "cpu",
               optimizer: "torch.optim.Optimizer | None" = None, progress: bool = False,
               val_frames: "Sequence[int] | None" = None, n_evals: int = 20) -> DenseFit:
-    """Adam on `params` with segmentation_loss on random crops of the labelled `frames`.
+    """Adam on `params` with segmentation_loss on random crops of the labelled `frames` (lr: a cosine to 0 over
+    `steps`, unless an `optimizer` is given: then its own lr, as the consistency schedule of paper 004 needs).
 
     With val_frames: validation Dice at eval_steps(steps, n_evals), the best state restored at the end.
     """
@@ -128,6 +129,7 @@ def fit_dense(module: nn.Module, params: Sequence[nn.Parameter], inputs: torch.T
     device = torch.device(device)
     module.to(device).train()
     opt = optimizer if optimizer is not None else torch.optim.Adam(list(params), lr=lr)
+    schedule = None if optimizer is not None else torch.optim.lr_scheduler.CosineAnnealingLR(opt, int(steps))
     rng, mask_t = np.random.default_rng(int(seed)), torch.from_numpy(np.asarray(masks, np.uint8))
     checks = set(eval_steps(steps, n_evals)) if val else set()
     run, best_state = DenseFit([]), None
@@ -138,6 +140,8 @@ def fit_dense(module: nn.Module, params: Sequence[nn.Parameter], inputs: torch.T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
         run.losses.append(loss.item())
         if step in checks:
             score = validation_dice(module, inputs, masks, val, device)

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -45,9 +47,23 @@ def make_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
         return PixelLinearHead(n_features) if kind == "linear" else ConvHead(n_features)
 
 
-def fresh_encoder(model: nn.Module, seed: int) -> nn.Module:
-    """The same architecture as a pretrained PretextModel, newly initialised from `seed` (random / from scratch)."""
-    return type(model)(**{**model.config, "seed": int(seed)}).float()
+def fresh_encoder(model: nn.Module, seed: int, movie: "Any | None" = None, n_frames: int = 8) -> nn.Module:
+    """The same architecture as a pretrained PretextModel, newly initialised from `seed` (random / from scratch).
+
+    With `movie` (a Movie or (T, Y, X) frames): the frozen random baseline, its BatchNorm statistics measured on
+    n_frames frames spread over the movie (ssl.features.calibrate_batchnorm: no labels, no weight changes), so
+    its features are normalised at every layer as a trained encoder's are. Without: a network to train.
+    """
+    encoder = type(model)(**{**model.config, "seed": int(seed)}).float()
+    if movie is not None:
+        from tapkit.ssl.features import calibrate_batchnorm, prepare_frames
+
+        frames = prepare_frames(movie)  # (T, Y, X) normalised per frame, as embed sees them
+        pick = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
+        multiple = 2 ** int(model.config["n_depth"])
+        ny, nx = (s - s % multiple for s in frames.shape[1:])  # whole pooling cells
+        calibrate_batchnorm(encoder, frames[pick, None, :ny, :nx], batch_size=2)
+    return encoder
 
 
 class SegmentationNet(nn.Module):
