@@ -44,7 +44,7 @@
 # Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
 import sys, subprocess
 if "google.colab" in sys.modules:
-    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
+    subprocess.run("pip install -q 'tifffile>=2023.1' 'pooch>=1.7' && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
 profile = "auto"  # sizes of the sweeps: "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)
@@ -134,7 +134,7 @@ for task in ["tap", *cfg.pretext["tasks"]]:
     if S["train_missing"] or own.is_file() or shipped_checkpoint(cfg.data_key, task):
         sources[task] = tapkit.course.get_pretext_model(cfg, task, movie=movie)
     else:
-        print(f"tapkit: {task}: no checkpoint ({own} or data/checkpoints/{task}_{cfg.data_key}.pt); skipped "
+        print(f"tapkit: {task}: no checkpoint ({own} or tapkit/checkpoints/{task}_{cfg.data_key}.pt); skipped "
               "in this profile (run notebook 07 first to include it)")
 sources["random (frozen)"] = heads.fresh_encoder(sources["tap"], cfg.seed, movie)  # BatchNorm statistics of these frames
 train = {k: S[k] for k in experiments.TRAIN_KEYS}  # steps per row kind, lr grid, validation points, crops
