@@ -126,7 +126,7 @@ PROFILES: dict[str, dict] = {
         "heads": dict(n_runs=3, steps_linear=300, steps_resnet=400, steps_end_to_end=240, n_evals=10,
                       lr_grid=(3e-4, 1e-3, 3e-3), budgets=(20, 200), strategies=("A0", "A1", "B0", "B1", "C1"),
                       real_n_pairs=600, real_strategies=("A1", "B1")),  # section 7: HeLa divisions from masks
-        # shipped checkpoints data/checkpoints/<task>_simulated.pt are made with exactly these settings
+        # shipped checkpoints tapkit/checkpoints/<task>_simulated.pt are made with exactly these settings
         # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
         "pretext": dict(tasks=pretext_tasks(warmup_steps=80),
                         strategies=("B0", "B1", "C1"), budgets=(50, 200)),
