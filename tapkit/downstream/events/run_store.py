@@ -106,9 +106,11 @@ def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
     kind = experiments.parse_strategy(result.strategy)[0]
     trained = result.model if kind == "C" else result.model.head
     arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(result, k))) for k in RESULT_ARRAYS}
+    statistics = ({k: v for k, v in result.model.encoder.state_dict().items() if "running" in k or "batches" in k}
+                  if kind == "B" else {})  # B: the batch-norm statistics its frozen random encoder measured on the crops
     return dict(arrays, strategy=result.strategy, seed=int(result.seed), n_train=int(result.n_train),
                 history=result.history, weights=trained.state_dict(), lr=float(result.lr),
-                lr_scores={float(k): float(v) for k, v in result.lr_scores.items()})
+                lr_scores={float(k): float(v) for k, v in result.lr_scores.items()}, encoder_statistics=statistics)
 
 
 def check_run(saved: Any, path: "str | Path") -> None:
@@ -137,6 +139,10 @@ def restore(saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the 
     check_run(saved, path)
     kind, head_kind = experiments.parse_strategy(saved["strategy"])
     encoder = experiments.make_encoder(kind, tap_model, saved["seed"])
+    if saved.get("encoder_statistics"):  # B: the statistics it was trained with (make_encoder(..., pairs))
+        load_weights(encoder, {**encoder.state_dict(), **saved["encoder_statistics"]}, path,
+                     f"{saved['strategy']} encoder statistics of this architecture")
+        encoder.eval()
     model = heads.EventClassifier(encoder, heads.make_head(head_kind, encoder.n_features, saved["seed"]))
     experiments.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
     load_weights(model if kind == "C" else model.head, saved["weights"], path,
