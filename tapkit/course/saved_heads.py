@@ -23,7 +23,7 @@ from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
 from tapkit.downstream.events.experiments import StrategyResult
 from tapkit.downstream.events.run_store import fingerprint, restore, to_state, weights_fingerprint
-from tapkit.ssl.checkpoint import UnreadableFileError, read_torch_file, save_checkpoint
+from tapkit.ssl.checkpoint import UnreadableFileError, describe, read_torch_file, save_checkpoint
 
 SAVED_STRATEGIES = ("A0", "A1")  # what 05 (error timing) and 06 (calibration) need
 FORMAT = 2  # 2: a list of runs per strategy (1: one run per strategy, read as a list of one)
@@ -100,11 +100,9 @@ def _read(path: Path) -> dict | None:
         return None
     if not isinstance(saved, Mapping) or not isinstance(saved.get("settings"), Mapping) \
             or not isinstance(saved.get("results"), Mapping):
-        holds = f"a dict with keys {', '.join(map(repr, saved))}" if isinstance(saved, Mapping) else \
-            f"a {type(saved).__name__}"
-        raise InputError(f"{path} is not a file of event heads saved by notebook 04: it holds {holds} (saved heads "
-                         "have 'settings' and 'results'). Delete it: notebook 04 writes it again, or this notebook "
-                         "trains the heads itself.")
+        raise InputError(f"{path} is not a file of event heads saved by notebook 04: it holds {describe(saved)} "
+                         "(saved heads have 'settings' and 'results'). Delete it: notebook 04 writes it again, or "
+                         "this notebook trains the heads itself.")
     return saved
 
 

@@ -48,7 +48,7 @@ def _numpy_globals() -> list:
     return [np.ndarray, np.dtype, *dtypes, *names]
 
 
-def _describe(obj: Any) -> str:
+def describe(obj: Any) -> str:
     """A short description of what a file holds: 'a dict with keys 'a', 'b'', 'a list', ..."""
     if isinstance(obj, Mapping):
         keys = ", ".join(repr(k) for k in list(obj)[:8]) + (", ..." if len(obj) > 8 else "")
@@ -139,7 +139,7 @@ def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device
     state = read_torch_file(path, "checkpoint", map_location)
     if not isinstance(state, Mapping) or not isinstance(state.get("model"), Mapping) \
             or not isinstance(state.get("config"), Mapping):
-        raise InputError(f"{path} is not a tapkit model checkpoint: it holds {_describe(state)} (a checkpoint has "
+        raise InputError(f"{path} is not a tapkit model checkpoint: it holds {describe(state)} (a checkpoint has "
                          "'model' weights and a 'config'). Use a file written by notebook 01 / 07 or `tapkit train`.")
     return dict(state)
 
@@ -148,7 +148,7 @@ def load_weights(module: torch.nn.Module, weights: Any, path: "str | os.PathLike
     """`module.load_state_dict(weights)`, or one InputError naming the file and what does not fit (no key dump)."""
     own = module.state_dict()
     if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise InputError(f"{path} holds no weights for the {what} (it holds {_describe(weights)}): "
+        raise InputError(f"{path} holds no weights for the {what} (it holds {describe(weights)}): "
                          "it is damaged or not a file tapkit wrote; delete it.")
     missing, extra = [k for k in own if k not in weights], [k for k in weights if k not in own]
     shapes = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
