@@ -1,13 +1,16 @@
-"""The three dependency lists (pyproject, environment.yml, binder/) must agree; the wheel ships the
-checkpoints and a notebook run from it alone loads them."""
+"""The three dependency lists (pyproject, environment.yml, binder/) must agree; the Colab set-up cell installs
+what Colab lacks; the wheel ships the checkpoints and a notebook run from it alone loads them."""
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAME = {"torch": "pytorch"}  # pip name -> conda-forge name
@@ -64,6 +67,36 @@ def test_torch_range_admits_the_cpu_wheel():
 
 
 # ---------------------------------------------------------------- the wheel: what Colab gets from a pip install
+# Colab's own builds, never reinstalled by the set-up cell (tapkit comes with --no-deps; a pip torch or numpy would
+# replace Colab's CUDA builds); every other dependency of pyproject.toml is installed by the cell's first pip install
+COLAB_PREINSTALLED = {"torch", "numpy", "scipy", "matplotlib", "scikit-learn", "tqdm", "ipywidgets"}
+
+
+def _dependencies() -> dict[str, str]:
+    """The package's dependencies in pyproject.toml, name -> version spec."""
+    return dict(_split(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def _colab_cell(path: Path) -> str:
+    """The shell command of a notebook's Colab set-up cell (the jupytext .py source and the .ipynb agree, see
+    tests/test_notebooks.py)."""
+    import nbformat
+
+    code = [c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
+    cell = next(src for src in code if "google.colab" in src)
+    return re.search(r'subprocess\.run\("(.*?)", shell=True', cell).group(1)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_colab_cell_installs_exactly_the_dependencies_colab_lacks(path):
+    from tapkit.course.notebooks import colab_install_spec
+
+    first, second = (shlex.split(part) for part in _colab_cell(path).split(" && "))
+    assert first[:3] == ["pip", "install", "-q"] and second == ["pip", "install", "-q", "--no-deps", colab_install_spec()]
+    wanted = {name: spec for name, spec in _dependencies().items() if name not in COLAB_PREINSTALLED}
+    assert dict(_split(r) for r in first[3:]) == wanted, f"{path.name}: the Colab cell must install {wanted}"
+
+
 def _wheel(tmp_path: Path) -> Path:
     """Build the wheel of this checkout (from a copy of pyproject.toml, README.md and tapkit/; no network)."""
     src = tmp_path / "src"
