@@ -39,7 +39,7 @@
 # Set-up: on Colab, install tapkit without touching Colab's torch or numpy (--no-deps); elsewhere nothing to do.
 import sys, subprocess
 if "google.colab" in sys.modules:
-    subprocess.run("pip install -q tifffile pooch papermill && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
+    subprocess.run("pip install -q 'tifffile>=2023.1' 'pooch>=1.7' && pip install -q --no-deps 'tapkit-course @ git+https://github.com/tapkit-course/tapkit'", shell=True, check=True)
 
 # %% tags=["parameters"]
 profile = "auto"  # sizes crop pairs, head epochs, runs and label budgets: "smoke" (CI), "cpu" (2 cores), "gpu" or "auto" (gpu with a GPU)

@@ -105,7 +105,8 @@ seg_plots.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in 
 #
 # Feature sources: every pretext task with a model (TAP from notebook 01, the others from notebook 07,
 # else the shipped checkpoints; in the cpu profile a task without one is skipped rather than trained
-# here, and the line below says so), and a **random frozen** encoder of the same architecture. Each
+# here, and the line below says so), and a **random frozen** encoder of the same architecture (with the
+# batch-norm statistics of this movie's frames, as notebook 04 explains for strategy B). Each
 # source's features of all frames are computed once; then, per budget and run, a new head learns on
 # random crops of the labelled frames' features: a **linear** head (1x1 conv: one linear map per pixel)
 # and a small **conv** head (two 3x3 layers, a 5x5 px context). The cpu profile trains the conv head
@@ -114,7 +115,8 @@ seg_plots.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in 
 #
 # **The protocol** (`tapkit.downstream.protocol`, the same for every row, baselines included):
 # - every head trains `steps_head` optimiser steps, every fine-tuned or from-scratch network
-#   `steps_end_to_end`, the same at every budget (so the curve measures labels, not training length);
+#   `steps_end_to_end`, the same at every budget (so the curve measures labels, not training length),
+#   with Adam's learning rate decaying on a cosine to zero;
 # - `n_evals` times per run the validation Dice (binary at 0.5, pooled over the validation frames) is
 #   measured and the best state is kept: the table scores that state on the test frames;
 # - the learning rate comes from the grid `lr_grid` (the same grid for every row), chosen on validation
