@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -206,8 +206,9 @@ else:
     print("003-contrastive-generative: needs the contrastive and mim models; not measured in this run")
 
 # %% [markdown]
-# **Label budget.** The ResNet head on each model's frozen features, and on frozen random features,
-# trained on fewer labelled pairs (half events), tested on the same test split.
+# **Label budget.** The linear head (a *linear probe*, the usual measure of frozen features) on each
+# model's frozen features, and on frozen random features, trained on fewer labelled pairs (half events),
+# tested on the same test split, with the same steps at every budget.
 
 # %%
 pretext_plots.plot_budget_curves(curves);

@@ -120,8 +120,9 @@ seg_plots.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in 
 # - `n_evals` times per run the validation Dice (binary at 0.5, pooled over the validation frames) is
 #   measured and the best state is kept: the table scores that state on the test frames;
 # - the learning rate comes from the grid `lr_grid` (the same grid for every row), chosen on validation
-#   with the first seed of each row, task and budget; that run is run 1 and the other seeds reuse its lr
-#   (a grid per seed would cost 3x more for what is a property of the row, not of the seed);
+#   with the first seed at the first budget of each row and task; that run is run 1 and the row's other
+#   seeds and budgets reuse its lr (a grid per seed and budget would cost 3x more for what is a property
+#   of the row);
 # - `n_runs` seeds; run *i* of every row at a budget is trained on the **same** labelled frames, so two
 #   rows are compared seed by seed (a paired difference with its 95 % interval: the claims' verdicts).
 #
@@ -131,7 +132,7 @@ seg_plots.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in 
 
 # %%
 sources = {}
-for task in ["tap", *cfg.pretext["tasks"]]:
+for task in S["sources"] or ["tap", *cfg.pretext["tasks"]]:  # the profile's feature sources (None: every task)
     own = cfg.out_dir / f"{task}_{cfg.data_key}.pt"
     if S["train_missing"] or own.is_file() or shipped_checkpoint(cfg.data_key, task):
         sources[task] = tapkit.course.get_pretext_model(cfg, task, movie=movie)
@@ -171,11 +172,13 @@ for task in TASKS:
 # **tap fine-tuned** starts from the pretrained TAP weights, **from scratch** from a new random
 # initialisation per run (the supervised baseline of papers 000 and 002). Both train `steps_end_to_end`
 # steps on the same kind of crops as the heads, with the same lr grid, validation and labelled frames.
+# The cpu profile runs the from-scratch baseline only (`fine_tune=False`: no claim needs the fine-tuned row,
+# and every row costs minutes on two cores).
 
 # %%
 images = frame_inputs(movie)  # (T, 1, Y, X), normalised per frame as the encoders saw them
 for task in TASKS:
-    for name, pretrained in (("tap fine-tuned", True), (experiments.SCRATCH, False)):
+    for name, pretrained in [("tap fine-tuned", True)] * S["fine_tune"] + [(experiments.SCRATCH, False)]:
         results[task] += experiments.end_to_end_sweep(name, sources["tap"], images, targets[task], split,
                                                       S["end_to_end_budgets"], S["n_runs"], cfg.seed, pretrained,
                                                       cfg.device, **train)
@@ -414,7 +417,7 @@ if real_data is not None:
     for task in masks.tasks_for(real):
         m = masks.task_masks(real, task)
         runs = experiments.budget_sweep(real_sources, real, {task: m}, real_split, S["real_budgets"], ("conv",),
-                                        {"tap fine-tuned": real_tap, experiments.SCRATCH: None},
+                                        {**({"tap fine-tuned": real_tap} if S["fine_tune"] else {}), experiments.SCRATCH: None},
                                         S["real_end_to_end_budgets"], S["n_runs"], cfg.seed, cfg.device, **train)
         real_tables[task] = experiments.results_table(runs[task])
         print(f"\n{real.name} ({len(real)} frames) · {task}\n" + experiments.format_table(real_tables[task]))

@@ -33,8 +33,8 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
                              "random (frozen) · linear", "random (frozen) · ResNet"]
     assert all(len(runs) == 2 for runs in results.values())
     assert [r.seed for r in results["mim · ResNet"]] == [0, 1]
-    assert curves["n_train"] == [8] and set(curves) == {"n_train", "tap · ResNet", "mim · ResNet",
-                                                         "random (frozen) · ResNet"}
+    assert curves["n_train"] == [8] and set(curves) == {"n_train", "tap · linear", "mim · linear",
+                                                         "random (frozen) · linear"}  # linear probes
     assert all(np.asarray(v).shape == (1, 2) for k, v in curves.items() if k != "n_train")
     # features: once per pretrained model (its 6 runs share them), once per seed of the random network
     assert calls.count("MaskedModel") == 1 and calls.count("TAPNet") == 1 + 2, calls

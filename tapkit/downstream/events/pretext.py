@@ -36,8 +36,10 @@ def compare_pretext(pairs: CropPairs, labels: np.ndarray, split: Split, models: 
     splits = [split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets]  # same val / test as split
     results: dict[str, list[StrategyResult]] = {}
     curves: dict[str, Any] = {"n_train": [len(s.train) for s in splits]}
-    groups = [(task, model, ("A0", "A1"), "A1") for task, model in models.items()]
-    groups.append(("baseline", next(iter(models.values())), tuple(baselines), "B1"))
+    # label-budget curves: the linear probe (A0 / B0): the standard measure of frozen features, cheap and quickly
+    # converged, so every budget of every model fits the same step budget
+    groups = [(task, model, ("A0", "A1"), "A0") for task, model in models.items()]
+    groups.append(("baseline", next(iter(models.values())), tuple(baselines), "B0"))
     for task, model, strategies, curve_strategy in groups:
         jobs = [job for i in range(int(n_runs)) for job in  # seed by seed: random features one seed at a time
                 [(s, labels, split, seed + i) for s in strategies] + [(curve_strategy, labels, sp, seed + i) for sp in splits]]

@@ -10,8 +10,9 @@ The fair protocol (tapkit.downstream.protocol), the same for every row:
       network, whatever the budget (the curve measures labels, not steps);
     - validation Dice on the split's `val` frames at eval_steps(steps, n_evals); the best state is restored;
     - the learning rate chosen on validation from `lr_grid` (LR_GRID: the same grid for every row) per
-      (row, task, budget) on the FIRST seed; that run is run 1 and the other seeds reuse its lr (a grid per
-      seed would cost len(grid) x more for little: the lr is a property of the row and budget, not the seed);
+      (row, task) on the FIRST seed at the FIRST budget listed; that run is run 1 and the row's other seeds and
+      budgets reuse its lr (as the event heads' label-budget curve does; a grid per seed and budget would cost
+      len(grid) x more for what is a property of the row);
     - n_runs seeds seed, seed+1, ...; run i of every row at a (task, budget) trains on the SAME labelled frames
       (pick_frames with seed + i), so two rows are compared per seed (`paired`).
 Every run is scored on the same consecutive test frames: Dice and IoU pooled over them, and object
@@ -88,11 +89,12 @@ def _settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_cell(row: str, budget: "int | str", make: Callable[[int], tuple[nn.Module, Any]], inputs: torch.Tensor,
              masks: np.ndarray, split: FrameSplit, n_runs: int, seed: int, device: Any,
-             settings: Mapping[str, Any]) -> list[DenseResult]:
+             settings: Mapping[str, Any], lr: "float | None" = None) -> list[DenseResult]:
     """The n_runs runs of one (row, budget): lr from the grid on validation with the first seed (that run is run 1),
     reused for seeds seed+1, ...; each run trains on pick_frames(pool, budget, its seed) and keeps its best step.
 
     make(seed) -> (module, its trainable parameters), the same initialisation for the same seed.
+    lr: a rate the row chose at an earlier budget (then no grid here).
     """
     kw = {k: v for k, v in settings.items() if k != "lr_grid"}
 
@@ -102,7 +104,10 @@ def run_cell(row: str, budget: "int | str", make: Callable[[int], tuple[nn.Modul
         return module, frames, fit_dense(module, params, inputs, masks, frames, lr=lr, seed=s, device=device,
                                          val_frames=split.val, **kw)
 
-    lr, first, _ = select_lr(lambda lr: train(seed, lr), lambda run: run[2].best_score, settings["lr_grid"])
+    if lr is None:
+        lr, first, _ = select_lr(lambda lr: train(seed, lr), lambda run: run[2].best_score, settings["lr_grid"])
+    else:
+        first = train(seed, float(lr))
     runs = [first] + [train(seed + i, lr) for i in range(1, int(n_runs))]
     out, test = [], masks[split.test]
     for i, (module, frames, fit) in enumerate(runs):
@@ -122,9 +127,11 @@ def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: Fr
         head = make_head(kind, features.shape[1], s)
         return head, head.parameters()
 
+    chosen: dict[str, float] = {}  # head kind -> the lr its first budget chose on validation
     for budget, head_kind in tqdm([(b, h) for b in budgets for h in heads], desc=name, leave=False):
         out += run_cell(f"{name} · {head_kind}", budget, lambda s, k=head_kind: make(s, k), features, masks, split, n_runs, seed, device,
-                        _settings(head_kind, train))
+                        _settings(head_kind, train), chosen.get(head_kind))
+        chosen.setdefault(head_kind, out[-1].lr)
     return out
 
 
@@ -139,9 +146,10 @@ def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks:
         net = SegmentationNet(encoder if pretrained else fresh_encoder(encoder, s), make_head("conv", encoder.n_features, s))
         return net, net.trainable()
 
-    out = []
+    out: list[DenseResult] = []
     for budget in tqdm(list(budgets), desc=name, leave=False):
-        out += run_cell(name, budget, make, images, masks, split, n_runs, seed, device, settings)
+        out += run_cell(name, budget, make, images, masks, split, n_runs, seed, device, settings,
+                        out[0].lr if out else None)  # the lr the first budget chose
     return out
 
 
