@@ -399,18 +399,20 @@ tapkit.course.check(my_consistency_step, _step_ok, name="my_consistency_step",
                     hint="one network on both inputs; loss = 1 - soft Dice(p_a, p_b), no detach; zero_grad, backward, step");
 
 # %% [markdown]
-# ## 5 · Real frames: HeLa nuclei
+# ## 5 · Real frames: HeLa nuclei and dividing cells
 #
 # The same protocol on `real_data` (default: 20 frames of CTC Fluo-N2DL-HeLa with instance masks, binned
 # as for TAP; the smoke profile and dry runs take its first `real_frames` = 8), with the TAP model trained
 # on it (yours from notebook 01, else the shipped one, else a quick one), a random frozen encoder and a
-# U-Net from scratch. The subset has no lineage, so only nuclei can be segmented; a movie with events (a
-# CTC folder with its lineage) gets the divisions task too.
+# U-Net from scratch. The subset has no lineage: its divisions are derived from the masks as in notebook
+# 04 section 7 (`tapkit.data.divisions`: a nucleus linked to two nuclei of the next frame, or shrinking
+# beside a new one; it reads masks, not images, so a nucleus the segmentation cuts in two counts too), so
+# both tasks run: nuclei and dividing cells (paper 000's task) on real frames.
 
 # %%
 real_tables = {}
 if real_data is not None:
-    real = tapkit.course.segmentation_frames(cfg, tapkit.course.load_data(cfg, real_data))  # all, or the first few
+    real = tapkit.course.segmentation_frames(cfg, tapkit.course.load_data(cfg, real_data, divisions_from_masks=True))
     real_split = masks.split_frames(len(real.images), S["real_n_test"], S["real_n_val"])
     real_tap = tapkit.course.get_pretext_model(cfg, "tap", data=real_data, movie=real)
     real_sources = {"tap": real_tap, "random (frozen)": heads.fresh_encoder(real_tap, cfg.seed, real)}
