@@ -17,6 +17,7 @@ from tapkit.downstream.events.error_timing import CATEGORIES, CATEGORY_NAMES, wo
 from tapkit.downstream.events.experiments import FEATURES, HEADS
 from tapkit.downstream.events.tables import PAPER_TABLE2
 from tapkit.plot import EVENT_COLORS
+from tapkit.plot.style import budget_ticks, integer_ticks, log_limits, series_colors, series_styles
 
 
 def _outline_events(ax: Any, mask: np.ndarray) -> None:
@@ -114,7 +115,7 @@ def plot_results(table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | No
     import matplotlib.pyplot as plt
 
     names = list(table)
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(12.8, 3), sharey=True, layout="constrained")
     for ax, (m, c) in zip(axes, [("precision", 0), ("recall", 0), ("precision", 1), ("recall", 1)]):
         mean = [table[n][m][c] for n in names]
         ax.bar(names, mean, yerr=[table[n][f"{m}_std"][c] for n in names], color="tab:blue", capsize=3, label="ours")
@@ -123,8 +124,7 @@ def plot_results(table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | No
                     "ko", ms=4, label="paper")
         ax.set_title(f"{m} class {c}")
         ax.set_ylim(0, 1.05)
-    axes[0].legend(frameon=False, fontsize=8, loc="lower left")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, fontsize=8, loc="outside right center")
     return fig
 
 
@@ -132,16 +132,16 @@ def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
     """Class-1 F1 (mean ± std over runs) vs number of labelled training pairs, one line per strategy."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
     x = np.asarray(curve["n_train"])
-    for name, f1 in curve.items():
-        if name in ("budgets", "n_train", "converged", "lr"):
-            continue
-        f1 = np.asarray(f1)
-        mean, std = f1.mean(1), f1.std(1)
-        ax.plot(x, mean, "o-", label=f"{name}: {FEATURES[name[0]]}, {HEADS[name[1]]}")
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-    return style_budget_axes(ax)
+    rows = {k: np.asarray(v) for k, v in curve.items() if k not in ("budgets", "n_train", "converged", "lr")}
+    styles = series_styles(rows)  # one colour per strategy, never the event colours red / cyan
+    for name, f1 in rows.items():
+        mean, std, st = f1.mean(1), f1.std(1), styles[name]
+        label = f"{name}: {FEATURES[name[0]]}, {HEADS[name[1]]}" if name[:1] in FEATURES and name[1:] in HEADS else name
+        ax.plot(x, mean, color=st["color"], ls=st["ls"], marker=st["marker"], label=label)
+        ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), color=st["color"], alpha=0.15, lw=0)
+    return style_budget_axes(ax, x)
 
 
 def plot_val_curves(results: Mapping[str, Sequence[Any]], title: str = "validation F1 during training") -> Any:
@@ -149,16 +149,19 @@ def plot_val_curves(results: Mapping[str, Sequence[Any]], title: str = "validati
     import matplotlib.pyplot as plt
 
     names = [n for n, runs in results.items() if runs]
-    fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.4), sharey=True, squeeze=False)
+    colors = series_colors(f"seed {r.seed}" for n in names for r in results[n])  # one colour per seed, every panel
+    fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names), 2.6), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         for i, r in enumerate(results[name]):
-            h = r.history
-            line, = ax.plot(h["val_step"], h["val_f1"], lw=1, label=f"seed {r.seed}" + ("" if r.converged else " (not converged)"))
-            ax.plot(h["best_step"], h["best_val_f1"], "o", color=line.get_color(), ms=4)
-        ax.set(title=f"{name} (lr {results[name][0].lr:.0e})", xlabel="step")
+            h, color = r.history, colors[f"seed {r.seed}"]
+            ax.plot(h["val_step"], h["val_f1"], lw=1, color=color, label=f"seed {r.seed}" + ("" if r.converged else " *"))
+            ax.plot(h["best_step"], h["best_val_f1"], "o", color=color, ms=4)
+        ax.set(title=f"{name} (lr {results[name][0].lr:.0e})", xlabel="step", ylim=(-0.02, 1.02))
         ax.title.set_fontsize(9)
+        integer_ticks(ax)
+        ax.legend(fontsize=6, frameon=False)
     axes[0][0].set_ylabel("val F1 (class 1)")
-    axes[0][-1].legend(fontsize=7, frameon=False)
+    title += "; * not converged" if any(not r.converged for n in names for r in results[n]) else ""
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -183,6 +186,7 @@ def plot_error_timing(timing: dict[str, np.ndarray], title: str | None = None) -
             ax.plot(timing["t"], 100 * timing[f"{key}_share"], color=color, marker=".",
                     ls="--" if key in ("pos", "neg") else "-", label=f"{CATEGORY_NAMES[key]} (n={total})")
         ax.set(xlabel="time index t of the pair", ylabel="% of the category's total")
+        integer_ticks(ax)
         ax.legend(fontsize=8)
     axes[0].set_title("false positives over time")
     axes[1].set_title("false negatives over time")
@@ -246,12 +250,17 @@ def plot_result_mistakes(result: Any, pairs: Any, which: str = "false_positives"
     return plot_mistakes(pairs, np.asarray(result.test_index)[sel], p1[sel], title=title)
 
 
-def style_budget_axes(ax: Any) -> Any:
-    """Axes of an F1-vs-label-budget plot: log x, labels, 0-1 y, legend; returns the tight Figure."""
+def style_budget_axes(ax: Any, x: "Sequence[float] | None" = None) -> Any:
+    """Axes of an F1-vs-label-budget plot: log x with ticks at the sizes run (`x`), labels, 0-1 y, legend; returns
+    the tight Figure."""
     ax.set_xscale("log")
+    if x is not None and len(x):
+        sizes = sorted({int(v) for v in np.asarray(x).ravel()})
+        ax.set_xlim(*log_limits(sizes))
+        budget_ticks(ax, {n: str(n) for n in sizes})
     ax.set_xlabel("labelled training pairs")
     ax.set_ylabel("F1 of class 1 (event), test set")
-    ax.set_ylim(0, 1)
-    ax.legend(frameon=False, fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.figure.tight_layout()
     return ax.figure
