@@ -29,7 +29,7 @@ def reliability_diagram(probs: Any, labels: Any, n_bins: int = 15, ax: Any = Non
            align="edge", color="tab:red", alpha=0.3, edgecolor="tab:red", lw=0.5, label="gap")
     for x, acc, n in zip(left[full], b["accuracy"][full], b["count"][full]):
         ax.text(x + width / 2, min(acc, 0.93) + 0.02, str(n), ha="center", fontsize=6, rotation=90)
-    ax.plot([0, 1], [0, 1], "r--", lw=1, label="perfect calibration")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")  # black: red is the gap
     ax.text(0.03, 0.95, f"ECE = {ece:.3f}", transform=ax.transAxes, va="top",
             bbox=dict(boxstyle="round", fc="white", alpha=0.8))
     xlabel = "confidence of the predicted class" if confidence == "top-label" else "predicted P(event)"

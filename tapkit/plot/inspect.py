@@ -9,6 +9,7 @@ import numpy as np
 
 from tapkit.data.inspect import BinningAdvice, MovieReport, NucleusSize
 from tapkit.data.movie import Movie
+from tapkit.plot.style import integer_ticks
 
 
 def plot_checks(report: MovieReport, movie: "Movie | None" = None) -> Any:
@@ -19,6 +20,7 @@ def plot_checks(report: MovieReport, movie: "Movie | None" = None) -> Any:
     axes[0].plot(t, report.means, "o-", ms=3, label="measured")
     axes[0].plot(t, intercept + slope * t, "k--", label=f"fit: {100 * report.bleaching_rate:+.2f} %/frame")
     axes[0].set(xlabel="frame", ylabel="nuclei above background", title="bleaching")
+    integer_ticks(axes[0])
     axes[0].legend(frameon=False, fontsize=8)
     path = report.drift  # (T, 2) dy, dx
     axes[1].plot(path[:, 1], path[:, 0], "-", color="0.6")
@@ -26,13 +28,15 @@ def plot_checks(report: MovieReport, movie: "Movie | None" = None) -> Any:
     axes[1].set(xlabel="x shift (px)", ylabel="y shift (px)", title=f"drift {report.drift_per_frame:.2f} px/frame",
                 aspect="equal")
     axes[1].invert_yaxis()
-    fig.colorbar(sc, ax=axes[1], label="frame")
+    bar = fig.colorbar(sc, ax=axes[1], label="frame")
+    integer_ticks(bar.ax, "y")
     if movie is not None:
         sample = movie.images.reshape(-1)[:: max(1, movie.images.size // 500_000)]
         axes[2].hist(sample, bins=100, color="0.4", log=True)
-        for key, ls in (("p1", ":"), ("p99.8", ":")):
-            axes[2].axvline(report.intensity[key], color="C3", ls=ls)
-        axes[2].set(xlabel=f"intensity ({report.dtype})", ylabel="pixels", title="intensities (1 / 99.8 %)")
+        for key, ls in (("p1", ":"), ("p99.8", "--")):
+            axes[2].axvline(report.intensity[key], color="k", ls=ls, label=f"{key[1:]} % percentile")
+        axes[2].set(xlabel=f"intensity ({report.dtype})", ylabel="pixels", title="intensities")
+        axes[2].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
 
