@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -362,7 +362,7 @@ tapkit.course.check(expected_min, float(tap.decorrelation_loss(_blocks)), tol=1e
 # %%
 tapkit.course.results.record("tap", val_accuracy=history["val_accuracy"][-1], checkpoint=str(checkpoint),
                       evaluation=scores, evaluation_per_crop=local["accuracy"], shortcut=shortcut,
-                      shortcut_logit_gap=logit_gap, content_view={f"{c}px": accs for c, accs in view.items()})
+                      shortcut_logit_gap=logit_gap, content_view={f"{c}px": accs for c, accs in view.items()});
 
 # %% [markdown]
 # ## Summary

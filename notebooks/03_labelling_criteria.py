@@ -217,7 +217,7 @@ tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
 
 # %%
 tapkit.course.results.record("criteria", **{r["criterion"]: dict(train_positives=r["train_positives"],
-                                                          test_positives=r["test_positives"]) for r in rows})
+                                                          test_positives=r["test_positives"]) for r in rows});
 
 # %% [markdown]
 # ## Summary

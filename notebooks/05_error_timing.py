@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -193,7 +193,7 @@ tapkit.course.results.record("error_timing",
     a1=dict(false_positives=int(timing_a1["fp"].sum()), false_negatives=int(timing_a1["fn"].sum()),
             precision=res_a1.precision, recall=res_a1.recall),
     a0=dict(false_positives=int(timing_a0["fp"].sum()), false_negatives=int(timing_a0["fn"].sum()),
-            precision=res_a0.precision, recall=res_a0.recall))
+            precision=res_a0.precision, recall=res_a0.recall));
 
 # %% [markdown]
 # ## Summary

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -297,7 +297,7 @@ tapkit.course.results.record("calibration_finding", n_runs=n, val_event_rate=eve
                              same_balance=bool(same_balance), runs_within_noise=int(noisy),
                              runs_offset_bound=int(offset_bound),
                              ece_floor_after=float(np.mean([f["floor_after"] for f in finding])),
-                             ece_after=float(np.mean([f["after"] for f in finding])))
+                             ece_after=float(np.mean([f["after"] for f in finding])));
 
 # %% [markdown]
 # ## Summary

@@ -140,9 +140,9 @@ pretext_plots.plot_reconstructions(recon, n=2);
 # %% [markdown]
 # **Pooled features.** Each crop pair becomes one point: its dense features of frame t averaged over
 # the crop, projected on their first two principal axes. The contrastive model was trained to make
-# exactly these pooled vectors similar for views of the same crop and different for other crops. Red
-# points are crops with an event (the criterion of notebook 03): if a task's features separate them,
-# a head will have an easy job.
+# exactly these pooled vectors similar for views of the same crop and different for other crops. Points
+# with an event (the criterion of notebook 03) are red for divisions and cyan for deaths: if a task's
+# features separate them, a head will have an easy job.
 
 # %%
 event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
@@ -151,7 +151,7 @@ some = np.random.default_rng(cfg.seed).choice(len(event_pairs), min(400, len(eve
 first_frames = torch.as_tensor(event_pairs.images[some, 0, None])  # (N, 1, S, S)
 with torch.no_grad():
     points = {task: pretext_plots.pooled_pca(m.embed(first_frames.to(cfg.device))) for task, m in models.items()}
-pretext_plots.plot_pooled_pca(points, labels[some]);
+pretext_plots.plot_pooled_pca(points, labels[some], events=pretext_plots.event_classes(event_pairs)[some]);
 
 # %% [markdown]
 # **Feature maps.** The four most varied of the `F` feature channels of each model on the same frame.
@@ -341,7 +341,7 @@ tapkit.course.check(nt_xent_by_hand, float(contrastive.nt_xent(torch.tensor(z1),
 # pretraining steps, go into `results.json` under `pretext`.
 
 # %%
-tapkit.course.results.record("pretext", **pretext_events.record_entries(table, steps))
+tapkit.course.results.record("pretext", **pretext_events.record_entries(table, steps));
 
 # %% [markdown]
 # ## Summary

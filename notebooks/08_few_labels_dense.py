@@ -241,7 +241,7 @@ for task in TASKS:  # one budget per row kind: validation Dice vs step, one line
 middle, rows = int(split.test[len(split.test) // 2]), ["tap · conv", "random (frozen) · conv", experiments.SCRATCH]
 for task in TASKS:
     seg_plots.plot_predictions(movie.images[middle], targets[task][middle],
-                               experiments.examples(results[task], rows, S["budgets"][0]));
+                               experiments.examples(results[task], rows, S["budgets"][0]), task=task);
 
 # %% [markdown]
 # ## Exercise 1 · Soft Dice

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -274,7 +274,7 @@ tapkit.course.results.record(
     binning_recommended=advice.factor, binning=factor, pretext=pretext, epochs=len(history["val_loss"]),
     val_loss=history["val_loss"][-1], checkpoint=str(checkpoint), region_pairs=regions["frames"],
     files={k: str(v) for k, v in files.items()}, annotations=annotations,
-    segmentation={n: seg_experiments.record_entries(t) for n, t in seg_tables.items()})
+    segmentation={n: seg_experiments.record_entries(t) for n, t in seg_tables.items()});
 
 # %% [markdown]
 # ## Summary
