@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from tapkit.downstream.events import experiments, fit, heads
+from tapkit.downstream.events import fit, heads, strategies
 from tapkit.downstream.events.crops import CropPairs, Split
 from tapkit.data.movie import InputError
 from tapkit.ssl.checkpoint import UnreadableFileError, load_weights, read_torch_file, save_checkpoint
@@ -27,7 +27,9 @@ from tapkit.ssl.checkpoint import UnreadableFileError, load_weights, read_torch_
 RESULT_ARRAYS = ("precision", "recall", "f1", "confusion", "val_logits", "val_labels", "test_logits",
                  "test_labels", "test_index", "val_index")
 RUN_KEYS = (*RESULT_ARRAYS, "strategy", "seed", "n_train", "history", "weights")  # what restore needs
-_CODE = (experiments, fit, heads)  # the modules whose code decides a run's numbers
+# the code that decides a run's numbers: experiments.py (it trains the runs and imports this module lazily) is
+# read as a file rather than imported, so that run_store does not import it back; then these modules
+_CODE = (Path(fit.__file__).with_name("experiments.py"), strategies, fit, heads)
 
 
 def fingerprint(*arrays: Any) -> str:
@@ -47,7 +49,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 
 
 def _code_fingerprint() -> str:
-    return hashlib.sha1(b"".join(Path(m.__file__).read_bytes() for m in _CODE)).hexdigest()[:16]
+    return hashlib.sha1(b"".join(Path(getattr(m, "__file__", m)).read_bytes() for m in _CODE)).hexdigest()[:16]
 
 
 class RunStore:
@@ -65,11 +67,11 @@ class RunStore:
     def key(self, strategy: str, labels: np.ndarray, split: Split, seed: int,
             train: "Mapping[str, Any] | None" = None) -> str:
         """The run's key: a hash of everything its numbers depend on (train: this run's settings, else the sweep's)."""
-        kind = experiments.parse_strategy(strategy)[0]
+        kind = strategies.parse_strategy(strategy)[0]
         if kind == "A" and self._tap_weights is None:
             self._tap_weights = weights_fingerprint(self.tap_model)
         recipe = dict(self.common, strategy=str(strategy).upper(), seed=int(seed),
-                      settings=experiments.strategy_settings(strategy, **(self.train if train is None else train)),
+                      settings=strategies.strategy_settings(strategy, **(self.train if train is None else train)),
                       data=fingerprint(labels, split.train, split.val, split.test),
                       weights=self._tap_weights if kind == "A" else None)  # B, C: a seeded init of the architecture
         return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:20]
@@ -79,7 +81,7 @@ class RunStore:
         """Where the run with this recipe is kept: <runs_dir>/<strategy>_<key>.pt."""
         return self.dir / f"{str(strategy).upper()}_{self.key(strategy, labels, split, seed, train)}.pt"
 
-    def load(self, path: Path) -> "experiments.StrategyResult | None":
+    def load(self, path: Path) -> "strategies.StrategyResult | None":
         """The run stored at `path` (from `self.path`), or None (missing or damaged: it is trained again).
 
         A file that holds anything but tensors and plain values, or not a saved run, raises InputError.
@@ -95,15 +97,15 @@ class RunStore:
         self.loaded += 1
         return result
 
-    def save(self, result: "experiments.StrategyResult", path: Path) -> Path:
+    def save(self, result: "strategies.StrategyResult", path: Path) -> Path:
         """Write one run atomically to `path`: scores, logits, history and the trained weights (head; whole model for C)."""
         return save_checkpoint(to_state(result), path)
 
 
-def to_state(result: "experiments.StrategyResult") -> dict[str, Any]:
+def to_state(result: "strategies.StrategyResult") -> dict[str, Any]:
     """A StrategyResult as tensors and plain values (weights_only): its arrays as tensors, and the trained
     weights: the head's, or the whole model's when it was trained (C)."""
-    kind = experiments.parse_strategy(result.strategy)[0]
+    kind = strategies.parse_strategy(result.strategy)[0]
     trained = result.model if kind == "C" else result.model.head
     arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(result, k))) for k in RESULT_ARRAYS}
     statistics = ({k: v for k, v in result.model.encoder.state_dict().items() if "running" in k or "batches" in k}
@@ -119,12 +121,12 @@ def check_run(saved: Any, path: "str | Path") -> None:
         holds = f"a {type(saved).__name__}"
     elif any(k not in saved for k in RUN_KEYS):
         holds = "no " + ", ".join(repr(k) for k in RUN_KEYS if k not in saved)
-    elif str(saved["strategy"]).upper() not in experiments.STRATEGIES:
+    elif str(saved["strategy"]).upper() not in strategies.STRATEGIES:
         holds = f"strategy {saved['strategy']!r}"
     else:
         return
     raise InputError(f"{path} is not a saved event run of tapkit: it holds {holds} (a run has the scores, logits, "
-                     f"history and weights of one of {', '.join(experiments.STRATEGIES)}). Delete it: the run is "
+                     f"history and weights of one of {', '.join(strategies.STRATEGIES)}). Delete it: the run is "
                      "then trained again.")
 
 
@@ -133,21 +135,21 @@ def _array(value: Any) -> np.ndarray:
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
-def restore(saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the saved run") -> "experiments.StrategyResult":
+def restore(saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the saved run") -> "strategies.StrategyResult":
     """The StrategyResult of a saved state (read from `path`); frozen encoders are rebuilt (A: the TAP model,
     B: from the seed). A state that is not a run, or weights that do not fit, raise InputError naming `path`."""
     check_run(saved, path)
-    kind, head_kind = experiments.parse_strategy(saved["strategy"])
-    encoder = experiments.make_encoder(kind, tap_model, saved["seed"])
+    kind, head_kind = strategies.parse_strategy(saved["strategy"])
+    encoder = strategies.make_encoder(kind, tap_model, saved["seed"])
     if saved.get("encoder_statistics"):  # B: the statistics it was trained with (make_encoder(..., pairs))
         load_weights(encoder, {**encoder.state_dict(), **saved["encoder_statistics"]}, path,
                      f"{saved['strategy']} encoder statistics of this architecture")
         encoder.eval()
     model = heads.EventClassifier(encoder, heads.make_head(head_kind, encoder.n_features, saved["seed"]))
-    experiments.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
+    strategies.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
     load_weights(model if kind == "C" else model.head, saved["weights"], path,
                  f"{saved['strategy']} {'model' if kind == 'C' else 'head'} of this TAP model")
     arrays = {k: _array(saved[k]) for k in RESULT_ARRAYS}
-    return experiments.StrategyResult(saved["strategy"], *(arrays[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
+    return strategies.StrategyResult(saved["strategy"], *(arrays[k] for k in RESULT_ARRAYS[:-1]), model.eval(),
                                       saved["history"], arrays["val_index"], saved["seed"], saved["n_train"],
                                       saved.get("lr", 0.0), saved.get("lr_scores", {}))
