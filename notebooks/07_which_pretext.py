@@ -65,7 +65,7 @@ import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
 from tapkit.course.config import training_steps
 from tapkit.data.movie import normalize
 from tapkit.data.simulate import simulate_two_channel
-from tapkit.downstream.events import criteria, crops, experiments, pretext as pretext_events
+from tapkit.downstream.events import compare_pretext as pretext_events, criteria, crops, experiments
 from tapkit.plot import pretext as pretext_plots
 from tapkit.ssl import contrastive, mim
 from tapkit.ssl.pretext import build_model

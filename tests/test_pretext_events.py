@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tapkit.data import datasets
-from tapkit.downstream.events import criteria, crops, fit, pretext
+from tapkit.downstream.events import compare_pretext as pretext_events, criteria, crops, fit
 from tapkit.ssl.pretext import build_model
 
 SMALL = dict(n_depth=2, base_filters=4, seed=0)
@@ -27,8 +27,8 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
     monkeypatch.setattr(fit, "compute_features", lambda enc, images, *a, **k: calls.append(type(enc).__name__)
                         or original(enc, images, *a, **k))
     models = {"tap": build_model("tap", **SMALL), "mim": build_model("mim", **SMALL)}
-    results, curves = pretext.compare_pretext(pairs, labels, split, models, baselines=("B0", "B1"), budgets=(8,),
-                                              n_runs=2, seed=0, device="cpu", steps_linear=4, steps_resnet=4, n_evals=4)
+    results, curves = pretext_events.compare_pretext(pairs, labels, split, models, baselines=("B0", "B1"), budgets=(8,),
+                                                     n_runs=2, seed=0, device="cpu", steps_linear=4, steps_resnet=4, n_evals=4)
     assert list(results) == ["tap · linear", "tap · ResNet", "mim · linear", "mim · ResNet",
                              "random (frozen) · linear", "random (frozen) · ResNet"]
     assert all(len(runs) == 2 for runs in results.values())
@@ -38,10 +38,10 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
     assert all(np.asarray(v).shape == (1, 2) for k, v in curves.items() if k != "n_train")
     # features: once per pretrained model (its 6 runs share them), once per seed of the random network
     assert calls.count("MaskedModel") == 1 and calls.count("TAPNet") == 1 + 2, calls
-    table = pretext.pretext_table(results)
-    entries = pretext.record_entries(table, {"tap": 800, "mim": 800, "random (frozen)": 0})
+    table = pretext_events.pretext_table(results)
+    entries = pretext_events.record_entries(table, {"tap": 800, "mim": 800, "random (frozen)": 0})
     assert set(entries) == {"tap", "mim", "random (frozen)"} and entries["mim"]["steps"] == 800
     assert set(entries["mim"]) == {"steps", "linear", "resnet"}
     assert entries["mim"]["resnet"]["f1"] == pytest.approx(table["mim · ResNet"]["f1"][1])
-    text = pretext.format_pretext_table(table, {"tap": 800})
+    text = pretext_events.format_pretext_table(table, {"tap": 800})
     assert "mim · ResNet" in text and "800" in text.splitlines()[2]

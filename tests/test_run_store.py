@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tapkit.downstream.events import experiments, pretext
+from tapkit.downstream.events import compare_pretext as pretext_events, experiments
 from tapkit.downstream.events.crops import split_pairs
 from tapkit.downstream.events.experiments import compare_strategies, label_budget_curve, run_strategy
 
@@ -60,8 +60,8 @@ def test_runs_shared_between_sweeps_of_different_notebooks(tmp_path, data, monke
     n_stored = len(list(tmp_path.glob("*.pt")))
     no_training(monkeypatch)
     capsys.readouterr()
-    results, curves = pretext.compare_pretext(pairs, labels, split, {"tap": tap}, ("B0", "B1", "C1"), budgets=(8,),
-                                              n_runs=1, device="cpu", runs_dir=tmp_path, **TRAIN)
+    results, curves = pretext_events.compare_pretext(pairs, labels, split, {"tap": tap}, ("B0", "B1", "C1"), budgets=(8,),
+                                                     n_runs=1, device="cpu", runs_dir=tmp_path, **TRAIN)
     out = capsys.readouterr().out
     assert "3 of 3 runs loaded" in out and "4 of 4 runs loaded" in out, out  # TAP: A0, A1, A1 at 8; B0, B1, C1, B1 at 8
     assert len(list(tmp_path.glob("*.pt"))) == n_stored and curves["tap · ResNet"].shape == (1, 1)
