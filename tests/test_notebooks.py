@@ -226,7 +226,7 @@ def check_segmentation(r: dict) -> None:
         for row, by_budget in rows.items():
             for cell in by_budget.values():
                 assert all(_number(cell[k]) and 0 <= cell[k] <= 1 for k in ("dice", "dice_std", "object_f1", "iou")), (task, row)
-    assert set(seg["hela-subset"]) == {"nuclei"}  # no lineage, no divisions
+    assert set(seg["hela-subset"]) == {"nuclei", "divisions"}  # no lineage: divisions derived from the masks
     # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing and
     # `real_n_val` of the pool for validation (the fair protocol's model selection)
     assert seg["hela-subset"]["nuclei"]["tap · conv"]["all"]["n_frames"] == \
