@@ -38,6 +38,8 @@ def results_markdown(summary: dict) -> str:
              f"| device used | {machine.get('device', summary.get('device', '?'))} |",
              f"| software | Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, "
              f"{machine.get('platform', '?')} |", ""]
+    if summary.get("stopped_before"):  # a run stopped before its end (its summary written afterwards)
+        lines[-1:-1] = [f"| not run (stopped before them) | {', '.join(summary['stopped_before'])} |"]
     own = {"pretext", "segmentation", "claims"}  # sections with their own tables (the scorecard first)
     rest = {**summary, "results": {k: v for k, v in summary.get("results", {}).items() if k not in own}}
     body = summary_markdown(rest, scorecard=False).split("\n", 1)[1]  # drop its title: the table above says the same
@@ -83,16 +85,39 @@ def segmentation_markdown(segmentation: "dict | None") -> str:
     return "\n".join(lines) + "\n"
 
 
+def stopped_run_summary(run_dir: Path, commit: str) -> dict:
+    """The summary of a run stopped before its end (no summary.json): its finished notebooks (run.json) and results."""
+    from tapkit.course import results
+    from tapkit.course.runner import machine_info
+
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    done = {k: v for k, v in run["notebooks"].items() if v.get("status") == "ok"}
+    summary = {"profile": run["profile"], "device": "cpu", "out": str(run_dir), "params": run["params"],
+               "notebook_list": list(done), "machine": machine_info("cpu"), "commit": commit,
+               "started": run["started"], "dry_run": run["dry_run"], "notebooks": done, "results": {}, "failed": [],
+               "stopped_before": [n for n in run["notebook_list"] if n not in done]}
+    for name in done:
+        results.deep_merge(summary["results"], results.load_results(run_dir / "results" / f"{name}.json"))
+    return summary
+
+
 def main() -> None:
     """Command line: RUN_DIR [--out docs/RESULTS.md]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a folder written by `tapkit course run` (holds summary.json)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md")
+    parser.add_argument("--stopped", metavar="COMMIT", help="the run was stopped before its end (no summary.json): "
+                        "summarise its finished notebooks; COMMIT is the commit it ran")
     args = parser.parse_args()
     summary_file = args.run_dir / "summary.json"
-    if not summary_file.is_file():
-        parser.error(f"{summary_file} does not exist: pass the --out folder of a `tapkit course run`.")
-    args.out.write_text(results_markdown(json.loads(summary_file.read_text(encoding="utf-8"))), encoding="utf-8")
+    if args.stopped:
+        summary = stopped_run_summary(args.run_dir.resolve(), args.stopped)
+    elif not summary_file.is_file():
+        parser.error(f"{summary_file} does not exist: pass the --out folder of a `tapkit course run` "
+                     "(or --stopped COMMIT for a run stopped before its end).")
+    else:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    args.out.write_text(results_markdown(summary), encoding="utf-8")
     print(f"wrote {args.out}")
 
 

@@ -60,3 +60,28 @@ def test_summary_md_shows_the_scorecard_once():
 def test_summary_md_can_leave_the_scorecard_out():
     text = summary_markdown(summary(run_results()), scorecard=False)
     assert "Claims scorecard" not in text and "### claims" not in text
+
+
+def test_a_stopped_run_names_the_notebooks_it_did_not_run():
+    stopped = {**summary(run_results()), "stopped_before": ["08_few_labels_dense", "09_your_own_movie"]}
+    page = load_script().results_markdown(stopped)
+    assert "| not run (stopped before them) | 08_few_labels_dense, 09_your_own_movie |" in page
+    assert page.index("not run (stopped") < page.index("## Claims scorecard")
+    assert "not run (stopped" not in load_script().results_markdown(summary(run_results()))
+
+
+def test_a_stopped_run_is_summarised_from_run_json_and_its_results(tmp_path):
+    import json
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "02_gradcam.json").write_text(json.dumps(run_results()))
+    (tmp_path / "run.json").write_text(json.dumps({
+        "profile": "cpu", "params": {}, "started": "2026-12-07 12:44:55", "dry_run": False,
+        "notebook_list": ["02_gradcam", "03_labelling_criteria"],
+        "notebooks": {"02_gradcam": {"status": "ok", "seconds": 17.0}, "03_labelling_criteria": {"status": "running"}}}))
+    s = load_script().stopped_run_summary(tmp_path, "abc123")
+    assert s["notebooks"] == {"02_gradcam": {"status": "ok", "seconds": 17.0}}
+    assert s["stopped_before"] == ["03_labelling_criteria"] and s["commit"] == "abc123"
+    assert set(s["results"]["claims"]) == {"000-gradcam-divisions", "001-content-view"}
+    page = load_script().results_markdown(s)
+    assert "| not run (stopped before them) | 03_labelling_criteria |" in page and "## Claims scorecard" in page
