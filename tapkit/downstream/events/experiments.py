@@ -20,6 +20,8 @@ rates to a later sweep (the label budget curve reuses the rates chosen on the fu
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -95,11 +97,11 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     lab, sp = check_inputs(pairs, labels, split)
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
     index = np.concatenate([sp.train, sp.val, sp.test])
-    x_all = None
+    x_all, base = None, make_encoder(kind, tap_model, seed, pairs)  # once: B's calibration is not repeated per lr
 
     def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
         nonlocal x_all
-        encoder = make_encoder(kind, tap_model, seed, pairs)
+        encoder = copy.deepcopy(base)  # the same start for every lr of the grid
         model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
         params = trainable_parameters(model, kind)
         if x_all is None:
