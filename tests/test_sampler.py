@@ -370,3 +370,53 @@ def test_pixel_noise_has_the_drawn_amplitude_and_differs_between_the_two_frames(
     assert not torch.allclose(noise[:, 0], noise[:, 1])  # each frame its own noise
     ratio = noise.mean(-1) / noise.amax(-1).clamp(min=1e-9)  # ~0.5 for uniform noise
     assert 0.4 < float(ratio.median()) < 0.6
+
+
+@pytest.mark.parametrize("storage", ["device", "host"])
+@pytest.mark.parametrize("augment", [False, "default"])
+def test_held_out_region_is_never_in_a_training_crop(storage, augment):
+    """val_region=0.25 of 80 px: columns 60-79 are held out; training crops (plus half a patch) stay left of them."""
+    mov = noise_movie(size=80)
+    train = PairSampler(mov, patch=16, batch_size=256, augment=augment, val_region=0.25, storage=storage)
+    _, info = train.sample()
+    assert int((info["x0"] + 16 + 8).max()) <= 60 and int(info["x0"].min()) >= 0
+    region = PairSampler(mov, patch=16, batch_size=256, split="region", val_region=0.25, storage=storage)
+    crops, info = region.sample()
+    assert int(info["x0"].min()) >= 60 and int((info["x0"] + 16).max()) <= 80
+    # region pairs come from the training frames, read unaugmented from the movie
+    assert set(info["t"].tolist()) <= set(train.table[:, 1].tolist())
+    norm = torch.as_tensor(normalize(mov))
+    i = 0
+    y0, x0, t = int(info["y0"][i]), int(info["x0"][i]), int(info["t"][i])
+    assert torch.equal(crops[i, 0, 0], norm[t, y0:y0 + 16, x0:x0 + 16])
+
+
+def test_no_region_gives_the_same_crops_as_before():
+    """val_region=0 keeps the streams of train and val samplers unchanged (same seed -> same crops)."""
+    mov = noise_movie(size=64)
+    a, _ = PairSampler(mov, patch=16, batch_size=32, seed=3).sample()
+    b, _ = PairSampler(mov, patch=16, batch_size=32, seed=3, val_region=0.0).sample()
+    assert torch.equal(a, b)
+    region = PairSampler(mov, patch=16, batch_size=8, split="region", val_region=0.3)
+    assert torch.equal(region.sample()[0], region.fixed_batches(1)[0][0])  # a fixed set, like val
+
+
+def test_region_errors_name_the_parameter():
+    with pytest.raises(InputError, match="split='region' needs a held-out region"):
+        PairSampler(noise_movie(), patch=16, split="region")
+    with pytest.raises(InputError, match="val_region=0.9 leaves no room"):
+        PairSampler(noise_movie(), patch=16, val_region=0.9)
+    with pytest.raises(InputError, match=r"val_region=1.5 must be in \[0, 1\)"):
+        PairSampler(noise_movie(), patch=16, val_region=1.5)
+
+
+def test_per_crop_normalises_every_crop_of_a_training_batch():
+    """per_crop=True: each crop spans 0-1 by its own percentiles, so a brightness change of a frame is gone."""
+    mov = noise_movie(size=48)
+    mov[6:] = 3 * mov[6:] + 5  # frames from 6 on are brighter and stretched (a frame-level cue)
+    x, _ = PairSampler(mov, patch=16, batch_size=64, augment="default", per_crop=True, per_frame=False).sample()
+    flat = x.flatten(2)
+    assert torch.allclose(torch.quantile(flat, 0.01, dim=2), torch.zeros(64, 2), atol=1e-5)
+    assert torch.allclose(torch.quantile(flat, 0.998, dim=2), torch.ones(64, 2), atol=1e-5)
+    plain, _ = PairSampler(mov, patch=16, batch_size=64, augment="default", per_frame=False, seed=0).sample()
+    assert not torch.allclose(plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05)  # without it: not

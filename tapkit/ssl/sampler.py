@@ -66,9 +66,12 @@ def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSamp
     return out
 
 
+SPLITS = ("train", "val", "region")  # training crops; held-out frames; held-out region of the training frames
+
+
 def _draw_seed(seed: int, split: str) -> int:
     """Seed of the CPU generator of positions and transforms: another stream than `generator`'s, same seed -> same."""
-    return int(np.random.SeedSequence([int(seed), split == "val", 13]).generate_state(1)[0])
+    return int(np.random.SeedSequence([int(seed), SPLITS.index(split), 13]).generate_state(1)[0])
 
 
 class PairSampler:
@@ -82,6 +85,12 @@ class PairSampler:
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
     (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
     "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation.
+    `val_region` > 0 also holds out a region of every frame: its right-most `val_region` of the width (at least
+    one patch wide). Training crops then stay left of it (with a margin of half a patch for the augmentations'
+    context); the "region" split draws fixed, unaugmented pairs inside it from the training frames (a spatial
+    validation, like another location of the same experiment).
+    `per_crop=True` rescales every crop by its own percentiles (after the augmentations): no frame-wide
+    intensity cue is left for the network to use.
     `storage`: "device" (normalised movies on the device), "host" (movies stay on the host, crops are
     gathered per batch), or "auto" (host when the normalised movies need more than 1/3 of the free memory).
     Each pretext task makes its batch from the crops (TAP flips the order: `tapkit.ssl.tap`).
@@ -92,7 +101,8 @@ class PairSampler:
                  val_fraction: float = 0.1, val_at: str = "start", augment: "bool | str | AugmentConfig" = True,
                  reject_background: float = 0.0, background_threshold: float = 0.25,
                  device: "str | torch.device" = "cpu", seed: int = 0, per_frame: bool = True,
-                 storage: Literal["auto", "device", "host"] = "auto") -> None:
+                 storage: Literal["auto", "device", "host"] = "auto", per_crop: bool = False,
+                 val_region: float = 0.0) -> None:
         movies = [movies] if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(movies)
         if not movies:
             raise InputError("PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) array.")
@@ -103,6 +113,7 @@ class PairSampler:
             raise InputError(f"PairSampler: val_at={val_at!r}; use 'start' (validate on the first frames) or 'end' "
                              "(train on the first frames, validate on the last ones).")
         self.val_fraction, self.val_at, self.reject_background = val_fraction, val_at, reject_background
+        self.per_crop, self.val_region = bool(per_crop), float(val_region)
         self.background_threshold = background_threshold
         self.device = torch.device(device)
         if isinstance(augment, str):  # a preset name (AUGMENT_PRESETS)
@@ -112,9 +123,10 @@ class PairSampler:
         if not isinstance(augment, AugmentConfig):
             raise InputError(f"PairSampler: augment={augment!r}; use True / False, a preset name {AUGMENT_PRESETS} "
                              "or an AugmentConfig(...).")
-        self.cfg = AugmentConfig.none() if split == "val" else augment  # validation pairs are never augmented
+        self.cfg = augment if split == "train" else AugmentConfig.none()  # validation pairs are never augmented
         self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
+        self.x_first, self.room = self._crop_ranges()  # (M,) first crop column, (M, 2) number of corners per axis
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
         self.storage, self.storage_reason = host_store.choose_storage(
             storage, sum(host_store.store_bytes(a) for a in arrays), self.device)
@@ -156,8 +168,8 @@ class PairSampler:
         deltas = (delta,) if isinstance(delta, (int, np.integer)) else tuple(int(d) for d in delta)
         if not deltas or min(deltas) < 1:
             raise InputError(f"PairSampler: delta={delta!r} must be a non-empty list of frame offsets >= 1, e.g. (1,) or (1, 2).")
-        if split not in ("train", "val"):
-            raise InputError(f"PairSampler: split={split!r}; use 'train' or 'val'.")
+        if split not in SPLITS:
+            raise InputError(f"PairSampler: split={split!r}; use 'train', 'val' or 'region'.")
         if not 0.0 <= val_fraction < 1.0:
             raise InputError(f"PairSampler: val_fraction={val_fraction} must be in [0, 1), e.g. 0.1.")
         if batch_size < 1 or not 0.0 <= reject < 1.0:
@@ -186,7 +198,7 @@ class PairSampler:
         for m, n in enumerate(n_frames):
             n_val = self.n_val_frames(n)
             cut = n_val if self.val_at == "start" else n - n_val  # the boundary between the two parts
-            first = (self.split == "val") == (self.val_at == "start")  # this split is the first part
+            first = (self.split == "val") == (self.val_at == "start")  # this split is the first part (region: train's)
             lo, hi = (0, cut) if first else (cut, n)
             rows += [(m, t, d) for d in self.delta for t in range(lo, hi - d)]
         if not rows:
@@ -196,10 +208,37 @@ class PairSampler:
                 "or change val_fraction.")
         return torch.tensor(rows, dtype=torch.long)
 
+    def held_out_width(self, width: int) -> int:
+        """Columns at the right edge of a frame `width` px wide held out by `val_region` (0: none)."""
+        return 0 if self.val_region == 0 else max(math.ceil(self.val_region * width), self.patch)
+
+    def _crop_ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """First allowed crop column (M,) and number of allowed corners per axis (M, 2) of this split."""
+        if not 0.0 <= self.val_region < 1.0:
+            raise InputError(f"PairSampler: val_region={self.val_region} must be in [0, 1), e.g. 0.25 (a quarter of "
+                             "the width held out) or 0 (no held-out region).")
+        if self.split == "region" and self.val_region == 0:
+            raise InputError("PairSampler: split='region' needs a held-out region: pass val_region > 0, e.g. 0.25.")
+        first, room = [], []
+        for height, width in self.sizes.tolist():
+            hold = self.held_out_width(width)
+            if self.split == "region":
+                lo, hi = width - hold, width - self.patch  # crops inside the held-out columns
+            elif self.split == "train" and hold:
+                lo, hi = 0, width - hold - self.patch // 2 - self.patch  # left of them, half a patch away
+            else:
+                lo, hi = 0, width - self.patch
+            if hi < lo:
+                raise InputError(f"PairSampler: val_region={self.val_region} leaves no room for training crops of "
+                                 f"{self.patch} px in a frame {width} px wide (held out: {hold} px, plus a margin of "
+                                 f"{self.patch // 2}); use a smaller val_region or patch.")
+            first.append(lo), room.append((height - self.patch + 1, hi - lo + 1))
+        return torch.tensor(first), torch.tensor(room)
+
     def reset(self) -> None:
         """Re-seed the generators: the val split then yields the same pairs again."""
         self._cancel()
-        self.generator.manual_seed(self.seed + (7919 if self.split == "val" else 0))
+        self.generator.manual_seed(self.seed + 7919 * SPLITS.index(self.split))
         self.draw_generator.manual_seed(_draw_seed(self.seed, self.split))
 
     def state_dict(self) -> dict:
@@ -219,9 +258,8 @@ class PairSampler:
         """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions (CPU tensors)."""
         g = self.draw_generator
         movie, t, delta = self.table[torch.randint(len(self.table), (n,), generator=g)].T
-        room = self.sizes[movie] - self.patch + 1  # (n, 2) number of valid corners per axis
-        corner = (torch.rand(n, 2, generator=g) * room).long()
-        return dict(movie=movie, t=t, delta=delta, y0=corner[:, 0], x0=corner[:, 1])
+        corner = (torch.rand(n, 2, generator=g) * self.room[movie]).long()  # (n, 2) within this split's columns
+        return dict(movie=movie, t=t, delta=delta, y0=corner[:, 0], x0=corner[:, 1] + self.x_first[movie])
 
     def _windows(self, stack: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """Unaugmented crops (n, 2, C, P, P) at frames (n, 2), corners y0, x0 (n,) of a (C, T, Y', X) tensor (Y' >= Y)."""
@@ -386,6 +424,8 @@ class PairSampler:
         if self._noise is None and self.cfg.p_noise > 0:
             self._noise = NoiseBank(2 * self.batch_size, self.channels * self.patch**2, self.device, self.seed)
         x = apply_intensity(x, tf, self.generator, self._noise)  # (B, 2, C, P, P)
+        if self.per_crop:
+            x = normalize_crops(x)
         info = dict(pos)
         if with_events and self.events is not None:
             info["has_event"] = self._has_event(pos)
