@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # `tapkit train` flags that set a key of the profile's `tap` section (the notebooks' tap_* settings)
 TRAIN_SETTINGS = {"epochs": int, "steps_per_epoch": int, "batch_size": int, "patch": int, "lr": float,
-                  "val_steps": int, "val_fraction": float}
+                  "val_steps": int, "val_fraction": float, "val_region": float}
 
 
 def add_train_parser(sub: Any) -> None:
@@ -175,7 +175,11 @@ def train_plan(args: argparse.Namespace) -> dict:
     if args.pretext not in tasks:
         raise InputError(f"--pretext {args.pretext}: not a pretext task; use one of {', '.join(sorted(tasks))}.")
     data = datasets.resolve(args.data)
-    settings = dict(profile["tap"], val_at=datasets.recommended(data)["val_at"])
+    advice = datasets.recommended(data)  # real movies: the recipe of datasets.REAL_DATA_TAP
+    settings = dict(profile["tap"], val_at=advice["val_at"], **advice["tap"])
+    real_epochs = settings.pop("real_epochs", None)  # the profile's longer training for real movies
+    if advice["tap"] and real_epochs is not None:
+        settings["epochs"] = real_epochs
     settings.update({k: getattr(args, k) for k in (*TRAIN_SETTINGS, "delta", "val_at") if getattr(args, k) is not None})
     model_kwargs = {**settings.pop("model_kwargs", {}), **tasks[args.pretext], **parse_params(args.options)}
     full = {k: p.default for k, p in inspect.signature(train).parameters.items()} | settings  # train's defaults

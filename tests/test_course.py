@@ -47,6 +47,24 @@ def test_configure_picks_validation_frames_and_binning_per_dataset(tmp_path):
         config.configure(base_params(tmp_path, binning=0), "01")
 
 
+def test_configure_chooses_the_real_movie_recipe_and_prints_it(tmp_path, capsys):
+    from tapkit.data.datasets import REAL_DATA_TAP
+
+    sim = config.configure(base_params(tmp_path), "01")
+    assert "TAP recipe" not in capsys.readouterr().out and not sim.tap.get("per_crop") and not sim.tap.get("val_region")
+    hela = config.configure(base_params(tmp_path, data="hela-subset"), "01")
+    assert {k: hela.tap[k] for k in REAL_DATA_TAP} == REAL_DATA_TAP
+    assert "TAP recipe for a real movie" in capsys.readouterr().out
+    assert "real_epochs" not in hela.tap and "real_epochs" not in sim.tap  # never reaches train()
+    cpu = config.configure(base_params(tmp_path, profile="cpu", data="hela-subset"), "01")
+    assert cpu.tap["epochs"] == profiles.PROFILES["cpu"]["tap"]["real_epochs"] > profiles.PROFILES["cpu"]["tap"]["epochs"]
+    assert config.configure(base_params(tmp_path, profile="cpu", data="hela-subset", tap_epochs=3), "01").tap["epochs"] == 3
+    mine = config.configure(base_params(tmp_path, data="hela-subset", tap_per_crop=False, tap_val_region=0.0), "01")
+    assert mine.tap["per_crop"] is False and mine.tap["val_region"] == 0.0  # the learner's choice wins
+    with pytest.raises(InputError, match="tap_per_crop"):
+        config.configure(base_params(tmp_path, tap_per_crop="yes"), "01")
+
+
 def test_load_data_bins_as_asked(tmp_path):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, np.random.default_rng(0).random((3, 32, 40)).astype(np.float32), photometric="minisblack")

@@ -176,7 +176,7 @@ def test_napari_timelapse_offline_logic(tmp_path, fake_napari):
 def test_napari_timelapse_registry_and_recommended():
     entry = datasets.DATASETS["napari-timelapse"]
     assert entry["binning"] == 3 and datasets.NAPARI_WHEEL in entry["source"] and "BSD-3" in entry["source"]
-    assert datasets.recommended("napari-timelapse") == {"binning": 3, "val_at": "end"}
+    assert datasets.recommended("napari-timelapse") == {"binning": 3, "val_at": "end", "tap": datasets.REAL_DATA_TAP}
     assert datasets.resolve("Napari-Timelapse") == "napari-timelapse"
 
 
@@ -350,10 +350,12 @@ def test_load_unknown_name_lists_names():
 
 
 def test_recommended_settings():
-    assert datasets.recommended("simulated") == {"binning": 1, "val_at": "start"}
-    assert datasets.recommended("hela-subset") == {"binning": 2, "val_at": "end"}
+    real = datasets.REAL_DATA_TAP
+    assert real["per_crop"] is True and 0 < real["val_region"] < 0.5  # the recipe for real movies
+    assert datasets.recommended("simulated") == {"binning": 1, "val_at": "start", "tap": {}}
+    assert datasets.recommended("hela-subset") == {"binning": 2, "val_at": "end", "tap": real}
     assert datasets.recommended("Fluo-N2DL-HeLa/02")["binning"] == 2
-    assert datasets.recommended("/data/my_movie.tif") == {"binning": 1, "val_at": "end"}
+    assert datasets.recommended("/data/my_movie.tif") == {"binning": 1, "val_at": "end", "tap": real}
 
 
 def test_registry_and_markdown():

@@ -420,3 +420,17 @@ def test_per_crop_normalises_every_crop_of_a_training_batch():
     assert torch.allclose(torch.quantile(flat, 0.998, dim=2), torch.ones(64, 2), atol=1e-5)
     plain, _ = PairSampler(mov, patch=16, batch_size=64, augment="default", per_frame=False, seed=0).sample()
     assert not torch.allclose(plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05)  # without it: not
+
+
+def test_region_fits_says_exactly_when_the_sampler_accepts_a_region():
+    from tapkit.ssl.sampler import region_fits
+
+    for width in (40, 48, 56, 64, 80, 120):
+        frames = np.zeros((12, 32, width), np.float32) + np.arange(width, dtype=np.float32)
+        try:
+            PairSampler(frames, patch=16, val_region=0.3, augment=False)
+            accepted = True
+        except InputError:
+            accepted = False
+        assert region_fits(width, 16, 0.3) == accepted
+    assert region_fits(10, 16, 0.0)  # no region: nothing to fit

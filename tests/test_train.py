@@ -264,3 +264,71 @@ def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
     train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=tmp_path / "fresh.pt", reuse=[partial], resume=True,
               **FAST)
     assert "holds the same training" not in capsys.readouterr().out
+
+
+def outlier_cue(t=20, size=48, seed=0) -> np.ndarray:
+    """The same cells in every frame, plus one small spot that brightens every frame (a dividing cell, debris).
+
+    Per-frame percentile normalisation then dims every other pixel a little more in each frame: a frame-level
+    cue that per-frame normalisation creates and that only per-crop normalisation removes.
+    """
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
+    frames = np.repeat(base[None], t, 0) * (1 + 0.01 * rng.normal(size=(t, size, size)))
+    frames[:, :5, :5] = (200 * 1.15 ** np.arange(t))[:, None, None]  # 25 px > the 99.8th percentile's 5
+    return frames.astype(np.float32)
+
+
+def test_per_crop_training_removes_a_frame_level_cue():
+    """Per frame, the spot's brightness becomes a time arrow everywhere; per crop there is none left to learn."""
+    movie = outlier_cue()
+    kw = dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0, augment=False)
+    frame_model, _ = train_tap(movie, **kw)
+    crop_model, _ = train_tap(movie, per_crop=True, **kw)
+    check = outlier_cue(seed=5)
+    shortcut = evaluate_tap(frame_model, check, n_pairs=256, patch=24, split="train")["accuracy"]
+    honest = evaluate_tap(crop_model, check, n_pairs=256, patch=24, split="train", per_crop=True)
+    assert shortcut > 0.8
+    assert honest["accuracy_ci"][0] < 0.5 < honest["accuracy_ci"][1] + 0.05  # chance: nothing but the cue
+    assert load_tap  # the normalisation is part of the model: see the checkpoint test below
+
+
+def test_checkpoint_records_per_crop_and_the_held_out_region(tmp_path):
+    train_tap(growing_blobs(t=8, size=96), epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", per_crop=True,
+              val_region=0.25, **FAST)
+    state = load_checkpoint(tmp_path / "c.pt")
+    assert state["normalization"]["per_crop"] is True and state["recipe"]["val_region"] == 0.25
+    assert load_tap(tmp_path / "c.pt").normalization["per_crop"] is True
+
+
+def test_evaluate_on_the_held_out_region_with_an_interval():
+    """split='region': pairs of the training frames inside the held-out columns; Wilson 95 % interval."""
+    model = _AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
+    res = evaluate_tap(model, growing_blobs(t=20, size=64), n_pairs=256, patch=16, split="region", val_region=0.25,
+                       val_at="end", seed=1)
+    k, n = round(res["accuracy"] * res["n_pairs"]), res["n_pairs"]
+    p, z = k / n, 1.959963984540054
+    centre, half = (p + z**2 / (2 * n)) / (1 + z**2 / n), z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    assert res["accuracy_ci"] == pytest.approx((centre - half, centre + half))
+    assert max(res["accuracy_by_t"]) < 18  # training frames only (the last ones are held out)
+    above, pairs = res["pairs_above_chance"]
+    assert pairs == len(res["accuracy_by_t"]) and above == sum(v > 0.5 for v in res["accuracy_by_t"].values())
+
+
+def test_accuracy_warnings_flag_chance_and_frame_level_cues():
+    from tapkit.ssl.tap import accuracy_warnings
+
+    good = dict(accuracy=0.85, accuracy_ci=(0.82, 0.88), accuracy_by_t={0: 0.8, 1: 0.9})
+    assert accuracy_warnings(good) == []
+    chance = dict(good, accuracy=0.52, accuracy_ci=(0.49, 0.55))
+    assert "not clearly above chance" in accuracy_warnings(chance)[0]
+    cue = dict(good, accuracy_by_t={17: 0.95, 18: 0.04})
+    found = accuracy_warnings(cue)
+    assert "t=18: 0.04" in found[0] and "frame-level" not in found[0] and "What to try" in found[-1]
+
+
+def test_a_movie_too_narrow_for_the_region_trains_on_whole_frames_and_says_so(tmp_path, capsys):
+    train_tap(growing_blobs(t=8, size=48), epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", val_region=0.25,
+              **FAST)
+    assert "no room for a held-out region" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "c.pt")["recipe"]["val_region"] == 0.0

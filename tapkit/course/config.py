@@ -84,7 +84,12 @@ def configure(namespace: dict, notebook: str) -> Config:
     params = check_parameters(params, prof)
     from tapkit.data.datasets import recommended
 
-    prof["tap"].setdefault("val_at", recommended(params["data"])["val_at"])  # real data: validate on the last frames
+    advice = recommended(params["data"])
+    prof["tap"].setdefault("val_at", advice["val_at"])  # real data: validate on the last frames
+    prof["tap"].update(advice["tap"])  # real data: the recipe for real movies (datasets.REAL_DATA_TAP)
+    real_epochs = prof["tap"].pop("real_epochs", None)  # the profile's longer training for real movies
+    if advice["tap"] and real_epochs is not None and not profiles.is_dry_run():
+        prof["tap"]["epochs"] = real_epochs
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)
@@ -104,6 +109,10 @@ def configure(namespace: dict, notebook: str) -> Config:
                  profile_source=_profile_source(namespace.get("profile", "auto")),
                  overrides={k: v for k, v in overrides.items() if v}, **{s: prof[s] for s in SECTIONS})
     print(format_config(cfg))
+    if advice["tap"] and notebook in ("01", "09"):
+        chosen = {k: prof["tap"][k] for k in (*advice["tap"], "epochs")}
+        print(f"  TAP recipe for a real movie: {chosen} (datasets.REAL_DATA_TAP; tap_per_crop / tap_val_region "
+              "/ tap_epochs override it)")
     return cfg
 
 

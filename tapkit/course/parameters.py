@@ -186,6 +186,8 @@ CHECKS: dict[str, Check] = {
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
     "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
+    "tap_per_crop": flag,  # every crop normalised on its own (default: True for real data, False for simulated)
+    "tap_val_region": number(0.0, 1.0, high_open=True, example=0.25),  # right part of every frame held out
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }

@@ -115,8 +115,11 @@ PROFILES: dict[str, dict] = {
         # augmentation: in 800-1000 steps the augmentations cost more than they protect (1024 fresh pairs,
         # seeds 0 and 3: default augmentations 0.73 / 0.76 at 1000 steps, only flips / 90-degree rotations /
         # intensity ('exact') 0.86 / 0.84, none 0.95 / 0.87 at 800 steps); all options: docs/MEASUREMENT_NOTES.md
+        # real movies (datasets.REAL_DATA_TAP: every crop normalised on its own) learn more slowly: 20 epochs (HeLa
+        # subset, seed 0, per-crop accuracy on the held-out frames: 0.63 after 800 steps, 0.73 after 2400;
+        # docs/MEASUREMENT_NOTES.md), ~10 min on 2 idle cores
         "tap": dict(epochs=8, steps_per_epoch=100, batch_size=16, patch=64, val_steps=8, lr=3e-3, augment="none",
-                    model_kwargs=dict(base_filters=16)),
+                    model_kwargs=dict(base_filters=16), real_epochs=20),
         # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the score
         "gradcam": dict(n_frames=8, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs

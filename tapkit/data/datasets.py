@@ -108,11 +108,19 @@ DATASETS: dict[str, dict[str, Any]] = {
 # The napari time-lapse: nucleus radius ~17 px (estimate_nucleus_size, 4 frames), binned 3x3 ~5.7 px.
 # `val_at`: simulated movies are stationary and validate on their first frames; real movies train on
 # the first frames and validate on the last ones, a harder test of generalising forward in time.
+# `tap`: the TAP recipe for real movies (issue 23; scripts/real_data_recipe.py, docs/MEASUREMENT_NOTES.md): every
+# crop normalised on its own, so that no frame-wide intensity cue (how bright the brightest cells that set a
+# frame's percentiles are, focus, bleaching) tells the order, and the right quarter of every frame held out of
+# training as a spatial check (another location of the same experiment). Simulated movies keep the profile's.
+REAL_DATA_TAP: dict[str, Any] = dict(per_crop=True, val_region=0.25)
+
+
 def recommended(name: str) -> dict[str, Any]:
-    """{'binning': int, 'val_at': 'start' | 'end'} for a dataset name or path (paths: real data, no binning)."""
+    """{'binning': int, 'val_at': 'start' | 'end', 'tap': {TAP settings}} for a dataset name or path (paths: real)."""
     entry = DATASETS.get(str(name).split("/")[0], {})
-    val_at = "start" if entry.get("kind") == "simulated" else "end"
-    return {"binning": int(entry.get("binning", 1)), "val_at": val_at}
+    simulated = entry.get("kind") == "simulated"
+    return {"binning": int(entry.get("binning", 1)), "val_at": "start" if simulated else "end",
+            "tap": {} if simulated else dict(REAL_DATA_TAP)}
 
 
 # ----------------------------------------------------------------------------------------------

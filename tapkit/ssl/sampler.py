@@ -40,7 +40,7 @@ from tapkit.ssl.augment import (AUGMENT_PRESETS, AugmentConfig, NoiseBank, PairT
 from tapkit.ssl import host_store
 from tapkit.ssl.host_store import normalise_
 
-__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "as_image_list", "normalize_crops"]
+__all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "as_image_list", "normalize_crops", "region_fits"]
 
 
 def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSampler") -> list[np.ndarray]:
@@ -67,6 +67,14 @@ def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSamp
 
 
 SPLITS = ("train", "val", "region")  # training crops; held-out frames; held-out region of the training frames
+
+
+def _storage_matters(storage: str, need: int, device: torch.device) -> bool:
+    """Whether storage="auto"'s choice is worth a line: the host was chosen, or the movies need over half the limit."""
+    if storage == "host":
+        return True
+    free = host_store.free_bytes(device)
+    return free is not None and need > host_store.HOST_FRACTION * free / 2  # tight: within 2x of switching to host
 
 
 def _draw_seed(seed: int, split: str) -> int:
@@ -128,9 +136,9 @@ class PairSampler:
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         self.x_first, self.room = self._crop_ranges()  # (M,) first crop column, (M, 2) number of corners per axis
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
-        self.storage, self.storage_reason = host_store.choose_storage(
-            storage, sum(host_store.store_bytes(a) for a in arrays), self.device)
-        if storage == "auto" and split == "train":
+        need = sum(host_store.store_bytes(a) for a in arrays)
+        self.storage, self.storage_reason = host_store.choose_storage(storage, need, self.device)
+        if storage == "auto" and split == "train" and _storage_matters(self.storage, need, self.device):
             print(f"tapkit: PairSampler keeps the movies on the {self.storage} ({self.storage}-resident crops): "
                   f"{self.storage_reason}")
         # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
@@ -531,6 +539,13 @@ class PairSampler:
                 f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device}, "
                 f"storage={self.storage!r})")
 
+
+
+def region_fits(width: int, patch: int, val_region: float) -> bool:
+    """Whether frames `width` px wide hold a held-out region of `val_region` and training crops (see PairSampler)."""
+    if val_region <= 0:
+        return True
+    return width - max(math.ceil(val_region * width), patch) - patch // 2 - patch >= 0
 
 
 def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:

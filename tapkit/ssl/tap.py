@@ -19,13 +19,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from scipy.stats import binomtest
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.sampler import PairSampler, normalize_crops
 
-__all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "flip_pairs", "decorrelation_loss", "tap_loss", "evaluate_tap"]
+__all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "flip_pairs", "decorrelation_loss", "tap_loss", "evaluate_tap",
+           "accuracy_warnings"]
 
 
 class EquivariantLayer(nn.Module):
@@ -145,17 +147,21 @@ def tap_loss(logits: torch.Tensor, target: torch.Tensor, z: torch.Tensor, lam: f
 def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs: int = 1024, patch: int = 96,
                  split: str = "val", delta: "int | Sequence[int]" = (1,), val_fraction: float = 0.1,
                  val_at: str = "start", batch_size: int = 64, seed: int = 0,
-                 device: "str | torch.device | None" = None, per_frame: bool = True, per_crop: bool = False) -> dict:
-    """TAP accuracy on fresh pairs: overall, on crops with / without event pixels, and per frame pair.
+                 device: "str | torch.device | None" = None, per_frame: bool = True, per_crop: bool = False,
+                 val_region: float = 0.0) -> dict:
+    """TAP accuracy on fresh pairs: overall (with a 95 % interval), on crops with / without events, per frame pair.
 
-    `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
-    share frame-level quirks, so look at how many frame pairs are above chance, not only the mean.
-    `per_crop=True` rescales every crop by its own percentiles first: no frame-wide intensity cue is left.
+    `split`: "val" (the frames held out by val_fraction / val_at), "train" or "region" (the region of the
+    training frames held out by `val_region`, as `train(..., val_region=...)` used). `accuracy_by_t` maps each
+    earlier frame t to the accuracy on its pairs: crops of one frame pair share frame-level quirks, so look at
+    how many frame pairs are above chance (`pairs_above_chance`), not only the mean; `accuracy_ci` is the Wilson
+    interval over crop pairs, too narrow when the frame pairs disagree. `per_crop=True` rescales every crop by
+    its own percentiles first: no frame-wide intensity cue is left.
     """
     device = next(model.parameters()).device if device is None else pick_device(device, verbose=False)
     sampler = PairSampler(movies, patch=patch, delta=delta, batch_size=batch_size, split=split,
-                          val_fraction=val_fraction if split == "val" else 0.0, val_at=val_at, augment=False,
-                          device=device, seed=seed, per_frame=per_frame)
+                          val_fraction=val_fraction if split != "train" else 0.0, val_at=val_at, augment=False,
+                          device=device, seed=seed, per_frame=per_frame, val_region=val_region)
     model.eval()
     flips = torch.Generator(device=device).manual_seed(seed)
     correct, events, times = [], [], []
@@ -168,10 +174,36 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
         events.append(info["has_event"].cpu() if "has_event" in info else torch.zeros(len(crops), dtype=torch.bool))
         times.append(info["t"].cpu())
     correct, events, times = (torch.cat(v)[:n_pairs] for v in (correct, events, times))
+    by_t = {int(t): correct[times == t].float().mean().item() for t in times.unique()}
+    ci = binomtest(int(correct.sum()), len(correct)).proportion_ci(confidence_level=0.95, method="wilson")
     out = {"accuracy": correct.float().mean().item(), "n_pairs": len(correct), "n_event_pairs": int(events.sum()),
-           "accuracy_by_t": {int(t): correct[times == t].float().mean().item() for t in times.unique()}}
+           "accuracy_ci": (float(ci.low), float(ci.high)), "accuracy_by_t": by_t,
+           "pairs_above_chance": (sum(v > 0.5 for v in by_t.values()), len(by_t))}
     if events.any():
         out["accuracy_event"] = correct[events].float().mean().item()
     if (~events).any():
         out["accuracy_no_event"] = correct[~events].float().mean().item()
     return out
+
+
+CUE_PAIR_ACCURACY = 0.2  # a frame pair scored below this is wrong as a whole: a frame-level cue, not cells
+
+
+def accuracy_warnings(scores: dict, what: str = "held-out pairs") -> list[str]:
+    """Plain warnings for an `evaluate_tap` result: not above chance, or whole frame pairs scored (almost) all wrong."""
+    found = []
+    low, high = scores["accuracy_ci"]
+    if low <= 0.5:
+        found.append(f"TAP accuracy on {what} is {scores['accuracy']:.2f} (95 % interval {low:.2f}-{high:.2f}): not "
+                     "clearly above chance (0.5), so the network has not learned the time arrow of these cells.")
+    wrong = {t: a for t, a in scores["accuracy_by_t"].items() if a < CUE_PAIR_ACCURACY}
+    if wrong:
+        listed = ", ".join(f"t={t}: {a:.2f}" for t, a in sorted(wrong.items()))
+        found.append(f"on {what}, the frame pair(s) from frame {listed} are scored almost all wrong. Cells cannot make a whole frame "
+                     "pair wrong; a cue shared by the whole frame can (brightness, focus, density): a shortcut.")
+    if found:
+        found.append("What to try: normalise every crop on its own (tap_per_crop=True, the default for real data), "
+                     "intensity augmentations (tap_augment='default'), a larger content view (binning or tap_patch), "
+                     "more steps (tap_epochs); notebook 01, section 'A recipe for real movies'.")
+    return found
+

@@ -29,7 +29,7 @@ from tapkit.runtime import amp_dtype, autocast, pick_device
 from tapkit.ssl.checkpoint import load_checkpoint, load_weights, save_checkpoint, training_finished
 from tapkit.ssl.host_store import free_bytes, open_movie
 from tapkit.ssl.pretext import PretextModel, build_model
-from tapkit.ssl.sampler import PairSampler
+from tapkit.ssl.sampler import PairSampler, region_fits
 from tapkit.ssl.tap import TAPNet
 
 NORMALIZATION = {"pmin": 1.0, "pmax": 99.8}  # percentiles of the movie normalisation (tapkit.normalize defaults)
@@ -105,14 +105,14 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
 
 def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
               reject_background, device, seed, shards=(0,), n_shards=1,
-              storage="auto") -> tuple[list[PairSampler], PairSampler]:
+              storage="auto", per_crop=False, val_region=0.0) -> tuple[list[PairSampler], PairSampler]:
     """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
     `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
     or separate val_movies; the whole batch, the same on every rank). `storage`: where the movies live
     (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
-    common = dict(patch=patch, delta=delta, device=device, per_frame=per_frame)
+    common = dict(patch=patch, delta=delta, device=device, per_frame=per_frame, per_crop=per_crop)
     if val_movies is None:
-        split = dict(val_fraction=val_fraction, val_at=val_at)
+        split = dict(val_fraction=val_fraction, val_at=val_at, val_region=val_region)
         val_args = dict(movies=movies, split="val", seed=seed, **split)
     else:
         split = dict(val_fraction=0.0)
@@ -123,6 +123,18 @@ def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at
                                  seed=distributed.shard_seed(seed, k), batch_size=batch_size // n_shards,
                                  storage=train[0].storage if train else storage, **split, **common))
     return train, PairSampler(**val_args, batch_size=batch_size, storage=train[0].storage, **common)
+
+
+def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = True) -> float:
+    """`val_region`, or 0 (with a note) when a movie is too narrow to hold it out and still give training crops."""
+    group = [movies] if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(movies)
+    narrowest = min(open_movie(m, "train").shape[-1] for m in group)
+    if val_region > 0 and not region_fits(narrowest, patch, val_region):
+        if verbose:
+            print(f"tapkit: frames {narrowest} px wide leave no room for a held-out region of {val_region} of the "
+                  f"width and training crops of {patch} px: training on whole frames, no region held out")
+        return 0.0
+    return val_region
 
 
 def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]) -> tuple[int, dict]:
@@ -204,12 +216,15 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
           compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
           model_kwargs: "dict | None" = None, progress: bool = True, shards: "int | None" = None,
           sync_bn: bool = False, storage: str = "auto",
-          reuse: "Sequence[str | os.PathLike]" = ()) -> tuple[PretextModel, dict]:
+          reuse: "Sequence[str | os.PathLike]" = (), per_crop: bool = False,
+          val_region: float = 0.0) -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
     Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
-    from `val_movies`. Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
+    from `val_movies`; `val_region` > 0 also keeps the right-most part of every frame out of training (a spatial
+    check: `evaluate_tap(split="region")`). `per_crop=True` normalises every crop on its own (training and
+    validation): no frame-wide intensity cue is left (the recipe for real movies). Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
     continues from it exactly. `storage` (auto / device / host): where the sampler keeps the movies.
 
     Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
@@ -231,16 +246,19 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     model.check_crop(patch)
     device = pick_device(device, verbose=distributed.is_main())
     mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
+    val_region = _fitting_region(movies, patch, val_region, verbose=distributed.is_main())
     train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
                                per_frame, reject_background, device, seed, mine, n_shards,
-                               storage)  # checks the data
+                               storage, per_crop, val_region)  # checks the data
     check_memory(batch_size // ctx.world_size, patch, sum(s.nbytes for s in train_s), model, device)
     torch.manual_seed(seed)
     model.binning = data_binning(movies)
+    model.normalization = dict(NORMALIZATION, per_frame=per_frame, per_crop=per_crop)
     recipe = training_recipe(pretext, model, movies_digest(movies, val_movies), epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch=patch, delta=delta, lr=lr,
                              val_steps=val_steps, val_fraction=val_fraction, val_at=val_at, seed=seed, augment=augment,
-                             per_frame=per_frame, reject_background=reject_background, shards=n_shards,
+                             per_frame=per_frame, per_crop=per_crop, val_region=val_region,
+                             reject_background=reject_background, shards=n_shards,
                              amp=str(amp_dtype(device, amp)), sync_bn=sync_bn, binning=model.binning)
     if sync_bn and ctx.enabled:
         model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
@@ -276,19 +294,19 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, scheduler, scaler, dict(zip(mine, train_s)), epoch + 1, history,
-                  per_frame, recipe)
+                  model.normalization, recipe)
     return model.eval(), history
 
 
 def _save(path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler], epoch: int, history: dict,
-          per_frame: bool, recipe: "dict | None" = None) -> None:
+          normalization: dict, recipe: "dict | None" = None) -> None:
     """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
     shards: dict[int, dict] = {}
     for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
         shards.update(part)
     if distributed.is_main():
         save_checkpoint(_state(model, optimizer, scheduler, scaler, [shards[k] for k in sorted(shards)], epoch,
-                               history, per_frame=per_frame, recipe=recipe), path)
+                               history, normalization=normalization, recipe=recipe), path)
     distributed.barrier()
 
 
@@ -300,7 +318,8 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
               resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
               per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
               progress: bool = True, storage: str = "auto",
-              reuse: "Sequence[str | os.PathLike]" = ()) -> tuple[TAPNet, dict]:
+              reuse: "Sequence[str | os.PathLike]" = (), per_crop: bool = False,
+              val_region: float = 0.0) -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
     Examples:
@@ -356,11 +375,11 @@ def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device,
 
 
 def _state(model, optimizer, scheduler, scaler, samplers: list[dict], epoch: int, history: dict,
-           per_frame: bool, recipe: "dict | None" = None) -> dict:
+           normalization: dict, recipe: "dict | None" = None) -> dict:
     """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
     (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before)."""
     return {"pretext": model.name, "config": model.config, "binning": model.binning,
-            "normalization": dict(NORMALIZATION, per_frame=per_frame), "model": model.state_dict(),
+            "normalization": normalization, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "sampler": samplers[0], "samplers": samplers, "shards": len(samplers), "rng": _rng_state(),
             "epoch": epoch, "history": history, "recipe": recipe}
