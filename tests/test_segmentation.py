@@ -157,3 +157,20 @@ def test_frozen_features_are_standardised_per_channel(movie):
     assert z.shape == (12, 8, 64, 64) and z.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2)  # statistics of a pixel sample
     assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(8), atol=0.2)
+
+
+def test_end_to_end_rows_see_the_data_batchnorm_statistics_and_differ(movie):
+    """A network trained a few steps keeps a new network's BatchNorm statistics unless calibrated: in eval mode its
+    features collapse and fine-tuned and from scratch predict the same constant map (notebook 09, smoke)."""
+    pretrained = tiny_model(seed=7)  # running statistics of a new network, as after a few pretraining steps
+    before = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4, 2)
+    images = fit.frame_inputs(movie)
+    kw = dict(budgets=(1,), n_runs=2, seed=0, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,), crop=32, batch_size=2)
+    tuned = experiments.end_to_end_sweep("tap fine-tuned", pretrained, images, m, split, pretrained=True, **kw)
+    scratch = experiments.end_to_end_sweep(experiments.SCRATCH, pretrained, images, m, split, pretrained=False, **kw)
+    spread = [float(r.example.astype(np.float32).std()) for r in tuned + scratch]
+    assert min(spread) > 0.005, spread  # not one constant map (uncalibrated: std <= 0.0008, calibrated >= 0.01)
+    gaps = [float(np.abs(a.example.astype(np.float32) - b.example).max()) for a, b in zip(tuned, scratch)]
+    assert min(gaps) > 0.05, gaps  # the encoder shapes the map (uncalibrated: the shared head's, gaps <= 0.007)
+    assert all(torch.equal(before[k], v) for k, v in pretrained.state_dict().items())  # calibrated a copy

@@ -3,7 +3,8 @@
     frozen:      features of every frame computed ONCE per source; per budget and run a new head
                  ('linear' 1x1 conv or 'conv') learns on random crops of the labelled frames' features
     end to end:  a pretrained encoder + conv head fine-tuned on the images ('<task> fine-tuned'), or the same
-                 architecture newly initialised per run ('from scratch', the supervised baseline)
+                 architecture newly initialised per run ('from scratch', the supervised baseline); both start
+                 from the BatchNorm statistics of the movie's non-test images (heads.calibrate_encoder)
 
 The fair protocol (tapkit.downstream.protocol), the same for every row:
     - `steps_head` optimiser steps for every head, `steps_end_to_end` for every fine-tuned / from-scratch
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 from tapkit.data.movie import InputError
 from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
 from tapkit.downstream.segmentation.fit import DenseFit, feature_inputs, fit_dense, frame_inputs, predict_dense
-from tapkit.downstream.segmentation.heads import HEADS, SegmentationNet, fresh_encoder, make_head
+from tapkit.downstream.segmentation.heads import HEADS, SegmentationNet, calibrate_encoder, fresh_encoder, make_head
 from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, check_validation, pick_frames
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
 
@@ -138,12 +139,21 @@ def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: Fr
 def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks: np.ndarray, split: FrameSplit,
                      budgets: Sequence, n_runs: int = 3, seed: int = 0, pretrained: bool = True, device: Any = "cpu",
                      **train: Any) -> list[DenseResult]:
-    """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run."""
+    """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run.
+
+    Every run's encoder first gets the BatchNorm statistics of the images of the frames outside the test set
+    (calibrate_encoder: no labels): with a new network's statistics, or a briefly pretrained one's, its eval-mode
+    features would be ~1e-3 wide, so validation and test would see one constant map, the head's alone, the same
+    for both rows at a seed.
+    """
     check_validation(masks, split)
     settings = _settings(END_TO_END, train)
+    held_out = set(np.asarray(split.test).tolist())
+    unlabelled = images[[t for t in range(len(images)) if t not in held_out]]  # (N, 1, Y, X) images, no test frame
 
     def make(s: int) -> tuple[nn.Module, Any]:
         net = SegmentationNet(encoder if pretrained else fresh_encoder(encoder, s), make_head("conv", encoder.n_features, s))
+        calibrate_encoder(net.encoder, unlabelled)  # the copy inside net; the caller's encoder is untouched
         return net, net.trainable()
 
     out: list[DenseResult] = []

@@ -56,14 +56,27 @@ def fresh_encoder(model: nn.Module, seed: int, movie: "Any | None" = None, n_fra
     """
     encoder = type(model)(**{**model.config, "seed": int(seed)}).float()
     if movie is not None:
-        from tapkit.ssl.features import calibrate_batchnorm, prepare_frames
+        from tapkit.ssl.features import prepare_frames
 
-        frames = prepare_frames(movie)  # (T, Y, X) normalised per frame, as embed sees them
-        pick = np.unique(np.linspace(0, len(frames) - 1, min(n_frames, len(frames))).round().astype(int))
-        multiple = 2 ** int(model.config["n_depth"])
-        ny, nx = (s - s % multiple for s in frames.shape[1:])  # whole pooling cells
-        calibrate_batchnorm(encoder, frames[pick, None, :ny, :nx], batch_size=2)
+        calibrate_encoder(encoder, prepare_frames(movie), n_frames)  # (T, Y, X) normalised per frame, as embed sees them
     return encoder
+
+
+def calibrate_encoder(encoder: nn.Module, frames: "np.ndarray | torch.Tensor", n_frames: int = 8) -> nn.Module:
+    """BatchNorm statistics of `n_frames` of the normalised frames (T, Y, X) or (T, 1, Y, X), spread over them; eval mode.
+
+    In eval mode a network normalises with its running statistics; a new one's (mean 0, variance 1) or a briefly
+    trained one's (a few steps of momentum 0.1 from them) shrink its features layer by layer to ~1e-3, and every
+    head on them predicts one constant map. No labels, no gradients, no weight changes.
+    """
+    from tapkit.ssl.features import calibrate_batchnorm
+
+    x = torch.as_tensor(np.asarray(frames, dtype=np.float32) if not isinstance(frames, torch.Tensor) else frames)
+    x = x if x.ndim == 4 else x[:, None]  # (T, 1, Y, X)
+    pick = np.unique(np.linspace(0, len(x) - 1, min(n_frames, len(x))).round().astype(int))
+    multiple = 2 ** int(encoder.config["n_depth"])
+    ny, nx = (s - s % multiple for s in x.shape[2:])  # whole pooling cells
+    return calibrate_batchnorm(encoder, x[pick, :, :ny, :nx], batch_size=2)
 
 
 class SegmentationNet(nn.Module):
