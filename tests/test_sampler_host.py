@@ -106,6 +106,19 @@ def test_auto_picks_host_when_the_movie_needs_more_than_a_third_of_free_memory(m
         PairSampler(mov, patch=16, storage="disk")
 
 
+def test_auto_announces_its_choice_only_when_it_matters(monkeypatch, capsys):
+    """One line for the host, or for a movie over half the 1/3 limit; silence for a small movie or unknown memory."""
+    mov = uint16_movie()
+    need = host_store.store_bytes(mov[:, None])
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: 100 * need)  # a small movie: nothing to say
+    assert PairSampler(mov, patch=16, batch_size=8).storage == "device" and capsys.readouterr().out == ""
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: 5 * need)  # 3/5 of the limit: tight
+    assert PairSampler(mov, patch=16, batch_size=8).storage == "device"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "on the device" in out and "no more than 1/3" in out
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: None)  # unknown (e.g. MPS): the device, silently
+    assert PairSampler(mov, patch=16, batch_size=8).storage == "device" and capsys.readouterr().out == ""
+
 def test_frame_stats_match_normalize_and_subsample_large_frames(monkeypatch):
     mov = uint16_movie(6, (64, 64)).astype(np.float32)
     for per_frame in (True, False):
