@@ -97,9 +97,14 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
 
 
 # ---------------------------------------------------------------- jupytext sources, metadata, URLs
-LANGUAGE_INFO = {"name": "python", "version": "3", "mimetype": "text/x-python", "file_extension": ".py",
-                 "pygments_lexer": "ipython3", "codemirror_mode": {"name": "ipython", "version": 3},
-                 "nbconvert_exporter": "python"}
+# What JupyterLab 4 writes into a notebook when ipykernel's kernel starts (`kernelspec` from the kernel spec,
+# `language_info` from kernel_info). Stored as is, opening a notebook changes nothing: JupyterLab skips a value that
+# is deep-equal to the stored one, so the notebook is not marked modified. Only `version` (ipykernel:
+# sys.version.split()[0]) can differ by interpreter: the course's Python 3.11 (binder/environment.yml), one value.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"name": "python", "mimetype": "text/x-python", "file_extension": ".py", "pygments_lexer": "ipython3",
+                 "codemirror_mode": {"name": "ipython", "version": 3}, "nbconvert_exporter": "python"}
+PYTHON_VERSION = re.compile(r"3\.11\.\d+")  # a full version, as ipykernel reports it
 
 
 def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
@@ -121,11 +126,31 @@ def test_py_source_and_ipynb_agree(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_metadata_is_complete(path):
-    """Full kernelspec and language_info, so JupyterLab does not mark a notebook modified when it opens it."""
+def test_notebook_metadata_is_what_jupyterlab_writes(path):
+    """kernelspec and language_info as JupyterLab + ipykernel write them (clean on open), in the .ipynb and the .py."""
+    import jupytext
+
     meta = read(path).metadata
-    assert meta.get("kernelspec") == {"display_name": "Python 3", "language": "python", "name": "python3"}
-    assert meta.get("language_info") == LANGUAGE_INFO
+    assert meta.get("kernelspec") == KERNELSPEC, f"{path.name}: kernelspec {meta.get('kernelspec')}"
+    info = dict(meta.get("language_info", {}))
+    version = info.pop("version", None)
+    assert info == LANGUAGE_INFO and PYTHON_VERSION.fullmatch(str(version)), f"{path.name}: language_info {meta.get('language_info')}"
+    # `jupytext --sync` writes the .py header's kernelspec into the .ipynb (and keeps its language_info)
+    assert jupytext.read(path.with_suffix(".py")).metadata.get("kernelspec") == KERNELSPEC, f"{path.stem}.py header"
+
+
+def test_notebook_metadata_matches_ipykernel_and_one_version():
+    """The stored fields are ipykernel's own (all but the version), and every notebook stores the same version."""
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import get_kernel_dict
+
+    reported = dict(IPythonKernel.language_info)
+    assert re.fullmatch(r"3\.\d+\.\d+", reported.pop("version"))  # a full version: what PYTHON_VERSION expects
+    assert reported == LANGUAGE_INFO
+    spec = get_kernel_dict()
+    assert {"display_name": spec["display_name"], "language": spec["language"], "name": "python3"} == KERNELSPEC
+    versions = {read(p).metadata.get("language_info", {}).get("version") for p in NOTEBOOKS}
+    assert len(versions) == 1, f"notebooks store different Python versions {versions}: store one"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
