@@ -397,3 +397,10 @@ def test_segmentation_frames_cuts_only_where_the_profile_says(tmp_path, capsys, 
     assert config.segmentation_frames(smoke, tiny_movie) is tiny_movie  # 8 frames: nothing to cut
     cpu = config.configure(base_params(tmp_path, profile="cpu"), "08")
     assert cpu.segmentation["real_frames"] is None and config.segmentation_frames(cpu, long_movie) is long_movie
+
+
+def test_real_movie_recipe_parameters_accept_none_and_check_values(tmp_path):
+    cfg = config.configure(base_params(tmp_path, tap_per_crop=None, tap_val_region=None), "01")
+    assert "per_crop" not in cfg.tap and "val_region" not in cfg.tap  # simulated: the profile's recipe
+    with pytest.raises(InputError, match="tap_val_region=1.5"):
+        config.configure(base_params(tmp_path, tap_val_region=1.5), "01")

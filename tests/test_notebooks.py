@@ -186,6 +186,9 @@ def check_tap(r: dict) -> None:
     assert Path(t["checkpoint"]).is_file(), "the TAP checkpoint recorded by 01 was not written"
     ev = t["evaluation"]
     assert ev["n_pairs"] == 1024 and 0 < ev["n_event_pairs"] < 1024 and len(ev["accuracy_by_t"]) >= 2, ev
+    low, high = ev["accuracy_ci"]
+    assert low <= ev["accuracy"] <= high and ev["pairs_above_chance"][1] == len(ev["accuracy_by_t"]), ev
+    assert isinstance(t["warnings"], list) and t["per_crop_training"] is False  # simulated: the profile's recipe
     # the lesson of the shortcut section: per-frame normalisation leaves the static movie's frames identical,
     # so the logits of the two slots agree to rounding; on raw intensities they differ (in smoke only a little)
     gaps = t["shortcut_logit_gap"]
@@ -204,6 +207,8 @@ def check_gradcam(r: dict) -> None:
 
 def check_criteria(r: dict) -> None:
     assert r["criteria"], "no criteria recorded"
+    for claim in ("001-criteria-order", "001-criteria-order-auc"):  # F1, and ROC AUC (free of the event rate)
+        assert r["claims"][claim]["verdict"] in ("holds", "fails", "inconclusive"), claim
     for name, entry in r["criteria"].items():
         assert isinstance(entry["train_positives"], int) and isinstance(entry["test_positives"], int), name
 

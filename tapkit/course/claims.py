@@ -30,6 +30,8 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "001-tap-beats-random": ("001", "frozen TAP features beat frozen random features"),
     "001-tap-beats-end-to-end": ("001", "frozen TAP features beat end-to-end training with limited annotation"),
     "001-criteria-order": ("001", "labels by size-either > any-either > any-both (Table 5)"),
+    "001-criteria-order-auc": ("001", "labels by size-either > any-either > any-both (Table 5), ranked by ROC AUC, "
+                               "which does not depend on how many pairs each criterion calls events"),
     "001-content-view": ("001", "a larger content view gives a higher TAP accuracy (Table 6)"),
     "001-temperature-ece": ("001", "temperature scaling lowers the expected calibration error"),
     "002-mim-beats-random": ("002", "masked image modelling beats random initialisation for segmentation"),

@@ -74,6 +74,14 @@ def flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def optional(check: Check) -> Check:
+    """`check`, but None (the default of the data or the profile) passes."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
+optional_flag = optional(flag)  # None, True or False
+
+
 def data_source(name: str, value: Any) -> str:
     """A dataset name or an existing TIFF / frame folder / CTC sequence (checked by datasets.resolve)."""
     from tapkit.data.datasets import resolve
@@ -186,8 +194,8 @@ CHECKS: dict[str, Check] = {
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
     "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
-    "tap_per_crop": flag,  # every crop normalised on its own (default: True for real data, False for simulated)
-    "tap_val_region": number(0.0, 1.0, high_open=True, example=0.25),  # right part of every frame held out
+    "tap_per_crop": optional_flag,  # every crop normalised on its own (default: True for real data, False for simulated)
+    "tap_val_region": optional(number(0.0, 1.0, high_open=True, example=0.25)),  # right part of every frame held out
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }
