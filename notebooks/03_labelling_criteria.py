@@ -32,7 +32,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 1 min |
-# | cpu (2 cores) | 142 s measured with `train_heads` (the linear head, 3 seeds per criterion, lr grid; 2026-12-07, cores shared with tests); < 1 min with train_heads = False |
+# | cpu (2 cores) | 69 s measured with `train_heads` (the linear head, 3 seeds per criterion, lr grid; 2026-12-07, run cpu3, 2 cores nearly alone); < 1 min with train_heads = False |
 # | gpu | ~1 min |
 
 # %%

@@ -32,7 +32,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | ~2.5 min (155 s measured in the test suite on 2 idle cores) |
-# | cpu (2 cores) | 59 min measured (3545 s, 2026-12-07, the cores shared with test runs: load 2-4); alone ~30-35 min from the step costs: 11 end-to-end C1 runs (~1 min each) and 26 ResNet-head runs of 1000 steps (~45 s each); fewer `heads_n_runs` or a shorter `heads_lr_grid` to shorten |
+# | cpu (2 cores) | 28 min measured (1702 s, 2026-12-07, run cpu3, the 2 cores nearly alone; 59 min with test runs beside it): 11 end-to-end C1 runs (~1 min each) and 26 ResNet-head runs of 1000 steps (~45 s each); fewer `heads_n_runs` or a shorter `heads_lr_grid` to shorten |
 # | gpu | ~10 min |
 
 # %%
