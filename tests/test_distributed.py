@@ -77,7 +77,10 @@ def same_curves(a: dict, b: dict, train_rtol: float = TRAIN_RTOL, val_rtol: floa
     assert set(a) == set(b)
     for key in sorted(set(a) - {"seconds"}):
         rtol = val_rtol if key.startswith("val_") else train_rtol
-        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=1e-6, err_msg=key)
+        # validation accuracy is a step function of 4 pairs (batch 4 x val_steps 1): logits ~lr apart (see above)
+        # can flip one near-tied pair (measured with the real-movie recipe's per-crop crops: 0.75 vs 0.5 once)
+        atol = 0.25 + 1e-6 if key == "val_accuracy" else 1e-6
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
 
 
 @pytest.fixture(scope="module")
