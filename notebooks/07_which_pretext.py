@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/07_which_pretext.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F07_which_pretext.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 07 · Which pretext task? TAP, masked image modelling and contrastive learning on the same movie
 #
 # The course's papers describe several self-supervised systems: time arrow prediction (TAP, paper 000; its features for events: paper 001),
@@ -184,7 +187,8 @@ results, curves = pretext_events.compare_pretext(event_pairs, labels, split, mod
 table = pretext_events.pretext_table(results)
 print(pretext_events.format_pretext_table(table, steps))
 if cfg.profile == "smoke":
-    print("smoke profile: tiny pretraining, crops and heads; these numbers only show that the code runs.")
+    print(f"smoke profile: {len(event_pairs)} crop pairs, {schedule['steps_linear']} / {schedule['steps_resnet']} steps of "
+          "the linear / ResNet heads: these numbers only show that the code runs, whatever the pretraining steps above.")
 
 # %%
 pretext_plots.plot_pretext_table(table);
@@ -214,8 +218,9 @@ else:
 pretext_plots.plot_budget_curves(curves);
 
 # %% [markdown]
-# **How to read these numbers.** In the smoke profile the pretraining, the crops and the head
-# training are tiny: the numbers only show that the code runs and mean nothing. In the cpu and gpu
+# **How to read these numbers.** In the smoke profile the crops and the head training are tiny, and so
+# is the pretraining of a model trained in that profile (the `steps` column: a shipped checkpoint has the
+# cpu profile's 800): the numbers only show that the code runs and mean nothing. In the cpu and gpu
 # profiles, ask (1) does every pretext task's ResNet row beat `random (frozen) · ResNet` on F1 of class
 # 1 (the features carry knowledge, not the head)? (2) where does TAP stand? An event is a *change*
 # between two frames, and TAP is the only task trained on two time points, so the papers' reasoning

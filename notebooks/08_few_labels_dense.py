@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/08_few_labels_dense.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F08_few_labels_dense.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 08 · Few labels, dense tasks: segmenting dividing cells and nuclei from self-supervised features
 #
 # Self-supervised features are meant to save annotation. TAP's paper (000) shows its dense features by
@@ -300,7 +303,7 @@ tapkit.course.check(my_soft_dice, _soft_dice_ok, name="my_soft_dice",
 # per seed. The figures show the first seed.
 
 # %%
-nuclei, cons_runs = targets["nuclei"], {}  # {network: [scores of each seed]}
+nuclei, cons_runs, n_empty = targets["nuclei"], {}, {}  # {network: [scores of each seed]}, {network: empty seeds}
 regions = metrics.stable_regions(movie.labels[split.test], None if movie.events is None else movie.events[split.test])
 for i in range(S["n_runs"]):
     s = cfg.seed + i
@@ -318,6 +321,7 @@ for i in range(S["n_runs"]):
     scores_i, preds_i, curves_i = consistency.evaluate_consistency(nets, images, nuclei, split.test, regions, cfg.device)
     for name, sc in scores_i.items():
         cons_runs.setdefault(name, []).append(sc)
+        n_empty[name] = n_empty.get(name, 0) + int(not preds_i[name].any())  # no pixel predicted on any test frame
     if i == 0:  # the figures: the first seed
         first_variants, preds, curves, first_labelled = variants, preds_i, curves_i, labelled
 seg_plots.plot_histories({name: hist for name, (_, hist) in first_variants.items()});
@@ -331,6 +335,12 @@ print(f"{'network':<22}{'Dice':>14}{'IoU':>8}{'flicker':>16}   (mean ± std over
 for name, c in cons_scores.items():
     print(f"{name:<22}{c['dice']:>8.3f}±{c['dice_std']:.3f}{c['iou']:>8.3f}{c['flicker']:>9.4f}±{c['flicker_std']:.4f}")
 print(f"{'ground truth':<22}{1:>8.3f}{'':6}{1:>8.3f}{curves['ground truth'].mean():>9.4f}")
+empty = [name for name, n in n_empty.items() if n == S["n_runs"]]
+if empty:
+    print(f"EMPTY: {', '.join(empty)} predicted no nucleus pixel on any test frame of any seed, so Dice and IoU are 0, "
+          "flicker is 0 (nothing to flicker) and the maps below are black."
+          + (f" The smoke profile trains the U-Net {S['pretrain_steps']} steps, then {3 * S['rounds'] * S['steps_per_epoch']}"
+             " per variant: too few to segment anything." if cfg.profile == "smoke" else ""))
 per_seed = lambda name, key: [r[key] for r in cons_runs[name]]
 claims.assess("004-consistency-flicker", None, parts={
     "flicker, segmentation only - alternating": (per_seed("segmentation only", "flicker"), per_seed("alternating", "flicker")),
@@ -350,8 +360,9 @@ seg_plots.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alterna
 # **Reading it.** Paper 004's claims: with the alternation, flicker falls and Dice holds (within 0.02);
 # consistency alone forgets the segmentation (predicting the same thing everywhere is perfectly
 # consistent). Their verdicts are printed under the table above (paired per seed). Read flicker next to
-# Dice: an empty prediction never flickers. In the smoke profile the networks barely train and the
-# numbers only show that the code runs. The paper's options are in the profile: `deltas=(1, 2)`
+# Dice: an empty prediction never flickers (a line under the table names every network that predicted
+# nothing at all). In the smoke profile the networks barely train and the numbers only show that the
+# code runs. The paper's options are in the profile: `deltas=(1, 2)`
 # also pairs t with t + 2, `kind="bce"` uses binary cross-entropy to the detached second prediction.
 #
 # ## Exercise 2 · The consistency step
