@@ -303,7 +303,7 @@ tapkit.course.check(my_soft_dice, _soft_dice_ok, name="my_soft_dice",
 # per seed. The figures show the first seed.
 
 # %%
-nuclei, cons_runs, n_empty = targets["nuclei"], {}, {}  # {network: [scores of each seed]}, {network: empty seeds}
+nuclei, cons_runs, n_flat = targets["nuclei"], {}, {}  # {network: [scores of each seed]}, {network: constant seeds}
 regions = metrics.stable_regions(movie.labels[split.test], None if movie.events is None else movie.events[split.test])
 for i in range(S["n_runs"]):
     s = cfg.seed + i
@@ -321,7 +321,7 @@ for i in range(S["n_runs"]):
     scores_i, preds_i, curves_i = consistency.evaluate_consistency(nets, images, nuclei, split.test, regions, cfg.device)
     for name, sc in scores_i.items():
         cons_runs.setdefault(name, []).append(sc)
-        n_empty[name] = n_empty.get(name, 0) + int(not preds_i[name].any())  # no pixel predicted on any test frame
+        n_flat[name] = n_flat.get(name, 0) + int(all(p.all() or not p.any() for p in preds_i[name]))  # one class per frame
     if i == 0:  # the figures: the first seed
         first_variants, preds, curves, first_labelled = variants, preds_i, curves_i, labelled
 seg_plots.plot_histories({name: hist for name, (_, hist) in first_variants.items()});
@@ -335,10 +335,11 @@ print(f"{'network':<22}{'Dice':>14}{'IoU':>8}{'flicker':>16}   (mean ± std over
 for name, c in cons_scores.items():
     print(f"{name:<22}{c['dice']:>8.3f}±{c['dice_std']:.3f}{c['iou']:>8.3f}{c['flicker']:>9.4f}±{c['flicker_std']:.4f}")
 print(f"{'ground truth':<22}{1:>8.3f}{'':6}{1:>8.3f}{curves['ground truth'].mean():>9.4f}")
-empty = [name for name, n in n_empty.items() if n == S["n_runs"]]
-if empty:
-    print(f"EMPTY: {', '.join(empty)} predicted no nucleus pixel on any test frame of any seed, so Dice and IoU are 0, "
-          "flicker is 0 (nothing to flicker) and the maps below are black."
+flat = [name for name, n in n_flat.items() if n == S["n_runs"]]
+if flat:
+    print(f"EMPTY OR FULL: {', '.join(flat)} predicted one class at every pixel of each test frame (nothing, or all "
+          "nucleus) on every seed: their Dice and IoU are those of an empty or a full mask, their flicker of 0 means "
+          "nothing and the maps below are uniform (black when empty)."
           + (f" The smoke profile trains the U-Net {S['pretrain_steps']} steps, then {3 * S['rounds'] * S['steps_per_epoch']}"
              " per variant: too few to segment anything." if cfg.profile == "smoke" else ""))
 per_seed = lambda name, key: [r[key] for r in cons_runs[name]]
@@ -361,9 +362,9 @@ seg_plots.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alterna
 # consistency alone forgets the segmentation (predicting the same thing everywhere is perfectly
 # consistent). Their verdicts are printed under the table above (paired per seed). Read flicker next to
 # Dice: an empty prediction never flickers (a line under the table names every network that predicted
-# nothing at all). In the smoke profile the networks barely train and the numbers only show that the
-# code runs. The paper's options are in the profile: `deltas=(1, 2)`
-# also pairs t with t + 2, `kind="bce"` uses binary cross-entropy to the detached second prediction.
+# one class everywhere, nothing or all nucleus). In the smoke profile the networks barely train and the
+# numbers only show that the code runs. The paper's options are in the profile: `deltas=(1, 2)` also
+# pairs t with t + 2, `kind="bce"` uses binary cross-entropy to the detached second prediction.
 #
 # ## Exercise 2 · The consistency step
 #
