@@ -239,18 +239,15 @@ ax.legend();
 # Warnings are printed when a check fails.
 
 # %%
-local = scores if per_crop else tap.evaluate_tap(model, [movie], per_crop=True, **evaluate)
-checks = {"held-out frames": local}
-if sampler.region_fits(movie.shape[-1], patch, cfg.tap.get("val_region", 0.0)) and cfg.tap.get("val_region", 0) > 0:
-    checks["held-out region"] = tap.evaluate_tap(model, [movie], split="region", per_crop=True,
-                                                 val_region=cfg.tap["val_region"], **evaluate)
+checks = tap.held_out_checks(model, movie, cfg.tap.get("val_region", 0.0), frames=scores if per_crop else None, **evaluate)
+local = checks["held-out frames"]
 print(f"{'every crop on its own':>22} | accuracy | 95 % interval | frame pairs above chance")
 for name, res in checks.items():
     low, high = res["accuracy_ci"]
     above, pairs = res["pairs_above_chance"]
     print(f"{name:>22} | {res['accuracy']:8.3f} | {low:.3f}-{high:.3f}   | {above} of {pairs}")
-tap_warnings = [w for name, res in checks.items() for w in tap.accuracy_warnings(res, name)]
-print("\n".join(f"WARNING: {w}" for w in dict.fromkeys(tap_warnings)) or "no warnings: above chance, no frame pair scored almost all wrong")
+tap_warnings = tap.checks_warnings(checks)
+print("\n".join(f"WARNING: {w}" for w in tap_warnings) or "no warnings: above chance, no frame pair scored almost all wrong")
 
 # %% [markdown]
 # **A larger content view?** Paper 001 (Table 6) reports that a larger content view -- the crop the

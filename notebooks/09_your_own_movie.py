@@ -187,19 +187,15 @@ tap_plots.plot_history(history);
 # %%
 tap_checks = {}
 if pretext == "tap":
-    from tapkit.ssl import sampler, tap
+    from tapkit.ssl import tap
 
-    evaluate = dict(n_pairs=cfg.evaluation["n_pairs"], patch=cfg.tap["patch"], seed=cfg.seed, val_at=cfg.tap["val_at"],
-                    per_crop=True)
-    tap_checks["held-out frames"] = tap.evaluate_tap(model, [movie], **evaluate)
-    if cfg.tap.get("val_region", 0) > 0 and sampler.region_fits(movie.shape[-1], cfg.tap["patch"], cfg.tap["val_region"]):
-        tap_checks["held-out region"] = tap.evaluate_tap(model, [movie], split="region",
-                                                         val_region=cfg.tap["val_region"], **evaluate)
+    tap_checks = tap.held_out_checks(model, movie, cfg.tap.get("val_region", 0.0), n_pairs=cfg.evaluation["n_pairs"],
+                                     patch=cfg.tap["patch"], seed=cfg.seed, val_at=cfg.tap["val_at"])
 for name, res in tap_checks.items():
     print(f"{name}: accuracy {res['accuracy']:.3f} (95 % interval {res['accuracy_ci'][0]:.3f}-{res['accuracy_ci'][1]:.3f}),"
           f" {res['pairs_above_chance'][0]} of {res['pairs_above_chance'][1]} frame pairs above chance")
-tap_warnings = [w for name, res in tap_checks.items() for w in tap.accuracy_warnings(res, name)]
-print("\n".join(f"WARNING: {w}" for w in dict.fromkeys(tap_warnings)) or
+tap_warnings = tap.checks_warnings(tap_checks) if tap_checks else []
+print("\n".join(f"WARNING: {w}" for w in tap_warnings) or
       ("no warnings" if tap_checks else f"{pretext} has no time-arrow head: these checks are TAP's"))
 
 # %% [markdown]

@@ -161,7 +161,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def train_plan(args: argparse.Namespace) -> dict:
     """Check every `tapkit train` argument cheaply (no data read, no process group) and return the run's plan."""
     from tapkit.course.config import data_key
-    from tapkit.course.profiles import get_profile, resolve_profile
+    from tapkit.course.profiles import get_profile, resolve_profile, tap_for_data
     from tapkit.data import datasets
     from tapkit.ssl import distributed
     from tapkit.ssl.pretext import PRETEXTS, build_model
@@ -176,10 +176,7 @@ def train_plan(args: argparse.Namespace) -> dict:
         raise InputError(f"--pretext {args.pretext}: not a pretext task; use one of {', '.join(sorted(tasks))}.")
     data = datasets.resolve(args.data)
     advice = datasets.recommended(data)  # real movies: the recipe of datasets.REAL_DATA_TAP
-    settings = dict(profile["tap"], val_at=advice["val_at"], **advice["tap"])
-    real_epochs = settings.pop("real_epochs", None)  # the profile's longer training for real movies
-    if advice["tap"] and real_epochs is not None:
-        settings["epochs"] = real_epochs
+    settings = dict(tap_for_data(profile["tap"], advice["tap"]), val_at=advice["val_at"])
     settings.update({k: getattr(args, k) for k in (*TRAIN_SETTINGS, "delta", "val_at") if getattr(args, k) is not None})
     model_kwargs = {**settings.pop("model_kwargs", {}), **tasks[args.pretext], **parse_params(args.options)}
     full = {k: p.default for k, p in inspect.signature(train).parameters.items()} | settings  # train's defaults

@@ -290,7 +290,6 @@ def test_per_crop_training_removes_a_frame_level_cue():
     honest = evaluate_tap(crop_model, check, n_pairs=256, patch=24, split="train", per_crop=True)
     assert shortcut > 0.8
     assert honest["accuracy_ci"][0] < 0.5 < honest["accuracy_ci"][1] + 0.05  # chance: nothing but the cue
-    assert load_tap  # the normalisation is part of the model: see the checkpoint test below
 
 
 def test_checkpoint_records_per_crop_and_the_held_out_region(tmp_path):
@@ -332,3 +331,19 @@ def test_a_movie_too_narrow_for_the_region_trains_on_whole_frames_and_says_so(tm
               **FAST)
     assert "no room for a held-out region" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "c.pt")["recipe"]["val_region"] == 0.0
+
+
+def test_held_out_checks_add_the_region_only_where_training_held_one_out():
+    from tapkit import Movie
+    from tapkit.ssl.tap import checks_warnings, held_out_checks
+
+    model = _AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
+    kw = dict(n_pairs=64, patch=16, seed=1, val_at="end")
+    wide = held_out_checks(model, Movie(growing_blobs(t=20, size=64)), 0.25, **kw)
+    assert set(wide) == {"held-out frames", "held-out region"}
+    narrow = held_out_checks(model, Movie(growing_blobs(t=20, size=32)), 0.25, **kw)  # no room: training had none
+    assert set(narrow) == {"held-out frames"}
+    given = held_out_checks(model, Movie(growing_blobs(t=20, size=64)), 0.0, frames=wide["held-out frames"], **kw)
+    assert given == {"held-out frames": wide["held-out frames"]}
+    lines = checks_warnings(wide)
+    assert len(lines) == len(set(lines)) and lines[-1].startswith("What to try")  # one "what to try" for both

@@ -86,10 +86,7 @@ def configure(namespace: dict, notebook: str) -> Config:
 
     advice = recommended(params["data"])
     prof["tap"].setdefault("val_at", advice["val_at"])  # real data: validate on the last frames
-    prof["tap"].update(advice["tap"])  # real data: the recipe for real movies (datasets.REAL_DATA_TAP)
-    real_epochs = prof["tap"].pop("real_epochs", None)  # the profile's longer training for real movies
-    if advice["tap"] and real_epochs is not None and not profiles.is_dry_run():
-        prof["tap"]["epochs"] = real_epochs
+    prof["tap"] = profiles.tap_for_data(prof["tap"], advice["tap"])  # real data: datasets.REAL_DATA_TAP, real_epochs
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)

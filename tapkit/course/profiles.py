@@ -172,6 +172,16 @@ PROFILES: dict[str, dict] = {
 }
 
 
+def tap_for_data(tap: dict, recipe: dict) -> dict:
+    """A profile's `tap` section for one movie: `recipe` (datasets.recommended(data)['tap']) on top and, for a real
+    movie (a recipe), the profile's `real_epochs` as its epochs (not in a dry or short run); `real_epochs` removed."""
+    out = {**tap, **recipe}
+    real_epochs = out.pop("real_epochs", None)
+    if recipe and real_epochs is not None and not is_dry_run():
+        out["epochs"] = real_epochs
+    return out
+
+
 def resolve_profile(profile: str = "auto") -> str:
     """Turn 'auto' into a concrete profile: $TAPKIT_PROFILE if set, else 'gpu' with CUDA, else 'cpu'."""
     name = (profile or "auto").lower()

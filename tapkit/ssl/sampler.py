@@ -216,10 +216,6 @@ class PairSampler:
                 "or change val_fraction.")
         return torch.tensor(rows, dtype=torch.long)
 
-    def held_out_width(self, width: int) -> int:
-        """Columns at the right edge of a frame `width` px wide held out by `val_region` (0: none)."""
-        return 0 if self.val_region == 0 else max(math.ceil(self.val_region * width), self.patch)
-
     def _crop_ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
         """First allowed crop column (M,) and number of allowed corners per axis (M, 2) of this split."""
         if not 0.0 <= self.val_region < 1.0:
@@ -229,7 +225,7 @@ class PairSampler:
             raise InputError("PairSampler: split='region' needs a held-out region: pass val_region > 0, e.g. 0.25.")
         first, room = [], []
         for height, width in self.sizes.tolist():
-            hold = self.held_out_width(width)
+            hold = held_out_width(width, self.patch, self.val_region)
             if self.split == "region":
                 lo, hi = width - hold, width - self.patch  # crops inside the held-out columns
             elif self.split == "train" and hold:
@@ -541,11 +537,14 @@ class PairSampler:
 
 
 
+def held_out_width(width: int, patch: int, val_region: float) -> int:
+    """Columns at the right edge of a frame `width` px wide held out by `val_region` (0: none; else >= one patch)."""
+    return 0 if val_region <= 0 else max(math.ceil(val_region * width), patch)
+
+
 def region_fits(width: int, patch: int, val_region: float) -> bool:
     """Whether frames `width` px wide hold a held-out region of `val_region` and training crops (see PairSampler)."""
-    if val_region <= 0:
-        return True
-    return width - max(math.ceil(val_region * width), patch) - patch // 2 - patch >= 0
+    return val_region <= 0 or width - held_out_width(width, patch, val_region) - patch // 2 - patch >= 0
 
 
 def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:

@@ -24,10 +24,10 @@ from scipy.stats import binomtest
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import autocast, pick_device
 from tapkit.ssl.pretext import PretextModel
-from tapkit.ssl.sampler import PairSampler, normalize_crops
+from tapkit.ssl.sampler import PairSampler, normalize_crops, region_fits
 
 __all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "flip_pairs", "decorrelation_loss", "tap_loss", "evaluate_tap",
-           "accuracy_warnings"]
+           "held_out_checks", "checks_warnings", "accuracy_warnings"]
 
 
 class EquivariantLayer(nn.Module):
@@ -186,6 +186,30 @@ def evaluate_tap(model: TAPNet, movies: "Movie | np.ndarray | Sequence", n_pairs
     return out
 
 
+def held_out_checks(model: TAPNet, movie: Movie, val_region: float = 0.0, frames: "dict | None" = None,
+                    **evaluate: Any) -> dict[str, dict]:
+    """{'held-out frames': ..., 'held-out region': ...}: `evaluate_tap` results with every crop normalised on its own.
+
+    The region is checked when `val_region` > 0 and fits the frames (`sampler.region_fits`, as training decided);
+    `frames`: the held-out frames' result when already computed with per_crop=True. `evaluate`: evaluate_tap's
+    n_pairs, patch, seed, val_at.
+    """
+    checks = {"held-out frames": frames or evaluate_tap(model, [movie], per_crop=True, **evaluate)}
+    if val_region > 0 and region_fits(movie.shape[-1], evaluate.get("patch", 96), val_region):
+        checks["held-out region"] = evaluate_tap(model, [movie], split="region", per_crop=True, val_region=val_region,
+                                                 **evaluate)
+    return checks
+
+
+def checks_warnings(checks: dict[str, dict]) -> list[str]:
+    """The `accuracy_warnings` of every check of `held_out_checks`, each line once."""
+    found = list(dict.fromkeys(w for name, res in checks.items() for w in accuracy_warnings(res, name)))
+    return sorted(found, key=lambda w: w == WHAT_TO_TRY)  # the advice once, last
+
+
+WHAT_TO_TRY = ("What to try: normalise every crop on its own (tap_per_crop=True, the default for real data), intensity "
+               "augmentations (tap_augment='default'), a larger content view (binning or tap_patch), more steps "
+               "(tap_epochs); notebook 01, section 8 (frame-level cues, and a recipe for real movies).")
 CUE_PAIR_ACCURACY = 0.2  # a frame pair scored below this is wrong as a whole: a frame-level cue, not cells
 
 
@@ -202,8 +226,6 @@ def accuracy_warnings(scores: dict, what: str = "held-out pairs") -> list[str]:
         found.append(f"on {what}, the frame pair(s) from frame {listed} are scored almost all wrong. Cells cannot make a whole frame "
                      "pair wrong; a cue shared by the whole frame can (brightness, focus, density): a shortcut.")
     if found:
-        found.append("What to try: normalise every crop on its own (tap_per_crop=True, the default for real data), "
-                     "intensity augmentations (tap_augment='default'), a larger content view (binning or tap_patch), "
-                     "more steps (tap_epochs); notebook 01, section 'A recipe for real movies'.")
+        found.append(WHAT_TO_TRY)
     return found
 

@@ -127,9 +127,11 @@ def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at
 
 def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = True) -> float:
     """`val_region`, or 0 (with a note) when a movie is too narrow to hold it out and still give training crops."""
+    if val_region <= 0:
+        return val_region
     group = [movies] if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(movies)
     narrowest = min(open_movie(m, "train").shape[-1] for m in group)
-    if val_region > 0 and not region_fits(narrowest, patch, val_region):
+    if not region_fits(narrowest, patch, val_region):
         if verbose:
             print(f"tapkit: frames {narrowest} px wide leave no room for a held-out region of {val_region} of the "
                   f"width and training crops of {patch} px: training on whole frames, no region held out")
