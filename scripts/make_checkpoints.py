@@ -4,6 +4,7 @@
     python scripts/make_checkpoints.py --tasks mim contrastive         # only these tasks
     python scripts/make_checkpoints.py --tasks tap --only simulated --epochs 4
     python scripts/make_checkpoints.py --tasks tap --only simulated --from-run runs/cpu   # no retraining
+    python scripts/make_checkpoints.py --tasks tap --only hela-subset --epochs 80 --from-checkpoint full.pt
 
 Each checkpoint is trained exactly as the notebooks train it in the cpu profile (`course.configure`,
 `course.load_data`, `course.config.train_pretext_model` on CPU): TAP as notebook 01 does, the other
@@ -61,18 +62,22 @@ def same_features(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:
         return float((a.eval().embed(x) - b.eval().embed(x)).abs().max())
 
 
-def make_one(task: str, name: str, overrides: dict, from_run: "Path | None" = None) -> Path:
+def make_one(task: str, name: str, overrides: dict, from_run: "Path | None" = None,
+             from_checkpoint: "Path | None" = None) -> Path:
     """Train `task` as the notebooks do (cpu profile, data=name), compact, verify, write <task>_<name>.pt.
 
     With `from_run`, take the checkpoint that a `tapkit course run --profile cpu` (default seed and sizes)
-    wrote instead of training again: the same training, already done.
+    wrote instead of training again: the same training, already done. With `from_checkpoint`, take a
+    finished full checkpoint of exactly this training (e.g. a long run made with resume), checked by its recipe.
     """
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         params = dict(profile="cpu", data=name, seed=SEED, device="cpu", out_dir=tmp, **overrides)
         cfg = course.configure(params, notebook="01" if task == "tap" else "07")  # binning, val_at, profile
         full = Path(tmp) / "full.pt" if from_run is None else run_checkpoint(from_run, task, name)
-        if from_run is None:
+        if from_checkpoint is not None:
+            full = same_recipe_checkpoint(from_checkpoint, cfg.tap)
+        elif from_run is None:
             movie = course.load_data(cfg)
             print(f"== {task} on {name}: {movie!r}; training {cfg.tap}, options "
                   f"{course.task_options(cfg, task)[1]}", flush=True)
@@ -102,6 +107,19 @@ def run_checkpoint(run: Path, task: str, name: str) -> Path:
     return path
 
 
+def same_recipe_checkpoint(path: Path, settings: dict) -> Path:
+    """`path` if it holds a finished training with these `settings` (epochs, steps, lr, ... and seed), else exit."""
+    recipe = load_checkpoint(path).get("recipe") or {}
+    wanted = {**{k: v for k, v in settings.items() if k != "model_kwargs"}, "seed": SEED}
+    differ = {k: (recipe.get(k, "missing"), v) for k, v in wanted.items()
+              if recipe.get(k, "missing") not in (v, repr(v))}
+    if differ:
+        raise SystemExit(f"{path} was not trained with these settings (its value, wanted): {differ}")
+    if len(load_checkpoint(path)["history"].get("train_accuracy", [])) != settings["epochs"]:
+        raise SystemExit(f"{path} has not finished its {settings['epochs']} epochs: resume its training first.")
+    return path
+
+
 def last_entry(history) -> str:
     """The last epoch's numbers of a training history (dict of lists or list of dicts)."""
     if isinstance(history, dict):
@@ -126,6 +144,8 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the cpu profile's steps per epoch")
     parser.add_argument("--from-run", type=Path, default=None, metavar="RUN_DIR",
                         help="take the checkpoints a `tapkit course run --profile cpu` wrote instead of training")
+    parser.add_argument("--from-checkpoint", type=Path, default=None, metavar="FULL_PT",
+                        help="take this finished full checkpoint of the same training (one task and dataset)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch CPU threads (1 on a busy machine: 2 threads collapse when a core is taken)")
     args = parser.parse_args(argv)
@@ -134,7 +154,7 @@ def main(argv: "list[str] | None" = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
         for name in (n for n in PLAN[task] if n in args.only):
-            make_one(task, name, overrides, args.from_run)
+            make_one(task, name, overrides, args.from_run, args.from_checkpoint)
     write_sums()
     return 0
 
