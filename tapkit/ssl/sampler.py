@@ -15,11 +15,11 @@ noise) is drawn before any pixel is read: positions and transforms from `draw_ge
 the device does not change them), the intensity noise (and the task's `make_batch`) from `generator`: the
 pixel noise of a batch is a strided view of one field drawn once (`augment.NoiseBank`), not fresh numbers.
 
-`storage="host"` keeps the movies on the host as stored (arrays or memory-mapped TIFFs,
-`tapkit.ssl.host_store`): a background thread draws the next batch and gathers exactly the pixels it
-reads (plain windows, or each warped crop's footprint) into pinned memory; they are copied with
-`non_blocking=True`, normalised on the device with the same per-frame percentiles, and resampled with
-grid_sample's arithmetic, so both modes give the same crops. `storage="auto"` picks the mode from the
+`storage="host"` keeps the movies on the host as stored (arrays or memory-mapped TIFFs) in a
+`tapkit.ssl.host_store.HostMovies`, read through the same steps as the device store: a background thread
+draws the next batch and gathers exactly the pixels it reads (plain windows, or each warped crop's
+footprint) into pinned memory; they are copied with `non_blocking=True`, normalised on the device with the
+same per-frame percentiles, and resampled with grid_sample's arithmetic, so both modes give the same crops. `storage="auto"` picks the mode from the
 size of the normalised movies and the free device memory, and says which.
 """
 
@@ -27,43 +27,19 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tapkit.data.movie import InputError, Movie, check_images, normalize
+from tapkit.data.movie import InputError, Movie
 from tapkit.ssl.augment import (AUGMENT_PRESETS, AugmentConfig, NoiseBank, PairTransforms, apply_dihedral, apply_intensity, augment_pairs,
                                 draw_transforms, reflect, source_coords)
 from tapkit.ssl import host_store
-from tapkit.ssl.host_store import normalise_
+from tapkit.ssl.host_store import as_image_list  # noqa: F401  (a public name of this module)
 
 __all__ = ["AugmentConfig", "PairSampler", "augment_pairs", "as_image_list", "normalize_crops", "region_fits"]
-
-
-def as_image_list(movies: "Movie | np.ndarray | Sequence", what: str = "PairSampler") -> list[np.ndarray]:
-    """Accept one or several Movies / (T, Y, X) / (T, C, Y, X) arrays and return validated float32 arrays."""
-    if isinstance(movies, (Movie, np.ndarray, torch.Tensor)):
-        movies = [movies]
-    movies = list(movies)
-    if not movies:
-        raise InputError(f"{what}: got an empty list of movies; pass at least one Movie or (T, Y, X) array.")
-    out = []
-    for i, m in enumerate(movies):
-        arr = m.images if isinstance(m, Movie) else (m.cpu().numpy() if isinstance(m, torch.Tensor) else m)
-        arr = np.asarray(arr)
-        if arr.ndim == 4:  # (T, C, Y, X): check every channel as a (T, Y, X) movie
-            arr = np.stack([check_images(arr[:, c], what=f"{what}: movie {i} channel {c}", min_frames=1)
-                            for c in range(arr.shape[1])], 1)
-        else:
-            arr = check_images(arr, what=f"{what}: movie {i}", min_frames=1)
-        if arr.shape[0] < 2:
-            raise InputError(f"{what}: movie {i} has a single frame; time arrow prediction needs at least 2 "
-                             "frames (check that the time axis is first: (T, Y, X) or (T, C, Y, X)).")
-        out.append(arr)
-    return out
 
 
 SPLITS = ("train", "val", "region")  # training crops; held-out frames; held-out region of the training frames
@@ -149,15 +125,10 @@ class PairSampler:
             self.movies = [host_store.device_store(a, lo, den, self.device) for a, (lo, den) in zip(arrays, stats)]
             self.events = None if all(e is None for e in events) else [
                 None if e is None else torch.as_tensor(e > 0, device=self.device)[None] for e in events]  # (1, T, Y, X)
-        else:
-            self.movies, self.arrays = [], arrays
-            self.events = None if all(e is None for e in events) else [None if e is None else e > 0 for e in events]
-            self.offsets = torch.tensor([0] + [a.shape[0] for a in arrays]).cumsum(0)[:-1].to(self.device)  # (M,)
-            self.lo, self.denom = (torch.from_numpy(np.concatenate(s)).to(self.device) for s in zip(*stats))  # (sum T, C)
-            self.transport = host_store.transport_dtype(arrays)
-            self.pin = self.device.type == "cuda" and torch.cuda.is_available()
-            self._pool: "ThreadPoolExecutor | None" = None
-            self._pending: "tuple[Future, torch.Tensor] | None" = None  # (next batch, draw state before it)
+        self.host: "host_store.HostMovies | None" = None  # the movies as stored (storage="host")
+        if self.storage == "host":
+            self.host = host_store.HostMovies(arrays, stats, events, self.device)
+            self.movies, self.events, self.arrays, self.transport = [], self.host.events, arrays, self.host.transport
         self.generator = torch.Generator(device=self.device)  # intensity noise and the task's make_batch
         self.draw_generator = torch.Generator()  # positions and transforms, on the CPU
         self._noise: "NoiseBank | None" = None  # pixel noise field, drawn at the first batch with noise
@@ -167,8 +138,7 @@ class PairSampler:
     @property
     def nbytes(self) -> int:
         """Bytes the sampler keeps on the device: the normalised movies, or (host mode) the percentile tables."""
-        held = self.movies if self.storage == "device" else [self.lo, self.denom]
-        return sum(m.numel() * m.element_size() for m in held)
+        return self.host.nbytes if self.host is not None else sum(m.numel() * m.element_size() for m in self.movies)
 
     def _check_args(self, images: list, delta, split: str, val_fraction: float, batch_size: int,
                     reject: float) -> tuple[int, ...]:
@@ -241,19 +211,18 @@ class PairSampler:
 
     def reset(self) -> None:
         """Re-seed the generators: the val split then yields the same pairs again."""
-        self._cancel()
+        self._cancel_prefetch()
         self.generator.manual_seed(self.seed + 7919 * SPLITS.index(self.split))
         self.draw_generator.manual_seed(_draw_seed(self.seed, self.split))
 
     def state_dict(self) -> dict:
         """Generator states, for exact resumption (a batch already prefetched is drawn again after a resume)."""
-        pending = getattr(self, "_pending", None)
-        draw = pending[1] if pending is not None else self.draw_generator.get_state()
+        draw = self.host.draw_state(self.draw_generator) if self.host is not None else self.draw_generator.get_state()
         return {"generator": self.generator.get_state(), "draw": draw.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the generator states saved by `state_dict`."""
-        self._cancel()
+        self._cancel_prefetch()
         self.generator.set_state(state["generator"].cpu())
         if "draw" in state:  # checkpoints written before positions had their own generator lack it
             self.draw_generator.set_state(state["draw"].cpu())
@@ -369,8 +338,8 @@ class PairSampler:
     def _foreground(self, pos: dict) -> torch.Tensor:
         """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,) on the CPU."""
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (n, 2)
-        if self.storage == "host":
-            crops = self._host_windows(pos["movie"], frames, pos["y0"], pos["x0"], torch.device("cpu"))
+        if self.host is not None:
+            crops = self.host.windows(pos["movie"], frames, pos["y0"], pos["x0"], self.patch, torch.device("cpu"))
             return (crops > self.background_threshold).float().mean(dim=(1, 2, 3, 4))
         out = torch.zeros(len(frames), device=self.device)
         dev = {k: v.to(self.device) for k, v in dict(pos, frames=frames).items()}
@@ -391,10 +360,7 @@ class PairSampler:
             if self.storage == "device":
                 out[sel] = self._windows(events, frames[sel], pos["y0"][sel], pos["x0"][sel]).flatten(1).any(1)
             else:
-                found = host_store.gather_windows([events[:, None]], np.zeros(len(sel), int), frames[sel].cpu().numpy(),
-                                                  pos["y0"][sel].cpu().numpy(), pos["x0"][sel].cpu().numpy(),
-                                                  self.patch, np.dtype(bool), False)
-                out[sel] = found.flatten(1).any(1).to(self.device)
+                out[sel] = self.host.has_event(m, frames[sel], pos["y0"][sel], pos["x0"][sel], self.patch)
         return out
 
     def _draw(self, n: int, max_tries: int = 20) -> dict:
@@ -418,8 +384,8 @@ class PairSampler:
 
     def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
-        if self.storage == "host":
-            pos, tf, x = self._next_host_batch()
+        if self.host is not None:
+            pos, tf, x = self.host.next_batch(self)
         else:
             pos, tf = self._plan()
             pos = {k: v.to(self.device) for k, v in pos.items()}
@@ -435,100 +401,15 @@ class PairSampler:
             info["has_event"] = self._has_event(pos)
         return x, info
 
+    def _cancel_prefetch(self) -> None:
+        """Drop a batch the host store prefetched (after reset or load_state_dict)."""
+        if getattr(self, "host", None) is not None:
+            self.host.cancel()
+
     def fixed_batches(self, n_batches: int) -> list[tuple[torch.Tensor, dict]]:
         """Re-seed, then draw n_batches: the same batches on every call (for validation)."""
         self.reset()
         return [self.sample() for _ in range(n_batches)]
-
-    # ---- host-resident movies (storage="host") ----
-
-    def _host_windows(self, movie: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor,
-                      device: torch.device) -> torch.Tensor:
-        """Normalised unaugmented crops (n, 2, C, P, P) read from the host movies, on `device`."""
-        raw = host_store.gather_windows(self.arrays, movie.numpy(), frames.numpy(), y0.numpy(), x0.numpy(),
-                                        self.patch, self.transport, False)
-        g = (self.offsets.cpu()[movie][:, None] + frames)  # (n, 2) rows of the percentile tables
-        return normalise_(host_store.as_float(raw).to(device), self.lo.cpu()[g].to(device), self.denom.cpu()[g].to(device))
-
-    def _gather(self) -> tuple[dict, PairTransforms, dict]:
-        """Draw the next batch and gather the raw pixels it reads, in (pinned) host memory; runs in the worker thread."""
-        pos, tf = self._plan()
-        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
-        n_plain = int((~tf.resample).sum())
-        plain, warped = slice(0, n_plain), slice(n_plain, len(frames))
-        raw = {"n_plain": n_plain, "plain": host_store.gather_windows(
-            self.arrays, pos["movie"][plain].numpy(), frames[plain].numpy(), pos["y0"][plain].numpy(),
-            pos["x0"][plain].numpy(), self.patch, self.transport, self.pin)}
-        if n_plain < len(frames):
-            movie = pos["movie"][warped]
-            n_t, height, width = self.table.new_tensor([self.arrays[m].shape[0] for m in range(self.n_movies)]), \
-                self.sizes[:, 0] + 1, self.sizes[:, 1]
-            iy, ix = [], []
-            for _, m, part in self._groups(pos, tf):  # the grid of each movie's tall image, as the device path
-                if part.start >= n_plain:
-                    grid = self._grid(frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part],
-                                      int(n_t[m]), int(height[m]), int(width[m]))
-                    y, x = self._pixels(grid, frames[part], int(n_t[m]), int(height[m]), int(width[m]))
-                    iy.append(y), ix.append(x)
-            sizes = self.sizes[movie].repeat_interleave(2, 0)  # (2m, 2) per (pair, frame)
-            corner, size = host_store.footprint(torch.cat(iy), torch.cat(ix), sizes)
-            raw["corner"] = corner.view(len(movie), 2, 2)
-            raw["warped"] = host_store.gather_boxes(self.arrays, movie.numpy(), frames[warped].numpy(),
-                                                    raw["corner"].numpy(), size, self.transport, self.pin)
-        return pos, tf, raw
-
-    def _submit(self) -> None:
-        """Start drawing and gathering the next batch in the background (training split only)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapkit-sampler")
-        self._pending = (self._pool.submit(self._gather), self.draw_generator.get_state())
-
-    def _cancel(self) -> None:
-        """Drop a prefetched batch (after reset or load_state_dict), waiting for its thread to finish."""
-        pending = getattr(self, "_pending", None)
-        if pending is not None:
-            self._pending = None
-            pending[0].exception()  # wait; errors of a dropped batch do not matter
-
-    def _next_host_batch(self) -> tuple[dict, PairTransforms, torch.Tensor]:
-        """The prefetched (or a freshly gathered) batch, copied to the device and read there; prefetches the next one."""
-        if self._pending is None:
-            pos, tf, raw = self._gather()
-        else:
-            future, _ = self._pending
-            self._pending = None
-            pos, tf, raw = future.result()
-        dev = {k: v.to(self.device, non_blocking=True) for k, v in raw.items() if isinstance(v, torch.Tensor)}
-        if self.split == "train":
-            self._submit()  # draws from draw_generator only: the order of every random number stays the same
-        pos = {k: v.to(self.device) for k, v in pos.items()}
-        tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
-        return pos, tf, self._read_host(pos, tf, raw["n_plain"], dev)
-
-    def _read_host(self, pos: dict, tf: PairTransforms, n_plain: int, raw: dict) -> torch.Tensor:
-        """Crops (B, 2, C, P, P) from the gathered raw pixels on the device: normalise, then index or resample."""
-        frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
-        rows = self.offsets[pos["movie"]][:, None] + frames  # (B, 2) rows of the percentile tables
-        lo, denom = self.lo[rows], self.denom[rows]  # (B, 2, C)
-        out = torch.empty((len(frames), 2, self.channels, self.patch, self.patch), device=self.device)
-        out[:n_plain] = normalise_(host_store.as_float(raw["plain"]), lo[:n_plain], denom[:n_plain])
-        apply_dihedral(out[:n_plain], tf.dihedral[:n_plain])
-        if n_plain == len(frames):
-            return out
-        local = normalise_(host_store.as_float(raw["warped"]), lo[n_plain:], denom[n_plain:])  # (m, 2, C, Hb, Wb)
-        corner = raw["corner"].flatten(0, 1)  # (2m, 2)
-        sizes = self.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(2, 0)  # (2m, 2)
-        for warped, m, part in self._groups(pos, tf):
-            if not warped:
-                continue
-            h, w = int(self.sizes[m, 0]), int(self.sizes[m, 1])
-            grid = self._grid(frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part],
-                              self.arrays[m].shape[0], h + 1, w)  # (2n, P, P, 2): the device path's grid
-            iy, ix = self._pixels(grid, frames[part], self.arrays[m].shape[0], h + 1, w)
-            items = slice(2 * (part.start - n_plain), 2 * (part.stop - n_plain))  # (pair, frame) items
-            crops = host_store.bilinear(local.flatten(0, 1)[items], iy, ix, corner[items], sizes[items])
-            out[part] = crops.view(-1, 2, *crops.shape[1:])
-        return out
 
     def __repr__(self) -> str:
         return (f"PairSampler(split={self.split!r}, movies={self.n_movies}, pairs={len(self.table)}, "
