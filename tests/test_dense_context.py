@@ -6,7 +6,7 @@ import torch
 
 from tapkit.data.movie import InputError
 from tapkit.downstream.segmentation import context, experiments, masks
-from tapkit.downstream.segmentation.heads import fresh_encoder, make_head
+from tapkit.downstream.segmentation.heads import fresh_encoder, make_pixel_head
 
 from test_heads import tiny_tap
 
@@ -29,7 +29,7 @@ def test_stack_frames_refuses_offsets_without_the_frame_itself_first(offsets):
 def test_context_net_is_the_head_on_each_frames_features_side_by_side():
     tap = tiny_tap()
     enc = fresh_encoder(tap, 0).eval()
-    head = make_head("linear", 2 * tap.n_features, 0)
+    head = make_pixel_head("linear", 2 * tap.n_features, 0)
     net = context.ContextSegmentationNet(enc, head).eval()
     x = torch.randn(2, 2, 32, 32)
     with torch.no_grad():

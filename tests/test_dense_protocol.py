@@ -35,7 +35,7 @@ def test_fit_dense_restores_the_best_validation_state():
     import copy
 
     feats, target = _features_and_target()
-    head = heads.make_head("linear", 2, seed=0)
+    head = heads.make_pixel_head("linear", 2, seed=0)
     good = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1,
                          val_frames=[4, 5], n_evals=6)
     assert good.best_score > 0.95
@@ -58,7 +58,7 @@ def test_fit_dense_restores_the_best_validation_state():
 def test_ties_keep_the_earlier_state():
     """lr 0 never changes the weights: every evaluation ties and the first one is kept."""
     feats, target = _features_and_target()
-    head = heads.make_head("linear", 2, seed=0)
+    head = heads.make_pixel_head("linear", 2, seed=0)
     run = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=8, crop=16, lr=0.0,
                         val_frames=[4, 5], n_evals=4)
     assert len(set(run.val_curve)) == 1 and run.best_step == run.val_steps[0] == 2 and run.converged
@@ -173,7 +173,7 @@ def test_fit_dense_lr_is_a_cosine_unless_an_optimizer_is_given():
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     from tapkit.downstream.segmentation.fit import fit_dense
-    from tapkit.downstream.segmentation.heads import make_head
+    from tapkit.downstream.segmentation.heads import make_pixel_head
 
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(4, 3, 16, 16)).astype(np.float32))
@@ -182,7 +182,7 @@ def test_fit_dense_lr_is_a_cosine_unless_an_optimizer_is_given():
     hook = register_optimizer_step_pre_hook(
         lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
     try:
-        head = make_head("linear", 3, 0)
+        head = make_pixel_head("linear", 3, 0)
         fit_dense(head, head.parameters(), x, m, np.array([0, 1]), steps=10, crop=8, batch_size=2, lr=1e-2)
         cosine, seen[:] = list(seen), []
         opt = torch.optim.Adam(head.parameters(), lr=1e-3)

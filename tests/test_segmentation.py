@@ -112,7 +112,7 @@ def test_a_head_learns_nuclei_from_features():
     rng = np.random.default_rng(0)
     target = (rng.random((4, 32, 32)) > 0.5).astype(np.uint8)
     feats = torch.from_numpy(np.stack([target * 2.0 - 1, rng.normal(size=target.shape)], 1)).float()  # (4, 2, 32, 32)
-    head = heads.make_head("linear", 2, seed=0)
+    head = heads.make_pixel_head("linear", 2, seed=0)
     losses = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1).losses
     assert losses[-1] < losses[0]
     probs = fit.predict_dense(head, feats, [3])
@@ -121,7 +121,7 @@ def test_a_head_learns_nuclei_from_features():
 
 def test_end_to_end_trains_the_encoder_and_from_scratch_differs_per_seed(movie):
     model = tiny_model()
-    net = heads.SegmentationNet(model, heads.make_head("conv", 8))
+    net = heads.SegmentationNet(model, heads.make_pixel_head("conv", 8))
     before = [p.clone() for p in net.encoder.backbone.parameters()]
     m = masks.task_masks(movie, "nuclei")
     fit.fit_dense(net, net.trainable(), fit.frame_inputs(movie), m, np.arange(4), steps=2, crop=32, batch_size=2)
@@ -137,9 +137,9 @@ def test_bad_input_raises_named_errors_before_training(movie):
     with pytest.raises(InputError, match="budget=20"):
         experiments.budget_sweep({"tap": tiny_model()}, movie, {"nuclei": m}, split, budgets=(1, 20))
     with pytest.raises(InputError, match="masks"):
-        fit.fit_dense(heads.make_head("linear", 1), [], fit.frame_inputs(movie), m[:, :30], np.arange(2), steps=1)
+        fit.fit_dense(heads.make_pixel_head("linear", 1), [], fit.frame_inputs(movie), m[:, :30], np.arange(2), steps=1)
     with pytest.raises(InputError, match="head"):
-        heads.make_head("mlp", 4)
+        heads.make_pixel_head("mlp", 4)
 
 
 def test_results_table_and_budget_to_reach():

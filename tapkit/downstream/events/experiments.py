@@ -34,7 +34,7 @@ from tapkit.data.movie import InputError
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
 from tapkit.downstream.events.fit import cached_features, fit, predict
-from tapkit.downstream.events.heads import EventClassifier, make_head
+from tapkit.downstream.events.heads import EventClassifier, make_event_head
 from tapkit.downstream.events.strategies import (  # noqa: F401  (re-exported: the strategy definitions live there)
     CALIBRATION_PAIRS, DEFAULT_STEPS, FEATURES, HEADS, PAPER_EPOCHS, STRATEGIES, StrategyResult, make_encoder,
     parse_strategy, steps_for, strategy_settings, sweep_settings, trainable_parameters)
@@ -102,7 +102,7 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
         nonlocal x_all
         encoder = copy.deepcopy(base)  # the same start for every lr of the grid
-        model = EventClassifier(encoder, make_head(head_kind, encoder.n_features, seed))
+        model = EventClassifier(encoder, make_event_head(head_kind, encoder.n_features, seed))
         params = trainable_parameters(model, kind)
         if x_all is None:
             x_all = _inputs(kind, pairs, index, encoder, tap_model, seed, device, cache)

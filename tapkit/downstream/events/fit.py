@@ -1,4 +1,7 @@
-"""ONE training loop for event heads and classifiers (the fair protocol: steps, best on validation), frozen features.
+"""The training loop of the event heads and classifiers (the fair protocol: steps, best on validation).
+
+It fits one label per crop pair (event or not) with cross-entropy; `tapkit.downstream.segmentation.fit` fits
+per-pixel masks instead, and `tapkit.ssl.trainer` pretrains an encoder without labels (pretext tasks).
 
 fit() trains any module on inputs: a head on cached features (N, 2, F, S, S) for frozen backbones,
 or a whole EventClassifier on images (N, 2, S, S) when everything is trained end to end.

@@ -91,8 +91,11 @@ class EventClassifier(nn.Module):
         return self.head(self.features(images))
 
 
-def make_head(head: str, n_features: int, seed: int) -> nn.Module:
-    """A LinearHead ('linear') or ResNetHead ('resnet') with weights drawn from `seed`."""
+def make_event_head(kind: str, n_features: int, seed: int) -> nn.Module:
+    """An event head on a pair's features: a LinearHead ('linear') or ResNetHead ('resnet'), weights drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return LinearHead(n_features) if head == "linear" else ResNetHead(n_features)
+        return LinearHead(n_features) if kind == "linear" else ResNetHead(n_features)
+
+
+make_head = make_event_head  # the name notebook 04 calls

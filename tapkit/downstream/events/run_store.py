@@ -145,7 +145,7 @@ def restore(saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the 
         load_weights(encoder, {**encoder.state_dict(), **saved["encoder_statistics"]}, path,
                      f"{saved['strategy']} encoder statistics of this architecture")
         encoder.eval()
-    model = heads.EventClassifier(encoder, heads.make_head(head_kind, encoder.n_features, saved["seed"]))
+    model = heads.EventClassifier(encoder, heads.make_event_head(head_kind, encoder.n_features, saved["seed"]))
     strategies.trainable_parameters(model, kind)  # frozen encoder, as when it was trained
     load_weights(model if kind == "C" else model.head, saved["weights"], path,
                  f"{saved['strategy']} {'model' if kind == 'C' else 'head'} of this TAP model")

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from tapkit.data.movie import InputError
 from tapkit.downstream.segmentation.experiments import (END_TO_END, DenseResult, _settings, run_cell)
-from tapkit.downstream.segmentation.heads import SegmentationNet, calibrate_encoder, fresh_encoder, make_head
+from tapkit.downstream.segmentation.heads import SegmentationNet, calibrate_encoder, fresh_encoder, make_pixel_head
 from tapkit.downstream.segmentation.masks import FrameSplit, check_validation
 
 
@@ -53,7 +53,7 @@ def scratch_context_sweep(name: str, template: nn.Module, images: torch.Tensor, 
     unlabelled = images[[t for t in range(len(images)) if t not in held_out]]  # (N, 1, Y, X)
 
     def make(s: int) -> tuple[nn.Module, Any]:
-        head = make_head("conv", len(offsets) * template.n_features, s)
+        head = make_pixel_head("conv", len(offsets) * template.n_features, s)
         net = ContextSegmentationNet(fresh_encoder(template, s), head)
         calibrate_encoder(net.encoder, unlabelled)  # BatchNorm statistics of single frames, as the encoder sees them
         return net, net.trainable()

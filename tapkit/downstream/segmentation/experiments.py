@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from tapkit.data.movie import InputError
 from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
 from tapkit.downstream.segmentation.fit import DenseFit, feature_inputs, fit_dense, frame_inputs, predict_dense
-from tapkit.downstream.segmentation.heads import HEADS, SegmentationNet, calibrate_encoder, fresh_encoder, make_head
+from tapkit.downstream.segmentation.heads import (HEADS, SegmentationNet, calibrate_encoder, fresh_encoder,
+                                                  make_pixel_head)
 from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, check_validation, pick_frames
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
 
@@ -125,7 +126,7 @@ def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: Fr
     check_validation(masks, split)
     out = []
     def make(s: int, kind: str) -> tuple[nn.Module, Any]:
-        head = make_head(kind, features.shape[1], s)
+        head = make_pixel_head(kind, features.shape[1], s)
         return head, head.parameters()
 
     chosen: dict[str, float] = {}  # head kind -> the lr its first budget chose on validation
@@ -152,7 +153,8 @@ def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks:
     unlabelled = images[[t for t in range(len(images)) if t not in held_out]]  # (N, 1, Y, X) images, no test frame
 
     def make(s: int) -> tuple[nn.Module, Any]:
-        net = SegmentationNet(encoder if pretrained else fresh_encoder(encoder, s), make_head("conv", encoder.n_features, s))
+        trained = encoder if pretrained else fresh_encoder(encoder, s)
+        net = SegmentationNet(trained, make_pixel_head("conv", encoder.n_features, s))
         calibrate_encoder(net.encoder, unlabelled)  # the copy inside net; the caller's encoder is untouched
         return net, net.trainable()
 

@@ -1,4 +1,8 @@
-"""ONE training loop for dense binary segmentation on random crops, and full-frame prediction.
+"""The training loop of the dense (per-pixel) segmentation heads and networks, and full-frame prediction.
+
+Unlike the event loop (`tapkit.downstream.events.fit`: one label per crop pair, cross-entropy over classes)
+it trains on per-pixel masks of labelled frames, and unlike the pretraining loop (`tapkit.ssl.trainer`: no
+labels, a pretext task, checkpoints and resume) it is a short supervised fit kept in memory.
 
 inputs are (T, C, Y, X) per frame: cached frozen features (C = F, a head learns) or normalised
 images (C = 1, a whole network learns). Each step draws `batch_size` crops from the labelled frames;

@@ -38,8 +38,8 @@ class ConvHead(nn.Sequential):
                          nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
 
 
-def make_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
-    """'linear' (1x1 conv) or 'conv' (small conv head), initialised from `seed`."""
+def make_pixel_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
+    """A per-pixel segmentation head: 'linear' (1x1 conv) or 'conv' (small conv head), initialised from `seed`."""
     if kind not in HEADS:
         raise InputError(f"head={kind!r}: use one of {', '.join(HEADS)}.")
     with torch.random.fork_rng(devices=[]):
