@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -15,6 +15,9 @@
 
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/00_welcome_and_data.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F00_welcome_and_data.ipynb)
+#
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
 #
 # # 00 · Welcome: the course and its data
 #
@@ -62,9 +65,9 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 import tapkit, tapkit.course, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.data import datasets
 from tapkit.data import io
-from tapkit.plot import frames as viewer
 
 cfg = tapkit.course.configure(globals(), notebook="00")
 
@@ -115,7 +118,7 @@ sim = tapkit.course.load_data(cfg, "simulated")
 print(sim)
 print(f"{len(sim)} frames of {sim.shape[1]} x {sim.shape[2]} px, {sim.pixel_size:.2f} µm per px, "
       f"one frame every {sim.frame_interval:g} min ({len(sim) * sim.frame_interval / 60:.0f} h in total)")
-viewer.show_frames(sim, overlay=None);
+tplot.frames.show_frames(sim, overlay=None);
 
 # %% [markdown]
 # A `tapkit.Movie` carries up to three kinds of ground truth next to `images` (T, Y, X):
@@ -129,8 +132,8 @@ viewer.show_frames(sim, overlay=None);
 # Below: the outlines of the labels, then the event masks (divisions red, deaths cyan).
 
 # %%
-viewer.show_frames(sim, overlay="labels");
-viewer.show_frames(sim, overlay="events");
+tplot.frames.show_frames(sim, overlay="labels");
+tplot.frames.show_frames(sim, overlay="events");
 
 # %%
 print("   id  first   last parent")
@@ -138,6 +141,45 @@ for row in sim.lineage[:8]:
     print("".join(f"{v:>6}" for v in row))
 daughters = sim.lineage[sim.lineage[:, 3] > 0]
 print(f"... {len(sim.lineage)} tracks in total. Daughter tracks (parent > 0): {len(daughters)}\n{daughters[:6]}")
+
+# %% [markdown]
+# ## Exercise 1 · The busiest frame
+#
+# Which frame of `sim` has the most **division** pixels? Count them per frame from `sim.events`.
+
+# %%
+busiest_frame = ...  # your answer: a frame index (an int)
+
+# %% tags=["solution"]
+busiest_frame = int(np.argmax((sim.events == tapkit.DIVISION).sum(axis=(1, 2))))
+
+# %%
+_div = (sim.events == tapkit.DIVISION).sum(axis=(1, 2))
+tapkit.course.check(busiest_frame, lambda t: _div[t] == _div.max(), name="busiest_frame",
+                    hint="compare sim.events with tapkit.DIVISION, count per frame (sum over the two image axes), then look for "
+                         "the index of the largest count");
+
+# %% [markdown]
+# ## Exercise 2 · Divisions from the lineage
+#
+# How many divisions does `sim.lineage` record? Each division starts two daughter tracks that both carry
+# the mother's id in the `parent` column (column 3; 0 = no parent).
+
+# %%
+n_divisions = ...  # your answer: an int
+
+# %% tags=["solution"]
+parents = sim.lineage[:, 3]
+n_divisions = len(np.unique(parents[parents > 0]))
+
+# %%
+tapkit.course.check(n_divisions, len({int(p) for p in sim.lineage[:, 3] if p > 0}), name="n_divisions",
+                    hint="count the *distinct* non-zero parent ids (each mother has two daughters)");
+
+# %% [markdown]
+# > **Checkpoint.** The lineage says *that* a cell divided, the event mask *where and when*; TAP will see
+# > neither, only the images. **Question:** a division gives two daughter tracks. Why does counting the rows with
+# > a parent give twice the number of divisions, and what would a division whose daughters leave the field show?
 
 # %% [markdown]
 # Events are rare: most pixels at most times show nothing special. How rare is the first thing to know
@@ -159,7 +201,7 @@ ax.legend();
 # their description.)
 
 # %%
-viewer.movie_browser(sim)
+tplot.frames.movie_browser(sim)
 
 # %% [markdown]
 # ## 4 · Real data: HeLa nuclei
@@ -177,7 +219,7 @@ except ConnectionError as err:  # offline and not cached yet: the rest of the co
     print(err)
 if hela is not None:
     print(hela, f"· {hela.images.min():.0f}-{hela.images.max():.0f} raw intensity")
-    viewer.show_frames(hela, frames=[0, len(hela) // 2, len(hela) - 1], overlay="labels");
+    tplot.frames.show_frames(hela, frames=[0, len(hela) // 2, len(hela) - 1], overlay="labels");
 
 # %% [markdown]
 # ## 5 · Your own data
@@ -243,47 +285,12 @@ axes[1].set(title="after per-frame normalisation", xlabel="frame")
 axes[0].legend(); fig.tight_layout();
 
 # %% [markdown]
-# ## Exercises
-#
-# ### Exercise 1 · The busiest frame
-#
-# Which frame of `sim` has the most **division** pixels? Count them per frame from `sim.events`.
-
-# %%
-busiest_frame = ...  # your answer: a frame index (an int)
-
-# %% tags=["solution"]
-busiest_frame = int(np.argmax((sim.events == tapkit.DIVISION).sum(axis=(1, 2))))
-
-# %%
-_div = (sim.events == tapkit.DIVISION).sum(axis=(1, 2))
-tapkit.course.check(busiest_frame, lambda t: _div[t] == _div.max(), name="busiest_frame",
-                    hint="(sim.events == tapkit.DIVISION).sum(axis=(1, 2)) counts per frame; np.argmax finds the largest");
-
-# %% [markdown]
-# ### Exercise 2 · Divisions from the lineage
-#
-# How many divisions does `sim.lineage` record? Each division starts two daughter tracks that both carry
-# the mother's id in the `parent` column (column 3; 0 = no parent).
-
-# %%
-n_divisions = ...  # your answer: an int
-
-# %% tags=["solution"]
-parents = sim.lineage[:, 3]
-n_divisions = len(np.unique(parents[parents > 0]))
-
-# %%
-tapkit.course.check(n_divisions, len({int(p) for p in sim.lineage[:, 3] if p > 0}), name="n_divisions",
-                    hint="count the *distinct* non-zero parent ids (each mother has two daughters)");
-
-
-# %% [markdown]
-# ### Exercise 3 · A network-free time arrow
+# ## Exercise 3 · A network-free time arrow
 #
 # How well does the dumbest possible "model" — *the darker frame is the later one* — order frames?
 # Write `darker_is_later(images)` that returns the fraction of consecutive frame pairs (t, t+1) whose
-# mean intensity goes down. Chance is 0.5.
+# mean intensity goes down. Chance is 0.5. The next cell runs your function on both movies above, so the
+# checker stops the notebook until it is right.
 
 # %%
 def darker_is_later(images):
@@ -298,8 +305,10 @@ def darker_is_later(images):
 
 # %%
 _toy = np.ones((5, 8, 8)) * np.array([5.0, 4.0, 3.0, 4.0, 2.0])[:, None, None]  # 3 of 4 steps go darker
-tapkit.course.check(darker_is_later, lambda f: np.isclose(f(_toy), 0.75), name="darker_is_later",
-                    hint="mean over axes (1, 2), then np.diff, then the fraction of negative steps");
+tapkit.course.check(darker_is_later, lambda f: np.isclose(f(_toy), 0.75), name="darker_is_later", stop=True,
+                    exercise="Exercise 3 · A network-free time arrow",
+                    hint="one mean brightness per frame, then the change from each frame to the next; count the "
+                         "changes that go down, out of all of them");
 
 # %%
 shortcut = {name: {"raw": darker_is_later(m.images), "normalised": darker_is_later(tapkit.normalize(m.images))}

@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/01_tap_pretraining.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F01_tap_pretraining.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 01 · Time arrow prediction: pretraining
 #
 # Labelling cell divisions and deaths by hand is slow, but time-lapse movies are plentiful. Time arrow
@@ -36,7 +39,7 @@
 # | profile | time |
 # | --- | --- |
 # | smoke | < 2 min |
-# | cpu (2 cores) | ~6 min (measured on 2 nearly idle cores in bfloat16: 5.8-6.2 min, 4.8-5.1 of them training; 9.8 min in float32 with augmentations before), plus the content-view check of section 7 (6 evaluations of 512 pairs, not yet timed) |
+# | cpu (2 cores) | ~6 min (measured on 2 nearly idle cores in bfloat16: 5.8-6.2 min, 4.8-5.1 of them training; 9.8 min in float32 with augmentations before), plus the content-view check of section 8 (6 evaluations of 512 pairs) and the 40 steps of a small network with your `flip_pairs` (section 6), neither timed yet |
 # | gpu | ~10 min |
 
 # %%
@@ -67,8 +70,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.ssl import backbone, sampler, tap, trainer
-from tapkit.plot import frames as viewer, tap as plot_tap
 
 cfg = tapkit.course.configure(globals(), notebook="01")
 patch = cfg.tap["patch"]
@@ -82,7 +85,7 @@ patch = cfg.tap["patch"]
 # %%
 movie = tapkit.course.load_data(cfg)
 print(movie)
-viewer.show_frames(movie);
+tplot.frames.show_frames(movie);
 
 # %% [markdown]
 # ## 2 · The pretext task: a crop pair and the flip
@@ -104,6 +107,43 @@ for row, (order, label) in enumerate([(pair, 0), (pair[::-1], 1)]):
         axes[row, slot].imshow(order[slot], cmap="gray", vmin=0, vmax=1), axes[row, slot].axis("off")
         axes[row, slot].set_title(f"slot {slot}" + (f"  -> label {label}" if slot else ""), fontsize=9)
 fig.suptitle(f"top: in order (t={t}, t+1); bottom: flipped");
+
+# %% [markdown]
+# ## Exercise 1 · Flip and label
+#
+# Write `flip_pairs(x, flip)`: `x` is a batch of pairs `(B, 2, 1, P, P)` in true order (slot 0 holds frame t),
+# `flip` a boolean tensor `(B,)`. Return the pairs with the two frames swapped where `flip` is True, and the
+# labels `(B,)` (long): the slot that holds the **earlier** frame. No loop over the batch needed.
+#
+# Your function makes the training batches of section 6, so the checker stops the notebook until it is right.
+
+# %%
+def flip_pairs(x, flip):
+    ...  # your code here: return x_flipped, labels
+
+
+# %% tags=["solution"]
+def flip_pairs(x, flip):
+    x_flipped = torch.where(flip[:, None, None, None, None], x.flip(1), x)
+    return x_flipped, flip.long()
+
+
+# %%
+def _check_flip(f):
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(3, 2, 1, 2, 2)
+    flip = torch.tensor([True, False, True])
+    xf, y = f(x, flip)
+    return torch.equal(xf[0, 0], x[0, 1]) and torch.equal(xf[1], x[1]) and y.tolist() == [1, 0, 1]
+
+tapkit.course.check(flip_pairs, _check_flip, name="flip_pairs", stop=True, exercise="Exercise 1 · Flip and label",
+                    hint="`flip` has shape (B,) and `x` five dimensions: make `flip` broadcast against `x` to choose, "
+                         "pair by pair, between `x` and `x` with its time axis reversed. Where is the earlier frame "
+                         "after a swap?");
+
+# %% [markdown]
+# > **Checkpoint.** The label is not the time of a frame but the *slot* of the earlier one: the same two crops
+# > give label 0 in order and 1 swapped. **Question:** if the labels were always 0 while the pairs are still
+# > swapped half of the time, what accuracy could a network reach, and what would it learn?
 
 # %% [markdown]
 # ## 3 · Augmentations
@@ -186,7 +226,61 @@ ax.set_xlabel("decorrelation loss"), ax.legend()
 print({k: round(v, 3) for k, v in values.items()})
 
 # %% [markdown]
+# ## Exercise 2 · The decorrelation loss of orthogonal channels
+#
+# The smallest value is reached when the channels are exactly orthogonal: every channel then has similarity
+# 1 with itself and 0 with the others. The loss is `-(1/F) Σ_i log a_ii` with `a_ij = softmax_j(s_ij / tau)`, `s_ij`
+# the cosine similarity of channels i and j over all pixels. Work out its value for `F = 8` orthogonal channels at
+# `tau = 0.2` (`expected_min`, a number) and check it with `tap.decorrelation_loss` on a feature map
+# whose 8 channels are orthogonal, e.g. each channel non-zero on a different block of pixels.
+
+# %%
+expected_min = ...  # your answer: a number
+
+# %% tags=["solution"]
+expected_min = float(-np.log(np.exp(1 / 0.2) / (np.exp(1 / 0.2) + 8 - 1)))
+blocks = torch.zeros(1, 8, 8, 8)
+for c in range(8):
+    blocks[0, c, c] = 1.0  # channel c lives on row c only: all channels orthogonal
+print(expected_min, float(tap.decorrelation_loss(blocks)))
+
+# %%
+_blocks = torch.eye(8).reshape(1, 8, 8, 1).repeat(1, 1, 1, 8)  # channel c = row c
+tapkit.course.check(expected_min, float(tap.decorrelation_loss(_blocks)), tol=1e-4, name="expected_min",
+                    hint="write down one row of the softmax: the diagonal term is exp(1 / tau), and each of the F - 1 "
+                         "other channels adds exp(0 / tau) to the denominator");
+
+# %% [markdown]
+# > **Checkpoint.** The loss lies between this minimum (orthogonal channels) and `log F` (copies of one
+# > channel), the two ends of the bar plot above. **Question:** the minimum is not 0. Why can no feature map
+# > reach 0, and what would a smaller `tau` do to the minimum?
+
+# %% [markdown]
 # ## 6 · Train
+#
+# ### Your `flip_pairs` at work
+#
+# Before the course's trainer, a short training whose batches **your** `flip_pairs` makes: crop pairs in time
+# order, your swap, your labels, the TAP loss, Adam. The validation pairs are flipped and labelled by the course,
+# so labels that do not say which slot holds the earlier frame would show there as an accuracy at or below 0.5.
+# A few dozen steps on a small network are far too few to learn the time arrow: read the curve for what your
+# labels do to the loss, not for the accuracy.
+
+# %%
+mine_steps = min(40, cfg.tap["epochs"] * cfg.tap["steps_per_epoch"])  # a few dozen steps (8 in smoke)
+mine, mine_history = tap.train_with_flip([movie], flip_pairs, steps=mine_steps, patch=patch, seed=cfg.seed,
+                                         batch_size=cfg.tap["batch_size"], val_at=cfg.tap["val_at"], n_val=128,
+                                         eval_every=mine_steps, device=cfg.device,
+                                         model_kwargs=dict(n_depth=2, base_filters=8))  # a small network
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.plot(mine_history["step"], mine_history["loss"], label="training loss (your labels)")
+ax.plot(mine_history["val_step"], mine_history["val_accuracy"], "o", label="validation accuracy (course labels)")
+ax.axhline(0.5, color="k", ls=":"), ax.set(xlabel="step"), ax.legend(fontsize=8)
+print(f"{mine_steps} steps with your flip_pairs: validation accuracy "
+      + " -> ".join(f"{a:.2f} (step {s})" for s, a in zip(mine_history["val_step"], mine_history["val_accuracy"])))
+
+# %% [markdown]
+# ### The course's trainer
 #
 # `train_tap` draws batches of pairs on the device (augmented as `tap['augment']` says), trains with Adam
 # (mixed precision on a GPU, bfloat16 on a CPU with bf16 instructions), checks the accuracy on pairs from
@@ -196,7 +290,7 @@ print({k: round(v, 3) for k, v in values.items()})
 # %%
 checkpoint = cfg.out_dir / f"tap_{cfg.data_key}.pt"
 model, history = trainer.train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
-plot_tap.plot_history(history);
+tplot.tap.plot_history(history);
 
 # %% [markdown]
 # ## 7 · How good is it, and where?
@@ -325,57 +419,6 @@ print(f"after per-frame normalisation the frames differ by at most {np.abs(flat 
 # Per-frame normalisation (as in the reference code) is what makes TAP look at cells. It is not a
 # cure-all: with camera noise, bleaching also lowers the signal-to-noise ratio over time (the read
 # noise stays while the signal fades), a subtler cue that per-frame normalisation cannot remove.
-
-# %% [markdown]
-# ## Exercise 1 · Flip and label
-#
-# Write `flip_pairs(x, flip)`: `x` is a batch of pairs `(B, 2, 1, P, P)` in true order, `flip` a
-# boolean tensor `(B,)`. Return the pairs with the two frames swapped where `flip` is True, and the
-# labels `(B,)` (long): the slot that holds the **earlier** frame.
-
-# %%
-def flip_pairs(x, flip):
-    ...  # your code here: return x_flipped, labels
-
-
-# %% tags=["solution"]
-def flip_pairs(x, flip):
-    x_flipped = torch.where(flip[:, None, None, None, None], x.flip(1), x)
-    return x_flipped, flip.long()
-
-
-# %%
-def _check_flip(f):
-    x = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(3, 2, 1, 2, 2)
-    flip = torch.tensor([True, False, True])
-    xf, y = f(x, flip)
-    return torch.equal(xf[0, 0], x[0, 1]) and torch.equal(xf[1], x[1]) and y.tolist() == [1, 0, 1]
-
-tapkit.course.check(flip_pairs, _check_flip, name="flip_pairs",
-                    hint="torch.where(flip[:, None, None, None, None], x.flip(1), x); the label is flip as 0/1");
-
-# %% [markdown]
-# ## Exercise 2 · The decorrelation loss of orthogonal channels
-#
-# For `F` channels that are exactly orthogonal, every channel has similarity 1 with itself and 0 with
-# the others, so the loss is `-log(exp(1/tau) / (exp(1/tau) + F - 1))`. Compute it for `F = 8`,
-# `tau = 0.2` by hand (`expected_min`) and check it with `tap.decorrelation_loss` on a feature map
-# whose 8 channels are orthogonal, e.g. each channel non-zero on a different block of pixels.
-
-# %%
-expected_min = ...  # your answer: a number
-
-# %% tags=["solution"]
-expected_min = float(-np.log(np.exp(1 / 0.2) / (np.exp(1 / 0.2) + 8 - 1)))
-blocks = torch.zeros(1, 8, 8, 8)
-for c in range(8):
-    blocks[0, c, c] = 1.0  # channel c lives on row c only: all channels orthogonal
-print(expected_min, float(tap.decorrelation_loss(blocks)))
-
-# %%
-_blocks = torch.eye(8).reshape(1, 8, 8, 1).repeat(1, 1, 1, 8)  # channel c = row c
-tapkit.course.check(expected_min, float(tap.decorrelation_loss(_blocks)), tol=1e-4, name="expected_min",
-                    hint="-np.log(np.exp(5) / (np.exp(5) + 7))");
 
 # %% [markdown]
 # ## Results

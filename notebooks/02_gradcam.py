@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -15,6 +15,9 @@
 
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/02_gradcam.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F02_gradcam.ipynb)
+#
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
 #
 # # 02 · Where does the model look? Grad-CAM for the time arrow
 #
@@ -63,10 +66,8 @@ real_crop = None  # side of a centre crop of the real frames in px (None: 256 on
 import numpy as np
 import matplotlib.pyplot as plt
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.explain import gradcam as gc
-from tapkit.plot import EVENT_COLORS
-from tapkit.plot import frames as viewer
-from tapkit.plot import gradcam as gcplot
 
 cfg = tapkit.course.configure(globals(), notebook="02")
 k, inset = cfg.gradcam["k"], cfg.gradcam["inset"]
@@ -84,7 +85,7 @@ model = tapkit.course.get_tap_model(cfg, movie=movie)
 divisions = (movie.events == tapkit.DIVISION).sum(axis=(1, 2))  # division pixels per frame
 t = int(np.argmax(divisions[:-1] + divisions[1:]))  # the pair (t, t+1) with the most division pixels
 print(movie, f"| pair ({t}, {t + 1}) holds {divisions[t] + divisions[t + 1]} division pixels")
-viewer.show_frames(movie, [t, t + 1]);
+tplot.frames.show_frames(movie, [t, t + 1]);
 
 # %% [markdown]
 # ## 2 · A Grad-CAM map of the time arrow
@@ -101,7 +102,7 @@ cam = gc.gradcam(model, movie.images[t], movie.images[t + 1])  # (Y, X)
 fig, axes = plt.subplots(1, 3, figsize=(12, 4))
 for ax, img, title in zip(axes, [movie.images[t], movie.images[t + 1], cam], ["frame t", "frame t+1", "Grad-CAM"]):
     ax.imshow(img, cmap="magma" if title == "Grad-CAM" else "gray")
-    ax.contour(movie.events[t] == tapkit.DIVISION, levels=[0.5], colors=[EVENT_COLORS[tapkit.DIVISION]], linewidths=0.7)
+    ax.contour(movie.events[t] == tapkit.DIVISION, levels=[0.5], colors=[tplot.EVENT_COLORS[tapkit.DIVISION]], linewidths=0.7)
     ax.set_title(title), ax.axis("off")
 fig.suptitle("red outlines: dividing cells (ground truth, frame t)");
 
@@ -114,7 +115,7 @@ fig.suptitle("red outlines: dividing cells (ground truth, frame t)");
 
 # %%
 regions = gc.top_regions(cam, k=k, inset=inset)
-gcplot.plot_top_regions(movie.images[t], movie.images[t + 1], cam, regions,
+tplot.gradcam.plot_top_regions(movie.images[t], movie.images[t + 1], cam, regions,
                     events=movie.events[t] == tapkit.DIVISION, inset=inset);
 
 # %% [markdown]
@@ -176,6 +177,78 @@ ax.set(xlabel="region side (px)", ylabel="enrichment of divisions", title=f"pair
 ax.legend();
 
 # %% [markdown]
+# ## Exercise 1 · What the enrichment counts
+#
+# Write `box_fraction(mask, y, x, inset)`: the fraction of `True` pixels of a boolean `(Y, X)` mask in
+# the `inset x inset` box centred at `(y, x)`, i.e. rows `y - inset // 2` to `y - inset // 2 + inset`
+# (exclusive) and the same for columns. Then compute `fractions`, the list of these fractions for the
+# top regions of section 3 (same order). Their mean is the numerator of the enrichment.
+
+# %%
+def box_fraction(mask, y, x, inset):
+    ...  # your code here
+
+fractions = ...  # your answer: a list, one number per region
+
+
+# %% tags=["solution"]
+def box_fraction(mask, y, x, inset):
+    y0, x0 = y - inset // 2, x - inset // 2
+    return float(mask[y0:y0 + inset, x0:x0 + inset].mean())
+
+fractions = [box_fraction(mask, y, x, inset) for y, x, _ in regions]
+
+# %%
+tapkit.course.check(fractions, one["region_fractions"], tol=1e-6, name="fractions",
+                    hint="find the box's top-left corner from its centre first; the mean of a boolean array is the "
+                         "fraction of True; each region is (y, x, score)");
+
+# %% [markdown]
+# ## Exercise 2 · A map that knows nothing
+#
+# A map that ignores the images should score an enrichment near 1. Make a random map with
+# `np.random.default_rng(cfg.seed).random(cam.shape)`, smooth it a little with
+# `scipy.ndimage.gaussian_filter(..., 3)`, and compute `random_enrichment`: the enrichment of its top-k
+# regions for the same division `mask`, `inset` and `k` (use `seed=cfg.seed`). The results of this notebook
+# record your number, so the checker stops the notebook until it is right.
+
+# %%
+random_enrichment = ...  # your answer: a number
+
+# %% tags=["solution"]
+from scipy import ndimage as ndi
+
+random_map = ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3)
+random_enrichment = gc.event_enrichment(random_map, mask, inset=inset, k=k, seed=cfg.seed)["enrichment"]
+print(f"random map: enrichment {random_enrichment:.2f}; TAP Grad-CAM: {one['enrichment']:.2f}")
+
+# %%
+# The checker recomputes the enrichment by hand, not with gc.event_enrichment: top regions of the smoothed
+# random map, their mean division fraction (exercise 1), divided by the mean over 1000 random boxes drawn
+# exactly as event_enrichment draws them (same generator, same border).
+#
+# A random map should score near 1. Under the `smoke` profile a single small pair can put it above the
+# TAP map by luck: with so few divisions, compare the two only under the `cpu` or `gpu` profile.
+from scipy import ndimage as ndi
+
+_map = ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3)
+_half = inset // 2
+_box = lambda y, x: mask[y - _half:y - _half + inset, x - _half:x - _half + inset].mean()  # noqa: E731
+_top = np.mean([_box(y, x) for y, x, _ in gc.top_regions(_map, k=k, inset=inset)])
+_rng = np.random.default_rng(cfg.seed)
+_ys, _xs = _rng.integers(_half, mask.shape[0] - _half, 1000), _rng.integers(_half, mask.shape[1] - _half, 1000)
+_random = np.mean([_box(y, x) for y, x in zip(_ys, _xs)])
+tapkit.course.check(random_enrichment, _top / _random, tol=1e-6, name="random_enrichment", stop=True,
+                    exercise="Exercise 2 · A map that knows nothing",
+                    hint="section 4 scored the TAP map's regions with one function; it also takes a map in place of "
+                         "regions (then it needs `k`). Same mask, inset and seed as there");
+
+# %% [markdown]
+# > **Checkpoint.** An enrichment is only meaningful next to what a map that knows nothing scores. **Question:**
+# > with only a few division pixels in the frame, how far from 1 can a random map land by luck, and what in
+# > section 4 guards the course's verdict against such luck?
+
+# %% [markdown]
 # ## 5 · Real cells: the HeLa subset
 #
 # The same on 20 real frames of Fluo-N2DL-HeLa (Cell Tracking Challenge). The subset has no event
@@ -203,7 +276,7 @@ if real is not None:
     real_model = tapkit.course.get_tap_model(cfg, data=real_data, movie=real)
     real_cam = gc.gradcam(real_model, real.images[0], real.images[1], tile=512)
     real_regions = gc.top_regions(real_cam, k=k, inset=inset)
-    gcplot.plot_top_regions(real.images[0], real.images[1], real_cam, real_regions, inset=inset);
+    tplot.gradcam.plot_top_regions(real.images[0], real.images[1], real_cam, real_regions, inset=inset);
 
 # %% [markdown]
 # ## 6 · Explore
@@ -214,70 +287,9 @@ if real is not None:
 # built and drawn once, which is enough to check that it works.)
 
 # %%
-explorer = gcplot.gradcam_explorer(model, movie, k=k, inset=inset)
+explorer = tplot.gradcam.gradcam_explorer(model, movie, k=k, inset=inset)
 explorer
 
-
-# %% [markdown]
-# ## Exercise 1 · What the enrichment counts
-#
-# Write `box_fraction(mask, y, x, inset)`: the fraction of `True` pixels of a boolean `(Y, X)` mask in
-# the `inset x inset` box centred at `(y, x)`, i.e. rows `y - inset // 2` to `y - inset // 2 + inset`
-# (exclusive) and the same for columns. Then compute `fractions`, the list of these fractions for the
-# top regions of section 3 (same order). Their mean is the numerator of the enrichment.
-
-# %%
-def box_fraction(mask, y, x, inset):
-    ...  # your code here
-
-fractions = ...  # your answer: a list, one number per region
-
-
-# %% tags=["solution"]
-def box_fraction(mask, y, x, inset):
-    y0, x0 = y - inset // 2, x - inset // 2
-    return float(mask[y0:y0 + inset, x0:x0 + inset].mean())
-
-fractions = [box_fraction(mask, y, x, inset) for y, x, _ in regions]
-
-# %%
-tapkit.course.check(fractions, one["region_fractions"], tol=1e-6, name="fractions",
-                    hint="slice mask[y0:y0 + inset, x0:x0 + inset] with y0 = y - inset // 2 and take .mean()");
-
-# %% [markdown]
-# ## Exercise 2 · A map that knows nothing
-#
-# A map that ignores the images should score an enrichment near 1. Make a random map with
-# `np.random.default_rng(cfg.seed).random(cam.shape)`, smooth it a little with
-# `scipy.ndimage.gaussian_filter(..., 3)`, and compute `random_enrichment`: the enrichment of its top-k
-# regions for the same division `mask`, `inset` and `k` (use `seed=cfg.seed`).
-
-# %%
-random_enrichment = ...  # your answer: a number
-
-# %% tags=["solution"]
-from scipy import ndimage as ndi
-
-random_map = ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3)
-random_enrichment = gc.event_enrichment(random_map, mask, inset=inset, k=k, seed=cfg.seed)["enrichment"]
-print(f"random map: enrichment {random_enrichment:.2f}; TAP Grad-CAM: {one['enrichment']:.2f}")
-
-# %%
-# The checker recomputes the enrichment by hand, not with gc.event_enrichment: top regions of the smoothed
-# random map, their mean division fraction (exercise 1), divided by the mean over 1000 random boxes drawn
-# exactly as event_enrichment draws them (same generator, same border).
-#
-# A random map should score near 1. Under the `smoke` profile a single small pair can put it above the
-# TAP map by luck: with so few divisions, compare the two only under the `cpu` or `gpu` profile.
-_map = ndi.gaussian_filter(np.random.default_rng(cfg.seed).random(cam.shape), 3)
-_half = inset // 2
-_box = lambda y, x: mask[y - _half:y - _half + inset, x - _half:x - _half + inset].mean()  # noqa: E731
-_top = np.mean([_box(y, x) for y, x, _ in gc.top_regions(_map, k=k, inset=inset)])
-_rng = np.random.default_rng(cfg.seed)
-_ys, _xs = _rng.integers(_half, mask.shape[0] - _half, 1000), _rng.integers(_half, mask.shape[1] - _half, 1000)
-_random = np.mean([_box(y, x) for y, x in zip(_ys, _xs)])
-tapkit.course.check(random_enrichment, _top / _random, tol=1e-6, name="random_enrichment",
-                    hint="gc.event_enrichment(random_map, mask, inset=inset, k=k, seed=cfg.seed)['enrichment']");
 
 # %% [markdown]
 # ## Results

@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/03_labelling_criteria.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F03_labelling_criteria.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 03 · From event masks to labelled crop pairs: labelling criteria
 #
 # An event classifier never sees a whole movie: it sees small crop pairs (the same 48 x 48 window in frames t and t+1) with a yes/no label. *How* a mask becomes that label is a choice, and Chen et al. (2024, Tables 4-5) show that it changes what the classifier learns. Here we cut crop pairs from an annotated movie, label them with the paper's three criteria and see how many positives each one gives, and which pairs they disagree on.
@@ -55,9 +58,9 @@ train_heads = True  # also train heads A0/A1 under each criterion (Table 5); Fal
 
 # %%
 import numpy as np
-import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results, tapkit.course.saved_heads, tapkit.plot.frames
+import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results, tapkit.course.saved_heads
+import tapkit.plot as tplot
 from tapkit.downstream.events import crops, criteria, experiments, tables
-from tapkit.plot import events as event_plots
 
 cfg = tapkit.course.configure(globals(), notebook="03")
 
@@ -72,7 +75,7 @@ cfg = tapkit.course.configure(globals(), notebook="03")
 # %%
 movie = tapkit.course.load_data(cfg)
 print(movie, f"| event pixels: {(movie.events > 0).mean():.2%} of all pixels")
-tapkit.plot.frames.show_frames(movie, 4);
+tplot.frames.show_frames(movie, 4);
 
 # %% [markdown]
 # ## 2 · Crop pairs
@@ -88,7 +91,7 @@ tapkit.plot.frames.show_frames(movie, 4);
 # %%
 event_pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
 print(event_pairs, "| images", event_pairs.images.shape, "| masks", event_pairs.masks.shape)
-event_plots.plot_event_sizes(event_pairs, threshold=threshold);
+tplot.events.plot_event_sizes(event_pairs, threshold=threshold);
 
 # %% [markdown]
 # ## 3 · Three labelling criteria
@@ -107,7 +110,7 @@ event_plots.plot_event_sizes(event_pairs, threshold=threshold);
 # the two frames (`any-both` says 0).
 
 # %%
-event_plots.criteria_gallery(event_pairs, n=6, threshold=threshold, seed=cfg.seed);
+tplot.events.criteria_gallery(event_pairs, n=6, threshold=threshold, seed=cfg.seed);
 
 # %% [markdown]
 # ## 4 · The dataset table
@@ -121,7 +124,7 @@ event_plots.criteria_gallery(event_pairs, n=6, threshold=threshold, seed=cfg.see
 labels = criteria.label_all(event_pairs, threshold=threshold)  # {criterion: (N,) 0/1}
 rows = crops.dataset_table(labels, seed=cfg.seed)
 print(crops.format_table(rows))
-event_plots.plot_dataset_table(rows);
+tplot.events.plot_dataset_table(rows);
 
 # %% [markdown]
 # `any-either` accepts every pair that touches an event, so it has the most positives; `any-both` and
@@ -130,7 +133,52 @@ event_plots.plot_dataset_table(rows);
 # only pairs where a whole cell sits well inside the crop.
 
 # %%
-event_plots.plot_threshold_sweep(event_pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
+tplot.events.plot_threshold_sweep(event_pairs, thresholds=(1, 5, 10, 20, 40, 80, 160, 320));
+
+# %% [markdown]
+# ## Exercise 1 · How many pairs does the size filter reject?
+#
+# Count `n_rejected`: the pairs that are positive under `any-either` but negative under `size-either`
+# (they touch an event, but with fewer than `threshold` pixels in both crops).
+
+# %%
+n_rejected = ...  # your answer: a whole number
+
+# %% tags=["solution"]
+n_rejected = int(((labels["any-either"] == 1) & (labels["size-either"] == 0)).sum())
+print(n_rejected, "pairs touch an event only with fewer than", threshold, "pixels")
+
+# %%
+_largest = criteria.event_pixels(event_pairs).max(axis=1)  # event pixels of the larger crop, per pair
+tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).sum()), name="n_rejected",
+                    hint="two label arrays of the table above, one condition on each, both true at once; then count");
+
+# %% [markdown]
+# ## Exercise 2 · A fourth criterion: "size filter, both"
+#
+# The paper did not try it: a pair is positive when **both** crops contain at least `threshold` event
+# pixels. Compute the labels `size_both` (an `(N,)` array of 0/1) using `criteria.event_pixels(event_pairs)`,
+# which returns the number of event pixels of each crop as an `(N, 2)` array. Which existing criteria
+# is it stricter than?
+
+# %%
+size_both = ...  # your answer: (N,) array of 0/1
+
+# %% tags=["solution"]
+counts = criteria.event_pixels(event_pairs)  # (N, 2)
+size_both = (counts >= threshold).all(axis=1).astype(int)
+print(size_both.sum(), "positives; any-both:", labels["any-both"].sum(), "size-either:", labels["size-either"].sum())
+
+# %%
+# an independent count: per pair, the smaller number of event pixels of its two mask crops
+_expected = np.array([min(np.count_nonzero(m[0]), np.count_nonzero(m[1])) >= threshold for m in event_pairs.masks], int)
+tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
+                    hint="compare the (N, 2) counts with the threshold, then ask, per pair (row), whether both crops pass");
+
+# %% [markdown]
+# > **Checkpoint.** A criterion is a rule on the masks, decided before any training: it fixes what "an event"
+# > means for the classifier. **Question:** the `size-both` positives are a subset of which criteria's positives,
+# > and what kind of event (think of when it starts and ends) can it never call positive?
 
 # %% [markdown]
 # ## 5 · Does the criterion change what a classifier learns? (paper Table 5)
@@ -191,46 +239,6 @@ if train_heads:
             f"{s}: {a} - {b}": (auc[a, s], auc[b, s]) for s in heads_run
             for a, b in (("size-either", "any-either"), ("any-either", "any-both"))},
         measured=f"test ROC AUC of {' and '.join(heads_run)} (the same runs as above), paired per seed ({n_runs} seeds)")
-
-# %% [markdown]
-# ## Exercise 1 · How many pairs does the size filter reject?
-#
-# Count `n_rejected`: the pairs that are positive under `any-either` but negative under `size-either`
-# (they touch an event, but with fewer than `threshold` pixels in both crops).
-
-# %%
-n_rejected = ...  # your answer: a whole number
-
-# %% tags=["solution"]
-n_rejected = int(((labels["any-either"] == 1) & (labels["size-either"] == 0)).sum())
-print(n_rejected, "pairs touch an event only with fewer than", threshold, "pixels")
-
-# %%
-_largest = criteria.event_pixels(event_pairs).max(axis=1)  # event pixels of the larger crop, per pair
-tapkit.course.check(n_rejected, int(((_largest > 0) & (_largest < threshold)).sum()), name="n_rejected",
-                    hint="combine the two label arrays with & and count with .sum()");
-
-# %% [markdown]
-# ## Exercise 2 · A fourth criterion: "size filter, both"
-#
-# The paper did not try it: a pair is positive when **both** crops contain at least `threshold` event
-# pixels. Compute the labels `size_both` (an `(N,)` array of 0/1) using `criteria.event_pixels(event_pairs)`,
-# which returns the number of event pixels of each crop as an `(N, 2)` array. Which existing criteria
-# is it stricter than?
-
-# %%
-size_both = ...  # your answer: (N,) array of 0/1
-
-# %% tags=["solution"]
-counts = criteria.event_pixels(event_pairs)  # (N, 2)
-size_both = (counts >= threshold).all(axis=1).astype(int)
-print(size_both.sum(), "positives; any-both:", labels["any-both"].sum(), "size-either:", labels["size-either"].sum())
-
-# %%
-# an independent count: per pair, the smaller number of event pixels of its two mask crops
-_expected = np.array([min(np.count_nonzero(m[0]), np.count_nonzero(m[1])) >= threshold for m in event_pairs.masks], int)
-tapkit.course.check(np.asarray(size_both), _expected, name="size_both",
-                    hint="(counts >= threshold) is (N, 2); ask for all() along axis 1");
 
 # %% [markdown]
 # ## Results

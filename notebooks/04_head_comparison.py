@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/04_head_comparison.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F04_head_comparison.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 04 · Do TAP features help? Six strategies for event recognition
 #
 # Self-supervised pretraining is only worth it if its features make a downstream task easier. Chen et al. (2024, Table 2) tested this for recognising divisions and deaths in crop pairs: frozen TAP features versus a frozen *random* network versus a network trained end to end, each with a linear or a small ResNet head. We repeat that comparison, put our numbers next to theirs, and ask how many labelled pairs each approach needs.
@@ -62,8 +65,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.downstream.protocol, tapkit.course.results, tapkit.course.saved_heads
+import tapkit.plot as tplot
 from tapkit.downstream.events import criteria, crops, experiments, heads, tables
-from tapkit.plot import events as event_plots
 from tapkit.ssl.backbone import count_parameters
 
 cfg = tapkit.course.configure(globals(), notebook="04")
@@ -155,7 +158,37 @@ def _one_step_changes(fn, kind):
 
 tapkit.course.check(trainable_parameters, lambda fn: [_one_step_changes(fn, k) for k in "ABC"] ==
                     [(False, True, True), (False, True, True), (True, True, True)], name="trainable_parameters",
-                    hint="A/B: model.encoder.requires_grad_(False).eval() and the head's parameters; C: all of them");
+                    stop=True, exercise="Exercise 1 · Freeze or train?",
+                    hint="frozen means both things named above, for the encoder only; and the optimiser should get "
+                         "exactly the parameters that are meant to change (a list)");
+
+# %% [markdown]
+# Your function now trains a linear head on the frozen TAP features (strategy A0): a plain loop of 30 Adam steps
+# on batches of 16 training pairs. The encoder's weights and batch-norm statistics must come out unchanged.
+
+# %%
+mine = heads.EventClassifier(experiments.make_encoder("A", tap_model, cfg.seed), heads.make_head("linear", F, cfg.seed))
+mine.to(cfg.device)
+encoder_before = {k: v.clone() for k, v in mine.encoder.state_dict().items()}
+opt = torch.optim.Adam(trainable_parameters(mine, "A"), lr=3e-3)  # your choice of what trains
+pair_x, pair_y = torch.from_numpy(event_pairs.images).to(cfg.device), torch.as_tensor(labels, device=cfg.device).long()
+rng, losses = np.random.default_rng(cfg.seed), []
+for step in range(30):
+    b = torch.from_numpy(rng.choice(split.train, 16))
+    loss = torch.nn.functional.cross_entropy(mine(pair_x[b]), pair_y[b])
+    opt.zero_grad(), loss.backward(), opt.step()
+    losses.append(loss.item())
+unchanged = all(torch.equal(v, encoder_before[k]) for k, v in mine.encoder.state_dict().items())
+print(f"training loss {np.mean(losses[:5]):.3f} (first 5 steps) -> {np.mean(losses[-5:]):.3f} (last 5); "
+      f"encoder unchanged: {unchanged}")
+fig, ax = plt.subplots(figsize=(5, 2.4))
+ax.plot(losses), ax.set(xlabel="step", ylabel="cross entropy", title="A0 with your trainable_parameters");
+
+# %% [markdown]
+# > **Checkpoint.** Freezing is two switches: `requires_grad_(False)` keeps the optimiser from moving the weights,
+# > `.eval()` keeps batch normalisation from moving its running statistics. **Question:** which of the two would
+# > the line "encoder unchanged" above still catch if you forgot it, and why does a frozen encoder make A and B
+# > so much cheaper to train than C?
 
 # %% [markdown]
 # `tapkit.downstream.events.experiments.trainable_parameters` does the same for the course. Per strategy,
@@ -217,10 +250,10 @@ print(tables.format_results(table))
 # 2 % during the last quarter of its steps; the table above marks any run that did not with `*`.
 
 # %%
-event_plots.plot_val_curves(results);
+tplot.events.plot_val_curves(results);
 
 # %%
-event_plots.plot_results(table);
+tplot.events.plot_results(table);
 
 # %% [markdown]
 # The paper's findings: A1 (TAP + ResNet) has the best precision and recall of class 1; a ResNet head
@@ -249,6 +282,52 @@ best_a1 = results["A1"][0]
 print(tables.format_confusion(best_a1))
 
 # %% [markdown]
+# ## Exercise 2 · Precision and recall by hand
+#
+# From the confusion matrix `cm = best_a1.confusion` (rows: actual 0/1, columns: predicted 0/1)
+# compute the precision and recall of class 1 (event): `precision_1 = TP / (TP + FP)`,
+# `recall_1 = TP / (TP + FN)`.
+
+# %%
+cm = best_a1.confusion
+precision_1, recall_1 = ..., ...  # your answer: two numbers
+
+# %% tags=["solution"]
+tp, fp, fn = cm[1, 1], cm[0, 1], cm[1, 0]
+precision_1, recall_1 = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+print(f"precision_1 = {precision_1:.3f}, recall_1 = {recall_1:.3f}")
+
+# %%
+tapkit.course.check((precision_1, recall_1), (best_a1.precision[1], best_a1.recall[1]), tol=1e-6,
+                    name="(precision_1, recall_1)",
+                    hint="rows are the actual class, columns the predicted one: a false positive is actually 0 "
+                         "and predicted 1; guard against dividing by zero");
+
+# %% [markdown]
+# ## Exercise 3 · Which strategy is best at finding events?
+#
+# Precision and recall pull in different directions; the F1 score (their harmonic mean) sums them up.
+# Find `best`, the name of the strategy with the highest mean class-1 F1 in `table`
+# (`table[name]["f1"]` holds the mean F1 of class 0 and class 1). Is it the paper's winner, A1?
+
+# %%
+best = ...  # your answer: a strategy name such as "A1"
+
+# %% tags=["solution"]
+best = max(table, key=lambda name: table[name]["f1"][1])
+print(best, "with class-1 F1", round(table[best]["f1"][1], 3))
+
+# %%
+_f1 = {name: np.mean([2 * r.precision[1] * r.recall[1] / max(r.precision[1] + r.recall[1], 1e-12)
+                      for r in runs]) for name, runs in results.items()}
+tapkit.course.check(best, max(_f1, key=_f1.get), name="best", hint="max over the names in `table`, comparing their class-1 F1 (a `key=` function)");
+
+# %% [markdown]
+# > **Checkpoint.** With rare events, a classifier that never says "event" is right for almost every test pair;
+# > precision and recall of class 1 are the numbers that see it fail. **Question:** which of the two does a head
+# > that says "event" too often lose, and which would the person reviewing its events care about more?
+
+# %% [markdown]
 # ## 6 · How many labels do you need?
 #
 # The promise of self-supervised features is label efficiency. We retrain A1 (frozen TAP + ResNet head)
@@ -260,7 +339,7 @@ lrs = experiments.selected_lrs(results)  # each strategy keeps the learning rate
 curve = experiments.label_budget_curve(event_pairs, labels, tap_model, budgets, strategies=("A1", "C1"), seed=cfg.seed,
                                        device=cfg.device, split_seed=cfg.seed, runs_dir=cfg.out_dir / "event_runs",
                                        **{**schedule, "lr": lrs})
-event_plots.plot_budget_curve(curve);
+tplot.events.plot_budget_curve(curve);
 
 # %% [markdown]
 # Every budget trains the same number of steps with the same validation and test pairs, so the curve
@@ -293,8 +372,7 @@ tapkit.course.claims.assess("001-tap-beats-end-to-end", curve["A1"][0], curve["C
 # %%
 if real_data is not None:
     real = tapkit.course.load_data(cfg, real_data, divisions_from_masks=True)
-    from tapkit.plot.divisions import plot_divisions
-    plot_divisions(real, real.meta["divisions"], k=6, size=40)
+    tplot.divisions.plot_divisions(real, real.meta["divisions"], k=6, size=40)
 else:
     print("real_data=None: section 7 skipped")
 
@@ -321,45 +399,6 @@ if real_data is not None:
     if {"A1", "B1"} <= set(real_f1):
         print("real data, frozen TAP vs frozen random (A1 - B1, class-1 F1):",
               tapkit.downstream.protocol.paired_difference(real_f1["A1"], real_f1["B1"]))
-
-# %% [markdown]
-# ## Exercise 2 · Precision and recall by hand
-#
-# From the confusion matrix `cm = best_a1.confusion` (rows: actual 0/1, columns: predicted 0/1)
-# compute the precision and recall of class 1 (event): `precision_1 = TP / (TP + FP)`,
-# `recall_1 = TP / (TP + FN)`.
-
-# %%
-cm = best_a1.confusion
-precision_1, recall_1 = ..., ...  # your answer: two numbers
-
-# %% tags=["solution"]
-tp, fp, fn = cm[1, 1], cm[0, 1], cm[1, 0]
-precision_1, recall_1 = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-print(f"precision_1 = {precision_1:.3f}, recall_1 = {recall_1:.3f}")
-
-# %%
-tapkit.course.check((precision_1, recall_1), (best_a1.precision[1], best_a1.recall[1]), tol=1e-6,
-                    name="(precision_1, recall_1)", hint="TP = cm[1, 1], FP = cm[0, 1], FN = cm[1, 0]");
-
-# %% [markdown]
-# ## Exercise 3 · Which strategy is best at finding events?
-#
-# Precision and recall pull in different directions; the F1 score (their harmonic mean) sums them up.
-# Find `best`, the name of the strategy with the highest mean class-1 F1 in `table`
-# (`table[name]["f1"]` holds the mean F1 of class 0 and class 1). Is it the paper's winner, A1?
-
-# %%
-best = ...  # your answer: a strategy name such as "A1"
-
-# %% tags=["solution"]
-best = max(table, key=lambda name: table[name]["f1"][1])
-print(best, "with class-1 F1", round(table[best]["f1"][1], 3))
-
-# %%
-_f1 = {name: np.mean([2 * r.precision[1] * r.recall[1] / max(r.precision[1] + r.recall[1], 1e-12)
-                      for r in runs]) for name, runs in results.items()}
-tapkit.course.check(best, max(_f1, key=_f1.get), name="best", hint="max(table, key=...) over table[name]['f1'][1]");
 
 # %% [markdown]
 # ## Results

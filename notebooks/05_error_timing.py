@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/05_error_timing.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F05_error_timing.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 05 · When and how does the event classifier get it wrong?
 #
 # A precision of 0.7 tells you *how often* a classifier is wrong, not *when* or *why*. Following
@@ -60,9 +63,9 @@ n_mistakes = 8  # how many confident mistakes to show per gallery
 # %%
 import numpy as np
 import tapkit, tapkit.course, tapkit.course.results, tapkit.course.saved_heads
+import tapkit.plot as tplot
 from tapkit.downstream.events import criteria, crops
 from tapkit.downstream.events import error_timing as et
-from tapkit.plot import events as event_plots
 
 cfg = tapkit.course.configure(globals(), notebook="05")
 
@@ -116,7 +119,7 @@ def timing_of(res):
     return et.error_timing(event_pairs.t[res.test_index], res.test_labels, y_pred, n_frames=len(movie))
 
 timing_a1 = timing_of(res_a1)
-event_plots.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, test split");
+tplot.events.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, test split");
 
 # %% [markdown]
 # The same plot for the linear head. The paper reports that the ResNet head mainly removes false
@@ -124,7 +127,7 @@ event_plots.plot_error_timing(timing_a1, title="A1: TAP features + ResNet head, 
 
 # %%
 timing_a0 = timing_of(res_a0)
-event_plots.plot_error_timing(timing_a0, title="A0: TAP features + linear head, test split");
+tplot.events.plot_error_timing(timing_a0, title="A0: TAP features + linear head, test split");
 print("false positives  A0:", timing_a0["fp"].sum(), " A1:", timing_a1["fp"].sum())
 print("false negatives  A0:", timing_a0["fn"].sum(), " A1:", timing_a1["fn"].sum())
 
@@ -138,7 +141,7 @@ print("false negatives  A0:", timing_a0["fn"].sum(), " A1:", timing_a1["fn"].sum
 # the title gives P(event).
 
 # %%
-event_plots.plot_result_mistakes(res_a1, event_pairs, "false_positives", k=n_mistakes);
+tplot.events.plot_result_mistakes(res_a1, event_pairs, "false_positives", k=n_mistakes);
 
 # %% [markdown]
 # What to look for in the false positives (paper 001, Sec. 5): **cells at the edge of the crop** that
@@ -148,7 +151,7 @@ event_plots.plot_result_mistakes(res_a1, event_pairs, "false_positives", k=n_mis
 # although the model is arguably right. The last kind is a labelling question, not a model error.
 
 # %%
-event_plots.plot_result_mistakes(res_a1, event_pairs, "false_negatives", k=n_mistakes);
+tplot.events.plot_result_mistakes(res_a1, event_pairs, "false_negatives", k=n_mistakes);
 
 # %% [markdown]
 # False negatives are often events that are **small or faint in the crop**: the very beginning of a

@@ -16,6 +16,9 @@
 # %% [markdown]
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/tapkit-course/tapkit/blob/main/notebooks/06_calibration.ipynb) [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/tapkit-course/tapkit/HEAD?labpath=notebooks%2F06_calibration.ipynb)
 #
+# *This copy shows the exercise solutions (the cell right after each answer cell). For a copy without
+# them, run `tapkit course student` in the repository (locally or in Binder's terminal): README, Set-up.*
+#
 # # 06 · Can we trust the probabilities? Calibration and temperature scaling
 #
 # A classifier that says "P(event) = 0.95" should be right about 95 % of the time. Modern networks
@@ -63,8 +66,8 @@ target_recall = 0.9  # the share of all events a person wants to find when revie
 # %%
 import numpy as np
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results, tapkit.course.saved_heads
+import tapkit.plot as tplot
 from tapkit.downstream import calibration as cal
-from tapkit.plot import calibration as plot_cal
 
 cfg = tapkit.course.configure(globals(), notebook="06")
 
@@ -104,7 +107,7 @@ for name, res in runs.items():
 # %%
 confidence = "class-1"  # as in the paper's Fig. 5; "top-label" is Guo et al.'s convention
 res = runs["linear"]
-plot_cal.reliability_diagram(cal.to_probs(res.test_logits), res.test_labels, n_bins=n_bins,
+tplot.calibration.reliability_diagram(cal.to_probs(res.test_logits), res.test_labels, n_bins=n_bins,
                         confidence=confidence, title="linear head, test split, before calibration");
 
 # %% [markdown]
@@ -144,8 +147,36 @@ ece_claim = tapkit.course.claims.assess(
 # `gpu` profile for smoother diagrams.
 
 # %%
-plot_cal.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["temperature"]) for name, r in runs.items()},
+tplot.calibration.plot_calibration({name: (r.test_logits, r.test_labels, reports[name]["temperature"]) for name, r in runs.items()},
                      n_bins=n_bins, confidence=confidence);
+
+# %% [markdown]
+# ## Exercise 1 · Fit the temperature yourself
+#
+# Temperature scaling is a one-parameter fit. Find the temperature of the **ResNet** head by a grid
+# search: for each T in `np.linspace(0.2, 5, 200)` compute the validation NLL of
+# `cal.apply_temperature(val_logits, T)` with `cal.negative_log_likelihood`, and keep the T with the
+# smallest NLL. Store it in `my_temperature`; it should agree with `reports["resnet"]["temperature"]`.
+
+# %%
+my_temperature = ...  # your answer: a positive number
+
+# %% tags=["solution"]
+r = runs["resnet"]
+grid = np.linspace(0.2, 5, 200)
+nlls = [cal.negative_log_likelihood(cal.apply_temperature(r.val_logits, t), r.val_labels) for t in grid]
+my_temperature = float(grid[int(np.argmin(nlls))])
+print(f"grid search: T = {my_temperature:.2f}, LBFGS: T = {reports['resnet']['temperature']:.2f}")
+
+# %%
+_t = reports["resnet"]["temperature"]
+tapkit.course.check(my_temperature, lambda a: abs(a - _t) <= 0.05 * _t + 0.03 or not 0.2 < _t < 5,
+                    name="my_temperature", hint="one validation NLL per temperature of the grid; keep the temperature whose NLL is smallest");
+
+# %% [markdown]
+# > **Checkpoint.** Temperature scaling divides every logit by one number fitted on validation pairs; it never
+# > changes which class wins. **Question:** what does a temperature above 1 say about the head's confidence, and
+# > why must the fit use the validation split and not the test split?
 
 # %% [markdown]
 # ## 4 · Why temperature scaling can leave the ECE where it was: a measured finding
@@ -223,7 +254,7 @@ for name, r in runs.items():
     reports[name]["test_ece_prior_shift"] = rep["test_ece_after"]
     print(f"{name:>6}: test ECE {reports[name]['test_ece_before']:.3f} raw -> {reports[name]['test_ece_after']:.3f} "
           f"temperature -> {rep['test_ece_after']:.3f} prior shift + temperature (T = {rep['temperature']:.2f})")
-plot_cal.plot_calibration(shifted, n_bins=n_bins, confidence=confidence);
+tplot.calibration.plot_calibration(shifted, n_bins=n_bins, confidence=confidence);
 
 # %% [markdown]
 # ## 5 · Why it matters: a human in the loop
@@ -260,29 +291,6 @@ for name, r in runs.items():  # review the top pairs until target_recall; estima
 # (prior shift + temperature). Where the estimate matches, a person can choose a threshold from the
 # workload they can afford and know what they give up. (With few test pairs, as in `smoke`, the numbers
 # are small and noisy.)
-
-# %% [markdown]
-# ## Exercise 1 · Fit the temperature yourself
-#
-# Temperature scaling is a one-parameter fit. Find the temperature of the **ResNet** head by a grid
-# search: for each T in `np.linspace(0.2, 5, 200)` compute the validation NLL of
-# `cal.apply_temperature(val_logits, T)` with `cal.negative_log_likelihood`, and keep the T with the
-# smallest NLL. Store it in `my_temperature`; it should agree with `reports["resnet"]["temperature"]`.
-
-# %%
-my_temperature = ...  # your answer: a positive number
-
-# %% tags=["solution"]
-r = runs["resnet"]
-grid = np.linspace(0.2, 5, 200)
-nlls = [cal.negative_log_likelihood(cal.apply_temperature(r.val_logits, t), r.val_labels) for t in grid]
-my_temperature = float(grid[int(np.argmin(nlls))])
-print(f"grid search: T = {my_temperature:.2f}, LBFGS: T = {reports['resnet']['temperature']:.2f}")
-
-# %%
-_t = reports["resnet"]["temperature"]
-tapkit.course.check(my_temperature, lambda a: abs(a - _t) <= 0.05 * _t + 0.03 or not 0.2 < _t < 5,
-                    name="my_temperature", hint="minimise the validation NLL over the grid with np.argmin");
 
 # %% [markdown]
 # ## Results

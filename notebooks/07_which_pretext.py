@@ -65,11 +65,11 @@ criterion = "size-either"  # labelling criterion from notebook 03 (the paper's d
 import numpy as np
 import torch
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.course.config import training_steps
 from tapkit.data.movie import normalize
 from tapkit.data.simulate import simulate_two_channel
 from tapkit.downstream.events import compare_pretext as pretext_events, criteria, crops, experiments
-from tapkit.plot import pretext as pretext_plots
 from tapkit.ssl import contrastive, mim
 from tapkit.ssl.pretext import build_model
 from tapkit.ssl.sampler import PairSampler
@@ -103,7 +103,7 @@ pair_crops, _ = sampler.sample()  # (4, 2, 1, P, P) frames t and t + 1
 options = lambda task: {**cfg.tap.get("model_kwargs", {}), **cfg.pretext["tasks"].get(task, {})}  # noqa: E731
 g = torch.Generator().manual_seed(cfg.seed)
 batches = {task: build_model(task.split("-")[0], **options(task)).make_batch(pair_crops, g) for task in TASKS}
-pretext_plots.plot_task_batches(batches);
+tplot.pretext.plot_task_batches(batches);
 
 # %% [markdown]
 # ## 2 · Pretraining: same movie, same U-Net, same step budget
@@ -138,7 +138,7 @@ for task in (t for t in TASKS if t.startswith("mim")):
     with torch.no_grad():
         recon[task] = (batch["x"], batch["mask"], models[task](batch["x"], batch["mask"]))
     print(f"{task:<15} masked-pixel PSNR {float(mim.masked_psnr(recon[task][2], batch['x'], batch['mask'])):.1f} dB")
-pretext_plots.plot_reconstructions(recon, n=2);
+tplot.pretext.plot_reconstructions(recon, n=2);
 
 # %% [markdown]
 # **Pooled features.** Each crop pair becomes one point: its dense features of frame t averaged over
@@ -153,8 +153,8 @@ labels = criteria.label_pairs(event_pairs, criterion)
 some = np.random.default_rng(cfg.seed).choice(len(event_pairs), min(400, len(event_pairs)), replace=False)
 first_frames = torch.as_tensor(event_pairs.images[some, 0, None])  # (N, 1, S, S)
 with torch.no_grad():
-    points = {task: pretext_plots.pooled_pca(m.embed(first_frames.to(cfg.device))) for task, m in models.items()}
-pretext_plots.plot_pooled_pca(points, labels[some], events=pretext_plots.event_classes(event_pairs)[some]);
+    points = {task: tplot.pretext.pooled_pca(m.embed(first_frames.to(cfg.device))) for task, m in models.items()}
+tplot.pretext.plot_pooled_pca(points, labels[some], events=tplot.pretext.event_classes(event_pairs)[some]);
 
 # %% [markdown]
 # **Feature maps.** The four most varied of the `F` feature channels of each model on the same frame.
@@ -163,7 +163,7 @@ pretext_plots.plot_pooled_pca(points, labels[some], events=pretext_plots.event_c
 frame = normalize(movie.images[movie.shape[0] // 2][None])[0, :128, :128]  # (128, 128) top-left corner
 with torch.no_grad():
     maps = {task: m.embed(torch.as_tensor(frame)[None, None].to(cfg.device))[0] for task, m in models.items()}
-pretext_plots.plot_feature_maps(frame, maps);
+tplot.pretext.plot_feature_maps(frame, maps);
 
 # %% [markdown]
 # ## 4 · Downstream: event recognition with frozen features
@@ -191,7 +191,7 @@ if cfg.profile == "smoke":
           "the linear / ResNet heads: these numbers only show that the code runs, whatever the pretraining steps above.")
 
 # %%
-pretext_plots.plot_pretext_table(table);
+tplot.pretext.plot_pretext_table(table);
 
 # %% [markdown]
 # Paper 003's claim: contrastive + generative pretraining beats either alone. Our `contrastive` task is
@@ -215,7 +215,7 @@ else:
 # tested on the same test split, with the same steps at every budget.
 
 # %%
-pretext_plots.plot_budget_curves(curves);
+tplot.pretext.plot_budget_curves(curves);
 
 # %% [markdown]
 # **How to read these numbers.** In the smoke profile the crops and the head training are tiny, and so
@@ -260,7 +260,7 @@ with torch.no_grad():
     pred = channel_model.eval()(test_x, hide_1)
 print(f"channel-1 L1 from channel 0 alone: {float(mim.masked_loss(pred, test_x, hide_1)):.3f} | "
       f"predicting the mean: {float((test_x[:, 1] - test_x[:, 1].mean()).abs().mean()):.3f}")
-pretext_plots.plot_reconstructions({"cell bodies from nuclei": (test_x, hide_1, pred)}, n=2, channel=1);
+tplot.pretext.plot_reconstructions({"cell bodies from nuclei": (test_x, hide_1, pred)}, n=2, channel=1);
 
 # %% [markdown]
 # Compare the two numbers above: a model that learned how cell bodies sit around nuclei beats
@@ -298,7 +298,12 @@ def _masked_loss_ok(fn):
     return abs(value - float(mim.masked_loss(pred, target, mask))) < 1e-5 and abs(float(fn(changed, target, mask)) - value) < 1e-5
 
 tapkit.course.check(my_masked_loss, _masked_loss_ok, name="my_masked_loss",
-                    hint="multiply the error by the mask (expanded to pred's shape), sum, divide by the mask's sum");
+                    hint="a mean over the hidden pixels only: visible pixels must count neither in the sum nor in "
+                         "the number you divide by; the mask has one channel, pred has C");
+
+# %% [markdown]
+# > **Checkpoint.** MIM learns only from what it could not see. **Question:** if the loss also counted the
+# > visible pixels, what could the network learn to do that costs nothing and teaches it nothing?
 
 # %% [markdown]
 # ## Exercise 2 · NT-Xent by hand

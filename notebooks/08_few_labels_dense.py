@@ -62,14 +62,15 @@ segmentation_steps_head = None  # training steps of each head on frozen features
 segmentation_steps_end_to_end = None  # training steps of fine-tuning / from scratch (None: from the profile)
 
 # %%
+import copy
 import numpy as np
 import torch
 import tapkit, tapkit.course, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.course import claims
 from tapkit.course.config import shipped_checkpoint
 from tapkit.downstream.segmentation import consistency, experiments, heads, masks, metrics
 from tapkit.downstream.segmentation.fit import fit_dense, frame_inputs, predict_dense
-from tapkit.plot import segmentation as seg_plots
 from tapkit.ssl.backbone import UNet
 
 cfg = tapkit.course.configure(globals(), notebook="08")
@@ -101,7 +102,7 @@ targets = {task: masks.task_masks(movie, task) for task in TASKS}  # (T, Y, X) 0
 print(f"{movie.name}: {len(movie.images)} frames {movie.shape[1:]} | pool {len(split.pool)} frames, validation "
       f"frames {split.val.tolist()}, test frames {split.test[0]}-{split.test[-1]} | tasks: {', '.join(TASKS)}")
 t_show = int(split.test[0])
-seg_plots.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in targets.items()});
+tplot.segmentation.plot_task_masks(movie.images[t_show], {task: m[t_show] for task, m in targets.items()});
 
 # %% [markdown]
 # ## 2 · Frozen features + per-pixel heads at label budgets
@@ -166,7 +167,7 @@ else:
 
 # %%
 for task in TASKS:
-    seg_plots.plot_budget_table(experiments.results_table(results[task]), f"{task}, frozen features");
+    tplot.segmentation.plot_budget_table(experiments.results_table(results[task]), f"{task}, frozen features");
 
 # %% [markdown]
 # ## 3 · Fine-tuning vs a U-Net from scratch
@@ -188,7 +189,7 @@ for task in TASKS:
 tables = {task: experiments.results_table(results[task]) for task in TASKS}
 for task in TASKS:
     print(f"\n{task}\n" + experiments.format_table({r: c for r, c in tables[task].items() if " · " not in r}))
-    seg_plots.plot_budget_table(tables[task], f"{task}, all rows");
+    tplot.segmentation.plot_budget_table(tables[task], f"{task}, all rows");
 first = S["end_to_end_budgets"][0]  # paper 000: few labels, tap features + a head vs a U-Net from scratch
 if "divisions" in TASKS:
     claims.assess("000-tap-beats-unet-divisions", *experiments.paired(results, "tap · conv", experiments.SCRATCH, first, "divisions"),
@@ -234,7 +235,7 @@ for task, rows_ in more_labels.items():
 
 # %%
 for task in TASKS:  # one budget per row kind: validation Dice vs step, one line per run
-    seg_plots.plot_val_curves(results[task], S["end_to_end_budgets"][0]);
+    tplot.segmentation.plot_val_curves(results[task], S["end_to_end_budgets"][0]);
 
 # %% [markdown]
 # What the heads see: the probability maps of the middle test frame at the smallest budget (first run),
@@ -243,7 +244,7 @@ for task in TASKS:  # one budget per row kind: validation Dice vs step, one line
 # %%
 middle, rows = int(split.test[len(split.test) // 2]), ["tap · conv", "random (frozen) · conv", experiments.SCRATCH]
 for task in TASKS:
-    seg_plots.plot_predictions(movie.images[middle], targets[task][middle],
+    tplot.segmentation.plot_predictions(movie.images[middle], targets[task][middle],
                                experiments.examples(results[task], rows, S["budgets"][0]), task=task);
 
 # %% [markdown]
@@ -324,7 +325,7 @@ for i in range(S["n_runs"]):
         n_flat[name] = n_flat.get(name, 0) + int(all(p.all() or not p.any() for p in preds_i[name]))  # one class per frame
     if i == 0:  # the figures: the first seed
         first_variants, preds, curves, first_labelled = variants, preds_i, curves_i, labelled
-seg_plots.plot_histories({name: hist for name, (_, hist) in first_variants.items()});
+tplot.segmentation.plot_histories({name: hist for name, (_, hist) in first_variants.items()});
 
 # %%
 cons_scores = {name: {k: float(np.mean([r[k] for r in runs])) for k in runs[0]} | {
@@ -351,11 +352,11 @@ claims.assess("004-consistency-flicker", None, parts={
     measured="test flicker and Dice per seed")
 claims.assess("004-consistency-forgets", per_seed("segmentation only", "dice"), per_seed("consistency only", "dice"),
               measured="test Dice, segmentation only - consistency only")
-seg_plots.plot_flicker(curves, t0=int(split.test[0]));
+tplot.segmentation.plot_flicker(curves, t0=int(split.test[0]));
 
 # %%
 t_worst = int(np.argmax(curves["segmentation only"]))  # the test pair where segmentation-only flickers most
-seg_plots.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alternating", "consistency only")}, t_worst);
+tplot.segmentation.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alternating", "consistency only")}, t_worst);
 
 # %% [markdown]
 # **Reading it.** Paper 004's claims: with the alternation, flicker falls and Dice holds (within 0.02);
@@ -407,8 +408,32 @@ def _step_ok(fn):
     same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(mine.parameters(), ref.parameters()))
     return loss is not None and abs(float(loss) - ref_loss) < 1e-5 and same
 
-tapkit.course.check(my_consistency_step, _step_ok, name="my_consistency_step",
-                    hint="one network on both inputs; loss = 1 - soft Dice(p_a, p_b), no detach; zero_grad, backward, step");
+tapkit.course.check(my_consistency_step, _step_ok, name="my_consistency_step", stop=True,
+                    exercise="Exercise 2 · The consistency step",
+                    hint="both predictions come from the one network and both must receive gradients (nothing "
+                         "detached); the optimiser needs its three calls in the usual order; return a number");
+
+# %% [markdown]
+# Your step now trains: from a copy of the pretrained U-Net (the last seed's), `3 · steps_per_epoch` of your
+# consistency steps on unlabelled crop pairs of the pool frames (as "consistency only" does in one round), at the
+# segmentation learning rate. The table compares the test Dice and flicker before and after.
+
+# %%
+mine, rng, my_losses = copy.deepcopy(unet).to(cfg.device).train(), np.random.default_rng(cfg.seed), []
+opt = torch.optim.Adam(mine.parameters(), lr=S["lr_segmentation"])
+for step in range(3 * S["steps_per_epoch"]):
+    x_a, x_b = consistency.pair_batch(images, split.pool, S["crop"], S["batch_size"], S["deltas"], rng, cfg.device)
+    my_losses.append(my_consistency_step(mine, opt, x_a, x_b))
+my_scores = consistency.evaluate_consistency({"pretrained": unet, "+ your steps": mine}, images, nuclei, split.test,
+                                             regions, cfg.device)[0]
+print(f"consistency loss {my_losses[0]:.4f} (first step) -> {my_losses[-1]:.4f} (step {len(my_losses)})")
+for name, sc in my_scores.items():
+    print(f"{name:<14} Dice {sc['dice']:.3f}  flicker {sc['flicker']:.4f}")
+
+# %% [markdown]
+# > **Checkpoint.** The consistency loss needs no labels: it only asks the network to agree with itself on two
+# > neighbouring frames. **Question:** a network that predicts "no nucleus" everywhere has a consistency loss
+# > of 0. What stops the alternating schedule from drifting there, and what in the lines above would show it?
 
 # %% [markdown]
 # ## 5 · Real frames: HeLa nuclei and dividing cells
@@ -435,7 +460,7 @@ if real_data is not None:
                                         S["real_end_to_end_budgets"], S["n_runs"], cfg.seed, cfg.device, **train)
         real_tables[task] = experiments.results_table(runs[task])
         print(f"\n{real.name} ({len(real)} frames) · {task}\n" + experiments.format_table(real_tables[task]))
-        seg_plots.plot_budget_table(real_tables[task], f"{real.name}: {task}");
+        tplot.segmentation.plot_budget_table(real_tables[task], f"{real.name}: {task}");
 else:
     print("real_data=None: section 5 skipped")
 

@@ -69,10 +69,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 import tapkit, tapkit.course, tapkit.course.results
+import tapkit.plot as tplot
 from tapkit.course import own_movie
 from tapkit.data import export, inspect
-from tapkit.plot import events as event_plots, frames as viewer, gradcam as gcplot, inspect as inspect_plots
-from tapkit.plot import pretext as pretext_plots, tap as tap_plots
 from tapkit.ssl.features import embed
 
 cfg = tapkit.course.configure(globals(), notebook="09")
@@ -98,10 +97,10 @@ cfg = tapkit.course.configure(globals(), notebook="09")
 raw = tapkit.course.load_data(replace(cfg, binning=1))  # full resolution (T, Y, X)
 overlay = "events" if raw.has_events else None
 print(raw, f"| file dtype {raw.meta.get('dtype', 'float32')}")
-viewer.show_frames(raw, overlay=overlay);
+tplot.frames.show_frames(raw, overlay=overlay);
 
 # %%
-viewer.movie_browser(raw, overlay=overlay)
+tplot.frames.movie_browser(raw, overlay=overlay)
 
 # %% [markdown]
 # ## 2 · Check it: shortcuts before training
@@ -123,7 +122,31 @@ print(report.table())
 print("\n".join(f"WARNING: {w}" for w in report.warnings) or "no warnings")
 print(f"(warnings start above {100 * inspect.BLEACHING_WARN:g} % of the brightness per frame and "
       f"{inspect.DRIFT_WARN:g} px per frame of steady drift)")
-inspect_plots.plot_checks(report, raw);
+tplot.inspect.plot_checks(report, raw);
+
+# %% [markdown]
+# ## Exercise 1 · The bleaching rate
+#
+# `report.means` holds the brightness of the nuclei above the background in each frame. Fit a straight
+# line `means ≈ intercept + slope · t` (`np.polyfit`) and compute `my_rate`, the fraction of the initial
+# brightness lost per frame: `-slope / intercept` (positive when the movie gets darker).
+
+# %%
+my_rate = ...  # your answer: a number
+
+# %% tags=["solution"]
+slope, intercept = np.polyfit(np.arange(len(report.means)), report.means, 1)
+my_rate = -slope / intercept
+
+# %%
+tapkit.course.check(my_rate, report.bleaching_rate, tol=1e-9, name="my_rate",
+                    hint="fit the means against the frame index 0, 1, 2, ...; np.polyfit returns the highest power "
+                         "first");
+
+# %% [markdown]
+# > **Checkpoint.** Bleaching is a change over time that has nothing to do with cells: a network can read the
+# > order of frames from it. **Question:** per-frame normalisation removes the brightness trend; what does it
+# > leave that still changes with bleaching (think of the camera noise)?
 
 # %% [markdown]
 # ## 3 · How big are the nuclei? Choose a binning
@@ -142,25 +165,7 @@ print(f"nucleus radius ~{size.radius:.1f} px ({size.n_blobs} objects in frames {
 print(f"recommended binning {advice.factor}: {advice.reason}")
 print(f"using binning {factor} ({'your binning parameter' if cfg.binning is not None else 'the recommendation'})")
 movie = raw.bin(factor)
-inspect_plots.plot_nucleus_size(raw, size, advice);
-
-# %% [markdown]
-# ## Exercise 1 · The bleaching rate
-#
-# `report.means` holds the brightness of the nuclei above the background in each frame. Fit a straight
-# line `means ≈ intercept + slope · t` (`np.polyfit`) and compute `my_rate`, the fraction of the initial
-# brightness lost per frame: `-slope / intercept` (positive when the movie gets darker).
-
-# %%
-my_rate = ...  # your answer: a number
-
-# %% tags=["solution"]
-slope, intercept = np.polyfit(np.arange(len(report.means)), report.means, 1)
-my_rate = -slope / intercept
-
-# %%
-tapkit.course.check(my_rate, report.bleaching_rate, tol=1e-9, name="my_rate",
-                    hint="slope, intercept = np.polyfit(np.arange(len(report.means)), report.means, 1); -slope / intercept");
+tplot.inspect.plot_nucleus_size(raw, size, advice);
 
 # %% [markdown]
 # ## 4 · Pretrain on your movie (resumable)
@@ -176,7 +181,7 @@ tapkit.course.check(my_rate, report.bleaching_rate, tol=1e-9, name="my_rate",
 # %%
 model, history, checkpoint = own_movie.pretrain(cfg, movie, pretext)
 print(f"{len(history.get('train_loss', []))} epochs | last validation loss {history['val_loss'][-1]:.4f}")
-tap_plots.plot_history(history);
+tplot.tap.plot_history(history);
 
 # %% [markdown]
 # **Has TAP learned the cells?** (TAP only.) The checks of notebook 01, section 8, on your movie: the
@@ -211,7 +216,7 @@ regions = own_movie.top_regions_movie(model, movie, pretext, cfg.gradcam["n_fram
                                       cfg.gradcam["inset"], seed=cfg.seed)
 t = regions["frames"][0]
 print(f"{regions['kind']}: pairs {regions['frames']}, {sum(map(len, regions['regions']))} regions")
-gcplot.plot_top_regions(movie.images[t], movie.images[t + 1], regions["maps"][0], regions["regions"][0],
+tplot.gradcam.plot_top_regions(movie.images[t], movie.images[t + 1], regions["maps"][0], regions["regions"][0],
                         inset=cfg.gradcam["inset"]);
 
 # %% [markdown]
@@ -239,7 +244,7 @@ if export_features:
     files["features"] = export.export_features(features, cfg.out_dir / f"features_{key}.npz", frames, factor)
     files["regions"] = export.export_regions(regions["frames"], regions["regions"], cfg.out_dir / f"regions_{key}.csv", factor)
 print(f"features {features.shape} (frames, F, Y, X)", *(f"\n  wrote {p}" for p in files.values()))
-pretext_plots.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tensor(features[0])});
+tplot.pretext.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tensor(features[0])});
 
 # %% [markdown]
 # ## 7 · Annotations: event heads, segmentation, or what to do without them
@@ -263,7 +268,6 @@ pretext_plots.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tens
 # %%
 from tapkit.downstream.events import criteria, crops, experiments, tables
 from tapkit.downstream.segmentation import experiments as seg_experiments
-from tapkit.plot import segmentation as seg_plots
 annotations = "lineage" if movie.lineage is not None and movie.has_events else "masks" if movie.labels is not None else "none"
 table, seg_tables = None, {}
 if annotations == "lineage":
@@ -281,14 +285,14 @@ elif annotations == "none":
 
 # %%
 if table is not None:
-    event_plots.plot_results(table);
+    tplot.events.plot_results(table);
 
 # %%
 if movie.labels is not None:  # masks (with or without a lineage): notebook 08's heads
     seg_tables = own_movie.segmentation_rows(cfg, movie, model, pretext)
     for name, seg_table in seg_tables.items():
         print(f"\n{name} (Dice and object F1 on the test frames)\n" + seg_experiments.format_table(seg_table))
-        seg_plots.plot_budget_table(seg_table, f"{movie.name}: {name}");
+        tplot.segmentation.plot_budget_table(seg_table, f"{movie.name}: {name}");
 
 # %% [markdown]
 # ## Results

@@ -5,6 +5,10 @@ the learner's function: a stub (`...` or no return) is reported as "not answered
 function is shown with what it returned on the checker's input next to what the reference returns there
 (the reference: `check(..., reference=fn)`, a checker's `.reference` attribute, or `REFERENCES[name]`,
 the course's reference of each function exercise by the name the notebook checks it under).
+
+Where later cells of a notebook use the learner's answer (`check(..., stop=True)`), a wrong or missing answer
+stops the notebook with `ExerciseNotSolved`: which exercise, what is wrong (printed above it) and how to go on,
+instead of the course carrying on with a broken answer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any, Callable
 import numpy as np
 
 UNANSWERED = "replace the `...` with your answer and re-run the cell"
+STOP_FIX = ("fix your answer in the cell(s) above (the lines above say what is wrong), run them again, then this "
+            "cell: the cells below use your answer")
 MAX_CALLS = 8  # calls of the learner's function recorded per check (inputs deep-copied for the reference)
 
 
@@ -69,6 +75,8 @@ REFERENCES: dict[str, Callable[..., Any]] = {  # function exercise name (check's
 
 def _unanswered(value: Any) -> bool:
     """True for None, `...`, or a tuple / list holding one of them (e.g. `precision, recall = ..., ...`)."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:  # np.asarray(...)
+        value = value.item()
     if value is None or value is Ellipsis:
         return True
     return isinstance(value, (tuple, list)) and 0 < len(value) <= 8 and any(v is None or v is Ellipsis for v in value)
@@ -263,9 +271,17 @@ def _shape_note(answer: Any, expected: Any) -> str:
     return f"; shape {a}, expected shape {e}" if a != e else ""
 
 
+class ExerciseNotSolved(Exception):
+    """Raised by `check(..., stop=True)` when an answer that later cells use is wrong or missing."""
+
+
 def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: str = "answer",
-          reference: "Callable | None" = None) -> bool:
-    """Friendly exercise feedback: print ✅ or ❌ (+ hint) and return True/False; never raises.
+          reference: "Callable | None" = None, stop: bool = False, exercise: str = "") -> bool:
+    """Friendly exercise feedback: print ✅ or ❌ (+ hint) and return True/False.
+
+    With `stop=True` (the cells below use the answer) a wrong or missing answer raises ExerciseNotSolved
+    after the feedback, naming the `exercise` (e.g. "Exercise 1 · Flip and label") and the fix; otherwise
+    `check` never raises.
 
     `expected` may be a value (numbers and arrays are compared within `tol`, strings ignoring case)
     or a callable that takes the answer and returns True/False, e.g.
@@ -275,6 +291,15 @@ def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: s
     reference's (`reference`, else `expected.reference`, else `REFERENCES[name]`), when there is one.
     Notebooks end a checker line with `;` so Jupyter shows the printed line, not the returned bool.
     """
+    ok = _check(answer, expected, tol, hint, name, reference)
+    if stop and not ok:
+        where = f"{exercise} (`{name}`)" if exercise else f"the exercise `{name}`"
+        raise ExerciseNotSolved(f"{where} is not solved yet: {STOP_FIX}.")
+    return ok
+
+
+def _check(answer: Any, expected: Any, tol: float, hint: str, name: str, reference: "Callable | None") -> bool:
+    """check without stopping: print the feedback, return True/False."""
     if _unanswered(answer):
         print(f"❌ {name}: not answered yet — {UNANSWERED}.")
         return False

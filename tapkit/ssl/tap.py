@@ -12,7 +12,7 @@ The dense projections `z` are the self-supervised features used downstream.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.sampler import PairSampler, normalize_crops, region_fits
 
 __all__ = ["EquivariantLayer", "TimeArrowHead", "TAPNet", "flip_pairs", "decorrelation_loss", "tap_loss", "evaluate_tap",
-           "held_out_checks", "checks_warnings", "accuracy_warnings"]
+           "held_out_checks", "checks_warnings", "accuracy_warnings", "train_with_flip"]
 
 
 class EquivariantLayer(nn.Module):
@@ -229,3 +229,41 @@ def accuracy_warnings(scores: dict, what: str = "held-out pairs") -> list[str]:
         found.append(WHAT_TO_TRY)
     return found
 
+
+def train_with_flip(movies: "Movie | np.ndarray | Sequence", flip_fn: Callable, steps: int = 40, patch: int = 32,
+                    batch_size: int = 16, lr: float = 3e-3, seed: int = 0, val_at: str = "start", n_val: int = 256,
+                    eval_every: int = 10, device: "str | torch.device" = "cpu",
+                    model_kwargs: "dict | None" = None) -> tuple[TAPNet, dict[str, list]]:
+    """A short TAP training whose batches `flip_fn(x, flip) -> (x_flipped, labels)` makes (notebook 01's exercise).
+
+    Training pairs come unaugmented in time order from `PairSampler`; `flip_fn` swaps them and labels them. The
+    validation pairs are flipped and labelled by the course (`TAPNet.make_batch`), so labels that do not say which
+    slot holds the earlier frame show as a validation accuracy at or below chance, whatever the training accuracy.
+    history: 'step', 'loss', 'accuracy' (training, per step), 'val_step', 'val_accuracy' (every `eval_every` steps).
+    """
+    device = pick_device(device, verbose=False)
+    sampler = PairSampler(movies, patch=patch, batch_size=batch_size, val_at=val_at, augment=False, device=device,
+                          seed=seed)
+    model = TAPNet(seed=seed, **(model_kwargs or {})).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    flips = torch.Generator(device=device).manual_seed(seed + 1)
+    history: dict[str, list] = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_accuracy": []}
+    for step in range(1, int(steps) + 1):
+        crops, _ = sampler.sample()
+        flip = torch.rand(len(crops), generator=flips, device=device) < 0.5
+        x, y = flip_fn(crops, flip)
+        model.train()
+        with autocast(device):  # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+            logits, z = model(x)
+        loss, _, _ = tap_loss(logits.float(), y, z.float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history["step"].append(step)
+        history["loss"].append(loss.item())
+        history["accuracy"].append(float((logits.argmax(1) == y).float().mean()))
+        if step % eval_every == 0 or step == steps:
+            history["val_step"].append(step)
+            history["val_accuracy"].append(evaluate_tap(model, movies, n_pairs=n_val, patch=patch, seed=seed,
+                                                        val_at=val_at, device=device)["accuracy"])
+    return model.eval(), history

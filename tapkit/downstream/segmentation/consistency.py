@@ -68,14 +68,21 @@ def consistency_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, images: 
                       rng: np.random.Generator, device: torch.device) -> list[float]:
     """`steps` consistency steps on random crops of unlabelled pairs (t, t + delta) of `frames`."""
     net.to(device).train()
-    dummy = torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.uint8)  # crop_batch wants masks
     losses = []
     for _ in range(int(steps)):
-        origins = pair_origins(frames, len(images), deltas, tuple(images.shape[-2:]), crop, batch_size, rng)
-        x_a, _ = crop_batch(images, dummy, [(a, y, x) for a, _, y, x in origins], crop, device)
-        x_b, _ = crop_batch(images, dummy, [(b, y, x) for _, b, y, x in origins], crop, device)
+        x_a, x_b = pair_batch(images, frames, crop, batch_size, deltas, rng, device)
         losses.append(consistency_step(net, optimizer, x_a, x_b, kind))
     return losses
+
+
+def pair_batch(images: torch.Tensor, frames: np.ndarray, crop: int, batch_size: int, deltas: Sequence[int],
+               rng: np.random.Generator, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of unlabelled crop pairs: x_a (B, C, P, P) of frames t and x_b of t + delta, same place, from `frames`."""
+    dummy = torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.uint8)  # crop_batch wants masks
+    origins = pair_origins(frames, len(images), deltas, tuple(images.shape[-2:]), crop, batch_size, rng)
+    x_a, _ = crop_batch(images, dummy, [(a, y, x) for a, _, y, x in origins], crop, device)
+    x_b, _ = crop_batch(images, dummy, [(b, y, x) for _, b, y, x in origins], crop, device)
+    return x_a, x_b
 
 
 def train_variant(net: nn.Module, variant: str, images: torch.Tensor, masks: np.ndarray, labelled: np.ndarray,
