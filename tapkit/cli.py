@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import inspect
 import json
 import os
 import signal
@@ -165,7 +164,8 @@ def train_plan(args: argparse.Namespace) -> dict:
     from tapkit.data import datasets
     from tapkit.ssl import distributed
     from tapkit.ssl.pretext import PRETEXTS, build_model
-    from tapkit.ssl.trainer import check_training_args, train
+    from tapkit.ssl.train_config import TrainConfig
+    from tapkit.validate import whole
 
     try:
         profile = get_profile(resolve_profile(args.profile))
@@ -178,22 +178,20 @@ def train_plan(args: argparse.Namespace) -> dict:
     advice = datasets.recommended(data)  # real movies: the recipe of datasets.REAL_DATA_TAP
     settings = dict(tap_for_data(profile["tap"], advice["tap"]), val_at=advice["val_at"])
     settings.update({k: getattr(args, k) for k in (*TRAIN_SETTINGS, "delta", "val_at") if getattr(args, k) is not None})
-    model_kwargs = {**settings.pop("model_kwargs", {}), **tasks[args.pretext], **parse_params(args.options)}
-    full = {k: p.default for k, p in inspect.signature(train).parameters.items()} | settings  # train's defaults
-    check_training_args(*(full[k] for k in ("epochs", "steps_per_epoch", "batch_size", "patch", "lr", "val_steps",
-                                            "val_fraction")))
+    options = {**settings.pop("model_kwargs", {}), **tasks[args.pretext], **parse_params(args.options)}
+    config = TrainConfig.from_dict({**settings, "model_kwargs": options, "seed": args.seed, "shards": args.shards,
+                                    "sync_bn": args.sync_bn})  # every setting checked
     pretext = args.pretext.split("-")[0]
-    build_model(pretext, **model_kwargs).check_crop(settings["patch"])  # the task's options, before any data
+    build_model(pretext, **options).check_crop(config.patch)  # the task's options, before any data
     world = int(os.environ.get("WORLD_SIZE", 1)) if distributed.launched() else 1
-    distributed.check_shards(settings["batch_size"], args.shards, world)
-    if args.binning is not None and args.binning < 1:
-        raise InputError(f"--binning {args.binning}: use a whole number >= 1 (1: full resolution).")
+    distributed.check_shards(config.batch_size, config.shards, world)
+    if args.binning is not None:
+        whole(1, example=2, hint=" (1: full resolution)")("--binning", args.binning)
     stem = Path(args.out) / f"{args.pretext}_{data_key(data)}"
     checkpoint = stem.with_name(stem.name + ".pt")
     if checkpoint.exists() and not args.resume:
         raise InputError(f"{checkpoint} exists: add --resume to continue that training, or use another --out.")
-    return dict(pretext=pretext, data=data, profile=profile, settings=settings, model_kwargs=model_kwargs,
-                checkpoint=checkpoint, history=stem.with_name(stem.name + "_history.json"))
+    return dict(pretext=pretext, data=data, profile=profile, config=config, checkpoint=checkpoint, history=stem.with_name(stem.name + "_history.json"))
 
 
 def _train_movie(plan: dict, args: argparse.Namespace) -> Any:
@@ -223,9 +221,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _stopped_by_launcher)
     try:
         movie = _train_movie(plan, args)
-        _model, history = train(plan["pretext"], [movie], **plan["settings"], model_kwargs=plan["model_kwargs"],
-                                device=device, seed=args.seed, checkpoint=plan["checkpoint"], resume=args.resume,
-                                shards=args.shards, sync_bn=args.sync_bn)
+        _model, history = train(plan["pretext"], [movie], config=plan["config"], device=device,
+                                checkpoint=plan["checkpoint"], resume=args.resume)
     except InputError:
         raise
     except Exception as err:

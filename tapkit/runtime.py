@@ -145,9 +145,9 @@ def deterministic(threads: "int | None" = None, thread_independent: bool = False
     count, ~1.8x slower CPU training. On CUDA: deterministic cuDNN/cuBLAS kernels (warn where none exists).
     """
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise InputError(f"deterministic: threads={threads!r}; use a whole number >= 1, e.g. threads=2.")
-        torch.set_num_threads(threads)
+        from tapkit.validate import whole
+
+        torch.set_num_threads(whole(1, example=2, where="deterministic: ")("threads", threads))
     torch.backends.mkldnn.enabled = not thread_independent
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
     torch.backends.cudnn.benchmark = False

@@ -152,13 +152,26 @@ def test_profile_keys_are_api_keyword_names():
 
     from tapkit.data.simulate import simulate_movie
     from tapkit.explain.gradcam import gradcam_movie
-    from tapkit.ssl.trainer import train_tap
-
-    api = {"tap": train_tap, "sim": simulate_movie, "gradcam": gradcam_movie}
+    api = {"sim": simulate_movie, "gradcam": gradcam_movie}
     for name, prof in profiles.PROFILES.items():
         for section, func in api.items():
-            keys = set(prof[section]) - set(inspect.signature(func).parameters) - {"real_epochs"}  # configure's
+            keys = set(prof[section]) - set(inspect.signature(func).parameters)
             assert not keys, f"profile {name}: {section} keys {keys} are not keywords of {func.__name__}"
+        assert parameters.tap_config(prof["tap"]).epochs == prof["tap"]["epochs"]  # every tap key: a TrainConfig field
+
+
+@pytest.mark.parametrize("bad, named", [(dict(tap_epochs=0), "tap_epochs=0: use a whole number >= 1"),
+                                        (dict(tap_lr=2.0), "tap_lr=2.0: use a number in (0.0, 1.0)"),
+                                        (dict(tap_val_steps=0), "tap_val_steps=0")])
+def test_a_bad_training_setting_is_named_before_the_notebook_runs(tmp_path, bad, named):
+    prof = profiles.get_profile("smoke")
+    with pytest.raises(InputError) as err:
+        parameters.check_parameters(base_params(tmp_path, **bad), prof)
+    assert named in str(err.value)
+    with pytest.raises(InputError, match="tap_epochs"):  # configure's own check: the section with the data's recipe
+        parameters.tap_config({**prof["tap"], "epochs": 0})
+    with pytest.raises(InputError, match="did you mean tap_epochs"):
+        parameters.tap_config({**prof["tap"], "epoch": 3})
 
 
 def test_configure_says_where_the_profile_came_from(tmp_path, monkeypatch, capsys):

@@ -237,22 +237,33 @@ def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
     assert measured / 2 < estimated < 2 * measured, (measured, estimated)
 
 
+def train_reusing(movie, path, candidates, **kw):
+    """What notebook 09 does (course.own_movie.pretrain): reuse a finished identical training, else train."""
+    from tapkit.course.reuse import reuse_same_training
+
+    settings = {**FAST, "epochs": 1, "steps_per_epoch": 2, **kw}
+    progress = settings.pop("progress")
+    reuse_same_training(path, candidates, "tap", movie, **settings)
+    return train_tap(movie, checkpoint=path, resume=True, progress=progress, **settings)
+
+
 def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
-    from tapkit.ssl.trainer import movies_digest
+    from tapkit.ssl.trainer import movies_digest, planned_recipe
 
     movie = growing_blobs()
     first = tmp_path / "tap_course.pt"
     model, history = train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=first, **FAST)
+    settings = {k: v for k, v in FAST.items() if k != "progress"}
+    assert planned_recipe("tap", movie, epochs=1, steps_per_epoch=2, **settings) == load_checkpoint(first)["recipe"]
     again = tmp_path / "own.pt"
-    model2, history2 = train_tap(movie.copy(), epochs=1, steps_per_epoch=2, checkpoint=again, reuse=[first], resume=True,
-                                  **FAST)
+    model2, history2 = train_reusing(movie.copy(), again, [first])
     assert "holds the same training" in capsys.readouterr().out
     assert again.read_bytes() == first.read_bytes() and history2 == history  # copied and loaded, not retrained
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
     # another seed, another movie or other settings: a training of its own
     for i, (mov, kw) in enumerate([(movie, dict(seed=1)), (growing_blobs(seed=1), {}), (movie, dict(lr=1e-3))]):
         path = tmp_path / f"other{i}.pt"
-        train_tap(mov, epochs=1, steps_per_epoch=2, checkpoint=path, reuse=[first], resume=True, **kw, **FAST)
+        train_reusing(mov, path, [first], **kw)
         assert "holds the same training" not in capsys.readouterr().out
         assert load_checkpoint(path)["recipe"] != load_checkpoint(first)["recipe"]
     assert movies_digest(movie) == movies_digest(movie.copy()) != movies_digest(movie + 1e-3)
@@ -261,8 +272,7 @@ def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
     state = load_checkpoint(first)
     state["scheduler"]["last_epoch"] = 1
     save_checkpoint(state, partial)
-    train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=tmp_path / "fresh.pt", reuse=[partial], resume=True,
-              **FAST)
+    train_reusing(movie, tmp_path / "fresh.pt", [partial])
     assert "holds the same training" not in capsys.readouterr().out
 
 

@@ -17,6 +17,7 @@ from tapkit.course import config as course
 from tapkit.course.own_movie import epochs_done
 from tapkit.course.saved_heads import get_event_heads, get_event_runs, heads_path, save_event_heads
 from tapkit.downstream.events.crops import split_pairs
+from tapkit.course.reuse import reuse_same_training
 from tapkit.downstream.events.experiments import compare_strategies
 from tapkit.downstream.events.run_store import RunStore, to_state
 from tapkit.ssl.checkpoint import (UntrustedFileError, load_checkpoint, read_torch_file, save_checkpoint,
@@ -91,8 +92,8 @@ LOADERS = {
     "load_tap": lambda path, data: load_tap(path, "cpu"),
     "resume": lambda path, data: train_tap(growing_blobs(), epochs=1, steps_per_epoch=2, checkpoint=path,
                                            resume=True, **FAST),
-    "reuse": lambda path, data: train_tap(growing_blobs(), epochs=1, steps_per_epoch=2, resume=True, reuse=[path],
-                                          checkpoint=path.parent / "new.pt", **FAST),
+    "reuse": lambda path, data: reuse_same_training(path.parent / "new.pt", [path], "tap", growing_blobs(), epochs=1,
+                                                    steps_per_epoch=2, **{k: v for k, v in FAST.items() if k != "progress"}),
     "get_tap_model": _own_model,
     "training_steps": lambda path, data: course.training_steps(path),
     "epochs_done": lambda path, data: epochs_done(path),

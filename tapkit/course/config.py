@@ -22,7 +22,7 @@ from typing import Any
 
 import tapkit.course.profiles as profiles
 import tapkit.course.results as results
-from tapkit.course.parameters import SECTIONS, check_parameters, section_overrides
+from tapkit.course.parameters import SECTIONS, check_parameters, section_overrides, tap_config
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import seed_everything
 
@@ -90,6 +90,7 @@ def configure(namespace: dict, notebook: str) -> Config:
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)
+    tap_config(prof["tap"])  # every training setting checked (named tap_<key>) before anything runs
     if os.environ.get(profiles.RESUME_ENV) == "1":  # `tapkit course run --resume`: continue unfinished checkpoints
         prof["tap"]["resume"] = True
     from tapkit.runtime import pick_device
@@ -202,22 +203,16 @@ def task_options(cfg: Config, task: str) -> tuple[str, dict]:
 
 def train_pretext_model(cfg: Config, movie: Movie, checkpoint: Path, task: str = "tap") -> Any:
     """Train `task` with the profile's `tap` sizes and step budget (+ its options) and save it to `checkpoint`."""
-    from tapkit.ssl.trainer import train, train_tap
+    from tapkit.ssl.trainer import train
 
     pretext, options = task_options(cfg, task)
-    if pretext == "tap":
-        model, _history = train_tap([movie], **cfg.tap, device=cfg.device, seed=cfg.seed, checkpoint=checkpoint)
-        return model
-    settings = {k: v for k, v in cfg.tap.items() if k != "model_kwargs"}
-    model_kwargs = {**cfg.tap.get("model_kwargs", {}), **options}
-    model, _history = train(pretext, [movie], **settings, model_kwargs=model_kwargs, device=cfg.device,
-                            seed=cfg.seed, checkpoint=checkpoint)
+    config = tap_config(cfg.tap)
+    network = ({"lam": 0.01, **config.model_kwargs} if pretext == "tap"  # train_tap's decorrelation weight
+               else {**config.model_kwargs, **options})
+    config = config.replace(seed=cfg.seed, model_kwargs=network)
+    model, _history = train(pretext, [movie], config=config, device=cfg.device, checkpoint=checkpoint,
+                            resume=bool(cfg.tap.get("resume", False)))
     return model
-
-
-def train_quick_tap(cfg: Config, movie: Movie, checkpoint: Path) -> Any:
-    """Train a TAP model with the profile's `tap` settings and save it to `checkpoint`."""
-    return train_pretext_model(cfg, movie, checkpoint, "tap")
 
 
 def check_model_task(model: Any, path: Path, task: str) -> None:

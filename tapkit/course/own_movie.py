@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from tapkit.course.config import Config, data_key, segmentation_frames, task_options
+from tapkit.course.parameters import tap_config
+from tapkit.course.reuse import reuse_same_training
 from tapkit.data.movie import Movie
 
 
@@ -40,10 +42,10 @@ def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, P
     how = ("not trained here yet (notebook 01's identical training is reused if there is one)" if done == 0 else f"already trained ({done} epochs): loading" if done >= total
            else f"continuing from epoch {done} of {total}")
     print(f"tapkit: {task} on {movie.name} ({movie.shape[1]} x {movie.shape[2]} px frames): {how} -> {checkpoint}")
-    settings = {k: v for k, v in cfg.tap.items() if k != "model_kwargs"}
+    config = tap_config(cfg.tap).replace(seed=cfg.seed, model_kwargs={**cfg.tap.get("model_kwargs", {}), **options})
     course = Path(cfg.out_dir) / f"{task}_{data_key(cfg.data)}.pt"  # notebook 01's (07's) training of the course movie
-    model, history = train(pretext, [movie], **settings, model_kwargs={**cfg.tap.get("model_kwargs", {}), **options},
-                           device=cfg.device, seed=cfg.seed, checkpoint=checkpoint, resume=True, reuse=[course])
+    reuse_same_training(checkpoint, [course], pretext, [movie], config=config, device=cfg.device)
+    model, history = train(pretext, [movie], config=config, device=cfg.device, checkpoint=checkpoint, resume=True)
     return model.eval(), history, checkpoint
 
 

@@ -9,77 +9,17 @@ profile's value; names with an entry in CHECKS get that check instead or in addi
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 import tapkit.course.profiles as profiles
 from tapkit.data.movie import InputError
+from tapkit.validate import Check, choice, flag, is_whole, number, optional, optional_flag, whole
 
 SECTIONS = ("sim", "tap", "evaluation", "gradcam", "crops", "heads", "pretext", "segmentation", "own")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-Check = Callable[[str, Any], Any]
-
-
-def _is_whole(value: Any) -> bool:
-    """An int (numpy ints too), not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def whole(low: int, none_means: "str | None" = None, example: "int | None" = None) -> Check:
-    """A check for a whole number >= low (or None, when `none_means` says what None does)."""
-    def check(name: str, value: Any) -> "int | None":
-        if value is None and none_means is not None:
-            return None
-        if not _is_whole(value) or value < low:
-            also = f", or None ({none_means})" if none_means else ""
-            raise InputError(f"{name}={value!r}: use a whole number >= {low} such as {example or low}{also}.")
-        return int(value)
-    return check
-
-
-def number(low: float, high: float, low_open: bool = False, high_open: bool = False, example: float = 0.5) -> Check:
-    """A check for a finite number in [low, high] (ends excluded when *_open)."""
-    def check(name: str, value: Any) -> float:
-        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
-        if not ok:
-            span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-            raise InputError(f"{name}={value!r}: use a number in {span}, e.g. {example}.")
-        return float(value)
-    return check
-
-
-def choice(options: "tuple | Callable[[], tuple]", none_means: "str | None" = None) -> Check:
-    """A check for one of `options` (a tuple, or a function giving it, for lists that live elsewhere)."""
-    def check(name: str, value: Any) -> Any:
-        allowed = options() if callable(options) else options
-        if value is None and none_means is not None:
-            return None
-        if value not in allowed:
-            also = f", or None ({none_means})" if none_means else ""
-            raise InputError(f"{name}={value!r}: choose one of {', '.join(map(repr, allowed))}{also}.")
-        return value
-    return check
-
-
-def flag(name: str, value: Any) -> bool:
-    """True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputError(f"{name}={value!r}: use True or False.")
-    return bool(value)
-
-
-def optional(check: Check) -> Check:
-    """`check`, but None (the default of the data or the profile) passes."""
-    return lambda name, value: None if value is None else check(name, value)
-
-
-optional_flag = optional(flag)  # None, True or False
 
 
 def data_source(name: str, value: Any) -> str:
@@ -163,7 +103,7 @@ def sim_size(name: str, value: Any) -> "tuple | None":
     """None or (Y, X), both >= 32 px (the simulator's smallest field)."""
     if value is None:
         return None
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(_is_whole(v) and v >= 32 for v in value):
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(is_whole(v) and v >= 32 for v in value):
         raise InputError(f"{name}={value!r}: use two whole numbers >= 32 such as (128, 128), or None (the profile's size).")
     return tuple(int(v) for v in value)
 
@@ -231,10 +171,25 @@ def section_overrides(params: dict, profile: dict) -> dict[str, dict]:
     return out
 
 
+NOT_TRAINING = ("resume", "real_epochs")  # `tap` keys that are no TrainConfig field (how to run; real movies' epochs)
+
+
+def tap_config(tap: dict) -> Any:
+    """A `tap` section (profile + overrides) as a checked `TrainConfig`; errors name `tap_<key>`."""
+    from tapkit.ssl.train_config import TrainConfig
+
+    return TrainConfig.from_dict({k: v for k, v in tap.items() if k not in NOT_TRAINING}, prefix="tap_")
+
+
 def check_parameters(params: dict, profile: dict) -> dict:
-    """Check every known parameter in `params`; return them cleaned. Unknown names pass untouched."""
+    """Check every known parameter in `params`; return them cleaned. Unknown names pass untouched.
+
+    With a profile, its `tap` section with the `tap_*` overrides must make a valid TrainConfig.
+    """
     cleaned = {name: CHECKS[name](name, value) if name in CHECKS else value for name, value in params.items()}
-    section_overrides(cleaned, profile)
+    overrides = section_overrides(cleaned, profile)
+    if "tap" in profile:
+        tap_config({**profile["tap"], **overrides["tap"]})
     if cleaned.get("channel") is not None and "data" in cleaned and not os.path.isabs(cleaned["data"]):
         raise InputError(f"channel={cleaned['channel']!r}: data={cleaned['data']!r} has a single channel; "
                          "channel= picks one channel of a multi-channel TIFF file. Use channel=None.")

@@ -21,6 +21,7 @@ from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
 from tapkit.data.movie import InputError, Movie, as_movie, normalize
+from tapkit.validate import whole
 
 # thresholds of the warnings (see check_movie)
 BLEACHING_WARN = 0.01  # fraction of the brightness lost (or gained) per frame; cell cycles alone give ~0.5 %
@@ -186,8 +187,7 @@ def _warnings(r: MovieReport) -> list[str]:
 def check_movie(movie: "Movie | np.ndarray", max_side: int = 512) -> MovieReport:
     """Frames, dtype, intensity range, drift (phase correlation) and bleaching (mean trend) of a movie, with warnings."""
     movie = as_movie(movie)
-    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < 16:
-        raise InputError(f"check_movie: max_side={max_side!r} must be a whole number >= 16 (e.g. 512).")
+    whole(16, example=512, where="check_movie: ")("max_side", max_side)
     dtype = str(movie.meta.get("dtype", movie.images.dtype))
     means = frame_means(movie.images)
     report = MovieReport(name=movie.name, shape=movie.shape, dtype=dtype, intensity=_intensity(movie.images, dtype),
@@ -256,8 +256,7 @@ def estimate_nucleus_size(movie: "Movie | np.ndarray", n_frames: int = 2, max_si
     ignored. Touching nuclei merge into one object, so the median (not the mean) is reported.
     """
     movie = as_movie(movie)
-    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
-        raise InputError(f"estimate_nucleus_size: n_frames={n_frames!r} must be a whole number >= 1 (e.g. 2).")
+    whole(1, example=2, where="estimate_nucleus_size: ")("n_frames", n_frames)
     frames = sorted({int(t) for t in np.linspace(0, len(movie) - 1, min(n_frames, len(movie))).round()})
     ny, nx = movie.shape[1:]
     y0, x0 = max(0, (ny - max_side) // 2), max(0, (nx - max_side) // 2)

@@ -86,9 +86,9 @@ class Movie:
 
         Trailing rows/columns that do not fill a block are dropped; the pixel size grows by `factor`.
         """
-        if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-            raise InputError(f"Movie.bin: factor={factor!r} must be a whole number >= 1 (e.g. 2 for 2x2 binning).")
-        factor = int(factor)
+        from tapkit.validate import whole  # imports this module: here, not at the top
+
+        factor = whole(1, example=2, where="Movie.bin: ", hint=" for 2x2 binning")("factor", factor)
         t, ny, nx = self.shape[0], self.shape[1] // factor, self.shape[2] // factor
         if factor == 1:
             return self

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from tapkit.data.movie import InputError
 from tapkit.ssl.mim import apply_mask, check_mask_options, check_mask_patch, masked_loss, random_mask
 from tapkit.ssl.pretext import PretextModel
+from tapkit.validate import whole
 
 __all__ = ["ContrastiveModel", "nt_xent", "random_views"]
 
@@ -86,11 +87,9 @@ class ContrastiveModel(PretextModel):
             raise InputError(f"ContrastiveModel: temperature={temperature!r} must be > 0; use 0.1-0.5 (default 0.2).")
         if not lam >= 0:
             raise InputError(f"ContrastiveModel: lam={lam!r} (the reconstruction weight) must be >= 0, e.g. 1.0.")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise InputError(f"ContrastiveModel: warmup_steps={warmup_steps!r} must be a whole number >= 0 "
-                             "(training steps of reconstruction only; 0 = no warm-up).")
-        if not isinstance(projection_dim, int) or projection_dim < 1:
-            raise InputError(f"ContrastiveModel: projection_dim={projection_dim!r} must be a whole number >= 1.")
+        whole(0, example=80, where="ContrastiveModel: ",
+              hint=" (training steps of reconstruction only; 0 = no warm-up)")("warmup_steps", warmup_steps)
+        whole(1, example=128, where="ContrastiveModel: ")("projection_dim", projection_dim)
         check_mask_options(mask_patch, mask_ratio, "ContrastiveModel")
         super().__init__(n_depth, base_filters, n_features, backbone_features, in_channels, seed,
                          temperature=float(temperature), lam=float(lam), temporal_positives=bool(temporal_positives),

@@ -56,6 +56,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from tapkit.data.movie import InputError
+from tapkit.validate import whole
 
 TIMEOUT_ENV = "TAPKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
@@ -148,9 +149,7 @@ def shard_seed(seed: int, shard: int) -> int:
 
 def check_shards(batch_size: int, shards: "int | None", world_size: int) -> int:
     """The number of crop shards (None: one per process), checked against the batch and the world size."""
-    n = world_size if shards is None else shards
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InputError(f"shards={shards!r}: use a whole number >= 1 (or None: one shard per process).")
+    n = world_size if shards is None else whole(1, "one shard per process", example=2)("shards", shards)
     if n % world_size:
         raise InputError(f"shards={n} cannot be split over {world_size} processes: use a multiple of {world_size} "
                          f"(or leave shards unset: one shard per process).")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from tapkit.runtime import autocast, pick_device
 from tapkit.data.movie import InputError, Movie, check_images, normalize as normalize_frames
 from tapkit.ssl.pretext import PretextModel
+from tapkit.validate import whole
 
 __all__ = ["embed", "calibrate_batchnorm", "prepare_frames", "pool_multiple", "tile_windows", "pad_to_multiple", "model_device"]
 
@@ -110,11 +111,9 @@ def _check_embed_args(model: Any, tile: int, overlap: int, batch_size: int) -> N
     if model.in_channels != 1:
         raise InputError(f"embed: the model reads {model.in_channels} channels, but embed feeds single-channel "
                          "(T, Y, X) frames; use a model trained with in_channels=1.")
-    for name, value in (("tile", tile), ("batch_size", batch_size)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise InputError(f"embed: {name}={value!r} must be a positive whole number.")
-    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise InputError(f"embed: overlap={overlap!r} must be a whole number >= 0.")
+    whole(1, example=256, where="embed: ")("tile", tile)
+    whole(1, example=8, where="embed: ")("batch_size", batch_size)
+    whole(0, example=32, where="embed: ")("overlap", overlap)
 
 
 def embed(model: PretextModel, movie_or_frames: "Movie | np.ndarray", tile: int = 256, overlap: int = 32,

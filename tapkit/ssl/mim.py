@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from tapkit.data.movie import InputError
 from tapkit.ssl.pretext import PretextModel
+from tapkit.validate import whole
 
 __all__ = ["MaskedModel", "random_mask", "intensity_mask", "channel_mask", "masked_loss", "apply_mask",
            "check_mask_options", "check_mask_patch"]
@@ -40,8 +41,7 @@ INTENSITY_SHARPNESS = 2.0  # beta of the intensity rule: weight exp(beta * stand
 
 def check_mask_options(mask_patch: Any, mask_ratio: Any, what: str) -> None:
     """Named errors for a mask patch that is not a whole number >= 1 or a ratio outside (0, 1)."""
-    if isinstance(mask_patch, bool) or not isinstance(mask_patch, int) or mask_patch < 1:
-        raise InputError(f"{what}: mask_patch={mask_patch!r} must be a whole number of pixels >= 1, e.g. 8.")
+    whole(1, example=8, where=f"{what}: ", hint=" (px)")("mask_patch", mask_patch)
     if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)) or not 0 < mask_ratio < 1:
         raise InputError(f"{what}: mask_ratio={mask_ratio!r} must be a fraction in (0, 1), e.g. 0.6.")
 

@@ -1,6 +1,8 @@
 """ONE training loop for every pretext task: Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
 exact resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
-the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP.
+the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP. Every
+setting that decides a training's result is a field of `TrainConfig` (`tapkit.ssl.train_config`: documented,
+checked once, stored in the checkpoint); `train` takes one, or its fields as keywords.
 
 The same loop trains data-parallel when a process group exists (`tapkit.ssl.distributed.setup()`,
 under torchrun): DistributedDataParallel around the loss, crops in shards (one crop stream per shard,
@@ -10,13 +12,11 @@ design and what is identical to one process is in `tapkit.ssl.distributed`'s doc
 
 from __future__ import annotations
 
-import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,11 +26,12 @@ from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import amp_dtype, autocast, pick_device
-from tapkit.ssl.checkpoint import load_checkpoint, load_weights, save_checkpoint, training_finished
+from tapkit.ssl.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from tapkit.ssl.host_store import free_bytes, open_movie
 from tapkit.ssl.pretext import PretextModel, build_model
 from tapkit.ssl.sampler import PairSampler, region_fits
 from tapkit.ssl.tap import TAPNet
+from tapkit.ssl.train_config import FIELDS, TrainConfig, config_of_checkpoint, unknown_setting
 
 NORMALIZATION = {"pmin": 1.0, "pmax": 99.8}  # percentiles of the movie normalisation (tapkit.normalize defaults)
 
@@ -55,16 +56,6 @@ def training_recipe(pretext: str, model: PretextModel, data: str, **settings: An
     """Everything that decides a training's result: task, architecture, data fingerprint and the loop's settings."""
     return {"pretext": pretext, "config": dict(model.config), "data": data,
             **{k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v for k, v in settings.items()}}
-
-
-def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) -> "Path | None":
-    """The first finished checkpoint among `candidates` written by a training with exactly this `recipe`, else None."""
-    for path in map(Path, candidates):
-        if path.is_file():
-            state = load_checkpoint(path)
-            if state.get("recipe") == recipe and training_finished(state):  # shipped files have no recipe
-                return path
-    return None
 
 
 def _rng_state() -> dict:
@@ -103,26 +94,26 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
     return {f"val_{k}": float(v) / max(n, 1) for k, v in sums.items()}
 
 
-def _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment, per_frame,
-              reject_background, device, seed, shards=(0,), n_shards=1,
-              storage="auto", per_crop=False, val_region=0.0) -> tuple[list[PairSampler], PairSampler]:
+def _samplers(movies, val_movies, config: TrainConfig, val_region: float, device, shards=(0,),
+              n_shards=1) -> tuple[list[PairSampler], PairSampler]:
     """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
     `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
-    or separate val_movies; the whole batch, the same on every rank). `storage`: where the movies live
-    (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
-    common = dict(patch=patch, delta=delta, device=device, per_frame=per_frame, per_crop=per_crop)
+    or separate val_movies; the whole batch, the same on every rank). `config.storage`: where the movies
+    live (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
+    c = config
+    common = dict(patch=c.patch, delta=c.delta, device=device, per_frame=c.per_frame, per_crop=c.per_crop)
     if val_movies is None:
-        split = dict(val_fraction=val_fraction, val_at=val_at, val_region=val_region)
-        val_args = dict(movies=movies, split="val", seed=seed, **split)
+        split = dict(val_fraction=c.val_fraction, val_at=c.val_at, val_region=val_region)
+        val_args = dict(movies=movies, split="val", seed=c.seed, **split)
     else:
         split = dict(val_fraction=0.0)
-        val_args = dict(movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=seed + 1)
+        val_args = dict(movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=c.seed + 1)
     train = []
     for k in shards:
-        train.append(PairSampler(movies, split="train", augment=augment, reject_background=reject_background,
-                                 seed=distributed.shard_seed(seed, k), batch_size=batch_size // n_shards,
-                                 storage=train[0].storage if train else storage, **split, **common))
-    return train, PairSampler(**val_args, batch_size=batch_size, storage=train[0].storage, **common)
+        train.append(PairSampler(movies, split="train", augment=c.augment, reject_background=c.reject_background,
+                                 seed=distributed.shard_seed(c.seed, k), batch_size=c.batch_size // n_shards,
+                                 storage=train[0].storage if train else c.storage, **split, **common))
+    return train, PairSampler(**val_args, batch_size=c.batch_size, storage=train[0].storage, **common)
 
 
 def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = True) -> float:
@@ -165,19 +156,19 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int,
     return int(state["epoch"]), state["history"]
 
 
-def check_training_args(epochs: Any, steps_per_epoch: Any, batch_size: Any, patch: Any, lr: Any, val_steps: Any,
-                        val_fraction: Any) -> None:
-    """Range checks of the training loop's arguments (cheap: run before any data is moved or model built)."""
-    def whole(name: str, value: Any, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InputError(f"{name}={value!r}: use a whole number >= {low}.")
-    for name, value, low in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                             ("batch_size", batch_size, 1), ("patch", patch, 8), ("val_steps", val_steps, 1)):
-        whole(name, value, low)
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr < 1:
-        raise InputError(f"lr={lr!r}: the learning rate must be a number in (0, 1), e.g. 4e-4.")
-    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise InputError(f"val_fraction={val_fraction!r}: use a fraction in [0, 1), e.g. 0.1.")
+def training_config(config: "TrainConfig | Mapping | None" = None, settings: "Mapping | None" = None) -> TrainConfig:
+    """`config` (a TrainConfig, a dict of its fields or None: the defaults) with `settings` on top, checked.
+
+    The cheap checks of a training (run before any data is moved or model built); an unknown name fails
+    with the closest setting.
+    """
+    base = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    if isinstance(config, TrainConfig):
+        base["augment"] = config.augment  # the object itself, not its dict
+    for key in settings or {}:
+        if key not in FIELDS:
+            raise InputError(unknown_setting(key) + " Besides them train takes device, checkpoint, resume, progress.")
+    return TrainConfig.from_dict({**base, **(settings or {})})
 
 
 def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames: int = 2) -> int:
@@ -211,125 +202,125 @@ def check_memory(batch_size: int, patch: int, movies_bytes: int, model: PretextM
 
 
 def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None,
-          epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96,
-          delta: "int | Sequence[int]" = (1,), lr: float = 4e-4, val_steps: int = 10, val_fraction: float = 0.1,
-          val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
-          checkpoint: "str | os.PathLike | None" = None, resume: bool = False, amp: bool = True,
-          compile: bool = False, augment: Any = True, per_frame: bool = True, reject_background: float = 0.0,
-          model_kwargs: "dict | None" = None, progress: bool = True, shards: "int | None" = None,
-          sync_bn: bool = False, storage: str = "auto",
-          reuse: "Sequence[str | os.PathLike]" = (), per_crop: bool = False,
-          val_region: float = 0.0) -> tuple[PretextModel, dict]:
+          config: "TrainConfig | None" = None, *, device: "str | torch.device" = "auto",
+          checkpoint: "str | os.PathLike | None" = None, resume: bool = False, progress: bool = True,
+          **settings: Any) -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
+    `config` (a `TrainConfig`; its fields can also be given as keywords, which win over `config`'s) holds
+    every setting that decides the result: steps, batch, crops, validation, augmentation, normalisation,
+    seed, network options. Every one is checked before any data is moved or model built.
     The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
     Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
     from `val_movies`; `val_region` > 0 also keeps the right-most part of every frame out of training (a spatial
-    check: `evaluate_tap(split="region")`). `per_crop=True` normalises every crop on its own (training and
-    validation): no frame-wide intensity cue is left (the recipe for real movies). Checkpoints (atomic) after every epoch when `checkpoint` is a path; `resume=True`
-    continues from it exactly. `storage` (auto / device / host): where the sampler keeps the movies.
+    check: `evaluate_tap(split="region")`). Checkpoints (atomic, with the config and the recipe) after every
+    epoch when `checkpoint` is a path; `resume=True` continues from it exactly.
 
     Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
     batch, made of `shards` (default: one per process) sub-batches with their own crop streams;
     `sync_bn=True` turns BatchNorm into SyncBatchNorm. One process with `shards=N` draws the crops of N.
 
-    `reuse`: finished checkpoints that may hold this very training (e.g. notebook 01's, for notebook 09 on
-    the course movie). When `checkpoint` does not exist yet and one of them was written with the same
-    recipe (task, architecture, data fingerprint, every setting above and the seed), it is copied to
-    `checkpoint` and loaded instead of training again (only with `resume=True`).
-
     Examples:
         >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
+        >>> model, history = train("mim", [movie], config=TrainConfig(epochs=2, model_kwargs=dict(mask_ratio=0.5)))
     """
-    check_training_args(epochs, steps_per_epoch, batch_size, patch, lr, val_steps, val_fraction)
+    if isinstance(val_movies, (TrainConfig, Mapping)):
+        raise InputError("train: the third argument is val_movies (movies to validate on), but it got training "
+                         "settings: pass them as config=... .")
+    c = training_config(config, settings)
     ctx = distributed.info()
-    n_shards = distributed.check_shards(batch_size, shards, ctx.world_size)
-    model = build_model(pretext, **{"seed": seed, **(model_kwargs or {})})  # checks the task's options
-    model.check_crop(patch)
+    n_shards = distributed.check_shards(c.batch_size, c.shards, ctx.world_size)
+    model = build_model(pretext, **{"seed": c.seed, **c.model_kwargs})  # checks the task's options
+    model.check_crop(c.patch)
     device = pick_device(device, verbose=distributed.is_main())
     mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
-    val_region = _fitting_region(movies, patch, val_region, verbose=distributed.is_main())
-    train_s, val_s = _samplers(movies, val_movies, patch, delta, batch_size, val_fraction, val_at, augment,
-                               per_frame, reject_background, device, seed, mine, n_shards,
-                               storage, per_crop, val_region)  # checks the data
-    check_memory(batch_size // ctx.world_size, patch, sum(s.nbytes for s in train_s), model, device)
-    torch.manual_seed(seed)
+    val_region = _fitting_region(movies, c.patch, c.val_region, verbose=distributed.is_main())
+    train_s, val_s = _samplers(movies, val_movies, c, val_region, device, mine, n_shards)  # checks the data
+    check_memory(c.batch_size // ctx.world_size, c.patch, sum(s.nbytes for s in train_s), model, device)
+    torch.manual_seed(c.seed)
     model.binning = data_binning(movies)
-    model.normalization = dict(NORMALIZATION, per_frame=per_frame, per_crop=per_crop)
-    recipe = training_recipe(pretext, model, movies_digest(movies, val_movies), epochs=epochs,
-                             steps_per_epoch=steps_per_epoch, batch_size=batch_size, patch=patch, delta=delta, lr=lr,
-                             val_steps=val_steps, val_fraction=val_fraction, val_at=val_at, seed=seed, augment=augment,
-                             per_frame=per_frame, per_crop=per_crop, val_region=val_region,
-                             reject_background=reject_background, shards=n_shards,
-                             amp=str(amp_dtype(device, amp)), sync_bn=sync_bn, binning=model.binning)
-    if sync_bn and ctx.enabled:
+    model.normalization = dict(NORMALIZATION, per_frame=c.per_frame, per_crop=c.per_crop)
+    recipe = _recipe(pretext, model, movies, val_movies, c, n_shards, val_region, device)
+    if c.sync_bn and ctx.enabled:
         model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
     model = model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+    total_steps = c.epochs * c.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=c.lr / 20)
+    scaler = torch.amp.GradScaler("cuda", enabled=c.amp and device.type == "cuda")
     history: dict[str, list] = {}
     start = 0
-    if checkpoint is not None and resume and reuse and not Path(checkpoint).is_file() and distributed.is_main():
-        same = find_same_training(recipe, reuse)
-        if same is not None:
-            tmp = Path(checkpoint).with_name(Path(checkpoint).name + ".copy")
-            shutil.copyfile(same, tmp), os.replace(tmp, checkpoint)  # atomic, like every checkpoint
-            print(f"tapkit: {same} holds the same training (task, data, settings, seed): reusing it as {checkpoint}")
-    distributed.barrier()
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s)))
     step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss  # DDP syncs gradients in backward
-    loss_fn = torch.compile(step_fn) if compile else step_fn
-    g_val = torch.Generator(device=device).manual_seed(seed + 104729)
-    val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(val_steps)]  # fixed
-    for epoch in range(start, epochs):
+    loss_fn = torch.compile(step_fn) if c.compile else step_fn
+    g_val = torch.Generator(device=device).manual_seed(c.seed + 104729)
+    val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(c.val_steps)]  # fixed
+    for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
-        stats = _train_epoch(loss_fn, model, train_s, optimizer, scheduler, scaler, device, amp,
-                             steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+        stats = _train_epoch(loss_fn, model, train_s, optimizer, scheduler, scaler, device, c.amp,
+                             c.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}",
                              progress=progress and distributed.is_main())
         distributed.broadcast_buffers(model)  # every rank validates rank 0's model
         with torch.no_grad():
-            stats.update(_validate(model, val_batches, device, amp), lr=scheduler.get_last_lr()[0],
+            stats.update(_validate(model, val_batches, device, c.amp), lr=scheduler.get_last_lr()[0],
                          seconds=time.perf_counter() - t0)
         for k, v in stats.items():
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
             _save(checkpoint, model, optimizer, scheduler, scaler, dict(zip(mine, train_s)), epoch + 1, history,
-                  model.normalization, recipe)
+                  model.normalization, recipe, c)
     return model.eval(), history
 
 
+def _recipe(pretext: str, model: PretextModel, movies: Any, val_movies: Any, c: TrainConfig, n_shards: int,
+            val_region: float, device: torch.device) -> dict:
+    """The recipe a training with these pieces stores: `training_recipe` of the settings that decide its result."""
+    return training_recipe(pretext, model, movies_digest(movies, val_movies), epochs=c.epochs,
+                           steps_per_epoch=c.steps_per_epoch, batch_size=c.batch_size, patch=c.patch, delta=c.delta,
+                           lr=c.lr, val_steps=c.val_steps, val_fraction=c.val_fraction, val_at=c.val_at, seed=c.seed,
+                           augment=c.augment, per_frame=c.per_frame, per_crop=c.per_crop, val_region=val_region,
+                           reject_background=c.reject_background, shards=n_shards,
+                           amp=str(amp_dtype(device, c.amp)), sync_bn=c.sync_bn, binning=model.binning)
+
+
+def planned_recipe(pretext: str, movies: Any, val_movies: Any = None, config: "TrainConfig | None" = None,
+                   device: "str | torch.device" = "auto", **settings: Any) -> dict:
+    """The recipe `train` would store for these arguments (one process), without training or moving data."""
+    c = training_config(config, settings)
+    model = build_model(pretext, **{"seed": c.seed, **c.model_kwargs})
+    model.binning = data_binning(movies)
+    n_shards = distributed.check_shards(c.batch_size, c.shards, distributed.info().world_size)
+    val_region = _fitting_region(movies, c.patch, c.val_region, verbose=False)
+    return _recipe(pretext, model, movies, val_movies, c, n_shards, val_region, pick_device(device, verbose=False))
+
+
 def _save(path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler], epoch: int, history: dict,
-          normalization: dict, recipe: "dict | None" = None) -> None:
+          normalization: dict, recipe: "dict | None" = None, config: "TrainConfig | None" = None) -> None:
     """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
     shards: dict[int, dict] = {}
     for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
         shards.update(part)
     if distributed.is_main():
         save_checkpoint(_state(model, optimizer, scheduler, scaler, [shards[k] for k in sorted(shards)], epoch,
-                               history, normalization=normalization, recipe=recipe), path)
+                               history, normalization=normalization, recipe=recipe, config=config), path)
     distributed.barrier()
 
 
-def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None, epochs: int = 10,
-              steps_per_epoch: int = 100, batch_size: int = 64, patch: int = 96, delta: "int | Sequence[int]" = (1,),
-              lr: float = 4e-4, lam: float = 0.01, val_steps: int = 10, val_fraction: float = 0.1,
-              val_at: str = "start", device: "str | torch.device" = "auto", seed: int = 0,
-              checkpoint: "str | os.PathLike | None" = None,
-              resume: bool = False, amp: bool = True, compile: bool = False, augment: Any = True,
-              per_frame: bool = True, reject_background: float = 0.0, model_kwargs: "dict | None" = None,
-              progress: bool = True, storage: str = "auto",
-              reuse: "Sequence[str | os.PathLike]" = (), per_crop: bool = False,
-              val_region: float = 0.0) -> tuple[TAPNet, dict]:
+def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None,
+              config: "TrainConfig | None" = None, lam: float = 0.01, **kwargs: Any) -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
+
+    `kwargs`: `train`'s (device, checkpoint, resume, progress and any TrainConfig field). A `lam` in
+    `model_kwargs` wins over the argument.
 
     Examples:
         >>> model, history = train_tap([movie], epochs=2, steps_per_epoch=50, batch_size=16, patch=64)
         >>> history["val_accuracy"][-1]  # share of validation pairs whose order the model tells
     """
-    kwargs = {k: v for k, v in locals().items() if k not in ("lam", "model_kwargs")}
-    return train("tap", **kwargs, model_kwargs={"lam": lam, **(model_kwargs or {})})
+    options = kwargs.pop("model_kwargs", None)
+    options = (config.model_kwargs if config is not None else {}) if options is None else options
+    return train("tap", movies, val_movies, config, **kwargs, model_kwargs={"lam": lam, **options})
 
 
 def data_binning(movies: Any) -> "int | None":
@@ -377,14 +368,16 @@ def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device,
 
 
 def _state(model, optimizer, scheduler, scaler, samplers: list[dict], epoch: int, history: dict,
-           normalization: dict, recipe: "dict | None" = None) -> dict:
+           normalization: dict, recipe: "dict | None" = None, config: "TrainConfig | None" = None) -> dict:
     """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
-    (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before)."""
+    (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before);
+    'train_config': the TrainConfig's fields (`load_train_config` reads them back)."""
     return {"pretext": model.name, "config": model.config, "binning": model.binning,
             "normalization": normalization, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "sampler": samplers[0], "samplers": samplers, "shards": len(samplers), "rng": _rng_state(),
-            "epoch": epoch, "history": history, "recipe": recipe}
+            "epoch": epoch, "history": history, "recipe": recipe,
+            "train_config": None if config is None else config.to_dict()}
 
 
 def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
@@ -406,6 +399,11 @@ def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto")
     model.binning = state.get("binning")
     model.normalization = state.get("normalization", dict(NORMALIZATION, per_frame=True))
     return model.to(pick_device(device, verbose=False)).eval()
+
+
+def load_train_config(path: "str | os.PathLike") -> "TrainConfig | None":
+    """The TrainConfig a checkpoint was trained with (older files: read from their recipe or meta; None if neither)."""
+    return config_of_checkpoint(load_checkpoint(path))
 
 
 def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
