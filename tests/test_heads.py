@@ -298,6 +298,25 @@ def test_frozen_random_encoder_gets_the_batchnorm_statistics_of_the_crops(data):
     assert all(torch.equal(c[k], v) for k, v in plain.state_dict().items())
 
 
+def test_end_to_end_starts_from_the_batchnorm_statistics_of_the_non_test_crops(data, monkeypatch):
+    """C: a run of a few steps is validated and tested in eval mode. From a new network's statistics (mean 0,
+    var 1) its features shrink to ~1e-3 and every pair gets the same logits (one class predicted for all:
+    notebook 07's smoke 'end to end' F1 0.00); from the crops' statistics they are about unit-wide."""
+    import tapkit.ssl.features as features
+
+    pairs, labels, split, tap = data
+    seen, calibrate = [], features.calibrate_batchnorm
+    monkeypatch.setattr(features, "calibrate_batchnorm", lambda m, x, **kw: seen.append(x) or calibrate(m, x, **kw))
+    r = run_strategy("C1", pairs, labels, split, tap, seed=3, device="cpu", steps_end_to_end=4, n_evals=4, lr=1e-6)
+    first = np.sort(np.concatenate([split.train, split.val]))[:256]  # no test pair, no label
+    assert len(seen) == 1 and np.array_equal(seen[0], pairs.images[first].reshape(-1, 1, S, S))
+    x = torch.as_tensor(pairs.images[split.test, 0, None])  # (Nt, 1, S, S)
+    with torch.no_grad():
+        std = r.model.encoder.eval().embed(x).std(dim=(0, 2, 3))  # (F,) per channel
+    assert ((std > 0.3) & (std < 3.0)).all(), std
+    assert r.test_logits.std(0).mean() > 3e-3  # the pairs' logits differ (without the statistics: ~1e-4)
+
+
 def test_event_heads_train_with_a_cosine_learning_rate(data):
     """fit: Adam's lr follows a cosine from lr to ~0 over the fixed steps (the same for every row)."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook

@@ -36,8 +36,8 @@ from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pai
 from tapkit.downstream.events.fit import cached_features, fit, predict
 from tapkit.downstream.events.heads import EventClassifier, make_event_head
 from tapkit.downstream.events.strategies import (  # noqa: F401  (re-exported: the strategy definitions live there)
-    CALIBRATION_PAIRS, DEFAULT_STEPS, FEATURES, HEADS, PAPER_EPOCHS, STRATEGIES, StrategyResult, make_encoder,
-    parse_strategy, steps_for, strategy_settings, sweep_settings, trainable_parameters)
+    CALIBRATION_PAIRS, DEFAULT_STEPS, FEATURES, HEADS, PAPER_EPOCHS, STRATEGIES, StrategyResult, calibrate_end_to_end,
+    make_encoder, parse_strategy, steps_for, strategy_settings, sweep_settings, trainable_parameters)
 from tapkit.downstream.protocol import LR_GRID, select_lr  # noqa: F401  (LR_GRID: experiments.LR_GRID as before)
 from tapkit.runtime import pick_device
 
@@ -98,6 +98,8 @@ def run_strategy(strategy: str, pairs: CropPairs, labels: Any, split: "Split | M
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
     index = np.concatenate([sp.train, sp.val, sp.test])
     x_all, base = None, make_encoder(kind, tap_model, seed, pairs)  # once: B's calibration is not repeated per lr
+    if kind == "C":  # start from the statistics of the crops it will see, not a new network's (mean 0, var 1)
+        calibrate_end_to_end(base, pairs, np.concatenate([sp.train, sp.val]))
 
     def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
         nonlocal x_all

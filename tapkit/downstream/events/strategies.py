@@ -83,6 +83,7 @@ def make_encoder(kind: str, tap_model: nn.Module | None, seed: int, pairs: "Crop
     B with `pairs`: the frozen random encoder gets the BatchNorm statistics of the first CALIBRATION_PAIRS
     pairs' crops (ssl.features.calibrate_batchnorm: no labels, no weight changes), so that its features are
     normalised at every layer as a trained network's are; C's batch norms learn them during training.
+    (run_strategy starts C from the statistics of the non-test crops: `calibrate_end_to_end`.)
     The encoder is used through its `embed` method, (N, 1, S, S) -> (N, F, S, S); its time-arrow head
     is not needed for events and is dropped.
     """
@@ -102,6 +103,21 @@ def make_encoder(kind: str, tap_model: nn.Module | None, seed: int, pairs: "Crop
             calibrate_batchnorm(encoder, crops, device="cpu")
     encoder.head = None  # the time-arrow head: not part of the event classifier
     return encoder.float().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+
+
+def calibrate_end_to_end(encoder: nn.Module, pairs: CropPairs, index: np.ndarray) -> nn.Module:
+    """C: the BatchNorm statistics of the first CALIBRATION_PAIRS crop pairs of `index` (no test pair), in place.
+
+    No labels, no gradients, no weight changes (ssl.features.calibrate_batchnorm). Training updates them
+    (momentum 0.1), but a run of a few steps is validated and tested in eval mode with statistics still close to
+    a new network's (mean 0, variance 1): its features shrink layer by layer, the logits of every pair are the
+    same and one class is predicted for all (notebook 07's smoke profile: 'end to end · ResNet' F1 0.00).
+    """
+    from tapkit.ssl.features import calibrate_batchnorm
+
+    first = np.sort(np.asarray(index))[:CALIBRATION_PAIRS]
+    crops = pairs.images[first].reshape(-1, 1, *pairs.images.shape[-2:])  # (2n, 1, S, S)
+    return calibrate_batchnorm(encoder, crops, device="cpu")
 
 
 def trainable_parameters(model: EventClassifier, kind: str) -> list[nn.Parameter]:
