@@ -25,6 +25,8 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "000-gradcam-divisions": ("000", "Grad-CAM of the time arrow highlights dividing cells"),
     "000-tap-beats-unet-divisions": ("000", "TAP features + a head beat a supervised U-Net on dividing cells "
                                             "with few labels"),
+    "000-tap-beats-unet-divisions-pair": ("000", "TAP features + a head beat a supervised U-Net on dividing cells "
+                                                 "with few labels, both given the frame pair (t, t+1)"),
     "001-a1-best": ("001", "A1 (frozen TAP + ResNet head) has the best class-1 precision and recall"),
     "001-resnet-beats-linear": ("001", "a ResNet head beats a linear head on the same frozen TAP features"),
     "001-tap-beats-random": ("001", "frozen TAP features beat frozen random features"),
