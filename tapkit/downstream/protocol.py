@@ -24,6 +24,7 @@ from typing import Callable, Literal, Sequence, TypeVar
 import numpy as np
 
 from tapkit.data.movie import InputError
+from tapkit.validate import whole
 
 LR_GRID = (3e-4, 1e-3, 3e-3)  # Adam learning rates tried for every row, baselines included
 CONVERGENCE_TAIL = 0.25  # the last quarter of the steps ...
@@ -114,9 +115,8 @@ def select_lr(train: Callable[[float], R], score: Callable[[R], float],
 
 def check_protocol(steps: int, n_evals: int, lr_grid: Sequence[float], n_runs: int, what: str) -> None:
     """InputError, before any training, for settings the protocol cannot use (`what` names the profile section)."""
-    for name, value, low in (("steps", steps, 1), ("n_evals", n_evals, 4), ("n_runs", n_runs, 1)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise InputError(f"{what}: {name} must be a whole number >= {low}, got {value!r}"
-                             + (" (a plateau needs at least 4 validation points)." if name == "n_evals" else "."))
+    whole(1, where=f"{what}: ")("steps", steps)
+    whole(4, where=f"{what}: ", hint=" (a plateau needs at least 4 validation points)")("n_evals", n_evals)
+    whole(1, where=f"{what}: ")("n_runs", n_runs)
     if not len(lr_grid) or any(not (isinstance(lr, (int, float)) and 0 < lr < 1) for lr in lr_grid):
         raise InputError(f"{what}: lr_grid must be learning rates in (0, 1), e.g. (3e-4, 1e-3, 3e-3); got {lr_grid!r}.")

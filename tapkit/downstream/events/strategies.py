@@ -22,6 +22,7 @@ from tapkit.data.movie import InputError
 from tapkit.downstream.events.crops import CropPairs
 from tapkit.downstream.events.heads import EventClassifier
 from tapkit.downstream.protocol import LR_GRID, check_protocol
+from tapkit.validate import whole
 
 STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
 FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
@@ -140,10 +141,8 @@ def steps_for(strategy: str, steps_linear: int | None = None, steps_resnet: int 
     kind, head = parse_strategy(strategy)
     given = steps_end_to_end if kind == "C" else {"linear": steps_linear, "resnet": steps_resnet}[head]
     n = DEFAULT_STEPS["end_to_end" if kind == "C" else head] if given is None else given
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InputError(f"steps must be a whole number >= 1 for strategy {strategy}, got {n!r} "
-                         "(steps_linear, steps_resnet, steps_end_to_end).")
-    return int(n)
+    return whole(1, where=f"strategy {strategy}: ", example=300,
+                 hint=" (steps_linear, steps_resnet, steps_end_to_end)")("steps", n)
 
 
 def strategy_settings(strategy: str, steps_linear: int | None = None, steps_resnet: int | None = None,

@@ -37,6 +37,7 @@ from tapkit.downstream.segmentation.heads import (HEADS, SegmentationNet, calibr
                                                   make_pixel_head)
 from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, check_validation, pick_frames
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
+from tapkit.validate import whole
 
 SCRATCH = "from scratch"
 END_TO_END = "end to end"
@@ -177,8 +178,7 @@ def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[s
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
     for kind in [*heads, *([END_TO_END] if end_to_end else [])]:
         _settings(kind, train)
-    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
-        raise InputError(f"segmentation: n_runs must be a whole number >= 1, got {n_runs!r}.")
+    whole(1, where="segmentation: ", example=3)("n_runs", n_runs)
     for task, m in targets.items():
         check_budgets([*budgets, *(e2e_budgets if end_to_end else [])], m, split)
         check_validation(m, split, task)
