@@ -1,4 +1,5 @@
-"""ONE training loop for every pretext task: Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
+"""The pretraining loop, shared by every pretext task (no labels; downstream heads train in
+`downstream.*.fit`): Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
 exact resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
 the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP. Every
 setting that decides a training's result is a field of `TrainConfig` (`tapkit.ssl.train_config`: documented,
