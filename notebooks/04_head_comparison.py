@@ -126,7 +126,8 @@ for head in (heads.LinearHead(F), heads.ResNetHead(F)):
 # Write `trainable_parameters(model, kind)`: for `kind` `"A"` or `"B"` freeze `model.encoder` and return
 # the head's parameters; for `"C"` return every parameter of the model. The checker builds a small
 # classifier, calls your function, takes one optimiser step and checks that the encoder's weights stay
-# the same for A and B and change for C, and that the optimiser sees exactly the right parameters.
+# the same for A and B and change for C, and that the optimiser sees exactly the right parameters. The cell
+# after it trains a head with your function, so the checker stops the notebook until your answer is right.
 
 # %%
 def trainable_parameters(model, kind):

@@ -187,6 +187,11 @@ tapkit.course.check(near_miss_fraction, _expected_near_miss(res_a1), tol=1e-6, n
                     hint="select test pairs with prediction 1 and label 0, then check masks > 0 over axes (1, 2, 3)");
 
 # %% [markdown]
+# > **Checkpoint.** Not every false positive is the model's fault: some are events that the labelling criterion
+# > of notebook 03 chose not to count. **Question:** would a criterion without the size filter (`any-either`) turn
+# > these near-misses into true positives, and what would it cost elsewhere?
+
+# %% [markdown]
 # ## Results
 #
 # The key numbers go into `results.json` (collected by the course runner into `summary.json`).

@@ -373,7 +373,8 @@ tplot.segmentation.plot_flicker_maps({k: preds[k] for k in ("segmentation only",
 # `(B, 1, P, P)` (frames t and t + 1), turn the logits into probabilities with `torch.sigmoid`, compute
 # `1 - soft Dice` between the two (your `my_soft_dice` or `metrics.soft_dice`), back-propagate it through
 # both predictions, take one optimiser step and return the loss as a float. The checker compares the
-# updated weights with the course's `consistency.consistency_step`.
+# updated weights with the course's `consistency.consistency_step`. The cell after it trains a U-Net with your
+# step, so the checker stops the notebook until your answer is right.
 
 # %%
 def my_consistency_step(net, optimizer, x_a, x_b):
