@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tapkit.course import checks, config, notebooks, profiles, runner
+from tapkit.course import notebooks, profiles, runner
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if notebooks.NOTEBOOK_RE.match(p.name))
@@ -256,6 +256,11 @@ def check_segmentation(r: dict) -> None:
         for row, by_budget in rows.items():
             for cell in by_budget.values():
                 assert all(_number(cell[k]) and 0 <= cell[k] <= 1 for k in ("dice", "dice_std", "object_f1", "iou")), (task, row)
+    # divisions also from the frame pair (t, t+1), both sides of claim 000, under the same protocol
+    assert {"tap (t, t+1) · conv", "from scratch (t, t+1)"} <= set(seg["simulated"]["divisions"])
+    assert "(t, t+1)" not in " ".join(seg["simulated"]["nuclei"])
+    for claim in ("000-tap-beats-unet-divisions", "000-tap-beats-unet-divisions-pair"):
+        assert r["claims"][claim]["verdict"] in ("holds", "fails", "inconclusive"), claim
     assert set(seg["hela-subset"]) == {"nuclei", "divisions"}  # no lineage: divisions derived from the masks
     # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing and
     # `real_n_val` of the pool for validation (the fair protocol's model selection)

@@ -60,7 +60,8 @@ def segmentation(**sizes) -> dict:
                 real_n_test=5, real_n_val=2, real_budgets=(1, "all"), real_end_to_end_budgets=(1, "all"),
                 real_frames=None,  # frames of the real movie used (None: all; the first N: smoke and dry runs)
                 sources=None,  # the pretext tasks whose frozen features are compared (None: tap + every pretext task)
-                fine_tune=True)  # the 'tap fine-tuned' row next to 'from scratch' (no claim needs it)
+                fine_tune=True,  # the 'tap fine-tuned' row next to 'from scratch' (no claim needs it)
+                frame_pair=True)  # divisions also from frames (t, t+1): 'tap (t, t+1) · <head>', 'from scratch (t, t+1)'
     return {**base, **sizes}
 
 
