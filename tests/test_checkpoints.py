@@ -20,8 +20,15 @@ SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines(
 
 
 def test_every_shipped_checkpoint_is_listed_with_its_sha256():
-    assert {name for _, name in SUMS} == {p.name for p in FOLDER.glob("*.pt")} == {
-        "tap_simulated.pt", "tap_hela-subset.pt", *(f"{task}_simulated.pt" for task in PRETEXT_TASKS)}
+    assert (
+        {name for _, name in SUMS}
+        == {p.name for p in FOLDER.glob("*.pt")}
+        == {
+            "tap_simulated.pt",
+            "tap_hela-subset.pt",
+            *(f"{task}_simulated.pt" for task in PRETEXT_TASKS),
+        }
+    )
     for digest, name in SUMS:
         assert hashlib.sha256((FOLDER / name).read_bytes()).hexdigest() == digest, name
 
@@ -42,21 +49,27 @@ def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
     model = load_tap(FOLDER / "tap_simulated.pt", device="cpu")
     assert model.binning == 1
     result = evaluate_tap(model, movie, n_pairs=256, patch=64, split="train", seed=0)
-    assert result["accuracy"] > 0.7, result  # measured 0.86 here, 0.86 and 0.89 on seeds 1 and 2; chance is 0.5
+    # measured 0.86 here, 0.86 and 0.89 on seeds 1 and 2; chance is 0.5
+    assert result["accuracy"] > 0.7, result
 
 
 @pytest.mark.network
 def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     movie = datasets.load("hela-subset").bin(2)  # as notebook 01 trains it (datasets.recommended)
     model = load_tap(FOLDER / "tap_hela-subset.pt", device="cpu")
-    assert model.binning == 2
-    result = evaluate_tap(model, movie, n_pairs=512, patch=64, val_at="end", seed=1)  # frames 17-19, never trained on
-    assert result["accuracy"] > 0.6, result  # measured 0.67 on 1024 pairs; chance is 0.5
-    assert set(result["accuracy_by_t"]) == {17, 18} and min(result["accuracy_by_t"].values()) > 0.55, result
-    # frame-level quirks alone give an untrained network 0.82 on these frames; with every crop normalised
-    # on its own it falls to 0.42, the trained model keeps 0.68 (measured)
-    local = evaluate_tap(model, movie, n_pairs=512, patch=64, val_at="end", seed=1, per_crop=True)
-    assert local["accuracy"] > 0.6, local
+    assert (
+        model.binning == 2 and model.normalization["per_crop"]
+    )  # the real-movie recipe (REAL_DATA_TAP)
+    # frames 17-19 and the right quarter of every frame were never trained on; every crop normalised on its
+    # own leaves no frame-wide cue. Measured (512 pairs, seed 1): 0.775 (frame pairs 0.81, 0.75), region 0.74;
+    # per-frame normalisation 0.73. The former checkpoint (800 steps, per-frame): 0.66 / 0.65 per crop.
+    common = dict(n_pairs=512, patch=64, val_at="end", seed=1)
+    local = evaluate_tap(model, movie, per_crop=True, **common)
+    assert local["accuracy"] > 0.72 and set(local["accuracy_by_t"]) == {17, 18}, local
+    assert min(local["accuracy_by_t"].values()) > 0.65, local  # both held-out frame pairs, not one
+    region = evaluate_tap(model, movie, split="region", val_region=0.25, per_crop=True, **common)
+    assert region["accuracy"] > 0.68, region
+    assert evaluate_tap(model, movie, **common)["accuracy"] > 0.65  # frames normalised as a whole
 
 
 def unseen_crops(n: int = 16, patch: int = 64):
@@ -69,7 +82,9 @@ def unseen_crops(n: int = 16, patch: int = 64):
 
 @pytest.mark.parametrize("task", PRETEXT_TASKS)
 def test_shipped_pretext_checkpoint_is_the_cpu_profile_task_with_taps_budget(task, tmp_path):
-    cfg = course.configure(dict(profile="cpu", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path)), "07")
+    cfg = course.configure(
+        dict(profile="cpu", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path)), "07"
+    )
     path = course.shipped_checkpoint("simulated", task)
     assert path is not None and path.resolve() == (FOLDER / f"{task}_simulated.pt").resolve()
     model = load_model(path, device="cpu")
@@ -77,7 +92,9 @@ def test_shipped_pretext_checkpoint_is_the_cpu_profile_task_with_taps_budget(tas
     expected = {**cfg.tap["model_kwargs"], **cfg.pretext["tasks"][task], "seed": 0}
     assert {k: model.config[k] for k in expected} == expected and model.binning == 1
     tap_steps = course.training_steps(FOLDER / "tap_simulated.pt")
-    assert course.training_steps(path) == tap_steps == cfg.tap["epochs"] * cfg.tap["steps_per_epoch"]
+    assert (
+        course.training_steps(path) == tap_steps == cfg.tap["epochs"] * cfg.tap["steps_per_epoch"]
+    )
     z = model.embed(torch.rand(2, 1, 64, 64))
     assert z.shape == (2, 32, 64, 64) and torch.isfinite(z).all()
 
@@ -90,7 +107,9 @@ def test_shipped_mim_models_rebuild_hidden_patches_of_a_movie_they_never_saw(tas
     batch = trained.make_batch(crops, torch.Generator().manual_seed(0))
     with torch.no_grad():
         errors = [float(m.loss(batch)[0]) for m in (trained, untrained)]
-    mean_guess = float((batch["x"] - batch["x"].mean()).abs().mul(batch["mask"]).sum() / batch["mask"].sum())
+    mean_guess = float(
+        (batch["x"] - batch["x"].mean()).abs().mul(batch["mask"]).sum() / batch["mask"].sum()
+    )
     assert errors[0] < 0.8 * min(errors[1], mean_guess), (errors, mean_guess)
 
 
