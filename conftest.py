@@ -21,7 +21,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TAPKIT_CPU_BF16", "0")
 
 IN_XDIST = "PYTEST_XDIST_WORKER" in os.environ
-TEST_THREADS = 1 if IN_XDIST else 2  # torch threads of this test process (and of kernels it starts, under xdist)
+# torch threads of this test process (and of kernels it starts, under xdist)
+TEST_THREADS = 1 if IN_XDIST else 2
 if IN_XDIST:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
@@ -32,13 +33,21 @@ torch.set_num_threads(TEST_THREADS)
 
 # Longest first (seconds on 2 idle cores, measured): the whole-course dry run, the course notebooks,
 # the resumable-run and notebook-09 tests, the data-parallel tests.
-LONG_FIRST = ("test_dry_run.py::test_gpu_profile", "test_resume_course.py::test_a_killed_run",
-              "test_notebooks.py::test_notebook_runs", "test_notebook09.py::test_notebook09",
-              "test_distributed.py", "test_checkpoints.py", "test_segmentation", "test_notebook04")
+LONG_FIRST = (
+    "test_dry_run.py::test_gpu_profile",
+    "test_resume_course.py::test_a_killed_run",
+    "test_notebooks.py::test_notebook_runs",
+    "test_notebook09.py::test_notebook09",
+    "test_distributed.py",
+    "test_checkpoints.py",
+    "test_segmentation",
+    "test_notebook04",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put the long tests first (in LONG_FIRST order; xdist hands them out first), the rest as collected."""
+
     def rank(item: pytest.Item) -> int:
         return next((i for i, key in enumerate(LONG_FIRST) if key in item.nodeid), len(LONG_FIRST))
 

@@ -31,10 +31,14 @@ def bench(label: str, **kw) -> None:
     frac = np.bincount(m.events.ravel(), minlength=3) / m.events.size
     cells = np.mean([len(np.unique(lab)) - 1 for lab in m.labels])
     print(f"{label:28s} shape={m.shape}  time={dt:6.2f} s  ({1000 * dt / n_t:.0f} ms/frame)")
-    print(f"{'':28s} mean nuclei/frame={cells:.1f}  divisions={n_div} deaths={n_death}  "
-          f"events/frame={(n_div + n_death) / n_t:.2f}")
-    print(f"{'':28s} event pixels: division={100 * frac[DIVISION]:.2f}%  death={100 * frac[DEATH]:.2f}%  "
-          f"all={100 * (frac[DIVISION] + frac[DEATH]):.2f}%")
+    print(
+        f"{'':28s} mean nuclei/frame={cells:.1f}  divisions={n_div} deaths={n_death}  "
+        f"events/frame={(n_div + n_death) / n_t:.2f}"
+    )
+    print(
+        f"{'':28s} event pixels: division={100 * frac[DIVISION]:.2f}%  death={100 * frac[DEATH]:.2f}%  "
+        f"all={100 * (frac[DIVISION] + frac[DEATH]):.2f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def run_pytest_gpu(timeout_s: float, tests: str = "tests") -> dict[str, Any]:
     except subprocess.TimeoutExpired as err:
         code, out = "timeout", f"{err.stdout or ''}\npytest -m gpu stopped after {timeout_s:.0f} s"
     out = out if isinstance(out, str) else out.decode(errors="replace")
-    return dict(command=" ".join(cmd), returncode=code, seconds=time.perf_counter() - start,
-                tail=out.strip().splitlines()[-15:])
+    return dict(
+        command=" ".join(cmd),
+        returncode=code,
+        seconds=time.perf_counter() - start,
+        tail=out.strip().splitlines()[-15:],
+    )
 
 
 def run_short_course(timeout_s: float, tiny: bool, device: str) -> dict[str, Any]:
@@ -50,8 +54,20 @@ def run_short_course(timeout_s: float, tiny: bool, device: str) -> dict[str, Any
 
     start = time.perf_counter()
     out = Path(tempfile.mkdtemp(prefix="gpu_check_short_"))
-    cmd = [sys.executable, "-m", "tapkit", "course", "run", "--profile", "smoke" if tiny else "gpu", "--short",
-           "--out", str(out), "-p", f"device={device}"] + (["--only", "00"] if tiny else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "tapkit",
+        "course",
+        "run",
+        "--profile",
+        "smoke" if tiny else "gpu",
+        "--short",
+        "--out",
+        str(out),
+        "-p",
+        f"device={device}",
+    ] + (["--only", "00"] if tiny else [])
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout_s, 1))
         code, tail = proc.returncode, (proc.stdout + proc.stderr)[-2000:]
@@ -59,19 +75,39 @@ def run_short_course(timeout_s: float, tiny: bool, device: str) -> dict[str, Any
         code, tail = "timeout", f"stopped after {timeout_s:.0f} s"
     summary_file = out / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    notebooks = {name: {k: e.get(k) for k in ("status", "seconds", "error")} for name, e in summary.get("notebooks", {}).items()}
-    return {"returncode": code, "seconds": time.perf_counter() - start, "out": str(out), "notebooks": notebooks,
-            "failed": summary.get("failed"), "tail": tail if code != 0 else ""}
+    notebooks = {
+        name: {k: e.get(k) for k in ("status", "seconds", "error")}
+        for name, e in summary.get("notebooks", {}).items()
+    }
+    return {
+        "returncode": code,
+        "seconds": time.perf_counter() - start,
+        "out": str(out),
+        "notebooks": notebooks,
+        "failed": summary.get("failed"),
+        "tail": tail if code != 0 else "",
+    }
 
 
-def gpu_check(device: str = "auto", tiny: bool = False, budget_s: float = 450.0, tests: str = "tests") -> dict[str, Any]:
+def gpu_check(
+    device: str = "auto", tiny: bool = False, budget_s: float = 450.0, tests: str = "tests"
+) -> dict[str, Any]:
     """Benchmark (with and without torch.compile) then `pytest -m gpu` in the time left; return the report."""
     start = time.perf_counter()
-    sizes = (dict(batch=4, patch=16, repeats=1, steps=1, frames=6, size=40, workers=0, model_kw=TINY_MODEL)
-             if tiny else dict(batch=128, patch=96, repeats=3, steps=5, frames=64, size=512, workers=2))
+    sizes = (
+        dict(
+            batch=4, patch=16, repeats=1, steps=1, frames=6, size=40, workers=0, model_kw=TINY_MODEL
+        )
+        if tiny
+        else dict(batch=128, patch=96, repeats=3, steps=5, frames=64, size=512, workers=2)
+    )
     report: dict[str, Any] = dict(
-        host=platform.node(), python=platform.python_version(), torch=torch.__version__,
-        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, tiny=tiny)
+        host=platform.node(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        tiny=tiny,
+    )
     compile_ok = hasattr(torch, "compile") and not (tiny and sys.platform == "win32")
     try:
         report["benchmark"] = run_benchmark(device, compile_model=compile_ok and not tiny, **sizes)
@@ -87,10 +123,17 @@ def gpu_check(device: str = "auto", tiny: bool = False, budget_s: float = 450.0,
 
 def main(argv: "list[str] | None" = None) -> dict[str, Any]:
     """Command-line entry point: run the check, print a summary, write the JSON report."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda or cpu")
     parser.add_argument("--tiny", action="store_true", help="toy sizes (seconds; for CI on a CPU)")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds for the whole check (pytest gets the rest)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=450.0,
+        help="seconds for the whole check (pytest gets the rest)",
+    )
     parser.add_argument("--tests", default="tests", help="the tests folder for pytest -m gpu")
     parser.add_argument("--out", default="gpu_check.json", help="the JSON report")
     args = parser.parse_args(argv)
@@ -100,9 +143,16 @@ def main(argv: "list[str] | None" = None) -> dict[str, Any]:
     else:
         print("benchmark failed:", report["benchmark_error"])
     short = report["short_run"]
-    print(f"gpu profile at real sizes, a few steps per notebook: exit {short['returncode']} in {short['seconds']:.0f} s; "
-          + ", ".join(f"{n[:2]} {e['status']} {e['seconds'] or 0:.0f} s" for n, e in short["notebooks"].items()))
-    print(f"pytest -m gpu: exit {report['pytest_gpu']['returncode']} in {report['pytest_gpu']['seconds']:.0f} s")
+    print(
+        f"gpu profile at real sizes, a few steps per notebook: exit {short['returncode']} in {short['seconds']:.0f} s; "
+        + ", ".join(
+            f"{n[:2]} {e['status']} {e['seconds'] or 0:.0f} s"
+            for n, e in short["notebooks"].items()
+        )
+    )
+    print(
+        f"pytest -m gpu: exit {report['pytest_gpu']['returncode']} in {report['pytest_gpu']['seconds']:.0f} s"
+    )
     Path(args.out).write_text(json.dumps(report, indent=1, default=str))
     print(f"report written to {os.path.abspath(args.out)} ({report['seconds']:.0f} s in all)")
     return report

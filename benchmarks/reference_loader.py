@@ -51,7 +51,9 @@ def _base_grid(h: int, w: int) -> torch.Tensor:
     return torch.stack([xs, ys], -1)[None]
 
 
-def _affine(x: torch.Tensor, angle: float, shift: tuple[float, float], scale: float) -> torch.Tensor:
+def _affine(
+    x: torch.Tensor, angle: float, shift: tuple[float, float], scale: float
+) -> torch.Tensor:
     """torchvision `F.affine` on (N, C, H, W) tensors: rotate/zoom/shift about the centre, bilinear, fill 0."""
     n, c, h, w = x.shape
     a, s = math.radians(-angle), 1.0 / scale  # inverse map: output pixel -> input pixel
@@ -61,16 +63,27 @@ def _affine(x: torch.Tensor, angle: float, shift: tuple[float, float], scale: fl
     # pixel-centred base grid in pixels, then mapped and rescaled to grid units (align_corners=False)
     xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
     ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
-    base = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w)], -1)  # (H, W, 3)
+    base = torch.stack(
+        [xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w)], -1
+    )  # (H, W, 3)
     grid = (base.view(-1, 3) @ inv.T).view(1, h, w, 2) / torch.tensor([w / 2, h / 2])
-    with_mask = torch.cat([x, torch.ones(n, 1, h, w)], 1)  # torchvision blends the fill through a mask
-    out = F.grid_sample(with_mask, grid.expand(n, h, w, 2), mode="bilinear", padding_mode="zeros",
-                        align_corners=False)
+    with_mask = torch.cat(
+        [x, torch.ones(n, 1, h, w)], 1
+    )  # torchvision blends the fill through a mask
+    out = F.grid_sample(
+        with_mask,
+        grid.expand(n, h, w, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
     img, mask = out[:, :c], out[:, c:]
     return img * mask + (1.0 - mask) * 0.0
 
 
-def _random_affine(x: torch.Tensor, degrees: float, translate: float, scale: tuple[float, float]) -> torch.Tensor:
+def _random_affine(
+    x: torch.Tensor, degrees: float, translate: float, scale: tuple[float, float]
+) -> torch.Tensor:
     """torchvision `RandomAffine(degrees, translate, scale)` on (N, C, H, W): one draw for all N."""
     angle = float(torch.empty(1).uniform_(-degrees, degrees))
     h, w = x.shape[-2:]
@@ -85,25 +98,35 @@ def _elastic(x: torch.Tensor, grid: int = 5, amount: float = 10.0) -> torch.Tens
     h, w = x.shape[-2:]
     amount_normed = amount / torch.tensor([h, w], dtype=torch.float32)
     field = (2 * torch.rand(1, grid, grid, 2) - 1) * amount_normed
-    field = F.interpolate(field.moveaxis(-1, 1), (h, w), align_corners=True, mode="bilinear").moveaxis(1, -1)
+    field = F.interpolate(
+        field.moveaxis(-1, 1), (h, w), align_corners=True, mode="bilinear"
+    ).moveaxis(1, -1)
     coords = (_base_grid(h, w) + field).expand(len(x), h, w, 2)
     return F.grid_sample(x, coords, mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
-def _intensity(x: torch.Tensor, scale: tuple[float, float], shift: tuple[float, float], per_frame: bool) -> torch.Tensor:
+def _intensity(
+    x: torch.Tensor, scale: tuple[float, float], shift: tuple[float, float], per_frame: bool
+) -> torch.Tensor:
     """tarrow `RandomIntensity`: x * U(scale) + U(shift), one draw per frame or one for the sample."""
     shape = (len(x), 1, 1, 1) if per_frame else (1, 1, 1, 1)
-    return (scale[0] + (scale[1] - scale[0]) * torch.rand(shape)) * x + (shift[0] + (shift[1] - shift[0]) * torch.rand(shape))
+    return (scale[0] + (scale[1] - scale[0]) * torch.rand(shape)) * x + (
+        shift[0] + (shift[1] - shift[0]) * torch.rand(shape)
+    )
 
 
 def reference_augment(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     """tarrow's level-5 augmenter on one sample (T, C, H, W), transform by transform, in its order."""
-    dims = [d for d, flip in zip((2, 3), np.random.randint(0, 2, 2) == 0) if flip]  # RandomFlipRot, always
+    dims = [
+        d for d, flip in zip((2, 3), np.random.randint(0, 2, 2) == 0) if flip
+    ]  # RandomFlipRot, always
     x = torch.flip(x, dims) if dims else x
     if torch.rand(1).item() <= p:  # joint rotation and zoom
         x = _random_affine(x, 180.0, 0.0, (4 / 5, 5 / 4))
     if torch.rand(1).item() <= p:  # per frame: zoom and shift (3 % of the crop)
-        x = torch.cat([_random_affine(f, 0.0, 0.03, (9 / 10, 10 / 9)) for f in torch.split(x, 1, dim=0)])
+        x = torch.cat(
+            [_random_affine(f, 0.0, 0.03, (9 / 10, 10 / 9)) for f in torch.split(x, 1, dim=0)]
+        )
     if torch.rand(1).item() <= p:
         x = _elastic(x)
     x = x + torch.rand(1)[0] * 0.05 * torch.rand(*x.shape)  # RandomNoise: every sample
@@ -117,11 +140,21 @@ def reference_augment(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
 class ReferenceDataset(Dataset):
     """tarrow's `TarrowDataset` (2 frames, mode "flip"): one item = an augmented (2, 1, P, P) crop pair and its label."""
 
-    def __init__(self, movie: np.ndarray, patch: int = 96, deltas: tuple[int, ...] = (1,),
-                 augment: bool = True, reject_background: bool = False) -> None:
-        imgs = np.stack([_percentile_normalize(f) for f in np.asarray(movie, np.float32)])[:, None]  # (T, 1, Y, X)
+    def __init__(
+        self,
+        movie: np.ndarray,
+        patch: int = 96,
+        deltas: tuple[int, ...] = (1,),
+        augment: bool = True,
+        reject_background: bool = False,
+    ) -> None:
+        imgs = np.stack([_percentile_normalize(f) for f in np.asarray(movie, np.float32)])[
+            :, None
+        ]  # (T, 1, Y, X)
         imgs = torch.as_tensor(imgs)
-        self.sequences = [imgs[t:t + d + 1:d] for d in deltas for t in range(len(imgs) - d)]  # (2, 1, Y, X) views
+        self.sequences = [
+            imgs[t : t + d + 1 : d] for d in deltas for t in range(len(imgs) - d)
+        ]  # (2, 1, Y, X) views
         self.patch, self.augment, self.reject_background = patch, augment, reject_background
 
     def __len__(self) -> int:
@@ -132,7 +165,7 @@ class ReferenceDataset(Dataset):
         h, w = x.shape[-2:]
         i = int(torch.randint(0, h - self.patch + 1, (1,)))
         j = int(torch.randint(0, w - self.patch + 1, (1,)))
-        return x[..., i:i + self.patch, j:j + self.patch]
+        return x[..., i : i + self.patch, j : j + self.patch]
 
     def _crop(self, x: torch.Tensor, threshold: float = 0.02, tries: int = 10) -> torch.Tensor:
         """A random crop; with background rejection, up to `tries` until the median-filtered crop varies enough."""
@@ -158,11 +191,26 @@ def _one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def reference_loader(dataset: Dataset, batch_size: int = 128, num_workers: int = 2, n_samples: int = 100_000,
-                     seed: int = 0) -> DataLoader:
+def reference_loader(
+    dataset: Dataset,
+    batch_size: int = 128,
+    num_workers: int = 2,
+    n_samples: int = 100_000,
+    seed: int = 0,
+) -> DataLoader:
     """tarrow `scripts/train.py::_create_loader`: random sampling with replacement, persistent workers."""
-    sampler = RandomSampler(dataset, replacement=True, num_samples=n_samples,
-                            generator=torch.Generator().manual_seed(seed))
-    return DataLoader(dataset, sampler=sampler, batch_size=batch_size, num_workers=num_workers,
-                      drop_last=False, persistent_workers=num_workers > 0,
-                      worker_init_fn=_one_thread if num_workers > 0 else None)
+    sampler = RandomSampler(
+        dataset,
+        replacement=True,
+        num_samples=n_samples,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        drop_last=False,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=_one_thread if num_workers > 0 else None,
+    )

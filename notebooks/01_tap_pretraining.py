@@ -71,7 +71,7 @@ import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.course.results
 import tapkit.plot as tplot
-from tapkit.ssl import backbone, sampler, tap, trainer
+from tapkit.ssl import backbone, tap, trainer
 
 cfg = tapkit.course.configure(globals(), notebook="01")
 patch = cfg.tap["patch"]

@@ -33,7 +33,9 @@ PAIR = " (t, t+1)"
 def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
     """The four rows at `budgets` on the profile's course movie; {row: [scores per run]} and the paired differences."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = course.configure(dict(profile=profile, seed=seed, device="cpu", out_dir=tmp), notebook="08")
+        cfg = course.configure(
+            dict(profile=profile, seed=seed, device="cpu", out_dir=tmp), notebook="08"
+        )
         S = cfg.segmentation
         movie = course.load_data(cfg)
         tap = course.get_pretext_model(cfg, "tap", movie=movie)
@@ -43,24 +45,51 @@ def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
     common = dict(n_runs=n_runs, seed=seed, device="cpu")
     t0, runs = time.perf_counter(), []
     features = feature_inputs(tap, movie, torch.device("cpu"))  # (T, F, Y, X)
-    runs += experiments.frozen_sweep("tap", features, target, split, budgets, ("conv",), **common, **train)
-    pair = context.stack_frames(features).contiguous(memory_format=torch.channels_last)  # (T, 2F, Y, X)
-    runs += experiments.frozen_sweep("tap" + PAIR, pair, target, split, budgets, ("conv",), **common, **train)
+    runs += experiments.frozen_sweep(
+        "tap", features, target, split, budgets, ("conv",), **common, **train
+    )
+    pair = context.stack_frames(features).contiguous(
+        memory_format=torch.channels_last
+    )  # (T, 2F, Y, X)
+    runs += experiments.frozen_sweep(
+        "tap" + PAIR, pair, target, split, budgets, ("conv",), **common, **train
+    )
     images = frame_inputs(movie)  # (T, 1, Y, X)
-    runs += experiments.end_to_end_sweep(experiments.SCRATCH, tap, images, target, split, budgets,
-                                         pretrained=False, **common, **train)
-    runs += context.scratch_context_sweep(experiments.SCRATCH + PAIR, tap, images, target, split, budgets,
-                                          **common, **train)
-    out = {"profile": profile, "task": task, "n_runs": n_runs, "minutes": round((time.perf_counter() - t0) / 60, 1),
-           "rows": {}, "differences": {}}
+    runs += experiments.end_to_end_sweep(
+        experiments.SCRATCH,
+        tap,
+        images,
+        target,
+        split,
+        budgets,
+        pretrained=False,
+        **common,
+        **train,
+    )
+    runs += context.scratch_context_sweep(
+        experiments.SCRATCH + PAIR, tap, images, target, split, budgets, **common, **train
+    )
+    out = {
+        "profile": profile,
+        "task": task,
+        "n_runs": n_runs,
+        "minutes": round((time.perf_counter() - t0) / 60, 1),
+        "rows": {},
+        "differences": {},
+    }
     for r in runs:
         out["rows"].setdefault(f"{r.row} @ {r.budget}", []).append(round(r.scores["dice"], 4))
     for b in budgets:
-        for a, c in [("tap · conv", experiments.SCRATCH), (f"tap{PAIR} · conv", experiments.SCRATCH + PAIR),
-                     (f"tap{PAIR} · conv", "tap · conv"), (experiments.SCRATCH + PAIR, experiments.SCRATCH)]:
+        for a, c in [
+            ("tap · conv", experiments.SCRATCH),
+            (f"tap{PAIR} · conv", experiments.SCRATCH + PAIR),
+            (f"tap{PAIR} · conv", "tap · conv"),
+            (experiments.SCRATCH + PAIR, experiments.SCRATCH),
+        ]:
             diff = paired_difference(*map(np.asarray, experiments.paired(runs, a, c, b)))
-            out["differences"][f"{a} - {c} @ {b}"] = dict(mean=diff.mean, low=diff.low, high=diff.high, n=diff.n,
-                                                          verdict=verdict(diff, 0.0))
+            out["differences"][f"{a} - {c} @ {b}"] = dict(
+                mean=diff.mean, low=diff.low, high=diff.high, n=diff.n, verdict=verdict(diff, 0.0)
+            )
     return out
 
 
@@ -70,7 +99,9 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--task", default="divisions")
     parser.add_argument("--budgets", nargs="+", default=["1"])
-    parser.add_argument("--seeds", type=int, default=3, help="paired runs per row (seeds 0, 1, ...)")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="paired runs per row (seeds 0, 1, ...)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/dense_input_context.json"))
     args = parser.parse_args()

@@ -78,16 +78,27 @@ def event_row(fig: plt.Figure, movie: Movie, kind: str, n_max: int = 10) -> None
         ev = (movie.events[t] == cls)[win]
         if ev.any():
             ax.contour(ev, levels=[0.5], colors="red", linewidths=0.8)
-    fig.suptitle(f"simulated {kind} (tracks {', '.join(map(str, ids))}); red: event mask", fontsize=10)
+    fig.suptitle(
+        f"simulated {kind} (tracks {', '.join(map(str, ids))}); red: event mask", fontsize=10
+    )
 
 
 def make_figure(seed: int = 0) -> plt.Figure:
     """The whole real-vs-simulated figure."""
     real = hela_subset()
     ny, nx = real.shape[1:]
-    sim = simulate_movie(n_frames=2, size=(ny, nx), nucleus_radius=REAL_RADIUS, seed=seed, progress=False)
-    events = simulate_movie(n_frames=40, size=(256, 256), nucleus_radius=REAL_RADIUS, division_rate=0.03,
-                            death_rate=0.01, seed=seed, progress=False)
+    sim = simulate_movie(
+        n_frames=2, size=(ny, nx), nucleus_radius=REAL_RADIUS, seed=seed, progress=False
+    )
+    events = simulate_movie(
+        n_frames=40,
+        size=(256, 256),
+        nucleus_radius=REAL_RADIUS,
+        division_rate=0.03,
+        death_rate=0.01,
+        seed=seed,
+        progress=False,
+    )
     fig = plt.figure(figsize=(15, 10.5), layout="constrained")
     top, mid, bottom = fig.subfigures(3, 1, height_ratios=[1.7, 1, 1])
     ax = top.subplots(1, 4, gridspec_kw=dict(width_ratios=[1.6, 1.6, 1, 1]))
@@ -95,9 +106,13 @@ def make_figure(seed: int = 0) -> plt.Figure:
         img = above_background(m.images[0], m.labels[0])
         show(ax[j], img, f"{name}, {nx} x {ny} px at {m.pixel_size:.3f} um/px")
         ys, xs = busiest_crop(m.labels[0], CROP)
-        ax[j].add_patch(plt.Rectangle((xs.start, ys.start), CROP, CROP, fill=False, ec="yellow", lw=1))
+        ax[j].add_patch(
+            plt.Rectangle((xs.start, ys.start), CROP, CROP, fill=False, ec="yellow", lw=1)
+        )
         show(ax[2 + j], img[ys, xs], f"{name.split(' (')[0]}: {CROP} px crop")
-    top.suptitle(f"background-subtracted ADU, shared display range [{VMIN:.0f}, {VMAX:.0f}]", fontsize=10)
+    top.suptitle(
+        f"background-subtracted ADU, shared display range [{VMIN:.0f}, {VMAX:.0f}]", fontsize=10
+    )
     event_row(mid, events, "division")
     event_row(bottom, events, "death")
     return fig
@@ -105,7 +120,9 @@ def make_figure(seed: int = 0) -> plt.Figure:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "real_vs_simulated.png"))
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "real_vs_simulated.png")
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     make_figure(args.seed).savefig(args.out, dpi=72)

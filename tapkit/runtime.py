@@ -40,7 +40,18 @@ import torch
 
 from tapkit.data.movie import InputError
 
-__all__ = ["pick_device", "cpu_has_bf16", "cpu_bf16", "cpu_precision", "cpu_float32", "amp_dtype", "autocast", "seed_everything", "deterministic", "run_settings"]
+__all__ = [
+    "pick_device",
+    "cpu_has_bf16",
+    "cpu_bf16",
+    "cpu_precision",
+    "cpu_float32",
+    "amp_dtype",
+    "autocast",
+    "seed_everything",
+    "deterministic",
+    "run_settings",
+]
 
 
 def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> torch.device:
@@ -54,7 +65,10 @@ def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> 
         elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             dev, why = torch.device("mps"), "Apple GPU (MPS)"
         else:
-            dev, why = torch.device("cpu"), "CPU (no GPU found: training is slower, use the 'cpu' profile)"
+            dev, why = (
+                torch.device("cpu"),
+                "CPU (no GPU found: training is slower, use the 'cpu' profile)",
+            )
         if verbose:
             print(f"tapkit: using {why}")
         return dev
@@ -63,8 +77,12 @@ def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> 
             f"device={device!r} asked for CUDA, but PyTorch sees no GPU. Use device='auto' or 'cpu' "
             "(on Colab: Runtime > Change runtime type > GPU)."
         )
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError(f"device={device!r} asked for Apple MPS, which is not available here. Use 'auto' or 'cpu'.")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise RuntimeError(
+            f"device={device!r} asked for Apple MPS, which is not available here. Use 'auto' or 'cpu'."
+        )
     return torch.device(name)
 
 
@@ -73,11 +91,16 @@ CPU_BF16_ENV = "TAPKIT_CPU_BF16"  # "1": bfloat16 autocast on the CPU; "0": floa
 
 def cpu_has_bf16() -> bool:
     """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX): only there is $TAPKIT_CPU_BF16=1 faster."""
-    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    checks = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", None),
+        getattr(torch.cpu, "_is_amx_tile_supported", None),
+    )
     return any(bool(check()) for check in checks if check is not None)
 
 
-_FORCE_FLOAT32 = contextvars.ContextVar("tapkit_cpu_float32", default=False)  # set inside `cpu_float32()`
+_FORCE_FLOAT32 = contextvars.ContextVar(
+    "tapkit_cpu_float32", default=False
+)  # set inside `cpu_float32()`
 
 
 def cpu_bf16() -> bool:
@@ -91,8 +114,10 @@ def cpu_bf16() -> bool:
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise InputError(f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or auto / unset "
-                     "(bfloat16 where the CPU computes it natively, the default).")
+    raise InputError(
+        f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or auto / unset "
+        "(bfloat16 where the CPU computes it natively, the default)."
+    )
 
 
 def cpu_precision() -> str:
@@ -127,7 +152,9 @@ def amp_dtype(device: torch.device, enabled: bool = True) -> "torch.dtype | None
 def autocast(device: torch.device, enabled: bool = True) -> Any:
     """The one mixed-precision context of tapkit: `amp_dtype` autocast (CUDA; CPU if asked), a no-op elsewhere."""
     dtype = amp_dtype(device, enabled)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return (
+        torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -158,6 +185,10 @@ def deterministic(threads: "int | None" = None, thread_independent: bool = False
 
 def run_settings() -> dict[str, Any]:
     """What the numbers of a seeded run depend on besides the seed: torch version, CPU threads, oneDNN, device."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "onednn": bool(torch.backends.mkldnn.enabled), "cpu_bf16": cpu_bf16(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "onednn": bool(torch.backends.mkldnn.enabled),
+        "cpu_bf16": cpu_bf16(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

@@ -14,7 +14,9 @@ TINY_LINEAGE = np.array([[1, 0, 3, 0], [2, 4, 7, 1], [3, 4, 7, 1], [4, 0, 7, 0]]
 TINY_CENTRES = {1: (20, 20), 2: (13, 20), 3: (28, 22), 4: (44, 44)}
 
 
-def make_tiny_movie(n_frames: int = 8, size: int = 64, seed: int = 0, integer: bool = True) -> Movie:
+def make_tiny_movie(
+    n_frames: int = 8, size: int = 64, seed: int = 0, integer: bool = True
+) -> Movie:
     """A (8, 64, 64) movie of four disc 'nuclei' with labels, lineage and one division (events on
     the mother's last frame and the daughters' first frame). Integer-valued images unless integer=False."""
     rng = np.random.default_rng(seed)
@@ -23,14 +25,21 @@ def make_tiny_movie(n_frames: int = 8, size: int = 64, seed: int = 0, integer: b
     for tid, first, last, _ in TINY_LINEAGE:
         cy, cx = TINY_CENTRES[int(tid)]
         disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= 25
-        labels[first:last + 1][:, disc] = tid
+        labels[first : last + 1][:, disc] = tid
     images = 100.0 + 400.0 * (labels > 0) + rng.normal(0, 10, labels.shape)
     images = np.round(images) if integer else images
     events = np.zeros(labels.shape, np.uint8)
     events[3][labels[3] == 1] = DIVISION
     events[4][np.isin(labels[4], [2, 3])] = DIVISION
-    return Movie(images.astype(np.float32), labels=labels, events=events, lineage=TINY_LINEAGE.copy(),
-                 name="tiny", pixel_size=0.5, frame_interval=10.0)
+    return Movie(
+        images.astype(np.float32),
+        labels=labels,
+        events=events,
+        lineage=TINY_LINEAGE.copy(),
+        name="tiny",
+        pixel_size=0.5,
+        frame_interval=10.0,
+    )
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """One rank of a test run under torchrun: `tapkit` with two test hooks (not part of the package).
 
-    TAPKIT_TEST_GUARD=DIR   on every rank but 0, any attempt to create, open for writing, rename or remove
-                            a file under DIR raises PermissionError (a Python audit hook), so a rank > 0
-                            that writes makes the job fail; each rank prints how many such attempts it saw.
-    TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch (1-based);
-    TAPKIT_TEST_KILL=R:N:stop  rank R stops itself instead (SIGSTOP: alive but hung, for the timeout).
+TAPKIT_TEST_GUARD=DIR   on every rank but 0, any attempt to create, open for writing, rename or remove
+                        a file under DIR raises PermissionError (a Python audit hook), so a rank > 0
+                        that writes makes the job fail; each rank prints how many such attempts it saw.
+TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch (1-based);
+TAPKIT_TEST_KILL=R:N:stop  rank R stops itself instead (SIGSTOP: alive but hung, for the timeout).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def guard(root: str) -> None:
     root = os.path.realpath(root)
 
     def inside(path: object) -> bool:
-        return isinstance(path, (str, bytes, os.PathLike)) and os.path.realpath(os.fsdecode(path)).startswith(root)
+        return isinstance(path, (str, bytes, os.PathLike)) and os.path.realpath(
+            os.fsdecode(path)
+        ).startswith(root)
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
@@ -50,7 +52,10 @@ def kill_at(step: int, sig: int = signal.SIGKILL) -> None:
     def make_batch(model, samplers):
         count[0] += 1
         if count[0] == step:
-            print(f"ddp_worker: rank {RANK} kills itself at batch {step} ({signal.Signals(sig).name})", flush=True)
+            print(
+                f"ddp_worker: rank {RANK} kills itself at batch {step} ({signal.Signals(sig).name})",
+                flush=True,
+            )
             os.kill(os.getpid(), sig)
         return original(model, samplers)
 

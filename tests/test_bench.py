@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from benchmarks.bench_pipeline import format_report, main, run_benchmark, time_calls
-from benchmarks.reference_loader import ReferenceDataset, _affine, reference_augment, reference_loader
+from benchmarks.reference_loader import (
+    ReferenceDataset,
+    _affine,
+    reference_augment,
+    reference_loader,
+)
 from tapkit import InputError
 
 TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4)
@@ -38,7 +43,13 @@ def test_reference_dataset_crops_and_labels():
         x, y = ds[i % 5]
         pair = ds.sequences[i % 5][:, 0]  # (2, Y, X) normalised frames t, t + 1
         frames = pair.flip(0) if y == 1 else pair
-        assert (frames.unfold(1, 16, 1).unfold(2, 16, 1) == x[:, 0, None, None]).flatten(3).all(-1).all(0).any()
+        assert (
+            (frames.unfold(1, 16, 1).unfold(2, 16, 1) == x[:, 0, None, None])
+            .flatten(3)
+            .all(-1)
+            .all(0)
+            .any()
+        )
         labels.add(int(y))
     assert labels == {0, 1}
 
@@ -64,14 +75,39 @@ def test_time_calls_counts_calls():
 
 
 def test_run_benchmark_tiny(capsys, tmp_path):
-    res = run_benchmark("cpu", batch=4, patch=16, repeats=2, steps=1, frames=6, size=40, workers=0, model_kw=TINY)
+    res = run_benchmark(
+        "cpu", batch=4, patch=16, repeats=2, steps=1, frames=6, size=40, workers=0, model_kw=TINY
+    )
     assert set(res["pairs_s"]) == {"reference", "tapkit_1t", "tapkit_2t"}
     for key in ("step_pregenerated_s", "step_with_sampler_s", "pipeline_share", "tapkit_peak_mb"):
         assert np.isfinite(res[key]) and res[key] > 0, key
     assert all(v > 0 for v in res["ratio"].values()) and len(res["load_before"]) == 3
     assert "x the reference" in format_report(res)
-    main(["--device", "cpu", "--batch", "2", "--patch", "16", "--size", "40", "--frames", "6", "--repeats", "1",
-          "--steps", "1", "--workers", "1", "--threads", "1", "--data-only", "--json", str(tmp_path / "b.json")])
+    main(
+        [
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "--patch",
+            "16",
+            "--size",
+            "40",
+            "--frames",
+            "6",
+            "--repeats",
+            "1",
+            "--steps",
+            "1",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--data-only",
+            "--json",
+            str(tmp_path / "b.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert "pairs/s" in out and "train step" not in out
     assert json.loads((tmp_path / "b.json").read_text())["pairs_s"]["reference"] > 0
@@ -88,12 +124,31 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     """The one-command GPU check runs end to end at toy sizes on a CPU and writes its JSON report."""
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "gpu_check.json"
-    proc = subprocess.run(["bash", str(root / "scripts" / "gpu_check.sh"), "--tiny", "--device", "cpu",
-                           "--tests", str(root / "tests" / "test_gpu.py"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable})
+    proc = subprocess.run(
+        [
+            "bash",
+            str(root / "scripts" / "gpu_check.sh"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--tests",
+            str(root / "tests" / "test_gpu.py"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["tiny"] and report["benchmark"]["pairs_s"]["tapkit_1t"] > 0
-    assert report["pytest_gpu"]["returncode"] in (0, 5)  # all gpu tests skipped without CUDA (5: none collected)
-    assert report["short_run"]["returncode"] == 0, report["short_run"]["tail"]  # the short course run (tiny: notebook 00)
+    assert report["pytest_gpu"]["returncode"] in (
+        0,
+        5,
+    )  # all gpu tests skipped without CUDA (5: none collected)
+    assert report["short_run"]["returncode"] == 0, report["short_run"][
+        "tail"
+    ]  # the short course run (tiny: notebook 00)
     assert report["short_run"]["notebooks"]["00_welcome_and_data"]["status"] == "ok"

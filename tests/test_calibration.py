@@ -35,19 +35,23 @@ def test_ece_matches_torchmetrics_multiclass(n_bins):
     probs = softmax(logits, axis=1)
     ref = torchmetrics_cls.MulticlassCalibrationError(num_classes=3, n_bins=n_bins, norm="l1")
     expected = ref(torch.tensor(probs), torch.tensor(labels)).item()
-    assert cal.expected_calibration_error(probs, labels, n_bins=n_bins) == pytest.approx(expected, abs=1e-6)
+    assert cal.expected_calibration_error(probs, labels, n_bins=n_bins) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_ece_matches_torchmetrics_binary_class1():
     rng = np.random.default_rng(2)
     p1 = rng.beta(0.5, 0.5, size=400)
-    labels = (rng.random(400) < p1 ** 2).astype(int)  # miscalibrated on purpose
+    labels = (rng.random(400) < p1**2).astype(int)  # miscalibrated on purpose
     ref = torchmetrics_cls.BinaryCalibrationError(n_bins=15, norm="l1")
     expected = ref(torch.tensor(p1), torch.tensor(labels)).item()
     got = cal.expected_calibration_error(p1, labels, confidence="class-1")
     assert got == pytest.approx(expected, abs=1e-6)
     # (N, 2) input gives the same class-1 ECE as (N,)
-    assert cal.expected_calibration_error(np.stack([1 - p1, p1], 1), labels, confidence="class-1") == pytest.approx(got)
+    assert cal.expected_calibration_error(
+        np.stack([1 - p1, p1], 1), labels, confidence="class-1"
+    ) == pytest.approx(got)
 
 
 def test_ece_top_label_binary_equals_two_column_multiclass():
@@ -57,7 +61,9 @@ def test_ece_top_label_binary_equals_two_column_multiclass():
     probs2 = np.stack([1 - p1, p1], 1)
     ref = torchmetrics_cls.MulticlassCalibrationError(num_classes=2, n_bins=10, norm="l1")
     expected = ref(torch.tensor(probs2), torch.tensor(labels)).item()
-    assert cal.expected_calibration_error(p1, labels, n_bins=10) == pytest.approx(expected, abs=1e-6)
+    assert cal.expected_calibration_error(p1, labels, n_bins=10) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_ece_hand_computed():
@@ -66,10 +72,14 @@ def test_ece_hand_computed():
     labels = np.array([0, 1, 1, 1, 0])
     low = 2 / 5 * abs(0.5 - 0.2)
     high = 3 / 5 * abs(2 / 3 - (0.8 + 0.9 + 0.6) / 3)
-    assert cal.expected_calibration_error(p1, labels, n_bins=2, confidence="class-1") == pytest.approx(low + high)
+    assert cal.expected_calibration_error(
+        p1, labels, n_bins=2, confidence="class-1"
+    ) == pytest.approx(low + high)
     # top-label: confidences .9, .7, .8, .9, .6, correct: 1, 0, 1, 1, 0 -> all in bin [.5, 1]
     conf = np.array([0.9, 0.7, 0.8, 0.9, 0.6])
-    assert cal.expected_calibration_error(p1, labels, n_bins=2) == pytest.approx(abs(conf.mean() - 3 / 5))
+    assert cal.expected_calibration_error(p1, labels, n_bins=2) == pytest.approx(
+        abs(conf.mean() - 3 / 5)
+    )
 
 
 def test_ece_near_zero_for_calibrated_data():
@@ -79,7 +89,7 @@ def test_ece_near_zero_for_calibrated_data():
     assert cal.expected_calibration_error(p1, labels, confidence="class-1") < 0.01
     assert cal.expected_calibration_error(p1, labels) < 0.01
     # and clearly non-zero when the same labels come with sharpened probabilities
-    assert cal.expected_calibration_error(p1 ** 3, labels, confidence="class-1") > 0.1
+    assert cal.expected_calibration_error(p1**3, labels, confidence="class-1") > 0.1
 
 
 def test_calibration_bins_counts_sum_to_n():
@@ -98,7 +108,9 @@ def test_nll_matches_torch_cross_entropy_and_bce():
     assert cal.negative_log_likelihood(logits, labels) == pytest.approx(ref, rel=1e-9)
     z = logits[:, 0]
     lab2 = labels % 2
-    ref_bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(z), torch.tensor(lab2, dtype=torch.float64)).item()
+    ref_bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(z), torch.tensor(lab2, dtype=torch.float64)
+    ).item()
     assert cal.negative_log_likelihood(z, lab2) == pytest.approx(ref_bce, rel=1e-9)
 
 
@@ -124,7 +136,13 @@ def test_temperature_never_increases_val_nll_and_reduces_test_ece(k):
     assert rep["val_nll_after"] <= rep["val_nll_before"] + 1e-12
     if k != 1.0:  # miscalibrated: held-out ECE must drop
         assert rep["test_ece_after"] < rep["test_ece_before"]
-    assert set(rep) >= {"temperature", "val_ece_before", "val_ece_after", "test_nll_before", "test_nll_after"}
+    assert set(rep) >= {
+        "temperature",
+        "val_ece_before",
+        "val_ece_after",
+        "test_nll_before",
+        "test_nll_after",
+    }
 
 
 def test_temperature_keeps_predictions_and_apply_divides():
@@ -154,7 +172,9 @@ def test_triage_and_pairs_to_check():
     labels = (rng.random(p1.size) < p1).astype(int)
     tri = cal.triage(p1, threshold=0.2, labels=labels)
     assert tri["n_review"] == int((p1 >= 0.2).sum())
-    assert tri["expected_missed"] == pytest.approx(tri["missed"], rel=0.15)  # calibrated -> honest estimate
+    assert tri["expected_missed"] == pytest.approx(
+        tri["missed"], rel=0.15
+    )  # calibrated -> honest estimate
     chk = cal.pairs_to_check(p1, labels, recall=0.9)
     top = np.argsort(-p1)[: chk["n_check"]]
     assert labels[top].sum() >= 0.9 * labels.sum() > labels[top[:-1]].sum()
@@ -168,12 +188,19 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
     fig = plot_cal.reliability_diagram(cal.to_probs(logits), labels, n_bins=10)
     assert isinstance(fig, plt.Figure)
     texts = [t.get_text() for t in fig.axes[0].texts]
-    ece = cal.expected_calibration_error(cal.to_probs(logits), labels, n_bins=10, confidence="class-1")
+    ece = cal.expected_calibration_error(
+        cal.to_probs(logits), labels, n_bins=10, confidence="class-1"
+    )
     assert f"ECE = {ece:.3f}" in texts
     plt.close(fig)
 
     class Result:  # what run_strategy returns, reduced to the fields plot_calibration reads
-        val_logits, val_labels, test_logits, test_labels = logits[:150], labels[:150], logits[150:], labels[150:]
+        val_logits, val_labels, test_logits, test_labels = (
+            logits[:150],
+            labels[:150],
+            logits[150:],
+            labels[150:],
+        )
 
     fig = plot_cal.plot_calibration({"linear": Result(), "resnet": (logits, labels, 2.0)})
     assert len(fig.axes) == 4
@@ -183,23 +210,38 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("call", [
-    lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1, 1])),  # shape mismatch
-    lambda: cal.expected_calibration_error(np.array([0.2, 1.7]), np.array([0, 1])),  # not probabilities
-    lambda: cal.expected_calibration_error(np.array([]), np.array([])),  # empty
-    lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 2])),  # labels not 0/1
-    lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0.5, 1])),  # non-integer labels
-    lambda: cal.expected_calibration_error(np.array([[0.2, 0.7]]), np.array([0])),  # rows not summing to 1
-    lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1]), n_bins=0),
-    lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1]), confidence="max"),
-    lambda: cal.negative_log_likelihood(np.array([[np.nan, 1.0]]), np.array([0])),
-    lambda: cal.fit_temperature(np.zeros((3, 2)), np.array([0, 1])),
-    lambda: cal.fit_temperature(np.zeros((0, 2)), np.zeros(0)),
-    lambda: cal.apply_temperature(np.zeros((3, 2)), -1.0),
-    lambda: cal.triage(np.array([0.2, 0.7]), threshold=2.0),
-    lambda: cal.pairs_to_check(np.array([0.2, 0.7]), np.array([0, 0])),
-    lambda: plot_cal.plot_calibration({"linear": "nonsense"}),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: cal.expected_calibration_error(
+            np.array([0.2, 0.7]), np.array([0, 1, 1])
+        ),  # shape mismatch
+        lambda: cal.expected_calibration_error(
+            np.array([0.2, 1.7]), np.array([0, 1])
+        ),  # not probabilities
+        lambda: cal.expected_calibration_error(np.array([]), np.array([])),  # empty
+        lambda: cal.expected_calibration_error(
+            np.array([0.2, 0.7]), np.array([0, 2])
+        ),  # labels not 0/1
+        lambda: cal.expected_calibration_error(
+            np.array([0.2, 0.7]), np.array([0.5, 1])
+        ),  # non-integer labels
+        lambda: cal.expected_calibration_error(
+            np.array([[0.2, 0.7]]), np.array([0])
+        ),  # rows not summing to 1
+        lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1]), n_bins=0),
+        lambda: cal.expected_calibration_error(
+            np.array([0.2, 0.7]), np.array([0, 1]), confidence="max"
+        ),
+        lambda: cal.negative_log_likelihood(np.array([[np.nan, 1.0]]), np.array([0])),
+        lambda: cal.fit_temperature(np.zeros((3, 2)), np.array([0, 1])),
+        lambda: cal.fit_temperature(np.zeros((0, 2)), np.zeros(0)),
+        lambda: cal.apply_temperature(np.zeros((3, 2)), -1.0),
+        lambda: cal.triage(np.array([0.2, 0.7]), threshold=2.0),
+        lambda: cal.pairs_to_check(np.array([0.2, 0.7]), np.array([0, 0])),
+        lambda: plot_cal.plot_calibration({"linear": "nonsense"}),
+    ],
+)
 def test_bad_input_raises_input_error(call):
     with pytest.raises(InputError):
         call()
@@ -232,4 +274,3 @@ def test_event_probability_is_one_function_for_probs_and_logits():
         cal.event_probability(probs, "odds")
     with pytest.raises(InputError, match="binary"):
         cal.event_probability(np.full((2, 3), 1 / 3))
-

@@ -14,8 +14,16 @@ from scipy import stats
 from tapkit.course import claims, results
 from tapkit.data.movie import InputError
 from tapkit.downstream import protocol
-from tapkit.downstream.protocol import (LR_GRID, PairedDifference, check_protocol, converged, eval_steps,
-                                        paired_difference, select_lr, verdict)
+from tapkit.downstream.protocol import (
+    LR_GRID,
+    PairedDifference,
+    check_protocol,
+    converged,
+    eval_steps,
+    paired_difference,
+    select_lr,
+    verdict,
+)
 
 
 # ---------------------------------------------------------------- the verdict rule
@@ -45,13 +53,19 @@ def test_the_margin_moves_the_bar():
     assert verdict(d, margin=0.0) == "holds"
     assert verdict(d, margin=0.2) == "fails"  # the whole interval lies below +0.2
     assert verdict(d, margin=d.mean) == "inconclusive"  # the margin inside the interval
-    near = paired_difference([0.77, 0.79, 0.80], [0.80, 0.81, 0.82])  # slightly worse: "near" with margin -0.05
+    near = paired_difference(
+        [0.77, 0.79, 0.80], [0.80, 0.81, 0.82]
+    )  # slightly worse: "near" with margin -0.05
     assert verdict(near) == "fails" and verdict(near, margin=-0.05) == "holds"
 
 
 def test_equal_runs_give_a_zero_width_interval():
     d = paired_difference([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
-    assert d.mean == pytest.approx(0.1) and d.low == pytest.approx(0.1) and d.high == pytest.approx(0.1)
+    assert (
+        d.mean == pytest.approx(0.1)
+        and d.low == pytest.approx(0.1)
+        and d.high == pytest.approx(0.1)
+    )
     assert verdict(d) == "holds" and verdict(d, margin=0.1 + 1e-9) == "fails"
 
 
@@ -64,7 +78,9 @@ def test_paired_difference_is_the_scipy_t_interval(seed, n):
     d = a - b
     low, high = stats.t.interval(0.95, n - 1, loc=d.mean(), scale=stats.sem(d))
     got = paired_difference(a, b)
-    assert (got.mean, got.low, got.high, got.n) == pytest.approx((d.mean(), low, high, n), rel=1e-12, abs=1e-12)
+    assert (got.mean, got.low, got.high, got.n) == pytest.approx(
+        (d.mean(), low, high, n), rel=1e-12, abs=1e-12
+    )
     # the same interval as ttest_rel's confidence interval, and the same decision as its two-sided p-value
     ci = stats.ttest_rel(a, b).confidence_interval(0.95)
     assert (got.low, got.high) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=1e-12)
@@ -136,7 +152,9 @@ def test_a_curve_with_nan_did_not_converge():
 
 
 # ---------------------------------------------------------------- evaluation steps
-@pytest.mark.parametrize("steps, n", [(100, 20), (1000, 20), (37, 5), (7, 4), (5, 20), (1, 3), (99, 7)])
+@pytest.mark.parametrize(
+    "steps, n", [(100, 20), (1000, 20), (37, 5), (7, 4), (5, 20), (1, 3), (99, 7)]
+)
 def test_eval_steps_are_increasing_and_end_at_steps(steps, n):
     got = eval_steps(steps, n)
     assert got[-1] == steps and got[0] >= 1
@@ -168,7 +186,9 @@ def test_select_lr_picks_the_best_validation_score():
 
 
 def test_select_lr_ties_go_to_the_smaller_lr():
-    best, run, _ = select_lr(lambda lr: lr, lambda lr: 0.8 if lr > 1e-4 else 0.1, grid=(3e-3, 1e-4, 1e-3, 3e-4))
+    best, run, _ = select_lr(
+        lambda lr: lr, lambda lr: 0.8 if lr > 1e-4 else 0.1, grid=(3e-3, 1e-4, 1e-3, 3e-4)
+    )
     assert best == 3e-4 and run == 3e-4
 
 
@@ -177,9 +197,18 @@ def test_select_lr_needs_a_grid():
         select_lr(lambda lr: lr, float, grid=())
 
 
-@pytest.mark.parametrize("kw, match", [(dict(steps=0), "steps"), (dict(n_evals=3), "plateau"), (dict(n_runs=0), "n_runs"),
-                                       (dict(lr_grid=()), "lr_grid"), (dict(lr_grid=(1e-3, 2.0)), "lr_grid"),
-                                       (dict(steps=10.5), "steps"), (dict(n_runs=True), "n_runs")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(steps=0), "steps"),
+        (dict(n_evals=3), "plateau"),
+        (dict(n_runs=0), "n_runs"),
+        (dict(lr_grid=()), "lr_grid"),
+        (dict(lr_grid=(1e-3, 2.0)), "lr_grid"),
+        (dict(steps=10.5), "steps"),
+        (dict(n_runs=True), "n_runs"),
+    ],
+)
 def test_check_protocol_names_the_bad_setting(kw, match):
     args = dict(steps=100, n_evals=10, lr_grid=LR_GRID, n_runs=3, what="heads") | kw
     with pytest.raises(InputError, match=match) as err:
@@ -188,13 +217,27 @@ def test_check_protocol_names_the_bad_setting(kw, match):
 
 
 def test_check_protocol_accepts_the_defaults():
-    check_protocol(steps=100, n_evals=protocol.eval_steps.__defaults__[0], lr_grid=LR_GRID, n_runs=1, what="heads")
+    check_protocol(
+        steps=100,
+        n_evals=protocol.eval_steps.__defaults__[0],
+        lr_grid=LR_GRID,
+        n_runs=1,
+        what="heads",
+    )
 
 
 # ---------------------------------------------------------------- parts
-@pytest.mark.parametrize("verdicts, expected", [(["holds", "holds"], "holds"), (["holds", "inconclusive"], "inconclusive"),
-                                                (["holds", "fails"], "fails"), (["inconclusive", "fails"], "fails"),
-                                                (["inconclusive"], "inconclusive"), (["fails"], "fails")])
+@pytest.mark.parametrize(
+    "verdicts, expected",
+    [
+        (["holds", "holds"], "holds"),
+        (["holds", "inconclusive"], "inconclusive"),
+        (["holds", "fails"], "fails"),
+        (["inconclusive", "fails"], "fails"),
+        (["inconclusive"], "inconclusive"),
+        (["fails"], "fails"),
+    ],
+)
 def test_combine(verdicts, expected):
     assert claims.combine(verdicts) == expected
 
@@ -213,24 +256,42 @@ def results_file(tmp_path, monkeypatch):
 
 
 def test_assess_prints_the_verdict_and_records_it(results_file, capsys):
-    entry = claims.assess("001-tap-beats-random", [0.8, 0.82, 0.81], [0.6, 0.62, 0.6], measured="class-1 F1, A1 - B1")
+    entry = claims.assess(
+        "001-tap-beats-random", [0.8, 0.82, 0.81], [0.6, 0.62, 0.6], measured="class-1 F1, A1 - B1"
+    )
     line = capsys.readouterr().out
-    assert line.startswith("claim 001 · frozen TAP features beat frozen random features: HOLDS (class-1 F1, A1 - B1: +0.203")
+    assert line.startswith(
+        "claim 001 · frozen TAP features beat frozen random features: HOLDS (class-1 F1, A1 - B1: +0.203"
+    )
     assert "n=3)" in line
     stored = json.loads(results_file.read_text())["claims"]["001-tap-beats-random"]
     assert stored == results.to_jsonable(entry)
     assert stored["verdict"] == "holds" and stored["n_runs"] == 3 and stored["paper"] == "001"
-    assert stored["measured"] == "class-1 F1, A1 - B1" and stored["claim"] == claims.CLAIMS["001-tap-beats-random"][1]
+    assert (
+        stored["measured"] == "class-1 F1, A1 - B1"
+        and stored["claim"] == claims.CLAIMS["001-tap-beats-random"][1]
+    )
     d = paired_difference([0.8, 0.82, 0.81], [0.6, 0.62, 0.6])
-    assert stored["difference"] == pytest.approx(dict(mean=d.mean, low=d.low, high=d.high, n_runs=3, margin=0.0))
+    assert stored["difference"] == pytest.approx(
+        dict(mean=d.mean, low=d.low, high=d.high, n_runs=3, margin=0.0)
+    )
     assert "parts" not in stored
 
 
 def test_assess_with_parts(results_file, capsys):
-    entry = claims.assess("001-criteria-order", None, parts={
-        "size-either - any-either": ([0.7, 0.72, 0.71], [0.5, 0.52, 0.5]),
-        "any-either - any-both": ([0.5, 0.6, 0.4], [0.5, 0.45, 0.55])}, measured="class-1 F1 of A1")
-    assert entry["verdict"] == "inconclusive" and set(entry["parts"]) == {"size-either - any-either", "any-either - any-both"}
+    entry = claims.assess(
+        "001-criteria-order",
+        None,
+        parts={
+            "size-either - any-either": ([0.7, 0.72, 0.71], [0.5, 0.52, 0.5]),
+            "any-either - any-both": ([0.5, 0.6, 0.4], [0.5, 0.45, 0.55]),
+        },
+        measured="class-1 F1 of A1",
+    )
+    assert entry["verdict"] == "inconclusive" and set(entry["parts"]) == {
+        "size-either - any-either",
+        "any-either - any-both",
+    }
     assert entry["parts"]["size-either - any-either"]["verdict"] == "holds"
     assert entry["parts"]["any-either - any-both"]["verdict"] == "inconclusive"
     out = capsys.readouterr().out
@@ -240,12 +301,18 @@ def test_assess_with_parts(results_file, capsys):
 
 
 def test_a_failing_part_fails_the_claim(results_file):
-    entry = claims.assess("001-criteria-order", None, parts={"a": ([0.7, 0.71], [0.5, 0.5]), "b": ([0.3, 0.31], [0.6, 0.6])})
+    entry = claims.assess(
+        "001-criteria-order",
+        None,
+        parts={"a": ([0.7, 0.71], [0.5, 0.5]), "b": ([0.3, 0.31], [0.6, 0.6])},
+    )
     assert entry["verdict"] == "fails" and entry["n_runs"] == 2
 
 
 def test_assess_margin_is_recorded(results_file):
-    entry = claims.assess("002-mim-quarter-labels", [0.78, 0.79, 0.8], [0.8, 0.8, 0.81], margin=-0.05)
+    entry = claims.assess(
+        "002-mim-quarter-labels", [0.78, 0.79, 0.8], [0.8, 0.8, 0.81], margin=-0.05
+    )
     assert entry["verdict"] == "holds" and entry["difference"]["margin"] == -0.05
 
 
@@ -253,13 +320,17 @@ def test_assessing_again_replaces_the_entry(results_file):
     claims.assess("001-criteria-order", None, parts={"a": ([0.7, 0.71], [0.5, 0.5])})
     claims.assess("001-criteria-order", [0.5, 0.6], [0.55, 0.5], note="again")
     stored = json.loads(results_file.read_text())["claims"]["001-criteria-order"]
-    assert "parts" not in stored and stored["note"] == "again" and stored["n_runs"] == 2  # nothing of the first left
+    # nothing of the first left
+    assert "parts" not in stored and stored["note"] == "again" and stored["n_runs"] == 2
 
 
 def test_entries_of_other_claims_stay(results_file):
     claims.assess("001-tap-beats-random", [0.8, 0.82], [0.6, 0.62])
     claims.assess("001-content-view", [0.8, 0.82], [0.7, 0.71])
-    assert set(json.loads(results_file.read_text())["claims"]) == {"001-tap-beats-random", "001-content-view"}
+    assert set(json.loads(results_file.read_text())["claims"]) == {
+        "001-tap-beats-random",
+        "001-content-view",
+    }
 
 
 def test_assess_without_record_writes_nothing(results_file):
@@ -295,11 +366,20 @@ def test_one_run_is_recorded_as_inconclusive_and_survives_json(results_file):
 # ---------------------------------------------------------------- the scorecard
 def test_every_claim_id_names_its_paper():
     for claim_id, (paper, text) in claims.CLAIMS.items():
-        assert claim_id.startswith(paper + "-") and paper in {"000", "001", "002", "003", "004"} and text
+        assert (
+            claim_id.startswith(paper + "-")
+            and paper in {"000", "001", "002", "003", "004"}
+            and text
+        )
 
 
 def test_scorecard_lists_every_claim_in_order_with_not_measured(results_file):
-    entry = claims.assess("001-content-view", [0.8, 0.82, 0.81], [0.7, 0.71, 0.7], measured="TAP accuracy, crop 64 - crop 32")
+    entry = claims.assess(
+        "001-content-view",
+        [0.8, 0.82, 0.81],
+        [0.7, 0.71, 0.7],
+        measured="TAP accuracy, crop 64 - crop 32",
+    )
     table = claims.scorecard_markdown({"001-content-view": entry})
     rows = table.splitlines()[2:]
     assert len(rows) == len(claims.CLAIMS)
@@ -307,28 +387,51 @@ def test_scorecard_lists_every_claim_in_order_with_not_measured(results_file):
         assert row.startswith(f"| {paper} | {text} |"), (row, claim_id)
         assert ("not measured" in row) == (claim_id != "001-content-view")
     measured = rows[list(claims.CLAIMS).index("001-content-view")]
-    assert "TAP accuracy, crop 64 - crop 32: +0.107 [" in measured and "| 3 | **holds** |" in measured
+    assert (
+        "TAP accuracy, crop 64 - crop 32: +0.107 [" in measured and "| 3 | **holds** |" in measured
+    )
 
 
 def test_scorecard_of_nothing_and_of_parts():
     assert claims.scorecard_markdown({}).count("not measured in this run") == len(claims.CLAIMS)
     assert claims.scorecard_markdown(None).count("not measured in this run") == len(claims.CLAIMS)
-    entry = claims.assess("001-criteria-order", None, parts={"size > any": ([0.7, 0.72, 0.71], [0.5, 0.52, 0.5]),
-                                                             "either > both": ([0.5, 0.6, 0.4], [0.5, 0.45, 0.55])},
-                          record=False, note="each criterion has its own test labels")
-    row = next(r for r in claims.scorecard_markdown({"001-criteria-order": entry}).splitlines() if "Table 5" in r)
-    assert "size > any: +0.203 [" in row and "; either > both: " in row and "**inconclusive**" in row
+    entry = claims.assess(
+        "001-criteria-order",
+        None,
+        parts={
+            "size > any": ([0.7, 0.72, 0.71], [0.5, 0.52, 0.5]),
+            "either > both": ([0.5, 0.6, 0.4], [0.5, 0.45, 0.55]),
+        },
+        record=False,
+        note="each criterion has its own test labels",
+    )
+    row = next(
+        r
+        for r in claims.scorecard_markdown({"001-criteria-order": entry}).splitlines()
+        if "Table 5" in r
+    )
+    assert (
+        "size > any: +0.203 [" in row and "; either > both: " in row and "**inconclusive**" in row
+    )
     assert "*each criterion has its own test labels*" in row
 
 
 def test_scorecard_cells_are_safe_markdown():
-    entry = claims.assess("001-content-view", [0.8, 0.82], [0.7, 0.71], measured="a | b\nc", record=False)
-    row = next(r for r in claims.scorecard_markdown({"001-content-view": entry}).splitlines() if "Table 6" in r)
+    entry = claims.assess(
+        "001-content-view", [0.8, 0.82], [0.7, 0.71], measured="a | b\nc", record=False
+    )
+    row = next(
+        r
+        for r in claims.scorecard_markdown({"001-content-view": entry}).splitlines()
+        if "Table 6" in r
+    )
     assert "a \\| b c" in row and row.count(" | ") == 4
 
 
 def test_scorecard_shows_a_margin():
-    entry = claims.assess("002-mim-quarter-labels", [0.78, 0.79, 0.8], [0.8, 0.8, 0.81], margin=-0.05, record=False)
+    entry = claims.assess(
+        "002-mim-quarter-labels", [0.78, 0.79, 0.8], [0.8, 0.8, 0.81], margin=-0.05, record=False
+    )
     assert "(margin -0.050)" in claims.scorecard_markdown({"002-mim-quarter-labels": entry})
 
 
@@ -336,13 +439,27 @@ def test_scorecard_section_has_heading_rule_and_tally():
     entry = claims.assess("001-content-view", [0.8, 0.82, 0.81], [0.7, 0.71, 0.7], record=False)
     text = claims.scorecard_section({"001-content-view": entry})
     assert text.startswith("## Claims scorecard\n\n" + claims.RULE)
-    assert f"1 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 0 inconclusive." in text
+    assert (
+        f"1 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 0 inconclusive."
+        in text
+    )
     assert claims.scorecard_markdown({"001-content-view": entry}) in text
 
 
 def test_scorecard_names_the_parts_a_run_could_not_measure():
-    entry = claims.assess("001-a1-best", None, parts={"A1 - A0": ([0.8, 0.82, 0.81], [0.6, 0.62, 0.6])},
-                          missing=["A1 - C1"], record=False)
+    entry = claims.assess(
+        "001-a1-best",
+        None,
+        parts={"A1 - A0": ([0.8, 0.82, 0.81], [0.6, 0.62, 0.6])},
+        missing=["A1 - C1"],
+        record=False,
+    )
     assert entry["verdict"] == "inconclusive"  # a part not measured: at best inconclusive
-    row = next(r for r in claims.scorecard_markdown({"001-a1-best": entry}).splitlines() if "best class-1" in r)
-    assert "A1 - A0: +0.203 [" in row and "not measured: A1 - C1" in row and "**inconclusive**" in row
+    row = next(
+        r
+        for r in claims.scorecard_markdown({"001-a1-best": entry}).splitlines()
+        if "best class-1" in r
+    )
+    assert (
+        "A1 - A0: +0.203 [" in row and "not measured: A1 - C1" in row and "**inconclusive**" in row
+    )

@@ -14,8 +14,17 @@ from tapkit.course import runner
 
 
 def test_parse_params_uses_python_literals_when_possible():
-    params = cli.parse_params(["tap_epochs=5", "lr=1e-3", "data=movie.tif", "size=(64, 64)", "x=None", "name= a b "])
-    assert params == {"tap_epochs": 5, "lr": 1e-3, "data": "movie.tif", "size": (64, 64), "x": None, "name": "a b"}
+    params = cli.parse_params(
+        ["tap_epochs=5", "lr=1e-3", "data=movie.tif", "size=(64, 64)", "x=None", "name= a b "]
+    )
+    assert params == {
+        "tap_epochs": 5,
+        "lr": 1e-3,
+        "data": "movie.tif",
+        "size": (64, 64),
+        "x": None,
+        "name": "a b",
+    }
     for bad in (["epochs"], ["=3"], ["two words=1"]):
         with pytest.raises(InputError, match="key=value"):
             cli.parse_params(bad)
@@ -29,25 +38,61 @@ def test_course_run_wiring(monkeypatch, tmp_path):
         return {"out": str(tmp_path), "failed": []}
 
     monkeypatch.setattr(runner, "run_course", fake_run_course)
-    rc = cli.main(["course", "run", "--profile", "smoke", "--only", "01,02", "-p", "tap_epochs=3",
-                   "-p", "data=simulated", "--out", str(tmp_path / "r"), "--notebooks", "nbs"])
+    rc = cli.main(
+        [
+            "course",
+            "run",
+            "--profile",
+            "smoke",
+            "--only",
+            "01,02",
+            "-p",
+            "tap_epochs=3",
+            "-p",
+            "data=simulated",
+            "--out",
+            str(tmp_path / "r"),
+            "--notebooks",
+            "nbs",
+        ]
+    )
     assert rc == 0
-    assert seen == {"profile": "smoke", "only": "01,02", "params": {"tap_epochs": 3, "data": "simulated"},
-                    "out": str(tmp_path / "r"), "notebooks_dir": "nbs", "dry_run": False, "resume": False,
-                    "force": False}
+    assert seen == {
+        "profile": "smoke",
+        "only": "01,02",
+        "params": {"tap_epochs": 3, "data": "simulated"},
+        "out": str(tmp_path / "r"),
+        "notebooks_dir": "nbs",
+        "dry_run": False,
+        "resume": False,
+        "force": False,
+    }
     cli.main(["course", "run", "--resume", "--out", str(tmp_path / "r"), "--force"])
-    assert seen["resume"] is True and seen["force"] is True and seen["profile"] == "auto" and seen["params"] == {}
+    assert (
+        seen["resume"] is True
+        and seen["force"] is True
+        and seen["profile"] == "auto"
+        and seen["params"] == {}
+    )
     cli.main(["course", "run", "--dry-run"])
-    assert seen["profile"] == "auto" and seen["only"] is None and seen["params"] == {} and seen["out"] is None
+    assert (
+        seen["profile"] == "auto"
+        and seen["only"] is None
+        and seen["params"] == {}
+        and seen["out"] is None
+    )
     assert seen["dry_run"] is True
     cli.main(["course", "run", "--profile", "gpu", "--short"])
     assert seen["dry_run"] == "short" and seen["profile"] == "gpu"
     seen.clear()
-    assert cli.main(["course", "run", "--dry-run", "--short"]) == 2 and seen == {}  # refused before anything ran
+    # refused before anything ran
+    assert cli.main(["course", "run", "--dry-run", "--short"]) == 2 and seen == {}
 
 
 def test_course_run_exit_codes(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(runner, "run_course", lambda **kw: {"out": str(tmp_path), "failed": ["02_x"]})
+    monkeypatch.setattr(
+        runner, "run_course", lambda **kw: {"out": str(tmp_path), "failed": ["02_x"]}
+    )
     assert cli.main(["course", "run"]) == 1
     assert "02_x" in capsys.readouterr().err
 
@@ -64,11 +109,30 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     v4 = nbformat.v4
-    cells = [v4.new_code_cell("profile = 'auto'\nout_dir = 'x'\nk = 1", metadata={"tags": ["parameters"]}),
-             v4.new_code_cell("import tapkit.course.results\ntapkit.course.results.record('demo', k=k, profile=profile)")]
+    cells = [
+        v4.new_code_cell(
+            "profile = 'auto'\nout_dir = 'x'\nk = 1", metadata={"tags": ["parameters"]}
+        ),
+        v4.new_code_cell(
+            "import tapkit.course.results\ntapkit.course.results.record('demo', k=k, profile=profile)"
+        ),
+    ]
     nbformat.write(v4.new_notebook(cells=cells), str(nbs / "00_tiny.ipynb"))
     out = tmp_path / "run"
-    rc = cli.main(["course", "run", "--profile", "smoke", "-p", "k=41", "--out", str(out), "--notebooks", str(nbs)])
+    rc = cli.main(
+        [
+            "course",
+            "run",
+            "--profile",
+            "smoke",
+            "-p",
+            "k=41",
+            "--out",
+            str(out),
+            "--notebooks",
+            str(nbs),
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["results"]["demo"] == {"k": 41, "profile": "smoke"}
@@ -77,7 +141,11 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
 
 def test_course_student_wiring(monkeypatch):
     seen = {}
-    monkeypatch.setattr(runner, "write_student_copies", lambda out, notebooks_dir=None: seen.update(out=out, nb=notebooks_dir))
+    monkeypatch.setattr(
+        runner,
+        "write_student_copies",
+        lambda out, notebooks_dir=None: seen.update(out=out, nb=notebooks_dir),
+    )
     assert cli.main(["course", "student", "--out", "mine"]) == 0
     assert seen == {"out": "mine", "nb": None}
     assert cli.main(["course", "student"]) == 0 and seen["out"] == "student"
@@ -96,7 +164,12 @@ def test_simulate_writes_tiff_and_preview(tmp_path):
     import tifffile
 
     out = tmp_path / "sim"
-    assert cli.main(["simulate", "--out", str(out), "--frames", "4", "--size", "48", "40", "--seed", "3"]) == 0
+    assert (
+        cli.main(
+            ["simulate", "--out", str(out), "--frames", "4", "--size", "48", "40", "--seed", "3"]
+        )
+        == 0
+    )
     images = tifffile.imread(out / "simulated.tif")
     assert images.shape[-3:] == (4, 48, 40) and np.ptp(images) > 0
     assert (out / "simulated.png").stat().st_size > 0
@@ -111,8 +184,22 @@ def _tiny_tiff(path):
     return path
 
 
-TINY_TRAIN = ["--profile", "smoke", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32",
-              "-o", "base_filters=4", "-o", "n_depth=2", "--device", "cpu"]
+TINY_TRAIN = [
+    "--profile",
+    "smoke",
+    "--steps-per-epoch",
+    "1",
+    "--batch-size",
+    "2",
+    "--patch",
+    "32",
+    "-o",
+    "base_filters=4",
+    "-o",
+    "n_depth=2",
+    "--device",
+    "cpu",
+]
 
 
 def test_train_writes_a_checkpoint_that_load_model_loads_and_resumes(tmp_path, capsys):
@@ -123,16 +210,36 @@ def test_train_writes_a_checkpoint_that_load_model_loads_and_resumes(tmp_path, c
     args = ["train", "--data", str(movie), "--out", str(out), *TINY_TRAIN]
     assert cli.main([*args, "--epochs", "1", "--seed", "3"]) == 0
     model = load_model(out / "tap_movie.pt", device="cpu")
-    assert isinstance(model, TAPNet) and model.config["base_filters"] == 4 and model.config["seed"] == 3
+    assert (
+        isinstance(model, TAPNet)
+        and model.config["base_filters"] == 4
+        and model.config["seed"] == 3
+    )
     assert len(json.loads((out / "tap_movie_history.json").read_text())["train_loss"]) == 1
-    assert cli.main([*args, "--epochs", "2", "--seed", "3"]) == 2  # never overwrites a training silently
+    # never overwrites a training silently
+    assert cli.main([*args, "--epochs", "2", "--seed", "3"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert cli.main([*args, "--epochs", "2", "--seed", "3", "--resume"]) == 0
     assert "after epoch 1" in capsys.readouterr().out
     assert len(json.loads((out / "tap_movie_history.json").read_text())["train_loss"]) == 2
     # a task of the profile's pretext section, with its options (notebook 07's names)
-    assert cli.main(["train", "--data", str(movie), "--out", str(out), *TINY_TRAIN, "--epochs", "1",
-                     "--pretext", "mim-intensity"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(movie),
+                "--out",
+                str(out),
+                *TINY_TRAIN,
+                "--epochs",
+                "1",
+                "--pretext",
+                "mim-intensity",
+            ]
+        )
+        == 0
+    )
     assert load_model(out / "mim-intensity_movie.pt", device="cpu").config["masking"] == "intensity"
 
 
@@ -144,19 +251,28 @@ def test_train_bad_input_exits_2_before_training(tmp_path, monkeypatch, capsys):
         raise AssertionError("training started")
 
     monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_training)
-    monkeypatch.setattr(tapkit.ssl.distributed, "setup", no_training)  # refused before the group and the data
+    monkeypatch.setattr(
+        tapkit.ssl.distributed, "setup", no_training
+    )  # refused before the group and the data
     movie = _tiny_tiff(tmp_path / "movie.tif")
     capsys.readouterr()  # the simulator's progress bar
     good = ["train", "--data", str(movie), "--out", str(tmp_path / "out"), *TINY_TRAIN]
-    cases = [(["--pretext", "jigsaw"], "jigsaw"), (["--data", str(tmp_path / "nothing.tif")], "nothing.tif"),
-             (["--batch-size", "3", "--shards", "2"], "batch_size=3 is not divisible by 2"),
-             (["-o", "wings=3"], "wings"), (["--epochs", "0"], "epochs=0"), (["--patch", "4"], "patch=4"),
-             (["--profile", "huge"], "huge")]
+    cases = [
+        (["--pretext", "jigsaw"], "jigsaw"),
+        (["--data", str(tmp_path / "nothing.tif")], "nothing.tif"),
+        (["--batch-size", "3", "--shards", "2"], "batch_size=3 is not divisible by 2"),
+        (["-o", "wings=3"], "wings"),
+        (["--epochs", "0"], "epochs=0"),
+        (["--patch", "4"], "patch=4"),
+        (["--profile", "huge"], "huge"),
+    ]
     for extra, named in cases:
         assert cli.main([*good, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith("tapkit: error:") and named in err, err
-    monkeypatch.setenv("RANK", "0")  # as under `torchrun --nproc_per_node 4`: the batch is split 4 ways
+    monkeypatch.setenv(
+        "RANK", "0"
+    )  # as under `torchrun --nproc_per_node 4`: the batch is split 4 ways
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert cli.main([*good, "--batch-size", "6"]) == 2
     assert "batch_size=6 is not divisible by 4 processes" in capsys.readouterr().err

@@ -16,7 +16,9 @@ from tapkit.course import results
 
 def base_params(tmp_path, **kw) -> dict:
     """A notebook's globals as its parameters cell would leave them."""
-    ns = dict(profile="smoke", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path / "out"))
+    ns = dict(
+        profile="smoke", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path / "out")
+    )
     ns.update(kw)
     return ns
 
@@ -26,11 +28,24 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
     from tapkit.course.profiles import PROFILES
 
     epochs_before = PROFILES["smoke"]["tap"]["epochs"]
-    cfg = config.configure(base_params(tmp_path, tap_epochs=epochs_before + 3, sim_n_frames=None, crops_size=32,
-                                       tap_augment="exact"), "01")
+    cfg = config.configure(
+        base_params(
+            tmp_path,
+            tap_epochs=epochs_before + 3,
+            sim_n_frames=None,
+            crops_size=32,
+            tap_augment="exact",
+        ),
+        "01",
+    )
     assert cfg.profile == "smoke" and cfg.device.type == "cpu" and cfg.seed == 0
-    assert cfg.tap["epochs"] == epochs_before + 3 and cfg.crops["size"] == 32 and cfg.tap["augment"] == "exact"
-    assert cfg.sim["n_frames"] == PROFILES["smoke"]["sim"]["n_frames"]  # None keeps the profile value
+    assert (
+        cfg.tap["epochs"] == epochs_before + 3
+        and cfg.crops["size"] == 32
+        and cfg.tap["augment"] == "exact"
+    )
+    # None keeps the profile value
+    assert cfg.sim["n_frames"] == PROFILES["smoke"]["sim"]["n_frames"]
     assert PROFILES["smoke"]["tap"]["epochs"] == epochs_before  # the shared profile is not modified
     assert (tmp_path / "out").is_dir()
     table = capsys.readouterr().out
@@ -39,9 +54,17 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
 
 def test_configure_picks_validation_frames_and_binning_per_dataset(tmp_path):
     sim = config.configure(base_params(tmp_path), "01")
-    hela = config.configure(base_params(tmp_path, data="hela-subset"), "01")  # a name: nothing is downloaded
-    own = config.configure(base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01")
-    assert sim.tap["val_at"] == "start" and hela.tap["val_at"] == "end" and own.tap["val_at"] == "start"
+    hela = config.configure(
+        base_params(tmp_path, data="hela-subset"), "01"
+    )  # a name: nothing is downloaded
+    own = config.configure(
+        base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01"
+    )
+    assert (
+        sim.tap["val_at"] == "start"
+        and hela.tap["val_at"] == "end"
+        and own.tap["val_at"] == "start"
+    )
     assert sim.binning is None and own.binning == 1
     with pytest.raises(InputError, match="binning"):
         config.configure(base_params(tmp_path, binning=0), "01")
@@ -51,25 +74,47 @@ def test_configure_chooses_the_real_movie_recipe_and_prints_it(tmp_path, capsys)
     from tapkit.data.datasets import REAL_DATA_TAP
 
     sim = config.configure(base_params(tmp_path), "01")
-    assert "TAP recipe" not in capsys.readouterr().out and not sim.tap.get("per_crop") and not sim.tap.get("val_region")
+    assert (
+        "TAP recipe" not in capsys.readouterr().out
+        and not sim.tap.get("per_crop")
+        and not sim.tap.get("val_region")
+    )
     hela = config.configure(base_params(tmp_path, data="hela-subset"), "01")
     assert {k: hela.tap[k] for k in REAL_DATA_TAP} == REAL_DATA_TAP
     assert "TAP recipe for a real movie" in capsys.readouterr().out
     assert "real_epochs" not in hela.tap and "real_epochs" not in sim.tap  # never reaches train()
     cpu = config.configure(base_params(tmp_path, profile="cpu", data="hela-subset"), "01")
-    assert cpu.tap["epochs"] == profiles.PROFILES["cpu"]["tap"]["real_epochs"] > profiles.PROFILES["cpu"]["tap"]["epochs"]
-    assert config.configure(base_params(tmp_path, profile="cpu", data="hela-subset", tap_epochs=3), "01").tap["epochs"] == 3
-    mine = config.configure(base_params(tmp_path, data="hela-subset", tap_per_crop=False, tap_val_region=0.0), "01")
-    assert mine.tap["per_crop"] is False and mine.tap["val_region"] == 0.0  # the learner's choice wins
+    assert (
+        cpu.tap["epochs"]
+        == profiles.PROFILES["cpu"]["tap"]["real_epochs"]
+        > profiles.PROFILES["cpu"]["tap"]["epochs"]
+    )
+    assert (
+        config.configure(
+            base_params(tmp_path, profile="cpu", data="hela-subset", tap_epochs=3), "01"
+        ).tap["epochs"]
+        == 3
+    )
+    mine = config.configure(
+        base_params(tmp_path, data="hela-subset", tap_per_crop=False, tap_val_region=0.0), "01"
+    )
+    # the learner's choice wins
+    assert mine.tap["per_crop"] is False and mine.tap["val_region"] == 0.0
     with pytest.raises(InputError, match="tap_per_crop"):
         config.configure(base_params(tmp_path, tap_per_crop="yes"), "01")
 
 
 def test_load_data_bins_as_asked(tmp_path):
     path = tmp_path / "movie.tif"
-    tifffile.imwrite(path, np.random.default_rng(0).random((3, 32, 40)).astype(np.float32), photometric="minisblack")
+    tifffile.imwrite(
+        path,
+        np.random.default_rng(0).random((3, 32, 40)).astype(np.float32),
+        photometric="minisblack",
+    )
     full = config.load_data(config.configure(base_params(tmp_path, data=str(path)), "01"))
-    binned = config.load_data(config.configure(base_params(tmp_path, data=str(path), binning=2), "01"))
+    binned = config.load_data(
+        config.configure(base_params(tmp_path, data=str(path), binning=2), "01")
+    )
     assert full.shape == (3, 32, 40) and binned.shape == (3, 16, 20)
     assert np.allclose(binned.images, full.images.reshape(3, 16, 2, 20, 2).mean(axis=(2, 4)))
 
@@ -77,9 +122,13 @@ def test_load_data_bins_as_asked(tmp_path):
 def test_get_tap_model_refuses_frames_binned_unlike_its_training(tmp_path):
     from tapkit import Movie
 
-    cfg = config.configure(base_params(tmp_path, data="hela-subset"), "02")  # the shipped HeLa model: binned 2x2
+    cfg = config.configure(
+        base_params(tmp_path, data="hela-subset"), "02"
+    )  # the shipped HeLa model: binned 2x2
     frames = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
-    with pytest.raises(InputError, match="binning=2"):  # full resolution: a named error with the fix
+    with pytest.raises(
+        InputError, match="binning=2"
+    ):  # full resolution: a named error with the fix
         config.get_tap_model(cfg, movie=Movie(frames))
     model = config.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
     assert model.binning == 2
@@ -99,16 +148,19 @@ def test_configure_seeds_everything(tmp_path):
     assert (np.random.rand(), torch.rand(1).item()) == a
 
 
-@pytest.mark.parametrize("bad, words", [
-    (dict(profile="huge"), ["huge", "smoke"]),
-    (dict(data="no/such/movie.tif"), ["no/such/movie.tif", "simulated"]),
-    (dict(seed=-3), ["seed"]),
-    (dict(seed=1.5), ["seed"]),
-    (dict(tap_epochs="many"), ["tap_epochs"]),
-    (dict(tap_epochs=2.5), ["tap_epochs", "whole"]),
-    (dict(out_dir=""), ["out_dir"]),
-    (dict(sim_size=64), ["sim_size", "two whole numbers"]),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (dict(profile="huge"), ["huge", "smoke"]),
+        (dict(data="no/such/movie.tif"), ["no/such/movie.tif", "simulated"]),
+        (dict(seed=-3), ["seed"]),
+        (dict(seed=1.5), ["seed"]),
+        (dict(tap_epochs="many"), ["tap_epochs"]),
+        (dict(tap_epochs=2.5), ["tap_epochs", "whole"]),
+        (dict(out_dir=""), ["out_dir"]),
+        (dict(sim_size=64), ["sim_size", "two whole numbers"]),
+    ],
+)
 def test_configure_rejects_bad_parameters(tmp_path, bad, words):
     with pytest.raises(InputError) as info:
         config.configure(base_params(tmp_path, **bad), "01")
@@ -135,14 +187,20 @@ def test_configure_checks_data_files_cheaply(tmp_path):
     with pytest.raises(InputError, match="without .tif"):
         config.configure(base_params(tmp_path, data=str(empty)), "01")
     good = tmp_path / "movie.tif"
-    tifffile.imwrite(good, np.random.default_rng(0).random((3, 16, 16), dtype=np.float32), photometric="minisblack")
+    tifffile.imwrite(
+        good,
+        np.random.default_rng(0).random((3, 16, 16), dtype=np.float32),
+        photometric="minisblack",
+    )
     cfg = config.configure(base_params(tmp_path, data=str(good)), "01")
     assert cfg.data == str(good) and cfg.data_key == "movie"
 
 
 def test_links_match_file_names():
     nb = "03_event_crops"
-    assert notebooks.colab_url(nb).endswith(f"/{notebooks.github_repo()}/blob/main/notebooks/{nb}.ipynb")
+    assert notebooks.colab_url(nb).endswith(
+        f"/{notebooks.github_repo()}/blob/main/notebooks/{nb}.ipynb"
+    )
     assert notebooks.binder_url(nb + ".ipynb").endswith(f"labpath=notebooks%2F{nb}.ipynb")
 
 
@@ -157,7 +215,9 @@ def test_check_gives_feedback_without_raising(capsys):
     assert not checks.check(None, 1)
     assert "not answered" in capsys.readouterr().out
     assert checks.check(lambda x: 2 * x, lambda f: f(3) == 6)
-    assert not checks.check(lambda x: x / 0, lambda f: f(3) == 6)  # a crashing answer is reported, not raised
+    assert not checks.check(
+        lambda x: x / 0, lambda f: f(3) == 6
+    )  # a crashing answer is reported, not raised
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
@@ -168,7 +228,9 @@ def test_record_merges_sections_and_converts_numpy(tmp_path, monkeypatch):
     results.record("tap", val_accuracy=np.float32(0.75), curve=np.arange(3))
     results.record("tap", epochs=np.int64(4))
     results.record("criteria", **{"any-both": {"train_positives": np.int64(12)}})
-    results.record("criteria", **{"any-both": {"test_positives": 3}, "size-either": {"test_positives": 1}})
+    results.record(
+        "criteria", **{"any-both": {"test_positives": 3}, "size-either": {"test_positives": 1}}
+    )
     data = json.loads(path.read_text())
     assert data["tap"] == {"val_accuracy": 0.75, "curve": [0, 1, 2], "epochs": 4}
     assert data["criteria"]["any-both"] == {"train_positives": 12, "test_positives": 3}
@@ -193,13 +255,18 @@ def make_notebook(path, body: str, params: str = "", solution: str | None = None
     v4 = nbformat.v4
     cells = [
         v4.new_markdown_cell("# fake"),
-        v4.new_code_cell("profile = 'auto'\ndata = 'simulated'\nseed = 0\nout_dir = 'runs/latest'\n" + params,
-                         metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(
+            "profile = 'auto'\ndata = 'simulated'\nseed = 0\nout_dir = 'runs/latest'\n" + params,
+            metadata={"tags": ["parameters"]},
+        ),
         v4.new_code_cell(body),
     ]
     if solution is not None:
-        cells += [v4.new_code_cell("answer = ..."), v4.new_code_cell(solution, metadata={"tags": ["solution"]}),
-                  v4.new_code_cell("import tapkit.course.config\ntapkit.course.check(answer, 4)")]
+        cells += [
+            v4.new_code_cell("answer = ..."),
+            v4.new_code_cell(solution, metadata={"tags": ["solution"]}),
+            v4.new_code_cell("import tapkit.course.config\ntapkit.course.check(answer, 4)"),
+        ]
     cells[2].outputs = [nbformat.v4.new_output("stream", text="old output\n")]
     cells[2].execution_count = 3
     nbformat.write(v4.new_notebook(cells=cells), str(path))
@@ -209,12 +276,17 @@ def make_notebook(path, body: str, params: str = "", solution: str | None = None
 def fake_course(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    make_notebook(nbs / "01_first.ipynb",
-                  "import tapkit.course.results\ntapkit.course.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
-                  params="steps = 1\n", solution="answer = 2 + 2")
+    make_notebook(
+        nbs / "01_first.ipynb",
+        "import tapkit.course.results\ntapkit.course.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
+        params="steps = 1\n",
+        solution="answer = 2 + 2",
+    )
     make_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberately broken')")
-    make_notebook(nbs / "03_last.ipynb",
-                  "import tapkit.course.results\ntapkit.course.results.record('criteria', **{'any-both': {'test_positives': 5}})")
+    make_notebook(
+        nbs / "03_last.ipynb",
+        "import tapkit.course.results\ntapkit.course.results.record('criteria', **{'any-both': {'test_positives': 5}})",
+    )
     return nbs
 
 
@@ -240,13 +312,21 @@ def test_student_copies_remove_solutions_only(fake_course, tmp_path):
 def test_run_course_continues_past_failure_and_summarises(fake_course, tmp_path, monkeypatch):
     monkeypatch.delenv(results.RESULTS_ENV, raising=False)
     out = tmp_path / "run"
-    summary = runner.run_course(profile="smoke", params={"steps": 20}, out=out, notebooks_dir=fake_course)
+    summary = runner.run_course(
+        profile="smoke", params={"steps": 20}, out=out, notebooks_dir=fake_course
+    )
     nbs = summary["notebooks"]
     assert list(nbs) == ["01_first", "02_broken", "03_last"]
     assert nbs["01_first"]["status"] == "ok" and nbs["03_last"]["status"] == "ok"
-    assert nbs["02_broken"]["status"] == "failed" and "deliberately broken" in nbs["02_broken"]["error"]
+    assert (
+        nbs["02_broken"]["status"] == "failed"
+        and "deliberately broken" in nbs["02_broken"]["error"]
+    )
     assert summary["failed"] == ["02_broken"]
-    assert summary["results"]["tap"] == {"val_accuracy": pytest.approx(0.7), "profile": "smoke"}  # -p steps=20
+    assert summary["results"]["tap"] == {
+        "val_accuracy": pytest.approx(0.7),
+        "profile": "smoke",
+    }  # -p steps=20
     assert summary["results"]["criteria"]["any-both"]["test_positives"] == 5
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["profile"] == "smoke" and on_disk["notebooks"]["02_broken"]["status"] == "failed"
@@ -255,21 +335,27 @@ def test_run_course_continues_past_failure_and_summarises(fake_course, tmp_path,
     assert "02_broken" in md and "failed" in md and "val_accuracy" in md
     executed = nbformat.read(str(out / "01_first.ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
-    assert results.RESULTS_ENV not in __import__("os").environ  # the runner restores the environment
+    # the runner restores the environment
+    assert results.RESULTS_ENV not in __import__("os").environ
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(params={"stepz": 3}), ["stepz", "steps"]),
-    (dict(params={"data": "missing.tif"}), ["missing.tif"]),
-    (dict(params={"seed": -1}), ["seed"]),
-    (dict(params={"profile": "gpu"}), ["--profile"]),
-    (dict(only="07"), ["07"]),
-    (dict(profile="fast"), ["fast"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(params={"stepz": 3}), ["stepz", "steps"]),
+        (dict(params={"data": "missing.tif"}), ["missing.tif"]),
+        (dict(params={"seed": -1}), ["seed"]),
+        (dict(params={"profile": "gpu"}), ["--profile"]),
+        (dict(only="07"), ["07"]),
+        (dict(profile="fast"), ["fast"]),
+    ],
+)
 def test_run_course_fails_fast_on_bad_parameters(fake_course, tmp_path, kwargs, words):
     out = tmp_path / "run"
     with pytest.raises(InputError) as info:
-        runner.run_course(**dict(dict(profile="smoke", out=out, notebooks_dir=fake_course), **kwargs))
+        runner.run_course(
+            **dict(dict(profile="smoke", out=out, notebooks_dir=fake_course), **kwargs)
+        )
     for word in words:
         assert word in str(info.value)
     assert not out.exists()  # nothing ran, nothing written
@@ -279,12 +365,23 @@ def test_run_course_rejects_corrupt_data_file(fake_course, tmp_path):
     bad = tmp_path / "corrupt.tiff"
     bad.write_bytes(b"not a tiff at all")
     with pytest.raises(InputError, match="corrupt.tiff"):
-        runner.run_course(profile="smoke", params={"data": str(bad)}, out=tmp_path / "run", notebooks_dir=fake_course)
+        runner.run_course(
+            profile="smoke",
+            params={"data": str(bad)},
+            out=tmp_path / "run",
+            notebooks_dir=fake_course,
+        )
 
 
 def test_select_notebooks(fake_course):
     assert [p.name[:2] for p in notebooks.select_notebooks("03,1", fake_course)] == ["01", "03"]
-    assert notebooks.parameter_names(fake_course / "01_first.ipynb") == ["profile", "data", "seed", "out_dir", "steps"]
+    assert notebooks.parameter_names(fake_course / "01_first.ipynb") == [
+        "profile",
+        "data",
+        "seed",
+        "out_dir",
+        "steps",
+    ]
 
 
 # ---------------------------------------------------------------- viewer
@@ -311,7 +408,11 @@ def test_movie_browser_builds_headless_and_redraws(event_movie):
     first = box.image.value
     box.slider.value = 2
     with_overlay = box.image.value
-    assert with_overlay != first and "division: 1 cell," in box.caption.value and "death: 0 cells" in box.caption.value
+    assert (
+        with_overlay != first
+        and "division: 1 cell," in box.caption.value
+        and "death: 0 cells" in box.caption.value
+    )
     box.toggle.value = False
     assert box.image.value != with_overlay
     bare = viewer.movie_browser(event_movie.images)  # a plain array has nothing to overlay
@@ -360,7 +461,9 @@ def test_show_frames_keeps_the_aspect_of_wide_frames_and_saves_png(event_movie, 
 
 
 def test_configure_rerun_ignores_later_objects(tmp_path):
-    ns = base_params(tmp_path, tap_lr=1e-3, tap_model=object(), sim=object())  # globals of a re-run notebook
+    ns = base_params(
+        tmp_path, tap_lr=1e-3, tap_model=object(), sim=object()
+    )  # globals of a re-run notebook
     cfg = config.configure(ns, "02")
     assert cfg.tap["lr"] == 1e-3 and "model" not in cfg.tap
 
@@ -371,8 +474,18 @@ def test_get_tap_model_trains_once_then_loads(tmp_path, capsys):
 
     movie = make_tiny_movie(n_frames=6, size=48)
     path = write_tiff(movie, tmp_path / "tiny.tif")
-    cfg = config.configure(base_params(tmp_path, data=str(path), tap_epochs=1, tap_steps_per_epoch=1,
-                                       tap_batch_size=2, tap_patch=32, tap_val_steps=1), "02")
+    cfg = config.configure(
+        base_params(
+            tmp_path,
+            data=str(path),
+            tap_epochs=1,
+            tap_steps_per_epoch=1,
+            tap_batch_size=2,
+            tap_patch=32,
+            tap_val_steps=1,
+        ),
+        "02",
+    )
     first = config.get_tap_model(cfg, movie=movie)
     assert "trained a quick model" in capsys.readouterr().out
     assert (cfg.out_dir / "tap_tiny.pt").is_file()
@@ -392,15 +505,21 @@ def test_segmentation_frames_cuts_only_where_the_profile_says(tmp_path, capsys, 
     smoke = config.configure(base_params(tmp_path), "08")  # smoke: real_frames = 8
     long_movie = type(tiny_movie)(np.concatenate([tiny_movie.images] * 3), name="long")  # 24 frames
     cut = config.segmentation_frames(smoke, long_movie)
-    assert len(cut) == smoke.segmentation["real_frames"] == 8 and np.array_equal(cut.images, long_movie.images[:8])
+    assert len(cut) == smoke.segmentation["real_frames"] == 8 and np.array_equal(
+        cut.images, long_movie.images[:8]
+    )
     assert "first 8 of 24 frames of long" in capsys.readouterr().out
     assert config.segmentation_frames(smoke, tiny_movie) is tiny_movie  # 8 frames: nothing to cut
     cpu = config.configure(base_params(tmp_path, profile="cpu"), "08")
-    assert cpu.segmentation["real_frames"] is None and config.segmentation_frames(cpu, long_movie) is long_movie
+    assert (
+        cpu.segmentation["real_frames"] is None
+        and config.segmentation_frames(cpu, long_movie) is long_movie
+    )
 
 
 def test_real_movie_recipe_parameters_accept_none_and_check_values(tmp_path):
     cfg = config.configure(base_params(tmp_path, tap_per_crop=None, tap_val_region=None), "01")
-    assert "per_crop" not in cfg.tap and "val_region" not in cfg.tap  # simulated: the profile's recipe
+    # simulated: the profile's recipe
+    assert "per_crop" not in cfg.tap and "val_region" not in cfg.tap
     with pytest.raises(InputError, match="tap_val_region=1.5"):
         config.configure(base_params(tmp_path, tap_val_region=1.5), "01")

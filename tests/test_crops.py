@@ -8,9 +8,23 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie, normalize
-from tapkit.downstream.events.criteria import CRITERIA, event_pixels, label_all, label_pairs, pick_disagreements
-from tapkit.downstream.events.crops import (CropPairs, Split, as_split, balance_indices, crop_pairs, dataset_table,
-                                            format_table, split_pairs)
+from tapkit.downstream.events.criteria import (
+    CRITERIA,
+    event_pixels,
+    label_all,
+    label_pairs,
+    pick_disagreements,
+)
+from tapkit.downstream.events.crops import (
+    CropPairs,
+    Split,
+    as_split,
+    balance_indices,
+    crop_pairs,
+    dataset_table,
+    format_table,
+    split_pairs,
+)
 from tapkit.plot import EVENT_COLORS
 from tapkit.plot.events import criteria_gallery, plot_event_sizes, plot_threshold_sweep
 
@@ -18,7 +32,9 @@ from tapkit.plot.events import criteria_gallery, plot_event_sizes, plot_threshol
 def tiny_movie(T: int = 6, size: int = 64, seed: int = 0) -> Movie:
     """Noise movie with a growing square 'division' (1) and a 'death' (2) blob in the event mask."""
     rng = np.random.default_rng(seed)
-    images = rng.normal(100, 10, (T, size, size)).astype(np.float32) + np.arange(T)[:, None, None] * 5
+    images = (
+        rng.normal(100, 10, (T, size, size)).astype(np.float32) + np.arange(T)[:, None, None] * 5
+    )
     events = np.zeros((T, size, size), np.uint8)
     events[2:4, 10:20, 10:20] = 1
     events[3, 40:44, 40:52] = 2
@@ -45,14 +61,18 @@ def test_crop_pairs_shapes_and_content_match_the_movie():
     norm = normalize(mov.images)
     for i in (0, 17, 49):  # every pair is the window of its corner in frames t and t + delta
         t, y, x = p.t[i], p.y[i], p.x[i]
-        np.testing.assert_array_equal(p.images[i, 0], norm[t, y:y + 16, x:x + 16])
-        np.testing.assert_array_equal(p.images[i, 1], norm[t + 2, y:y + 16, x:x + 16])
-        np.testing.assert_array_equal(p.masks[i, 1], mov.events[t + 2, y:y + 16, x:x + 16])
+        np.testing.assert_array_equal(p.images[i, 0], norm[t, y : y + 16, x : x + 16])
+        np.testing.assert_array_equal(p.images[i, 1], norm[t + 2, y : y + 16, x : x + 16])
+        np.testing.assert_array_equal(p.masks[i, 1], mov.events[t + 2, y : y + 16, x : x + 16])
 
 
 def test_crop_pairs_same_seed_same_pairs_other_seed_other_pairs():
     mov = tiny_movie()
-    a, b, c = crop_pairs(mov, 30, 16, seed=3), crop_pairs(mov, 30, 16, seed=3), crop_pairs(mov, 30, 16, seed=4)
+    a, b, c = (
+        crop_pairs(mov, 30, 16, seed=3),
+        crop_pairs(mov, 30, 16, seed=3),
+        crop_pairs(mov, 30, 16, seed=4),
+    )
     np.testing.assert_array_equal(a.images, b.images)
     assert not (np.array_equal(a.t, c.t) and np.array_equal(a.y, c.y) and np.array_equal(a.x, c.x))
 
@@ -64,12 +84,15 @@ def test_subset_keeps_fields_aligned():
     np.testing.assert_array_equal(s.masks[1], p.masks[7])
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(size=80), "does not fit"),
-    (dict(delta=6), "delta"),
-    (dict(delta=0), "delta"),
-    (dict(n_pairs=0), "n_pairs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(size=80), "does not fit"),
+        (dict(delta=6), "delta"),
+        (dict(delta=0), "delta"),
+        (dict(n_pairs=0), "n_pairs"),
+    ],
+)
 def test_crop_pairs_bad_settings_raise(kwargs, words):
     args = dict(n_pairs=10, size=16, delta=1) | kwargs
     with pytest.raises(InputError, match=words):
@@ -89,12 +112,12 @@ def test_movie_without_events_says_where_to_get_them():
 def hand_masks(threshold_edge: int = 40) -> np.ndarray:
     """Four pairs like the paper's Table 4 (S=16) plus threshold edge cases."""
     m = np.zeros((6, 2, 16, 16), np.uint8)
-    m[0, 0, 0, :5] = 1; m[0, 1, 0, :6] = 1            # both crops, small (edge) -> 1 1 0
-    m[1, 0, 4:12, 4:12] = 2                            # first crop only, 64 px   -> 0 1 1
-    m[2, 0, 15, :3] = 1                                # first crop only, 3 px    -> 0 1 0
-    m[3, :, 3:13, 3:13] = 1                            # both crops, 100 px       -> 1 1 1
-    m[4, 1].flat[:threshold_edge] = 1                  # exactly threshold px     -> 0 1 1
-    m[5, 1].flat[:threshold_edge - 1] = 2              # one pixel short          -> 0 1 0
+    m[0, 0, 0, :5] = m[0, 1, 0, :6] = 1  # both crops, small (edge) -> 1 1 0
+    m[1, 0, 4:12, 4:12] = 2  # first crop only, 64 px   -> 0 1 1
+    m[2, 0, 15, :3] = 1  # first crop only, 3 px    -> 0 1 0
+    m[3, :, 3:13, 3:13] = 1  # both crops, 100 px       -> 1 1 1
+    m[4, 1].flat[:threshold_edge] = 1  # exactly threshold px     -> 0 1 1
+    m[5, 1].flat[: threshold_edge - 1] = 2  # one pixel short          -> 0 1 0
     return m
 
 
@@ -104,7 +127,9 @@ def test_criteria_on_hand_made_masks():
     assert label_pairs(p, "any-either").tolist() == [1, 1, 1, 1, 1, 1]
     assert label_pairs(p, "size-either", threshold=40).tolist() == [0, 1, 0, 1, 1, 0]
     assert label_pairs(p, "size-either", threshold=39).tolist() == [0, 1, 0, 1, 1, 1]
-    assert label_pairs(p, "size-either", threshold=1).tolist() == label_pairs(p, "any-either").tolist()
+    assert (
+        label_pairs(p, "size-either", threshold=1).tolist() == label_pairs(p, "any-either").tolist()
+    )
 
 
 def test_classes_select_divisions_or_deaths():
@@ -118,7 +143,9 @@ def test_classes_select_divisions_or_deaths():
 def test_criteria_are_nested_on_real_crops():
     labs = label_all(crop_pairs(tiny_movie(), 200, 16, seed=0), threshold=20)
     assert labs["any-either"].sum() > labs["any-both"].sum() > 0
-    assert (labs["any-both"] <= labs["any-either"]).all() and (labs["size-either"] <= labs["any-either"]).all()
+    assert (labs["any-both"] <= labs["any-either"]).all() and (
+        labs["size-either"] <= labs["any-either"]
+    ).all()
 
 
 def test_unknown_criterion_lists_the_valid_ones():
@@ -136,7 +163,11 @@ def test_split_fractions_disjoint_and_balanced():
     labels = (np.random.default_rng(0).random(1000) < 0.2).astype(int)
     s = split_pairs(labels, seed=0)
     assert len(s.val) == 200 and len(s.test) == 200
-    assert not set(s.train) & set(s.val) and not set(s.val) & set(s.test) and not set(s.train) & set(s.test)
+    assert (
+        not set(s.train) & set(s.val)
+        and not set(s.val) & set(s.test)
+        and not set(s.train) & set(s.test)
+    )
     assert labels[s.train].sum() * 2 == len(s.train) > 0  # balanced
     unbalanced = split_pairs(labels, seed=0, balance=False)
     assert len(unbalanced.train) == 600 and set(s.train) <= set(unbalanced.train)
@@ -202,8 +233,12 @@ def test_gallery_picks_disagreeing_pairs():
     assert (labs.min(1) != labs.max(1)).sum() >= 3
     fig = criteria_gallery(crop_pairs(tiny_movie(), 100, 16), n=4, threshold=20)
     assert len(fig.axes) == 8
-    outline = {tuple(np.round(c.get_edgecolor()[0][:3], 2)) for ax in fig.axes for c in ax.collections}
-    assert outline and outline <= {tuple(np.round(c, 2)) for c in EVENT_COLORS.values()}  # divisions red, deaths cyan
+    outline = {
+        tuple(np.round(c.get_edgecolor()[0][:3], 2)) for ax in fig.axes for c in ax.collections
+    }
+    assert outline and outline <= {
+        tuple(np.round(c, 2)) for c in EVENT_COLORS.values()
+    }  # divisions red, deaths cyan
 
 
 def test_event_fraction_places_crops_over_events():
@@ -221,5 +256,7 @@ def test_event_size_and_threshold_plots():
     p = crop_pairs(tiny_movie(), 100, 16, event_fraction=0.5)
     fig = plot_threshold_sweep(p, thresholds=(1, 20, 200))
     line = fig.axes[0].lines[0]
-    assert list(line.get_ydata()) == [label_pairs(p, "size-either", th).sum() for th in (1, 20, 200)]
+    assert list(line.get_ydata()) == [
+        label_pairs(p, "size-either", th).sum() for th in (1, 20, 200)
+    ]
     assert plot_event_sizes(p, threshold=20).axes

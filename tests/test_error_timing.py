@@ -29,11 +29,21 @@ def test_counts_match_sklearn_confusion_matrix_overall_and_per_frame():
     t, y_true, y_pred = random_predictions()
     timing = et.error_timing(t, y_true, y_pred)
     (tn, fp), (fn, tp) = confusion_matrix(y_true, y_pred, labels=[0, 1])
-    assert (timing["tn"].sum(), timing["fp"].sum(), timing["fn"].sum(), timing["tp"].sum()) == (tn, fp, fn, tp)
+    assert (timing["tn"].sum(), timing["fp"].sum(), timing["fn"].sum(), timing["tp"].sum()) == (
+        tn,
+        fp,
+        fn,
+        tp,
+    )
     for frame in (0, 7, 19):
         sel = t == frame
         (tn, fp), (fn, tp) = confusion_matrix(y_true[sel], y_pred[sel], labels=[0, 1])
-        assert (timing["tn"][frame], timing["fp"][frame], timing["fn"][frame], timing["tp"][frame]) == (tn, fp, fn, tp)
+        assert (
+            timing["tn"][frame],
+            timing["fp"][frame],
+            timing["fn"][frame],
+            timing["tp"][frame],
+        ) == (tn, fp, fn, tp)
 
 
 def test_counts_and_shares_sum_correctly():
@@ -87,11 +97,18 @@ def test_plot_mistakes_gallery():
     masks = np.zeros((10, 2, 16, 16), np.uint8)
     masks[:, :, 4:9, 4:9] = 1
     masks[:, 1, 10:14, 10:14] = 2
-    fig = plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7, 1], [0.9, 0.8, 0.7], ncols=2)
+    fig = plot_mistakes(
+        FakePairs(images, masks, np.arange(10)), [3, 7, 1], [0.9, 0.8, 0.7], ncols=2
+    )
     assert len(fig.axes) == 2 * 2 * 2  # 2 rows x (2 pairs x 2 frames)
     assert "0.90" in fig.axes[1].get_title() and "#3" in fig.axes[0].get_title()
-    colours = [tuple(np.round(c.get_edgecolor()[0][:3], 2)) for c in fig.axes[1].collections]  # frame t+1: both events
-    assert colours == [tuple(np.round(EVENT_COLORS[1], 2)), tuple(np.round(EVENT_COLORS[2], 2))]  # division red, death cyan
+    colours = [
+        tuple(np.round(c.get_edgecolor()[0][:3], 2)) for c in fig.axes[1].collections
+    ]  # frame t+1: both events
+    assert colours == [
+        tuple(np.round(EVENT_COLORS[1], 2)),
+        tuple(np.round(EVENT_COLORS[2], 2)),
+    ]  # division red, death cyan
     plt.close(fig)
     with pytest.raises(InputError):
         plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 70], [0.9, 0.8])
@@ -99,16 +116,21 @@ def test_plot_mistakes_gallery():
         plot_mistakes(FakePairs(images, masks, np.arange(10)), [3, 7], [0.9])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: et.error_timing([0, 1], [0, 1, 1], [0, 1, 1]),  # shape mismatch
-    lambda: et.error_timing([], [], []),  # empty
-    lambda: et.error_timing([0, 1], [0, 2], [0, 1]),  # labels not 0/1
-    lambda: et.error_timing([-1, 1], [0, 1], [0, 1]),  # negative time
-    lambda: et.error_timing([0, 5], [0, 1], [0, 1], n_frames=3),  # time beyond n_frames
-    lambda: et.worst_mistakes(np.array([0.2, 1.5]), [0, 1], kind="probs"),  # probs outside [0, 1]
-    lambda: et.worst_mistakes(np.array([0.2, 0.5]), [0, 1, 0]),
-    lambda: plot_error_timing({"t": np.arange(3)}),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: et.error_timing([0, 1], [0, 1, 1], [0, 1, 1]),  # shape mismatch
+        lambda: et.error_timing([], [], []),  # empty
+        lambda: et.error_timing([0, 1], [0, 2], [0, 1]),  # labels not 0/1
+        lambda: et.error_timing([-1, 1], [0, 1], [0, 1]),  # negative time
+        lambda: et.error_timing([0, 5], [0, 1], [0, 1], n_frames=3),  # time beyond n_frames
+        lambda: et.worst_mistakes(
+            np.array([0.2, 1.5]), [0, 1], kind="probs"
+        ),  # probs outside [0, 1]
+        lambda: et.worst_mistakes(np.array([0.2, 0.5]), [0, 1, 0]),
+        lambda: plot_error_timing({"t": np.arange(3)}),
+    ],
+)
 def test_bad_input_raises_input_error(call):
     with pytest.raises(InputError):
         call()

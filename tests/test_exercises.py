@@ -27,7 +27,13 @@ from test_heads import tiny_tap
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCES = sorted(NOTEBOOK_DIR.glob("0[0-9]_*.py"))
-STOPS = {"darker_is_later", "flip_pairs", "random_enrichment", "trainable_parameters", "my_consistency_step"}
+STOPS = {
+    "darker_is_later",
+    "flip_pairs",
+    "random_enrichment",
+    "trainable_parameters",
+    "my_consistency_step",
+}
 N_EXERCISES = 19
 
 
@@ -45,7 +51,11 @@ def exercises() -> list[tuple[str, int, str]]:
 
 def checker_cell(cells: list, solution: int):
     """The first code cell after the solution that calls tapkit.course.check."""
-    return next(c for c in cells[solution + 1:] if c.cell_type == "code" and "tapkit.course.check(" in c.source)
+    return next(
+        c
+        for c in cells[solution + 1 :]
+        if c.cell_type == "code" and "tapkit.course.check(" in c.source
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,8 +83,17 @@ def fake_result(seed: int, n: int = 60):
     labels = rng.integers(0, 2, n)
     logits = rng.normal(size=(n, 2)) + np.stack([1 - labels, labels], 1) * rng.uniform(0.5, 2)
     p, r, f1, cm = experiments.scores(labels, logits)
-    return SimpleNamespace(test_logits=logits, test_labels=labels, test_index=rng.permutation(200)[:n], precision=p,
-                           recall=r, f1=f1, confusion=cm, val_logits=logits * 2.5, val_labels=labels)
+    return SimpleNamespace(
+        test_logits=logits,
+        test_labels=labels,
+        test_index=rng.permutation(200)[:n],
+        precision=p,
+        recall=r,
+        f1=f1,
+        confusion=cm,
+        val_logits=logits * 2.5,
+        val_labels=labels,
+    )
 
 
 def namespace(notebook: str) -> dict:
@@ -86,49 +105,91 @@ def namespace(notebook: str) -> dict:
         ns.update(sim=small_movie())
     elif notebook == "01":
         from tapkit.ssl import tap
+
         ns.update(tap=tap)
     elif notebook == "02":
         from scipy import ndimage as ndi
         from tapkit.explain import gradcam as gc
+
         rng = np.random.default_rng(0)
         cam = ndi.gaussian_filter(rng.random((128, 128)), 4)
         mask = ndi.gaussian_filter(rng.random((128, 128)), 3) > 0.53
         k, inset = 4, 16
         regions = gc.top_regions(cam, k=k, inset=inset)
-        ns.update(gc=gc, cam=cam, mask=mask, k=k, inset=inset, regions=regions,
-                  one=gc.event_enrichment(regions, mask, inset=inset, seed=0))
+        ns.update(
+            gc=gc,
+            cam=cam,
+            mask=mask,
+            k=k,
+            inset=inset,
+            regions=regions,
+            one=gc.event_enrichment(regions, mask, inset=inset, seed=0),
+        )
     elif notebook == "03":
         pairs, labels = small_pairs()
         ns.update(criteria=criteria, event_pairs=pairs, labels=labels, threshold=40)
     elif notebook == "04":
-        results = {name: [fake_result(10 * i + j) for j in range(2)] for i, name in enumerate(("A0", "A1", "B1"))}
-        table = {name: {"f1": [np.mean([r.f1[0] for r in runs]),
-                               np.mean([2 * r.precision[1] * r.recall[1] / max(r.precision[1] + r.recall[1], 1e-12)
-                                        for r in runs])]} for name, runs in results.items()}
-        ns.update(heads=heads, experiments=experiments, tap_model=tiny_tap(), F=4, best_a1=results["A1"][0],
-                  results=results, table=table)
+        results = {
+            name: [fake_result(10 * i + j) for j in range(2)]
+            for i, name in enumerate(("A0", "A1", "B1"))
+        }
+        table = {
+            name: {
+                "f1": [
+                    np.mean([r.f1[0] for r in runs]),
+                    np.mean(
+                        [
+                            2
+                            * r.precision[1]
+                            * r.recall[1]
+                            / max(r.precision[1] + r.recall[1], 1e-12)
+                            for r in runs
+                        ]
+                    ),
+                ]
+            }
+            for name, runs in results.items()
+        }
+        ns.update(
+            heads=heads,
+            experiments=experiments,
+            tap_model=tiny_tap(),
+            F=4,
+            best_a1=results["A1"][0],
+            results=results,
+            table=table,
+        )
     elif notebook == "05":
         pairs, _ = small_pairs()
         ns.update(criteria=criteria, event_pairs=pairs, res_a1=fake_result(5))
     elif notebook == "06":
         from tapkit.downstream import calibration as cal
+
         r = fake_result(6, n=200)
-        ns.update(cal=cal, runs={"resnet": r},
-                  reports={"resnet": {"temperature": cal.fit_temperature(r.val_logits, r.val_labels)}})
+        ns.update(
+            cal=cal,
+            runs={"resnet": r},
+            reports={"resnet": {"temperature": cal.fit_temperature(r.val_logits, r.val_labels)}},
+        )
     elif notebook == "07":
         from tapkit.ssl import contrastive, mim
+
         ns.update(contrastive=contrastive, mim=mim)
     elif notebook == "08":
         from tapkit.downstream.segmentation import consistency, metrics
         from tapkit.ssl.backbone import UNet
+
         ns.update(consistency=consistency, metrics=metrics, UNet=UNet)
     elif notebook == "09":
         from tapkit.data import inspect
+
         ns.update(report=inspect.check_movie(small_movie(bleaching=0.03)))
     return ns
 
 
-def run_exercise(source: str, solution: int, answer: "str | None", capsys) -> tuple[str, "BaseException | None"]:
+def run_exercise(
+    source: str, solution: int, answer: "str | None", capsys
+) -> tuple[str, "BaseException | None"]:
     """Run stub, answer (the solution when None) and checker; (what the checker printed, what it raised)."""
     cells = jupytext.read(NOTEBOOK_DIR / source).cells
     ns = namespace(source[:2])
@@ -146,7 +207,9 @@ def student_answer(source: str, solution: int) -> str:
     """What the student copy (`tapkit course student`) has in place of the solution cell."""
     import nbformat
 
-    nb = runner.student_version(nbformat.read(str((NOTEBOOK_DIR / source).with_suffix(".ipynb")), as_version=4))
+    nb = runner.student_version(
+        nbformat.read(str((NOTEBOOK_DIR / source).with_suffix(".ipynb")), as_version=4)
+    )
     return nb.cells[solution].source
 
 
@@ -169,7 +232,9 @@ def test_the_solution_passes_its_checker(source, solution, name, capsys):
 def test_the_student_stub_fails_its_checker(source, solution, name, capsys):
     out, err = run_exercise(source, solution, student_answer(source, solution), capsys)
     assert "❌" in out and "not answered yet" in out, out
-    if name in STOPS:  # later cells use the answer: the notebook stops, saying which exercise and how to go on
+    if (
+        name in STOPS
+    ):  # later cells use the answer: the notebook stops, saying which exercise and how to go on
         assert err is not None and "is not solved yet" in str(err) and "Exercise" in str(err), err
     else:
         assert err is None
@@ -219,7 +284,11 @@ def test_a_wrong_flip_stops_notebook_01(capsys):
     source, solution, _ = next(e for e in ALL if e[2] == "flip_pairs")
     wrong = "def flip_pairs(x, flip):\n    return x.flip(1), flip.long()\n"  # swaps every pair
     out, err = run_exercise(source, solution, wrong, capsys)
-    assert "❌ flip_pairs" in out and isinstance(err, ExerciseNotSolved) and "Flip and label" in str(err)
+    assert (
+        "❌ flip_pairs" in out
+        and isinstance(err, ExerciseNotSolved)
+        and "Flip and label" in str(err)
+    )
 
 
 def test_check_without_stop_never_raises(capsys):
@@ -240,8 +309,20 @@ def test_train_with_flip_trains_on_the_learners_batches():
         return tap.flip_pairs(x, flip), flip.long()
 
     movie = small_movie()
-    model, history = tap.train_with_flip([movie], flip_pairs, steps=3, patch=32, batch_size=4, n_val=16, eval_every=2,
-                                         model_kwargs=dict(n_depth=1, base_filters=4))
-    assert calls == [(4, 2, 1, 32, 32)] * 3 and history["step"] == [1, 2, 3] and history["val_step"] == [2, 3]
+    model, history = tap.train_with_flip(
+        [movie],
+        flip_pairs,
+        steps=3,
+        patch=32,
+        batch_size=4,
+        n_val=16,
+        eval_every=2,
+        model_kwargs=dict(n_depth=1, base_filters=4),
+    )
+    assert (
+        calls == [(4, 2, 1, 32, 32)] * 3
+        and history["step"] == [1, 2, 3]
+        and history["val_step"] == [2, 3]
+    )
     assert all(np.isfinite(history["loss"])) and all(0 <= a <= 1 for a in history["val_accuracy"])
     assert not model.training

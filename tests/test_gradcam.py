@@ -12,8 +12,14 @@ import torch  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 from tapkit import DIVISION, InputError  # noqa: E402
-from tapkit.explain.gradcam import (box_fractions, event_enrichment, gradcam, gradcam_movie,  # noqa: E402
-                                    max_regions, top_regions)
+from tapkit.explain.gradcam import (
+    box_fractions,
+    event_enrichment,
+    gradcam,
+    gradcam_movie,  # noqa: E402
+    max_regions,
+    top_regions,
+)
 from tapkit.plot.gradcam import plot_top_regions  # noqa: E402
 from tapkit.ssl.tap import TAPNet  # noqa: E402
 
@@ -31,7 +37,7 @@ class ToyTAP(torch.nn.Module):
 
 
 def disc(shape, centre, radius=6, value=1.0) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     return value * (((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) <= radius**2)
 
 
@@ -40,7 +46,12 @@ def toy_pair(seed=0) -> tuple[np.ndarray, np.ndarray]:
     shape, rng = (100, 120), np.random.default_rng(seed)
     static = disc(shape, (70, 30))  # Q: bright, in both frames
     f0 = static + rng.normal(0, 0.01, shape)
-    f1 = static + disc(shape, (30, 80)) + disc(shape, (75, 90), value=0.5) + rng.normal(0, 0.01, shape)
+    f1 = (
+        static
+        + disc(shape, (30, 80))
+        + disc(shape, (75, 90), value=0.5)
+        + rng.normal(0, 0.01, shape)
+    )
     return f0.astype(np.float32), f1.astype(np.float32)
 
 
@@ -52,7 +63,7 @@ def test_map_peaks_where_the_logit_looks():
     assert R[0].start <= y < R[0].stop and R[1].start <= x < R[1].stop
     assert cam[70, 30] < 0.05 * cam.max()  # static bright cell cancels between the frames
     assert cam[75, 90] < 0.05 * cam.max()  # dim cell changes a channel the logit ignores
-    (y, x, _), = top_regions(cam, k=1, inset=16)
+    ((y, x, _),) = top_regions(cam, k=1, inset=16)
     assert abs(y - 30) <= 3 and abs(x - 80) <= 3
 
 
@@ -69,7 +80,9 @@ def test_frame_t_only_and_relu_options():
 
 @pytest.fixture(scope="module")
 def tapnet() -> TAPNet:
-    return TAPNet(n_depth=2, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=1).eval()
+    return TAPNet(
+        n_depth=2, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=1
+    ).eval()
 
 
 def test_tiled_map_matches_untiled(tapnet):
@@ -94,14 +107,21 @@ def test_gradcam_bad_input(tapnet):
 
 
 def bumps(shape, centres, amps, sigma=4.0) -> np.ndarray:
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
-    return sum(a * np.exp(-((yy - c[0]) ** 2 + (xx - c[1]) ** 2) / (2 * sigma**2)) for c, a in zip(centres, amps))
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return sum(
+        a * np.exp(-((yy - c[0]) ** 2 + (xx - c[1]) ** 2) / (2 * sigma**2))
+        for c, a in zip(centres, amps)
+    )
 
 
 def test_top_regions_finds_bumps_in_order_and_skips_border():
     cam = bumps((128, 128), [(40, 40), (90, 70), (60, 100), (5, 64)], [1.0, 3.0, 2.0, 10.0])
     regions = top_regions(cam, k=3, inset=32)
-    assert [(y, x) for y, x, _ in regions] == [(90, 70), (60, 100), (40, 40)]  # (5, 64) is in the border
+    assert [(y, x) for y, x, _ in regions] == [
+        (90, 70),
+        (60, 100),
+        (40, 40),
+    ]  # (5, 64) is in the border
     assert regions[0][2] > regions[1][2] > regions[2][2]
 
 
@@ -133,7 +153,7 @@ def event_mask(seed, shape=(128, 128), n=12) -> np.ndarray:
 def test_box_fractions_match_slicing():
     mask = event_mask(0)
     ys, xs = np.array([20, 64, 100]), np.array([30, 64, 90])
-    expected = [mask[y - 8:y + 8, x - 8:x + 8].mean() for y, x in zip(ys, xs)]
+    expected = [mask[y - 8 : y + 8, x - 8 : x + 8].mean() for y, x in zip(ys, xs)]
     np.testing.assert_allclose(box_fractions(mask, ys, xs, 16), expected)
 
 
@@ -149,7 +169,9 @@ def test_enrichment_near_one_for_random_maps():
     values = []
     for seed in range(30):
         cam = ndi.gaussian_filter(np.random.default_rng(1000 + seed).random((128, 128)), 3)
-        values.append(event_enrichment(cam, event_mask(seed), inset=16, k=8, seed=seed)["enrichment"])
+        values.append(
+            event_enrichment(cam, event_mask(seed), inset=16, k=8, seed=seed)["enrichment"]
+        )
     assert 0.7 < np.mean(values) < 1.4
 
 
@@ -170,8 +192,14 @@ def test_plot_top_regions_and_movie(tapnet, tiny_movie):
     assert len(res["per_pair"]) == 3
     assert np.isfinite(res["enrichment"])
     t = res["frames"][0]
-    fig = plot_top_regions(tiny_movie.images[t], tiny_movie.images[t + 1], res["cams"][0], res["regions"][0],
-                           events=tiny_movie.events[t] == DIVISION, inset=16)
+    fig = plot_top_regions(
+        tiny_movie.images[t],
+        tiny_movie.images[t + 1],
+        res["cams"][0],
+        res["regions"][0],
+        events=tiny_movie.events[t] == DIVISION,
+        inset=16,
+    )
     assert isinstance(fig, plt.Figure) and len(fig.axes) == 1 + 2 * 3
     plt.close(fig)
     with pytest.raises(InputError, match="pair starts"):
@@ -184,10 +212,18 @@ def test_explorer_redraws_headless(tapnet, tiny_movie):
     box = gradcam_explorer(tapnet, tiny_movie, k=2, inset=16)
     first = box.image.value
     fits = max_regions(tiny_movie.shape[1:], 16)
-    assert box.k.max == min(16, fits) and len(top_regions(np.random.default_rng(0).random((64, 64)), k=99, inset=16)) <= fits
+    assert (
+        box.k.max == min(16, fits)
+        and len(top_regions(np.random.default_rng(0).random((64, 64)), k=99, inset=16)) <= fits
+    )
     assert first[:4] == b"\x89PNG" and "2 regions" in box.caption.value
     box.frame.value = 3
-    assert box.image.value != first and "(3, 4)" in box.caption.value and "enrichment" in box.caption.value
+    assert (
+        box.image.value != first
+        and "(3, 4)" in box.caption.value
+        and "enrichment" in box.caption.value
+    )
     size = box.image.value[16:24]  # PNG width and height
     box.k.value = 4
-    assert "4 regions" in box.caption.value and box.image.value[16:24] == size  # the figure keeps its size
+    # the figure keeps its size
+    assert "4 regions" in box.caption.value and box.image.value[16:24] == size

@@ -25,13 +25,27 @@ def test_phase_correlation_recovers_a_known_shift(shift):
 
 
 def test_check_movie_warns_about_drift_and_bleaching_only_when_present():
-    clean = inspect.check_movie(simulate_movie(n_frames=24, size=(128, 128), seed=0, progress=False))
+    clean = inspect.check_movie(
+        simulate_movie(n_frames=24, size=(128, 128), seed=0, progress=False)
+    )
     assert clean.warnings == [] and clean.drift_per_frame < 0.2 and abs(clean.bleaching_rate) < 0.01
-    drifting = inspect.check_movie(simulate_movie(n_frames=24, size=(128, 128), drift=1.0, seed=0, progress=False))
-    assert abs(drifting.drift_per_frame - 1.0) < 0.2 and any("drifts" in w for w in drifting.warnings)
-    bleached = inspect.check_movie(simulate_movie(n_frames=24, size=(128, 128), bleaching=0.02, seed=0, progress=False))
-    assert 0.014 < bleached.bleaching_rate < 0.026 and any("bleaching" in w for w in bleached.warnings)
-    assert bleached.shape == (24, 128, 128) and bleached.drift.shape == (24, 2) and "drift" in bleached.table()
+    drifting = inspect.check_movie(
+        simulate_movie(n_frames=24, size=(128, 128), drift=1.0, seed=0, progress=False)
+    )
+    assert abs(drifting.drift_per_frame - 1.0) < 0.2 and any(
+        "drifts" in w for w in drifting.warnings
+    )
+    bleached = inspect.check_movie(
+        simulate_movie(n_frames=24, size=(128, 128), bleaching=0.02, seed=0, progress=False)
+    )
+    assert 0.014 < bleached.bleaching_rate < 0.026 and any(
+        "bleaching" in w for w in bleached.warnings
+    )
+    assert (
+        bleached.shape == (24, 128, 128)
+        and bleached.drift.shape == (24, 2)
+        and "drift" in bleached.table()
+    )
 
 
 def test_bleaching_rate_is_the_straight_line_fit():
@@ -42,20 +56,25 @@ def test_bleaching_rate_is_the_straight_line_fit():
 
 
 def test_otsu_threshold_maximises_the_between_class_variance():
-    values = np.concatenate([np.random.default_rng(1).normal(0, 1, 4000), np.random.default_rng(2).normal(8, 1, 1000)])
+    values = np.concatenate(
+        [np.random.default_rng(1).normal(0, 1, 4000), np.random.default_rng(2).normal(8, 1, 1000)]
+    )
     cut = inspect.otsu_threshold(values)
     assert 2 < cut < 6
 
     def between(c):  # brute force over the same candidate cuts
         lo, hi = values[values <= c], values[values > c]
         return len(lo) * len(hi) * (lo.mean() - hi.mean()) ** 2
+
     candidates = np.linspace(1, 7, 121)
     assert abs(cut - candidates[np.argmax([between(c) for c in candidates])]) < 0.1
 
 
 @pytest.mark.parametrize("radius", [4.0, 8.0, 16.0])
 def test_nucleus_size_matches_the_simulated_masks(radius):
-    movie = simulate_movie(n_frames=2, size=(256, 256), nucleus_radius=radius, seed=1, progress=False)
+    movie = simulate_movie(
+        n_frames=2, size=(256, 256), nucleus_radius=radius, seed=1, progress=False
+    )
     truth = _equivalent_radius(movie.labels[0])
     found = inspect.estimate_nucleus_size(movie, n_frames=1)
     assert abs(found.radius - truth) / truth < 0.2, (found.radius, truth)
@@ -63,13 +82,18 @@ def test_nucleus_size_matches_the_simulated_masks(radius):
 
 
 def test_default_target_is_the_default_simulated_nuclei_and_hela_gets_its_binning():
-    movie = simulate_movie(n_frames=2, size=(256, 256), seed=0, progress=False)  # the defaults' nuclei
+    movie = simulate_movie(
+        n_frames=2, size=(256, 256), seed=0, progress=False
+    )  # the defaults' nuclei
     assert abs(_equivalent_radius(movie.labels[0]) - inspect.DEFAULT_NUCLEUS_RADIUS) < 0.6
     assert inspect.recommend_binning(inspect.estimate_nucleus_size(movie).radius).factor == 1
     hela_radius = 13.7  # Fluo-N2DL-HeLa nuclei (simulate.REAL_RADIUS, from its masks)
     advice = inspect.recommend_binning(hela_radius)
     assert advice.factor == recommended("hela-subset")["binning"] == 2 and "2x2" in advice.reason
-    assert inspect.recommend_binning(2.5).factor == 1 and "smaller" in inspect.recommend_binning(2.5).reason
+    assert (
+        inspect.recommend_binning(2.5).factor == 1
+        and "smaller" in inspect.recommend_binning(2.5).reason
+    )
     with pytest.raises(InputError, match="radius"):
         inspect.recommend_binning(float("nan"))
 
@@ -80,9 +104,13 @@ def test_export_writes_npz_and_csv_in_unbinned_pixels(tmp_path):
     with np.load(path) as npz:
         np.testing.assert_array_equal(npz["features"], feats)
         assert npz["frames"].tolist() == [0, 5, 9] and int(npz["binning"]) == 2
-    csv = export.export_regions([4, 7], [[(10, 20, 0.5)], [(3, 4, 0.25), (5, 6, 0.125)]], tmp_path / "r.csv", binning=2)
+    csv = export.export_regions(
+        [4, 7], [[(10, 20, 0.5)], [(3, 4, 0.25), (5, 6, 0.125)]], tmp_path / "r.csv", binning=2
+    )
     rows = export.read_regions(csv)
-    np.testing.assert_allclose(rows, [[4, 20.5, 40.5, 0.5], [7, 6.5, 8.5, 0.25], [7, 10.5, 12.5, 0.125]])
+    np.testing.assert_allclose(
+        rows, [[4, 20.5, 40.5, 0.5], [7, 6.5, 8.5, 0.25], [7, 10.5, 12.5, 0.125]]
+    )
     assert csv.read_text().splitlines()[0] == "t,y,x,score"
     with pytest.raises(InputError, match=r"\(T, F, Y, X\)"):
         export.export_features(feats[0], tmp_path / "bad.npz")

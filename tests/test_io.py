@@ -11,8 +11,15 @@ from conftest import TINY_LINEAGE, make_tiny_movie
 
 from tapkit import DIVISION, InputError, Movie
 from tapkit.data.io import (
-    check_lineage, events_from_lineage, natural_key, read_ctc, read_lineage, read_tiff,
-    read_tiff_folder, write_ctc, write_tiff,
+    check_lineage,
+    events_from_lineage,
+    natural_key,
+    read_ctc,
+    read_lineage,
+    read_tiff,
+    read_tiff_folder,
+    write_ctc,
+    write_tiff,
 )
 
 
@@ -39,7 +46,9 @@ def test_read_tiff_with_masks(tmp_path, tiny_movie):
     m = read_tiff(tmp_path / "m.tif", labels=tmp_path / "lab.tif", events=tmp_path / "ev.tif")
     np.testing.assert_array_equal(m.labels, tiny_movie.labels)
     np.testing.assert_array_equal(m.events, tiny_movie.events)
-    tifffile.imwrite(tmp_path / "short.tif", tiny_movie.labels[:3].astype(np.uint16), photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "short.tif", tiny_movie.labels[:3].astype(np.uint16), photometric="minisblack"
+    )
     with pytest.raises(InputError, match=r"short.tif has shape \(3, 64, 64\).*\(8, 64, 64\)"):
         read_tiff(tmp_path / "m.tif", labels=tmp_path / "short.tif")
     tifffile.imwrite(tmp_path / "half.tif", tiny_movie.labels.astype(np.float32) + 0.5)
@@ -61,22 +70,42 @@ def test_read_tiff_channels(tmp_path):
     # tifffile's default for 3-frame stacks (planar RGB) must still read as 3 frames
     tifffile.imwrite(tmp_path / "tyx.tif", arr[:3, 0], photometric="rgb", planarconfig="separate")
     np.testing.assert_array_equal(read_tiff(tmp_path / "tyx.tif").images, arr[:3, 0])
-    tifffile.imwrite(tmp_path / "tzyx.tif", _rand((3, 4, 16, 16)), imagej=True, metadata={"axes": "TZYX"})
+    tifffile.imwrite(
+        tmp_path / "tzyx.tif", _rand((3, 4, 16, 16)), imagej=True, metadata={"axes": "TZYX"}
+    )
     with pytest.raises(InputError, match="3D time-lapse.*max projection"):
         read_tiff(tmp_path / "tzyx.tif")
     with pytest.raises(InputError, match="leave out channel"):
         read_tiff(tmp_path / "tyx.tif", channel=0)
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda p: tifffile.imwrite(p, _rand((16, 16))), "single 2D image"),
-    (lambda p: tifffile.imwrite(p, _rand((16, 16, 3)), photometric="rgb"), "3 channels"),  # an RGB picture
-    (lambda p: tifffile.imwrite(p, _rand((1, 16, 16))), "single 2D image"),
-    (lambda p: tifffile.imwrite(p, np.where(np.eye(16, dtype=bool), np.nan, _rand((3, 16, 16))), photometric="minisblack"), "NaN"),
-    (lambda p: tifffile.imwrite(p, np.stack([_rand((16, 16)), np.ones((16, 16), np.float32)])), "constant"),
-    (lambda p: p.write_bytes(b"this is not a tiff at all" * 10), "could not read"),
-    (lambda p: p.write_bytes(_valid_tiff_bytes()[:200]), "could not read"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: tifffile.imwrite(p, _rand((16, 16))), "single 2D image"),
+        (
+            lambda p: tifffile.imwrite(p, _rand((16, 16, 3)), photometric="rgb"),
+            "3 channels",
+        ),  # an RGB picture
+        (lambda p: tifffile.imwrite(p, _rand((1, 16, 16))), "single 2D image"),
+        (
+            lambda p: tifffile.imwrite(
+                p,
+                np.where(np.eye(16, dtype=bool), np.nan, _rand((3, 16, 16))),
+                photometric="minisblack",
+            ),
+            "NaN",
+        ),
+        (
+            lambda p: tifffile.imwrite(
+                p, np.stack([_rand((16, 16)), np.ones((16, 16), np.float32)])
+            ),
+            "constant",
+        ),
+        (lambda p: p.write_bytes(b"this is not a tiff at all" * 10), "could not read"),
+        (lambda p: p.write_bytes(_valid_tiff_bytes()[:200]), "could not read"),
+    ],
+)
 def test_read_tiff_bad_files(tmp_path, make, words):
     p = tmp_path / "bad.tif"
     make(p)
@@ -105,8 +134,14 @@ def test_read_tiff_folder_natural_order_and_odd_file(tmp_path):
     frames = _rand((11, 16, 16))
     for t in range(11):
         tifffile.imwrite(tmp_path / f"frame{t}.tif", frames[t])
-    assert sorted(["t10.tif", "t2.tif", "t1.tif"], key=natural_key) == ["t1.tif", "t2.tif", "t10.tif"]
-    np.testing.assert_array_equal(read_tiff_folder(tmp_path).images, frames)  # frame2 before frame10
+    assert sorted(["t10.tif", "t2.tif", "t1.tif"], key=natural_key) == [
+        "t1.tif",
+        "t2.tif",
+        "t10.tif",
+    ]
+    np.testing.assert_array_equal(
+        read_tiff_folder(tmp_path).images, frames
+    )  # frame2 before frame10
     tifffile.imwrite(tmp_path / "frame11.tif", _rand((16, 17)))
     with pytest.raises(InputError, match=r"frame11.tif has shape \(16, 17\)"):
         read_tiff_folder(tmp_path)
@@ -132,14 +167,17 @@ def test_events_from_lineage_marks_mothers_and_daughters(tiny_movie):
     assert not events_from_lineage(lab, single_child).any()
 
 
-@pytest.mark.parametrize("text, words", [
-    ("1 0 3\n", "3 columns"),
-    ("1 0 3 0\n2 4 x 1\n", "line 2 holds a non-integer"),
-    ("1 5 3 0\n", "first frame is after last frame"),
-    ("1 0 3 0\n2 4 7 9\n", "parent id is not a track id"),
-    ("1 0 3 0\n1 4 7 0\n", "appears more than once"),
-    ("1 0 30 0\n", "beyond the movie"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1 0 3\n", "3 columns"),
+        ("1 0 3 0\n2 4 x 1\n", "line 2 holds a non-integer"),
+        ("1 5 3 0\n", "first frame is after last frame"),
+        ("1 0 3 0\n2 4 7 9\n", "parent id is not a track id"),
+        ("1 0 3 0\n1 4 7 0\n", "appears more than once"),
+        ("1 0 30 0\n", "beyond the movie"),
+    ],
+)
 def test_read_lineage_errors(tmp_path, text, words):
     (tmp_path / "man_track.txt").write_text(text)
     with pytest.raises(InputError, match=words):
@@ -155,16 +193,25 @@ def test_check_lineage_accepts_empty_and_valid():
 def test_ctc_round_trip(tmp_path, tiny_movie):
     seq = write_ctc(tiny_movie, tmp_path / "ds")
     assert seq == tmp_path / "ds" / "01" and (seq / "t007.tif").is_file()
-    assert tifffile.imread(seq / "t000.tif").dtype == np.uint16  # integer-valued images -> exact uint16
+    # integer-valued images -> exact uint16
+    assert tifffile.imread(seq / "t000.tif").dtype == np.uint16
     assert tifffile.imread(tmp_path / "ds/01_GT/TRA/man_track003.tif").dtype == np.uint16
     m = read_ctc(seq)
     np.testing.assert_array_equal(m.images, tiny_movie.images)
     np.testing.assert_array_equal(m.labels, tiny_movie.labels)
     np.testing.assert_array_equal(m.lineage, tiny_movie.lineage)
-    assert m.events is not None and ((m.events == DIVISION) >= (tiny_movie.events == DIVISION)).all()
-    np.testing.assert_array_equal(m.events, events_from_lineage(tiny_movie.labels, tiny_movie.lineage))
-    floats = make_tiny_movie(integer=False)  # non-integer images are written as float32, still exact
-    np.testing.assert_array_equal(read_ctc(write_ctc(floats, tmp_path / "f", seq="02")).images, floats.images)
+    assert (
+        m.events is not None and ((m.events == DIVISION) >= (tiny_movie.events == DIVISION)).all()
+    )
+    np.testing.assert_array_equal(
+        m.events, events_from_lineage(tiny_movie.labels, tiny_movie.lineage)
+    )
+    floats = make_tiny_movie(
+        integer=False
+    )  # non-integer images are written as float32, still exact
+    np.testing.assert_array_equal(
+        read_ctc(write_ctc(floats, tmp_path / "f", seq="02")).images, floats.images
+    )
 
 
 def test_write_ctc_without_ground_truth_and_overwrite(tmp_path):
@@ -210,7 +257,10 @@ def test_read_ctc_errors(tmp_path, tiny_movie):
 
 def test_ctc_round_trip_of_simulated_divisions(tmp_path):
     import tapkit.data.simulate as simulate
-    sim = simulate.simulate_movie(n_frames=16, size=(96, 96), division_rate=0.1, seed=1, progress=False)
+
+    sim = simulate.simulate_movie(
+        n_frames=16, size=(96, 96), division_rate=0.1, seed=1, progress=False
+    )
     m = read_ctc(write_ctc(sim, tmp_path))
     np.testing.assert_array_equal(m.images, sim.images)
     np.testing.assert_array_equal(m.labels, sim.labels)

@@ -21,14 +21,20 @@ def test_ome_tiff_tyx_and_tcyx(tmp_path):
     tifffile.imwrite(tmp_path / "b.ome.tif", tcyx, ome=True, metadata={"axes": "TCYX"})
     movie = datasets.load(tmp_path / "a.ome.tif")
     np.testing.assert_array_equal(movie.images, tyx) and movie.meta["dtype"] == "uint16"
-    np.testing.assert_array_equal(datasets.load(tmp_path / "b.ome.tif", channel=1).images, tcyx[:, 1])
+    np.testing.assert_array_equal(
+        datasets.load(tmp_path / "b.ome.tif", channel=1).images, tcyx[:, 1]
+    )
     with pytest.raises(InputError, match="2 channels.*channel=0"):
         datasets.load(tmp_path / "b.ome.tif")
 
 
 def test_ome_tiff_with_z_and_t_is_refused_by_resolve(tmp_path):
-    tifffile.imwrite(tmp_path / "tz.ome.tif", _movie((3, 4, 32, 32)), ome=True, metadata={"axes": "TZYX"})
-    with pytest.raises(InputError, match=r"3D time-lapse.*3 time points x 4 z-slices.*max projection"):
+    tifffile.imwrite(
+        tmp_path / "tz.ome.tif", _movie((3, 4, 32, 32)), ome=True, metadata={"axes": "TZYX"}
+    )
+    with pytest.raises(
+        InputError, match=r"3D time-lapse.*3 time points x 4 z-slices.*max projection"
+    ):
         datasets.resolve(tmp_path / "tz.ome.tif")  # the header alone: before any pixel is read
 
 
@@ -40,7 +46,9 @@ def test_z_only_stack_is_read_as_time_with_a_note(tmp_path, capsys):
 
 
 def test_channel_out_of_range_is_caught_by_the_parameter_check(tmp_path):
-    tifffile.imwrite(tmp_path / "c.ome.tif", _movie((6, 2, 32, 32)), ome=True, metadata={"axes": "TCYX"})
+    tifffile.imwrite(
+        tmp_path / "c.ome.tif", _movie((6, 2, 32, 32)), ome=True, metadata={"axes": "TCYX"}
+    )
     with pytest.raises(InputError, match=r"channel=2 but c.ome.tif has 2 channels \(0 ... 1\)"):
         check_parameters({"data": str(tmp_path / "c.ome.tif"), "channel": 2}, {})
     assert check_parameters({"data": str(tmp_path / "c.ome.tif"), "channel": 1}, {})["channel"] == 1
@@ -86,5 +94,9 @@ def test_ome_zarr_group_uses_its_multiscales_axes(tmp_path):
     arr = _movie((5, 2, 1, 32, 32), 3)
     group = zarr.open_group(str(tmp_path / "img.zarr"), mode="w")
     group.create_array("0", shape=arr.shape, dtype=arr.dtype)[...] = arr
-    group.attrs["multiscales"] = [{"axes": [{"name": n} for n in "tczyx"], "datasets": [{"path": "0"}]}]
-    np.testing.assert_array_equal(datasets.load(tmp_path / "img.zarr", channel=0).images, arr[:, 0, 0])
+    group.attrs["multiscales"] = [
+        {"axes": [{"name": n} for n in "tczyx"], "datasets": [{"path": "0"}]}
+    ]
+    np.testing.assert_array_equal(
+        datasets.load(tmp_path / "img.zarr", channel=0).images, arr[:, 0, 0]
+    )

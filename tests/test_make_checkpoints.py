@@ -21,8 +21,17 @@ def script():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("ck") / "full.pt"
-    settings = dict(epochs=2, steps_per_epoch=2, batch_size=4, patch=16, val_steps=1, lr=1e-3, augment="none",
-                    model_kwargs=dict(n_depth=1, base_filters=4, n_features=4), per_crop=True)
+    settings = dict(
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=4,
+        patch=16,
+        val_steps=1,
+        lr=1e-3,
+        augment="none",
+        model_kwargs=dict(n_depth=1, base_filters=4, n_features=4),
+        per_crop=True,
+    )
     movie = np.random.default_rng(0).random((8, 40, 40)).astype(np.float32)
     train_tap([movie], seed=0, device="cpu", progress=False, checkpoint=path, **settings)
     return path, settings
@@ -33,9 +42,14 @@ def test_the_same_settings_are_accepted(trained):
     assert script().same_recipe_checkpoint(path, settings) == path
 
 
-@pytest.mark.parametrize("change, message", [(dict(lr=3e-3), "not trained with these settings"),
-                                             (dict(per_crop=False), "not trained with these settings"),
-                                             (dict(epochs=3), "not trained with these settings")])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(lr=3e-3), "not trained with these settings"),
+        (dict(per_crop=False), "not trained with these settings"),
+        (dict(epochs=3), "not trained with these settings"),
+    ],
+)
 def test_other_settings_are_refused(trained, change, message):
     path, settings = trained
     with pytest.raises(SystemExit, match=message):
@@ -47,7 +61,9 @@ def test_an_unfinished_training_is_refused(trained, tmp_path):
 
     path, settings = trained
     state = load_checkpoint(path)
-    state["history"] = {k: v[:1] for k, v in state["history"].items()}  # as if stopped after epoch 1 of 2
+    state["history"] = {
+        k: v[:1] for k, v in state["history"].items()
+    }  # as if stopped after epoch 1 of 2
     save_checkpoint(state, tmp_path / "half.pt")
     with pytest.raises(SystemExit, match="has not finished its 2 epochs"):
         script().same_recipe_checkpoint(tmp_path / "half.pt", settings)

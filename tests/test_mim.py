@@ -23,7 +23,9 @@ def test_masked_loss_ignores_unmasked_pixels(kind):
     pred, target = torch.rand(4, 2, 16, 16, generator=g), torch.rand(4, 2, 16, 16, generator=g)
     mask = random_mask(4, 16, 4, 0.5, g)  # (4, 1, 16, 16), broadcast over channels
     loss = masked_loss(pred, target, mask, kind)
-    changed_outside = torch.where(mask.bool(), pred, pred + 10 * torch.rand(pred.shape, generator=g))
+    changed_outside = torch.where(
+        mask.bool(), pred, pred + 10 * torch.rand(pred.shape, generator=g)
+    )
     assert masked_loss(changed_outside, target, mask, kind) == pytest.approx(loss.item())
     changed_inside = torch.where(mask.bool(), pred + 1.0, pred)
     assert masked_loss(changed_inside, target, mask, kind) > loss + 0.1
@@ -35,11 +37,17 @@ def test_masked_loss_ignores_unmasked_pixels(kind):
 def test_mask_ratio_is_met(ratio):
     g, n_patches = _gen(1), 64  # 64 x 64 crops, 8 px patches
     images = torch.rand(32, 2, 64, 64, generator=g)
-    for mask in (random_mask(32, 64, 8, ratio, g), intensity_mask(images, 8, ratio, g),
-                 channel_mask(32, 2, 64, 8, ratio, g)):
+    for mask in (
+        random_mask(32, 64, 8, ratio, g),
+        intensity_mask(images, 8, ratio, g),
+        channel_mask(32, 2, 64, 8, ratio, g),
+    ):
         assert set(mask.unique().tolist()) == {0.0, 1.0}
-        assert abs(mask.mean().item() - ratio) <= 0.5 / n_patches  # round(ratio * n) patches per image
-        assert (mask.flatten(2).mean(2) - mask.mean()).abs().max() < 1e-6  # every image and channel alike
+        # round(ratio * n) patches per image
+        assert abs(mask.mean().item() - ratio) <= 0.5 / n_patches
+        assert (
+            mask.flatten(2).mean(2) - mask.mean()
+        ).abs().max() < 1e-6  # every image and channel alike
 
 
 def _bright_vs_dark_z(mask: torch.Tensor, bright: torch.Tensor, patch: int) -> float:
@@ -53,7 +61,8 @@ def _bright_vs_dark_z(mask: torch.Tensor, bright: torch.Tensor, patch: int) -> f
 
 def test_intensity_masking_hides_bright_patches_more_often_and_random_does_not():
     g, patch, b = _gen(2), 8, 64
-    bright = torch.rand(b, 16, generator=g) < 0.3  # (B, 16) a 4 x 4 grid of patches, 30 % of them "cells"
+    # (B, 16) a 4 x 4 grid of patches, 30 % of them "cells"
+    bright = torch.rand(b, 16, generator=g) < 0.3
     images = bright.float().view(b, 1, 4, 4).repeat_interleave(patch, 2).repeat_interleave(patch, 3)
     images = images + 0.2 * torch.rand(images.shape, generator=g)  # (B, 1, 32, 32) noisy background
     z_intensity = _bright_vs_dark_z(intensity_mask(images, patch, 0.4, g), bright, patch)
@@ -75,7 +84,9 @@ def test_channel_masks_differ_between_channels_and_need_two_channels():
     with pytest.raises(InputError, match="multi-channel"):
         model.make_batch(torch.rand(2, 2, 1, 32, 32), _gen())
     batch = model.make_batch(torch.rand(2, 2, 2, 32, 32), _gen())
-    assert batch["mask"].shape == (2, 2, 32, 32) and not torch.equal(batch["mask"][:, 0], batch["mask"][:, 1])
+    assert batch["mask"].shape == (2, 2, 32, 32) and not torch.equal(
+        batch["mask"][:, 0], batch["mask"][:, 1]
+    )
     loss, metrics = model.loss(batch)
     assert loss.ndim == 0 and loss > 0 and set(metrics) == {"psnr"}
 
@@ -88,7 +99,9 @@ def test_the_image_is_frame_t_and_only_hidden_pixels_are_replaced():
     with torch.no_grad():
         model.mask_token.fill_(7.0)
         pred_a = model.eval()(batch["x"], batch["mask"])
-        other = torch.where(batch["mask"].bool(), torch.rand(batch["x"].shape, generator=_gen(9)), batch["x"])
+        other = torch.where(
+            batch["mask"].bool(), torch.rand(batch["x"].shape, generator=_gen(9)), batch["x"]
+        )
         pred_b = model(other, batch["mask"])  # hidden pixels' true values are never seen
     torch.testing.assert_close(pred_a, pred_b)
 
@@ -123,8 +136,19 @@ def test_bad_patch_and_task_fail_before_training():
 @pytest.mark.parametrize("masking", ["random", "intensity"])
 def test_reconstruction_loss_falls_on_a_tiny_movie(masking):
     movie = simulate_movie(n_frames=12, size=(64, 64), seed=3, progress=False)
-    _, history = train("mim", movie, epochs=4, steps_per_epoch=10, batch_size=16, patch=32, lr=3e-3, val_steps=2,
-                       device="cpu", progress=False, model_kwargs=dict(TINY, masking=masking))
+    _, history = train(
+        "mim",
+        movie,
+        epochs=4,
+        steps_per_epoch=10,
+        batch_size=16,
+        patch=32,
+        lr=3e-3,
+        val_steps=2,
+        device="cpu",
+        progress=False,
+        model_kwargs=dict(TINY, masking=masking),
+    )
     assert history["val_loss"][-1] < 0.85 * history["val_loss"][0]
     assert history["val_psnr"][-1] > history["val_psnr"][0]
 
@@ -139,7 +163,9 @@ def test_channel_separated_masking_learns_on_the_two_channel_movie():
     g = _gen(0)
     model = MaskedModel(**TINY, in_channels=2, masking="channel", seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    val = model.make_batch(x[:, :, :32, :32][:, None].expand(-1, 2, -1, -1, -1), _gen(1))  # fixed check batch
+    val = model.make_batch(
+        x[:, :, :32, :32][:, None].expand(-1, 2, -1, -1, -1), _gen(1)
+    )  # fixed check batch
 
     def val_loss() -> float:
         with torch.no_grad():
@@ -148,7 +174,9 @@ def test_channel_separated_masking_learns_on_the_two_channel_movie():
     before = val_loss()
     for _ in range(25):
         y0, x0 = torch.randint(0, 33, (2,), generator=g).tolist()
-        crops = x[:, :, y0:y0 + 32, x0:x0 + 32][:, None].expand(-1, 2, -1, -1, -1)  # (T, 2, C, 32, 32)
+        crops = x[:, :, y0 : y0 + 32, x0 : x0 + 32][:, None].expand(
+            -1, 2, -1, -1, -1
+        )  # (T, 2, C, 32, 32)
         loss, _ = model.train().loss(model.make_batch(crops, g))
         optimizer.zero_grad()
         loss.backward()

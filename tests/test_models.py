@@ -11,9 +11,13 @@ from tapkit.ssl.backbone import UNet, count_parameters
 from tapkit.ssl.tap import TAPNet, TimeArrowHead
 
 
-
 def small_net(**kw) -> TAPNet:
-    return TAPNet(**{**dict(n_depth=2, base_filters=4, n_features=8, backbone_features=8, head_features=8), **kw})
+    return TAPNet(
+        **{
+            **dict(n_depth=2, base_filters=4, n_features=8, backbone_features=8, head_features=8),
+            **kw,
+        }
+    )
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (16, 16), (9, 70)])
@@ -77,7 +81,8 @@ def test_head_alone_swaps_logits():
 def test_decorrelation_orthonormal_vs_identical():
     f, n, tau = 4, 16, 0.2
     eye = torch.zeros(f, n)
-    eye[torch.arange(f), torch.arange(f) * 3] = 2.5  # orthogonal channels (any length: they are normalised)
+    # orthogonal channels (any length: they are normalised)
+    eye[torch.arange(f), torch.arange(f) * 3] = 2.5
     z_orth = eye.reshape(1, f, 4, 4)
     expected_min = math.log(1 + (f - 1) * math.exp(-1 / tau))
     assert decorrelation_loss(z_orth, tau) == pytest.approx(expected_min, rel=1e-5)

@@ -17,7 +17,9 @@ def test_movie_accepts_tyx_and_masks():
     ev[1, 2:4, 2:4] = 1
     m = Movie(imgs, labels=(ev > 0).astype(int), events=ev, lineage=[[1, 0, 3, 0]], name="toy")
     assert m.shape == (4, 16, 20) and len(m) == 4
-    assert m.images.dtype == np.float32 and m.events.dtype == np.uint8 and m.labels.dtype == np.int32
+    assert (
+        m.images.dtype == np.float32 and m.events.dtype == np.uint8 and m.labels.dtype == np.int32
+    )
     assert m.has_events and m.lineage.shape == (1, 4)
     sub = m.crop(t=slice(1, 3), y=slice(0, 8))
     assert sub.shape == (2, 8, 20) and sub.events.sum() == 4
@@ -29,8 +31,14 @@ def test_movie_accepts_tyx_and_masks():
         (np.ones((16, 16)), ["single 2D image", "(T, Y, X)"]),
         (np.random.rand(3, 16, 16, 2), ["4D", "channel", "take(0, axis=3)"]),
         (np.random.rand(1, 16, 16), ["1 frame", "at least 2"]),
-        (np.where(np.eye(16)[None].repeat(3, 0) > 0, np.nan, 1.0) + np.random.rand(3, 16, 16), ["NaN"]),
-        (np.concatenate([np.random.rand(2, 16, 16), np.ones((1, 16, 16))]), ["frame(s) [2]", "constant"]),
+        (
+            np.where(np.eye(16)[None].repeat(3, 0) > 0, np.nan, 1.0) + np.random.rand(3, 16, 16),
+            ["NaN"],
+        ),
+        (
+            np.concatenate([np.random.rand(2, 16, 16), np.ones((1, 16, 16))]),
+            ["frame(s) [2]", "constant"],
+        ),
         (np.array([["a"]]), ["numeric"]),
     ],
 )
@@ -81,7 +89,10 @@ def test_bin_averages_images_keeps_events_and_scales_pixel_size():
     mov = Movie(images, labels=labels, events=events, pixel_size=0.5)
     two = mov.bin(2)  # the odd last column is dropped
     assert two.shape == (2, 8, 9) and two.pixel_size == 1.0 and two.meta["binning"] == 2
-    assert two.images[0, 0, 0] == images[0, :2, :2].mean() and two.images[1, 7, 8] == images[1, 14:16, 16:18].mean()
+    assert (
+        two.images[0, 0, 0] == images[0, :2, :2].mean()
+        and two.images[1, 7, 8] == images[1, 14:16, 16:18].mean()
+    )
     assert two.events.sum() == DIVISION and two.events[1, 2, 1] == DIVISION
     assert np.array_equal(two.labels, labels[:, 0:16:2, 0:18:2])
     assert mov.bin(1) is mov

@@ -62,7 +62,10 @@ def test_test_extra_covers_course_runner_and_no_torchvision():
 def test_torch_range_admits_the_cpu_wheel():
     from packaging.specifiers import SpecifierSet
 
-    spec = dict(_split(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    spec = dict(
+        _split(r)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
     assert "2.13.0" in SpecifierSet(spec["torch"])
 
 
@@ -74,7 +77,10 @@ COLAB_PREINSTALLED = {"torch", "numpy", "scipy", "matplotlib", "scikit-learn", "
 
 def _dependencies() -> dict[str, str]:
     """The package's dependencies in pyproject.toml, name -> version spec."""
-    return dict(_split(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    return dict(
+        _split(r)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
 
 
 def _colab_cell(path: Path) -> str:
@@ -87,14 +93,26 @@ def _colab_cell(path: Path) -> str:
     return re.search(r'subprocess\.run\("(.*?)", shell=True', cell).group(1)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem
+)
 def test_colab_cell_installs_exactly_the_dependencies_colab_lacks(path):
     from tapkit.course.notebooks import colab_install_spec
 
     first, second = (shlex.split(part) for part in _colab_cell(path).split(" && "))
-    assert first[:3] == ["pip", "install", "-q"] and second == ["pip", "install", "-q", "--no-deps", colab_install_spec()]
-    wanted = {name: spec for name, spec in _dependencies().items() if name not in COLAB_PREINSTALLED}
-    assert dict(_split(r) for r in first[3:]) == wanted, f"{path.name}: the Colab cell must install {wanted}"
+    assert first[:3] == ["pip", "install", "-q"] and second == [
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        colab_install_spec(),
+    ]
+    wanted = {
+        name: spec for name, spec in _dependencies().items() if name not in COLAB_PREINSTALLED
+    }
+    assert dict(_split(r) for r in first[3:]) == wanted, (
+        f"{path.name}: the Colab cell must install {wanted}"
+    )
 
 
 def _wheel(tmp_path: Path) -> Path:
@@ -103,32 +121,82 @@ def _wheel(tmp_path: Path) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src)
-    shutil.copytree(ROOT / "tapkit", src / "tapkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "wheel"), str(src)], check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        ROOT / "tapkit", src / "tapkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "wheel").glob("tapkit_course-*.whl")
     return wheel
 
 
-def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(tmp_path, monkeypatch):
+def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(
+    tmp_path, monkeypatch
+):
     """Colab opens one notebook alone, from a pip install: no checkout, no data/ folder beside it."""
     import nbformat
     import papermill as pm
 
     wheel = _wheel(tmp_path)
     shipped = sorted(p.name for p in (ROOT / "tapkit" / "checkpoints").iterdir())
-    assert {f"tapkit/checkpoints/{name}" for name in shipped} <= set(zipfile.ZipFile(wheel).namelist())
+    assert {f"tapkit/checkpoints/{name}" for name in shipped} <= set(
+        zipfile.ZipFile(wheel).namelist()
+    )
     site, work = tmp_path / "site", tmp_path / "work"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
-                    str(wheel)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     work.mkdir()
     shutil.copy(ROOT / "notebooks" / "02_gradcam.ipynb", work)
-    monkeypatch.setenv("PYTHONPATH", str(site))  # the kernel imports the installed copy, not this checkout
+    monkeypatch.setenv(
+        "PYTHONPATH", str(site)
+    )  # the kernel imports the installed copy, not this checkout
     monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
     monkeypatch.setenv("TAPKIT_RESULTS", str(tmp_path / "results.json"))
-    pm.execute_notebook(str(work / "02_gradcam.ipynb"), str(work / "run.ipynb"), cwd=str(work), progress_bar=False,
-                        parameters={"profile": "auto", "out_dir": str(work / "out"), "real_data": None})
-    text = "".join(o.get("text", "") for c in nbformat.read(str(work / "run.ipynb"), as_version=4).cells
-                   if c.cell_type == "code" for o in c.outputs)
-    assert f"tapkit: loaded the shipped checkpoint {site / 'tapkit' / 'checkpoints' / 'tap_simulated.pt'}" in text, text
+    pm.execute_notebook(
+        str(work / "02_gradcam.ipynb"),
+        str(work / "run.ipynb"),
+        cwd=str(work),
+        progress_bar=False,
+        parameters={"profile": "auto", "out_dir": str(work / "out"), "real_data": None},
+    )
+    text = "".join(
+        o.get("text", "")
+        for c in nbformat.read(str(work / "run.ipynb"), as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert (
+        f"tapkit: loaded the shipped checkpoint {site / 'tapkit' / 'checkpoints' / 'tap_simulated.pt'}"
+        in text
+    ), text
     assert "training a quick" not in text and not (work / "out" / "tap_simulated.pt").exists()

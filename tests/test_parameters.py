@@ -5,7 +5,6 @@ Each bad value must raise `InputError` naming the parameter and a fix, and nothi
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,17 +21,50 @@ FIX_WORDS = ("use ", "choose ", "give ", "pick ", "check ")
 
 def base_params(tmp_path, **kw) -> dict:
     """A notebook's globals as its parameters cell would leave them."""
-    return dict(profile="smoke", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path / "out")) | kw
+    return (
+        dict(profile="smoke", data="simulated", seed=0, device="cpu", out_dir=str(tmp_path / "out"))
+        | kw
+    )
 
 
 BAD = [  # (parameter, bad value) — one or more per entry of parameters.CHECKS
-    ("profile", "huge"), ("data", ""), ("data", "no/such/movie.tif"), ("data", 3), ("seed", -1), ("seed", 1.5),
-    ("device", "gpu"), ("out_dir", ""), ("binning", 0), ("binning", 1.5), ("channel", -1), ("channel", "red"),
-    ("bleaching", -1), ("bleaching", 1.0), ("bleaching", float("nan")), ("real_data", "nope"), ("real_crop", 8),
-    ("threshold", -5), ("train_heads", "yes"), ("criterion", "size-both"), ("n_mistakes", 0), ("n_bins", 1),
-    ("target_recall", 0), ("target_recall", 1.5), ("sim_n_frames", 1), ("sim_size", (16, 16)),
-    ("tap_val_at", "middle"), ("tap_augment", "light"), ("tap_per_crop", "yes"), ("tap_val_region", 1.0), ("tap_epochs", -2), ("tap_batch_size", 2.5), ("crops_size", "big"),
-    ("pretext", "jigsaw"), ("export_features", "yes"), ("own_export_frames", 0), ("own_nucleus_frames", 1.5),  # 09
+    ("profile", "huge"),
+    ("data", ""),
+    ("data", "no/such/movie.tif"),
+    ("data", 3),
+    ("seed", -1),
+    ("seed", 1.5),
+    ("device", "gpu"),
+    ("out_dir", ""),
+    ("binning", 0),
+    ("binning", 1.5),
+    ("channel", -1),
+    ("channel", "red"),
+    ("bleaching", -1),
+    ("bleaching", 1.0),
+    ("bleaching", float("nan")),
+    ("real_data", "nope"),
+    ("real_crop", 8),
+    ("threshold", -5),
+    ("train_heads", "yes"),
+    ("criterion", "size-both"),
+    ("n_mistakes", 0),
+    ("n_bins", 1),
+    ("target_recall", 0),
+    ("target_recall", 1.5),
+    ("sim_n_frames", 1),
+    ("sim_size", (16, 16)),
+    ("tap_val_at", "middle"),
+    ("tap_augment", "light"),
+    ("tap_per_crop", "yes"),
+    ("tap_val_region", 1.0),
+    ("tap_epochs", -2),
+    ("tap_batch_size", 2.5),
+    ("crops_size", "big"),
+    ("pretext", "jigsaw"),
+    ("export_features", "yes"),
+    ("own_export_frames", 0),
+    ("own_nucleus_frames", 1.5),  # 09
 ]
 
 
@@ -55,14 +87,18 @@ def test_every_notebook_parameter_is_checked():
         for name in notebooks.parameter_names(path):
             section, _, key = name.partition("_")
             in_profile = section in parameters.SECTIONS and key in prof[section]
-            assert name in parameters.CHECKS or in_profile, f"{path.name}: parameter {name!r} is never checked"
+            assert name in parameters.CHECKS or in_profile, (
+                f"{path.name}: parameter {name!r} is never checked"
+            )
 
 
 def test_notebook_defaults_pass_their_checks():
     prof = profiles.get_profile("smoke")
     for path in notebooks.list_notebooks():
         defaults = notebooks.parameter_values(path)
-        parameters.check_parameters({k: v for k, v in defaults.items() if k not in ("profile", "out_dir")}, prof)
+        parameters.check_parameters(
+            {k: v for k, v in defaults.items() if k not in ("profile", "out_dir")}, prof
+        )
 
 
 def test_run_course_rejects_bleaching_before_training(tmp_path):
@@ -75,22 +111,65 @@ def test_run_course_rejects_bleaching_before_training(tmp_path):
 
 def test_cli_reports_bad_parameter_as_error_line(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["course", "run", "--profile", "smoke", "--only", "01", "-p", "bleaching=-1", "--out", str(out)]) == 2
+    assert (
+        cli.main(
+            [
+                "course",
+                "run",
+                "--profile",
+                "smoke",
+                "--only",
+                "01",
+                "-p",
+                "bleaching=-1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.startswith("tapkit: error: bleaching=-1") and "Traceback" not in err and not out.exists()
+    assert (
+        err.startswith("tapkit: error: bleaching=-1")
+        and "Traceback" not in err
+        and not out.exists()
+    )
 
 
 def test_cli_empty_data_is_an_error_not_the_cwd(tmp_path, capsys):
-    assert cli.main(["course", "run", "--profile", "smoke", "--only", "00", "-p", "data=", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        cli.main(
+            [
+                "course",
+                "run",
+                "--profile",
+                "smoke",
+                "--only",
+                "00",
+                "-p",
+                "data=",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "data='' is empty" in capsys.readouterr().err
 
 
 def test_cli_out_that_is_a_file(tmp_path, capsys):
     existing = tmp_path / "file.txt"
     existing.write_text("x")
-    assert cli.main(["course", "run", "--profile", "smoke", "--only", "00", "--out", str(existing)]) == 2
+    assert (
+        cli.main(["course", "run", "--profile", "smoke", "--only", "00", "--out", str(existing)])
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.startswith("tapkit: error: --out=") and "existing file" in err and "Traceback" not in err
+    assert (
+        err.startswith("tapkit: error: --out=")
+        and "existing file" in err
+        and "Traceback" not in err
+    )
     assert cli.main(["course", "student", "--out", str(existing / "sub")]) == 2
     assert "tapkit: error: --out=" in capsys.readouterr().err
 
@@ -112,7 +191,10 @@ def _read_only_folder(tmp_path: Path) -> Path:
 def test_cli_read_only_out(tmp_path, capsys):
     locked = _read_only_folder(tmp_path)
     for out in (locked, locked / "run"):
-        assert cli.main(["course", "run", "--profile", "smoke", "--only", "00", "--out", str(out)]) == 2
+        assert (
+            cli.main(["course", "run", "--profile", "smoke", "--only", "00", "--out", str(out)])
+            == 2
+        )
         err = capsys.readouterr().err
         assert err.startswith("tapkit: error: --out=") and "Traceback" not in err
         assert "read-only" in err or "cannot create" in err
@@ -134,7 +216,9 @@ def test_channel_parameter_picks_a_channel_of_a_tiff(tmp_path):
     tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "TCYX"})
     with pytest.raises(InputError, match="channel=0"):
         config.load_data(config.configure(base_params(tmp_path, data=str(path)), "00"))
-    movie = config.load_data(config.configure(base_params(tmp_path, data=str(path), channel=1), "00"))
+    movie = config.load_data(
+        config.configure(base_params(tmp_path, data=str(path), channel=1), "00")
+    )
     np.testing.assert_allclose(movie.images, stack[:, 1])
     with pytest.raises(InputError, match="channel=1.*single channel"):
         config.configure(base_params(tmp_path, channel=1), "00")  # simulated data has one channel
@@ -143,7 +227,9 @@ def test_channel_parameter_picks_a_channel_of_a_tiff(tmp_path):
 def test_runner_checks_each_notebooks_defaults_with_the_given_values(tmp_path):
     """-p data=my.tif with channel unset fails for a two-channel TIFF only when loading: but a bad -p fails at once."""
     with pytest.raises(InputError, match="criterion"):
-        runner.run_course(profile="smoke", only="04", params={"criterion": "nope"}, out=tmp_path / "r")
+        runner.run_course(
+            profile="smoke", only="04", params={"criterion": "nope"}, out=tmp_path / "r"
+        )
     assert not (tmp_path / "r").exists()
 
 
@@ -152,23 +238,34 @@ def test_profile_keys_are_api_keyword_names():
 
     from tapkit.data.simulate import simulate_movie
     from tapkit.explain.gradcam import gradcam_movie
+
     api = {"sim": simulate_movie, "gradcam": gradcam_movie}
     for name, prof in profiles.PROFILES.items():
         for section, func in api.items():
             keys = set(prof[section]) - set(inspect.signature(func).parameters)
-            assert not keys, f"profile {name}: {section} keys {keys} are not keywords of {func.__name__}"
-        assert parameters.tap_config(prof["tap"]).epochs == prof["tap"]["epochs"]  # every tap key: a TrainConfig field
+            assert not keys, (
+                f"profile {name}: {section} keys {keys} are not keywords of {func.__name__}"
+            )
+        # every tap key: a TrainConfig field
+        assert parameters.tap_config(prof["tap"]).epochs == prof["tap"]["epochs"]
 
 
-@pytest.mark.parametrize("bad, named", [(dict(tap_epochs=0), "tap_epochs=0: use a whole number >= 1"),
-                                        (dict(tap_lr=2.0), "tap_lr=2.0: use a number in (0.0, 1.0)"),
-                                        (dict(tap_val_steps=0), "tap_val_steps=0")])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (dict(tap_epochs=0), "tap_epochs=0: use a whole number >= 1"),
+        (dict(tap_lr=2.0), "tap_lr=2.0: use a number in (0.0, 1.0)"),
+        (dict(tap_val_steps=0), "tap_val_steps=0"),
+    ],
+)
 def test_a_bad_training_setting_is_named_before_the_notebook_runs(tmp_path, bad, named):
     prof = profiles.get_profile("smoke")
     with pytest.raises(InputError) as err:
         parameters.check_parameters(base_params(tmp_path, **bad), prof)
     assert named in str(err.value)
-    with pytest.raises(InputError, match="tap_epochs"):  # configure's own check: the section with the data's recipe
+    with pytest.raises(
+        InputError, match="tap_epochs"
+    ):  # configure's own check: the section with the data's recipe
         parameters.tap_config({**prof["tap"], "epochs": 0})
     with pytest.raises(InputError, match="did you mean tap_epochs"):
         parameters.tap_config({**prof["tap"], "epoch": 3})

@@ -38,7 +38,9 @@ from tapkit.plot import segmentation as seg_plots  # noqa: E402
 from tapkit.plot import tap as tap_plots  # noqa: E402
 from tapkit.plot.style import FALLBACK, HUES, NAMED, is_event_like, series_styles  # noqa: E402
 
-INTEGER_AXES = re.compile(r"frame|epoch|step|labelled|budget|time index")  # axis labels that count things
+INTEGER_AXES = re.compile(
+    r"frame|epoch|step|labelled|budget|time index"
+)  # axis labels that count things
 
 
 @pytest.fixture(autouse=True)
@@ -81,18 +83,28 @@ def data_artists(ax) -> list[tuple[object, str, tuple]]:
     for container in ax.containers:
         bars = container.errorbar if isinstance(container, BarContainer) else container
         if isinstance(bars, ErrorbarContainer):
-            error_parts |= {id(a) for part in bars.lines for a in (part if isinstance(part, tuple) else (part,))
-                            if a is not None}
+            error_parts |= {
+                id(a)
+                for part in bars.lines
+                for a in (part if isinstance(part, tuple) else (part,))
+                if a is not None
+            }
     out = []
     for line in ax.get_lines():
         if id(line) not in error_parts and len(line.get_xdata()):
             out.append((line, line.get_label(), rgb(line.get_color())))
     for coll in ax.collections:
-        if isinstance(coll, PathCollection) and coll.get_array() is None and len(coll.get_offsets()):
+        if (
+            isinstance(coll, PathCollection)
+            and coll.get_array() is None
+            and len(coll.get_offsets())
+        ):
             out.append((coll, coll.get_label(), rgb(coll.get_facecolor()[0])))
     for container in ax.containers:
         if isinstance(container, BarContainer) and len(container.patches):
-            out.append((container, container.get_label(), rgb(container.patches[0].get_facecolor())))
+            out.append(
+                (container, container.get_label(), rgb(container.patches[0].get_facecolor()))
+            )
     return out
 
 
@@ -119,15 +131,28 @@ def check_limits(ax) -> None:
     for artist, label, _ in data_artists(ax):
         if isinstance(artist, BarContainer):
             for p in artist.patches:
-                xs, ys = (p.get_x(), p.get_x() + p.get_width()), (p.get_y(), p.get_y() + p.get_height())
-                assert inside(xs, ax.get_xlim(), xlog) and inside(ys, ax.get_ylim(), ylog), f"bar {label} outside"
+                xs, ys = (
+                    (p.get_x(), p.get_x() + p.get_width()),
+                    (p.get_y(), p.get_y() + p.get_height()),
+                )
+                assert inside(xs, ax.get_xlim(), xlog) and inside(ys, ax.get_ylim(), ylog), (
+                    f"bar {label} outside"
+                )
         elif isinstance(artist, PathCollection):
             xy = artist.get_offsets()
-            assert inside(xy[:, 0], ax.get_xlim(), xlog) and inside(xy[:, 1], ax.get_ylim(), ylog), f"{label} outside"
-        elif artist.get_transform() == ax.transData:  # not axhline / axvline (axes-relative on one axis)
+            assert inside(xy[:, 0], ax.get_xlim(), xlog) and inside(
+                xy[:, 1], ax.get_ylim(), ylog
+            ), f"{label} outside"
+        elif (
+            artist.get_transform() == ax.transData
+        ):  # not axhline / axvline (axes-relative on one axis)
             x, y = artist.get_xydata().T  # in numbers (bar names, dates converted)
-            assert inside(x, ax.get_xlim(), xlog), f"{ax.get_title()!r}: {label} x outside {ax.get_xlim()}"
-            assert inside(y, ax.get_ylim(), ylog), f"{ax.get_title()!r}: {label} y outside {ax.get_ylim()}"
+            assert inside(x, ax.get_xlim(), xlog), (
+                f"{ax.get_title()!r}: {label} x outside {ax.get_xlim()}"
+            )
+            assert inside(y, ax.get_ylim(), ylog), (
+                f"{ax.get_title()!r}: {label} y outside {ax.get_ylim()}"
+            )
 
 
 def check_ticks(ax) -> None:
@@ -140,8 +165,12 @@ def check_ticks(ax) -> None:
         if not len(axis.get_majorticklocs()):
             continue  # ticks taken away on purpose (an image panel whose label names its row)
         assert ticks, f"{axis.get_label_text()!r}: no ticks"
-        assert all(abs(t - round(t)) < 1e-9 for t in ticks), f"{axis.get_label_text()!r} ticks {ticks}"
-        minor = [t.get_text() for t in axis.get_minorticklabels() if t.get_visible() and t.get_text()]
+        assert all(abs(t - round(t)) < 1e-9 for t in ticks), (
+            f"{axis.get_label_text()!r} ticks {ticks}"
+        )
+        minor = [
+            t.get_text() for t in axis.get_minorticklabels() if t.get_visible() and t.get_text()
+        ]
         assert not minor, f"{axis.get_label_text()!r}: minor tick labels {minor}"
 
 
@@ -154,13 +183,16 @@ def check_figure(fig, methods: bool = False) -> dict[str, tuple]:
         shown = legend_labels(ax)
         for _, label, _ in artists:
             if public(label):
-                assert label in shown, f"{ax.get_title()!r}: series {label!r} is in no legend ({sorted(shown)})"
+                assert label in shown, (
+                    f"{ax.get_title()!r}: series {label!r} is in no legend ({sorted(shown)})"
+                )
         groups: dict[tuple, bool] = {}
         for _, label, color in artists:
             groups[color] = groups.get(color, False) or public(label)
         if len(groups) > 1:
-            assert sum(not named for named in groups.values()) <= 1, \
+            assert sum(not named for named in groups.values()) <= 1, (
                 f"{ax.get_title()!r}: several unlabelled colours {[c for c, n in groups.items() if not n]}"
+            )
         for _, label, color in artists:
             if public(label):
                 key = series_key(label)
@@ -171,8 +203,10 @@ def check_figure(fig, methods: bool = False) -> dict[str, tuple]:
         check_ticks(ax)
     chromatic = [(k, c) for k, c in colors.items() if not achromatic(c)]
     for i, (k1, c1) in enumerate(chromatic):
-        for k2, c2 in chromatic[i + 1:]:
-            assert np.linalg.norm(np.subtract(c1, c2)) > 0.1, f"{k1!r} and {k2!r} share a colour {c1}"
+        for k2, c2 in chromatic[i + 1 :]:
+            assert np.linalg.norm(np.subtract(c1, c2)) > 0.1, (
+                f"{k1!r} and {k2!r} share a colour {c1}"
+            )
     return colors
 
 
@@ -187,16 +221,25 @@ def toy_pairs(n: int = 60, size: int = 16, seed: int = 0) -> tuple[CropPairs, np
     for i in range(n):
         for every, code, side in ((3, DIVISION, 6), (5, DEATH, 4)):
             if i % every == 0:
-                k, y, x = rng.integers(0, 2), rng.integers(0, size - side), rng.integers(0, size - side)
-                images[i, k, y:y + side, x:x + side] += 1.0
-                masks[i, k, y:y + side, x:x + side] = code
+                k, y, x = (
+                    rng.integers(0, 2),
+                    rng.integers(0, size - side),
+                    rng.integers(0, size - side),
+                )
+                images[i, k, y : y + side, x : x + side] += 1.0
+                masks[i, k, y : y + side, x : x + side] = code
     t = np.arange(n) % 8
-    pairs = CropPairs(images, masks, t, np.zeros(n, np.int64), np.zeros(n, np.int64), movie_name="toy")
+    pairs = CropPairs(
+        images, masks, t, np.zeros(n, np.int64), np.zeros(n, np.int64), movie_name="toy"
+    )
     return pairs, (masks > 0).any(axis=(1, 2, 3)).astype(np.int64)
 
 
 FEATURES = ("tap", "mim", "mim-intensity", "contrastive", "random (frozen)")
-ROWS_08 = [f"{f} · {h}" for f in FEATURES for h in ("linear", "conv")] + ["tap fine-tuned", "from scratch"]
+ROWS_08 = [f"{f} · {h}" for f in FEATURES for h in ("linear", "conv")] + [
+    "tap fine-tuned",
+    "from scratch",
+]
 
 
 def dense_results(rows=ROWS_08, budgets=(1, 2, 5, "all"), pool: int = 20, n_runs: int = 2):
@@ -210,11 +253,26 @@ def dense_results(rows=ROWS_08, budgets=(1, 2, 5, "all"), pool: int = 20, n_runs
             n = pool if b == "all" else int(b)
             for s in range(n_runs):
                 base = 0.3 + 0.03 * k + 0.02 * np.log1p(n)
-                scores = {m: float(np.clip(base + rng.normal(0, 0.05), 0, 1)) for m in ("dice", "iou", "object_f1")}
+                scores = {
+                    m: float(np.clip(base + rng.normal(0, 0.05), 0, 1))
+                    for m in ("dice", "iou", "object_f1")
+                }
                 curve = list(np.clip(np.linspace(0.1, base, 5) + rng.normal(0, 0.02, 5), 0, 1))
-                out.append(DenseResult(row, b, s, np.arange(n), scores, lr=1e-3, steps=40, val_steps=[8, 16, 24, 32, 40],
-                                       val_curve=curve, best_step=[8, 16, 24, 32, 40][int(np.argmax(curve))],
-                                       converged=s == 0))
+                out.append(
+                    DenseResult(
+                        row,
+                        b,
+                        s,
+                        np.arange(n),
+                        scores,
+                        lr=1e-3,
+                        steps=40,
+                        val_steps=[8, 16, 24, 32, 40],
+                        val_curve=curve,
+                        best_step=[8, 16, 24, 32, 40][int(np.argmax(curve))],
+                        converged=s == 0,
+                    )
+                )
     return out
 
 
@@ -223,9 +281,11 @@ def dense_results(rows=ROWS_08, budgets=(1, 2, 5, "all"), pool: int = 20, n_runs
 
 def test_plot_histories_one_colour_per_variant_and_a_legend_naming_all():
     rng = np.random.default_rng(0)
-    histories = {"segmentation only": {"segmentation": list(rng.random(12)), "consistency": []},
-                 "alternating": {"segmentation": list(rng.random(8)), "consistency": list(rng.random(4))},
-                 "consistency only": {"segmentation": [], "consistency": list(rng.random(12))}}
+    histories = {
+        "segmentation only": {"segmentation": list(rng.random(12)), "consistency": []},
+        "alternating": {"segmentation": list(rng.random(8)), "consistency": list(rng.random(4))},
+        "consistency only": {"segmentation": [], "consistency": list(rng.random(12))},
+    }
     fig = seg_plots.plot_histories(histories)
     colors = check_figure(fig)
     assert set(colors) == set(histories)
@@ -233,10 +293,14 @@ def test_plot_histories_one_colour_per_variant_and_a_legend_naming_all():
     assert figure_legend == set(histories)
     seg, cons = fig.axes[:2]
     by_label = lambda ax: {line.get_label(): rgb(line.get_color()) for line in ax.get_lines()}  # noqa: E731
-    assert by_label(seg)["alternating"] == by_label(cons)["alternating"] == rgb(NAMED["alternating"])
+    assert (
+        by_label(seg)["alternating"] == by_label(cons)["alternating"] == rgb(NAMED["alternating"])
+    )
     assert by_label(seg)["segmentation only"] == rgb(NAMED["segmentation only"])
     assert by_label(cons)["consistency only"] == rgb(NAMED["consistency only"])
-    assert "consistency only" in " ".join(t.get_text() for t in seg.texts)  # said where it has no line
+    assert "consistency only" in " ".join(
+        t.get_text() for t in seg.texts
+    )  # said where it has no line
 
 
 def test_plot_budget_table_twelve_rows_own_colours_and_budget_ticks():
@@ -246,7 +310,10 @@ def test_plot_budget_table_twelve_rows_own_colours_and_budget_ticks():
     fig = seg_plots.plot_budget_table(table, "nuclei, all rows")
     colors = check_figure(fig, methods=True)
     assert set(colors) == set(ROWS_08) and len(set(colors.values())) == 12
-    assert colors["tap · linear"] != colors["tap fine-tuned"] and colors["tap · conv"] != colors["from scratch"]
+    assert (
+        colors["tap · linear"] != colors["tap fine-tuned"]
+        and colors["tap · conv"] != colors["from scratch"]
+    )
     for ax in fig.axes:
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert labels == ["1", "2", "5", "all (20)"], labels
@@ -272,7 +339,10 @@ def test_plot_predictions_task_title_colour_bar_and_division_outline():
     frame = rng.normal(300, 50, (48, 48)).astype(np.float32)  # raw intensities
     true = np.zeros((48, 48), np.uint8)
     true[10:20, 10:20] = 1
-    probs = {name: rng.random((48, 48)).astype(np.float32) for name in ("tap · conv, 1 fr.", "from scratch, 1 fr.")}
+    probs = {
+        name: rng.random((48, 48)).astype(np.float32)
+        for name in ("tap · conv, 1 fr.", "from scratch, 1 fr.")
+    }
     fig = seg_plots.plot_predictions(frame, true, probs, task="divisions")
     check_figure(fig)
     assert "divisions" in fig._suptitle.get_text()
@@ -283,15 +353,27 @@ def test_plot_predictions_task_title_colour_bar_and_division_outline():
     lo, hi = fig.axes[0].images[0].get_clim()
     assert 100 < lo < hi < 500  # the frame scaled to its own percentiles
     nuclei = seg_plots.plot_predictions(frame, true, probs, task="nuclei")
-    assert not any(is_event_like(c.get_edgecolor()[0]) for ax in nuclei.axes for c in ax.collections
-                   if isinstance(c, ContourSet))
+    assert not any(
+        is_event_like(c.get_edgecolor()[0])
+        for ax in nuclei.axes
+        for c in ax.collections
+        if isinstance(c, ContourSet)
+    )
     check_figure(seg_plots.plot_predictions(frame, true, probs))  # without a task: still a figure
 
 
 def test_plot_flicker_integer_frame_pairs():
     rng = np.random.default_rng(0)
-    curves = {name: rng.random(5) * 0.2 for name in ("before (pretrained)", "segmentation only", "alternating",
-                                                      "consistency only", "ground truth")}
+    curves = {
+        name: rng.random(5) * 0.2
+        for name in (
+            "before (pretrained)",
+            "segmentation only",
+            "alternating",
+            "consistency only",
+            "ground truth",
+        )
+    }
     fig = seg_plots.plot_flicker(curves, t0=20)
     colors = check_figure(fig, methods=True)
     assert len(colors) == 5
@@ -300,7 +382,10 @@ def test_plot_flicker_integer_frame_pairs():
 
 def test_plot_flicker_maps_have_a_key():
     rng = np.random.default_rng(0)
-    preds = {name: rng.random((4, 24, 24)) > 0.5 for name in ("segmentation only", "alternating", "consistency only")}
+    preds = {
+        name: rng.random((4, 24, 24)) > 0.5
+        for name in ("segmentation only", "alternating", "consistency only")
+    }
     fig = seg_plots.plot_flicker_maps(preds, 1)
     check_figure(fig)
     key = {t.get_text() for t in fig.legends[0].get_texts()}
@@ -310,8 +395,13 @@ def test_plot_flicker_maps_have_a_key():
 
 def test_plot_task_masks():
     movie = make_tiny_movie()
-    fig = seg_plots.plot_task_masks(movie.images[4], {"nuclei": (movie.labels[4] > 0).astype(np.uint8),
-                                                       "divisions": (movie.events[4] == DIVISION).astype(np.uint8)})
+    fig = seg_plots.plot_task_masks(
+        movie.images[4],
+        {
+            "nuclei": (movie.labels[4] > 0).astype(np.uint8),
+            "divisions": (movie.events[4] == DIVISION).astype(np.uint8),
+        },
+    )
     check_figure(fig)
 
 
@@ -320,9 +410,14 @@ def test_plot_task_masks():
 
 @pytest.mark.parametrize("epochs", [1, 2, 5])
 def test_plot_history_accuracy_axis_holds_low_values_and_epochs_are_whole(epochs):
-    history = {"train_loss": list(np.linspace(0.7, 0.5, epochs)), "val_loss": list(np.linspace(0.72, 0.6, epochs)),
-               "train_accuracy": list(np.linspace(0.45, 0.8, epochs)), "val_accuracy": list(np.linspace(0.2, 0.35, epochs)),
-               "train_decorr": list(np.linspace(2.1, 2.0, epochs)), "val_decorr": list(np.linspace(2.1, 2.0, epochs))}
+    history = {
+        "train_loss": list(np.linspace(0.7, 0.5, epochs)),
+        "val_loss": list(np.linspace(0.72, 0.6, epochs)),
+        "train_accuracy": list(np.linspace(0.45, 0.8, epochs)),
+        "val_accuracy": list(np.linspace(0.2, 0.35, epochs)),
+        "train_decorr": list(np.linspace(2.1, 2.0, epochs)),
+        "val_decorr": list(np.linspace(2.1, 2.0, epochs)),
+    }
     fig = tap_plots.plot_history(history)
     check_figure(fig)
     acc = fig.axes[1]
@@ -330,19 +425,28 @@ def test_plot_history_accuracy_axis_holds_low_values_and_epochs_are_whole(epochs
 
 
 def test_plot_history_of_a_mim_model():
-    history = {"train_loss": [0.3, 0.2], "val_loss": [0.35, 0.25], "train_psnr": [18.0, 21.0], "val_psnr": [17.0, 20.0]}
+    history = {
+        "train_loss": [0.3, 0.2],
+        "val_loss": [0.35, 0.25],
+        "train_psnr": [18.0, 21.0],
+        "val_psnr": [17.0, 20.0],
+    }
     check_figure(tap_plots.plot_history(history))
 
 
 def test_plot_feature_maps_scales_a_raw_frame():
     """Notebook 09 passes raw intensities (hundreds): the frame must not be one white panel."""
     rng = np.random.default_rng(0)
-    frame = (200 + 300 * (rng.random((32, 32)) > 0.7) + rng.normal(0, 10, (32, 32))).astype(np.float32)
+    frame = (200 + 300 * (rng.random((32, 32)) > 0.7) + rng.normal(0, 10, (32, 32))).astype(
+        np.float32
+    )
     fig = pretext_plots.plot_feature_maps(frame, {"tap": torch.randn(6, 32, 32)}, n_channels=3)
     check_figure(fig)
     lo, hi = fig.axes[0].images[0].get_clim()
     assert frame.min() <= lo < hi <= frame.max()
-    normalised = pretext_plots.plot_feature_maps(frame / 1000, {"tap": torch.randn(6, 32, 32)}, n_channels=3)
+    normalised = pretext_plots.plot_feature_maps(
+        frame / 1000, {"tap": torch.randn(6, 32, 32)}, n_channels=3
+    )
     assert normalised.axes[0].images[0].get_clim()[1] < 1
 
 
@@ -351,8 +455,15 @@ def test_plot_feature_maps_scales_a_raw_frame():
 
 def test_plot_budget_curves_of_07():
     rng = np.random.default_rng(0)
-    rows = [f"{f} · {h}" for f in ("tap", "mim", "mim-intensity", "contrastive") for h in ("linear", "ResNet")]
-    curves = {"n_train": [32, 64, 200], **{r: rng.random((3, 2)) for r in rows + ["random (frozen) · linear"]}}
+    rows = [
+        f"{f} · {h}"
+        for f in ("tap", "mim", "mim-intensity", "contrastive")
+        for h in ("linear", "ResNet")
+    ]
+    curves = {
+        "n_train": [32, 64, 200],
+        **{r: rng.random((3, 2)) for r in rows + ["random (frozen) · linear"]},
+    }
     fig = pretext_plots.plot_budget_curves(curves)
     colors = check_figure(fig, methods=True)
     assert len(set(colors.values())) == len(rows) + 1
@@ -361,9 +472,19 @@ def test_plot_budget_curves_of_07():
 
 def test_plot_pretext_table_has_a_legend():
     rng = np.random.default_rng(0)
-    names = ["tap · linear", "tap · ResNet", "mim · linear", "mim · ResNet", "random (frozen) · linear", "end to end · ResNet"]
-    table = {n: {m: [0.9, rng.random()] for m in ("precision", "recall", "f1")} |
-             {f"{m}_std": [0.01, 0.05] for m in ("precision", "recall", "f1")} for n in names}
+    names = [
+        "tap · linear",
+        "tap · ResNet",
+        "mim · linear",
+        "mim · ResNet",
+        "random (frozen) · linear",
+        "end to end · ResNet",
+    ]
+    table = {
+        n: {m: [0.9, rng.random()] for m in ("precision", "recall", "f1")}
+        | {f"{m}_std": [0.01, 0.05] for m in ("precision", "recall", "f1")}
+        for n in names
+    }
     fig = pretext_plots.plot_pretext_table(table)
     colors = check_figure(fig, methods=True)
     assert set(colors) == set(names)
@@ -378,10 +499,14 @@ def test_plot_pooled_pca_axis_labels_and_event_colours():
     assert set(np.unique(events)) == {0, DIVISION, DEATH}
     fig = pretext_plots.plot_pooled_pca(points, labels, events=events)
     colors = check_figure(fig)
-    assert colors["division"] == rgb(EVENT_COLORS[DIVISION]) and colors["death"] == rgb(EVENT_COLORS[DEATH])
+    assert colors["division"] == rgb(EVENT_COLORS[DIVISION]) and colors["death"] == rgb(
+        EVENT_COLORS[DEATH]
+    )
     for ax in fig.axes:
         assert ax.get_xlabel().startswith("PC 1") and ax.get_ylabel().startswith("PC 2")
-    plain = check_figure(pretext_plots.plot_pooled_pca(points, labels))  # as notebook 07 calls it today
+    plain = check_figure(
+        pretext_plots.plot_pooled_pca(points, labels)
+    )  # as notebook 07 calls it today
     assert not any(is_event_like(c) for k, c in plain.items() if k != "no event")
 
 
@@ -391,10 +516,12 @@ def test_plot_reconstructions_show_the_mask():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 16, 16, generator=g)
     mask = random_mask(2, 16, 4, 0.5, g)
-    fig = pretext_plots.plot_reconstructions({"mim": (x, mask, torch.rand(2, 1, 16, 16, generator=g))}, n=2)
+    fig = pretext_plots.plot_reconstructions(
+        {"mim": (x, mask, torch.rand(2, 1, 16, 16, generator=g))}, n=2
+    )
     check_figure(fig)
     for row in range(2):
-        masked_input, prediction, truth = fig.axes[3 * row:3 * row + 3]
+        masked_input, prediction, truth = fig.axes[3 * row : 3 * row + 3]
         assert len(masked_input.images) == 2  # the input and the tint of its hidden pixels
         assert any(isinstance(c, ContourSet) for c in prediction.collections)
     assert "hidden pixels (mask)" in {t.get_text() for t in fig.legends[0].get_texts()}
@@ -402,10 +529,18 @@ def test_plot_reconstructions_show_the_mask():
 
 def test_plot_task_batches():
     g = torch.Generator().manual_seed(0)
-    batches = {"tap": {"x": torch.rand(2, 2, 1, 16, 16, generator=g), "y": torch.tensor([0, 1])},
-               "mim": {"x": torch.rand(2, 1, 16, 16, generator=g), "mask": (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()},
-               "contrastive": {"view1": torch.rand(2, 1, 16, 16, generator=g), "view2": torch.rand(2, 1, 16, 16, generator=g),
-                               "mask": (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()}}
+    batches = {
+        "tap": {"x": torch.rand(2, 2, 1, 16, 16, generator=g), "y": torch.tensor([0, 1])},
+        "mim": {
+            "x": torch.rand(2, 1, 16, 16, generator=g),
+            "mask": (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float(),
+        },
+        "contrastive": {
+            "view1": torch.rand(2, 1, 16, 16, generator=g),
+            "view2": torch.rand(2, 1, 16, 16, generator=g),
+            "mask": (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float(),
+        },
+    }
     check_figure(pretext_plots.plot_task_batches(batches))
 
 
@@ -417,15 +552,23 @@ def test_event_figures_of_03():
     check_figure(event_plots.plot_event_sizes(pairs, threshold=20))
     check_figure(event_plots.plot_threshold_sweep(pairs, thresholds=(1, 10, 20, 40)))
     check_figure(event_plots.criteria_gallery(pairs, n=4, threshold=20))
-    rows = [{"criterion": c, **{f"{p}_positives": n for p, n in zip(("train", "val", "test"), (10 + i, 4, 4))}}
-            for i, c in enumerate(("any-both", "any-either", "size-either"))]
+    rows = [
+        {
+            "criterion": c,
+            **{f"{p}_positives": n for p, n in zip(("train", "val", "test"), (10 + i, 4, 4))},
+        }
+        for i, c in enumerate(("any-both", "any-either", "size-either"))
+    ]
     check_figure(event_plots.plot_dataset_table(rows))
 
 
 def test_plot_budget_curve_of_04_never_red():
     rng = np.random.default_rng(0)
-    curve = {"n_train": [20, 40, 80, 160], "budgets": [20, 40, 80, 160],
-             **{s: rng.random((4, 3)) for s in ("A0", "A1", "B0", "B1", "C0", "C1")}}
+    curve = {
+        "n_train": [20, 40, 80, 160],
+        "budgets": [20, 40, 80, 160],
+        **{s: rng.random((4, 3)) for s in ("A0", "A1", "B0", "B1", "C0", "C1")},
+    }
     fig = event_plots.plot_budget_curve(curve)
     colors = check_figure(fig, methods=True)
     assert len(set(colors.values())) == 6
@@ -436,13 +579,20 @@ def test_plot_val_curves_and_results_of_04():
     def run(seed, converged):
         steps = [10, 20, 30, 40]
         f1 = list(np.linspace(0.2, 0.6, 4) + 0.05 * seed)
-        return SimpleNamespace(seed=seed, converged=converged, lr=1e-3, history={
-            "val_step": steps, "val_f1": f1, "best_step": 40, "best_val_f1": f1[-1]})
+        return SimpleNamespace(
+            seed=seed,
+            converged=converged,
+            lr=1e-3,
+            history={"val_step": steps, "val_f1": f1, "best_step": 40, "best_val_f1": f1[-1]},
+        )
 
     results = {s: [run(i, i != 1) for i in range(3)] for s in ("A0", "A1", "B1")}
     check_figure(event_plots.plot_val_curves(results))
-    table = {s: {m: [0.9, 0.5] for m in ("precision", "recall")} | {f"{m}_std": [0.02, 0.1] for m in ("precision", "recall")}
-             for s in ("A0", "A1", "B0", "B1")}
+    table = {
+        s: {m: [0.9, 0.5] for m in ("precision", "recall")}
+        | {f"{m}_std": [0.02, 0.1] for m in ("precision", "recall")}
+        for s in ("A0", "A1", "B0", "B1")
+    }
     check_figure(event_plots.plot_results(table))
 
 
@@ -455,8 +605,12 @@ def test_error_timing_and_mistakes_of_05():
     y_pred = np.where(rng.random(300) < 0.8, y_true, 1 - y_true)
     check_figure(event_plots.plot_error_timing(error_timing(t, y_true, y_pred), title="A1"))
     pairs, labels = toy_pairs()
-    result = SimpleNamespace(test_logits=rng.normal(size=(20, 2)), test_labels=labels[:20], test_index=np.arange(20),
-                             strategy="A1")
+    result = SimpleNamespace(
+        test_logits=rng.normal(size=(20, 2)),
+        test_labels=labels[:20],
+        test_index=np.arange(20),
+        strategy="A1",
+    )
     check_figure(event_plots.plot_result_mistakes(result, pairs, "false_positives", k=4))
 
 
@@ -467,7 +621,11 @@ def test_calibration_figures_of_06():
     from tapkit.downstream.calibration import to_probs
 
     check_figure(plot_cal.reliability_diagram(to_probs(logits), labels, n_bins=10))
-    check_figure(plot_cal.plot_calibration({"linear": (logits, labels, 1.5), "resnet": (logits, labels, 0.8)}, n_bins=10))
+    check_figure(
+        plot_cal.plot_calibration(
+            {"linear": (logits, labels, 1.5), "resnet": (logits, labels, 0.8)}, n_bins=10
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------ notebooks 00, 02, 04, 09
@@ -483,8 +641,16 @@ def test_plot_top_regions():
 
     movie = make_tiny_movie()
     cam = np.random.default_rng(0).random((64, 64))
-    check_figure(plot_top_regions(movie.images[3], movie.images[4], cam, [(20, 20, 1.0), (44, 44, 0.5)],
-                                  events=movie.events[3] == DIVISION, inset=16))
+    check_figure(
+        plot_top_regions(
+            movie.images[3],
+            movie.images[4],
+            cam,
+            [(20, 20, 1.0), (44, 44, 0.5)],
+            events=movie.events[3] == DIVISION,
+            inset=16,
+        )
+    )
 
 
 def test_plot_divisions():
@@ -519,5 +685,7 @@ def test_palette_never_uses_event_colours_and_is_fixed():
     styles = series_styles(many)
     colours = [s["color"] for s in styles.values()]
     assert len(colours) == len(set(colours)) == 26
-    assert series_styles(["mim · conv"])["mim · conv"] == styles["mim · conv"]  # the same in every figure
-    assert series_styles(["A0"])["A0"]["color"] == HUES["tap"][1]  # strategy A0 = tap features, linear head
+    # the same in every figure
+    assert series_styles(["mim · conv"])["mim · conv"] == styles["mim · conv"]
+    # strategy A0 = tap features, linear head
+    assert series_styles(["A0"])["A0"]["color"] == HUES["tap"][1]

@@ -22,8 +22,20 @@ def movie():
 
 def _run(task: str, movie, seed: int = 1, **kw) -> tuple[torch.nn.Module, dict]:
     """Three short epochs of `task` on `movie` (tiny model, CPU, no progress bars)."""
-    return train(task, movie, epochs=3, steps_per_epoch=2, batch_size=4, patch=16, val_steps=1, seed=seed,
-                 device="cpu", progress=False, model_kwargs=dict(SIZES, **OPTIONS[task]), **kw)
+    return train(
+        task,
+        movie,
+        epochs=3,
+        steps_per_epoch=2,
+        batch_size=4,
+        patch=16,
+        val_steps=1,
+        seed=seed,
+        device="cpu",
+        progress=False,
+        model_kwargs=dict(SIZES, **OPTIONS[task]),
+        **kw,
+    )
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -66,7 +78,9 @@ def test_resume_after_an_interruption_equals_one_run(task, movie, tmp_path, monk
 def test_checkpoint_loads_with_its_config_and_gives_dense_features(task, movie, tmp_path):
     model, _ = _run(task, movie, checkpoint=tmp_path / "m.pt")
     again = load_model(tmp_path / "m.pt", device="cpu")
-    assert type(again) is pretext_class(task) and again.config == model.config and again.name == task
+    assert (
+        type(again) is pretext_class(task) and again.config == model.config and again.name == task
+    )
     assert _same_weights(model, again)
     x = torch.rand(3, 1, 20, 28, generator=torch.Generator().manual_seed(0))
     z = again.embed(x)

@@ -24,17 +24,44 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
     pairs, labels, split = labelled
     calls = []
     original = fit.compute_features
-    monkeypatch.setattr(fit, "compute_features", lambda enc, images, *a, **k: calls.append(type(enc).__name__)
-                        or original(enc, images, *a, **k))
+    monkeypatch.setattr(
+        fit,
+        "compute_features",
+        lambda enc, images, *a, **k: (
+            calls.append(type(enc).__name__) or original(enc, images, *a, **k)
+        ),
+    )
     models = {"tap": build_model("tap", **SMALL), "mim": build_model("mim", **SMALL)}
-    results, curves = pretext_events.compare_pretext(pairs, labels, split, models, baselines=("B0", "B1"), budgets=(8,),
-                                                     n_runs=2, seed=0, device="cpu", steps_linear=4, steps_resnet=4, n_evals=4)
-    assert list(results) == ["tap · linear", "tap · ResNet", "mim · linear", "mim · ResNet",
-                             "random (frozen) · linear", "random (frozen) · ResNet"]
+    results, curves = pretext_events.compare_pretext(
+        pairs,
+        labels,
+        split,
+        models,
+        baselines=("B0", "B1"),
+        budgets=(8,),
+        n_runs=2,
+        seed=0,
+        device="cpu",
+        steps_linear=4,
+        steps_resnet=4,
+        n_evals=4,
+    )
+    assert list(results) == [
+        "tap · linear",
+        "tap · ResNet",
+        "mim · linear",
+        "mim · ResNet",
+        "random (frozen) · linear",
+        "random (frozen) · ResNet",
+    ]
     assert all(len(runs) == 2 for runs in results.values())
     assert [r.seed for r in results["mim · ResNet"]] == [0, 1]
-    assert curves["n_train"] == [8] and set(curves) == {"n_train", "tap · linear", "mim · linear",
-                                                         "random (frozen) · linear"}  # linear probes
+    assert curves["n_train"] == [8] and set(curves) == {
+        "n_train",
+        "tap · linear",
+        "mim · linear",
+        "random (frozen) · linear",
+    }  # linear probes
     assert all(np.asarray(v).shape == (1, 2) for k, v in curves.items() if k != "n_train")
     # features: once per pretrained model (its 6 runs share them), once per seed of the random network
     assert calls.count("MaskedModel") == 1 and calls.count("TAPNet") == 1 + 2, calls

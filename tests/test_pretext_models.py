@@ -26,8 +26,17 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "shipped_folder", lambda: tmp_path / "shipped")
     movie = make_tiny_movie(n_frames=6, size=48)
     path = write_tiff(movie, tmp_path / "tiny.tif")
-    cfg = config.configure(dict(profile="smoke", data=str(path), seed=0, device="cpu", out_dir=str(tmp_path / "out"),
-                                **TINY), "07")
+    cfg = config.configure(
+        dict(
+            profile="smoke",
+            data=str(path),
+            seed=0,
+            device="cpu",
+            out_dir=str(tmp_path / "out"),
+            **TINY,
+        ),
+        "07",
+    )
     return cfg, movie
 
 
@@ -40,7 +49,11 @@ def test_trains_once_then_loads_its_own(tiny, capsys):
     first = config.get_pretext_model(cfg, "mim-intensity", movie=movie)
     assert "trained a quick model" in capsys.readouterr().out
     assert (cfg.out_dir / "mim-intensity_tiny.pt").is_file()
-    assert first.name == "mim" and first.config["masking"] == "intensity" and first.config["base_filters"] == 8
+    assert (
+        first.name == "mim"
+        and first.config["masking"] == "intensity"
+        and first.config["base_filters"] == 8
+    )
     assert config.training_steps(first.checkpoint) == 2  # 1 epoch x 2 steps
     second = config.get_pretext_model(cfg, "mim-intensity")
     assert "loaded your model" in capsys.readouterr().out
@@ -55,7 +68,9 @@ def test_shipped_checkpoint_is_used_when_there_is_no_own_one(tiny, tmp_path, cap
     shutil.move(cfg.out_dir / "contrastive_tiny.pt", shipped)
     capsys.readouterr()
     model = config.get_pretext_model(cfg, "contrastive")
-    assert "loaded the shipped checkpoint" in capsys.readouterr().out and model.checkpoint == shipped
+    assert (
+        "loaded the shipped checkpoint" in capsys.readouterr().out and model.checkpoint == shipped
+    )
     assert same_weights(trained, model)
 
 
@@ -69,8 +84,10 @@ def test_own_checkpoint_wins_over_the_shipped_one(tiny, tmp_path, capsys):
     assert "loaded your model" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("stored, asked", [("tap", "mim"), ("mim", "mim-intensity"), ("mim", "contrastive"),
-                                           ("contrastive", "tap")])
+@pytest.mark.parametrize(
+    "stored, asked",
+    [("tap", "mim"), ("mim", "mim-intensity"), ("mim", "contrastive"), ("contrastive", "tap")],
+)
 def test_a_checkpoint_of_another_task_is_refused(tiny, stored, asked):
     cfg, movie = tiny
     config.get_pretext_model(cfg, stored, movie=movie)
@@ -102,5 +119,7 @@ def test_pretext_profile_keys_are_api_keyword_names():
             assert not keys, f"profile {name}: pretext task {task} options {keys} are not keywords"
             if task.startswith("mim"):
                 assert options["masking"] == (task.partition("-")[2] or "random"), (name, task)
-        assert set(section["strategies"]) <= set(STRATEGIES) and not any(s[0] == "A" for s in section["strategies"])
+        assert set(section["strategies"]) <= set(STRATEGIES) and not any(
+            s[0] == "A" for s in section["strategies"]
+        )
         assert all(isinstance(b, int) and b > 0 for b in section["budgets"]), name

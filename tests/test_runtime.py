@@ -18,8 +18,10 @@ from tapkit.ssl.trainer import train_tap
 
 ROOT = Path(__file__).resolve().parents[1]
 MOVIE_SEED = 0
-TRAIN = ("dict(epochs=2, steps_per_epoch=3, batch_size=8, patch=32, val_steps=2, device='cpu', progress=False, "
-         "model_kwargs=dict(n_depth=2, base_filters=8, n_features=8, backbone_features=8, head_features=8))")
+TRAIN = (
+    "dict(epochs=2, steps_per_epoch=3, batch_size=8, patch=32, val_steps=2, device='cpu', progress=False, "
+    "model_kwargs=dict(n_depth=2, base_filters=8, n_features=8, backbone_features=8, head_features=8))"
+)
 
 
 def _movie() -> np.ndarray:
@@ -38,9 +40,14 @@ def _fingerprint(seed: int) -> tuple[str, dict]:
 @pytest.fixture(autouse=True)
 def _restore_torch_settings():
     """deterministic() changes process-wide torch settings: put them back after each test."""
-    saved = (torch.get_num_threads(), torch.backends.mkldnn.enabled, torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
-             torch.backends.cudnn.deterministic)
+    saved = (
+        torch.get_num_threads(),
+        torch.backends.mkldnn.enabled,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
     yield
     torch.set_num_threads(saved[0])
     torch.backends.mkldnn.enabled = saved[1]
@@ -51,7 +58,11 @@ def _restore_torch_settings():
 def test_same_seed_gives_identical_weights_and_history_whatever_ran_before():
     deterministic(threads=1)
     first = _fingerprint(seed=3)
-    random.random(), np.random.rand(5), torch.rand(7)  # other code drawing from the global generators
+    (
+        random.random(),
+        np.random.rand(5),
+        torch.rand(7),
+    )  # other code drawing from the global generators
     torch.manual_seed(123)
     assert _fingerprint(seed=3) == first
 
@@ -65,10 +76,14 @@ def test_different_seeds_give_different_weights():
 def test_a_second_process_gives_the_same_bits():
     deterministic(threads=1)
     here = _fingerprint(seed=2)[0]
-    code = ("import sys; sys.path.insert(0, 'tests'); from test_runtime import _fingerprint; "
-            "from tapkit.runtime import deterministic; deterministic(threads=1); print(_fingerprint(seed=2)[0])")
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_runtime import _fingerprint; "
+        "from tapkit.runtime import deterministic; deterministic(threads=1); print(_fingerprint(seed=2)[0])"
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip().splitlines()[-1] == here
 
 
@@ -101,13 +116,19 @@ def test_cpu_bf16_follows_the_environment_variable(monkeypatch):
 
     assert machine_info("cpu")["cpu_precision"] == "float32"  # what a course run's summary records
     monkeypatch.setenv(CPU_BF16_ENV, "1")
-    assert cpu_bf16() is True and amp_dtype(cpu) == torch.bfloat16 and amp_dtype(cpu, enabled=False) is None
+    assert (
+        cpu_bf16() is True
+        and amp_dtype(cpu) == torch.bfloat16
+        and amp_dtype(cpu, enabled=False) is None
+    )
     assert machine_info("cpu")["cpu_precision"] == "bfloat16"
     with autocast(cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     for auto in (None, "auto"):  # the default: bfloat16 exactly where the CPU computes it natively
         monkeypatch.delenv(CPU_BF16_ENV) if auto is None else monkeypatch.setenv(CPU_BF16_ENV, auto)
-        assert cpu_bf16() is cpu_has_bf16() and amp_dtype(cpu) == (torch.bfloat16 if cpu_has_bf16() else None)
+        assert cpu_bf16() is cpu_has_bf16() and amp_dtype(cpu) == (
+            torch.bfloat16 if cpu_has_bf16() else None
+        )
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         assert cpu_bf16() is False and amp_dtype(cpu) is None  # a CPU without bf16: float32

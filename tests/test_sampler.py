@@ -12,7 +12,6 @@ from tapkit.ssl.augment import AugmentConfig, augment_pairs, draw_transforms, so
 from tapkit.ssl.sampler import PairSampler, normalize_crops
 
 
-
 def noise_movie(t=12, size=48, seed=0) -> np.ndarray:
     """Independent smooth random frames: content, but no time arrow at all."""
     rng = np.random.default_rng(seed)
@@ -81,7 +80,9 @@ def test_val_at_end_trains_on_first_frames_and_validates_on_last():
     mov = noise_movie(t=30)
     frames = {}
     for split in ("train", "val"):
-        s = PairSampler(mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2, val_at="end")
+        s = PairSampler(
+            mov, patch=16, delta=(1, 2), batch_size=500, split=split, val_fraction=0.2, val_at="end"
+        )
         _, _, info = tap_sample(s)
         frames[split] = set(info["t"].tolist()) | set((info["t"] + info["delta"]).tolist())
     assert max(frames["train"]) < 24 <= min(frames["val"]) and max(frames["val"]) == 29
@@ -90,7 +91,9 @@ def test_val_at_end_trains_on_first_frames_and_validates_on_last():
 
 
 def test_validation_keeps_two_pair_times_on_short_movies():
-    s = PairSampler(noise_movie(t=20), patch=16, batch_size=200, split="val", val_fraction=0.1, val_at="end")
+    s = PairSampler(
+        noise_movie(t=20), patch=16, batch_size=200, split="val", val_fraction=0.1, val_at="end"
+    )
     assert s.n_val_frames(20) == 3 and set(tap_sample(s)[2]["t"].tolist()) == {17, 18}
 
 
@@ -125,14 +128,22 @@ def slot_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v[:, 0] - v[:, 1] for k, v in stats.items()}
 
 
-@pytest.mark.parametrize("augment", [AugmentConfig(), AugmentConfig.level5(), AugmentConfig(p_jitter=1, p_noise=1, p_frame_intensity=1,
-                                                                    p_elastic=1, p_affine=1)])
+@pytest.mark.parametrize(
+    "augment",
+    [
+        AugmentConfig(),
+        AugmentConfig.level5(),
+        AugmentConfig(p_jitter=1, p_noise=1, p_frame_intensity=1, p_elastic=1, p_affine=1),
+    ],
+)
 def test_augmentations_do_not_leak_the_label(augment):
     s = PairSampler(noise_movie(t=16, size=64), patch=24, batch_size=3000, augment=augment, seed=1)
     x, y, _ = tap_sample(s)
     for name, diff in slot_statistics(x).items():
         auc = roc_auc_score(y.numpy(), diff.numpy())
-        assert abs(auc - 0.5) < 0.05, f"{name} of slot 0 vs slot 1 predicts the label (AUC {auc:.3f})"
+        assert abs(auc - 0.5) < 0.05, (
+            f"{name} of slot 0 vs slot 1 predicts the label (AUC {auc:.3f})"
+        )
     # the statistic does catch a leak: noise added only to the earlier frame's slot is detected
     b = torch.arange(len(y))
     leaky = x.clone()
@@ -154,11 +165,19 @@ def crops_at(norm: torch.Tensor, info: dict, patch: int) -> tuple[torch.Tensor, 
     """The movie's pixels (B, ..., P, P) at the drawn t, t + delta, y0, x0 of a (T, ..., Y, X) tensor."""
     ar = torch.arange(patch)
     rows, cols = info["y0"][:, None] + ar, info["x0"][:, None] + ar  # (B, P)
+
     def at(t):
         frames = norm[t]  # (B, ..., Y, X)
-        idx = rows[:, None, :, None].expand(*frames.shape[:-2], patch, 1) if frames.ndim == 4 else rows[:, :, None]
+        idx = (
+            rows[:, None, :, None].expand(*frames.shape[:-2], patch, 1)
+            if frames.ndim == 4
+            else rows[:, :, None]
+        )
         out = frames.gather(-2, idx.expand(*frames.shape[:-2], patch, frames.shape[-1]))
-        return out.gather(-1, cols[(slice(None),) + (None,) * (out.ndim - 2)].expand(*out.shape[:-1], patch))
+        return out.gather(
+            -1, cols[(slice(None),) + (None,) * (out.ndim - 2)].expand(*out.shape[:-1], patch)
+        )
+
     return at(info["t"]), at(info["t"] + info["delta"])
 
 
@@ -177,32 +196,46 @@ def test_resampling_never_mixes_frames():
     """Frames of constant, very different values: every output pixel is exactly one of them."""
     mov = np.repeat(np.arange(1.0, 9.0, dtype=np.float32)[:, None, None] ** 3, 40, 1).repeat(40, 2)
     mov += np.random.default_rng(0).normal(0, 1e-3, mov.shape).astype(np.float32)
-    cfg = AugmentConfig(p_noise=0, p_frame_intensity=0, p_global_intensity=0, p_affine=1, p_jitter=1, p_elastic=1)
+    cfg = AugmentConfig(
+        p_noise=0, p_frame_intensity=0, p_global_intensity=0, p_affine=1, p_jitter=1, p_elastic=1
+    )
     crops, info = PairSampler(mov, patch=24, batch_size=64, augment=cfg, per_frame=False).sample()
     norm = torch.as_tensor(normalize(mov, per_frame=False))
     for slot, t in ((0, info["t"]), (1, info["t"] + info["delta"])):
         expected = norm[t].mean((1, 2))[:, None, None]
-        assert (crops[:, slot, 0] - expected).abs().max() < 1e-3  # frames differ by >> 1e-3 after normalising
+        assert (
+            crops[:, slot, 0] - expected
+        ).abs().max() < 1e-3  # frames differ by >> 1e-3 after normalising
 
 
 def test_source_coords_is_exact_bilinear_interpolation():
     coarse = torch.randn(3, 2, 5, 5)
-    ref = torch.nn.functional.interpolate(coarse, size=(17, 17), mode="bilinear", align_corners=True)
-    torch.testing.assert_close(source_coords(coarse, 17), ref.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+    ref = torch.nn.functional.interpolate(
+        coarse, size=(17, 17), mode="bilinear", align_corners=True
+    )
+    torch.testing.assert_close(
+        source_coords(coarse, 17), ref.permute(0, 2, 3, 1), atol=1e-5, rtol=0
+    )
 
 
 def test_multichannel_shapes_and_per_channel_normalisation():
     rng = np.random.default_rng(0)
-    mov = np.stack([rng.random((10, 48, 48)) * 100, rng.random((10, 48, 48)) * 0.01 + 5], 1).astype(np.float32)
+    mov = np.stack([rng.random((10, 48, 48)) * 100, rng.random((10, 48, 48)) * 0.01 + 5], 1).astype(
+        np.float32
+    )
     s = PairSampler(mov, patch=16, batch_size=24, augment=False)
     crops, info = s.sample()
     assert crops.shape == (24, 2, 2, 16, 16)
-    assert s.nbytes == 2 * 10 * (48 + 1) * 48 * 4  # (C, T, Y + 1, X) float32: a zero row after each frame
+    # (C, T, Y + 1, X) float32: a zero row after each frame
+    assert s.nbytes == 2 * 10 * (48 + 1) * 48 * 4
     norm = torch.stack([torch.as_tensor(normalize(mov[:, c])) for c in range(2)], 1)  # (T, C, Y, X)
     early, late = crops_at(norm, info, 16)
     assert torch.equal(crops[:, 0], early) and torch.equal(crops[:, 1], late)
     for c in range(2):  # each channel of each frame spans ~[0, 1] on its own
-        assert 0.9 < float(norm[:, c].amax((1, 2)).median()) < 1.2 and abs(float(norm[:, c].amin((1, 2)).median())) < 0.05
+        assert (
+            0.9 < float(norm[:, c].amax((1, 2)).median()) < 1.2
+            and abs(float(norm[:, c].amin((1, 2)).median())) < 0.05
+        )
     aug = PairSampler(mov, patch=16, batch_size=24, seed=3).sample()[0]
     assert aug.shape == (24, 2, 2, 16, 16) and torch.isfinite(aug).all()
     with pytest.raises(InputError, match="channels"):
@@ -232,7 +265,9 @@ def test_default_draws_fewer_transforms_than_tarrow_level5():
     mild = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig())
     assert mild.resample.float().mean() < default.resample.float().mean()
     assert (mild.noise > 0).float().mean() < 0.4 < (default.noise > 0).float().mean()
-    assert PairSampler(noise_movie(), patch=16, batch_size=8, augment=AugmentConfig.level5()).sample()[0].shape == (8, 2, 1, 16, 16)
+    assert PairSampler(
+        noise_movie(), patch=16, batch_size=8, augment=AugmentConfig.level5()
+    ).sample()[0].shape == (8, 2, 1, 16, 16)
 
 
 def test_exact_preset_only_moves_pixels_on_the_grid():
@@ -243,19 +278,37 @@ def test_exact_preset_only_moves_pixels_on_the_grid():
     mov = noise_movie()
     no_intensity = {k: 0.0 for k in ("p_noise", "p_frame_intensity", "p_global_intensity")}
     plain = PairSampler(mov, patch=16, batch_size=64, augment="none", seed=3).sample()[0]
-    moved = PairSampler(mov, patch=16, batch_size=64, augment=AugmentConfig(**vars(AugmentConfig.exact()) | no_intensity),
-                        seed=3).sample()[0]
-    assert torch.equal(plain, PairSampler(mov, patch=16, batch_size=64, augment=False, seed=3).sample()[0])
-    variants = lambda c: [torch.rot90(c.flip(-1) if f else c, k, (-2, -1)) for f in (0, 1) for k in range(4)]  # noqa: E731
-    for a, b in zip(plain, moved):  # the same positions: the sampler draws them before the transforms
+    moved = PairSampler(
+        mov,
+        patch=16,
+        batch_size=64,
+        augment=AugmentConfig(**vars(AugmentConfig.exact()) | no_intensity),
+        seed=3,
+    ).sample()[0]
+    assert torch.equal(
+        plain, PairSampler(mov, patch=16, batch_size=64, augment=False, seed=3).sample()[0]
+    )
+
+    def variants(c):
+        return [torch.rot90(c.flip(-1) if f else c, k, (-2, -1)) for f in (0, 1) for k in range(4)]
+
+    for a, b in zip(
+        plain, moved
+    ):  # the same positions: the sampler draws them before the transforms
         assert any(torch.equal(v, b) for v in variants(a))
 
 
 def test_augment_presets_and_bad_values():
-    assert AugmentConfig.named("default") == AugmentConfig() and AugmentConfig.named("level5") == AugmentConfig.level5()
+    assert (
+        AugmentConfig.named("default") == AugmentConfig()
+        and AugmentConfig.named("level5") == AugmentConfig.level5()
+    )
     with pytest.raises(InputError, match="exact"):
         AugmentConfig.named("light")
-    for split in ("train", "val"):  # a validation sampler refuses it too, although it never augments
+    for split in (
+        "train",
+        "val",
+    ):  # a validation sampler refuses it too, although it never augments
         with pytest.raises(InputError, match="augment=1"):
             PairSampler(noise_movie(), patch=16, batch_size=8, augment=1, split=split)
 
@@ -304,7 +357,6 @@ def test_several_movies_and_event_flags():
     assert "has_event" not in tap_sample(s)[2]  # not computed unless asked for
     x, _, info = tap_sample(s, with_events=True)
     assert set(info["movie"].tolist()) == {0, 1}
-    ev = torch.as_tensor(events > 0)
     y0, x0, t = info["y0"], info["x0"], info["t"]
     box = (y0 <= 13) & (y0 + 16 > 10) & (x0 <= 13) & (x0 + 16 > 10)
     expected = (info["movie"] == 0) & box & ((t == 4) | (t + info["delta"] == 4))
@@ -327,7 +379,10 @@ def test_errors():
 
 def test_same_crops_whatever_the_thread_count():
     """The resampling is split into one grid_sample chunk per CPU thread; the crops must not change."""
-    movies = [noise_movie(t=8, size=40), np.stack([noise_movie(t=8, size=40, seed=1)] * 3, 1)]  # C = 1 and C = 3
+    movies = [
+        noise_movie(t=8, size=40),
+        np.stack([noise_movie(t=8, size=40, seed=1)] * 3, 1),
+    ]  # C = 1 and C = 3
     before = torch.get_num_threads()
     try:
         for mov in movies:
@@ -347,12 +402,21 @@ def test_noise_bank_windows_are_disjoint_uniform_views_and_depend_only_on_the_se
     g = torch.Generator().manual_seed(0)
     for _ in range(20):
         w = bank.windows(16, g)  # (16, 100)
-        assert w.shape == (16, 100) and w.data_ptr() >= bank.field.data_ptr()  # a view, nothing copied
+        # a view, nothing copied
+        assert w.shape == (16, 100) and w.data_ptr() >= bank.field.data_ptr()
         starts = (w.data_ptr() - bank.field.data_ptr()) // 4 + torch.arange(16) * w.stride(0)
-        assert w.stride(0) >= 100 and int(starts[-1]) + 100 <= len(bank.field)  # disjoint, inside the field
+        assert w.stride(0) >= 100 and int(starts[-1]) + 100 <= len(
+            bank.field
+        )  # disjoint, inside the field
     values = bank.windows(16, g).flatten()
-    assert 0.0 <= float(values.min()) and float(values.max()) < 1.0 and abs(float(values.mean()) - 0.5) < 0.05
-    assert torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=3).field, bank.field)  # resume reads the same field
+    assert (
+        0.0 <= float(values.min())
+        and float(values.max()) < 1.0
+        and abs(float(values.mean()) - 0.5) < 0.05
+    )
+    assert torch.equal(
+        NoiseBank(16, 100, torch.device("cpu"), seed=3).field, bank.field
+    )  # resume reads the same field
     assert not torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=4).field, bank.field)
 
 
@@ -361,9 +425,13 @@ def test_pixel_noise_has_the_drawn_amplitude_and_differs_between_the_two_frames(
 
     flat = np.full((6, 40, 40), 100.0, np.float32)
     flat[:, 0, 0] = 0.0  # a flat movie (one dark pixel so that the percentiles differ)
-    cfg = AugmentConfig(**{**{k: 0.0 for k in vars(AugmentConfig()) if k.startswith("p_")}, "p_noise": 1.0})
+    cfg = AugmentConfig(
+        **{**{k: 0.0 for k in vars(AugmentConfig()) if k.startswith("p_")}, "p_noise": 1.0}
+    )
     s = PairSampler(flat, patch=16, batch_size=64, augment=cfg, val_fraction=0.0, seed=1)
-    plain = PairSampler(flat, patch=16, batch_size=64, augment=False, val_fraction=0.0, seed=1).sample()[0]
+    plain = PairSampler(
+        flat, patch=16, batch_size=64, augment=False, val_fraction=0.0, seed=1
+    ).sample()[0]
     noisy, _ = s.sample()
     noise = (noisy - plain).flatten(2)  # (B, 2, P*P): sigma * U(0, 1), sigma <= noise_max
     assert float(noise.min()) >= 0 and float(noise.max()) <= cfg.noise_max + 1e-6
@@ -377,10 +445,14 @@ def test_pixel_noise_has_the_drawn_amplitude_and_differs_between_the_two_frames(
 def test_held_out_region_is_never_in_a_training_crop(storage, augment):
     """val_region=0.25 of 80 px: columns 60-79 are held out; training crops (plus half a patch) stay left of them."""
     mov = noise_movie(size=80)
-    train = PairSampler(mov, patch=16, batch_size=256, augment=augment, val_region=0.25, storage=storage)
+    train = PairSampler(
+        mov, patch=16, batch_size=256, augment=augment, val_region=0.25, storage=storage
+    )
     _, info = train.sample()
     assert int((info["x0"] + 16 + 8).max()) <= 60 and int(info["x0"].min()) >= 0
-    region = PairSampler(mov, patch=16, batch_size=256, split="region", val_region=0.25, storage=storage)
+    region = PairSampler(
+        mov, patch=16, batch_size=256, split="region", val_region=0.25, storage=storage
+    )
     crops, info = region.sample()
     assert int(info["x0"].min()) >= 60 and int((info["x0"] + 16).max()) <= 80
     # region pairs come from the training frames, read unaugmented from the movie
@@ -388,7 +460,7 @@ def test_held_out_region_is_never_in_a_training_crop(storage, augment):
     norm = torch.as_tensor(normalize(mov))
     i = 0
     y0, x0, t = int(info["y0"][i]), int(info["x0"][i]), int(info["t"][i])
-    assert torch.equal(crops[i, 0, 0], norm[t, y0:y0 + 16, x0:x0 + 16])
+    assert torch.equal(crops[i, 0, 0], norm[t, y0 : y0 + 16, x0 : x0 + 16])
 
 
 def test_no_region_gives_the_same_crops_as_before():
@@ -414,12 +486,18 @@ def test_per_crop_normalises_every_crop_of_a_training_batch():
     """per_crop=True: each crop spans 0-1 by its own percentiles, so a brightness change of a frame is gone."""
     mov = noise_movie(size=48)
     mov[6:] = 3 * mov[6:] + 5  # frames from 6 on are brighter and stretched (a frame-level cue)
-    x, _ = PairSampler(mov, patch=16, batch_size=64, augment="default", per_crop=True, per_frame=False).sample()
+    x, _ = PairSampler(
+        mov, patch=16, batch_size=64, augment="default", per_crop=True, per_frame=False
+    ).sample()
     flat = x.flatten(2)
     assert torch.allclose(torch.quantile(flat, 0.01, dim=2), torch.zeros(64, 2), atol=1e-5)
     assert torch.allclose(torch.quantile(flat, 0.998, dim=2), torch.ones(64, 2), atol=1e-5)
-    plain, _ = PairSampler(mov, patch=16, batch_size=64, augment="default", per_frame=False, seed=0).sample()
-    assert not torch.allclose(plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05)  # without it: not
+    plain, _ = PairSampler(
+        mov, patch=16, batch_size=64, augment="default", per_frame=False, seed=0
+    ).sample()
+    assert not torch.allclose(
+        plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05
+    )  # without it: not
 
 
 def test_region_fits_says_exactly_when_the_sampler_accepts_a_region():

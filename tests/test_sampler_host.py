@@ -13,7 +13,6 @@ from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.trainer import train_tap
 
 
-
 def uint16_movie(t=10, size=(64, 80), seed=0) -> np.ndarray:
     """Smooth random frames stored as uint16, as a microscope writes them."""
     rng = np.random.default_rng(seed)
@@ -26,7 +25,9 @@ def pair(movies, **kw):
     return (PairSampler(movies, storage="device", **kw), PairSampler(movies, storage="host", **kw))
 
 
-def assert_same_batches(a: PairSampler, b: PairSampler, n: int = 3, with_events: bool = False) -> None:
+def assert_same_batches(
+    a: PairSampler, b: PairSampler, n: int = 3, with_events: bool = False
+) -> None:
     """n consecutive batches: equal positions and info, crops equal to float32 rounding (grid_sample's arithmetic)."""
     for _ in range(n):
         (xa, ia), (xb, ib) = a.sample(with_events=with_events), b.sample(with_events=with_events)
@@ -34,36 +35,56 @@ def assert_same_batches(a: PairSampler, b: PairSampler, n: int = 3, with_events:
         torch.testing.assert_close(xb, xa, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("augment", [False, True, AugmentConfig.level5()], ids=["plain", "default", "level5"])
+@pytest.mark.parametrize(
+    "augment", [False, True, AugmentConfig.level5()], ids=["plain", "default", "level5"]
+)
 def test_host_mode_gives_the_device_crops_from_a_memory_mapped_tiff(tmp_path, augment):
     path = tmp_path / "movie.tif"
     tifffile.imwrite(path, uint16_movie())
     device, host = pair(str(path), patch=24, batch_size=64, seed=3, augment=augment)
-    assert isinstance(host.arrays[0], np.memmap) and host.arrays[0].dtype == np.uint16  # not converted as a whole
-    assert host.nbytes < 1000 < device.nbytes == 4 * 10 * 65 * 80  # device bytes: tables only in host mode
-    if augment is not False:  # both kinds of pairs are in a batch: plain (indexed) and warped (resampled)
+    # not converted as a whole
+    assert isinstance(host.arrays[0], np.memmap) and host.arrays[0].dtype == np.uint16
+    # device bytes: tables only in host mode
+    assert host.nbytes < 1000 < device.nbytes == 4 * 10 * 65 * 80
+    if (
+        augment is not False
+    ):  # both kinds of pairs are in a batch: plain (indexed) and warped (resampled)
         _, tf = PairSampler(str(path), patch=24, batch_size=64, seed=3, augment=augment)._plan()
         assert tf.resample.any() and (~tf.resample).any()
     assert_same_batches(device, host, n=3)
     if augment is False:  # the plain crops are exactly the normalised movie's pixels
-        crops, info = PairSampler(str(path), patch=24, batch_size=8, seed=1, augment=False, storage="host").sample()
+        crops, info = PairSampler(
+            str(path), patch=24, batch_size=8, seed=1, augment=False, storage="host"
+        ).sample()
         norm = torch.as_tensor(normalize(uint16_movie()))
         for i in range(8):
             t, y, x = int(info["t"][i]), int(info["y0"][i]), int(info["x0"][i])
-            assert torch.equal(crops[i, 0, 0], norm[t, y:y + 24, x:x + 24])
+            assert torch.equal(crops[i, 0, 0], norm[t, y : y + 24, x : x + 24])
 
 
 def test_host_mode_several_movies_channels_events_and_background_rejection():
     rng = np.random.default_rng(1)
-    a = np.stack([uint16_movie(12, (48, 56), 1), uint16_movie(12, (48, 56), 2)], 1).astype(np.float16)  # (T, C, Y, X)
+    a = np.stack([uint16_movie(12, (48, 56), 1), uint16_movie(12, (48, 56), 2)], 1).astype(
+        np.float16
+    )  # (T, C, Y, X)
     b = np.stack([uint16_movie(9, (40, 40), 3), uint16_movie(9, (40, 40), 4)], 1).astype(np.float32)
     a[:, :, :, :20] = 0  # an empty region for reject_background
-    device, host = pair([a, b], patch=16, delta=(1, 2), batch_size=48, seed=7, reject_background=0.3,
-                        background_threshold=0.2)
+    device, host = pair(
+        [a, b],
+        patch=16,
+        delta=(1, 2),
+        batch_size=48,
+        seed=7,
+        reject_background=0.3,
+        background_threshold=0.2,
+    )
     assert host.transport == np.float32 and host.channels == 2
     assert_same_batches(device, host, n=3)
     events = (rng.random((12, 48, 48)) > 0.995).astype(np.uint8)
-    movies = [Movie(uint16_movie(12, (48, 48), 5).astype(np.float32), events=events), uint16_movie(9, (40, 40), 6)]
+    movies = [
+        Movie(uint16_movie(12, (48, 48), 5).astype(np.float32), events=events),
+        uint16_movie(9, (40, 40), 6),
+    ]
     device, host = pair(movies, patch=16, batch_size=40, seed=2)
     assert_same_batches(device, host, n=2, with_events=True)
 
@@ -80,13 +101,17 @@ def test_state_dict_resumes_exactly_in_both_modes(storage):
     fresh.load_state_dict(state)
     for x in expected:
         assert torch.equal(fresh.sample()[0], x)
-    other = PairSampler(mov, patch=24, batch_size=32, seed=5, storage="host" if storage == "device" else "device")
+    other = PairSampler(
+        mov, patch=24, batch_size=32, seed=5, storage="host" if storage == "device" else "device"
+    )
     other.load_state_dict(state)  # a checkpoint of one mode resumes in the other
     torch.testing.assert_close(other.sample()[0], expected[0], rtol=0, atol=1e-6)
 
 
 def test_val_split_repeats_in_host_mode():
-    s = PairSampler(uint16_movie(), patch=16, batch_size=16, split="val", val_fraction=0.3, storage="host")
+    s = PairSampler(
+        uint16_movie(), patch=16, batch_size=16, split="val", val_fraction=0.3, storage="host"
+    )
     first, again = s.fixed_batches(2), s.fixed_batches(2)
     assert all(torch.equal(x[0], y[0]) for x, y in zip(first, again))
 
@@ -97,9 +122,17 @@ def test_auto_picks_host_when_the_movie_needs_more_than_a_third_of_free_memory(m
     monkeypatch.setattr(host_store, "free_bytes", lambda device: 3 * need - 1)
     s = PairSampler(mov, patch=16, batch_size=8)
     out = capsys.readouterr().out
-    assert s.storage == "host" and out.count("\n") == 1 and "on the host" in out and "more than 1/3" in out
+    assert (
+        s.storage == "host"
+        and out.count("\n") == 1
+        and "on the host" in out
+        and "more than 1/3" in out
+    )
     monkeypatch.setattr(host_store, "free_bytes", lambda device: 3 * need)
-    assert PairSampler(mov, patch=16, batch_size=8).storage == "device" and "on the device" in capsys.readouterr().out
+    assert (
+        PairSampler(mov, patch=16, batch_size=8).storage == "device"
+        and "on the device" in capsys.readouterr().out
+    )
     PairSampler(mov, patch=16, batch_size=8, split="val", storage="host")
     assert capsys.readouterr().out == ""  # a forced mode is not announced
     with pytest.raises(InputError, match="storage='disk'"):
@@ -110,14 +143,27 @@ def test_auto_announces_its_choice_only_when_it_matters(monkeypatch, capsys):
     """One line for the host, or for a movie over half the 1/3 limit; silence for a small movie or unknown memory."""
     mov = uint16_movie()
     need = host_store.store_bytes(mov[:, None])
-    monkeypatch.setattr(host_store, "free_bytes", lambda device: 100 * need)  # a small movie: nothing to say
-    assert PairSampler(mov, patch=16, batch_size=8).storage == "device" and capsys.readouterr().out == ""
-    monkeypatch.setattr(host_store, "free_bytes", lambda device: 5 * need)  # 3/5 of the limit: tight
+    monkeypatch.setattr(
+        host_store, "free_bytes", lambda device: 100 * need
+    )  # a small movie: nothing to say
+    assert (
+        PairSampler(mov, patch=16, batch_size=8).storage == "device"
+        and capsys.readouterr().out == ""
+    )
+    monkeypatch.setattr(
+        host_store, "free_bytes", lambda device: 5 * need
+    )  # 3/5 of the limit: tight
     assert PairSampler(mov, patch=16, batch_size=8).storage == "device"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "on the device" in out and "no more than 1/3" in out
-    monkeypatch.setattr(host_store, "free_bytes", lambda device: None)  # unknown (e.g. MPS): the device, silently
-    assert PairSampler(mov, patch=16, batch_size=8).storage == "device" and capsys.readouterr().out == ""
+    monkeypatch.setattr(
+        host_store, "free_bytes", lambda device: None
+    )  # unknown (e.g. MPS): the device, silently
+    assert (
+        PairSampler(mov, patch=16, batch_size=8).storage == "device"
+        and capsys.readouterr().out == ""
+    )
+
 
 def test_frame_stats_match_normalize_and_subsample_large_frames(monkeypatch):
     mov = uint16_movie(6, (64, 64)).astype(np.float32)
@@ -129,7 +175,9 @@ def test_frame_stats_match_normalize_and_subsample_large_frames(monkeypatch):
     monkeypatch.setattr(host_store, "MAX_STAT_PIXELS", 1000)  # every 5th pixel of a 64 x 64 frame
     lo_s, denom_s = host_store.frame_stats(mov[:, None], True)
     assert not np.array_equal(lo_s, lo)  # a subsample was used ...
-    assert np.allclose(lo_s, lo, atol=0.1 * denom.max()) and np.allclose(denom_s, denom, rtol=0.1)  # ... close
+    assert np.allclose(lo_s, lo, atol=0.1 * denom.max()) and np.allclose(
+        denom_s, denom, rtol=0.1
+    )  # ... close
     bad = mov.copy()
     bad[2, 3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
@@ -143,8 +191,17 @@ def test_bad_paths_are_named(tmp_path):
 
 def test_training_is_the_same_in_both_modes():
     mov = uint16_movie(12, (48, 48))
-    kw = dict(epochs=1, steps_per_epoch=3, batch_size=8, patch=24, val_steps=1, device="cpu", seed=0,
-              model_kwargs=dict(n_depth=1, base_filters=4, head_features=8), progress=False)
+    kw = dict(
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        patch=24,
+        val_steps=1,
+        device="cpu",
+        seed=0,
+        model_kwargs=dict(n_depth=1, base_filters=4, head_features=8),
+        progress=False,
+    )
     _, dev = train_tap(mov, storage="device", **kw)
     _, host = train_tap(mov, storage="host", **kw)
     for key in ("train_loss", "val_loss"):

@@ -6,8 +6,14 @@ import pytest
 import torch
 
 from tapkit.course import configure, profiles
-from tapkit.course.saved_heads import (get_event_heads, get_event_runs, heads_path, heads_settings, save_event_heads,
-                                       train_settings)
+from tapkit.course.saved_heads import (
+    get_event_heads,
+    get_event_runs,
+    heads_path,
+    heads_settings,
+    save_event_heads,
+    train_settings,
+)
 from tapkit.downstream.events.crops import split_pairs
 from tapkit.downstream.events.experiments import compare_strategies, run_strategy
 
@@ -19,12 +25,20 @@ def tiny_training(**changes) -> dict:
     heads = profiles.PROFILES["smoke"]["heads"]
     out = {f"heads_{k}": 3 for k in heads if k.startswith(("steps_", "epochs_"))}
     out |= {"heads_n_evals": 4} if "n_evals" in heads else {}
-    out |= {"heads_lr_grid": (1e-3,) * len(heads["lr_grid"])} if "lr_grid" in heads else {}  # one rate, as often as the profile has
+    # one rate, as often as the profile has
+    out |= {"heads_lr_grid": (1e-3,) * len(heads["lr_grid"])} if "lr_grid" in heads else {}
     return out | changes
 
 
 def config(tmp_path, notebook: str, **params):
-    base = dict(profile="smoke", device="cpu", out_dir=str(tmp_path), seed=0, heads_n_runs=2, **tiny_training())
+    base = dict(
+        profile="smoke",
+        device="cpu",
+        out_dir=str(tmp_path),
+        seed=0,
+        heads_n_runs=2,
+        **tiny_training(),
+    )
     return configure({**base, **params}, notebook)
 
 
@@ -37,8 +51,17 @@ def data():
 def notebook_04(cfg, data, single=False):
     """What notebook 04 does: compare the strategies, save every run of A0 and A1 (single: the first only)."""
     pairs, labels, split, tap = data
-    results = compare_strategies(pairs, labels, tap, ("A0", "A1"), n_runs=cfg.heads["n_runs"], seed=cfg.seed,
-                                 device=cfg.device, split=split, **train_settings(cfg))
+    results = compare_strategies(
+        pairs,
+        labels,
+        tap,
+        ("A0", "A1"),
+        n_runs=cfg.heads["n_runs"],
+        seed=cfg.seed,
+        device=cfg.device,
+        split=split,
+        **train_settings(cfg),
+    )
     settings = heads_settings(cfg, tap, pairs, labels, split, "size-either")
     runs = {s: results[s][0] if single else results[s] for s in ("A0", "A1")}
     return save_event_heads(cfg, runs, settings), results
@@ -46,8 +69,16 @@ def notebook_04(cfg, data, single=False):
 
 def fresh(cfg, data, strategy, seed=None):
     pairs, labels, split, tap = data
-    return run_strategy(strategy, pairs, labels, split, tap, seed=cfg.seed if seed is None else seed, device="cpu",
-                        **train_settings(cfg))
+    return run_strategy(
+        strategy,
+        pairs,
+        labels,
+        split,
+        tap,
+        seed=cfg.seed if seed is None else seed,
+        device="cpu",
+        **train_settings(cfg),
+    )
 
 
 def test_train_settings_are_the_profile_keys_a_run_takes(tmp_path):
@@ -72,7 +103,9 @@ def test_05_loads_what_04_wrote_and_gets_the_numbers_it_would_train(tmp_path, da
         assert heads[name].seed == 0
         with torch.no_grad():  # the restored model (TAP encoder + saved head) reproduces the logits
             logits = heads[name].model(torch.as_tensor(pairs.images[split.test])).numpy()
-        np.testing.assert_allclose(logits, again.test_logits, atol=2e-3)  # saved logits: float16 features
+        np.testing.assert_allclose(
+            logits, again.test_logits, atol=2e-3
+        )  # saved logits: float16 features
 
 
 def test_06_gets_every_run_of_04(tmp_path, data, capsys):
@@ -80,7 +113,10 @@ def test_06_gets_every_run_of_04(tmp_path, data, capsys):
     _, results = notebook_04(config(tmp_path, "04"), data)
     capsys.readouterr()
     runs = get_event_runs(config(tmp_path, "06"), tap, pairs, labels, split)
-    assert "loaded heads A0, A1" in capsys.readouterr().out and "2 runs each" in capsys.readouterr().out + "2 runs each"
+    assert (
+        "loaded heads A0, A1" in capsys.readouterr().out
+        and "2 runs each" in capsys.readouterr().out + "2 runs each"
+    )
     assert set(runs) == {"A0", "A1"}
     for name in ("A0", "A1"):
         assert [r.seed for r in runs[name]] == [0, 1]
@@ -96,7 +132,10 @@ def test_the_message_says_loaded_from_notebook_04(tmp_path, data, capsys):
     capsys.readouterr()
     get_event_heads(config(tmp_path, "06"), tap, pairs, labels, split)
     out = capsys.readouterr().out
-    assert f"loaded heads A0, A1 from {heads_path(config(tmp_path, '06'))} (written by notebook 04; 2 runs each)" in out
+    assert (
+        f"loaded heads A0, A1 from {heads_path(config(tmp_path, '06'))} (written by notebook 04; 2 runs each)"
+        in out
+    )
 
 
 def test_a_single_run_per_strategy_is_still_accepted(tmp_path, data, capsys):
@@ -105,7 +144,9 @@ def test_a_single_run_per_strategy_is_still_accepted(tmp_path, data, capsys):
     notebook_04(config(tmp_path, "04"), data, single=True)
     capsys.readouterr()
     heads = get_event_heads(config(tmp_path, "05"), tap, pairs, labels, split)
-    assert "(written by notebook 04; 1 run each)" in capsys.readouterr().out and heads["A1"].seed == 0
+    assert (
+        "(written by notebook 04; 1 run each)" in capsys.readouterr().out and heads["A1"].seed == 0
+    )
     runs = get_event_runs(config(tmp_path, "06"), tap, pairs, labels, split)
     out = capsys.readouterr().out
     assert "holds 1 run(s) of each head, this notebook needs 2" in out and "saved them to" in out
@@ -118,13 +159,41 @@ def test_a_file_of_the_first_format_is_read(tmp_path, data, capsys):
     pairs, labels, split, tap = data
     cfg = config(tmp_path, "04", heads_n_runs=1)
     results = {s: fresh(cfg, data, s) for s in ("A0", "A1")}
-    old = {name: dict(strategy=r.strategy, seed=r.seed, n_train=r.n_train, history=r.history,
-                      head=r.model.head.state_dict(),
-                      **{k: getattr(r, k) for k in ("precision", "recall", "f1", "confusion", "val_logits", "val_labels",
-                                                    "test_logits", "test_labels", "test_index", "val_index")})
-           for name, r in results.items()}
-    torch.save(dict(settings=heads_settings(cfg, tap, pairs, labels, split, "size-either"),  # as tapkit wrote it
-                    written_by="notebook 04", results=old), heads_path(cfg))  # then: numpy arrays (allowed on read)
+    old = {
+        name: dict(
+            strategy=r.strategy,
+            seed=r.seed,
+            n_train=r.n_train,
+            history=r.history,
+            head=r.model.head.state_dict(),
+            **{
+                k: getattr(r, k)
+                for k in (
+                    "precision",
+                    "recall",
+                    "f1",
+                    "confusion",
+                    "val_logits",
+                    "val_labels",
+                    "test_logits",
+                    "test_labels",
+                    "test_index",
+                    "val_index",
+                )
+            },
+        )
+        for name, r in results.items()
+    }
+    torch.save(
+        dict(
+            settings=heads_settings(
+                cfg, tap, pairs, labels, split, "size-either"
+            ),  # as tapkit wrote it
+            written_by="notebook 04",
+            results=old,
+        ),
+        heads_path(cfg),
+    )  # then: numpy arrays (allowed on read)
     capsys.readouterr()
     heads = get_event_heads(config(tmp_path, "05", heads_n_runs=1), tap, pairs, labels, split)
     assert "loaded heads A0, A1" in capsys.readouterr().out
@@ -135,28 +204,51 @@ def test_a_file_of_the_first_format_is_read(tmp_path, data, capsys):
 def test_a_file_from_other_settings_is_not_reused(tmp_path, data, capsys, change):
     pairs, labels, split, tap = data
     notebook_04(config(tmp_path, "04"), data)
-    step_key = next(k for k in tiny_training() if k.endswith("_linear"))  # heads_steps_linear (or _epochs_)
-    cfg = config(tmp_path, "05", **({"seed": 1} if change == "seed" else {}),
-                 **({step_key: 4} if change == "training" else {}))
+    step_key = next(
+        k for k in tiny_training() if k.endswith("_linear")
+    )  # heads_steps_linear (or _epochs_)
+    cfg = config(
+        tmp_path,
+        "05",
+        **({"seed": 1} if change == "seed" else {}),
+        **({step_key: 4} if change == "training" else {}),
+    )
     other_tap = tiny_tap(seed=7) if change == "tap" else tap
     capsys.readouterr()
-    heads = get_event_heads(cfg, other_tap, pairs, labels, split, "any-either" if change == "criterion" else "size-either")
+    heads = get_event_heads(
+        cfg,
+        other_tap,
+        pairs,
+        labels,
+        split,
+        "any-either" if change == "criterion" else "size-either",
+    )
     out = capsys.readouterr().out
     assert "written with other settings" in out and "loaded heads" not in out, out
     differs = out.split("differs in:")[1].split(")")[0]
     expected = {"seed": "seed", "training": "A0_", "tap": "tap", "criterion": "criterion"}[change]
     assert expected in differs, differs
-    again = run_strategy("A0", pairs, labels, split, other_tap, seed=cfg.seed, device="cpu", **train_settings(cfg))
+    again = run_strategy(
+        "A0", pairs, labels, split, other_tap, seed=cfg.seed, device="cpu", **train_settings(cfg)
+    )
     np.testing.assert_array_equal(heads["A0"].test_logits, again.test_logits)
 
 
-def test_without_notebook_04_it_trains_n_runs_saves_and_the_next_notebook_loads(tmp_path, data, capsys):
+def test_without_notebook_04_it_trains_n_runs_saves_and_the_next_notebook_loads(
+    tmp_path, data, capsys
+):
     pairs, labels, split, tap = data
     heads = get_event_heads(config(tmp_path, "05"), tap, pairs, labels, split)
     out = capsys.readouterr().out
-    assert "notebook 04 has not been run with these settings" in out and "2 runs each" in out and "saved them to" in out
+    assert (
+        "notebook 04 has not been run with these settings" in out
+        and "2 runs each" in out
+        and "saved them to" in out
+    )
     assert heads["A0"].seed == 0
-    runs = get_event_runs(config(tmp_path, "06"), tap, pairs, labels, split)  # 05 trained the profile's runs
+    runs = get_event_runs(
+        config(tmp_path, "06"), tap, pairs, labels, split
+    )  # 05 trained the profile's runs
     assert "(written by notebook 05; 2 runs each)" in capsys.readouterr().out
     assert [r.seed for r in runs["A1"]] == [0, 1]
     np.testing.assert_array_equal(runs["A0"][0].test_logits, heads["A0"].test_logits)

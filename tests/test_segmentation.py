@@ -32,7 +32,9 @@ def test_soft_dice_and_iou_equal_hand_computation_and_sklearn():
     soft = torch.tensor([[0.5, 1.0, 0.0], [0.0, 1.0, 0.0]])
     # 2 * (0.5 + 1) / ((0.25 + 1 + 1) + 3) = 3 / 5.25
     assert float(metrics.soft_dice(soft, torch.tensor(true))) == pytest.approx(3 / 5.25, abs=1e-5)
-    assert float(metrics.soft_dice(torch.tensor(pred), torch.tensor(true))) == pytest.approx(4 / 6, abs=1e-5)
+    assert float(metrics.soft_dice(torch.tensor(pred), torch.tensor(true))) == pytest.approx(
+        4 / 6, abs=1e-5
+    )
     assert float(metrics.soft_dice_loss(soft, soft)) == pytest.approx(0.0, abs=1e-6)
     assert metrics.dice(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
 
@@ -48,8 +50,14 @@ def test_object_matching_on_a_hand_made_case():
     pred[4, 4] = 1  # FP
     s = metrics.object_scores(pred, true)
     assert (s["tp"], s["fp"], s["fn"]) == (1, 2, 2)
-    assert s["precision"] == pytest.approx(1 / 3) and s["recall"] == pytest.approx(1 / 3) and s["f1"] == pytest.approx(1 / 3)
-    stack = metrics.object_scores(np.stack([pred, true]), np.stack([true, true]))  # frames separately
+    assert (
+        s["precision"] == pytest.approx(1 / 3)
+        and s["recall"] == pytest.approx(1 / 3)
+        and s["f1"] == pytest.approx(1 / 3)
+    )
+    stack = metrics.object_scores(
+        np.stack([pred, true]), np.stack([true, true])
+    )  # frames separately
     assert (stack["tp"], stack["fp"], stack["fn"]) == (4, 2, 2)
 
 
@@ -101,8 +109,20 @@ def test_heads_on_frozen_features_leave_the_backbone_unchanged(movie):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4, 2)
-    results = experiments.budget_sweep({"tap": model}, movie, {"nuclei": m}, split, budgets=(1,), heads=("linear", "conv"),
-                                       n_runs=1, steps_head=4, n_evals=4, lr_grid=(1e-3,), crop=32, batch_size=2)["nuclei"]
+    results = experiments.budget_sweep(
+        {"tap": model},
+        movie,
+        {"nuclei": m},
+        split,
+        budgets=(1,),
+        heads=("linear", "conv"),
+        n_runs=1,
+        steps_head=4,
+        n_evals=4,
+        lr_grid=(1e-3,),
+        crop=32,
+        batch_size=2,
+    )["nuclei"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert [r.row for r in results] == ["tap · linear", "tap · conv"]
     assert all(0 <= r.scores["dice"] <= 1 for r in results)
@@ -111,9 +131,13 @@ def test_heads_on_frozen_features_leave_the_backbone_unchanged(movie):
 def test_a_head_learns_nuclei_from_features():
     rng = np.random.default_rng(0)
     target = (rng.random((4, 32, 32)) > 0.5).astype(np.uint8)
-    feats = torch.from_numpy(np.stack([target * 2.0 - 1, rng.normal(size=target.shape)], 1)).float()  # (4, 2, 32, 32)
+    feats = torch.from_numpy(
+        np.stack([target * 2.0 - 1, rng.normal(size=target.shape)], 1)
+    ).float()  # (4, 2, 32, 32)
     head = heads.make_pixel_head("linear", 2, seed=0)
-    losses = fit.fit_dense(head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1).losses
+    losses = fit.fit_dense(
+        head, head.parameters(), feats, target, np.arange(3), steps=60, crop=16, lr=0.1
+    ).losses
     assert losses[-1] < losses[0]
     probs = fit.predict_dense(head, feats, [3])
     assert metrics.dice(probs[0] > 0.5, target[3]) > 0.95
@@ -124,9 +148,20 @@ def test_end_to_end_trains_the_encoder_and_from_scratch_differs_per_seed(movie):
     net = heads.SegmentationNet(model, heads.make_pixel_head("conv", 8))
     before = [p.clone() for p in net.encoder.backbone.parameters()]
     m = masks.task_masks(movie, "nuclei")
-    fit.fit_dense(net, net.trainable(), fit.frame_inputs(movie), m, np.arange(4), steps=2, crop=32, batch_size=2)
+    fit.fit_dense(
+        net,
+        net.trainable(),
+        fit.frame_inputs(movie),
+        m,
+        np.arange(4),
+        steps=2,
+        crop=32,
+        batch_size=2,
+    )
     assert any(not torch.equal(a, b) for a, b in zip(before, net.encoder.backbone.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))  # the pretrained model is copied
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, model.backbone.parameters())
+    )  # the pretrained model is copied
     w0 = next(heads.fresh_encoder(model, 0).parameters())
     assert not torch.equal(w0, next(heads.fresh_encoder(model, 1).parameters()))
     assert torch.equal(w0, next(heads.fresh_encoder(model, 0).parameters()))
@@ -135,18 +170,31 @@ def test_end_to_end_trains_the_encoder_and_from_scratch_differs_per_seed(movie):
 def test_bad_input_raises_named_errors_before_training(movie):
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4)
     with pytest.raises(InputError, match="budget=20"):
-        experiments.budget_sweep({"tap": tiny_model()}, movie, {"nuclei": m}, split, budgets=(1, 20))
+        experiments.budget_sweep(
+            {"tap": tiny_model()}, movie, {"nuclei": m}, split, budgets=(1, 20)
+        )
     with pytest.raises(InputError, match="masks"):
-        fit.fit_dense(heads.make_pixel_head("linear", 1), [], fit.frame_inputs(movie), m[:, :30], np.arange(2), steps=1)
+        fit.fit_dense(
+            heads.make_pixel_head("linear", 1),
+            [],
+            fit.frame_inputs(movie),
+            m[:, :30],
+            np.arange(2),
+            steps=1,
+        )
     with pytest.raises(InputError, match="head"):
         heads.make_pixel_head("mlp", 4)
 
 
 def test_results_table_and_budget_to_reach():
-    rs = [experiments.DenseResult("a · conv", b, s, np.arange(n), {"dice": d, "object_f1": d / 2})
-          for b, n, s, d in [(1, 1, 0, 0.5), (1, 1, 1, 0.7), ("all", 8, 0, 0.9), ("all", 8, 1, 0.9)]]
+    rs = [
+        experiments.DenseResult("a · conv", b, s, np.arange(n), {"dice": d, "object_f1": d / 2})
+        for b, n, s, d in [(1, 1, 0, 0.5), (1, 1, 1, 0.7), ("all", 8, 0, 0.9), ("all", 8, 1, 0.9)]
+    ]
     table = experiments.results_table(rs)
-    assert table["a · conv"]["1"]["dice"] == pytest.approx(0.6) and table["a · conv"]["1"]["dice_std"] == pytest.approx(0.1)
+    assert table["a · conv"]["1"]["dice"] == pytest.approx(0.6) and table["a · conv"]["1"][
+        "dice_std"
+    ] == pytest.approx(0.1)
     assert experiments.budget_to_reach(table, reference=0.9) == {"a · conv": 8}
     assert experiments.budget_to_reach(table, reference=0.62) == {"a · conv": 1}
     assert "a · conv" in experiments.format_table(table)
@@ -155,22 +203,46 @@ def test_results_table_and_budget_to_reach():
 def test_frozen_features_are_standardised_per_channel(movie):
     z = fit.feature_inputs(tiny_model(), movie, torch.device("cpu"))
     assert z.shape == (12, 8, 64, 64) and z.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2)  # statistics of a pixel sample
+    assert torch.allclose(
+        z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2
+    )  # statistics of a pixel sample
     assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(8), atol=0.2)
 
 
 def test_end_to_end_rows_see_the_data_batchnorm_statistics_and_differ(movie):
     """A network trained a few steps keeps a new network's BatchNorm statistics unless calibrated: in eval mode its
     features collapse and fine-tuned and from scratch predict the same constant map (notebook 09, smoke)."""
-    pretrained = tiny_model(seed=7)  # running statistics of a new network, as after a few pretraining steps
+    pretrained = tiny_model(
+        seed=7
+    )  # running statistics of a new network, as after a few pretraining steps
     before = {k: v.clone() for k, v in pretrained.state_dict().items()}
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4, 2)
     images = fit.frame_inputs(movie)
-    kw = dict(budgets=(1,), n_runs=2, seed=0, steps_end_to_end=4, n_evals=4, lr_grid=(1e-3,), crop=32, batch_size=2)
-    tuned = experiments.end_to_end_sweep("tap fine-tuned", pretrained, images, m, split, pretrained=True, **kw)
-    scratch = experiments.end_to_end_sweep(experiments.SCRATCH, pretrained, images, m, split, pretrained=False, **kw)
+    kw = dict(
+        budgets=(1,),
+        n_runs=2,
+        seed=0,
+        steps_end_to_end=4,
+        n_evals=4,
+        lr_grid=(1e-3,),
+        crop=32,
+        batch_size=2,
+    )
+    tuned = experiments.end_to_end_sweep(
+        "tap fine-tuned", pretrained, images, m, split, pretrained=True, **kw
+    )
+    scratch = experiments.end_to_end_sweep(
+        experiments.SCRATCH, pretrained, images, m, split, pretrained=False, **kw
+    )
     spread = [float(r.example.astype(np.float32).std()) for r in tuned + scratch]
-    assert min(spread) > 0.005, spread  # not one constant map (uncalibrated: std <= 0.0008, calibrated >= 0.01)
-    gaps = [float(np.abs(a.example.astype(np.float32) - b.example).max()) for a, b in zip(tuned, scratch)]
-    assert min(gaps) > 0.05, gaps  # the encoder shapes the map (uncalibrated: the shared head's, gaps <= 0.007)
-    assert all(torch.equal(before[k], v) for k, v in pretrained.state_dict().items())  # calibrated a copy
+    # not one constant map (uncalibrated: std <= 0.0008, calibrated >= 0.01)
+    assert min(spread) > 0.005, spread
+    gaps = [
+        float(np.abs(a.example.astype(np.float32) - b.example).max())
+        for a, b in zip(tuned, scratch)
+    ]
+    # the encoder shapes the map (uncalibrated: the shared head's, gaps <= 0.007)
+    assert min(gaps) > 0.05, gaps
+    assert all(
+        torch.equal(before[k], v) for k, v in pretrained.state_dict().items()
+    )  # calibrated a copy

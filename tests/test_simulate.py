@@ -31,7 +31,11 @@ def _frames_of(labels: np.ndarray) -> dict[int, np.ndarray]:
 def test_shapes_and_dtypes(busy):
     """Images float32, labels int32, events uint8, all (T, Y, X); lineage (N, 4) int64."""
     assert busy.images.shape == busy.labels.shape == busy.events.shape == (30, 128, 128)
-    assert busy.images.dtype == np.float32 and busy.labels.dtype == np.int32 and busy.events.dtype == np.uint8
+    assert (
+        busy.images.dtype == np.float32
+        and busy.labels.dtype == np.int32
+        and busy.events.dtype == np.uint8
+    )
     assert busy.lineage.dtype == np.int64 and busy.lineage.shape[1] == 4
     assert set(np.unique(busy.events)) <= {0, DIVISION, DEATH}
     assert busy.pixel_size > 0 and busy.frame_interval > 0
@@ -83,9 +87,11 @@ def test_event_list_matches_lineage_and_masks(busy):
         for tid in ids:
             if tid == 0:
                 continue
-            on = (busy.labels[t0:t1 + 1] == tid) & (busy.events[t0:t1 + 1] == cls)
+            on = (busy.labels[t0 : t1 + 1] == tid) & (busy.events[t0 : t1 + 1] == cls)
             assert on.any(), f"{kind} of track {tid} in frames {t0}-{t1} is not in the event mask"
-        if kind == "division" and len(ids) == 3 and all(ids):  # a mitosis that ends after the movie has no daughters
+        if (
+            kind == "division" and len(ids) == 3 and all(ids)
+        ):  # a mitosis that ends after the movie has no daughters
             assert lin[ids[1]][3] == lin[ids[2]][3] == ids[0]
     # every daughter pair in the lineage is listed as a division of its mother
     listed = {(e[3][0], d) for e in events if e[0] == "division" for d in e[3][1:]}
@@ -105,13 +111,20 @@ def test_event_pixels_sit_on_event_cells(busy):
         t, y, x = np.nonzero(busy.events == cls)
         pairs = set(zip(t.tolist(), busy.labels[t, y, x].tolist()))
         assert pairs, f"no pixels of class {cls}"
-        assert pairs <= allowed[cls], f"class {cls} painted on cells without such an event: {pairs - allowed[cls]}"
+        assert pairs <= allowed[cls], (
+            f"class {cls} painted on cells without such an event: {pairs - allowed[cls]}"
+        )
 
 
 def test_number_of_events_matches_masks(busy):
     """Connected (track, class) event stretches in the masks are as many as the listed event cells."""
-    listed = {(cls, tid) for kind, _, _, ids in busy.meta["events"]
-              for cls in [DIVISION if kind == "division" else DEATH] for tid in ids if tid}
+    listed = {
+        (cls, tid)
+        for kind, _, _, ids in busy.meta["events"]
+        for cls in [DIVISION if kind == "division" else DEATH]
+        for tid in ids
+        if tid
+    }
     t, y, x = np.nonzero(busy.events > 0)
     painted = set(zip(busy.events[t, y, x].tolist(), busy.labels[t, y, x].tolist()))
     assert painted == listed
@@ -147,18 +160,21 @@ def test_drift_moves_the_whole_scene():
     assert not np.array_equal(m.labels[0], m.labels[10]) and np.hypot(*(c10 - c0)) > 2
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(n_frames=1), "n_frames"),
-    (dict(size=(16, 16)), "too small"),
-    (dict(size="big"), "size"),
-    (dict(division_rate=-0.1), "division_rate"),
-    (dict(death_rate=float("nan")), "death_rate"),
-    (dict(noise=100.0), "noise"),
-    (dict(bleaching=2.0), "bleaching"),
-    (dict(nucleus_radius=1.0), "nucleus_radius"),
-    (dict(n_cells=10_000), "n_cells"),
-    (dict(daughter_event_frames=-1), "daughter_event_frames"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(n_frames=1), "n_frames"),
+        (dict(size=(16, 16)), "too small"),
+        (dict(size="big"), "size"),
+        (dict(division_rate=-0.1), "division_rate"),
+        (dict(death_rate=float("nan")), "death_rate"),
+        (dict(noise=100.0), "noise"),
+        (dict(bleaching=2.0), "bleaching"),
+        (dict(nucleus_radius=1.0), "nucleus_radius"),
+        (dict(n_cells=10_000), "n_cells"),
+        (dict(daughter_event_frames=-1), "daughter_event_frames"),
+    ],
+)
 def test_bad_parameters_raise_input_error(kw, words):
     """Bad parameters raise InputError naming the parameter."""
     with pytest.raises(InputError, match=words):

@@ -24,8 +24,13 @@ def growing_blobs(t=16, size=48, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     centres = rng.uniform(6, size - 6, (12, 2))
-    frames = [sum(((yy - cy) ** 2 + (xx - cx) ** 2 < (1.5 + 0.35 * k) ** 2) for cy, cx in centres) for k in range(t)]
-    return (np.clip(np.array(frames, np.float32), 0, 1) + 0.05 * rng.normal(size=(t, size, size))).astype(np.float32)
+    frames = [
+        sum(((yy - cy) ** 2 + (xx - cx) ** 2 < (1.5 + 0.35 * k) ** 2) for cy, cx in centres)
+        for k in range(t)
+    ]
+    return (
+        np.clip(np.array(frames, np.float32), 0, 1) + 0.05 * rng.normal(size=(t, size, size))
+    ).astype(np.float32)
 
 
 def static_bleaching(t=16, size=48, seed=0, noise=0.02) -> np.ndarray:
@@ -43,7 +48,9 @@ def static_bleaching(t=16, size=48, seed=0, noise=0.02) -> np.ndarray:
 def static_noise(t=16, size=48, seed=0) -> np.ndarray:
     """Independent smooth noise frames: nothing changes in a directed way."""
     rng = np.random.default_rng(seed)
-    return ndimage.gaussian_filter(rng.normal(size=(t, size, size)), (0, 1.5, 1.5)).astype(np.float32)
+    return ndimage.gaussian_filter(rng.normal(size=(t, size, size)), (0, 1.5, 1.5)).astype(
+        np.float32
+    )
 
 
 # Exact resume after an interruption is tested for every pretext task, TAP included, in tests/test_pretext.py.
@@ -51,7 +58,9 @@ def static_noise(t=16, size=48, seed=0) -> np.ndarray:
 
 def test_checkpoint_is_atomic_and_loadable(tmp_path, monkeypatch):
     path = tmp_path / "m.pt"
-    model, history = train_tap(growing_blobs(), epochs=1, steps_per_epoch=2, checkpoint=path, **FAST)
+    model, history = train_tap(
+        growing_blobs(), epochs=1, steps_per_epoch=2, checkpoint=path, **FAST
+    )
     good = path.read_bytes()
 
     def crash(*args, **kwargs):
@@ -61,11 +70,20 @@ def test_checkpoint_is_atomic_and_loadable(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"model": {}, "config": {}}, path)
     monkeypatch.undo()
-    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]  # old file intact, no temp left
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [
+        path
+    ]  # old file intact, no temp left
     again = load_tap(path, device="cpu")
     x = torch.rand(2, 2, 1, 24, 24)
     torch.testing.assert_close(again(x)[0], model(x)[0])
-    assert set(history) >= {"train_loss", "val_loss", "train_accuracy", "val_accuracy", "train_decorr", "val_decorr"}
+    assert set(history) >= {
+        "train_loss",
+        "val_loss",
+        "train_accuracy",
+        "val_accuracy",
+        "train_decorr",
+        "val_decorr",
+    }
     assert len(plot_history(history).axes) == 3
 
 
@@ -85,8 +103,12 @@ def test_bad_checkpoints_and_inputs(tmp_path):
 
 def _accuracy_after_short_training(make_movie, **kw) -> float:
     """Train briefly on one movie, return the accuracy on a fresh movie of the same kind."""
-    model, _ = train_tap(make_movie(t=20), **dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0), **kw)
-    return evaluate_tap(model, make_movie(t=20, seed=5), n_pairs=256, patch=24, split="train")["accuracy"]
+    model, _ = train_tap(
+        make_movie(t=20), **dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0), **kw
+    )
+    return evaluate_tap(model, make_movie(t=20, seed=5), n_pairs=256, patch=24, split="train")[
+        "accuracy"
+    ]
 
 
 class _AlwaysSlot0(TAPNet):
@@ -98,29 +120,59 @@ class _AlwaysSlot0(TAPNet):
 
 def test_evaluate_reports_accuracy_per_frame_pair():
     movie = growing_blobs(t=20)
-    res = evaluate_tap(_AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4), movie, n_pairs=320, patch=24, val_fraction=0.25, val_at="end",
-                       batch_size=64, seed=3)
+    res = evaluate_tap(
+        _AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4),
+        movie,
+        n_pairs=320,
+        patch=24,
+        val_fraction=0.25,
+        val_at="end",
+        batch_size=64,
+        seed=3,
+    )
     # the same pairs, drawn again: accuracy per t = share of unflipped pairs starting at t
-    s = PairSampler(movie, patch=24, batch_size=64, split="val", val_fraction=0.25, val_at="end", augment=False,
-                    seed=3)
+    s = PairSampler(
+        movie,
+        patch=24,
+        batch_size=64,
+        split="val",
+        val_fraction=0.25,
+        val_at="end",
+        augment=False,
+        seed=3,
+    )
     t = torch.cat([s.sample()[1]["t"] for _ in range(5)])
-    flips = torch.Generator().manual_seed(3)  # evaluate_tap's flips: make_batch draws them from this stream
+    flips = torch.Generator().manual_seed(
+        3
+    )  # evaluate_tap's flips: make_batch draws them from this stream
     flipped = torch.cat([torch.rand(64, generator=flips) < 0.5 for _ in range(5)])
     expected = {int(v): (~flipped[t == v]).float().mean().item() for v in t.unique()}
-    assert set(res["accuracy_by_t"]) == {15, 16, 17, 18}  # the last 5 frames hold the validation pairs
+    assert set(res["accuracy_by_t"]) == {
+        15,
+        16,
+        17,
+        18,
+    }  # the last 5 frames hold the validation pairs
     assert res["accuracy_by_t"] == pytest.approx(expected) and res["accuracy"] == pytest.approx(
-        (~flipped).float().mean().item())
+        (~flipped).float().mean().item()
+    )
 
 
 def test_normalize_crops_removes_per_crop_intensity_scale_and_offset():
     from tapkit.ssl.sampler import normalize_crops
 
     x = torch.rand(4, 2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    scale = torch.tensor([0.5, 2.0, 3.0, 7.0]).view(4, 1, 1, 1, 1) * torch.tensor([1.0, 4.0]).view(1, 2, 1, 1, 1)
+    scale = torch.tensor([0.5, 2.0, 3.0, 7.0]).view(4, 1, 1, 1, 1) * torch.tensor([1.0, 4.0]).view(
+        1, 2, 1, 1, 1
+    )
     out = normalize_crops(x)
-    assert out.shape == x.shape and torch.allclose(normalize_crops(x * scale + 10.0), out, atol=1e-4)
+    assert out.shape == x.shape and torch.allclose(
+        normalize_crops(x * scale + 10.0), out, atol=1e-4
+    )
     q = torch.quantile(out.flatten(2), torch.tensor([0.01, 0.998]), dim=2)  # (2, B, T)
-    assert torch.allclose(q[0], torch.zeros(4, 2), atol=1e-5) and torch.allclose(q[1], torch.ones(4, 2), atol=1e-5)
+    assert torch.allclose(q[0], torch.zeros(4, 2), atol=1e-5) and torch.allclose(
+        q[1], torch.ones(4, 2), atol=1e-5
+    )
 
 
 def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
@@ -128,7 +180,10 @@ def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
 
     movie = Movie(np.repeat(np.repeat(growing_blobs(t=8), 2, axis=1), 2, axis=2)).bin(2)
     train_tap([movie], epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", **FAST)
-    assert load_checkpoint(tmp_path / "c.pt")["binning"] == 2 and load_tap(tmp_path / "c.pt").binning == 2
+    assert (
+        load_checkpoint(tmp_path / "c.pt")["binning"] == 2
+        and load_tap(tmp_path / "c.pt").binning == 2
+    )
 
 
 @pytest.mark.parametrize("cpu_bf16", ["0", "1"])
@@ -136,7 +191,9 @@ def test_learns_a_real_arrow(cpu_bf16, monkeypatch, tmp_path):
     """In float32 and under the course's bfloat16 autocast (the default on CPUs with bf16 instructions)."""
     monkeypatch.setenv("TAPKIT_CPU_BF16", cpu_bf16)
     assert _accuracy_after_short_training(growing_blobs, checkpoint=tmp_path / "c.pt") > 0.8
-    trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"]["amp"]  # the autocast dtype the training ran under
+    trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"][
+        "amp"
+    ]  # the autocast dtype the training ran under
     assert trained_in == ("torch.bfloat16" if cpu_bf16 == "1" else "None"), trained_in
 
 
@@ -168,22 +225,39 @@ def test_noise_free_bleaching_leaves_nothing_to_learn_after_per_frame_normalisat
     normalised, _ = train_tap(movie, per_frame=True, **kw)
     raw, _ = train_tap(movie, per_frame=False, augment=False, **kw)
     assert _logit_gaps(normalised, movie, per_frame=True).max() < 1e-4
-    assert _logit_gaps(raw, movie, per_frame=False).min() > 100 * _logit_gaps(normalised, movie, True).max()
+    assert (
+        _logit_gaps(raw, movie, per_frame=False).min()
+        > 100 * _logit_gaps(normalised, movie, True).max()
+    )
 
 
 def test_bleaching_is_a_shortcut_without_per_frame_normalisation():
-    model, _ = train_tap(static_bleaching(t=20), **dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0),
-                         per_frame=False, augment=False)
-    acc = evaluate_tap(model, static_bleaching(t=20, seed=5), n_pairs=256, patch=24, split="train",
-                       per_frame=False)["accuracy"]
+    model, _ = train_tap(
+        static_bleaching(t=20),
+        **dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0),
+        per_frame=False,
+        augment=False,
+    )
+    acc = evaluate_tap(
+        model, static_bleaching(t=20, seed=5), n_pairs=256, patch=24, split="train", per_frame=False
+    )["accuracy"]
     assert acc > 0.8
 
 
-@pytest.mark.parametrize("bad, name", [(dict(lam=-1.0), "lam"), (dict(lr=0), "lr"), (dict(epochs=0), "epochs"),
-                                       (dict(batch_size=0), "batch_size"), (dict(patch=4), "patch"),
-                                       (dict(steps_per_epoch=1.5), "steps_per_epoch"),
-                                       (dict(val_fraction=1.0), "val_fraction"), (dict(lr=float("nan")), "lr"),
-                                       (dict(lam=float("nan")), "lam")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        (dict(lam=-1.0), "lam"),
+        (dict(lr=0), "lr"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(patch=4), "patch"),
+        (dict(steps_per_epoch=1.5), "steps_per_epoch"),
+        (dict(val_fraction=1.0), "val_fraction"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(lam=float("nan")), "lam"),
+    ],
+)
 def test_bad_training_arguments_fail_before_any_step(bad, name, monkeypatch):
     def no_step(*args, **kwargs):
         raise AssertionError("a training epoch started")
@@ -199,7 +273,9 @@ def test_a_batch_too_big_for_memory_is_refused_before_any_step(monkeypatch):
 
     monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_step)
     with pytest.raises(InputError, match=r"batch_size=1000000000 with patch=24") as err:
-        train_tap(growing_blobs(), **{**FAST, "epochs": 1, "steps_per_epoch": 1, "batch_size": 10**9})
+        train_tap(
+            growing_blobs(), **{**FAST, "epochs": 1, "steps_per_epoch": 1, "batch_size": 10**9}
+        )
     assert "tap_batch_size" in str(err.value) and "tap_patch" in str(err.value)
 
 
@@ -223,7 +299,9 @@ print((kib("VmHWM:") - before) * 1024, estimate_step_bytes(32, 32, model))
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak-RSS reset needs Linux /proc")
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="peak-RSS reset needs Linux /proc"
+)
 def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
     import os
     import subprocess
@@ -231,8 +309,14 @@ def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", _MEASURE_STEP], cwd=root, capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=str(root)))
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_STEP],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+    )
     measured, estimated = map(int, out.stdout.split()[-2:])
     assert measured / 2 < estimated < 2 * measured, (measured, estimated)
 
@@ -254,14 +338,22 @@ def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
     first = tmp_path / "tap_course.pt"
     model, history = train_tap(movie, epochs=1, steps_per_epoch=2, checkpoint=first, **FAST)
     settings = {k: v for k, v in FAST.items() if k != "progress"}
-    assert planned_recipe("tap", movie, epochs=1, steps_per_epoch=2, **settings) == load_checkpoint(first)["recipe"]
+    assert (
+        planned_recipe("tap", movie, epochs=1, steps_per_epoch=2, **settings)
+        == load_checkpoint(first)["recipe"]
+    )
     again = tmp_path / "own.pt"
     model2, history2 = train_reusing(movie.copy(), again, [first])
     assert "holds the same training" in capsys.readouterr().out
-    assert again.read_bytes() == first.read_bytes() and history2 == history  # copied and loaded, not retrained
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+    # copied and loaded, not retrained
+    assert again.read_bytes() == first.read_bytes() and history2 == history
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values())
+    )
     # another seed, another movie or other settings: a training of its own
-    for i, (mov, kw) in enumerate([(movie, dict(seed=1)), (growing_blobs(seed=1), {}), (movie, dict(lr=1e-3))]):
+    for i, (mov, kw) in enumerate(
+        [(movie, dict(seed=1)), (growing_blobs(seed=1), {}), (movie, dict(lr=1e-3))]
+    ):
         path = tmp_path / f"other{i}.pt"
         train_reusing(mov, path, [first], **kw)
         assert "holds the same training" not in capsys.readouterr().out
@@ -285,7 +377,9 @@ def outlier_cue(t=20, size=48, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
     frames = np.repeat(base[None], t, 0) * (1 + 0.01 * rng.normal(size=(t, size, size)))
-    frames[:, :5, :5] = (200 * 1.15 ** np.arange(t))[:, None, None]  # 25 px > the 99.8th percentile's 5
+    frames[:, :5, :5] = (200 * 1.15 ** np.arange(t))[
+        :, None, None
+    ]  # 25 px > the 99.8th percentile's 5
     return frames.astype(np.float32)
 
 
@@ -299,12 +393,20 @@ def test_per_crop_training_removes_a_frame_level_cue():
     shortcut = evaluate_tap(frame_model, check, n_pairs=256, patch=24, split="train")["accuracy"]
     honest = evaluate_tap(crop_model, check, n_pairs=256, patch=24, split="train", per_crop=True)
     assert shortcut > 0.8
-    assert honest["accuracy_ci"][0] < 0.5 < honest["accuracy_ci"][1] + 0.05  # chance: nothing but the cue
+    # chance: nothing but the cue
+    assert honest["accuracy_ci"][0] < 0.5 < honest["accuracy_ci"][1] + 0.05
 
 
 def test_checkpoint_records_per_crop_and_the_held_out_region(tmp_path):
-    train_tap(growing_blobs(t=8, size=96), epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", per_crop=True,
-              val_region=0.25, **FAST)
+    train_tap(
+        growing_blobs(t=8, size=96),
+        epochs=1,
+        steps_per_epoch=1,
+        checkpoint=tmp_path / "c.pt",
+        per_crop=True,
+        val_region=0.25,
+        **FAST,
+    )
     state = load_checkpoint(tmp_path / "c.pt")
     assert state["normalization"]["per_crop"] is True and state["recipe"]["val_region"] == 0.25
     assert load_tap(tmp_path / "c.pt").normalization["per_crop"] is True
@@ -313,15 +415,28 @@ def test_checkpoint_records_per_crop_and_the_held_out_region(tmp_path):
 def test_evaluate_on_the_held_out_region_with_an_interval():
     """split='region': pairs of the training frames inside the held-out columns; Wilson 95 % interval."""
     model = _AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
-    res = evaluate_tap(model, growing_blobs(t=20, size=64), n_pairs=256, patch=16, split="region", val_region=0.25,
-                       val_at="end", seed=1)
+    res = evaluate_tap(
+        model,
+        growing_blobs(t=20, size=64),
+        n_pairs=256,
+        patch=16,
+        split="region",
+        val_region=0.25,
+        val_at="end",
+        seed=1,
+    )
     k, n = round(res["accuracy"] * res["n_pairs"]), res["n_pairs"]
     p, z = k / n, 1.959963984540054
-    centre, half = (p + z**2 / (2 * n)) / (1 + z**2 / n), z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    centre, half = (
+        (p + z**2 / (2 * n)) / (1 + z**2 / n),
+        z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n),
+    )
     assert res["accuracy_ci"] == pytest.approx((centre - half, centre + half))
     assert max(res["accuracy_by_t"]) < 18  # training frames only (the last ones are held out)
     above, pairs = res["pairs_above_chance"]
-    assert pairs == len(res["accuracy_by_t"]) and above == sum(v > 0.5 for v in res["accuracy_by_t"].values())
+    assert pairs == len(res["accuracy_by_t"]) and above == sum(
+        v > 0.5 for v in res["accuracy_by_t"].values()
+    )
 
 
 def test_accuracy_warnings_flag_chance_and_frame_level_cues():
@@ -337,8 +452,14 @@ def test_accuracy_warnings_flag_chance_and_frame_level_cues():
 
 
 def test_a_movie_too_narrow_for_the_region_trains_on_whole_frames_and_says_so(tmp_path, capsys):
-    train_tap(growing_blobs(t=8, size=48), epochs=1, steps_per_epoch=1, checkpoint=tmp_path / "c.pt", val_region=0.25,
-              **FAST)
+    train_tap(
+        growing_blobs(t=8, size=48),
+        epochs=1,
+        steps_per_epoch=1,
+        checkpoint=tmp_path / "c.pt",
+        val_region=0.25,
+        **FAST,
+    )
     assert "no room for a held-out region" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "c.pt")["recipe"]["val_region"] == 0.0
 
@@ -351,9 +472,15 @@ def test_held_out_checks_add_the_region_only_where_training_held_one_out():
     kw = dict(n_pairs=64, patch=16, seed=1, val_at="end")
     wide = held_out_checks(model, Movie(growing_blobs(t=20, size=64)), 0.25, **kw)
     assert set(wide) == {"held-out frames", "held-out region"}
-    narrow = held_out_checks(model, Movie(growing_blobs(t=20, size=32)), 0.25, **kw)  # no room: training had none
+    narrow = held_out_checks(
+        model, Movie(growing_blobs(t=20, size=32)), 0.25, **kw
+    )  # no room: training had none
     assert set(narrow) == {"held-out frames"}
-    given = held_out_checks(model, Movie(growing_blobs(t=20, size=64)), 0.0, frames=wide["held-out frames"], **kw)
+    given = held_out_checks(
+        model, Movie(growing_blobs(t=20, size=64)), 0.0, frames=wide["held-out frames"], **kw
+    )
     assert given == {"held-out frames": wide["held-out frames"]}
     lines = checks_warnings(wide)
-    assert len(lines) == len(set(lines)) and lines[-1].startswith("What to try")  # one "what to try" for both
+    assert len(lines) == len(set(lines)) and lines[-1].startswith(
+        "What to try"
+    )  # one "what to try" for both

@@ -20,16 +20,26 @@ from tapkit.downstream.events.crops import split_pairs
 from tapkit.course.reuse import reuse_same_training
 from tapkit.downstream.events.experiments import compare_strategies
 from tapkit.downstream.events.run_store import RunStore, to_state
-from tapkit.ssl.checkpoint import (UntrustedFileError, load_checkpoint, read_torch_file, save_checkpoint,
-                                   training_finished)
+from tapkit.ssl.checkpoint import (
+    UntrustedFileError,
+    load_checkpoint,
+    read_torch_file,
+    save_checkpoint,
+    training_finished,
+)
 from tapkit.ssl.trainer import load_model, load_tap, train_tap
 
 from test_heads import tiny_tap, toy_pairs
 from test_saved_heads import config as heads_config, notebook_04
 from test_train import FAST, growing_blobs
 
-SHIPPED = [("tap", "simulated"), ("tap", "hela-subset"), ("mim", "simulated"), ("mim-intensity", "simulated"),
-           ("contrastive", "simulated")]
+SHIPPED = [
+    ("tap", "simulated"),
+    ("tap", "hela-subset"),
+    ("mim", "simulated"),
+    ("mim-intensity", "simulated"),
+    ("contrastive", "simulated"),
+]
 TRAIN = dict(steps_linear=4, steps_resnet=4, steps_end_to_end=4, n_evals=4, lr=1e-3)
 
 
@@ -90,10 +100,18 @@ LOADERS = {
     "load_checkpoint": lambda path, data: load_checkpoint(path),
     "load_model": lambda path, data: load_model(path, "cpu"),
     "load_tap": lambda path, data: load_tap(path, "cpu"),
-    "resume": lambda path, data: train_tap(growing_blobs(), epochs=1, steps_per_epoch=2, checkpoint=path,
-                                           resume=True, **FAST),
-    "reuse": lambda path, data: reuse_same_training(path.parent / "new.pt", [path], "tap", growing_blobs(), epochs=1,
-                                                    steps_per_epoch=2, **{k: v for k, v in FAST.items() if k != "progress"}),
+    "resume": lambda path, data: train_tap(
+        growing_blobs(), epochs=1, steps_per_epoch=2, checkpoint=path, resume=True, **FAST
+    ),
+    "reuse": lambda path, data: reuse_same_training(
+        path.parent / "new.pt",
+        [path],
+        "tap",
+        growing_blobs(),
+        epochs=1,
+        steps_per_epoch=2,
+        **{k: v for k, v in FAST.items() if k != "progress"},
+    ),
     "get_tap_model": _own_model,
     "training_steps": lambda path, data: course.training_steps(path),
     "epochs_done": lambda path, data: epochs_done(path),
@@ -101,8 +119,11 @@ LOADERS = {
     "get_event_heads": _saved_heads,
     "get_event_runs": lambda path, data: _saved_heads(path, data, runs=True),
 }
-FILE = {"get_tap_model": "tap_simulated.pt", "get_event_heads": "event_heads_simulated.pt",
-        "get_event_runs": "event_heads_simulated.pt"}  # where these loaders look; the others are given the path
+FILE = {
+    "get_tap_model": "tap_simulated.pt",
+    "get_event_heads": "event_heads_simulated.pt",
+    "get_event_runs": "event_heads_simulated.pt",
+}  # where these loaders look; the others are given the path
 
 
 def test_the_payloads_run_code_under_a_full_unpickler(tmp_path):
@@ -119,8 +140,18 @@ def test_the_payloads_run_code_under_a_full_unpickler(tmp_path):
 def test_a_file_that_holds_code_is_refused_and_nothing_runs(loader, payload, tmp_path, data):
     marker = tmp_path / "pwned"
     path = tmp_path / FILE.get(loader, "evil.pt")
-    torch.save({"pretext": "tap", "config": {}, "model": {}, "strategy": "A0", "settings": {}, "results": {},
-                "history": payload(marker)}, path)  # looks like any of tapkit's files, plus one object
+    torch.save(
+        {
+            "pretext": "tap",
+            "config": {},
+            "model": {},
+            "strategy": "A0",
+            "settings": {},
+            "results": {},
+            "history": payload(marker),
+        },
+        path,
+    )  # looks like any of tapkit's files, plus one object
     with pytest.raises(InputError, match="not a file tapkit wrote") as err:
         LOADERS[loader](path, data)
     assert not marker.exists(), f"{loader} ran the file's code"
@@ -128,14 +159,17 @@ def test_a_file_that_holds_code_is_refused_and_nothing_runs(loader, payload, tmp
     assert ("system" if payload is RunsCommand else "builtins.exec") in str(err.value), err.value
 
 
-@pytest.mark.parametrize("loader", [name for name in LOADERS if name != "read_torch_file"])  # its callers check
+@pytest.mark.parametrize(
+    "loader", [name for name in LOADERS if name != "read_torch_file"]
+)  # its callers check
 @pytest.mark.parametrize("content", [{"a": 1}, [1, 2]], ids=["dict", "list"])
 def test_a_torch_file_with_other_content_is_one_named_input_error(loader, content, tmp_path, data):
     path = tmp_path / FILE.get(loader, "other.pt")
     torch.save(content, path)
     with pytest.raises(InputError, match=str(path.name)) as err:
         LOADERS[loader](path, data)
-    assert "not a" in str(err.value), err.value  # 'not a tapkit model checkpoint', 'not a saved event run', ...
+    # 'not a tapkit model checkpoint', 'not a saved event run', ...
+    assert "not a" in str(err.value), err.value
 
 
 def test_weights_of_another_shape_or_architecture(tap_file, tmp_path):
@@ -144,11 +178,15 @@ def test_weights_of_another_shape_or_architecture(tap_file, tmp_path):
     state["model"][name] = torch.zeros(3, 1, 1, 1)
     save_checkpoint(state, tmp_path / "shape.pt")
     for load in (load_model, load_tap):
-        with pytest.raises(InputError, match=rf"shape\.pt does not fit.*1 of another shape.*{re.escape(name)}") as err:
+        with pytest.raises(
+            InputError, match=rf"shape\.pt does not fit.*1 of another shape.*{re.escape(name)}"
+        ) as err:
             load(tmp_path / "shape.pt", "cpu")
         assert "Error(s) in loading state_dict" not in str(err.value)
     state = torch.load(tap_file, weights_only=True)
-    state["config"] = dict(state["config"], base_filters=16)  # the weights of base 8 under a config of base 16
+    state["config"] = dict(
+        state["config"], base_filters=16
+    )  # the weights of base 8 under a config of base 16
     save_checkpoint(state, tmp_path / "config.pt")
     with pytest.raises(InputError, match="config.pt does not fit"):
         load_model(tmp_path / "config.pt", "cpu")
@@ -160,7 +198,9 @@ def test_weights_of_another_shape_or_architecture(tap_file, tmp_path):
 
 def test_a_file_of_another_kind_is_named(tap_file, tmp_path, data):
     pairs, labels, split, tap = data
-    run = compare_strategies(pairs, labels, tap, ("A0",), n_runs=1, device="cpu", split=split, **TRAIN)["A0"][0]
+    run = compare_strategies(
+        pairs, labels, tap, ("A0",), n_runs=1, device="cpu", split=split, **TRAIN
+    )["A0"][0]
     save_checkpoint(to_state(run), tmp_path / "run.pt")
     with pytest.raises(InputError, match="run.pt is not a tapkit model checkpoint"):
         load_tap(tmp_path / "run.pt", "cpu")
@@ -168,7 +208,10 @@ def test_a_file_of_another_kind_is_named(tap_file, tmp_path, data):
         _run_store(tap_file, data)
     heads = tmp_path / FILE["get_event_heads"]
     heads.write_bytes(tap_file.read_bytes())
-    with pytest.raises(InputError, match="event_heads_simulated.pt is not a file of event heads saved by notebook 04"):
+    with pytest.raises(
+        InputError,
+        match="event_heads_simulated.pt is not a file of event heads saved by notebook 04",
+    ):
         _saved_heads(heads, data)
     state = to_state(run)
     first = next(iter(state["weights"]))
@@ -193,15 +236,28 @@ def test_saved_heads_with_weights_of_another_shape(tmp_path, data):
 def test_trainer_checkpoint_holds_only_tensors_and_plain_values(tap_file):
     assert get_unsafe_globals_in_checkpoint(tap_file) == []
     state = torch.load(tap_file, weights_only=True)  # plain torch, no allow-list
-    assert state["epoch"] == 1 and training_finished(state) and isinstance(state["rng"]["numpy"][1], torch.Tensor)
+    assert (
+        state["epoch"] == 1
+        and training_finished(state)
+        and isinstance(state["rng"]["numpy"][1], torch.Tensor)
+    )
     model = load_tap(tap_file, "cpu")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in state["model"].items())
 
 
 def test_run_store_and_saved_heads_files_hold_only_tensors_and_plain_values(tmp_path, data):
     pairs, labels, split, tap = data
-    runs = compare_strategies(pairs, labels, tap, ("A0", "C1"), n_runs=1, device="cpu", split=split,
-                              runs_dir=tmp_path / "runs", **TRAIN)
+    runs = compare_strategies(
+        pairs,
+        labels,
+        tap,
+        ("A0", "C1"),
+        n_runs=1,
+        device="cpu",
+        split=split,
+        runs_dir=tmp_path / "runs",
+        **TRAIN,
+    )
     files = list((tmp_path / "runs").glob("*.pt"))
     assert len(files) == 2 and all(get_unsafe_globals_in_checkpoint(p) == [] for p in files)
     cfg = heads_config(tmp_path, "04", heads_n_runs=1)
@@ -209,7 +265,9 @@ def test_run_store_and_saved_heads_files_hold_only_tensors_and_plain_values(tmp_
     assert get_unsafe_globals_in_checkpoint(path) == []
     again = _run_store(next(p for p in files if p.name.startswith("C1")), data)
     np.testing.assert_array_equal(again.test_logits, runs["C1"][0].test_logits)
-    assert again.test_logits.dtype == runs["C1"][0].test_logits.dtype and isinstance(again.confusion, np.ndarray)
+    assert again.test_logits.dtype == runs["C1"][0].test_logits.dtype and isinstance(
+        again.confusion, np.ndarray
+    )
 
 
 def test_every_shipped_checkpoint_loads_with_weights_only():
@@ -226,7 +284,9 @@ def test_save_checkpoint_refuses_what_weights_only_cannot_read(tmp_path):
 
 
 def test_files_of_earlier_versions_with_numpy_arrays_still_load_but_object_arrays_do_not(tmp_path):
-    torch.save({"a": np.arange(3.0), "b": np.int64(2), "rng": np.random.get_state()}, tmp_path / "old.pt")
+    torch.save(
+        {"a": np.arange(3.0), "b": np.int64(2), "rng": np.random.get_state()}, tmp_path / "old.pt"
+    )
     old = read_torch_file(tmp_path / "old.pt")
     np.testing.assert_array_equal(old["a"], np.arange(3.0))
     torch.save({"a": np.array([1, "x"], dtype=object)}, tmp_path / "objects.pt")
@@ -256,4 +316,7 @@ def test_resume_is_exact_under_weights_only_also_from_an_older_checkpoint(tmp_pa
     torch.save(old, tmp_path / "old.pt")
     for name in ("cut.pt", "old.pt"):
         resumed, _ = train_tap(growing_blobs(), checkpoint=tmp_path / name, resume=True, **run)
-        assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(whole.state_dict().values(), resumed.state_dict().values())
+        )

@@ -14,24 +14,42 @@ def entry(claim_id: str, winner, other, **kw) -> dict:
 
 
 def summary(results: dict) -> dict:
-    return {"profile": "cpu", "device": "cpu", "out": "runs/ref", "commit": "abc123",
-            "notebooks": {"02_gradcam": {"status": "ok", "seconds": 12.0}}, "results": results}
+    return {
+        "profile": "cpu",
+        "device": "cpu",
+        "out": "runs/ref",
+        "commit": "abc123",
+        "notebooks": {"02_gradcam": {"status": "ok", "seconds": 12.0}},
+        "results": results,
+    }
 
 
 def run_results() -> dict:
-    return {"gradcam": {"event_enrichment": 2.5, "k": 8},
-            "claims": {"000-gradcam-divisions": entry("000-gradcam-divisions", [0.3, 0.25, 0.4], [0.05, 0.06, 0.04],
-                                                      measured="division fraction, top regions - random regions"),
-                       "001-content-view": entry("001-content-view", [0.8], [0.7])}}
+    return {
+        "gradcam": {"event_enrichment": 2.5, "k": 8},
+        "claims": {
+            "000-gradcam-divisions": entry(
+                "000-gradcam-divisions",
+                [0.3, 0.25, 0.4],
+                [0.05, 0.06, 0.04],
+                measured="division fraction, top regions - random regions",
+            ),
+            "001-content-view": entry("001-content-view", [0.8], [0.7]),
+        },
+    }
 
 
 def test_results_page_puts_the_scorecard_first_with_the_rule():
     page = load_script().results_markdown(summary(run_results()))
     card, machine = page.index("## Claims scorecard"), page.index("| device used |")
-    assert machine < card < page.index("## Notebooks") < page.index("### gradcam")  # right after the run/machine table
+    assert (
+        machine < card < page.index("## Notebooks") < page.index("### gradcam")
+    )  # right after the run/machine table
     assert page.count("## Claims scorecard") == 1 and claims.RULE in page
     assert claims.scorecard_markdown(run_results()["claims"]) in page
-    assert "| 000 | Grad-CAM of the time arrow highlights dividing cells | division fraction" in page
+    assert (
+        "| 000 | Grad-CAM of the time arrow highlights dividing cells | division fraction" in page
+    )
     assert "| 3 | **holds** |" in page and "| 1 | **inconclusive** |" in page
 
 
@@ -44,16 +62,25 @@ def test_results_page_does_not_repeat_the_claims_in_the_results_dump():
 
 def test_results_page_without_claims_lists_every_claim_as_not_measured():
     page = load_script().results_markdown(summary({"data": {"n_frames": 24}}))
-    assert "## Claims scorecard" in page and page.count("not measured in this run") == len(claims.CLAIMS)
+    assert "## Claims scorecard" in page and page.count("not measured in this run") == len(
+        claims.CLAIMS
+    )
     assert f"0 of {len(claims.CLAIMS)} claims measured in this run" in page
 
 
 def test_summary_md_shows_the_scorecard_once():
     text = summary_markdown(summary(run_results()))
-    assert text.index("| notebook | status |") < text.index("## Claims scorecard") < text.index("## Results")
+    assert (
+        text.index("| notebook | status |")
+        < text.index("## Claims scorecard")
+        < text.index("## Results")
+    )
     assert claims.RULE in text and text.count("## Claims scorecard") == 1
     assert "### claims" not in text and "claims (per entry)" not in text
-    assert f"2 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 1 inconclusive." in text
+    assert (
+        f"2 of {len(claims.CLAIMS)} claims measured in this run: 1 holds, 0 fails, 1 inconclusive."
+        in text
+    )
     assert "### gradcam" in text
 
 
@@ -63,7 +90,10 @@ def test_summary_md_can_leave_the_scorecard_out():
 
 
 def test_a_stopped_run_names_the_notebooks_it_did_not_run():
-    stopped = {**summary(run_results()), "stopped_before": ["08_few_labels_dense", "09_your_own_movie"]}
+    stopped = {
+        **summary(run_results()),
+        "stopped_before": ["08_few_labels_dense", "09_your_own_movie"],
+    }
     page = load_script().results_markdown(stopped)
     assert "| not run (stopped before them) | 08_few_labels_dense, 09_your_own_movie |" in page
     assert page.index("not run (stopped") < page.index("## Claims scorecard")
@@ -75,13 +105,27 @@ def test_a_stopped_run_is_summarised_from_run_json_and_its_results(tmp_path):
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "02_gradcam.json").write_text(json.dumps(run_results()))
-    (tmp_path / "run.json").write_text(json.dumps({
-        "profile": "cpu", "params": {}, "started": "2026-12-07 12:44:55", "dry_run": False,
-        "notebook_list": ["02_gradcam", "03_labelling_criteria"],
-        "notebooks": {"02_gradcam": {"status": "ok", "seconds": 17.0}, "03_labelling_criteria": {"status": "running"}}}))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "profile": "cpu",
+                "params": {},
+                "started": "2026-12-07 12:44:55",
+                "dry_run": False,
+                "notebook_list": ["02_gradcam", "03_labelling_criteria"],
+                "notebooks": {
+                    "02_gradcam": {"status": "ok", "seconds": 17.0},
+                    "03_labelling_criteria": {"status": "running"},
+                },
+            }
+        )
+    )
     s = load_script().stopped_run_summary(tmp_path, "abc123")
     assert s["notebooks"] == {"02_gradcam": {"status": "ok", "seconds": 17.0}}
     assert s["stopped_before"] == ["03_labelling_criteria"] and s["commit"] == "abc123"
     assert set(s["results"]["claims"]) == {"000-gradcam-divisions", "001-content-view"}
     page = load_script().results_markdown(s)
-    assert "| not run (stopped before them) | 03_labelling_criteria |" in page and "## Claims scorecard" in page
+    assert (
+        "| not run (stopped before them) | 03_labelling_criteria |" in page
+        and "## Claims scorecard" in page
+    )

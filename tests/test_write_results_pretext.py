@@ -16,21 +16,45 @@ def load_script():
 
 
 def scores(p: float) -> dict:
-    return {"precision": p, "recall": 0.5, "f1": 0.25, "precision_std": 0.01, "recall_std": 0.02, "f1_std": 0.03}
+    return {
+        "precision": p,
+        "recall": 0.5,
+        "f1": 0.25,
+        "precision_std": 0.01,
+        "recall_std": 0.02,
+        "f1_std": 0.03,
+    }
 
 
 def test_pretext_results_become_one_row_per_features_and_head():
-    summary = {"profile": "cpu", "device": "cpu", "notebooks": {}, "results": {
-        "data": {"n_frames": 64},
-        "pretext": {"tap": {"steps": 800, "linear": scores(0.7), "resnet": scores(0.9)},
-                    "random (frozen)": {"steps": 0, "resnet": scores(0.1)}}}}
+    summary = {
+        "profile": "cpu",
+        "device": "cpu",
+        "notebooks": {},
+        "results": {
+            "data": {"n_frames": 64},
+            "pretext": {
+                "tap": {"steps": 800, "linear": scores(0.7), "resnet": scores(0.9)},
+                "random (frozen)": {"steps": 0, "resnet": scores(0.1)},
+            },
+        },
+    }
     page = load_script().results_markdown(summary)
     assert "| tap | linear | 800 | 0.70 ± 0.01 | 0.50 ± 0.02 | 0.25 ± 0.03 |" in page
-    assert "| tap | resnet | 800 | 0.90 ± 0.01 |" in page and "| random (frozen) | resnet | 0 | 0.10 ± 0.01 |" in page
-    assert page.count("| tap |") == 2 and "pretext (per entry)" not in page  # not also as a generic list
+    assert (
+        "| tap | resnet | 800 | 0.90 ± 0.01 |" in page
+        and "| random (frozen) | resnet | 0 | 0.10 ± 0.01 |" in page
+    )
+    # not also as a generic list
+    assert page.count("| tap |") == 2 and "pretext (per entry)" not in page
     assert "n_frames: 64" in page  # the other sections are still rendered
 
 
 def test_no_pretext_results_no_table():
-    summary = {"profile": "smoke", "device": "cpu", "notebooks": {}, "results": {"data": {"n_frames": 24}}}
+    summary = {
+        "profile": "smoke",
+        "device": "cpu",
+        "notebooks": {},
+        "results": {"data": {"n_frames": 24}},
+    }
     assert "### pretext" not in load_script().results_markdown(summary)

@@ -5,6 +5,19 @@ Kernel-side modules: config, parameters, checks, results, profiles. CLI side: ru
 """
 
 from tapkit.course.checks import check
-from tapkit.course.config import configure, get_pretext_model, get_tap_model, load_data, segmentation_frames
+from tapkit.course.config import (
+    configure,
+    get_pretext_model,
+    get_tap_model,
+    load_data,
+    segmentation_frames,
+)
 
-__all__ = ["configure", "load_data", "segmentation_frames", "get_tap_model", "get_pretext_model", "check"]
+__all__ = [
+    "configure",
+    "load_data",
+    "segmentation_frames",
+    "get_tap_model",
+    "get_pretext_model",
+    "check",
+]

@@ -21,9 +21,12 @@ from typing import Any, Callable
 import numpy as np
 
 UNANSWERED = "replace the `...` with your answer and re-run the cell"
-STOP_FIX = ("fix your answer in the cell(s) above (the lines above say what is wrong), run them again, then this "
-            "cell: the cells below use your answer")
-MAX_CALLS = 8  # calls of the learner's function recorded per check (inputs deep-copied for the reference)
+STOP_FIX = (
+    "fix your answer in the cell(s) above (the lines above say what is wrong), run them again, then this "
+    "cell: the cells below use your answer"
+)
+# calls of the learner's function recorded per check (inputs deep-copied for the reference)
+MAX_CALLS = 8
 
 
 def _darker_is_later(images: Any) -> float:
@@ -67,49 +70,88 @@ def _consistency_step(net: Any, optimizer: Any, x_a: Any, x_b: Any) -> float:
     return consistency_step(net, optimizer, x_a, x_b)
 
 
-REFERENCES: dict[str, Callable[..., Any]] = {  # function exercise name (check's `name`) -> reference solution
-    "darker_is_later": _darker_is_later, "flip_pairs": _flip_pairs, "trainable_parameters": _trainable_parameters,
-    "my_masked_loss": _masked_loss, "my_soft_dice": _soft_dice, "my_consistency_step": _consistency_step,
+REFERENCES: dict[
+    str, Callable[..., Any]
+] = {  # function exercise name (check's `name`) -> reference solution
+    "darker_is_later": _darker_is_later,
+    "flip_pairs": _flip_pairs,
+    "trainable_parameters": _trainable_parameters,
+    "my_masked_loss": _masked_loss,
+    "my_soft_dice": _soft_dice,
+    "my_consistency_step": _consistency_step,
 }
 
 
 def _unanswered(value: Any) -> bool:
     """True for None, `...`, or a tuple / list holding one of them (e.g. `precision, recall = ..., ...`)."""
-    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:  # np.asarray(...)
+    if (
+        isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0
+    ):  # np.asarray(...)
         value = value.item()
     if value is None or value is Ellipsis:
         return True
-    return isinstance(value, (tuple, list)) and 0 < len(value) <= 8 and any(v is None or v is Ellipsis for v in value)
+    return (
+        isinstance(value, (tuple, list))
+        and 0 < len(value) <= 8
+        and any(v is None or v is Ellipsis for v in value)
+    )
 
 
 def _is_function(answer: Any) -> bool:
     """A learner's function (not a model or other callable object that is itself the answer)."""
-    return inspect.isfunction(answer) or inspect.ismethod(answer) or isinstance(answer, functools.partial)
+    return (
+        inspect.isfunction(answer)
+        or inspect.ismethod(answer)
+        or isinstance(answer, functools.partial)
+    )
 
 
 def _short(text: str, n: int = 100) -> str:
     """text cut to n characters with '...'."""
-    return text if len(text) <= n else text[:n - 3] + "..."
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def describe(value: Any) -> str:
     """A short, readable description of a value: numbers, small arrays / tensors in full, big ones by shape."""
-    if type(value).__name__ == "Parameter":  # a network's parameter: which one matters, not its values
+    if (
+        type(value).__name__ == "Parameter"
+    ):  # a network's parameter: which one matters, not its values
         return f"Parameter{tuple(value.shape)}"
-    if hasattr(value, "detach") and hasattr(value, "shape"):  # a torch tensor, without importing torch
-        name, value = "tensor", value.detach().cpu().float().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
+    if hasattr(value, "detach") and hasattr(
+        value, "shape"
+    ):  # a torch tensor, without importing torch
+        name, value = (
+            "tensor",
+            value.detach().cpu().float().numpy()
+            if value.is_floating_point()
+            else value.detach().cpu().numpy(),
+        )
     elif isinstance(value, np.ndarray):
         name = "array"
     else:
         name = None
     if name is not None:
         if value.ndim == 0:
-            return f"{value.item():.6g}" if np.issubdtype(value.dtype, np.floating) else repr(value.item())
+            return (
+                f"{value.item():.6g}"
+                if np.issubdtype(value.dtype, np.floating)
+                else repr(value.item())
+            )
         if value.size <= 12:
-            body = np.array2string(value, precision=4, separator=", ", threshold=12).replace("\n", "")
-            return f"{name}({body})" if value.ndim == 1 else f"{name} of shape {value.shape}: {_short(body, 80)}"
+            body = np.array2string(value, precision=4, separator=", ", threshold=12).replace(
+                "\n", ""
+            )
+            return (
+                f"{name}({body})"
+                if value.ndim == 1
+                else f"{name} of shape {value.shape}: {_short(body, 80)}"
+            )
         finite = value[np.isfinite(value)] if np.issubdtype(value.dtype, np.floating) else value
-        stats = f", mean {finite.mean():.4g}" if finite.size and np.issubdtype(value.dtype, np.number) else ""
+        stats = (
+            f", mean {finite.mean():.4g}"
+            if finite.size and np.issubdtype(value.dtype, np.number)
+            else ""
+        )
         return f"{name} of shape {tuple(value.shape)} ({value.dtype}{stats})"
     if isinstance(value, np.generic):
         value = value.item()
@@ -128,12 +170,17 @@ def describe(value: Any) -> str:
     return _short(repr(value))
 
 
+def _as_numpy(v: Any) -> np.ndarray:
+    """A tensor (any device, dtype) or array-like as a numpy array."""
+    return v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)
+
+
 def _same(a: Any, b: Any, tol: float = 1e-5) -> bool:
     """True when two returned values agree (numbers / arrays / tensors within tol, containers item by item)."""
     try:
         if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
             return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
-        as_np = lambda v: v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)  # noqa: E731
+        as_np = _as_numpy
         x, y = as_np(a), as_np(b)
         if x.shape != y.shape:
             return False
@@ -152,11 +199,13 @@ def _difference(a: Any, b: Any, where: str = "") -> str:
                 return _difference(x, y, f"{where}item {i}: ")
         return ""
     try:
-        as_np = lambda v: v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)  # noqa: E731
+        as_np = _as_numpy
         x, y = as_np(a), as_np(b)
         if x.shape != y.shape or x.ndim == 0:
             return ""
-        close = np.isclose(x, y, rtol=1e-5, atol=1e-5) if np.issubdtype(x.dtype, np.number) else x == y
+        close = (
+            np.isclose(x, y, rtol=1e-5, atol=1e-5) if np.issubdtype(x.dtype, np.number) else x == y
+        )
         bad = np.argwhere(~close)
         if not len(bad):
             return ""
@@ -238,10 +287,14 @@ def _report_function(name: str, calls: list[_Call], checker_error: "BaseExceptio
     print(f"   your function returned: {_short(describe(wrong.result), 300)}")
     if wrong.has_expected:
         print(f"   expected:               {_short(describe(wrong.expected), 300)}")
-        if describe(wrong.result) == describe(wrong.expected) and _difference(wrong.result, wrong.expected):
+        if describe(wrong.result) == describe(wrong.expected) and _difference(
+            wrong.result, wrong.expected
+        ):
             print(f"   difference:             {_difference(wrong.result, wrong.expected)}")
         if all(_same(c.result, c.expected) for c in calls if c.has_expected):
-            print("   (the returned values agree: the checker also tests what the function does, see the hint)")
+            print(
+                "   (the returned values agree: the checker also tests what the function does, see the hint)"
+            )
 
 
 def _matches(answer: Any, expected: Any, tol: float) -> bool:
@@ -275,8 +328,16 @@ class ExerciseNotSolved(Exception):
     """Raised by `check(..., stop=True)` when an answer that later cells use is wrong or missing."""
 
 
-def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: str = "answer",
-          reference: "Callable | None" = None, stop: bool = False, exercise: str = "") -> bool:
+def check(
+    answer: Any,
+    expected: Any,
+    tol: float = 1e-6,
+    hint: str = "",
+    name: str = "answer",
+    reference: "Callable | None" = None,
+    stop: bool = False,
+    exercise: str = "",
+) -> bool:
     """Friendly exercise feedback: print ✅ or ❌ (+ hint) and return True/False.
 
     With `stop=True` (the cells below use the answer) a wrong or missing answer raises ExerciseNotSolved
@@ -298,7 +359,9 @@ def check(answer: Any, expected: Any, tol: float = 1e-6, hint: str = "", name: s
     return ok
 
 
-def _check(answer: Any, expected: Any, tol: float, hint: str, name: str, reference: "Callable | None") -> bool:
+def _check(
+    answer: Any, expected: Any, tol: float, hint: str, name: str, reference: "Callable | None"
+) -> bool:
     """check without stopping: print the feedback, return True/False."""
     if _unanswered(answer):
         print(f"❌ {name}: not answered yet — {UNANSWERED}.")
@@ -315,8 +378,10 @@ def _check(answer: Any, expected: Any, tol: float, hint: str, name: str, referen
         ok, error = False, err
     if function and any(c.error is None and _unanswered(c.result) for c in calls):
         stub = next(c for c in calls if c.error is None and _unanswered(c.result))
-        print(f"❌ {name}: not answered yet — your function returned {stub.result!r} on the checker's input; "
-              "write its body (replace the `...`) and re-run the cell.")
+        print(
+            f"❌ {name}: not answered yet — your function returned {stub.result!r} on the checker's input; "
+            "write its body (replace the `...`) and re-run the cell."
+        )
         return False
     if ok:
         print(f"✅ {name}: correct!")
@@ -324,11 +389,15 @@ def _check(answer: Any, expected: Any, tol: float, hint: str, name: str, referen
     if function:
         _report_function(name, calls, error)
     elif error is not None:
-        print(f"❌ {name}: checking raised {type(error).__name__}: {error} (your answer: {_short(describe(answer), 80)})")
+        print(
+            f"❌ {name}: checking raised {type(error).__name__}: {error} (your answer: {_short(describe(answer), 80)})"
+        )
     elif _is_function(answer):
         print(f"❌ {name}: got a function; call it and store the value it returns.")
     else:
-        print(f"❌ {name}: not quite (got {_short(describe(answer), 80)}{_shape_note(answer, expected)}).")
+        print(
+            f"❌ {name}: not quite (got {_short(describe(answer), 80)}{_shape_note(answer, expected)})."
+        )
     if hint:
         print(f"   Hint: {hint}")
     return False

@@ -26,8 +26,15 @@ from tapkit.course.parameters import SECTIONS, check_parameters, section_overrid
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import seed_everything
 
-BASE_DEFAULTS = {"profile": "auto", "data": "simulated", "seed": 0, "device": "auto", "out_dir": "runs/latest",
-                 "binning": None, "channel": None}
+BASE_DEFAULTS = {
+    "profile": "auto",
+    "data": "simulated",
+    "seed": 0,
+    "device": "auto",
+    "out_dir": "runs/latest",
+    "binning": None,
+    "channel": None,
+}
 
 
 @dataclass
@@ -41,8 +48,10 @@ class Config:
     data: str
     out_dir: Path
     binning: "int | None" = None  # None: the dataset's recommended binning (datasets.recommended)
-    channel: "int | None" = None  # None: single-channel data; else the channel of a multi-channel TIFF
-    profile_source: str = "parameter"  # where the profile came from: 'parameter' or '$TAPKIT_PROFILE'
+    # None: single-channel data; else the channel of a multi-channel TIFF
+    channel: "int | None" = None
+    # where the profile came from: 'parameter' or '$TAPKIT_PROFILE'
+    profile_source: str = "parameter"
     sim: dict = field(default_factory=dict)
     tap: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)  # notebook 01's fresh-pair evaluation
@@ -73,7 +82,9 @@ def _profile_source(requested: Any) -> str:
     """'$TAPKIT_PROFILE' when profile='auto' was resolved through the environment, else 'parameter'/'auto'."""
     if str(requested).lower() != "auto":
         return "parameter"
-    return f"${profiles.PROFILE_ENV}" if os.environ.get(profiles.PROFILE_ENV) else "auto: GPU or not"
+    return (
+        f"${profiles.PROFILE_ENV}" if os.environ.get(profiles.PROFILE_ENV) else "auto: GPU or not"
+    )
 
 
 def configure(namespace: dict, notebook: str) -> Config:
@@ -86,12 +97,16 @@ def configure(namespace: dict, notebook: str) -> Config:
 
     advice = recommended(params["data"])
     prof["tap"].setdefault("val_at", advice["val_at"])  # real data: validate on the last frames
-    prof["tap"] = profiles.tap_for_data(prof["tap"], advice["tap"])  # real data: datasets.REAL_DATA_TAP, real_epochs
+    prof["tap"] = profiles.tap_for_data(
+        prof["tap"], advice["tap"]
+    )  # real data: datasets.REAL_DATA_TAP, real_epochs
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)
     tap_config(prof["tap"])  # every training setting checked (named tap_<key>) before anything runs
-    if os.environ.get(profiles.RESUME_ENV) == "1":  # `tapkit course run --resume`: continue unfinished checkpoints
+    if (
+        os.environ.get(profiles.RESUME_ENV) == "1"
+    ):  # `tapkit course run --resume`: continue unfinished checkpoints
         prof["tap"]["resume"] = True
     from tapkit.runtime import pick_device
 
@@ -102,25 +117,49 @@ def configure(namespace: dict, notebook: str) -> Config:
     out_dir = Path(params["out_dir"])
     results.set_out_dir(out_dir)
     seed_everything(params["seed"])
-    cfg = Config(notebook=str(notebook), profile=profile_name, device=device, seed=params["seed"], data=params["data"],
-                 out_dir=out_dir, binning=params["binning"], channel=params["channel"],
-                 profile_source=_profile_source(namespace.get("profile", "auto")),
-                 overrides={k: v for k, v in overrides.items() if v}, **{s: prof[s] for s in SECTIONS})
+    cfg = Config(
+        notebook=str(notebook),
+        profile=profile_name,
+        device=device,
+        seed=params["seed"],
+        data=params["data"],
+        out_dir=out_dir,
+        binning=params["binning"],
+        channel=params["channel"],
+        profile_source=_profile_source(namespace.get("profile", "auto")),
+        overrides={k: v for k, v in overrides.items() if v},
+        **{s: prof[s] for s in SECTIONS},
+    )
     print(format_config(cfg))
     if advice["tap"] and notebook in ("01", "09"):
         chosen = {k: prof["tap"][k] for k in (*advice["tap"], "epochs")}
-        print(f"  TAP recipe for a real movie: {chosen} (datasets.REAL_DATA_TAP; tap_per_crop / tap_val_region "
-              "/ tap_epochs override it)")
+        print(
+            f"  TAP recipe for a real movie: {chosen} (datasets.REAL_DATA_TAP; tap_per_crop / tap_val_region "
+            "/ tap_epochs override it)"
+        )
     return cfg
 
 
 def format_config(cfg: Config) -> str:
     """The short table `configure` prints."""
-    dry = ("" if not profiles.is_dry_run() else "; SHORT RUN: real sizes, a few steps, numbers mean nothing"
-           if profiles.is_short_run() else "; DRY RUN: every count cut, numbers mean nothing")
-    rows = [("notebook", cfg.notebook), ("profile", f"{cfg.profile}  (from {cfg.profile_source}{dry})"),
-            ("device", _device_text(cfg.device)), ("data", cfg.data), ("seed", cfg.seed), ("out_dir", cfg.out_dir)]
-    rows += [(f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()]
+    dry = (
+        ""
+        if not profiles.is_dry_run()
+        else "; SHORT RUN: real sizes, a few steps, numbers mean nothing"
+        if profiles.is_short_run()
+        else "; DRY RUN: every count cut, numbers mean nothing"
+    )
+    rows = [
+        ("notebook", cfg.notebook),
+        ("profile", f"{cfg.profile}  (from {cfg.profile_source}{dry})"),
+        ("device", _device_text(cfg.device)),
+        ("data", cfg.data),
+        ("seed", cfg.seed),
+        ("out_dir", cfg.out_dir),
+    ]
+    rows += [
+        (f"{s}_{k}", f"{v}  (override)") for s, kv in cfg.overrides.items() for k, v in kv.items()
+    ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}} : {v}" for k, v in rows)
 
@@ -151,22 +190,29 @@ def load_data(cfg: Config, data: "str | None" = None, divisions_from_masks: bool
     if name.startswith("simulated"):
         movie = datasets.load(name, seed=cfg.seed, **cfg.sim)
     else:
-        movie = datasets.load(name, **({} if cfg.channel is None or data is not None else {"channel": cfg.channel}))
+        movie = datasets.load(
+            name, **({} if cfg.channel is None or data is not None else {"channel": cfg.channel})
+        )
     if divisions_from_masks and movie.events is None and movie.labels is not None:
         from tapkit.data.divisions import with_divisions
 
         movie = with_divisions(movie)
-        print(f"tapkit: {name}: {len(movie.meta['divisions'].events)} divisions derived from its masks "
-              "(tapkit.data.divisions: nuclei linked by overlap; a nucleus that splits is a division)")
+        print(
+            f"tapkit: {name}: {len(movie.meta['divisions'].events)} divisions derived from its masks "
+            "(tapkit.data.divisions: nuclei linked by overlap; a nucleus that splits is a division)"
+        )
     factor = cfg.binning if cfg.binning is not None else datasets.recommended(name)["binning"]
     if factor > 1:
         binned = movie.bin(factor)
         if "divisions" in movie.meta:  # centroids in binned pixels, for plot_divisions
             found = movie.meta["divisions"]
             binned.meta["divisions"] = dataclasses.replace(
-                found, events=[d._replace(y=d.y / factor, x=d.x / factor) for d in found.events])
-        print(f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
-              "(nuclei about as many pixels wide as the simulated ones; binning=1 keeps full resolution)")
+                found, events=[d._replace(y=d.y / factor, x=d.x / factor) for d in found.events]
+            )
+        print(
+            f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
+            "(nuclei about as many pixels wide as the simulated ones; binning=1 keeps full resolution)"
+        )
         movie = binned
     return movie
 
@@ -176,14 +222,18 @@ def segmentation_frames(cfg: Config, movie: Movie) -> Movie:
     n = cfg.segmentation["real_frames"]  # None: every frame (cpu, gpu); smoke and dry runs: a few
     if n is None or len(movie) <= n:
         return movie
-    print(f"tapkit: segmentation on the first {n} of {len(movie)} frames of {movie.name} (the profile's "
-          "segmentation['real_frames']; None takes every frame)")
+    print(
+        f"tapkit: segmentation on the first {n} of {len(movie)} frames of {movie.name} (the profile's "
+        "segmentation['real_frames']; None takes every frame)"
+    )
     return movie.crop(t=slice(0, n))
 
 
 def shipped_folder() -> Path:
     """The folder of the checkpoints shipped inside the package, `tapkit/checkpoints` (found by importlib.resources)."""
-    return Path(str(resources.files("tapkit") / "checkpoints"))  # a wheel installs it as a plain folder
+    return Path(
+        str(resources.files("tapkit") / "checkpoints")
+    )  # a wheel installs it as a plain folder
 
 
 def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
@@ -196,8 +246,10 @@ def task_options(cfg: Config, task: str) -> tuple[str, dict]:
     """(pretext name, model options) of a notebook-07 task name: 'tap', or a key of cfg.pretext['tasks']."""
     tasks = {"tap": {}, **cfg.pretext.get("tasks", {})}
     if task not in tasks:
-        raise InputError(f"task={task!r} is not a pretext task of this profile; use one of {sorted(tasks)} "
-                         "(the profile's pretext['tasks'], plus 'tap').")
+        raise InputError(
+            f"task={task!r} is not a pretext task of this profile; use one of {sorted(tasks)} "
+            "(the profile's pretext['tasks'], plus 'tap')."
+        )
     return task.split("-")[0], dict(tasks[task])
 
 
@@ -207,11 +259,20 @@ def train_pretext_model(cfg: Config, movie: Movie, checkpoint: Path, task: str =
 
     pretext, options = task_options(cfg, task)
     config = tap_config(cfg.tap)
-    network = ({"lam": 0.01, **config.model_kwargs} if pretext == "tap"  # train_tap's decorrelation weight
-               else {**config.model_kwargs, **options})
+    network = (
+        {"lam": 0.01, **config.model_kwargs}
+        if pretext == "tap"  # train_tap's decorrelation weight
+        else {**config.model_kwargs, **options}
+    )
     config = config.replace(seed=cfg.seed, model_kwargs=network)
-    model, _history = train(pretext, [movie], config=config, device=cfg.device, checkpoint=checkpoint,
-                            resume=bool(cfg.tap.get("resume", False)))
+    model, _history = train(
+        pretext,
+        [movie],
+        config=config,
+        device=cfg.device,
+        checkpoint=checkpoint,
+        resume=bool(cfg.tap.get("resume", False)),
+    )
     return model
 
 
@@ -221,8 +282,10 @@ def check_model_task(model: Any, path: Path, task: str) -> None:
     masking = model.config.get("masking")
     if model.name != pretext or (pretext == "mim" and masking != (variant or "random")):
         kind = f"{model.name!r}" + (f" (masking={masking!r})" if masking else "")
-        raise InputError(f"{path} holds a {kind} model, not one of the task {task!r}. Move or delete that file, "
-                         "or use another out_dir.")
+        raise InputError(
+            f"{path} holds a {kind} model, not one of the task {task!r}. Move or delete that file, "
+            "or use another out_dir."
+        )
 
 
 def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
@@ -232,11 +295,13 @@ def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
         raise InputError(
             f"{path.name} was trained on frames binned {trained}x{trained}, but these frames are binned {here}x{here}: "
             f"nuclei would have another size in pixels than the model knows. Set binning={trained} (the checkpoint's) "
-            "in this notebook, or retrain in notebook 01 with the binning you want here.")
+            "in this notebook, or retrain in notebook 01 with the binning you want here."
+        )
 
 
-def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
-                      movie: "Movie | None" = None) -> Any:
+def get_pretext_model(
+    cfg: Config, task: str = "tap", data: "str | None" = None, movie: "Movie | None" = None
+) -> Any:
     """A trained model of `task`: out_dir/<task>_<data>.pt, else the shipped one, else a quick one (says which).
 
     task: 'tap' or a key of the profile's pretext['tasks'] ('mim', 'mim-intensity', 'contrastive').
@@ -247,22 +312,44 @@ def get_pretext_model(cfg: Config, task: str = "tap", data: "str | None" = None,
     key = data_key(data if data is not None else cfg.data)
     own = Path(cfg.out_dir) / f"{task}_{key}.pt"
     shipped = shipped_checkpoint(key, task)
-    interrupted = own.is_file() and not checkpoint_finished(own)  # an interrupted training is not a model
-    found = own if own.is_file() and not interrupted else None if interrupted and cfg.tap.get("resume") else shipped
+    interrupted = own.is_file() and not checkpoint_finished(
+        own
+    )  # an interrupted training is not a model
+    found = (
+        own
+        if own.is_file() and not interrupted
+        else None
+        if interrupted and cfg.tap.get("resume")
+        else shipped
+    )
     if interrupted and found is None:
-        print(f"tapkit: {own} is from an interrupted training; " + ("continuing it" if cfg.tap.get("resume")
-              else "training again (`tapkit course run --resume` continues it)"))
+        print(
+            f"tapkit: {own} is from an interrupted training; "
+            + (
+                "continuing it"
+                if cfg.tap.get("resume")
+                else "training again (`tapkit course run --resume` continues it)"
+            )
+        )
     if found is not None:
         model = load_model(found, cfg.device)
         check_model_task(model, found, task)
         check_model_binning(model, found, movie)
         model.checkpoint = found
-        how = (f"loaded your model from notebook {'01' if task == 'tap' else '07'}: {own}" if found == own
-               else f"loaded the shipped checkpoint {shipped}")
+        how = (
+            f"loaded your model from notebook {'01' if task == 'tap' else '07'}: {own}"
+            if found == own
+            else f"loaded the shipped checkpoint {shipped}"
+        )
     else:
         movie = movie if movie is not None else load_data(cfg, data)
-        print(f"tapkit: no {task} checkpoint for {key!r} found; training a quick {task} model ({cfg.profile} profile) ...")
-        model, how = train_pretext_model(cfg, movie, own, task), f"trained a quick model and saved it to {own}"
+        print(
+            f"tapkit: no {task} checkpoint for {key!r} found; training a quick {task} model ({cfg.profile} profile) ..."
+        )
+        model, how = (
+            train_pretext_model(cfg, movie, own, task),
+            f"trained a quick model and saved it to {own}",
+        )
         model.checkpoint = own
     print(f"tapkit: {how}")
     return model.eval()

@@ -33,7 +33,9 @@ def repository_url() -> str:
     from importlib.metadata import metadata
 
     entries = metadata(DIST_NAME).get_all("Project-URL") or []
-    return next(e.split(",", 1)[1].strip() for e in entries if e.lower().startswith("repository,")).rstrip("/")
+    return next(
+        e.split(",", 1)[1].strip() for e in entries if e.lower().startswith("repository,")
+    ).rstrip("/")
 
 
 def github_repo() -> str:
@@ -83,17 +85,27 @@ def list_notebooks(notebooks_dir: "str | os.PathLike | None" = None) -> list[Pat
     return sorted(p for p in folder.iterdir() if NOTEBOOK_RE.match(p.name))
 
 
-def select_notebooks(only: "str | list[str] | None" = None, notebooks_dir: "str | os.PathLike | None" = None) -> list[Path]:
+def select_notebooks(
+    only: "str | list[str] | None" = None, notebooks_dir: "str | os.PathLike | None" = None
+) -> list[Path]:
     """The notebooks to run: all, or those whose number (or name) is listed in `only` ('01,02' or ['01'])."""
     nbs = list_notebooks(notebooks_dir)
     if only is None or only == "" or only == []:
         return nbs
-    wanted = [w.strip() for w in (only.split(",") if isinstance(only, str) else only) if str(w).strip()]
-    chosen = [p for p in nbs if any(p.name.startswith(str(w).zfill(2)) or p.stem == w for w in wanted)]
-    missing = [w for w in wanted if not any(p.name.startswith(str(w).zfill(2)) or p.stem == w for p in nbs)]
+    wanted = [
+        w.strip() for w in (only.split(",") if isinstance(only, str) else only) if str(w).strip()
+    ]
+    chosen = [
+        p for p in nbs if any(p.name.startswith(str(w).zfill(2)) or p.stem == w for w in wanted)
+    ]
+    missing = [
+        w for w in wanted if not any(p.name.startswith(str(w).zfill(2)) or p.stem == w for p in nbs)
+    ]
     if missing:
-        raise InputError(f"--only {','.join(missing)}: no such notebook. Available: "
-                         f"{', '.join(p.name[:2] for p in nbs)}.")
+        raise InputError(
+            f"--only {','.join(missing)}: no such notebook. Available: "
+            f"{', '.join(p.name[:2] for p in nbs)}."
+        )
     return chosen
 
 
@@ -108,7 +120,11 @@ def parameter_values(path: "str | os.PathLike") -> dict:
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             for node in ast.parse(cell.source).body:
-                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else [getattr(node, "target", None)]
+                )
                 for target in targets:
                     if isinstance(target, ast.Name):
                         try:

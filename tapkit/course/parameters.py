@@ -18,7 +18,17 @@ import tapkit.course.profiles as profiles
 from tapkit.data.movie import InputError
 from tapkit.validate import Check, choice, flag, is_whole, number, optional, optional_flag, whole
 
-SECTIONS = ("sim", "tap", "evaluation", "gradcam", "crops", "heads", "pretext", "segmentation", "own")
+SECTIONS = (
+    "sim",
+    "tap",
+    "evaluation",
+    "gradcam",
+    "crops",
+    "heads",
+    "pretext",
+    "segmentation",
+    "own",
+)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -48,8 +58,12 @@ def profile_name(name: str, value: Any) -> str:
 def device_name(name: str, value: Any) -> str:
     """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' (availability is checked when the device is picked)."""
     text = str(value).lower()
-    if not isinstance(value, str) or not (text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit())):
-        raise InputError(f"{name}={value!r}: choose 'auto' (a GPU if there is one), 'cpu', 'cuda', 'cuda:1' or 'mps'.")
+    if not isinstance(value, str) or not (
+        text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit())
+    ):
+        raise InputError(
+            f"{name}={value!r}: choose 'auto' (a GPU if there is one), 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        )
     return value
 
 
@@ -64,19 +78,25 @@ def writable_folder(path: "str | os.PathLike", name: str = "out_dir") -> Path:
     """Make `path` (and parents) if needed and check it is a folder we can write to; return it."""
     folder_path = Path(path).expanduser()
     if folder_path.exists() and not folder_path.is_dir():
-        raise InputError(f"{name}={os.fspath(path)!r} is an existing file, not a folder. Choose a folder path, "
-                         "e.g. runs/my_run.")
+        raise InputError(
+            f"{name}={os.fspath(path)!r} is an existing file, not a folder. Choose a folder path, "
+            "e.g. runs/my_run."
+        )
     try:
         folder_path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise InputError(f"{name}={os.fspath(path)!r}: cannot create this folder ({err.strerror}). Choose a folder "
-                         "you can write to, e.g. runs/my_run.") from None
+        raise InputError(
+            f"{name}={os.fspath(path)!r}: cannot create this folder ({err.strerror}). Choose a folder "
+            "you can write to, e.g. runs/my_run."
+        ) from None
     try:
         with tempfile.TemporaryFile(dir=folder_path):  # the one honest test of "can I write here"
             pass
     except OSError as err:
-        raise InputError(f"{name}={os.fspath(path)!r} is read-only for you ({err.strerror}). Choose a folder you "
-                         "can write to, e.g. runs/my_run.") from None
+        raise InputError(
+            f"{name}={os.fspath(path)!r} is read-only for you ({err.strerror}). Choose a folder you "
+            "can write to, e.g. runs/my_run."
+        ) from None
     return folder_path
 
 
@@ -103,8 +123,14 @@ def sim_size(name: str, value: Any) -> "tuple | None":
     """None or (Y, X), both >= 32 px (the simulator's smallest field)."""
     if value is None:
         return None
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(is_whole(v) and v >= 32 for v in value):
-        raise InputError(f"{name}={value!r}: use two whole numbers >= 32 such as (128, 128), or None (the profile's size).")
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(is_whole(v) and v >= 32 for v in value)
+    ):
+        raise InputError(
+            f"{name}={value!r}: use two whole numbers >= 32 such as (128, 128), or None (the profile's size)."
+        )
     return tuple(int(v) for v in value)
 
 
@@ -118,7 +144,9 @@ CHECKS: dict[str, Check] = {
     "binning": whole(1, "the dataset's recommended binning", example=2),
     "channel": whole(0, "single-channel data", example=0),
     # notebook-only parameters
-    "bleaching": number(0.0, 1.0, high_open=True, example=0.02),  # 00, 01: photobleaching rate per frame
+    "bleaching": number(
+        0.0, 1.0, high_open=True, example=0.02
+    ),  # 00, 01: photobleaching rate per frame
     "real_data": optional_data_source,  # 02
     "real_crop": whole(32, "256 px on a CPU, whole frames on a GPU", example=256),  # 02
     "threshold": whole(0, example=40),  # 03
@@ -135,7 +163,9 @@ CHECKS: dict[str, Check] = {
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
     "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
     "tap_per_crop": optional_flag,  # every crop normalised on its own (default: True for real data, False for simulated)
-    "tap_val_region": optional(number(0.0, 1.0, high_open=True, example=0.25)),  # right part of every frame held out
+    "tap_val_region": optional(
+        number(0.0, 1.0, high_open=True, example=0.25)
+    ),  # right part of every frame held out
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }
@@ -145,12 +175,18 @@ def _section_value(name: str, value: Any, default: Any) -> Any:
     """Check a `<section>_<key>` override against the type of the profile's value."""
     numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
     if numeric and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-        raise InputError(f"{name}={value!r}: use a non-negative number like the profile's {default!r} "
-                         f"(or None to use the profile's value).")
+        raise InputError(
+            f"{name}={value!r}: use a non-negative number like the profile's {default!r} "
+            f"(or None to use the profile's value)."
+        )
     if isinstance(default, int) and numeric and isinstance(value, float) and not value.is_integer():
         raise InputError(f"{name}={value!r}: use a whole number (the profile uses {default!r}).")
-    if isinstance(default, (tuple, list)) and (not isinstance(value, (tuple, list)) or len(value) != len(default)):
-        raise InputError(f"{name}={value!r}: use {len(default)} values like the profile's {default!r}.")
+    if isinstance(default, (tuple, list)) and (
+        not isinstance(value, (tuple, list)) or len(value) != len(default)
+    ):
+        raise InputError(
+            f"{name}={value!r}: use {len(default)} values like the profile's {default!r}."
+        )
     return type(default)(value) if numeric or isinstance(default, tuple) else value
 
 
@@ -171,14 +207,19 @@ def section_overrides(params: dict, profile: dict) -> dict[str, dict]:
     return out
 
 
-NOT_TRAINING = ("resume", "real_epochs")  # `tap` keys that are no TrainConfig field (how to run; real movies' epochs)
+NOT_TRAINING = (
+    "resume",
+    "real_epochs",
+)  # `tap` keys that are no TrainConfig field (how to run; real movies' epochs)
 
 
 def tap_config(tap: dict) -> Any:
     """A `tap` section (profile + overrides) as a checked `TrainConfig`; errors name `tap_<key>`."""
     from tapkit.ssl.train_config import TrainConfig
 
-    return TrainConfig.from_dict({k: v for k, v in tap.items() if k not in NOT_TRAINING}, prefix="tap_")
+    return TrainConfig.from_dict(
+        {k: v for k, v in tap.items() if k not in NOT_TRAINING}, prefix="tap_"
+    )
 
 
 def check_parameters(params: dict, profile: dict) -> dict:
@@ -186,14 +227,25 @@ def check_parameters(params: dict, profile: dict) -> dict:
 
     With a profile, its `tap` section with the `tap_*` overrides must make a valid TrainConfig.
     """
-    cleaned = {name: CHECKS[name](name, value) if name in CHECKS else value for name, value in params.items()}
+    cleaned = {
+        name: CHECKS[name](name, value) if name in CHECKS else value
+        for name, value in params.items()
+    }
     overrides = section_overrides(cleaned, profile)
     if "tap" in profile:
         tap_config({**profile["tap"], **overrides["tap"]})
-    if cleaned.get("channel") is not None and "data" in cleaned and not os.path.isabs(cleaned["data"]):
-        raise InputError(f"channel={cleaned['channel']!r}: data={cleaned['data']!r} has a single channel; "
-                         "channel= picks one channel of a multi-channel TIFF file. Use channel=None.")
-    if cleaned.get("channel") is not None and "data" in cleaned:  # a path: does it have that channel? (header only)
+    if (
+        cleaned.get("channel") is not None
+        and "data" in cleaned
+        and not os.path.isabs(cleaned["data"])
+    ):
+        raise InputError(
+            f"channel={cleaned['channel']!r}: data={cleaned['data']!r} has a single channel; "
+            "channel= picks one channel of a multi-channel TIFF file. Use channel=None."
+        )
+    if (
+        cleaned.get("channel") is not None and "data" in cleaned
+    ):  # a path: does it have that channel? (header only)
         from tapkit.data.datasets import resolve
 
         resolve(cleaned["data"], channel=cleaned["channel"])

@@ -41,7 +41,9 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [to_jsonable(v) for v in value]
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+    if hasattr(value, "detach") and hasattr(
+        value, "cpu"
+    ):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # numpy scalar or array
         return to_jsonable(value.tolist())
@@ -76,7 +78,9 @@ def load_results(path: "str | os.PathLike | None" = None) -> dict:
     try:
         return json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as err:
-        raise InputError(f"results file {path} is not valid JSON ({err}); delete it and re-run.") from err
+        raise InputError(
+            f"results file {path} is not valid JSON ({err}); delete it and re-run."
+        ) from err
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -91,9 +95,13 @@ def _write_json(data: dict, path: Path) -> None:
 def record(section: str, **values: Any) -> dict:
     """Merge `values` into `section` of the results file and return the whole section."""
     if not isinstance(section, str) or not section:
-        raise InputError(f"record: the section must be a non-empty string like 'tap', got {section!r}.")
+        raise InputError(
+            f"record: the section must be a non-empty string like 'tap', got {section!r}."
+        )
     if not values:
-        raise InputError(f"record({section!r}): give at least one value, e.g. record('tap', val_accuracy=0.8).")
+        raise InputError(
+            f"record({section!r}): give at least one value, e.g. record('tap', val_accuracy=0.8)."
+        )
     path = results_path()
     data = load_results(path)
     deep_merge(data, {section: to_jsonable(values)})

@@ -21,13 +21,20 @@ def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) 
     for path in map(Path, candidates):
         if path.is_file():
             state = load_checkpoint(path)
-            if state.get("recipe") == recipe and training_finished(state):  # shipped files have no recipe
+            if state.get("recipe") == recipe and training_finished(
+                state
+            ):  # shipped files have no recipe
                 return path
     return None
 
 
-def reuse_same_training(checkpoint: "str | os.PathLike", candidates: Sequence["str | os.PathLike"], pretext: str,
-                        movies: Any, **train_args: Any) -> "Path | None":
+def reuse_same_training(
+    checkpoint: "str | os.PathLike",
+    candidates: Sequence["str | os.PathLike"],
+    pretext: str,
+    movies: Any,
+    **train_args: Any,
+) -> "Path | None":
     """Copy to `checkpoint` (when it does not exist yet) the first of `candidates` that holds this very training.
 
     `train_args`: what `train` gets besides the task and movies (a `config`, its fields, `device`). Returns the
@@ -42,5 +49,7 @@ def reuse_same_training(checkpoint: "str | os.PathLike", candidates: Sequence["s
         tmp = Path(checkpoint).with_name(Path(checkpoint).name + ".copy")
         shutil.copyfile(same, tmp)
         os.replace(tmp, checkpoint)  # atomic, like every checkpoint
-        print(f"tapkit: {same} holds the same training (task, data, settings, seed): reusing it as {checkpoint}")
+        print(
+            f"tapkit: {same} holds the same training (task, data, settings, seed): reusing it as {checkpoint}"
+        )
     return same

@@ -27,7 +27,8 @@ from tapkit.course.parameters import check_parameters, writable_folder
 from tapkit.data.movie import InputError
 
 RUN_FILE = "run.json"  # the run's parameters and each notebook's status, in the run folder
-RESUME_ENV = profiles.RESUME_ENV  # "1" in the kernels of a resumed run: pretraining continues from its checkpoints
+# "1" in the kernels of a resumed run: pretraining continues from its checkpoints
+RESUME_ENV = profiles.RESUME_ENV
 
 
 def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
@@ -35,17 +36,25 @@ def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
     params = dict(params or {})
     for reserved in ("profile", "out_dir"):
         if reserved in params:
-            raise InputError(f"-p {reserved}=...: set this with --{reserved.replace('_dir', '')} instead.")
+            raise InputError(
+                f"-p {reserved}=...: set this with --{reserved.replace('_dir', '')} instead."
+            )
     declared = {p.name: parameter_values(p) for p in notebooks}
     known = set().union(*declared.values()) if declared else set()
     unknown = sorted(set(params) - known)
     if unknown:
-        raise InputError(f"Unknown parameter(s) {', '.join(unknown)}: not in the `parameters` cell of "
-                         f"{', '.join(declared)}. Known: {', '.join(sorted(known)) or 'none'}.")
+        raise InputError(
+            f"Unknown parameter(s) {', '.join(unknown)}: not in the `parameters` cell of "
+            f"{', '.join(declared)}. Known: {', '.join(sorted(known)) or 'none'}."
+        )
     prof = profiles.get_profile(profile)
-    for defaults in declared.values():  # each notebook's defaults + the -p values, as that notebook will see them
+    for defaults in (
+        declared.values()
+    ):  # each notebook's defaults + the -p values, as that notebook will see them
         own = {k: v for k, v in params.items() if k in defaults}
-        check_parameters({**{k: v for k, v in defaults.items() if k not in ("profile", "out_dir")}, **own}, prof)
+        check_parameters(
+            {**{k: v for k, v in defaults.items() if k not in ("profile", "out_dir")}, **own}, prof
+        )
     return check_parameters(params, prof)
 
 
@@ -61,8 +70,15 @@ def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None")
     kernel_name = kernel_name or ("python3" if bare else None)
     os.environ[results.RESULTS_ENV] = str(out / "results" / f"{path.stem}.json")
     try:
-        pm.execute_notebook(str(path), str(out / path.name), parameters=parameters, cwd=str(path.parent),
-                            kernel_name=kernel_name, language=language, progress_bar=True)
+        pm.execute_notebook(
+            str(path),
+            str(out / path.name),
+            parameters=parameters,
+            cwd=str(path.parent),
+            kernel_name=kernel_name,
+            language=language,
+            progress_bar=True,
+        )
     except pm.PapermillExecutionError as err:
         entry = {"status": "failed", "error": f"cell {err.exec_count}: {err.ename}: {err.evalue}"}
     except Exception as err:  # kernel died, missing kernel, ...: report and go on with the next one
@@ -74,14 +90,23 @@ def _run_one(path: Path, out: Path, parameters: dict, kernel_name: "str | None")
 def _dry(dry_run: "bool | str") -> "bool | str":
     """The dry-run mode as stored in run.json and summary.json: False, True or 'short'."""
     if dry_run not in (False, True, "short", None):
-        raise InputError(f"dry_run={dry_run!r}: use False, True (every count cut) or 'short' (real sizes, a few steps).")
+        raise InputError(
+            f"dry_run={dry_run!r}: use False, True (every count cut) or 'short' (real sizes, a few steps)."
+        )
     return "short" if dry_run == "short" else bool(dry_run)
 
 
-def run_course(profile: str = "auto", only: "str | list[str] | None" = None, params: "dict | None" = None,
-               out: "str | os.PathLike | None" = None, notebooks_dir: "str | os.PathLike | None" = None,
-               kernel_name: "str | None" = None, dry_run: "bool | Literal['short']" = False, resume: bool = False,
-               force: bool = False) -> dict:
+def run_course(
+    profile: str = "auto",
+    only: "str | list[str] | None" = None,
+    params: "dict | None" = None,
+    out: "str | os.PathLike | None" = None,
+    notebooks_dir: "str | os.PathLike | None" = None,
+    kernel_name: "str | None" = None,
+    dry_run: "bool | Literal['short']" = False,
+    resume: bool = False,
+    force: bool = False,
+) -> dict:
     """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`.
 
     `dry_run=True` keeps the profile's architecture and sizes but cuts every count to a minimum
@@ -101,31 +126,59 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
     stored = None
     if resume:
         if out is None:
-            raise InputError("--resume needs the run folder: --out runs/NAME (the folder of the run to continue).")
+            raise InputError(
+                "--resume needs the run folder: --out runs/NAME (the folder of the run to continue)."
+            )
         stored = read_run(out)
-        profile, only, params, dry_run = resume_settings(stored, profile, only, params, dry_run, force, notebooks_dir)
+        profile, only, params, dry_run = resume_settings(
+            stored, profile, only, params, dry_run, force, notebooks_dir
+        )
     notebooks = select_notebooks(only, notebooks_dir)
     params = validate_params(params or {}, notebooks, profile)
     out = writable_folder(out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), "--out").resolve()
-    run = {"profile": profiles.resolve_profile(profile), "notebook_list": [p.stem for p in notebooks],
-           "params": results.to_jsonable(params), "params_repr": {k: _literal(v) for k, v in params.items()},
-           "dry_run": _dry(dry_run), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "notebooks": {}}
+    run = {
+        "profile": profiles.resolve_profile(profile),
+        "notebook_list": [p.stem for p in notebooks],
+        "params": results.to_jsonable(params),
+        "params_repr": {k: _literal(v) for k, v in params.items()},
+        "dry_run": _dry(dry_run),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "notebooks": {},
+    }
     if stored is not None:
-        run.update(started=stored["started"], notebooks=dict(stored["notebooks"]),
-                   resumed=stored.get("resumed", []) + [time.strftime("%Y-%m-%d %H:%M:%S")])
+        run.update(
+            started=stored["started"],
+            notebooks=dict(stored["notebooks"]),
+            resumed=stored.get("resumed", []) + [time.strftime("%Y-%m-%d %H:%M:%S")],
+        )
     write_run(run, out)
-    summary = {"profile": profile, "device": _summary_device(params.get("device", "auto")),
-               "out": str(out), "params": results.to_jsonable(params), "notebook_list": [p.stem for p in notebooks],
-               "machine": machine_info(params.get("device", "auto")), "commit": git_commit(),
-               "started": run["started"], "dry_run": _dry(dry_run), "notebooks": {}, "results": {}}
-    saved = {name: os.environ.get(name) for name in (results.RESULTS_ENV, profiles.DRY_RUN_ENV, RESUME_ENV)}
-    os.environ[profiles.DRY_RUN_ENV] = "short" if dry_run == "short" else "1" if dry_run else ""  # read by get_profile
+    summary = {
+        "profile": profile,
+        "device": _summary_device(params.get("device", "auto")),
+        "out": str(out),
+        "params": results.to_jsonable(params),
+        "notebook_list": [p.stem for p in notebooks],
+        "machine": machine_info(params.get("device", "auto")),
+        "commit": git_commit(),
+        "started": run["started"],
+        "dry_run": _dry(dry_run),
+        "notebooks": {},
+        "results": {},
+    }
+    saved = {
+        name: os.environ.get(name)
+        for name in (results.RESULTS_ENV, profiles.DRY_RUN_ENV, RESUME_ENV)
+    }
+    # read by get_profile
+    os.environ[profiles.DRY_RUN_ENV] = "short" if dry_run == "short" else "1" if dry_run else ""
     os.environ[RESUME_ENV] = "1" if resume else ""  # read by configure in the kernels
     try:
         for path in tqdm(notebooks, desc="course", unit="notebook"):
             entry = _resumed_or_run(path, out, run, params, profile, kernel_name, resume)
             summary["notebooks"][path.stem] = entry
-            results.deep_merge(summary["results"], results.load_results(out / "results" / f"{path.stem}.json"))
+            results.deep_merge(
+                summary["results"], results.load_results(out / "results" / f"{path.stem}.json")
+            )
     finally:
         for name, value in saved.items():
             _restore_env(name, value)
@@ -134,23 +187,37 @@ def run_course(profile: str = "auto", only: "str | list[str] | None" = None, par
     return summary
 
 
-def _resumed_or_run(path: Path, out: Path, run: dict, params: dict, profile: str, kernel_name: "str | None",
-                    resume: bool) -> dict:
+def _resumed_or_run(
+    path: Path,
+    out: Path,
+    run: dict,
+    params: dict,
+    profile: str,
+    kernel_name: "str | None",
+    resume: bool,
+) -> dict:
     """A notebook's status entry: the stored one when a resumed run finished it, else run it (recorded in run.json)."""
     done = run["notebooks"].get(path.stem, {})
     if resume and done.get("status") == "ok":
         print(f"{path.stem}: finished in the stored run, skipped")
         return done
     if resume:
-        print(f"{path.stem}: did not finish ({done.get('status', 'not started')}), running it again")
-        (out / "results" / f"{path.stem}.json").unlink(missing_ok=True)  # no values of the interrupted attempt
+        print(
+            f"{path.stem}: did not finish ({done.get('status', 'not started')}), running it again"
+        )
+        (out / "results" / f"{path.stem}.json").unlink(
+            missing_ok=True
+        )  # no values of the interrupted attempt
     run["notebooks"][path.stem] = {"status": "running"}
     write_run(run, out)
     own = {k: v for k, v in params.items() if k in parameter_values(path)}
     entry = _run_one(path, out, dict(own, profile=profile, out_dir=str(out)), kernel_name)
     run["notebooks"][path.stem] = entry
     write_run(run, out)
-    print(f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s" + (f" — {entry['error']}" if "error" in entry else ""))
+    print(
+        f"{path.stem}: {entry['status']} in {entry['seconds']:.0f} s"
+        + (f" — {entry['error']}" if "error" in entry else "")
+    )
     return entry
 
 
@@ -173,18 +240,29 @@ def read_run(out: "str | os.PathLike") -> dict:
     """The stored run of a run folder (for --resume), with a named error when there is none."""
     path = Path(out) / RUN_FILE
     if not path.is_file():
-        raise InputError(f"--resume: there is no run to resume in {out} ({RUN_FILE} is missing). Start the run "
-                         f"without --resume, or give the folder of an earlier run with --out.")
+        raise InputError(
+            f"--resume: there is no run to resume in {out} ({RUN_FILE} is missing). Start the run "
+            f"without --resume, or give the folder of an earlier run with --out."
+        )
     run = results.load_results(path)
     missing = {"profile", "notebook_list", "params_repr", "dry_run", "notebooks"} - set(run)
     if missing:
-        raise InputError(f"--resume: {path} lacks {', '.join(sorted(missing))}; it was not written by "
-                         "`tapkit course run`. Start a new run without --resume.")
+        raise InputError(
+            f"--resume: {path} lacks {', '.join(sorted(missing))}; it was not written by "
+            "`tapkit course run`. Start a new run without --resume."
+        )
     return run
 
 
-def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", params: "dict | None",
-                    dry_run: bool, force: bool, notebooks_dir: "str | os.PathLike | None" = None) -> tuple:
+def resume_settings(
+    stored: dict,
+    profile: str,
+    only: "str | list[str] | None",
+    params: "dict | None",
+    dry_run: bool,
+    force: bool,
+    notebooks_dir: "str | os.PathLike | None" = None,
+) -> tuple:
     """(profile, only, params, dry_run) of a resumed run: the stored ones; others given are an error unless `force`.
 
     A profile of 'auto', no `only`, no params and no dry run mean "as stored"; with `force`, what is
@@ -196,24 +274,38 @@ def resume_settings(stored: dict, profile: str, only: "str | list[str] | None", 
         changed.append(f"--profile {profile} (the run used {stored['profile']})")
     stems = None if only is None else [p.stem for p in select_notebooks(only, notebooks_dir)]
     if stems is not None and stems != stored["notebook_list"]:
-        changed.append(f"--only {only} (the run used {','.join(s.split('_')[0] for s in stored['notebook_list'])})")
-    given = validate_params(params or {}, select_notebooks(stems or stored["notebook_list"],
-                                                          notebooks_dir), stored["profile"])
+        changed.append(
+            f"--only {only} (the run used {','.join(s.split('_')[0] for s in stored['notebook_list'])})"
+        )
+    given = validate_params(
+        params or {},
+        select_notebooks(stems or stored["notebook_list"], notebooks_dir),
+        stored["profile"],
+    )
     for key, value in given.items():
-        if key not in stored_params or results.to_jsonable(value) != results.to_jsonable(stored_params[key]):
+        if key not in stored_params or results.to_jsonable(value) != results.to_jsonable(
+            stored_params[key]
+        ):
             was = f"{stored_params[key]!r}" if key in stored_params else "the notebook's default"
             changed.append(f"-p {key}={value!r} (the run used {was})")
     if dry_run and _dry(dry_run) != stored["dry_run"]:
-        changed.append(f"{'--short' if dry_run == 'short' else '--dry-run'} (the run was "
-                       f"{'a short run' if stored['dry_run'] == 'short' else 'a dry run' if stored['dry_run'] else 'not a dry run'})")
+        changed.append(
+            f"{'--short' if dry_run == 'short' else '--dry-run'} (the run was "
+            f"{'a short run' if stored['dry_run'] == 'short' else 'a dry run' if stored['dry_run'] else 'not a dry run'})"
+        )
     if changed and not force:
-        raise InputError(f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
-                         f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new value(s).")
+        raise InputError(
+            f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
+            f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new value(s)."
+        )
     if changed:
         print(f"tapkit: --force: resuming with {'; '.join(changed)}")
-    return (stored["profile"] if profile == "auto" else profile,
-            stems or stored["notebook_list"],
-            {**stored_params, **given}, _dry(dry_run) if dry_run else stored["dry_run"])  # a different one was refused above unless forced
+    return (
+        stored["profile"] if profile == "auto" else profile,
+        stems or stored["notebook_list"],
+        {**stored_params, **given},
+        _dry(dry_run) if dry_run else stored["dry_run"],
+    )  # a different one was refused above unless forced
 
 
 def machine_info(device: str = "auto") -> dict:
@@ -225,19 +317,29 @@ def machine_info(device: str = "auto") -> dict:
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():  # Linux: the model name
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cpu_precision": cpu_precision(),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "device": _summary_device(device),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu
+        )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_precision": cpu_precision(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": _summary_device(device),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def git_commit() -> str:
     """`git rev-parse HEAD` of the repository (with '+dirty' for uncommitted changes); 'unknown' outside git."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -286,8 +388,11 @@ def _md_table(rows: dict, title: str) -> list[str]:
     if not cols:
         return [f"### {title}", "", *(f"- {k}: {_fmt(v)}" for k, v in rows.items()), ""]
     lines = [f"### {title}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |"
-              for name, r in rows.items() if isinstance(r, dict)]
+    lines += [
+        f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |"
+        for name, r in rows.items()
+        if isinstance(r, dict)
+    ]
     return lines + [""]
 
 
@@ -299,10 +404,18 @@ def summary_markdown(summary: dict, scorecard: bool = True) -> str:
     """
     from tapkit.course.claims import scorecard_section
 
-    lines = [f"# tapkit course run — profile `{summary['profile']}`, device `{summary['device']}`", "",
-             "| notebook | status | seconds | error |", "|---|---|---|---|"]
+    lines = [
+        f"# tapkit course run — profile `{summary['profile']}`, device `{summary['device']}`",
+        "",
+        "| notebook | status | seconds | error |",
+        "|---|---|---|---|",
+    ]
     for name, e in summary["notebooks"].items():
-        lines.append(f"| {name} | {e['status']} | {e['seconds']:.1f} | {e.get('error', '')} |".replace("\n", " "))
+        lines.append(
+            f"| {name} | {e['status']} | {e['seconds']:.1f} | {e.get('error', '')} |".replace(
+                "\n", " "
+            )
+        )
     lines += ["", f"Failed: {', '.join(summary.get('failed', [])) or 'none'}", ""]
     if scorecard:
         lines += [scorecard_section(summary["results"].get("claims"))]
@@ -310,8 +423,16 @@ def summary_markdown(summary: dict, scorecard: bool = True) -> str:
     for section, values in summary["results"].items():
         if section == "claims":
             continue
-        flat = {k: v for k, v in values.items() if not isinstance(v, dict)} if isinstance(values, dict) else {}
-        nested = {k: v for k, v in values.items() if isinstance(v, dict)} if isinstance(values, dict) else {}
+        flat = (
+            {k: v for k, v in values.items() if not isinstance(v, dict)}
+            if isinstance(values, dict)
+            else {}
+        )
+        nested = (
+            {k: v for k, v in values.items() if isinstance(v, dict)}
+            if isinstance(values, dict)
+            else {}
+        )
         if flat:
             lines += _md_table(flat, section)
         if nested:
@@ -340,7 +461,9 @@ def student_version(nb: Any) -> Any:
     return nb
 
 
-def write_student_copies(out: "str | os.PathLike" = "student", notebooks_dir: "str | os.PathLike | None" = None) -> list[Path]:
+def write_student_copies(
+    out: "str | os.PathLike" = "student", notebooks_dir: "str | os.PathLike | None" = None
+) -> list[Path]:
     """Write student copies of all course notebooks (solutions removed, outputs cleared) into `out`."""
     import nbformat
 

@@ -22,12 +22,35 @@ from typing import Any
 import numpy as np
 
 from tapkit.data import downloads
-from tapkit.data.catalogue import (BLEACHING_RATE, DATASETS, HELA_MEMBERS, NAPARI_MEMBERS, REAL_DATA_TAP,
-                                   datasets_markdown, recommended)
-from tapkit.data.catalogue import CTC_CITATION, CTC_URL, HELA_WHEEL, NAPARI_WHEEL, WHEEL_SIZES, ctc_entry  # noqa: F401
+from tapkit.data.catalogue import (
+    BLEACHING_RATE,
+    DATASETS,
+    HELA_MEMBERS,
+    NAPARI_MEMBERS,
+    REAL_DATA_TAP,
+    datasets_markdown,
+    recommended,
+)
+from tapkit.data.catalogue import (
+    CTC_CITATION,
+    CTC_URL,
+    HELA_WHEEL,
+    NAPARI_WHEEL,
+    WHEEL_SIZES,
+    ctc_entry,
+)  # noqa: F401
 from tapkit.data.downloads import CACHE_ENV, cache_dir, extract_verified, fetch_ctc, sha256sum  # noqa: F401
-from tapkit.data.io import (TIFF_SUFFIXES, PathArg, check_tiff_header, check_zarr, is_zarr, read_ctc, read_tiff,
-                           read_tiff_folder, read_zarr)
+from tapkit.data.io import (
+    TIFF_SUFFIXES,
+    PathArg,
+    check_tiff_header,
+    check_zarr,
+    is_zarr,
+    read_ctc,
+    read_tiff,
+    read_tiff_folder,
+    read_zarr,
+)
 from tapkit.data.movie import InputError, Movie
 
 _ctc_entry = ctc_entry  # the name tests and older code use
@@ -58,14 +81,22 @@ def read_tracks(path: PathArg, shape: tuple[int, int, int]) -> np.ndarray:
     try:
         tracks = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise InputError(f"read_tracks: {Path(path).name} is not a readable .npy array ({err}).") from err
+        raise InputError(
+            f"read_tracks: {Path(path).name} is not a readable .npy array ({err})."
+        ) from err
     if tracks.ndim != 2 or tracks.shape[1] != 4 or not np.issubdtype(tracks.dtype, np.number):
-        raise InputError(f"read_tracks: {Path(path).name} holds a {tracks.dtype} array of shape {tracks.shape}; "
-                         "napari tracks are numbers of shape (N, 4): track id, t, y, x.")
+        raise InputError(
+            f"read_tracks: {Path(path).name} holds a {tracks.dtype} array of shape {tracks.shape}; "
+            "napari tracks are numbers of shape (N, 4): track id, t, y, x."
+        )
     t, yx = tracks[:, 1], tracks[:, 2:]
-    if len(tracks) and (t.min() < 0 or t.max() >= shape[0] or yx.min() < 0 or (yx.max(axis=0) >= shape[1:]).any()):
-        raise InputError(f"read_tracks: {Path(path).name} has points outside the movie {shape} (t, y, x); "
-                         "are these the tracks of this movie?")
+    if len(tracks) and (
+        t.min() < 0 or t.max() >= shape[0] or yx.min() < 0 or (yx.max(axis=0) >= shape[1:]).any()
+    ):
+        raise InputError(
+            f"read_tracks: {Path(path).name} has points outside the movie {shape} (t, y, x); "
+            "are these the tracks of this movie?"
+        )
     return tracks
 
 
@@ -82,8 +113,11 @@ def napari_timelapse(cache: PathArg | None = None) -> Movie:
     info = DATASETS["napari-timelapse"]
     movie = read_tiff(img, name="napari-timelapse")
     movie.pixel_size, movie.frame_interval = info["pixel_size"], info["frame_interval"]
-    movie.meta.update(citation=info["licence"], tracks=read_tracks(trk, movie.shape),
-                      events="none: tracks without parents and no masks")
+    movie.meta.update(
+        citation=info["licence"],
+        tracks=read_tracks(trk, movie.shape),
+        events="none: tracks without parents and no masks",
+    )
     return movie
 
 
@@ -102,9 +136,13 @@ def _take(kwargs: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[s
     extra = sorted(set(kwargs) - set(allowed))
     unknown = [k for k in extra if k not in _simulator_params()]
     if unknown:
-        raise InputError(f"load({what!r}): unexpected argument(s) {unknown}; it accepts {list(allowed) or 'none'}.")
+        raise InputError(
+            f"load({what!r}): unexpected argument(s) {unknown}; it accepts {list(allowed) or 'none'}."
+        )
     if extra:
-        print(f"load({what!r}): ignoring simulation settings {extra} (they only apply to simulated data).")
+        print(
+            f"load({what!r}): ignoring simulation settings {extra} (they only apply to simulated data)."
+        )
     return {k: v for k, v in kwargs.items() if k in allowed}
 
 
@@ -114,8 +152,10 @@ def _load_simulated(name: str, kwargs: dict[str, Any]) -> Movie:
 
     unknown = sorted(set(kwargs) - _simulator_params())
     if unknown:
-        raise InputError(f"load({name!r}): simulate_movie has no argument(s) {unknown}; it accepts "
-                         f"{sorted(_simulator_params())}.")
+        raise InputError(
+            f"load({name!r}): simulate_movie has no argument(s) {unknown}; it accepts "
+            f"{sorted(_simulator_params())}."
+        )
     if name == "simulated-bleaching":
         kwargs = {"bleaching": BLEACHING_RATE, **kwargs}
     movie = simulate_movie(**kwargs)
@@ -139,7 +179,8 @@ def _load_ctc(dataset: str, seq: str, kwargs: dict[str, Any]) -> Movie:
 def _is_ctc_sequence(folder: Path) -> bool:
     """A CTC sequence folder: has a sibling `NN_GT` folder or frames named t000.tif, t001.tif, ..."""
     return (folder.parent / f"{folder.name}_GT").is_dir() or any(
-        re.fullmatch(r"t\d{3,}\.tiff?", f.name, re.IGNORECASE) for f in folder.iterdir())
+        re.fullmatch(r"t\d{3,}\.tiff?", f.name, re.IGNORECASE) for f in folder.iterdir()
+    )
 
 
 def load_path(path: PathArg, **kwargs: Any) -> Movie:
@@ -149,8 +190,10 @@ def load_path(path: PathArg, **kwargs: Any) -> Movie:
         return read_zarr(p, **_take(kwargs, ("channel", "name"), str(p)))
     if p.is_file():
         if p.suffix.lower() not in (".tif", ".tiff"):
-            raise InputError(f"load: {p.name} is not a TIFF; tapkit reads .tif/.tiff movies, folders of TIFF "
-                             "frames and CTC sequence folders.")
+            raise InputError(
+                f"load: {p.name} is not a TIFF; tapkit reads .tif/.tiff movies, folders of TIFF "
+                "frames and CTC sequence folders."
+            )
         return read_tiff(p, **_take(kwargs, ("channel", "labels", "events", "name"), str(p)))
     if not p.is_dir():
         raise InputError(f"load: {str(p)!r} does not exist (working directory: {os.getcwd()}).")
@@ -174,17 +217,26 @@ def _check_path(path: Path, channel: "int | None" = None) -> None:
     """Cheap checks of a data path (TIFF header, zarr metadata, folder contents) before any pixel is read."""
     if path.is_file():
         if path.suffix.lower() not in TIFF_SUFFIXES:
-            raise InputError(f"data={str(path)!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
-                             "movies (.tif/.tiff, OME-TIFF), folders of TIFF frames, CTC sequence folders or zarr arrays.")
+            raise InputError(
+                f"data={str(path)!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
+                "movies (.tif/.tiff, OME-TIFF), folders of TIFF frames, CTC sequence folders or zarr arrays."
+            )
         check_tiff_header(path, channel=channel)
     elif is_zarr(path):
         check_zarr(path, channel)
     elif channel is not None:
-        raise InputError(f"channel={channel!r}: data={str(path)!r} is a folder of single-channel frames; channel= picks "
-                         "one channel of a multi-channel TIFF or zarr array. Use channel=None.")
-    elif not any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir()) and not (path / "01").is_dir():
-        raise InputError(f"data={str(path)!r} is a folder without .tif files; give the path of the folder that holds "
-                         "the frames (for a CTC dataset: the sequence folder, e.g. .../01).")
+        raise InputError(
+            f"channel={channel!r}: data={str(path)!r} is a folder of single-channel frames; channel= picks "
+            "one channel of a multi-channel TIFF or zarr array. Use channel=None."
+        )
+    elif (
+        not any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir())
+        and not (path / "01").is_dir()
+    ):
+        raise InputError(
+            f"data={str(path)!r} is a folder without .tif files; give the path of the folder that holds "
+            "the frames (for a CTC dataset: the sequence folder, e.g. .../01)."
+        )
 
 
 def resolve(name_or_path: Any, channel: "int | None" = None) -> str:
@@ -193,12 +245,16 @@ def resolve(name_or_path: Any, channel: "int | None" = None) -> str:
 
     channel: when given, also check that the file has that channel (from its header or metadata only)."""
     if not isinstance(name_or_path, (str, os.PathLike)):
-        raise InputError(f"data={name_or_path!r} is a {type(name_or_path).__name__}: give a dataset name "
-                         f"({', '.join(DATASETS)}) or the path of a TIFF movie as a string.")
+        raise InputError(
+            f"data={name_or_path!r} is a {type(name_or_path).__name__}: give a dataset name "
+            f"({', '.join(DATASETS)}) or the path of a TIFF movie as a string."
+        )
     text = os.fspath(name_or_path).strip()
     if not text:
-        raise InputError(f"data={os.fspath(name_or_path)!r} is empty. Give a dataset name ({', '.join(DATASETS)}) "
-                         "or the path of a TIFF movie, e.g. data=movie.tif.")
+        raise InputError(
+            f"data={os.fspath(name_or_path)!r} is empty. Give a dataset name ({', '.join(DATASETS)}) "
+            "or the path of a TIFF movie, e.g. data=movie.tif."
+        )
     canonical = {n.lower(): n for n in DATASETS}
     if text.lower() in canonical:
         return canonical[text.lower()]
@@ -235,5 +291,19 @@ def load(name_or_path: "PathArg | Movie", **kwargs: Any) -> Movie:
     return _load_ctc(dataset, seq, kwargs)
 
 
-__all__ = ["DATASETS", "REAL_DATA_TAP", "recommended", "cache_dir", "resolve", "load", "load_path", "hela_subset",
-           "napari_timelapse", "read_tracks", "fetch_ctc", "extract_verified", "sha256sum", "datasets_markdown"]
+__all__ = [
+    "DATASETS",
+    "REAL_DATA_TAP",
+    "recommended",
+    "cache_dir",
+    "resolve",
+    "load",
+    "load_path",
+    "hela_subset",
+    "napari_timelapse",
+    "read_tracks",
+    "fetch_ctc",
+    "extract_verified",
+    "sha256sum",
+    "datasets_markdown",
+]

@@ -67,8 +67,10 @@ def _check_labels(labels: Any, what: str) -> np.ndarray:
     """(T, Y, X) non-negative integer labels, else InputError."""
     arr = np.asarray(labels)
     if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
-        raise InputError(f"{what}: labels must be a (T, Y, X) array of non-negative integer ids (0 = background), "
-                         f"got {arr.dtype} {arr.shape}. Pass movie.labels, e.g. divisions_from_masks(movie.labels).")
+        raise InputError(
+            f"{what}: labels must be a (T, Y, X) array of non-negative integer ids (0 = background), "
+            f"got {arr.dtype} {arr.shape}. Pass movie.labels, e.g. divisions_from_masks(movie.labels)."
+        )
     return arr.astype(np.int64, copy=False)
 
 
@@ -83,7 +85,9 @@ def _pairs(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, ...]
     return ia, ib, inter, inter / np.maximum(smaller, 1)
 
 
-def link_frames(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap: float = 0.2) -> list[tuple[int, int, float]]:
+def link_frames(
+    labels_a: np.ndarray, labels_b: np.ndarray, min_overlap: float = 0.2
+) -> list[tuple[int, int, float]]:
     """Links (id_a, id_b, overlap) between two (Y, X) frames: shared pixels / area of the smaller object.
 
     The smaller object's fraction, not IoU: a daughter covers about half of her mother, so her IoU with
@@ -102,21 +106,37 @@ def _props(frame: np.ndarray) -> dict[int, tuple[int, float, float]]:
     area = np.bincount(flat)
     yy, xx = np.indices(frame.shape)
     sy, sx = np.bincount(flat, yy.ravel(), len(area)), np.bincount(flat, xx.ravel(), len(area))
-    return {int(i): (int(area[i]), sy[i] / area[i], sx[i] / area[i]) for i in np.flatnonzero(area) if i > 0}
+    return {
+        int(i): (int(area[i]), sy[i] / area[i], sx[i] / area[i])
+        for i in np.flatnonzero(area)
+        if i > 0
+    }
 
 
-def divisions_from_masks(labels: np.ndarray, min_overlap: float = 0.2, min_area: int = 20, shrink: float = 0.3,
-                         max_distance: float | None = None) -> Divisions:
+def divisions_from_masks(
+    labels: np.ndarray,
+    min_overlap: float = 0.2,
+    min_area: int = 20,
+    shrink: float = 0.3,
+    max_distance: float | None = None,
+) -> Divisions:
     """Divisions of a (T, Y, X) label movie by the module's rules (split, shrink, two new); see the module docstring.
 
     `max_distance` (px) None: 3 equivalent radii (sqrt(area / pi)) of each mother, so it scales with the nuclei.
     """
     labels = _check_labels(labels, "divisions_from_masks")
     if not 0 < min_overlap <= 1 or not 0 < shrink < 1 or min_area < 1:
-        raise InputError(f"divisions_from_masks: need 0 < min_overlap <= 1, 0 < shrink < 1, min_area >= 1; got "
-                         f"{min_overlap}, {shrink}, {min_area}.")
-    params = dict(min_overlap=min_overlap, min_area=min_area, shrink=shrink, max_distance=max_distance,
-                  n_frames=len(labels))
+        raise InputError(
+            f"divisions_from_masks: need 0 < min_overlap <= 1, 0 < shrink < 1, min_area >= 1; got "
+            f"{min_overlap}, {shrink}, {min_area}."
+        )
+    params = dict(
+        min_overlap=min_overlap,
+        min_area=min_area,
+        shrink=shrink,
+        max_distance=max_distance,
+        n_frames=len(labels),
+    )
     events: list[Division] = []
     before = _props(labels[0])
     for t in range(1, len(labels)):
@@ -124,8 +144,11 @@ def divisions_from_masks(labels: np.ndarray, min_overlap: float = 0.2, min_area:
         big_a = {i for i, p in before.items() if p[0] >= min_area}
         big_b = {i for i, p in now.items() if p[0] >= min_area}
         succ: dict[int, list[int]] = {}
-        best: dict[int, tuple[int, int]] = {}  # id in t -> (shared px, id in t-1) of its best predecessor
-        seen: set[int] = set()  # ids in t with any predecessor (tiny ones too: a fragment that grows is not new)
+        best: dict[
+            int, tuple[int, int]
+        ] = {}  # id in t -> (shared px, id in t-1) of its best predecessor
+        # ids in t with any predecessor (tiny ones too: a fragment that grows is not new)
+        seen: set[int] = set()
         for a, b, n, f in zip(*_pairs(labels[t - 1], labels[t])):
             if f >= min_overlap:
                 seen.add(int(b))
@@ -134,7 +157,11 @@ def divisions_from_masks(labels: np.ndarray, min_overlap: float = 0.2, min_area:
                 best[int(b)] = max(best.get(int(b), (0, 0)), (int(n), int(a)))
         for a, bs in succ.items():  # rule 1: two successors
             if len(bs) == 2 and all(best[b][1] == a for b in bs):
-                events.append(Division(t, a, tuple(sorted(bs)), float(before[a][1]), float(before[a][2]), "split"))
+                events.append(
+                    Division(
+                        t, a, tuple(sorted(bs)), float(before[a][1]), float(before[a][2]), "split"
+                    )
+                )
         new = [b for b in big_b if b not in seen]
         close = []  # rules 2 and 3: (distance, mother, daughters, rule)
         for a in big_a:
@@ -151,7 +178,11 @@ def divisions_from_masks(labels: np.ndarray, min_overlap: float = 0.2, min_area:
             if a not in mothers and not taken & set(pair):
                 mothers.add(a)
                 taken |= set(pair)
-                events.append(Division(t, a, tuple(sorted(pair)), float(before[a][1]), float(before[a][2]), rule))
+                events.append(
+                    Division(
+                        t, a, tuple(sorted(pair)), float(before[a][1]), float(before[a][2]), rule
+                    )
+                )
         before = now
     return Divisions(sorted(events), params)
 
@@ -196,7 +227,9 @@ def track_masks(labels: np.ndarray, divisions: Divisions) -> tuple[np.ndarray, n
     return tracks, np.array(rows, np.int64).reshape(-1, 4)
 
 
-def division_event_masks(labels: np.ndarray, divisions: Divisions, n_before: int = 2, n_after: int = 2) -> np.ndarray:
+def division_event_masks(
+    labels: np.ndarray, divisions: Divisions, n_before: int = 2, n_after: int = 2
+) -> np.ndarray:
     """(T, Y, X) uint8 event masks: 1 on each mother's last n_before frames and each daughter's first n_after."""
     tracks, lineage = track_masks(labels, divisions)
     return events_from_lineage(tracks, lineage, n_before, n_after)
@@ -209,17 +242,28 @@ def with_divisions(movie: Movie, n_before: int = 2, n_after: int = 2, **rule: An
     holds the divisions with those ids, e.g. for `tapkit.plot.divisions.plot_divisions(copy, ...)`.
     """
     if movie.labels is None:
-        raise InputError(f"with_divisions: movie '{movie.name}' has no labels (segmentation masks); divisions are "
-                         "read from them. Load a movie with labels, e.g. read_tiff(path, labels='masks.tif').")
+        raise InputError(
+            f"with_divisions: movie '{movie.name}' has no labels (segmentation masks); divisions are "
+            "read from them. Load a movie with labels, e.g. read_tiff(path, labels='masks.tif')."
+        )
     if movie.events is not None:
-        raise InputError(f"with_divisions: movie '{movie.name}' already has events; they would be replaced. Pass "
-                         "dataclasses.replace(movie, events=None, lineage=None) to derive them from the masks.")
+        raise InputError(
+            f"with_divisions: movie '{movie.name}' already has events; they would be replaced. Pass "
+            "dataclasses.replace(movie, events=None, lineage=None) to derive them from the masks."
+        )
     found = divisions_from_masks(movie.labels, **rule)
     tracks, lineage = track_masks(movie.labels, found)
     events = events_from_lineage(tracks, lineage, n_before, n_after)
-    renamed = [d._replace(mother=int(tracks[d.t - 1][movie.labels[d.t - 1] == d.mother][0]),
-                          daughters=tuple(int(tracks[d.t][movie.labels[d.t] == b][0]) for b in d.daughters))
-               for d in found.events]
-    meta = {**movie.meta, "events": "divisions derived from the masks (tapkit.data.divisions)",
-            "divisions": Divisions(renamed, found.params)}
+    renamed = [
+        d._replace(
+            mother=int(tracks[d.t - 1][movie.labels[d.t - 1] == d.mother][0]),
+            daughters=tuple(int(tracks[d.t][movie.labels[d.t] == b][0]) for b in d.daughters),
+        )
+        for d in found.events
+    ]
+    meta = {
+        **movie.meta,
+        "events": "divisions derived from the masks (tapkit.data.divisions)",
+        "divisions": Divisions(renamed, found.params),
+    }
     return dataclasses.replace(movie, labels=tracks, events=events, lineage=lineage, meta=meta)

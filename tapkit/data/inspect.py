@@ -14,7 +14,7 @@ No torch here: these checks are cheap numpy and scipy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -24,7 +24,8 @@ from tapkit.data.movie import InputError, Movie, as_movie, normalize
 from tapkit.validate import whole
 
 # thresholds of the warnings (see check_movie)
-BLEACHING_WARN = 0.01  # fraction of the brightness lost (or gained) per frame; cell cycles alone give ~0.5 %
+# fraction of the brightness lost (or gained) per frame; cell cycles alone give ~0.5 %
+BLEACHING_WARN = 0.01
 DRIFT_WARN = 0.2  # px per frame of steady drift
 JUMP_WARN = 8.0  # px between two frames
 SATURATION_WARN = 1e-3  # fraction of pixels at the dtype's maximum
@@ -38,7 +39,7 @@ def _centre_crop(frames: np.ndarray, max_side: int) -> np.ndarray:
     """The central (.., <= max_side, <= max_side) part of (T, Y, X) frames."""
     ny, nx = frames.shape[-2:]
     y0, x0 = max(0, (ny - max_side) // 2), max(0, (nx - max_side) // 2)
-    return frames[..., y0:y0 + max_side, x0:x0 + max_side]
+    return frames[..., y0 : y0 + max_side, x0 : x0 + max_side]
 
 
 def _parabola(left: float, centre: float, right: float) -> float:
@@ -54,11 +55,15 @@ def phase_correlation(a: np.ndarray, b: np.ndarray, whiten: float = 0.5) -> tupl
     correlation, which on real movies locks onto single migrating cells; 0.5 follows the whole field.
     """
     if a.shape != b.shape or a.ndim != 2:
-        raise InputError(f"phase_correlation: two (Y, X) frames of one shape are needed, got {a.shape} and {b.shape}.")
+        raise InputError(
+            f"phase_correlation: two (Y, X) frames of one shape are needed, got {a.shape} and {b.shape}."
+        )
     window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))  # (Y, X) no edge jumps
     fa, fb = (np.fft.rfft2((f - f.mean()) * window) for f in (a, b))
     cross = fb * np.conj(fa)
-    corr = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12) ** whiten, s=a.shape)  # (Y, X) peak at the shift
+    corr = np.fft.irfft2(
+        cross / np.maximum(np.abs(cross), 1e-12) ** whiten, s=a.shape
+    )  # (Y, X) peak at the shift
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
     ny, nx = corr.shape
     dy = py + _parabola(corr[(py - 1) % ny, px], corr[py, px], corr[(py + 1) % ny, px])
@@ -69,8 +74,14 @@ def phase_correlation(a: np.ndarray, b: np.ndarray, whiten: float = 0.5) -> tupl
 def estimate_drift(images: np.ndarray, max_side: int = 512) -> np.ndarray:
     """(T - 1, 2) shifts (dy, dx) in px between consecutive frames of (T, Y, X) images."""
     frames = _centre_crop(np.asarray(images, dtype=np.float32), max_side)
-    return np.array([phase_correlation(frames[t], frames[t + 1])
-                     for t in tqdm(range(len(frames) - 1), desc="drift", leave=False, disable=len(frames) < 50)])
+    return np.array(
+        [
+            phase_correlation(frames[t], frames[t + 1])
+            for t in tqdm(
+                range(len(frames) - 1), desc="drift", leave=False, disable=len(frames) < 50
+            )
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -133,17 +144,33 @@ class MovieReport:
     def table(self) -> str:
         """A short two-column table of the checks."""
         i = self.intensity
-        rows = [("movie", f"{self.name}: {self.shape[0]} frames of {self.shape[1]} x {self.shape[2]} px"),
-                ("dtype", self.dtype),
-                ("intensity", f"min {i['min']:.4g} | 1 % {i['p1']:.4g} | median {i['median']:.4g} | "
-                              f"99.8 % {i['p99.8']:.4g} | max {i['max']:.4g}"),
-                ("saturated", f"{100 * i['saturated']:.3f} % of pixels at the dtype's maximum"),
-                ("bleaching", f"{100 * self.bleaching_rate:+.2f} % of the nuclei's brightness per frame "
-                              f"({100 * self.bleaching_total:+.1f} % over the movie; + = darker)"),
-                ("drift", f"{self.drift_per_frame:.2f} px/frame steady, largest step "
-                          f"{np.hypot(*self.shifts.T).max(initial=0):.2f} px")]
+        rows = [
+            (
+                "movie",
+                f"{self.name}: {self.shape[0]} frames of {self.shape[1]} x {self.shape[2]} px",
+            ),
+            ("dtype", self.dtype),
+            (
+                "intensity",
+                f"min {i['min']:.4g} | 1 % {i['p1']:.4g} | median {i['median']:.4g} | "
+                f"99.8 % {i['p99.8']:.4g} | max {i['max']:.4g}",
+            ),
+            ("saturated", f"{100 * i['saturated']:.3f} % of pixels at the dtype's maximum"),
+            (
+                "bleaching",
+                f"{100 * self.bleaching_rate:+.2f} % of the nuclei's brightness per frame "
+                f"({100 * self.bleaching_total:+.1f} % over the movie; + = darker)",
+            ),
+            (
+                "drift",
+                f"{self.drift_per_frame:.2f} px/frame steady, largest step "
+                f"{np.hypot(*self.shifts.T).max(initial=0):.2f} px",
+            ),
+        ]
         if self.pixel_size or self.frame_interval:
-            rows.append(("scale", f"{self.pixel_size or '?'} um/px, {self.frame_interval or '?'} min/frame"))
+            rows.append(
+                ("scale", f"{self.pixel_size or '?'} um/px, {self.frame_interval or '?'} min/frame")
+            )
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{width}} : {v}" for k, v in rows)
 
@@ -154,33 +181,49 @@ def _intensity(images: np.ndarray, dtype: str) -> dict[str, float]:
     p1, med, p998 = np.percentile(sample, [1, 50, 99.8])
     top = np.iinfo(np.dtype(dtype)).max if np.issubdtype(np.dtype(dtype), np.integer) else None
     saturated = float((images >= top).mean()) if top is not None else 0.0
-    return {"min": float(images.min()), "p1": float(p1), "median": float(med), "p99.8": float(p998),
-            "max": float(images.max()), "saturated": saturated}
+    return {
+        "min": float(images.min()),
+        "p1": float(p1),
+        "median": float(med),
+        "p99.8": float(p998),
+        "max": float(images.max()),
+        "saturated": saturated,
+    }
 
 
 def _warnings(r: MovieReport) -> list[str]:
     """The shortcuts and problems worth telling a learner about before pretraining."""
     out = []
     if r.shape[0] < FEW_FRAMES:
-        out.append(f"only {r.shape[0]} frames: TAP learns from {r.shape[0] - 1} consecutive pairs and validates on "
-                   "the last ones; more frames give a more trustworthy model.")
+        out.append(
+            f"only {r.shape[0]} frames: TAP learns from {r.shape[0] - 1} consecutive pairs and validates on "
+            "the last ones; more frames give a more trustworthy model."
+        )
     if abs(r.bleaching_rate) > BLEACHING_WARN:
         way = "falls" if r.bleaching_total > 0 else "rises"
-        out.append(f"the nuclei's brightness {way} by {100 * abs(r.bleaching_rate):.1f} % per frame "
-                   f"({100 * abs(r.bleaching_total):.0f} % over the movie; bleaching or a "
-                   "drifting lamp): a time-arrow shortcut (notebook 01). Keep per-frame normalisation on (the "
-                   "default) so brightness alone does not tell the order of two frames.")
+        out.append(
+            f"the nuclei's brightness {way} by {100 * abs(r.bleaching_rate):.1f} % per frame "
+            f"({100 * abs(r.bleaching_total):.0f} % over the movie; bleaching or a "
+            "drifting lamp): a time-arrow shortcut (notebook 01). Keep per-frame normalisation on (the "
+            "default) so brightness alone does not tell the order of two frames."
+        )
     if r.drift_per_frame > DRIFT_WARN:
-        out.append(f"the field drifts {r.drift_per_frame:.2f} px per frame in a steady direction: a time-arrow "
-                   "shortcut (notebook 00). TAP can learn the drift direction instead of biology; register the "
-                   "movie first (e.g. Fiji 'Correct 3D Drift' or StackReg) and read Grad-CAM maps with care.")
+        out.append(
+            f"the field drifts {r.drift_per_frame:.2f} px per frame in a steady direction: a time-arrow "
+            "shortcut (notebook 00). TAP can learn the drift direction instead of biology; register the "
+            "movie first (e.g. Fiji 'Correct 3D Drift' or StackReg) and read Grad-CAM maps with care."
+        )
     jumps = np.flatnonzero(np.hypot(*r.shifts.T) > JUMP_WARN)
     if len(jumps):
-        out.append(f"the field jumps by more than {JUMP_WARN:g} px between frames {[(int(t), int(t) + 1) for t in jumps[:5]]} "
-                   "(stage moved, refocus?): check those frames; cut the movie there if the jump is real.")
+        out.append(
+            f"the field jumps by more than {JUMP_WARN:g} px between frames {[(int(t), int(t) + 1) for t in jumps[:5]]} "
+            "(stage moved, refocus?): check those frames; cut the movie there if the jump is real."
+        )
     if r.intensity["saturated"] > SATURATION_WARN:
-        out.append(f"{100 * r.intensity['saturated']:.2f} % of pixels are saturated: bright nuclei lose their "
-                   "texture; lower the exposure next time.")
+        out.append(
+            f"{100 * r.intensity['saturated']:.2f} % of pixels are saturated: bright nuclei lose their "
+            "texture; lower the exposure next time."
+        )
     return out
 
 
@@ -190,10 +233,17 @@ def check_movie(movie: "Movie | np.ndarray", max_side: int = 512) -> MovieReport
     whole(16, example=512, where="check_movie: ")("max_side", max_side)
     dtype = str(movie.meta.get("dtype", movie.images.dtype))
     means = frame_means(movie.images)
-    report = MovieReport(name=movie.name, shape=movie.shape, dtype=dtype, intensity=_intensity(movie.images, dtype),
-                         means=means, bleaching_rate=bleaching_rate(means),
-                         shifts=estimate_drift(movie.images, max_side),
-                         pixel_size=movie.pixel_size, frame_interval=movie.frame_interval)
+    report = MovieReport(
+        name=movie.name,
+        shape=movie.shape,
+        dtype=dtype,
+        intensity=_intensity(movie.images, dtype),
+        means=means,
+        bleaching_rate=bleaching_rate(means),
+        shifts=estimate_drift(movie.images, max_side),
+        pixel_size=movie.pixel_size,
+        frame_interval=movie.frame_interval,
+    )
     report.warnings = _warnings(report)
     return report
 
@@ -247,8 +297,9 @@ class NucleusSize:
         return len(self.blobs)
 
 
-def estimate_nucleus_size(movie: "Movie | np.ndarray", n_frames: int = 2, max_side: int = 512,
-                          min_area: int = 9) -> NucleusSize:
+def estimate_nucleus_size(
+    movie: "Movie | np.ndarray", n_frames: int = 2, max_side: int = 512, min_area: int = 9
+) -> NucleusSize:
     """Typical nucleus radius (px): median equivalent radius of the bright objects (Otsu threshold, connected components).
 
     Uses `n_frames` evenly spaced frames, each percentile-normalised, smoothed (sigma 1 px) and cut to
@@ -257,18 +308,24 @@ def estimate_nucleus_size(movie: "Movie | np.ndarray", n_frames: int = 2, max_si
     """
     movie = as_movie(movie)
     whole(1, example=2, where="estimate_nucleus_size: ")("n_frames", n_frames)
-    frames = sorted({int(t) for t in np.linspace(0, len(movie) - 1, min(n_frames, len(movie))).round()})
+    frames = sorted(
+        {int(t) for t in np.linspace(0, len(movie) - 1, min(n_frames, len(movie))).round()}
+    )
     ny, nx = movie.shape[1:]
     y0, x0 = max(0, (ny - max_side) // 2), max(0, (nx - max_side) // 2)
     found = []
     for t in tqdm(frames, desc="nucleus size", leave=False, disable=len(frames) < 4):
-        img = normalize(_centre_crop(movie.images[t:t + 1], max_side), per_frame=True)[0]
+        img = normalize(_centre_crop(movie.images[t : t + 1], max_side), per_frame=True)[0]
         centres, radii = _components(img, min_area)
-        found.append(np.column_stack([np.full(len(radii), t), centres[:, 0] + y0, centres[:, 1] + x0, radii]))
+        found.append(
+            np.column_stack([np.full(len(radii), t), centres[:, 0] + y0, centres[:, 1] + x0, radii])
+        )
     blobs = np.concatenate(found)
     if not len(blobs):
-        raise InputError(f"estimate_nucleus_size: found no bright objects in frames {frames}. Are nuclei bright on a "
-                         "dark background (a fluorescent nuclear marker)? Otherwise set binning by hand.")
+        raise InputError(
+            f"estimate_nucleus_size: found no bright objects in frames {frames}. Are nuclei bright on a "
+            "dark background (a fluorescent nuclear marker)? Otherwise set binning by hand."
+        )
     return NucleusSize(radius=float(np.median(blobs[:, 3])), blobs=blobs, frames=frames)
 
 
@@ -296,15 +353,21 @@ def recommend_binning(radius: float, target: "float | None" = None) -> BinningAd
     """
     target = DEFAULT_NUCLEUS_RADIUS if target is None else float(target)
     if not (np.isfinite(radius) and radius > 0 and target > 0):
-        raise InputError(f"recommend_binning: radius={radius!r} and target={target!r} must be positive numbers of px.")
+        raise InputError(
+            f"recommend_binning: radius={radius!r} and target={target!r} must be positive numbers of px."
+        )
     factor = max(1, int(np.floor(radius / target + 0.5)))
-    why = (f"nuclei have a radius of ~{radius:.1f} px; the course's defaults (crop sizes, U-Net depth) are tuned for "
-           f"~{target:g} px, the simulated nuclei")
+    why = (
+        f"nuclei have a radius of ~{radius:.1f} px; the course's defaults (crop sizes, U-Net depth) are tuned for "
+        f"~{target:g} px, the simulated nuclei"
+    )
     if factor > 1:
-        why += f". Binning {factor}x{factor} brings them to ~{radius / factor:.1f} px and makes every step {factor ** 2}x cheaper."
+        why += f". Binning {factor}x{factor} brings them to ~{radius / factor:.1f} px and makes every step {factor**2}x cheaper."
     elif radius < target / 1.5:
-        why += (". They are smaller; binning cannot enlarge them, so keep binning 1 and consider smaller crops "
-                "(tap_patch) so that a crop does not hold too many nuclei.")
+        why += (
+            ". They are smaller; binning cannot enlarge them, so keep binning 1 and consider smaller crops "
+            "(tap_patch) so that a crop does not hold too many nuclei."
+        )
     else:
         why += ", close enough: no binning."
     return BinningAdvice(factor=factor, radius=float(radius), target=target, reason=why)

@@ -12,30 +12,44 @@ import numpy as np
 from tapkit.data.movie import DIVISION, InputError
 
 
-def check_lineage(lineage: np.ndarray, n_frames: int | None = None, what: str = "lineage") -> np.ndarray:
+def check_lineage(
+    lineage: np.ndarray, n_frames: int | None = None, what: str = "lineage"
+) -> np.ndarray:
     """Validate an (N, 4) lineage (id, first, last, parent) and return it as int64; InputError otherwise."""
     lin = np.asarray(lineage)
     if lin.size == 0:
         return np.zeros((0, 4), np.int64)
     if lin.ndim != 2 or lin.shape[1] != 4 or not np.issubdtype(lin.dtype, np.integer):
-        raise InputError(f"{what}: expected an (N, 4) integer table id, first, last, parent; got {lin.dtype} {lin.shape}.")
+        raise InputError(
+            f"{what}: expected an (N, 4) integer table id, first, last, parent; got {lin.dtype} {lin.shape}."
+        )
     lin = lin.astype(np.int64)
     ids, first, last, parent = lin.T
     problems = [
         (ids <= 0, "ids must be positive (0 is the background)"),
         (first > last, "first frame is after last frame"),
         (first < 0, "frames must be >= 0"),
-        (last >= (n_frames if n_frames is not None else np.iinfo(np.int64).max), f"frames beyond the movie's {n_frames} frames"),
-        ((parent != 0) & ~np.isin(parent, ids), "parent id is not a track id (use 0 for no parent)"),
+        (
+            last >= (n_frames if n_frames is not None else np.iinfo(np.int64).max),
+            f"frames beyond the movie's {n_frames} frames",
+        ),
+        (
+            (parent != 0) & ~np.isin(parent, ids),
+            "parent id is not a track id (use 0 for no parent)",
+        ),
         (parent == ids, "a track cannot be its own parent"),
     ]
     for bad, why in problems:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{what}: {why}; see row {row + 1}: {lin[row].tolist()} (id first last parent).")
+            raise InputError(
+                f"{what}: {why}; see row {row + 1}: {lin[row].tolist()} (id first last parent)."
+            )
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
-        raise InputError(f"{what}: track id {int(uniq[counts > 1][0])} appears more than once; ids must be unique.")
+        raise InputError(
+            f"{what}: track id {int(uniq[counts > 1][0])} appears more than once; ids must be unique."
+        )
     return lin
 
 
@@ -47,7 +61,9 @@ def _division_tracks(lineage: np.ndarray) -> tuple[list[int], list[int]]:
     return mothers.tolist(), daughters.tolist()
 
 
-def events_from_lineage(labels: np.ndarray, lineage: np.ndarray, n_before: int = 2, n_after: int = 2) -> np.ndarray:
+def events_from_lineage(
+    labels: np.ndarray, lineage: np.ndarray, n_before: int = 2, n_after: int = 2
+) -> np.ndarray:
     """Division events (T, Y, X) uint8 from a lineage: 1 on dividing mothers and their new daughters.
 
     A division is a track with >= 2 children. Its mother gets event 1 on her last `n_before` frames
@@ -57,9 +73,13 @@ def events_from_lineage(labels: np.ndarray, lineage: np.ndarray, n_before: int =
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
-        raise InputError(f"events_from_lineage: labels must be (T, Y, X), got shape {labels.shape}.")
+        raise InputError(
+            f"events_from_lineage: labels must be (T, Y, X), got shape {labels.shape}."
+        )
     if n_before < 0 or n_after < 0:
-        raise InputError(f"events_from_lineage: n_before and n_after must be >= 0, got {n_before}, {n_after}.")
+        raise InputError(
+            f"events_from_lineage: n_before and n_after must be >= 0, got {n_before}, {n_after}."
+        )
     lin = check_lineage(lineage, labels.shape[0], what="events_from_lineage")
     mothers, daughters = _division_tracks(lin)
     rows = {int(r[0]): r for r in lin}

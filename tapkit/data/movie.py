@@ -76,10 +76,14 @@ class Movie:
         """True when the movie carries an event mask with at least one event pixel."""
         return self.events is not None and bool(self.events.any())
 
-    def crop(self, t: slice = slice(None), y: slice = slice(None), x: slice = slice(None)) -> "Movie":
+    def crop(
+        self, t: slice = slice(None), y: slice = slice(None), x: slice = slice(None)
+    ) -> "Movie":
         """A sub-movie (time and/or space window); the lineage is kept as is."""
         sub = lambda a: None if a is None else a[t, y, x]  # noqa: E731
-        return replace(self, images=self.images[t, y, x], labels=sub(self.labels), events=sub(self.events))
+        return replace(
+            self, images=self.images[t, y, x], labels=sub(self.labels), events=sub(self.events)
+        )
 
     def bin(self, factor: int) -> "Movie":
         """Bin pixels factor x factor: images by block mean, events by block max, labels by subsampling.
@@ -93,14 +97,21 @@ class Movie:
         if factor == 1:
             return self
         if min(ny, nx) < 8:
-            raise InputError(f"Movie.bin: binning {self.shape[1:]} frames by {factor} leaves {ny} x {nx} pixels; "
-                             "use a smaller factor.")
-        blocks = lambda a: a[:, :ny * factor, :nx * factor].reshape(t, ny, factor, nx, factor)  # noqa: E731
-        return replace(self, images=blocks(self.images).mean(axis=(2, 4), dtype=np.float32),
-                       labels=None if self.labels is None else self.labels[:, :ny * factor:factor, :nx * factor:factor],
-                       events=None if self.events is None else blocks(self.events).max(axis=(2, 4)),
-                       pixel_size=None if self.pixel_size is None else self.pixel_size * factor,
-                       meta={**self.meta, "binning": self.meta.get("binning", 1) * factor})
+            raise InputError(
+                f"Movie.bin: binning {self.shape[1:]} frames by {factor} leaves {ny} x {nx} pixels; "
+                "use a smaller factor."
+            )
+        blocks = lambda a: a[:, : ny * factor, : nx * factor].reshape(t, ny, factor, nx, factor)  # noqa: E731
+        return replace(
+            self,
+            images=blocks(self.images).mean(axis=(2, 4), dtype=np.float32),
+            labels=None
+            if self.labels is None
+            else self.labels[:, : ny * factor : factor, : nx * factor : factor],
+            events=None if self.events is None else blocks(self.events).max(axis=(2, 4)),
+            pixel_size=None if self.pixel_size is None else self.pixel_size * factor,
+            meta={**self.meta, "binning": self.meta.get("binning", 1) * factor},
+        )
 
     def __repr__(self) -> str:
         gt = [k for k in ("labels", "events", "lineage") if getattr(self, k) is not None]
@@ -115,7 +126,9 @@ def check_images(images: Any, what: str = "movie", min_frames: int = 2) -> np.nd
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(f"{what}: expected a numeric array, got dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
-        raise InputError(f"{what}: complex values are not images; take np.abs() or the real part first.")
+        raise InputError(
+            f"{what}: complex values are not images; take np.abs() or the real part first."
+        )
     if arr.ndim == 2:
         raise InputError(
             f"{what}: got a single 2D image of shape {arr.shape}, but a movie needs shape (T, Y, X). "
@@ -128,14 +141,18 @@ def check_images(images: Any, what: str = "movie", min_frames: int = 2) -> np.nd
             f"If axis {small} is the channel axis, select one channel, e.g. images.take(0, axis={small})."
         )
     if arr.ndim != 3:
-        raise InputError(f"{what}: expected shape (T, Y, X), got {arr.ndim} dimensions {arr.shape}.")
+        raise InputError(
+            f"{what}: expected shape (T, Y, X), got {arr.ndim} dimensions {arr.shape}."
+        )
     if arr.shape[0] < min_frames:
         raise InputError(
             f"{what}: has {arr.shape[0]} frame(s); at least {min_frames} are needed to see time. "
             "Check the time axis is first (T, Y, X)."
         )
     if min(arr.shape[1:]) < 8:
-        raise InputError(f"{what}: frames of size {arr.shape[1:]} are too small (at least 8 x 8 pixels).")
+        raise InputError(
+            f"{what}: frames of size {arr.shape[1:]} are too small (at least 8 x 8 pixels)."
+        )
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
@@ -159,8 +176,14 @@ def as_movie(data: "Movie | np.ndarray", name: str = "movie") -> Movie:
     return Movie(images=np.asarray(data), name=name)
 
 
-def normalize(images: "Movie | np.ndarray", pmin: float = 1.0, pmax: float = 99.8,
-              per_frame: bool = True, clip: bool = False, eps: float = 1e-8) -> np.ndarray:
+def normalize(
+    images: "Movie | np.ndarray",
+    pmin: float = 1.0,
+    pmax: float = 99.8,
+    per_frame: bool = True,
+    clip: bool = False,
+    eps: float = 1e-8,
+) -> np.ndarray:
     """Percentile-normalise a (T, Y, X) movie so pmin -> 0 and pmax -> 1 (per frame by default).
 
     Per-frame normalisation, as in the reference TAP code, removes global intensity trends

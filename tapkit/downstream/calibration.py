@@ -45,7 +45,9 @@ def as_numbers(x: Any, what: str) -> np.ndarray:
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(f"{what}: expected numbers, got dtype {arr.dtype}.")
     if arr.size == 0:
-        raise InputError(f"{what}: is empty. Pass at least one prediction (check your split indices).")
+        raise InputError(
+            f"{what}: is empty. Pass at least one prediction (check your split indices)."
+        )
     if not np.isfinite(arr).all():
         raise InputError(f"{what}: contains NaN or inf values; check the model outputs.")
     return arr
@@ -79,7 +81,9 @@ def check_probs(probs: Any, what: str = "probs") -> np.ndarray:
             "Did you pass logits? Convert them with tapkit.downstream.calibration.to_probs(logits)."
         )
     if p.ndim == 2 and not np.allclose(p.sum(1), 1.0, atol=1e-3):
-        raise InputError(f"{what}: rows of an (N, C) probability array must sum to 1; use softmax first.")
+        raise InputError(
+            f"{what}: rows of an (N, C) probability array must sum to 1; use softmax first."
+        )
     return p
 
 
@@ -107,20 +111,28 @@ def event_probability(x: Any, kind: str = "probs") -> np.ndarray:
     arr = as_numbers(x, kind if kind != "auto" else "probs_or_logits").astype(np.float64)
     if kind == "auto":
         in_unit = arr.min() >= 0 and arr.max() <= 1
-        kind = "probs" if in_unit and (arr.ndim == 1 or np.allclose(arr.sum(-1), 1, atol=1e-3)) else "logits"
+        kind = (
+            "probs"
+            if in_unit and (arr.ndim == 1 or np.allclose(arr.sum(-1), 1, atol=1e-3))
+            else "logits"
+        )
     p = check_probs(arr) if kind == "probs" else to_probs(check_logits(arr))
     if p.ndim == 2 and p.shape[1] != 2:
         raise InputError(f"expected binary predictions (N,) or (N, 2), got {p.shape}.")
     return p if p.ndim == 1 else p[:, 1]
 
 
-def _confidence_and_hit(p: np.ndarray, lab: np.ndarray, confidence: str) -> tuple[np.ndarray, np.ndarray]:
+def _confidence_and_hit(
+    p: np.ndarray, lab: np.ndarray, confidence: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample confidence and 'accuracy' (0/1) under the chosen convention."""
     if confidence not in CONFIDENCES:
         raise InputError(f"confidence must be one of {CONFIDENCES}, got {confidence!r}.")
     if confidence == "class-1":
         if p.ndim == 2 and p.shape[1] != 2:
-            raise InputError("confidence='class-1' needs binary predictions: (N,) or (N, 2) probabilities.")
+            raise InputError(
+                "confidence='class-1' needs binary predictions: (N,) or (N, 2) probabilities."
+            )
         return (p if p.ndim == 1 else p[:, 1]), (lab == 1).astype(np.float64)
     full = np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
     pred = full.argmax(1)  # ties go to class 0, like torch.max / torchmetrics
@@ -130,7 +142,9 @@ def _confidence_and_hit(p: np.ndarray, lab: np.ndarray, confidence: str) -> tupl
 # ----------------------------------------------------------------------------- metrics
 
 
-def calibration_bins(probs: Any, labels: Any, n_bins: int = 15, confidence: str = "top-label") -> dict:
+def calibration_bins(
+    probs: Any, labels: Any, n_bins: int = 15, confidence: str = "top-label"
+) -> dict:
     """Equal-width binning: per bin the mean confidence, the accuracy and the count (see module doc)."""
     if int(n_bins) < 1:
         raise InputError(f"n_bins must be a positive integer, got {n_bins}.")
@@ -148,7 +162,9 @@ def calibration_bins(probs: Any, labels: Any, n_bins: int = 15, confidence: str 
     )
 
 
-def expected_calibration_error(probs: Any, labels: Any, n_bins: int = 15, confidence: str = "top-label") -> float:
+def expected_calibration_error(
+    probs: Any, labels: Any, n_bins: int = 15, confidence: str = "top-label"
+) -> float:
     """ECE: count-weighted mean |accuracy - confidence| over equal-width confidence bins."""
     b = calibration_bins(probs, labels, n_bins=n_bins, confidence=confidence)
     weight = b["count"] / b["count"].sum()
@@ -184,8 +200,12 @@ def _nll_torch(log_t: "torch.Tensor", z: "torch.Tensor", lab: "torch.Tensor") ->
     return F.cross_entropy(scaled, lab)
 
 
-def fit_temperature(val_logits: Any, val_labels: Any, max_iter: int = 100,
-                    bounds: tuple[float, float] = (0.01, 100.0)) -> float:
+def fit_temperature(
+    val_logits: Any,
+    val_labels: Any,
+    max_iter: int = 100,
+    bounds: tuple[float, float] = (0.01, 100.0),
+) -> float:
     """Fit one temperature T on validation logits by minimising NLL (LBFGS on log T, so T > 0).
 
     The result is clipped to ``bounds`` (perfectly separated validation data would otherwise
@@ -194,7 +214,9 @@ def fit_temperature(val_logits: Any, val_labels: Any, max_iter: int = 100,
     import torch
 
     z_np = check_logits(val_logits, "val_logits")
-    lab_np = check_labels(val_labels, len(z_np), 2 if z_np.ndim == 1 else z_np.shape[1], "val_labels")
+    lab_np = check_labels(
+        val_labels, len(z_np), 2 if z_np.ndim == 1 else z_np.shape[1], "val_labels"
+    )
     z = torch.as_tensor(z_np, dtype=torch.float64)  # tiny problem: CPU float64 on any machine
     lab = torch.as_tensor(lab_np)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -234,18 +256,27 @@ def prior_shift(logits: Any, train_prior: float = 0.5, target_prior: float = 0.5
     return z
 
 
-def calibration_report(val_logits: Any, val_labels: Any, test_logits: Any, test_labels: Any,
-                       n_bins: int = 15, confidence: str = "top-label") -> dict[str, float]:
+def calibration_report(
+    val_logits: Any,
+    val_labels: Any,
+    test_logits: Any,
+    test_labels: Any,
+    n_bins: int = 15,
+    confidence: str = "top-label",
+) -> dict[str, float]:
     """Fit T on validation logits; ECE and NLL before/after on the val and test splits."""
     z_test = check_logits(test_logits, "test_logits")
-    check_labels(test_labels, len(z_test), 2 if z_test.ndim == 1 else z_test.shape[1], "test_labels")
+    check_labels(
+        test_labels, len(z_test), 2 if z_test.ndim == 1 else z_test.shape[1], "test_labels"
+    )
     t = fit_temperature(val_logits, val_labels)
     report: dict[str, float] = {"temperature": t}
     for split, z, lab in (("val", val_logits, val_labels), ("test", test_logits, test_labels)):
         for when, temp in (("before", 1.0), ("after", t)):
             scaled = apply_temperature(z, temp)
             report[f"{split}_ece_{when}"] = expected_calibration_error(
-                to_probs(scaled), lab, n_bins=n_bins, confidence=confidence)
+                to_probs(scaled), lab, n_bins=n_bins, confidence=confidence
+            )
             report[f"{split}_nll_{when}"] = negative_log_likelihood(scaled, lab)
     return report
 
@@ -264,8 +295,12 @@ def triage(probs: Any, threshold: float = 0.1, labels: Any = None) -> dict[str, 
     if not 0 <= threshold <= 1:
         raise InputError(f"triage: threshold must be in [0, 1], got {threshold}.")
     review = p1 >= threshold
-    out = dict(threshold=float(threshold), n_review=int(review.sum()), fraction_review=float(review.mean()),
-               expected_missed=float(p1[~review].sum()))
+    out = dict(
+        threshold=float(threshold),
+        n_review=int(review.sum()),
+        fraction_review=float(review.mean()),
+        expected_missed=float(p1[~review].sum()),
+    )
     if labels is not None:
         lab = check_labels(labels, len(p1))
         out["missed"] = int(((lab == 1) & ~review).sum())
@@ -281,8 +316,15 @@ def pairs_to_check(probs: Any, labels: Any, recall: float = 0.9) -> dict[str, fl
         raise InputError(f"pairs_to_check: recall must be in (0, 1], got {recall}.")
     n_pos = int(lab.sum())
     if n_pos == 0:
-        raise InputError("pairs_to_check: the labels hold no events (class 1), so recall is undefined.")
+        raise InputError(
+            "pairs_to_check: the labels hold no events (class 1), so recall is undefined."
+        )
     order = np.argsort(-p1, kind="stable")  # most likely event first
     found = np.cumsum(lab[order])
     n = int(np.searchsorted(found, int(np.ceil(recall * n_pos))) + 1)
-    return dict(recall=float(recall), n_check=n, fraction_check=n / len(p1), threshold=float(p1[order[n - 1]]))
+    return dict(
+        recall=float(recall),
+        n_check=n,
+        fraction_check=n / len(p1),
+        threshold=float(p1[order[n - 1]]),
+    )

@@ -29,7 +29,8 @@ from tapkit.validate import whole
 LR_GRID = (3e-4, 1e-3, 3e-3)  # Adam learning rates tried for every row, baselines included
 CONVERGENCE_TAIL = 0.25  # the last quarter of the steps ...
 CONVERGENCE_TOL = 0.02  # ... may improve the best validation score by less than 2 % (relative)
-CONVERGENCE_FLOOR = 0.05  # the 2 % are of max(best score, 0.05): a score near 0 needs an absolute 0.001
+# the 2 % are of max(best score, 0.05): a score near 0 needs an absolute 0.001
+CONVERGENCE_FLOOR = 0.05
 Verdict = Literal["holds", "fails", "inconclusive"]
 R = TypeVar("R")
 
@@ -38,12 +39,18 @@ def eval_steps(steps: int, n_evals: int = 20) -> list[int]:
     """The steps (1-based) after which the validation metric is evaluated: n_evals evenly spaced, the last = steps."""
     steps, n_evals = int(steps), max(1, min(int(n_evals), int(steps)))
     if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}: give the number of optimiser steps per run.")
+        raise InputError(
+            f"steps must be at least 1, got {steps}: give the number of optimiser steps per run."
+        )
     return sorted({int(round(steps * (i + 1) / n_evals)) for i in range(n_evals)})
 
 
-def converged(curve: Sequence[float], tail: float = CONVERGENCE_TAIL, tol: float = CONVERGENCE_TOL,
-              floor: float = CONVERGENCE_FLOOR) -> bool:
+def converged(
+    curve: Sequence[float],
+    tail: float = CONVERGENCE_TAIL,
+    tol: float = CONVERGENCE_TOL,
+    floor: float = CONVERGENCE_FLOOR,
+) -> bool:
     """True when the best-so-far of a validation curve (higher = better) rose by < tol during its last `tail`.
 
     The rise is relative to max(best before the tail, floor). A curve of fewer than 4 evaluations cannot show a
@@ -71,17 +78,23 @@ class PairedDifference:
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] (n={self.n})"
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
+def paired_difference(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> PairedDifference:
     """Mean of a - b over paired runs and its two-sided t-interval (infinite for one run, zero width if all equal)."""
     from scipy import stats
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise InputError(f"paired values need two equal-length lists of runs (same split and seed), got {a.shape} "
-                         f"and {b.shape}: run both rows with the same seeds.")
+        raise InputError(
+            f"paired values need two equal-length lists of runs (same split and seed), got {a.shape} "
+            f"and {b.shape}: run both rows with the same seeds."
+        )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise InputError(f"paired values must be finite numbers, got {a.tolist()} and {b.tolist()}: drop the runs "
-                         "without a score (NaN) from both lists, keeping them paired.")
+        raise InputError(
+            f"paired values must be finite numbers, got {a.tolist()} and {b.tolist()}: drop the runs "
+            "without a score (NaN) from both lists, keeping them paired."
+        )
     d = a - b
     n, mean = len(d), float(d.mean())
     if n < 2:
@@ -99,24 +112,33 @@ def verdict(diff: PairedDifference, margin: float = 0.0) -> Verdict:
     return "inconclusive"
 
 
-def select_lr(train: Callable[[float], R], score: Callable[[R], float],
-              grid: Sequence[float] = LR_GRID) -> tuple[float, R, dict[float, float]]:
+def select_lr(
+    train: Callable[[float], R], score: Callable[[R], float], grid: Sequence[float] = LR_GRID
+) -> tuple[float, R, dict[float, float]]:
     """Train once per learning rate of `grid`; return (best lr on validation, its run, {lr: validation score}).
 
     train(lr) -> a run; score(run) -> its best validation score (higher = better). Ties keep the smaller lr.
     """
     if not len(grid):
-        raise InputError("lr_grid is empty: give at least one learning rate, e.g. (3e-4, 1e-3, 3e-3).")
+        raise InputError(
+            "lr_grid is empty: give at least one learning rate, e.g. (3e-4, 1e-3, 3e-3)."
+        )
     runs = {float(lr): train(float(lr)) for lr in grid}
     scores = {lr: float(score(run)) for lr, run in runs.items()}
     best = max(scores, key=lambda lr: (scores[lr], -lr))
     return best, runs[best], scores
 
 
-def check_protocol(steps: int, n_evals: int, lr_grid: Sequence[float], n_runs: int, what: str) -> None:
+def check_protocol(
+    steps: int, n_evals: int, lr_grid: Sequence[float], n_runs: int, what: str
+) -> None:
     """InputError, before any training, for settings the protocol cannot use (`what` names the profile section)."""
     whole(1, where=f"{what}: ")("steps", steps)
-    whole(4, where=f"{what}: ", hint=" (a plateau needs at least 4 validation points)")("n_evals", n_evals)
+    whole(4, where=f"{what}: ", hint=" (a plateau needs at least 4 validation points)")(
+        "n_evals", n_evals
+    )
     whole(1, where=f"{what}: ")("n_runs", n_runs)
     if not len(lr_grid) or any(not (isinstance(lr, (int, float)) and 0 < lr < 1) for lr in lr_grid):
-        raise InputError(f"{what}: lr_grid must be learning rates in (0, 1), e.g. (3e-4, 1e-3, 3e-3); got {lr_grid!r}.")
+        raise InputError(
+            f"{what}: lr_grid must be learning rates in (0, 1), e.g. (3e-4, 1e-3, 3e-3); got {lr_grid!r}."
+        )

@@ -26,9 +26,24 @@ from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
 from tapkit.ssl.features import model_device, pad_to_multiple, pool_multiple, tile_windows
-from tapkit.data.movie import DIVISION, InputError, Movie, as_movie, check_images, normalize as normalize_frames
+from tapkit.data.movie import (
+    DIVISION,
+    InputError,
+    Movie,
+    as_movie,
+    check_images,
+    normalize as normalize_frames,
+)
 
-__all__ = ["gradcam", "top_regions", "event_enrichment", "gradcam_movie", "box_fractions", "event_mask", "max_regions"]
+__all__ = [
+    "gradcam",
+    "top_regions",
+    "event_enrichment",
+    "gradcam_movie",
+    "box_fractions",
+    "event_mask",
+    "max_regions",
+]
 
 Region = tuple[int, int, float]  # (y, x, score): centre of an inset and its smoothed Grad-CAM value
 
@@ -38,26 +53,36 @@ Region = tuple[int, int, float]  # (y, x, score): centre of an inset and its smo
 # ----------------------------------------------------------------------------------------------
 def _pair_array(frame_t: Any, frame_t1: Any, normalize: bool) -> np.ndarray:
     """Validate two (Y, X) frames; return float32 (2, Y, X), percentile-normalised per frame as in training."""
-    a, b = (np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f) for f in (frame_t, frame_t1))
+    a, b = (
+        np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f)
+        for f in (frame_t, frame_t1)
+    )
     if a.ndim != 2 or a.shape != b.shape:
-        raise InputError(f"gradcam: expected two (Y, X) frames of the same shape, got {a.shape} and {b.shape}. "
-                         "Pass single frames, e.g. movie.images[t], movie.images[t + 1].")
+        raise InputError(
+            f"gradcam: expected two (Y, X) frames of the same shape, got {a.shape} and {b.shape}. "
+            "Pass single frames, e.g. movie.images[t], movie.images[t + 1]."
+        )
     pair = check_images(np.stack([a, b]), what="gradcam: frame pair")
     return normalize_frames(pair, per_frame=True) if normalize else pair
 
 
-def _grads_and_features(model: torch.nn.Module, pair: np.ndarray, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _grads_and_features(
+    model: torch.nn.Module, pair: np.ndarray, dev: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of logit[slot 0] w.r.t. z and z itself for one (2, y, x) pair: both (2, F, y, x) on the CPU."""
     x = torch.from_numpy(np.ascontiguousarray(pair))[None, :, None].to(dev)  # (1, 2, 1, y, x)
-    x.requires_grad_(True)  # builds the graph even when the weights are frozen (requires_grad=False)
+    x.requires_grad_(
+        True
+    )  # builds the graph even when the weights are frozen (requires_grad=False)
     with torch.enable_grad():
         logits, z = model(x)  # (1, 2), (1, 2, F, y, x)
         (grad,) = torch.autograd.grad(logits[0, 0], z)
     return grad[0].float().cpu(), z[0].detach().float().cpu()
 
 
-def _stitched(model: torch.nn.Module, pair: np.ndarray, dev: torch.device, tile: "int | None",
-              overlap: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _stitched(
+    model: torch.nn.Module, pair: np.ndarray, dev: torch.device, tile: "int | None", overlap: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients and features (2, F, Y, X) of a whole pair; tiles (centres kept) when larger than `tile`."""
     ny, nx = pair.shape[1:]
     if tile is None or (ny <= tile and nx <= tile):
@@ -75,14 +100,25 @@ def _stitched(model: torch.nn.Module, pair: np.ndarray, dev: torch.device, tile:
     return grad[..., :ny, :nx], feat[..., :ny, :nx]
 
 
-def gradcam(model: torch.nn.Module, frame_t: Any, frame_t1: Any, absolute: bool = True, reduce: str = "sum",
-            tile: "int | None" = None, overlap: int = 32, frames: str = "pair", normalize: bool = True,
-            device: "str | torch.device | None" = None) -> np.ndarray:
+def gradcam(
+    model: torch.nn.Module,
+    frame_t: Any,
+    frame_t1: Any,
+    absolute: bool = True,
+    reduce: str = "sum",
+    tile: "int | None" = None,
+    overlap: int = 32,
+    frames: str = "pair",
+    normalize: bool = True,
+    device: "str | torch.device | None" = None,
+) -> np.ndarray:
     """Grad-CAM map (Y, X) of the correct time arrow for frames (t, t+1); |.| as the reference (ReLU if absolute=False)."""
     if reduce not in ("sum", "mean"):
         raise InputError(f"gradcam: reduce={reduce!r} must be 'sum' (as the reference) or 'mean'.")
     if frames not in ("pair", "t"):
-        raise InputError(f"gradcam: frames={frames!r} must be 'pair' (features of both frames) or 't' (frame t only).")
+        raise InputError(
+            f"gradcam: frames={frames!r} must be 'pair' (features of both frames) or 't' (frame t only)."
+        )
     pair = _pair_array(frame_t, frame_t1, normalize)  # (2, Y, X)
     dev = model_device(model, device)
     model = model.to(dev)
@@ -106,19 +142,28 @@ def _check_map(cam: Any, inset: int, border: int, what: str = "cam") -> np.ndarr
     """Validate a (Y, X) map and the inset/border sizes; return it as float64."""
     arr = np.asarray(cam, dtype=np.float64)
     if arr.ndim != 2:
-        raise InputError(f"{what}: expected a (Y, X) map, got shape {arr.shape}. For a movie pass one frame's map.")
+        raise InputError(
+            f"{what}: expected a (Y, X) map, got shape {arr.shape}. For a movie pass one frame's map."
+        )
     if not np.isfinite(arr).all():
         raise InputError(f"{what}: the map contains NaN/inf; replace them (np.nan_to_num) first.")
     if inset < 2 or border < 0:
         raise InputError(f"inset={inset} must be >= 2 and border={border} >= 0 (pixels).")
     if min(arr.shape) <= 2 * border:
-        raise InputError(f"{what}: a {arr.shape} map leaves nothing inside a border of {border} px; "
-                         f"use a smaller inset (now {inset}) or border.")
+        raise InputError(
+            f"{what}: a {arr.shape} map leaves nothing inside a border of {border} px; "
+            f"use a smaller inset (now {inset}) or border."
+        )
     return arr
 
 
-def top_regions(cam: Any, k: int = 8, inset: int = 48, border: "int | None" = None,
-                smooth: "float | None" = None) -> list[Region]:
+def top_regions(
+    cam: Any,
+    k: int = 8,
+    inset: int = 48,
+    border: "int | None" = None,
+    smooth: "float | None" = None,
+) -> list[Region]:
     """The k strongest peaks (y, x, score) of a Grad-CAM map, at least inset/2 apart and inset/2 from the border.
 
     The map is smoothed (Gaussian, sigma = inset/8 unless `smooth` is given); peaks are local maxima
@@ -132,15 +177,15 @@ def top_regions(cam: Any, k: int = 8, inset: int = 48, border: "int | None" = No
     sm = ndi.gaussian_filter(arr, sigma=inset / 8 if smooth is None else smooth)
     size = max(3, inset // 4 | 1)
     score = np.where(sm == ndi.maximum_filter(sm, size=size), sm, -np.inf)
-    score[:border], score[score.shape[0] - border:] = -np.inf, -np.inf
-    score[:, :border], score[:, score.shape[1] - border:] = -np.inf, -np.inf
+    score[:border], score[score.shape[0] - border :] = -np.inf, -np.inf
+    score[:, :border], score[:, score.shape[1] - border :] = -np.inf, -np.inf
     half, regions = (inset + 1) // 2, []
     for _ in range(k):
         y, x = np.unravel_index(int(np.argmax(score)), score.shape)
         if not np.isfinite(score[y, x]):
             break  # fewer than k peaks
         regions.append((int(y), int(x), float(sm[y, x])))
-        score[max(0, y - half + 1):y + half, max(0, x - half + 1):x + half] = -np.inf
+        score[max(0, y - half + 1) : y + half, max(0, x - half + 1) : x + half] = -np.inf
     return regions
 
 
@@ -157,19 +202,35 @@ def box_fractions(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, inset: int) 
     return total / np.maximum((y1 - y0) * (x1 - x0), 1)
 
 
-def _as_regions(cam_or_regions: Any, shape: tuple[int, ...], k: int, inset: int, border: int) -> list[Region]:
+def _as_regions(
+    cam_or_regions: Any, shape: tuple[int, ...], k: int, inset: int, border: int
+) -> list[Region]:
     """A Grad-CAM map becomes its top-k regions; a list of (y, x[, score]) is used as it is."""
-    if isinstance(cam_or_regions, (list, tuple)) and (len(cam_or_regions) == 0 or np.ndim(cam_or_regions[0]) == 1):
-        return [(int(r[0]), int(r[1]), float(r[2]) if len(r) > 2 else float("nan")) for r in cam_or_regions]
+    if isinstance(cam_or_regions, (list, tuple)) and (
+        len(cam_or_regions) == 0 or np.ndim(cam_or_regions[0]) == 1
+    ):
+        return [
+            (int(r[0]), int(r[1]), float(r[2]) if len(r) > 2 else float("nan"))
+            for r in cam_or_regions
+        ]
     cam = np.asarray(cam_or_regions)
     if cam.shape != shape:
-        raise InputError(f"event_enrichment: the map has shape {cam.shape} but the event mask {shape}; "
-                         "use the event mask of the same frame (e.g. movie.events[t]).")
+        raise InputError(
+            f"event_enrichment: the map has shape {cam.shape} but the event mask {shape}; "
+            "use the event mask of the same frame (e.g. movie.events[t])."
+        )
     return top_regions(cam, k=k, inset=inset, border=border)
 
 
-def event_enrichment(cam_or_regions: Any, event_mask: Any, inset: int = 48, k: int = 8, n_random: int = 1000,
-                     seed: int = 0, border: "int | None" = None) -> dict[str, Any]:
+def event_enrichment(
+    cam_or_regions: Any,
+    event_mask: Any,
+    inset: int = 48,
+    k: int = 8,
+    n_random: int = 1000,
+    seed: int = 0,
+    border: "int | None" = None,
+) -> dict[str, Any]:
     """How much denser events are in the top-k Grad-CAM regions than in random regions of the same size.
 
     enrichment = mean event fraction of the top regions / mean event fraction of `n_random` random
@@ -179,8 +240,10 @@ def event_enrichment(cam_or_regions: Any, event_mask: Any, inset: int = 48, k: i
     """
     mask = np.asarray(event_mask)
     if mask.ndim != 2:
-        raise InputError(f"event_enrichment: event_mask must be one (Y, X) frame, got shape {mask.shape}; "
-                         "e.g. movie.events[t] > 0 or movie.events[t] == tapkit.DIVISION.")
+        raise InputError(
+            f"event_enrichment: event_mask must be one (Y, X) frame, got shape {mask.shape}; "
+            "e.g. movie.events[t] > 0 or movie.events[t] == tapkit.DIVISION."
+        )
     border = inset // 2 if border is None else int(border)
     _check_map(np.zeros(mask.shape), inset, border, what="event_enrichment")
     if n_random < 1:
@@ -190,14 +253,21 @@ def event_enrichment(cam_or_regions: Any, event_mask: Any, inset: int = 48, k: i
     ry = rng.integers(border, mask.shape[0] - border, n_random)
     rx = rng.integers(border, mask.shape[1] - border, n_random)
     rand = box_fractions(mask, ry, rx, inset)
-    top = box_fractions(mask, np.array([r[0] for r in regions], int), np.array([r[1] for r in regions], int), inset)
+    top = box_fractions(
+        mask, np.array([r[0] for r in regions], int), np.array([r[1] for r in regions], int), inset
+    )
     frac_top = float(top.mean()) if len(top) else float("nan")
     frac_rand = float(rand.mean())
-    return dict(enrichment=frac_top / frac_rand if frac_rand > 0 else float("nan"),
-                frac_top=frac_top, frac_random=frac_rand,
-                hit_rate=float((top > 0).mean()) if len(top) else float("nan"),
-                hit_rate_random=float((rand > 0).mean()), region_fractions=top.tolist(),
-                regions=regions, n_regions=len(regions))
+    return dict(
+        enrichment=frac_top / frac_rand if frac_rand > 0 else float("nan"),
+        frac_top=frac_top,
+        frac_random=frac_rand,
+        hit_rate=float((top > 0).mean()) if len(top) else float("nan"),
+        hit_rate_random=float((rand > 0).mean()),
+        region_fractions=top.tolist(),
+        regions=regions,
+        n_regions=len(regions),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,7 +277,7 @@ def event_mask(movie: Movie, t: int, event_class: "int | None") -> "np.ndarray |
     """Events of the pair (t, t+1): `event_class` pixels (any event if None) in either frame."""
     if movie.events is None:
         return None
-    ev = movie.events[t:t + 2]
+    ev = movie.events[t : t + 2]
     hit = ev > 0 if event_class is None else ev == event_class
     return hit.any(0)
 
@@ -222,9 +292,17 @@ def _pick_frames(movie: Movie, n_frames: int, event_class: "int | None") -> list
     return sorted({int(candidates[i]) for i in picks})
 
 
-def gradcam_movie(model: torch.nn.Module, movie: "Movie | np.ndarray", frames: "Sequence[int] | None" = None,
-                  n_frames: int = 4, k: int = 8, inset: int = 48, event_class: "int | None" = DIVISION,
-                  seed: int = 0, **gradcam_kw: Any) -> dict[str, Any]:
+def gradcam_movie(
+    model: torch.nn.Module,
+    movie: "Movie | np.ndarray",
+    frames: "Sequence[int] | None" = None,
+    n_frames: int = 4,
+    k: int = 8,
+    inset: int = 48,
+    event_class: "int | None" = DIVISION,
+    seed: int = 0,
+    **gradcam_kw: Any,
+) -> dict[str, Any]:
     """Grad-CAM on several pairs (t, t+1) and the event enrichment of their top-k regions, averaged over pairs.
 
     `frames` default: `n_frames` evenly spaced t among the pairs that hold events of `event_class`
@@ -232,10 +310,14 @@ def gradcam_movie(model: torch.nn.Module, movie: "Movie | np.ndarray", frames: "
     per-pair enrichment dicts and their means (`enrichment`, `hit_rate`, `hit_rate_random`).
     """
     movie = as_movie(movie)
-    frames = _pick_frames(movie, n_frames, event_class) if frames is None else [int(t) for t in frames]
+    frames = (
+        _pick_frames(movie, n_frames, event_class) if frames is None else [int(t) for t in frames]
+    )
     bad = [t for t in frames if not 0 <= t < len(movie) - 1]
     if bad or not frames:
-        raise InputError(f"gradcam_movie: frames {bad or frames} are not valid pair starts; use 0 <= t <= {len(movie) - 2}.")
+        raise InputError(
+            f"gradcam_movie: frames {bad or frames} are not valid pair starts; use 0 <= t <= {len(movie) - 2}."
+        )
     cams, regions, per_pair = [], [], []
     for t in tqdm(frames, desc="Grad-CAM", unit="pair"):
         cam = gradcam(model, movie.images[t], movie.images[t + 1], **gradcam_kw)
@@ -244,7 +326,10 @@ def gradcam_movie(model: torch.nn.Module, movie: "Movie | np.ndarray", frames: "
         mask = event_mask(movie, t, event_class)
         if mask is not None:
             per_pair.append(event_enrichment(regions[-1], mask, inset=inset, k=k, seed=seed + t))
-    means = {key: _nanmean([p[key] for p in per_pair]) for key in ("enrichment", "hit_rate", "hit_rate_random")}
+    means = {
+        key: _nanmean([p[key] for p in per_pair])
+        for key in ("enrichment", "hit_rate", "hit_rate_random")
+    }
     return dict(frames=frames, cams=np.stack(cams), regions=regions, per_pair=per_pair, **means)
 
 

@@ -12,8 +12,18 @@ from tapkit.data.movie import DEATH, DIVISION
 EVENT_COLORS = {DIVISION: (1.0, 0.1, 0.1), DEATH: (0.1, 0.9, 1.0)}  # red divisions, cyan deaths
 EVENT_NAMES = {DIVISION: "division", DEATH: "death"}
 
-SUBMODULES = ("calibration", "divisions", "events", "frames", "gradcam", "inspect", "pretext", "segmentation", "style",
-              "tap")
+SUBMODULES = (
+    "calibration",
+    "divisions",
+    "events",
+    "frames",
+    "gradcam",
+    "inspect",
+    "pretext",
+    "segmentation",
+    "style",
+    "tap",
+)
 
 __all__ = ["EVENT_COLORS", "EVENT_NAMES", *SUBMODULES]
 
@@ -23,4 +33,3 @@ def __getattr__(name: str) -> Any:
     if name in SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

@@ -38,8 +38,13 @@ def display_range(movie: Movie, pmin: float = 1.0, pmax: float = 99.8) -> tuple[
     return float(lo), float(max(hi, lo + 1e-6))
 
 
-def frame_rgb(movie: Movie, t: int, overlay: "str | None" = "events", vrange: "tuple | None" = None,
-              alpha: float = 0.45) -> np.ndarray:
+def frame_rgb(
+    movie: Movie,
+    t: int,
+    overlay: "str | None" = "events",
+    vrange: "tuple | None" = None,
+    alpha: float = 0.45,
+) -> np.ndarray:
     """Frame t as a (Y, X, 3) float RGB image in [0, 1], with the overlay blended in."""
     lo, hi = vrange or display_range(movie)
     gray = np.clip((movie.images[t] - lo) / (hi - lo), 0, 1)
@@ -52,8 +57,11 @@ def frame_rgb(movie: Movie, t: int, overlay: "str | None" = "events", vrange: "t
         from scipy import ndimage as ndi
 
         lab = movie.labels[t]
-        size = 2 * max(1, round(max(lab.shape) / 400)) + 1  # outlines stay visible when a big frame is shrunk
-        edge = ndi.maximum_filter(lab, size=size) != ndi.minimum_filter(lab, size=size)  # inner and outer outlines
+        # outlines stay visible when a big frame is shrunk
+        size = 2 * max(1, round(max(lab.shape) / 400)) + 1
+        edge = ndi.maximum_filter(lab, size=size) != ndi.minimum_filter(
+            lab, size=size
+        )  # inner and outer outlines
         rgb[edge & (lab > 0)] = (1.0, 0.8, 0.1)
     return rgb
 
@@ -75,14 +83,22 @@ def _caption(movie: Movie, t: int) -> str:
     if movie.events is not None:
         ev = movie.events[t]
         lab = movie.labels[t] if movie.labels is not None else None
-        count = (lambda k: len(np.unique(lab[(ev == k) & (lab > 0)]))) if lab is not None else (lambda k: int((ev == k).sum()))
+        count = (
+            (lambda k: len(np.unique(lab[(ev == k) & (lab > 0)])))
+            if lab is not None
+            else (lambda k: int((ev == k).sum()))
+        )
         unit = ("cell", "cells") if lab is not None else ("px", "px")
-        text += " · " + ", ".join(f"{name}: {n} {unit[n != 1]}" for name, n in
-                                  (("division", count(DIVISION)), ("death", count(DEATH))))
+        text += " · " + ", ".join(
+            f"{name}: {n} {unit[n != 1]}"
+            for name, n in (("division", count(DIVISION)), ("death", count(DEATH)))
+        )
     return text
 
 
-def movie_browser(movie: "Movie | np.ndarray", overlay: "str | None" = "events", width: int = 480) -> Any:
+def movie_browser(
+    movie: "Movie | np.ndarray", overlay: "str | None" = "events", width: int = 480
+) -> Any:
     """An ipywidgets browser: frame slider, play button and overlay toggle (builds without a frontend)."""
     import ipywidgets as w
 
@@ -90,11 +106,17 @@ def movie_browser(movie: "Movie | np.ndarray", overlay: "str | None" = "events",
     overlay = _check_overlay(movie, overlay)
     vrange = display_range(movie)
     image = w.Image(format="png", width=width)
-    slider = w.IntSlider(value=0, min=0, max=len(movie) - 1, description="frame", continuous_update=True)
+    slider = w.IntSlider(
+        value=0, min=0, max=len(movie) - 1, description="frame", continuous_update=True
+    )
     play = w.Play(value=0, min=0, max=len(movie) - 1, interval=200, description="play")
     w.jslink((play, "value"), (slider, "value"))
-    toggle = w.Checkbox(value=overlay is not None, description=f"show {overlay or 'overlay'}",
-                        disabled=overlay is None, indent=False)
+    toggle = w.Checkbox(
+        value=overlay is not None,
+        description=f"show {overlay or 'overlay'}",
+        disabled=overlay is None,
+        indent=False,
+    )
     caption = w.Label()
 
     def redraw(_change: Any = None) -> None:
@@ -110,8 +132,13 @@ def movie_browser(movie: "Movie | np.ndarray", overlay: "str | None" = "events",
     return box
 
 
-def show_frames(movie: "Movie | np.ndarray", frames: "Sequence[int] | int | None" = None,
-                overlay: "str | bool | None" = True, size: float = 3.0, max_width: float = 15.0) -> Any:
+def show_frames(
+    movie: "Movie | np.ndarray",
+    frames: "Sequence[int] | int | None" = None,
+    overlay: "str | bool | None" = True,
+    size: float = 3.0,
+    max_width: float = 15.0,
+) -> Any:
     """A row of frames (default: 4 evenly spaced) with the overlay; panels keep the frames' aspect ratio.
 
     `size` is the panel height in inches (shrunk so the row fits `max_width`); returns the Figure.
@@ -122,7 +149,11 @@ def show_frames(movie: "Movie | np.ndarray", frames: "Sequence[int] | int | None
     movie = as_movie(movie)
     overlay = _check_overlay(movie, overlay)
     n = 4 if frames is None else frames
-    frames = np.linspace(0, len(movie) - 1, min(n, len(movie))).round().astype(int) if isinstance(n, int) else list(n)
+    frames = (
+        np.linspace(0, len(movie) - 1, min(n, len(movie))).round().astype(int)
+        if isinstance(n, int)
+        else list(n)
+    )
     bad = [t for t in frames if not -len(movie) <= t < len(movie)]
     if bad or not len(frames):
         raise InputError(f"show_frames: frames {bad or frames} are outside 0..{len(movie) - 1}.")
@@ -130,21 +161,35 @@ def show_frames(movie: "Movie | np.ndarray", frames: "Sequence[int] | int | None
     aspect = movie.shape[2] / movie.shape[1]  # X / Y: wide frames get wide panels
     height = min(size, max_width / (aspect * len(frames)))
     legend = 0.35 if overlay == "events" else 0.0
-    fig, axes = plt.subplots(1, len(frames), figsize=(height * aspect * len(frames), height + 0.35 + legend),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(frames),
+        figsize=(height * aspect * len(frames), height + 0.35 + legend),
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, t in zip(axes[0], frames):
-        ax.imshow(frame_rgb(movie, int(t) % len(movie), overlay, vrange), interpolation="antialiased")
+        ax.imshow(
+            frame_rgb(movie, int(t) % len(movie), overlay, vrange), interpolation="antialiased"
+        )
         ax.set_title(f"t = {int(t) % len(movie)}", fontsize=10)
         ax.axis("off")
     if overlay == "events":
-        handles = [Patch(color=EVENT_COLORS[DIVISION], label="division"), Patch(color=EVENT_COLORS[DEATH], label="death")]
+        handles = [
+            Patch(color=EVENT_COLORS[DIVISION], label="division"),
+            Patch(color=EVENT_COLORS[DEATH], label="death"),
+        ]
         fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     fig.suptitle(movie.name)
     return fig
 
 
-def save_frames(movie: "Movie | np.ndarray", path_png: "str | os.PathLike", frames: "Sequence[int] | None" = None,
-                dpi: int = 100) -> Path:
+def save_frames(
+    movie: "Movie | np.ndarray",
+    path_png: "str | os.PathLike",
+    frames: "Sequence[int] | None" = None,
+    dpi: int = 100,
+) -> Path:
     """Save `show_frames` (events: divisions red, deaths cyan) as a PNG and return its path."""
     import matplotlib.pyplot as plt
 

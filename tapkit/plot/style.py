@@ -14,20 +14,49 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 HUES = {  # features -> (dark, light): tab20's pairs without red and cyan, the light ones a little darker
-    "tap": ("#1f77b4", "#7da0d8"), "mim": ("#ff7f0e", "#fdae6b"), "mim-intensity": ("#2ca02c", "#74c476"),
-    "mim-channel": ("#9467bd", "#b5a1d6"), "contrastive": ("#8c564b", "#c49c94"),
-    "random (frozen)": ("#555555", "#a3a3a3"), "tap fine-tuned": ("#e377c2", "#f4a9d9"),
-    "end to end": ("#8a8b12", "#c9ca4f"), "from scratch": ("#8a8b12", "#c9ca4f"),  # supervised, new weights
+    "tap": ("#1f77b4", "#7da0d8"),
+    "mim": ("#ff7f0e", "#fdae6b"),
+    "mim-intensity": ("#2ca02c", "#74c476"),
+    "mim-channel": ("#9467bd", "#b5a1d6"),
+    "contrastive": ("#8c564b", "#c49c94"),
+    "random (frozen)": ("#555555", "#a3a3a3"),
+    "tap fine-tuned": ("#e377c2", "#f4a9d9"),
+    "end to end": ("#8a8b12", "#c9ca4f"),
+    "from scratch": ("#8a8b12", "#c9ca4f"),  # supervised, new weights
 }
 NAMED = {  # other series of the course's figures
-    "segmentation only": "#1f77b4", "alternating": "#ff7f0e", "consistency only": "#2ca02c",
-    "before (pretrained)": "#555555", "ground truth": "#000000",
-    "train": "#1f77b4", "validation": "#ff7f0e", "chance": "#808080",
+    "segmentation only": "#1f77b4",
+    "alternating": "#ff7f0e",
+    "consistency only": "#2ca02c",
+    "before (pretrained)": "#555555",
+    "ground truth": "#000000",
+    "train": "#1f77b4",
+    "validation": "#ff7f0e",
+    "chance": "#808080",
 }
 STRATEGY_FEATURES = {"A": "tap", "B": "random (frozen)", "C": "end to end"}
-FALLBACK = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#7b4173",
-            "#5254a3", "#8ca252", "#bd9e39", "#a55194", "#6b6ecf", "#b5cf6b", "#e7ba52", "#ce6dbd",
-            "#1f77b4", "#ff7f0e", "#2ca02c", "#555555")
+FALLBACK = (
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#7b4173",
+    "#5254a3",
+    "#8ca252",
+    "#bd9e39",
+    "#a55194",
+    "#6b6ecf",
+    "#b5cf6b",
+    "#e7ba52",
+    "#ce6dbd",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#555555",
+)
 LINEAR_HEADS, DEEP_HEADS = ("linear",), ("conv", "resnet")
 
 
@@ -60,7 +89,11 @@ def parse(name: str) -> tuple[str, str]:
 def _known(name: str) -> "dict[str, Any] | None":
     """The fixed style of a known name, else None."""
     if name in NAMED:
-        return {"color": NAMED[name], "ls": "--" if name in ("ground truth", "chance") else "-", "marker": "o"}
+        return {
+            "color": NAMED[name],
+            "ls": "--" if name in ("ground truth", "chance") else "-",
+            "marker": "o",
+        }
     features, head = parse(name)
     if features not in HUES:
         return None
@@ -86,8 +119,11 @@ def series_styles(names: Iterable[str]) -> dict[str, dict[str, Any]]:
     for name in names:
         if name not in out:
             features, head = parse(name)
-            out[name] = {"color": next(free, "#000000"), "ls": "--" if head in LINEAR_HEADS else "-",
-                         "marker": "s" if head == "end to end" else "o"}
+            out[name] = {
+                "color": next(free, "#000000"),
+                "ls": "--" if head in LINEAR_HEADS else "-",
+                "marker": "s" if head == "end to end" else "o",
+            }
     return {name: out[name] for name in names}
 
 
@@ -112,7 +148,9 @@ def integer_ticks(ax: Any, axis: str = "x") -> None:
     """Whole-number ticks (frames, epochs, steps, frame pairs)."""
     from matplotlib.ticker import MaxNLocator
 
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(
+        MaxNLocator(integer=True, min_n_ticks=1)
+    )
 
 
 def log_limits(values: Sequence[float], pad: float = 1.25) -> tuple[float, float]:

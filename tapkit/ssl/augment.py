@@ -24,8 +24,18 @@ import torch.nn.functional as F
 
 from tapkit.data.movie import InputError
 
-__all__ = ["AUGMENT_PRESETS", "AugmentConfig", "PairTransforms", "draw_transforms", "source_coords", "reflect", "apply_dihedral",
-           "apply_intensity", "augment_pairs", "NoiseBank"]
+__all__ = [
+    "AUGMENT_PRESETS",
+    "AugmentConfig",
+    "PairTransforms",
+    "draw_transforms",
+    "source_coords",
+    "reflect",
+    "apply_dihedral",
+    "apply_intensity",
+    "augment_pairs",
+    "NoiseBank",
+]
 
 AUGMENT_PRESETS = ("default", "exact", "level5", "none")  # the names `AugmentConfig.named` knows
 
@@ -56,13 +66,19 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             if name.startswith("p_") and not 0.0 <= value <= 1.0:
-                raise InputError(f"AugmentConfig.{name}={value} is a probability: use a value in [0, 1].")
+                raise InputError(
+                    f"AugmentConfig.{name}={value} is a probability: use a value in [0, 1]."
+                )
         for name in ("scale_range", "jitter_scale", "frame_scale", "global_scale"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
-                raise InputError(f"AugmentConfig.{name}={getattr(self, name)}: need 0 < low <= high, e.g. (0.8, 1.25).")
+                raise InputError(
+                    f"AugmentConfig.{name}={getattr(self, name)}: need 0 < low <= high, e.g. (0.8, 1.25)."
+                )
         if self.elastic_grid < 2:
-            raise InputError(f"AugmentConfig.elastic_grid={self.elastic_grid}: need at least 2 control points per side.")
+            raise InputError(
+                f"AugmentConfig.elastic_grid={self.elastic_grid}: need at least 2 control points per side."
+            )
 
     def probabilities(self) -> dict[str, float]:
         """The probability of each transform: {'p_dihedral': 0.5, 'p_affine': 0.5, ...}."""
@@ -96,8 +112,10 @@ class AugmentConfig:
         """A preset by name: 'default' (AugmentConfig()), 'exact', 'level5' (tarrow's) or 'none'."""
         presets = dict(zip(AUGMENT_PRESETS, (cls, cls.exact, cls.level5, cls.none)))
         if name not in presets:
-            raise InputError(f"augment={name!r} is not a preset; use one of {list(AUGMENT_PRESETS)}, True / False, "
-                             "or an AugmentConfig(...) with your own probabilities.")
+            raise InputError(
+                f"augment={name!r} is not a preset; use one of {list(AUGMENT_PRESETS)}, True / False, "
+                "or an AugmentConfig(...) with your own probabilities."
+            )
         return presets[name]()
 
     @classmethod
@@ -108,17 +126,28 @@ class AugmentConfig:
         pairs) it kept TAP near chance (training accuracy 0.56 after 700 steps, against 0.84 validation with
         the defaults): independent per-frame zooms of up to 10 % drown the growth of nuclei between frames.
         """
-        return cls(p_dihedral=1.0, p_jitter=0.5, jitter_scale=(0.9, 1 / 0.9), jitter_shift=2.88, p_elastic=0.5,
-                   p_noise=1.0, p_frame_intensity=0.5, frame_scale=(0.9, 1 / 0.9), global_scale=(0.8, 1.25))
+        return cls(
+            p_dihedral=1.0,
+            p_jitter=0.5,
+            jitter_scale=(0.9, 1 / 0.9),
+            jitter_shift=2.88,
+            p_elastic=0.5,
+            p_noise=1.0,
+            p_frame_intensity=0.5,
+            frame_scale=(0.9, 1 / 0.9),
+            global_scale=(0.8, 1.25),
+        )
 
 
 @dataclass
 class PairTransforms:
     """The transforms drawn for B pairs; pixel units, rows before columns (y, x)."""
 
-    dihedral: torch.Tensor  # (B,) long in 0..7: bit 0 flips y, bit 1 flips x, bit 2 transposes (applied last)
+    # (B,) long in 0..7: bit 0 flips y, bit 1 flips x, bit 2 transposes (applied last)
+    dihedral: torch.Tensor
     resample: torch.Tensor  # (B,) bool: an affine, jitter or elastic transform was drawn
-    coarse: torch.Tensor  # (B, 2, 2, K, K) source offsets from the patch centre at K x K control points
+    # (B, 2, 2, K, K) source offsets from the patch centre at K x K control points
+    coarse: torch.Tensor
     scale: torch.Tensor  # (B, 2) intensity factor per frame
     shift: torch.Tensor  # (B, 2) intensity offset per frame
     noise: torch.Tensor  # (B, 2) noise amplitude per frame (the factor applied to U(0, 1) noise)
@@ -136,7 +165,9 @@ def _coin(g: torch.Generator, p: float, *shape: int) -> torch.Tensor:
 
 def _dihedral_matrices(code: torch.Tensor) -> torch.Tensor:
     """(B,) codes 0..7 -> (B, 2, 2) matrices acting on (y, x) offsets, matching `apply_dihedral`."""
-    flip = torch.stack([1 - 2 * (code & 1), 1 - 2 * ((code >> 1) & 1)], -1).float()  # (B, 2) -1 = flipped
+    flip = torch.stack(
+        [1 - 2 * (code & 1), 1 - 2 * ((code >> 1) & 1)], -1
+    ).float()  # (B, 2) -1 = flipped
     mat = torch.diag_embed(flip)
     swap = (code & 4) > 0
     mat[swap] = mat[swap].flip(-1)  # transposed output: out[i, j] = flipped[j, i]
@@ -147,17 +178,30 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
     """Draw the transforms of b pairs, in a fixed order from generator g (same seed -> same transforms)."""
     dev = g.device
     code = torch.randint(0, 8, (b,), generator=g, device=dev) * _coin(g, cfg.p_dihedral, b)
-    affine, jitter, elastic = _coin(g, cfg.p_affine, b), _coin(g, cfg.p_jitter, b), _coin(g, cfg.p_elastic, b)
+    affine, jitter, elastic = (
+        _coin(g, cfg.p_affine, b),
+        _coin(g, cfg.p_jitter, b),
+        _coin(g, cfg.p_elastic, b),
+    )
     angle = _rand(g, b, lo=-1.0, hi=1.0) * math.radians(cfg.max_rotation) * affine
     zoom = torch.where(affine, _rand(g, b, lo=cfg.scale_range[0], hi=cfg.scale_range[1]), 1.0)
     c, s = torch.cos(angle), torch.sin(angle)
-    joint = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2) / zoom[:, None, None]  # (B, 2, 2)
-    frame_zoom = torch.where(jitter[:, None], _rand(g, b, 2, lo=cfg.jitter_scale[0], hi=cfg.jitter_scale[1]), 1.0)
-    frame_shift = _rand(g, b, 2, 2, lo=-cfg.jitter_shift, hi=cfg.jitter_shift) * jitter[:, None, None]  # (B, 2, 2)
+    joint = (
+        torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2) / zoom[:, None, None]
+    )  # (B, 2, 2)
+    frame_zoom = torch.where(
+        jitter[:, None], _rand(g, b, 2, lo=cfg.jitter_scale[0], hi=cfg.jitter_scale[1]), 1.0
+    )
+    frame_shift = (
+        _rand(g, b, 2, 2, lo=-cfg.jitter_shift, hi=cfg.jitter_shift) * jitter[:, None, None]
+    )  # (B, 2, 2)
     k = cfg.elastic_grid
     u = torch.linspace(-(patch - 1) / 2, (patch - 1) / 2, k, device=dev)
     grid = torch.stack(torch.meshgrid(u, u, indexing="ij"))  # (2, K, K) output offsets (y, x)
-    disp = _rand(g, b, 2, k, k, lo=-cfg.elastic_amplitude, hi=cfg.elastic_amplitude) * elastic[:, None, None, None]
+    disp = (
+        _rand(g, b, 2, k, k, lo=-cfg.elastic_amplitude, hi=cfg.elastic_amplitude)
+        * elastic[:, None, None, None]
+    )
     # output offset u -> u + elastic(u) -> per-frame (shift, zoom) -> joint rotation / zoom -> dihedral
     moved = (grid + disp)[:, None] - frame_shift[..., None, None]  # (B, 2 frames, 2, K, K)
     moved = moved / frame_zoom[..., None, None, None]
@@ -169,7 +213,9 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
 
 def _intensity_params(b: int, g: torch.Generator, cfg: AugmentConfig) -> tuple[torch.Tensor, ...]:
     """Per-frame intensity factor and offset and noise amplitude, each (B, 2): noise, then frame, then global."""
-    sigma = _rand(g, b, 1, hi=cfg.noise_max) * _coin(g, cfg.p_noise, b, 1)  # one amplitude per pair, as tarrow
+    sigma = _rand(g, b, 1, hi=cfg.noise_max) * _coin(
+        g, cfg.p_noise, b, 1
+    )  # one amplitude per pair, as tarrow
     on = _coin(g, cfg.p_frame_intensity, b, 1)
     a = torch.where(on, _rand(g, b, 2, lo=cfg.frame_scale[0], hi=cfg.frame_scale[1]), 1.0)
     c = _rand(g, b, 2, lo=-cfg.frame_shift, hi=cfg.frame_shift) * on
@@ -186,7 +232,9 @@ def _interpolation_matrix(k: int, size: int, device: torch.device) -> torch.Tens
     return torch.clamp(1 - (pos[:, None] - torch.arange(k, device=device)).abs(), min=0)
 
 
-def source_coords(coarse: torch.Tensor, patch: int, out: "torch.Tensor | None" = None) -> torch.Tensor:
+def source_coords(
+    coarse: torch.Tensor, patch: int, out: "torch.Tensor | None" = None
+) -> torch.Tensor:
     """Control-point coordinates (N, 2, K, K) -> coordinates of every output pixel (N, P, P, 2), last axis as given.
 
     Exact bilinear interpolation written as two small matrix products (Wy @ C @ Wx^T), which writes the
@@ -196,7 +244,9 @@ def source_coords(coarse: torch.Tensor, patch: int, out: "torch.Tensor | None" =
     """
     n, _, k, _ = coarse.shape
     w = _interpolation_matrix(k, patch, coarse.device)  # (P, K)
-    wx = torch.kron(w.T.contiguous(), torch.eye(2, device=coarse.device))  # (2K, 2P): keeps the 2 coordinates interleaved
+    wx = torch.kron(
+        w.T.contiguous(), torch.eye(2, device=coarse.device)
+    )  # (2K, 2P): keeps the 2 coordinates interleaved
     rows = coarse.permute(0, 2, 3, 1).reshape(n, k, 2 * k) @ wx  # (N, K, 2P)
     if out is None:
         return (w @ rows).view(n, patch, patch, 2)
@@ -242,14 +292,24 @@ class NoiseBank:
 
     def windows(self, n: int, g: torch.Generator) -> torch.Tensor:
         """n <= self.n disjoint windows of `length` noise values, (n, length), a view of the field."""
-        gap = int(torch.randint(self.length // 2 + 1, (1,), generator=g, device=g.device))  # between windows
+        gap = int(
+            torch.randint(self.length // 2 + 1, (1,), generator=g, device=g.device)
+        )  # between windows
         stride = self.length + gap
-        start = int(torch.randint(len(self.field) - (n - 1) * stride - self.length + 1, (1,), generator=g, device=g.device))
+        start = int(
+            torch.randint(
+                len(self.field) - (n - 1) * stride - self.length + 1,
+                (1,),
+                generator=g,
+                device=g.device,
+            )
+        )
         return self.field.as_strided((n, self.length), (stride, 1), start)
 
 
-def apply_intensity(x: torch.Tensor, tf: PairTransforms, g: torch.Generator,
-                    bank: "NoiseBank | None" = None) -> torch.Tensor:
+def apply_intensity(
+    x: torch.Tensor, tf: PairTransforms, g: torch.Generator, bank: "NoiseBank | None" = None
+) -> torch.Tensor:
     """Noise and intensity jitter on crops (B, 2, C, P, P), in place: x * A + sigma A U(0, 1) + C.
 
     The U(0, 1) noise is fresh from g, or windows of `bank` (offsets from g) when one is given.
@@ -258,27 +318,39 @@ def apply_intensity(x: torch.Tensor, tf: PairTransforms, g: torch.Generator,
     x.mul_(tf.scale.view(view)).add_(tf.shift.view(view))
     if bool((tf.noise > 0).any()):
         b, t = x.shape[:2]
-        noise = (bank.windows(b * t, g) if bank is not None else
-                 torch.rand(b * t, x[0, 0].numel(), generator=g, device=g.device)).view(x.shape)
+        noise = (
+            bank.windows(b * t, g)
+            if bank is not None
+            else torch.rand(b * t, x[0, 0].numel(), generator=g, device=g.device)
+        ).view(x.shape)
         x.addcmul_(noise, tf.noise.view(view))
     return x
 
 
-def augment_pairs(crops: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig,
-                  patch: "int | None" = None) -> torch.Tensor:
+def augment_pairs(
+    crops: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig, patch: "int | None" = None
+) -> torch.Tensor:
     """Augment the centre of crop pairs (B, 2, C, H, W) -> (B, 2, C, P, P) (reflect at the crop's border).
 
     For showing and testing the transforms on single crops; the sampler applies the same transforms
     straight to the movie (`PairSampler.sample`), without cutting crops first.
     """
     if crops.ndim != 5:
-        raise InputError(f"augment_pairs: expected crops (B, 2, C, H, W), got shape {tuple(crops.shape)}.")
+        raise InputError(
+            f"augment_pairs: expected crops (B, 2, C, H, W), got shape {tuple(crops.shape)}."
+        )
     b, _, ch, h, w = crops.shape
     patch = min(h, w) if patch is None else int(patch)
     tf = draw_transforms(b, patch, generator, cfg)
-    coords = source_coords(tf.coarse.flatten(0, 1), patch)  # (2B, P, P, 2) offsets (y, x) from the centre
+    coords = source_coords(
+        tf.coarse.flatten(0, 1), patch
+    )  # (2B, P, P, 2) offsets (y, x) from the centre
     y, x = coords.unbind(-1)
     reflect(y.add_((h - 1) / 2), h), reflect(x.add_((w - 1) / 2), w)
-    grid = torch.stack([x * (2 / (w - 1)) - 1, y * (2 / (h - 1)) - 1], -1)  # (2B, P, P, 2) as (x, y)
-    out = F.grid_sample(crops.reshape(2 * b, ch, h, w).float(), grid, mode="bilinear", align_corners=True)
+    grid = torch.stack(
+        [x * (2 / (w - 1)) - 1, y * (2 / (h - 1)) - 1], -1
+    )  # (2B, P, P, 2) as (x, y)
+    out = F.grid_sample(
+        crops.reshape(2 * b, ch, h, w).float(), grid, mode="bilinear", align_corners=True
+    )
     return apply_intensity(out.view(b, 2, ch, patch, patch), tf, generator)

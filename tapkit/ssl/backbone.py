@@ -28,8 +28,9 @@ class ConvBlock(nn.Sequential):
 class UNet(nn.Module):
     """2D U-Net: `n_depth` max-pool steps, filters base*2**level, nearest up-sampling, concatenated skips."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 32, n_depth: int = 3,
-                 base_filters: int = 32) -> None:
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 32, n_depth: int = 3, base_filters: int = 32
+    ) -> None:
         super().__init__()
         if n_depth < 1 or base_filters < 1 or out_channels < 1 or in_channels < 1:
             raise InputError(
@@ -44,7 +45,9 @@ class UNet(nn.Module):
             self.down.append(ConvBlock(prev, w))
             prev = w
         self.bottom = ConvBlock(widths[-2], widths[-1])
-        self.up = nn.ModuleList(ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(n_depth)))
+        self.up = nn.ModuleList(
+            ConvBlock(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(n_depth))
+        )
         self.out = nn.Conv2d(widths[0], out_channels, 1)
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:

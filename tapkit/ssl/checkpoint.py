@@ -43,8 +43,15 @@ def _numpy_globals() -> list:
     except ImportError:
         from numpy.core import multiarray
     reconstruct, scalar = multiarray._reconstruct, multiarray.scalar
-    dtypes = [type(np.dtype(t)) for t in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")]
-    names = [(f, f"{m}.multiarray.{f.__name__}") for f in (reconstruct, scalar) for m in ("numpy.core", "numpy._core")]
+    dtypes = [
+        type(np.dtype(t))
+        for t in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8")
+    ]
+    names = [
+        (f, f"{m}.multiarray.{f.__name__}")
+        for f in (reconstruct, scalar)
+        for m in ("numpy.core", "numpy._core")
+    ]
     return [np.ndarray, np.dtype, *dtypes, *names]
 
 
@@ -67,8 +74,10 @@ def check_plain(obj: Any, where: str = "state") -> None:
         for i, v in enumerate(obj):
             check_plain(v, f"{where}[{i}]")
     else:
-        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: tapkit files hold tensors "
-                        "and plain Python values only (convert it before saving).")
+        raise TypeError(
+            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: tapkit files hold tensors "
+            "and plain Python values only (convert it before saving)."
+        )
 
 
 def save_checkpoint(state: dict[str, Any], path: "str | os.PathLike") -> Path:
@@ -98,11 +107,13 @@ def _refuse(path: Path, holds: str) -> UntrustedFileError:
     return UntrustedFileError(
         f"{path} holds {holds}, not only tensors and plain values: it is not a file tapkit wrote, and loading "
         "it could run code, so it was not loaded. Delete it (or move it out of this folder) and use a file "
-        "written by tapkit: train again, or take the shipped checkpoint.")
+        "written by tapkit: train again, or take the shipped checkpoint."
+    )
 
 
-def read_torch_file(path: "str | os.PathLike", what: str = "file",
-                    map_location: "str | torch.device" = "cpu") -> Any:
+def read_torch_file(
+    path: "str | os.PathLike", what: str = "file", map_location: "str | torch.device" = "cpu"
+) -> Any:
     """What a tapkit `.pt` file holds, read with weights_only=True; anything but tensors and plain values is refused.
 
     Raises UntrustedFileError (an InputError) for a file that holds classes or functions, before any of it
@@ -110,55 +121,87 @@ def read_torch_file(path: "str | os.PathLike", what: str = "file",
     """
     path = Path(path)
     if not path.is_file():
-        raise UnreadableFileError(f"{path} does not exist. Train a model first (notebook 01) or check the path.")
+        raise UnreadableFileError(
+            f"{path} does not exist. Train a model first (notebook 01) or check the path."
+        )
     if not zipfile.is_zipfile(path):
-        raise UnreadableFileError(f"{path} cannot be read (not a torch.save zip file). The file is corrupt or "
-                                  f"not a tapkit {what}: delete it and train again.")
+        raise UnreadableFileError(
+            f"{path} cannot be read (not a torch.save zip file). The file is corrupt or "
+            f"not a tapkit {what}: delete it and train again."
+        )
     allowed = _numpy_globals()
     with torch.serialization.safe_globals(allowed):
         try:  # the pickle's globals, read without unpickling anything
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception as err:  # a damaged archive, a TorchScript file, ...
-            raise UnreadableFileError(f"{path} cannot be read ({type(err).__name__}: {err}). The file is corrupt "
-                                      f"or not a tapkit {what}: delete it and train again.") from None
+            raise UnreadableFileError(
+                f"{path} cannot be read ({type(err).__name__}: {err}). The file is corrupt "
+                f"or not a tapkit {what}: delete it and train again."
+            ) from None
         if unsafe:
             raise _refuse(path, ", ".join(sorted(unsafe)))
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:  # the restricted unpickler met something it may not build
+        except (
+            pickle.UnpicklingError
+        ) as err:  # the restricted unpickler met something it may not build
             found = re.search(r"GLOBAL ([\w.]+)|got <class '([\w.]+)'>", str(err))
-            raise _refuse(path, next(filter(None, found.groups())) if found else "objects that "
-                          "only a full unpickler builds") from None
+            raise _refuse(
+                path,
+                next(filter(None, found.groups()))
+                if found
+                else "objects that only a full unpickler builds",
+            ) from None
         except Exception as err:  # truncated zip, bad storage, ...
-            raise UnreadableFileError(f"{path} cannot be read ({type(err).__name__}: {err}). The file is corrupt "
-                                      f"or not a tapkit {what}: delete it and train again.") from err
+            raise UnreadableFileError(
+                f"{path} cannot be read ({type(err).__name__}: {err}). The file is corrupt "
+                f"or not a tapkit {what}: delete it and train again."
+            ) from err
 
 
-def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device" = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: "str | os.PathLike", map_location: "str | torch.device" = "cpu"
+) -> dict[str, Any]:
     """Read a model checkpoint written by `save_checkpoint` (weights_only); anything else raises InputError."""
     state = read_torch_file(path, "checkpoint", map_location)
-    if not isinstance(state, Mapping) or not isinstance(state.get("model"), Mapping) \
-            or not isinstance(state.get("config"), Mapping):
-        raise InputError(f"{path} is not a tapkit model checkpoint: it holds {describe(state)} (a checkpoint has "
-                         "'model' weights and a 'config'). Use a file written by notebook 01 / 07 or `tapkit train`.")
+    if (
+        not isinstance(state, Mapping)
+        or not isinstance(state.get("model"), Mapping)
+        or not isinstance(state.get("config"), Mapping)
+    ):
+        raise InputError(
+            f"{path} is not a tapkit model checkpoint: it holds {describe(state)} (a checkpoint has "
+            "'model' weights and a 'config'). Use a file written by notebook 01 / 07 or `tapkit train`."
+        )
     return dict(state)
 
 
-def load_weights(module: torch.nn.Module, weights: Any, path: "str | os.PathLike", what: str = "model") -> None:
+def load_weights(
+    module: torch.nn.Module, weights: Any, path: "str | os.PathLike", what: str = "model"
+) -> None:
     """`module.load_state_dict(weights)`, or one InputError naming the file and what does not fit (no key dump)."""
     own = module.state_dict()
-    if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
-        raise InputError(f"{path} holds no weights for the {what} (it holds {describe(weights)}): "
-                         "it is damaged or not a file tapkit wrote; delete it.")
+    if not isinstance(weights, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise InputError(
+            f"{path} holds no weights for the {what} (it holds {describe(weights)}): "
+            "it is damaged or not a file tapkit wrote; delete it."
+        )
     missing, extra = [k for k in own if k not in weights], [k for k in weights if k not in own]
     shapes = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
     if missing or extra or shapes:
-        example = (f"; e.g. {shapes[0]!r} is {tuple(weights[shapes[0]].shape)} in the file, "
-                   f"{tuple(own[shapes[0]].shape)} here" if shapes else
-                   f"; e.g. {(missing or extra)[0]!r} is {'missing' if missing else 'unexpected'}")
-        raise InputError(f"{path} does not fit the {what}: {len(missing)} weight(s) missing, {len(extra)} unexpected, "
-                         f"{len(shapes)} of another shape{example}. It was written for another architecture or "
-                         "task, or is damaged: use a file written with these settings, or delete it.")
+        example = (
+            f"; e.g. {shapes[0]!r} is {tuple(weights[shapes[0]].shape)} in the file, "
+            f"{tuple(own[shapes[0]].shape)} here"
+            if shapes
+            else f"; e.g. {(missing or extra)[0]!r} is {'missing' if missing else 'unexpected'}"
+        )
+        raise InputError(
+            f"{path} does not fit the {what}: {len(missing)} weight(s) missing, {len(extra)} unexpected, "
+            f"{len(shapes)} of another shape{example}. It was written for another architecture or "
+            "task, or is damaged: use a file written with these settings, or delete it."
+        )
     module.load_state_dict(weights)
 
 

@@ -33,7 +33,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tapkit.data.movie import InputError
-from tapkit.ssl.mim import apply_mask, check_mask_options, check_mask_patch, masked_loss, random_mask
+from tapkit.ssl.mim import (
+    apply_mask,
+    check_mask_options,
+    check_mask_patch,
+    masked_loss,
+    random_mask,
+)
 from tapkit.ssl.pretext import PretextModel
 from tapkit.validate import whole
 
@@ -49,23 +55,36 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
     if temperature <= 0:
         raise InputError(f"nt_xent: temperature={temperature} must be > 0 (SimCLR uses 0.1-0.5).")
     if z1.shape != z2.shape or z1.ndim != 2 or len(z1) < 2:
-        raise InputError(f"nt_xent: z1 and z2 must both be (B, D) with B >= 2, got {tuple(z1.shape)} and "
-                         f"{tuple(z2.shape)}.")
+        raise InputError(
+            f"nt_xent: z1 and z2 must both be (B, D) with B >= 2, got {tuple(z1.shape)} and "
+            f"{tuple(z2.shape)}."
+        )
     b = len(z1)
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, D)
     sim = z @ z.T / temperature  # (2B, 2B)
-    sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))  # not itself
+    sim = sim.masked_fill(
+        torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf")
+    )  # not itself
     partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)  # (2B,)
     return F.cross_entropy(sim, partner)
 
 
-def random_views(x: torch.Tensor, generator: torch.Generator, scale: float = 0.3, shift: float = 0.1,
-                 noise: float = 0.05) -> torch.Tensor:
+def random_views(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    scale: float = 0.3,
+    shift: float = 0.1,
+    noise: float = 0.05,
+) -> torch.Tensor:
     """A random view of every image of x (B, C, P, P): flip / 90° rotation, intensity scale + shift, noise."""
     b, g = len(x), generator
     rand = lambda *shape: torch.rand(*shape, generator=g, device=g.device)  # noqa: E731
-    k = torch.randint(0, 8, (b,), generator=g, device=g.device)  # one of the 8 symmetries of the square
-    variants = torch.stack([torch.rot90(v, r, dims=(-2, -1)) for v in (x, x.flip(-1)) for r in range(4)])
+    k = torch.randint(
+        0, 8, (b,), generator=g, device=g.device
+    )  # one of the 8 symmetries of the square
+    variants = torch.stack(
+        [torch.rot90(v, r, dims=(-2, -1)) for v in (x, x.flip(-1)) for r in range(4)]
+    )
     x = variants[k, torch.arange(b, device=x.device)]  # (B, C, P, P)
     a = torch.exp((2 * rand(b, 1, 1, 1) - 1) * scale)
     c = (2 * rand(b, 1, 1, 1) - 1) * shift
@@ -78,41 +97,83 @@ class ContrastiveModel(PretextModel):
 
     name = "contrastive"
 
-    def __init__(self, n_depth: int = 3, base_filters: int = 32, n_features: int = 32,
-                 backbone_features: int = 32, in_channels: int = 1, seed: int | None = None,
-                 temperature: float = 0.2, lam: float = 1.0, temporal_positives: bool = False,
-                 warmup_steps: int = 0, projection_dim: int = 32, mask_patch: int = 8,
-                 mask_ratio: float = 0.6) -> None:
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise InputError(f"ContrastiveModel: temperature={temperature!r} must be > 0; use 0.1-0.5 (default 0.2).")
+    def __init__(
+        self,
+        n_depth: int = 3,
+        base_filters: int = 32,
+        n_features: int = 32,
+        backbone_features: int = 32,
+        in_channels: int = 1,
+        seed: int | None = None,
+        temperature: float = 0.2,
+        lam: float = 1.0,
+        temporal_positives: bool = False,
+        warmup_steps: int = 0,
+        projection_dim: int = 32,
+        mask_patch: int = 8,
+        mask_ratio: float = 0.6,
+    ) -> None:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not temperature > 0
+        ):
+            raise InputError(
+                f"ContrastiveModel: temperature={temperature!r} must be > 0; use 0.1-0.5 (default 0.2)."
+            )
         if not lam >= 0:
-            raise InputError(f"ContrastiveModel: lam={lam!r} (the reconstruction weight) must be >= 0, e.g. 1.0.")
-        whole(0, example=80, where="ContrastiveModel: ",
-              hint=" (training steps of reconstruction only; 0 = no warm-up)")("warmup_steps", warmup_steps)
+            raise InputError(
+                f"ContrastiveModel: lam={lam!r} (the reconstruction weight) must be >= 0, e.g. 1.0."
+            )
+        whole(
+            0,
+            example=80,
+            where="ContrastiveModel: ",
+            hint=" (training steps of reconstruction only; 0 = no warm-up)",
+        )("warmup_steps", warmup_steps)
         whole(1, example=128, where="ContrastiveModel: ")("projection_dim", projection_dim)
         check_mask_options(mask_patch, mask_ratio, "ContrastiveModel")
-        super().__init__(n_depth, base_filters, n_features, backbone_features, in_channels, seed,
-                         temperature=float(temperature), lam=float(lam), temporal_positives=bool(temporal_positives),
-                         warmup_steps=warmup_steps, projection_dim=projection_dim, mask_patch=mask_patch,
-                         mask_ratio=mask_ratio)
+        super().__init__(
+            n_depth,
+            base_filters,
+            n_features,
+            backbone_features,
+            in_channels,
+            seed,
+            temperature=float(temperature),
+            lam=float(lam),
+            temporal_positives=bool(temporal_positives),
+            warmup_steps=warmup_steps,
+            projection_dim=projection_dim,
+            mask_patch=mask_patch,
+            mask_ratio=mask_ratio,
+        )
 
     def build_head(self, projection_dim: int, **_: Any) -> None:
         """MLP projector (F -> 2F -> D) of pooled features, mask token and 1x1 reconstruction head."""
         f = self.n_features
-        self.projector = nn.Sequential(nn.Linear(f, 2 * f), nn.ReLU(inplace=True), nn.Linear(2 * f, projection_dim))
+        self.projector = nn.Sequential(
+            nn.Linear(f, 2 * f), nn.ReLU(inplace=True), nn.Linear(2 * f, projection_dim)
+        )
         self.mask_token = nn.Parameter(torch.zeros(self.in_channels))
         self.reconstruct = nn.Conv2d(f, self.in_channels, 1)
-        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # training steps, for the warm-up
+        self.register_buffer(
+            "steps_done", torch.zeros((), dtype=torch.long)
+        )  # training steps, for the warm-up
 
     def check_crop(self, patch: int) -> None:
         """Named error before training unless the mask patches tile a crop of `patch` px."""
         check_mask_patch(patch, self.config["mask_patch"], "ContrastiveModel")
 
-    def make_batch(self, crops: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def make_batch(
+        self, crops: torch.Tensor, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         """{"view1", "view2": (B, C, P, P) positives, "mask": (B, 1, P, P) hidden patches of view1}."""
         if crops.ndim != 5 or crops.shape[2] != self.in_channels:
-            raise InputError(f"ContrastiveModel.make_batch expects crops (B, 2, C={self.in_channels}, P, P), "
-                             f"got shape {tuple(crops.shape)}.")
+            raise InputError(
+                f"ContrastiveModel.make_batch expects crops (B, 2, C={self.in_channels}, P, P), "
+                f"got shape {tuple(crops.shape)}."
+            )
         b, size = len(crops), crops.shape[-1]
         self.check_crop(size)
         if self.config["temporal_positives"]:
@@ -130,16 +191,21 @@ class ContrastiveModel(PretextModel):
         """w * NT-Xent + lam * masked L1; metrics: contrastive, reconstruction, top1 (partner found)."""
         v1, v2, mask = batch["view1"], batch["view2"], batch["mask"]
         b = len(v1)
-        z = self.embed(torch.cat([v1, v2, apply_mask(v1, mask, self.mask_token)]))  # (3B, F, P, P) one pass
-        h = self.projector(z[:2 * b].float().mean(dim=(-2, -1)))  # (2B, D) pooled and projected
+        z = self.embed(
+            torch.cat([v1, v2, apply_mask(v1, mask, self.mask_token)])
+        )  # (3B, F, P, P) one pass
+        h = self.projector(z[: 2 * b].float().mean(dim=(-2, -1)))  # (2B, D) pooled and projected
         con = nt_xent(h[:b], h[b:], self.config["temperature"])
-        rec = masked_loss(self.reconstruct(z[2 * b:]).float(), v1.float(), mask, "l1")
+        rec = masked_loss(self.reconstruct(z[2 * b :]).float(), v1.float(), mask, "l1")
         weight = self.contrastive_weight()
         if self.training:
             self.steps_done += 1
         with torch.no_grad():
             hn = F.normalize(h.float(), dim=1)
-            sim = (hn[:b] @ hn[b:].T)  # (B, B) view1 -> view2 similarities
+            sim = hn[:b] @ hn[b:].T  # (B, B) view1 -> view2 similarities
             top1 = (sim.argmax(1) == torch.arange(b, device=sim.device)).float().mean()
-        return weight * con + self.config["lam"] * rec, {"contrastive": con.detach(), "reconstruction": rec.detach(),
-                                                          "top1": top1}
+        return weight * con + self.config["lam"] * rec, {
+            "contrastive": con.detach(),
+            "reconstruction": rec.detach(),
+            "top1": top1,
+        }

@@ -61,9 +61,26 @@ from tapkit.validate import whole
 TIMEOUT_ENV = "TAPKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
 
-__all__ = ["GlobalBatchNorm2d", "sync_batchnorm", "DistInfo", "setup", "cleanup", "info", "launched",
-           "timeout_seconds", "shard_seed", "rank_shards", "check_shards", "LossModule", "wrap", "mean_over_ranks",
-           "broadcast_buffers", "gather_objects", "barrier", "is_main"]
+__all__ = [
+    "GlobalBatchNorm2d",
+    "sync_batchnorm",
+    "DistInfo",
+    "setup",
+    "cleanup",
+    "info",
+    "launched",
+    "timeout_seconds",
+    "shard_seed",
+    "rank_shards",
+    "check_shards",
+    "LossModule",
+    "wrap",
+    "mean_over_ranks",
+    "broadcast_buffers",
+    "gather_objects",
+    "barrier",
+    "is_main",
+]
 
 
 @dataclass(frozen=True)
@@ -107,14 +124,19 @@ def setup(device: "str | torch.device" = "auto") -> "tuple[DistInfo, str | torch
     cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
     if cuda:
         if not torch.cuda.is_available():
-            raise InputError(f"device={name!r} under torchrun, but PyTorch sees no GPU; use --device cpu (gloo).")
+            raise InputError(
+                f"device={name!r} under torchrun, but PyTorch sees no GPU; use --device cpu (gloo)."
+            )
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
         dev = torch.device("cpu" if name == "auto" else name)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_seconds()),
-                                **({"device_id": dev} if cuda else {}))
+        dist.init_process_group(
+            "nccl" if cuda else "gloo",
+            timeout=datetime.timedelta(seconds=timeout_seconds()),
+            **({"device_id": dev} if cuda else {}),
+        )
     return DistInfo(rank, world, local, True), dev
 
 
@@ -122,7 +144,9 @@ def info() -> DistInfo:
     """This process's rank and world size from the process group (DistInfo() when there is none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return DistInfo()
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True)
+    return DistInfo(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True
+    )
 
 
 def is_main() -> bool:
@@ -149,13 +173,21 @@ def shard_seed(seed: int, shard: int) -> int:
 
 def check_shards(batch_size: int, shards: "int | None", world_size: int) -> int:
     """The number of crop shards (None: one per process), checked against the batch and the world size."""
-    n = world_size if shards is None else whole(1, "one shard per process", example=2)("shards", shards)
+    n = (
+        world_size
+        if shards is None
+        else whole(1, "one shard per process", example=2)("shards", shards)
+    )
     if n % world_size:
-        raise InputError(f"shards={n} cannot be split over {world_size} processes: use a multiple of {world_size} "
-                         f"(or leave shards unset: one shard per process).")
+        raise InputError(
+            f"shards={n} cannot be split over {world_size} processes: use a multiple of {world_size} "
+            f"(or leave shards unset: one shard per process)."
+        )
     if batch_size % n:
-        raise InputError(f"batch_size={batch_size} is not divisible by {n} {'shards' if shards else 'processes'}: "
-                         f"every shard draws batch_size / {n} crops. Use a batch size that is a multiple of {n}.")
+        raise InputError(
+            f"batch_size={batch_size} is not divisible by {n} {'shards' if shards else 'processes'}: "
+            f"every shard draws batch_size / {n} crops. Use a batch size that is a multiple of {n}."
+        )
     return int(n)
 
 
@@ -195,18 +227,30 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         all_reduce = _SumOverRanks.apply
         count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
-        total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))  # (C + 1,) sums over every rank's batch
+        total = all_reduce(
+            torch.cat([x.sum((0, 2, 3)), count])
+        )  # (C + 1,) sums over every rank's batch
         n = total[-1]
         mean = total[:-1] / n  # (C,)
         var = all_reduce(((x - mean[None, :, None, None]) ** 2).sum((0, 2, 3))) / n  # (C,) biased
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                factor = (
+                    self.momentum
+                    if self.momentum is not None
+                    else 1.0 / float(self.num_batches_tracked)
+                )
                 self.running_mean.lerp_(mean.detach(), factor)
-                self.running_var.lerp_(var.detach() * n / (n - 1), factor)  # unbiased, as BatchNorm2d keeps it
+                self.running_var.lerp_(
+                    var.detach() * n / (n - 1), factor
+                )  # unbiased, as BatchNorm2d keeps it
         y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
-        return y * self.weight[None, :, None, None] + self.bias[None, :, None, None] if self.affine else y
+        return (
+            y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+            if self.affine
+            else y
+        )
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
@@ -216,8 +260,13 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.BatchNorm2d:
-                new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                        child.track_running_stats)
+                new = GlobalBatchNorm2d(
+                    child.num_features,
+                    child.eps,
+                    child.momentum,
+                    child.affine,
+                    child.track_running_stats,
+                )
                 new.load_state_dict(child.state_dict())
                 setattr(parent, name, new)
     return model
@@ -245,7 +294,9 @@ def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every value averaged over the ranks (one all-reduce); unchanged without a process group."""
     if not info().enabled or not values:
         return values
-    stacked = torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().reshape(()) for v in values.values()])
+    stacked = torch.stack(
+        [torch.as_tensor(v, dtype=torch.float32).detach().reshape(()) for v in values.values()]
+    )
     stacked = stacked.to(_collective_device())
     dist.all_reduce(stacked)
     stacked /= dist.get_world_size()
@@ -271,9 +322,19 @@ def gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     """Wait for every rank (no-op without a process group)."""
     if info().enabled:
-        dist.barrier(**({"device_ids": [torch.cuda.current_device()]} if _collective_device().type == "cuda" else {}))
+        dist.barrier(
+            **(
+                {"device_ids": [torch.cuda.current_device()]}
+                if _collective_device().type == "cuda"
+                else {}
+            )
+        )
 
 
 def _collective_device() -> torch.device:
     """Where collective tensors live: this rank's GPU with nccl, the CPU with gloo."""
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )

@@ -39,20 +39,35 @@ class PretextModel(nn.Module):
 
     name: ClassVar[str] = ""
 
-    def __init__(self, n_depth: int = 3, base_filters: int = 32, n_features: int = 32,
-                 backbone_features: int = 32, in_channels: int = 1, seed: "int | None" = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        n_depth: int = 3,
+        base_filters: int = 32,
+        n_features: int = 32,
+        backbone_features: int = 32,
+        in_channels: int = 1,
+        seed: "int | None" = None,
+        **options: Any,
+    ) -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(
-            n_depth=n_depth, base_filters=base_filters, n_features=n_features,
-            backbone_features=backbone_features, in_channels=in_channels, seed=seed, **options)
-        self.binning: "int | None" = None  # pixel binning of the training movies, set by the trainer / loader
+            n_depth=n_depth,
+            base_filters=base_filters,
+            n_features=n_features,
+            backbone_features=backbone_features,
+            in_channels=in_channels,
+            seed=seed,
+            **options,
+        )
+        # pixel binning of the training movies, set by the trainer / loader
+        self.binning: "int | None" = None
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)  # PyTorch default (Kaiming-uniform) init, reproducible
             self.backbone = UNet(in_channels, backbone_features, n_depth, base_filters)
-            self.projection = nn.Sequential(nn.Conv2d(backbone_features, n_features, 1),
-                                            nn.BatchNorm2d(n_features))
+            self.projection = nn.Sequential(
+                nn.Conv2d(backbone_features, n_features, 1), nn.BatchNorm2d(n_features)
+            )
             self.build_head(**options)
 
     @property
@@ -68,8 +83,10 @@ class PretextModel(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Dense features: (N, C, Y, X) -> (N, F, Y, X); the same for every pretext task."""
         if x.ndim != 4:
-            raise InputError(f"{type(self).__name__}.embed expects (N, C, Y, X) images, got shape {tuple(x.shape)}; "
-                             "add the channel axis with x[:, None].")
+            raise InputError(
+                f"{type(self).__name__}.embed expects (N, C, Y, X) images, got shape {tuple(x.shape)}; "
+                "add the channel axis with x[:, None]."
+            )
         return self.projection(self.backbone(x))
 
     def build_head(self, **options: Any) -> None:
@@ -79,7 +96,9 @@ class PretextModel(nn.Module):
     def check_crop(self, patch: int) -> None:
         """Raise InputError if this task cannot use crops of `patch` px (called by `train` before anything else)."""
 
-    def make_batch(self, crops: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def make_batch(
+        self, crops: torch.Tensor, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         """Turn sampler crops (B, 2, C, P, P) (frames t, t + delta) into this task's inputs and targets."""
         raise NotImplementedError
 
@@ -91,7 +110,9 @@ class PretextModel(nn.Module):
 def pretext_class(name: str) -> type[PretextModel]:
     """The PretextModel subclass registered as `name` in PRETEXTS."""
     if name not in PRETEXTS:
-        raise InputError(f"pretext={name!r} is not a known pretext task; use one of {sorted(PRETEXTS)}.")
+        raise InputError(
+            f"pretext={name!r} is not a known pretext task; use one of {sorted(PRETEXTS)}."
+        )
     module, cls = PRETEXTS[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -102,4 +123,6 @@ def build_model(pretext: str, **config: Any) -> PretextModel:
     try:
         return cls(**config)
     except TypeError as err:
-        raise InputError(f"pretext {pretext!r}: {err}. Check the model options (model_kwargs).") from err
+        raise InputError(
+            f"pretext {pretext!r}: {err}. Check the model options (model_kwargs)."
+        ) from err

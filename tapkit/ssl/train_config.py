@@ -40,27 +40,48 @@ class TrainConfig:
         True
     """
 
-    epochs: int = 10  # passes of `steps_per_epoch` steps; validation, history and a checkpoint after each (>= 1)
-    steps_per_epoch: int = 100  # optimisation steps (batches) per epoch (>= 1)
-    batch_size: int = 64  # crop pairs per step, over all processes: the global batch (>= 1)
-    patch: int = 96  # crop side P in px: crops are (C, P, P), >= 8 and a size the task's network takes
-    delta: "int | tuple[int, ...]" = (1,)  # frame offsets of a pair (t, t + delta), each >= 1, e.g. 1 or (1, 2)
-    lr: float = 4e-4  # Adam's first learning rate, in (0, 1); a cosine brings it to lr / 20 at the last step
-    val_steps: int = 10  # fixed validation batches of `batch_size` pairs after every epoch (>= 1)
-    val_fraction: float = 0.1  # share of each movie's frames held out for validation, in [0, 1) (ignored with val_movies)
-    val_at: str = "start"  # where those frames are: 'start' (first frames) or 'end' (last frames: real movies)
-    val_region: float = 0.0  # share of every frame's width (right-most columns) kept out of training, in [0, 1)
-    seed: int = 0  # seeds the weights, the crop streams and the validation batches (>= 0): same seed, same run
-    augment: "bool | str | AugmentConfig" = True  # True / False, a preset (AUGMENT_PRESETS) or an AugmentConfig
-    per_frame: bool = True  # normalise every frame by its own percentiles (1, 99.8) instead of the whole movie's
-    per_crop: bool = False  # normalise every crop by its own percentiles: no frame-wide intensity cue (real movies)
-    reject_background: float = 0.0  # share of crops allowed to be background, in [0, 1); 0 keeps every crop
-    model_kwargs: dict = field(default_factory=dict)  # options of the task's network (build_model keywords)
-    amp: bool = True  # mixed precision on CUDA (bfloat16 / float16) and bfloat16 on CPUs with bf16 instructions
-    compile: bool = False  # torch.compile the loss (faster on a GPU after a slow first step; same numbers)
-    shards: "int | None" = None  # crop streams making up the batch (>= 1; None: one per process); fix it to resume
-    sync_bn: bool = False  # SyncBatchNorm: batch statistics over all processes (data-parallel only)
-    storage: str = "auto"  # where the sampler keeps the movies: 'auto', 'device' or 'host' (same crops)
+    # passes of `steps_per_epoch` steps; validation, history and a checkpoint after each (>= 1)
+    epochs: int = 10
+    # optimisation steps (batches) per epoch (>= 1)
+    steps_per_epoch: int = 100
+    # crop pairs per step, over all processes: the global batch (>= 1)
+    batch_size: int = 64
+    # crop side P in px: crops are (C, P, P), >= 8 and a size the task's network takes
+    patch: int = 96
+    # frame offsets of a pair (t, t + delta), each >= 1, e.g. 1 or (1, 2)
+    delta: "int | tuple[int, ...]" = (1,)
+    # Adam's first learning rate, in (0, 1); a cosine brings it to lr / 20 at the last step
+    lr: float = 4e-4
+    # fixed validation batches of `batch_size` pairs after every epoch (>= 1)
+    val_steps: int = 10
+    # share of each movie's frames held out for validation, in [0, 1) (ignored with val_movies)
+    val_fraction: float = 0.1
+    # where those frames are: 'start' (first frames) or 'end' (last frames: real movies)
+    val_at: str = "start"
+    # share of every frame's width (right-most columns) kept out of training, in [0, 1)
+    val_region: float = 0.0
+    # seeds the weights, the crop streams and the validation batches (>= 0): same seed, same run
+    seed: int = 0
+    # True / False, a preset (AUGMENT_PRESETS) or an AugmentConfig
+    augment: "bool | str | AugmentConfig" = True
+    # normalise every frame by its own percentiles (1, 99.8) instead of the whole movie's
+    per_frame: bool = True
+    # normalise every crop by its own percentiles: no frame-wide intensity cue (real movies)
+    per_crop: bool = False
+    # share of crops allowed to be background, in [0, 1); 0 keeps every crop
+    reject_background: float = 0.0
+    # options of the task's network (build_model keywords)
+    model_kwargs: dict = field(default_factory=dict)
+    # mixed precision on CUDA (bfloat16 / float16) and bfloat16 on CPUs with bf16 instructions
+    amp: bool = True
+    # torch.compile the loss (faster on a GPU after a slow first step; same numbers)
+    compile: bool = False
+    # crop streams making up the batch (>= 1; None: one per process); fix it to resume
+    shards: "int | None" = None
+    # SyncBatchNorm: batch statistics over all processes (data-parallel only)
+    sync_bn: bool = False
+    # where the sampler keeps the movies: 'auto', 'device' or 'host' (same crops)
+    storage: str = "auto"
 
     def __post_init__(self) -> None:
         """Check every field (named error with a fix) and clean numbers to plain int / float / bool."""
@@ -74,8 +95,10 @@ class TrainConfig:
         `prefix` is put before the setting's name in errors, e.g. 'tap_' for a notebook's `tap_epochs`.
         """
         if not isinstance(settings, Mapping):
-            raise InputError(f"{prefix or 'settings'}: expected a dict of training settings, got "
-                             f"{type(settings).__name__}.")
+            raise InputError(
+                f"{prefix or 'settings'}: expected a dict of training settings, got "
+                f"{type(settings).__name__}."
+            )
         unknown = [k for k in settings if k not in FIELDS]
         if unknown:
             raise InputError(unknown_setting(unknown[0], prefix))
@@ -94,7 +117,9 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with `changes` applied and checked again; an unknown name fails with the known ones."""
-        return TrainConfig.from_dict({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes})
+        return TrainConfig.from_dict(
+            {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes}
+        )
 
 
 def config_of_checkpoint(state: Mapping[str, Any]) -> "TrainConfig | None":
@@ -116,8 +141,12 @@ def config_of_checkpoint(state: Mapping[str, Any]) -> "TrainConfig | None":
     if isinstance(settings.get("delta"), str):
         settings["delta"] = ast.literal_eval(settings["delta"])  # "(1,)"
     if isinstance(settings.get("augment"), str) and settings["augment"] not in AUGMENT_PRESETS:
-        del settings["augment"]  # an AugmentConfig's repr: not read back (the recipe still shows it)
-    options = {k: v for k, v in (recipe.get("config") or state.get("config") or {}).items() if k != "seed"}
+        del settings[
+            "augment"
+        ]  # an AugmentConfig's repr: not read back (the recipe still shows it)
+    options = {
+        k: v for k, v in (recipe.get("config") or state.get("config") or {}).items() if k != "seed"
+    }
     return TrainConfig.from_dict({**settings, "model_kwargs": options})
 
 
@@ -125,15 +154,21 @@ def unknown_setting(key: str, prefix: str = "") -> str:
     """The error for a key that is not a TrainConfig field: the name, the closest field and the list."""
     close = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.5)
     hint = f"did you mean {prefix}{close[0]}? " if close else ""
-    return (f"{prefix}{key}: not a training setting; {hint}TrainConfig has {', '.join(FIELDS)} "
-            "(tapkit.ssl.train_config).")
+    return (
+        f"{prefix}{key}: not a training setting; {hint}TrainConfig has {', '.join(FIELDS)} "
+        "(tapkit.ssl.train_config)."
+    )
 
 
 def frame_offsets(name: str, value: Any) -> "int | tuple[int, ...] | list[int]":
     """A check for `delta`: one whole number >= 1 or a non-empty list of them (kept as given)."""
     values = value if isinstance(value, (tuple, list)) else [value]
-    if not values or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise InputError(f"{name}={value!r}: use a frame offset >= 1 or a list of them, e.g. 1 or (1, 2).")
+    if not values or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        raise InputError(
+            f"{name}={value!r}: use a frame offset >= 1 or a list of them, e.g. 1 or (1, 2)."
+        )
     return value
 
 
@@ -143,13 +178,17 @@ def augmentation(name: str, value: Any) -> "bool | str | AugmentConfig":
         try:
             return AugmentConfig(**value)
         except TypeError as err:
-            raise InputError(f"{name}={dict(value)!r}: not the fields of an AugmentConfig ({err}).") from None
+            raise InputError(
+                f"{name}={dict(value)!r}: not the fields of an AugmentConfig ({err})."
+            ) from None
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, AugmentConfig) or value in AUGMENT_PRESETS:
         return value
-    raise InputError(f"{name}={value!r}: use True / False, a preset name ({', '.join(map(repr, AUGMENT_PRESETS))}) "
-                     "or a tapkit.ssl.augment.AugmentConfig.")
+    raise InputError(
+        f"{name}={value!r}: use True / False, a preset name ({', '.join(map(repr, AUGMENT_PRESETS))}) "
+        "or a tapkit.ssl.augment.AugmentConfig."
+    )
 
 
 def network_options(name: str, value: Any) -> dict:
@@ -157,7 +196,9 @@ def network_options(name: str, value: Any) -> dict:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InputError(f"{name}={value!r}: use a dict of network options, e.g. dict(base_filters=16).")
+        raise InputError(
+            f"{name}={value!r}: use a dict of network options, e.g. dict(base_filters=16)."
+        )
     return dict(value)
 
 
@@ -172,7 +213,9 @@ _CHECKS = {
     "batch_size": whole(1, example=64),
     "patch": whole(8, example=96, hint=" (crop side in px)"),
     "delta": frame_offsets,
-    "lr": number(0.0, 1.0, low_open=True, high_open=True, example=4e-4, hint=" (the learning rate)"),
+    "lr": number(
+        0.0, 1.0, low_open=True, high_open=True, example=4e-4, hint=" (the learning rate)"
+    ),
     "val_steps": whole(1, example=10),
     "val_fraction": number(0.0, 1.0, high_open=True, example=0.1),
     "val_at": choice(("start", "end")),

@@ -34,7 +34,10 @@ from tapkit.ssl.sampler import PairSampler, region_fits
 from tapkit.ssl.tap import TAPNet
 from tapkit.ssl.train_config import FIELDS, TrainConfig, config_of_checkpoint, unknown_setting
 
-NORMALIZATION = {"pmin": 1.0, "pmax": 99.8}  # percentiles of the movie normalisation (tapkit.normalize defaults)
+NORMALIZATION = {
+    "pmin": 1.0,
+    "pmax": 99.8,
+}  # percentiles of the movie normalisation (tapkit.normalize defaults)
 
 
 def movies_digest(movies: Any, val_movies: Any = None) -> str:
@@ -43,11 +46,17 @@ def movies_digest(movies: Any, val_movies: Any = None) -> str:
 
     h = hashlib.blake2b(digest_size=12)
     for group in (movies, val_movies or []):
-        group = [group] if isinstance(group, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(group)
+        group = (
+            [group]
+            if isinstance(group, (Movie, np.ndarray, torch.Tensor, str, os.PathLike))
+            else list(group)
+        )
         for m in group:
-            arr = open_movie(m, 'train')  # (T, C, Y, X) as stored
+            arr = open_movie(m, "train")  # (T, C, Y, X) as stored
             step = max(1, len(arr) // 64)
-            h.update(repr((arr.shape, str(arr.dtype), getattr(m, "meta", {}).get("binning"))).encode())
+            h.update(
+                repr((arr.shape, str(arr.dtype), getattr(m, "meta", {}).get("binning"))).encode()
+            )
             h.update(np.ascontiguousarray(arr[::step, :, ::3, ::3]).tobytes())
         h.update(b"|")
     return h.hexdigest()
@@ -55,15 +64,26 @@ def movies_digest(movies: Any, val_movies: Any = None) -> str:
 
 def training_recipe(pretext: str, model: PretextModel, data: str, **settings: Any) -> dict:
     """Everything that decides a training's result: task, architecture, data fingerprint and the loop's settings."""
-    return {"pretext": pretext, "config": dict(model.config), "data": data,
-            **{k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v for k, v in settings.items()}}
+    return {
+        "pretext": pretext,
+        "config": dict(model.config),
+        "data": data,
+        **{
+            k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
+            for k, v in settings.items()
+        },
+    }
 
 
 def _rng_state() -> dict:
     """All global RNG states (python, numpy, torch CPU and CUDA) as tensors and plain values (weights_only)."""
-    name, keys, *rest = np.random.get_state()  # ('MT19937', uint32 array, pos, has_gauss, cached_gaussian)
-    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *rest),
-             "torch": torch.get_rng_state()}
+    # ('MT19937', uint32 array, pos, has_gauss, cached_gaussian)
+    name, keys, *rest = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *rest),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -79,7 +99,9 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _validate(model: PretextModel, batches: list[dict], device: torch.device, amp: bool) -> dict[str, float]:
+def _validate(
+    model: PretextModel, batches: list[dict], device: torch.device, amp: bool
+) -> dict[str, float]:
     """Mean loss and metrics over fixed validation batches (eval-mode batch norm)."""
     model.eval()
     sums: dict[str, torch.Tensor] = {}
@@ -95,49 +117,76 @@ def _validate(model: PretextModel, batches: list[dict], device: torch.device, am
     return {f"val_{k}": float(v) / max(n, 1) for k, v in sums.items()}
 
 
-def _samplers(movies, val_movies, config: TrainConfig, val_region: float, device, shards=(0,),
-              n_shards=1) -> tuple[list[PairSampler], PairSampler]:
+def _samplers(
+    movies, val_movies, config: TrainConfig, val_region: float, device, shards=(0,), n_shards=1
+) -> tuple[list[PairSampler], PairSampler]:
     """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
     `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
     or separate val_movies; the whole batch, the same on every rank). `config.storage`: where the movies
     live (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
     c = config
-    common = dict(patch=c.patch, delta=c.delta, device=device, per_frame=c.per_frame, per_crop=c.per_crop)
+    common = dict(
+        patch=c.patch, delta=c.delta, device=device, per_frame=c.per_frame, per_crop=c.per_crop
+    )
     if val_movies is None:
         split = dict(val_fraction=c.val_fraction, val_at=c.val_at, val_region=val_region)
         val_args = dict(movies=movies, split="val", seed=c.seed, **split)
     else:
         split = dict(val_fraction=0.0)
-        val_args = dict(movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=c.seed + 1)
+        val_args = dict(
+            movies=val_movies, split="train", val_fraction=0.0, augment=False, seed=c.seed + 1
+        )
     train = []
     for k in shards:
-        train.append(PairSampler(movies, split="train", augment=c.augment, reject_background=c.reject_background,
-                                 seed=distributed.shard_seed(c.seed, k), batch_size=c.batch_size // n_shards,
-                                 storage=train[0].storage if train else c.storage, **split, **common))
-    return train, PairSampler(**val_args, batch_size=c.batch_size, storage=train[0].storage, **common)
+        train.append(
+            PairSampler(
+                movies,
+                split="train",
+                augment=c.augment,
+                reject_background=c.reject_background,
+                seed=distributed.shard_seed(c.seed, k),
+                batch_size=c.batch_size // n_shards,
+                storage=train[0].storage if train else c.storage,
+                **split,
+                **common,
+            )
+        )
+    return train, PairSampler(
+        **val_args, batch_size=c.batch_size, storage=train[0].storage, **common
+    )
 
 
 def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = True) -> float:
     """`val_region`, or 0 (with a note) when a movie is too narrow to hold it out and still give training crops."""
     if val_region <= 0:
         return val_region
-    group = [movies] if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike)) else list(movies)
+    group = (
+        [movies]
+        if isinstance(movies, (Movie, np.ndarray, torch.Tensor, str, os.PathLike))
+        else list(movies)
+    )
     narrowest = min(open_movie(m, "train").shape[-1] for m in group)
     if not region_fits(narrowest, patch, val_region):
         if verbose:
-            print(f"tapkit: frames {narrowest} px wide leave no room for a held-out region of {val_region} of the "
-                  f"width and training crops of {patch} px: training on whole frames, no region held out")
+            print(
+                f"tapkit: frames {narrowest} px wide leave no room for a held-out region of {val_region} of the "
+                f"width and training crops of {patch} px: training on whole frames, no region held out"
+            )
         return 0.0
     return val_region
 
 
-def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]) -> tuple[int, dict]:
+def _resume(
+    path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]
+) -> tuple[int, dict]:
     """Load a checkpoint into the training objects (`samplers`: shard -> sampler); return (epochs done, history)."""
     state = load_checkpoint(path)
     if state.get("pretext", "tap") != model.name or state["config"] != model.config:
-        raise InputError(f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
-                         f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
-                         "Use another checkpoint path or resume=False.")
+        raise InputError(
+            f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
+            f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
+            "Use another checkpoint path or resume=False."
+        )
     load_weights(model, state["model"], path, f"{model.name} model")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -151,13 +200,17 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, samplers: dict[int,
         print(f"tapkit: resuming from {path} after epoch {state['epoch']}")
         shards = distributed.info().world_size * len(samplers)
         if len(saved) != shards:
-            print(f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
-                  "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
-                  "(keep --shards fixed to resume with another number of processes exactly)")
+            print(
+                f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
+                "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
+                "(keep --shards fixed to resume with another number of processes exactly)"
+            )
     return int(state["epoch"]), state["history"]
 
 
-def training_config(config: "TrainConfig | Mapping | None" = None, settings: "Mapping | None" = None) -> TrainConfig:
+def training_config(
+    config: "TrainConfig | Mapping | None" = None, settings: "Mapping | None" = None
+) -> TrainConfig:
     """`config` (a TrainConfig, a dict of its fields or None: the defaults) with `settings` on top, checked.
 
     The cheap checks of a training (run before any data is moved or model built); an unknown name fails
@@ -168,7 +221,10 @@ def training_config(config: "TrainConfig | Mapping | None" = None, settings: "Ma
         base["augment"] = config.augment  # the object itself, not its dict
     for key in settings or {}:
         if key not in FIELDS:
-            raise InputError(unknown_setting(key) + " Besides them train takes device, checkpoint, resume, progress.")
+            raise InputError(
+                unknown_setting(key)
+                + " Besides them train takes device, checkpoint, resume, progress."
+            )
     return TrainConfig.from_dict({**base, **(settings or {})})
 
 
@@ -186,11 +242,17 @@ def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames
         base 32, patch 96, batch 8:  849 MiB measured,  889 MiB estimated
     """
     cfg = model.config
-    per_pixel = 24 * int(cfg["base_filters"]) + 4 * int(cfg["backbone_features"]) + 5 * int(cfg.get("head_features", 0))
+    per_pixel = (
+        24 * int(cfg["base_filters"])
+        + 4 * int(cfg["backbone_features"])
+        + 5 * int(cfg.get("head_features", 0))
+    )
     return int(1.3 * 4 * per_pixel * patch**2 * frames * batch_size)
 
 
-def check_memory(batch_size: int, patch: int, movies_bytes: int, model: PretextModel, device: torch.device) -> None:
+def check_memory(
+    batch_size: int, patch: int, movies_bytes: int, model: PretextModel, device: torch.device
+) -> None:
     """Refuse a batch (and movie) that cannot fit in the device's free memory, naming what to lower."""
     free = free_bytes(device)  # CUDA free memory, or the host's MemAvailable
     need = estimate_step_bytes(batch_size, patch, model) + movies_bytes
@@ -199,13 +261,22 @@ def check_memory(batch_size: int, patch: int, movies_bytes: int, model: PretextM
         raise InputError(
             f"batch_size={batch_size} with patch={patch} needs about {need / gib:.1f} GiB on {device} "
             f"(the movies {movies_bytes / gib:.2f} GiB), but only {free / gib:.1f} GiB is free. Lower batch_size "
-            f"(tap_batch_size in the notebooks) or patch (tap_patch), or use smaller movies.")
+            f"(tap_batch_size in the notebooks) or patch (tap_patch), or use smaller movies."
+        )
 
 
-def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None,
-          config: "TrainConfig | None" = None, *, device: "str | torch.device" = "auto",
-          checkpoint: "str | os.PathLike | None" = None, resume: bool = False, progress: bool = True,
-          **settings: Any) -> tuple[PretextModel, dict]:
+def train(
+    pretext: str,
+    movies: "Movie | np.ndarray | Sequence",
+    val_movies: "Sequence | None" = None,
+    config: "TrainConfig | None" = None,
+    *,
+    device: "str | torch.device" = "auto",
+    checkpoint: "str | os.PathLike | None" = None,
+    resume: bool = False,
+    progress: bool = True,
+    **settings: Any,
+) -> tuple[PretextModel, dict]:
     """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
 
     `config` (a `TrainConfig`; its fields can also be given as keywords, which win over `config`'s) holds
@@ -226,8 +297,10 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
         >>> model, history = train("mim", [movie], config=TrainConfig(epochs=2, model_kwargs=dict(mask_ratio=0.5)))
     """
     if isinstance(val_movies, (TrainConfig, Mapping)):
-        raise InputError("train: the third argument is val_movies (movies to validate on), but it got training "
-                         "settings: pass them as config=... .")
+        raise InputError(
+            "train: the third argument is val_movies (movies to validate on), but it got training "
+            "settings: pass them as config=... ."
+        )
     c = training_config(config, settings)
     ctx = distributed.info()
     n_shards = distributed.check_shards(c.batch_size, c.shards, ctx.world_size)
@@ -236,80 +309,187 @@ def train(pretext: str, movies: "Movie | np.ndarray | Sequence", val_movies: "Se
     device = pick_device(device, verbose=distributed.is_main())
     mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
     val_region = _fitting_region(movies, c.patch, c.val_region, verbose=distributed.is_main())
-    train_s, val_s = _samplers(movies, val_movies, c, val_region, device, mine, n_shards)  # checks the data
-    check_memory(c.batch_size // ctx.world_size, c.patch, sum(s.nbytes for s in train_s), model, device)
+    train_s, val_s = _samplers(
+        movies, val_movies, c, val_region, device, mine, n_shards
+    )  # checks the data
+    check_memory(
+        c.batch_size // ctx.world_size, c.patch, sum(s.nbytes for s in train_s), model, device
+    )
     torch.manual_seed(c.seed)
     model.binning = data_binning(movies)
     model.normalization = dict(NORMALIZATION, per_frame=c.per_frame, per_crop=c.per_crop)
     recipe = _recipe(pretext, model, movies, val_movies, c, n_shards, val_region, device)
     if c.sync_bn and ctx.enabled:
-        model = distributed.sync_batchnorm(model, device)  # the same weights; statistics over all ranks
+        model = distributed.sync_batchnorm(
+            model, device
+        )  # the same weights; statistics over all ranks
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     total_steps = c.epochs * c.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=c.lr / 20)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=total_steps, eta_min=c.lr / 20
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=c.amp and device.type == "cuda")
     history: dict[str, list] = {}
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        start, history = _resume(Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s)))
-    step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss  # DDP syncs gradients in backward
+        start, history = _resume(
+            Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s))
+        )
+    # DDP syncs gradients in backward
+    step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss
     loss_fn = torch.compile(step_fn) if c.compile else step_fn
     g_val = torch.Generator(device=device).manual_seed(c.seed + 104729)
-    val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(c.val_steps)]  # fixed
+    val_batches = [
+        model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(c.val_steps)
+    ]  # fixed
     for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
-        stats = _train_epoch(loss_fn, model, train_s, optimizer, scheduler, scaler, device, c.amp,
-                             c.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}",
-                             progress=progress and distributed.is_main())
+        stats = _train_epoch(
+            loss_fn,
+            model,
+            train_s,
+            optimizer,
+            scheduler,
+            scaler,
+            device,
+            c.amp,
+            c.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{c.epochs}",
+            progress=progress and distributed.is_main(),
+        )
         distributed.broadcast_buffers(model)  # every rank validates rank 0's model
         with torch.no_grad():
-            stats.update(_validate(model, val_batches, device, c.amp), lr=scheduler.get_last_lr()[0],
-                         seconds=time.perf_counter() - t0)
+            stats.update(
+                _validate(model, val_batches, device, c.amp),
+                lr=scheduler.get_last_lr()[0],
+                seconds=time.perf_counter() - t0,
+            )
         for k, v in stats.items():
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
-            _save(checkpoint, model, optimizer, scheduler, scaler, dict(zip(mine, train_s)), epoch + 1, history,
-                  model.normalization, recipe, c)
+            _save(
+                checkpoint,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                dict(zip(mine, train_s)),
+                epoch + 1,
+                history,
+                model.normalization,
+                recipe,
+                c,
+            )
     return model.eval(), history
 
 
-def _recipe(pretext: str, model: PretextModel, movies: Any, val_movies: Any, c: TrainConfig, n_shards: int,
-            val_region: float, device: torch.device) -> dict:
+def _recipe(
+    pretext: str,
+    model: PretextModel,
+    movies: Any,
+    val_movies: Any,
+    c: TrainConfig,
+    n_shards: int,
+    val_region: float,
+    device: torch.device,
+) -> dict:
     """The recipe a training with these pieces stores: `training_recipe` of the settings that decide its result."""
-    return training_recipe(pretext, model, movies_digest(movies, val_movies), epochs=c.epochs,
-                           steps_per_epoch=c.steps_per_epoch, batch_size=c.batch_size, patch=c.patch, delta=c.delta,
-                           lr=c.lr, val_steps=c.val_steps, val_fraction=c.val_fraction, val_at=c.val_at, seed=c.seed,
-                           augment=c.augment, per_frame=c.per_frame, per_crop=c.per_crop, val_region=val_region,
-                           reject_background=c.reject_background, shards=n_shards,
-                           amp=str(amp_dtype(device, c.amp)), sync_bn=c.sync_bn, binning=model.binning)
+    return training_recipe(
+        pretext,
+        model,
+        movies_digest(movies, val_movies),
+        epochs=c.epochs,
+        steps_per_epoch=c.steps_per_epoch,
+        batch_size=c.batch_size,
+        patch=c.patch,
+        delta=c.delta,
+        lr=c.lr,
+        val_steps=c.val_steps,
+        val_fraction=c.val_fraction,
+        val_at=c.val_at,
+        seed=c.seed,
+        augment=c.augment,
+        per_frame=c.per_frame,
+        per_crop=c.per_crop,
+        val_region=val_region,
+        reject_background=c.reject_background,
+        shards=n_shards,
+        amp=str(amp_dtype(device, c.amp)),
+        sync_bn=c.sync_bn,
+        binning=model.binning,
+    )
 
 
-def planned_recipe(pretext: str, movies: Any, val_movies: Any = None, config: "TrainConfig | None" = None,
-                   device: "str | torch.device" = "auto", **settings: Any) -> dict:
+def planned_recipe(
+    pretext: str,
+    movies: Any,
+    val_movies: Any = None,
+    config: "TrainConfig | None" = None,
+    device: "str | torch.device" = "auto",
+    **settings: Any,
+) -> dict:
     """The recipe `train` would store for these arguments (one process), without training or moving data."""
     c = training_config(config, settings)
     model = build_model(pretext, **{"seed": c.seed, **c.model_kwargs})
     model.binning = data_binning(movies)
     n_shards = distributed.check_shards(c.batch_size, c.shards, distributed.info().world_size)
     val_region = _fitting_region(movies, c.patch, c.val_region, verbose=False)
-    return _recipe(pretext, model, movies, val_movies, c, n_shards, val_region, pick_device(device, verbose=False))
+    return _recipe(
+        pretext,
+        model,
+        movies,
+        val_movies,
+        c,
+        n_shards,
+        val_region,
+        pick_device(device, verbose=False),
+    )
 
 
-def _save(path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler], epoch: int, history: dict,
-          normalization: dict, recipe: "dict | None" = None, config: "TrainConfig | None" = None) -> None:
+def _save(
+    path,
+    model,
+    optimizer,
+    scheduler,
+    scaler,
+    samplers: dict[int, PairSampler],
+    epoch: int,
+    history: dict,
+    normalization: dict,
+    recipe: "dict | None" = None,
+    config: "TrainConfig | None" = None,
+) -> None:
     """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
     shards: dict[int, dict] = {}
     for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
         shards.update(part)
     if distributed.is_main():
-        save_checkpoint(_state(model, optimizer, scheduler, scaler, [shards[k] for k in sorted(shards)], epoch,
-                               history, normalization=normalization, recipe=recipe, config=config), path)
+        save_checkpoint(
+            _state(
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                [shards[k] for k in sorted(shards)],
+                epoch,
+                history,
+                normalization=normalization,
+                recipe=recipe,
+                config=config,
+            ),
+            path,
+        )
     distributed.barrier()
 
 
-def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | None" = None,
-              config: "TrainConfig | None" = None, lam: float = 0.01, **kwargs: Any) -> tuple[TAPNet, dict]:
+def train_tap(
+    movies: "Movie | np.ndarray | Sequence",
+    val_movies: "Sequence | None" = None,
+    config: "TrainConfig | None" = None,
+    lam: float = 0.01,
+    **kwargs: Any,
+) -> tuple[TAPNet, dict]:
     """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
 
     `kwargs`: `train`'s (device, checkpoint, resume, progress and any TrainConfig field). A `lam` in
@@ -326,8 +506,11 @@ def train_tap(movies: "Movie | np.ndarray | Sequence", val_movies: "Sequence | N
 
 def data_binning(movies: Any) -> "int | None":
     """The pixel binning of the training movies (Movie.meta['binning'], 1 if unbinned); None if unknown or mixed."""
-    found = {m.meta.get("binning", 1) for m in (movies if isinstance(movies, (list, tuple)) else [movies])
-             if isinstance(m, Movie)}
+    found = {
+        m.meta.get("binning", 1)
+        for m in (movies if isinstance(movies, (list, tuple)) else [movies])
+        if isinstance(m, Movie)
+    }
     return found.pop() if len(found) == 1 else None
 
 
@@ -340,8 +523,9 @@ def _make_batch(model: PretextModel, samplers: list[PairSampler]) -> dict[str, t
     return parts[0] if len(parts) == 1 else {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device, amp, steps, desc,
-                 progress) -> dict[str, float]:
+def _train_epoch(
+    loss_fn, model, samplers, optimizer, scheduler, scaler, device, amp, steps, desc, progress
+) -> dict[str, float]:
     """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics (all ranks)."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
@@ -358,27 +542,53 @@ def _train_epoch(loss_fn, model, samplers, optimizer, scheduler, scaler, device,
         scheduler.step()
         for k, v in {"loss": loss, **metrics}.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
-        if i % 10 == 0 or i == steps - 1:  # every rank takes part in the all-reduce, rank 0 shows it
+        if (
+            i % 10 == 0 or i == steps - 1
+        ):  # every rank takes part in the all-reduce, rank 0 shows it
             shown = distributed.mean_over_ranks(sums)
             if progress:
                 bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in shown.items()})
     means = {f"train_{k}": float(v) / steps for k, v in shown.items()}
     if progress:
-        print(f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items()))
+        print(
+            f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items())
+        )
     return means
 
 
-def _state(model, optimizer, scheduler, scaler, samplers: list[dict], epoch: int, history: dict,
-           normalization: dict, recipe: "dict | None" = None, config: "TrainConfig | None" = None) -> dict:
+def _state(
+    model,
+    optimizer,
+    scheduler,
+    scaler,
+    samplers: list[dict],
+    epoch: int,
+    history: dict,
+    normalization: dict,
+    recipe: "dict | None" = None,
+    config: "TrainConfig | None" = None,
+) -> dict:
     """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
     (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before);
     'train_config': the TrainConfig's fields (`load_train_config` reads them back)."""
-    return {"pretext": model.name, "config": model.config, "binning": model.binning,
-            "normalization": normalization, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "sampler": samplers[0], "samplers": samplers, "shards": len(samplers), "rng": _rng_state(),
-            "epoch": epoch, "history": history, "recipe": recipe,
-            "train_config": None if config is None else config.to_dict()}
+    return {
+        "pretext": model.name,
+        "config": model.config,
+        "binning": model.binning,
+        "normalization": normalization,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "sampler": samplers[0],
+        "samplers": samplers,
+        "shards": len(samplers),
+        "rng": _rng_state(),
+        "epoch": epoch,
+        "history": history,
+        "recipe": recipe,
+        "train_config": None if config is None else config.to_dict(),
+    }
 
 
 def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
@@ -391,11 +601,18 @@ def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto")
     pretext = state.get("pretext", "tap")
     try:
         model = build_model(pretext, **state["config"])
-    except (TypeError, ValueError) as err:  # an unknown task or option: not a config this tapkit wrote
-        raise InputError(f"{path} holds a {pretext!r} model whose config tapkit cannot build ({err}). It was "
-                         "written by another version or damaged: train it again.") from None
-    weights = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-               for k, v in state["model"].items()}
+    except (
+        TypeError,
+        ValueError,
+    ) as err:  # an unknown task or option: not a config this tapkit wrote
+        raise InputError(
+            f"{path} holds a {pretext!r} model whose config tapkit cannot build ({err}). It was "
+            "written by another version or damaged: train it again."
+        ) from None
+    weights = {
+        k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in state["model"].items()
+    }
     load_weights(model, weights, path, f"{pretext} model of this config")
     model.binning = state.get("binning")
     model.normalization = state.get("normalization", dict(NORMALIZATION, per_frame=True))
@@ -411,5 +628,7 @@ def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -
     """Rebuild a trained TAPNet from its checkpoint (see `load_model`); other pretext tasks are refused."""
     model = load_model(path, device)
     if not isinstance(model, TAPNet):
-        raise InputError(f"{path} holds a {model.name!r} model, not a TAP one: use tapkit.ssl.trainer.load_model.")
+        raise InputError(
+            f"{path} holds a {model.name!r} model, not a TAP one: use tapkit.ssl.trainer.load_model."
+        )
     return model

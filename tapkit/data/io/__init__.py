@@ -16,14 +16,48 @@ re-exported here: `from tapkit.data.io import read_tiff` and `tapkit.data.io.rea
 
 from tapkit.data.io.common import MIN_FRAME_SIDE, PathArg, check_axes, check_channel, natural_key
 from tapkit.data.io.ctc import read_ctc, read_lineage, write_ctc
-from tapkit.data.io.tiff import TIFF_SUFFIXES, check_tiff_header, read_tiff, read_tiff_folder, write_tiff
-from tapkit.data.io.zarr import (ZARR_DEFAULT_AXES, ZARR_MARKERS, check_zarr, import_zarr, is_zarr, open_zarr, read_zarr,
-                                 write_zarr)
+from tapkit.data.io.tiff import (
+    TIFF_SUFFIXES,
+    check_tiff_header,
+    read_tiff,
+    read_tiff_folder,
+    write_tiff,
+)
+from tapkit.data.io.zarr import (
+    ZARR_DEFAULT_AXES,
+    ZARR_MARKERS,
+    check_zarr,
+    import_zarr,
+    is_zarr,
+    open_zarr,
+    read_zarr,
+    write_zarr,
+)
 from tapkit.data.lineage import check_lineage, events_from_lineage, lineage_from_labels
 
 __all__ = [
-    "MIN_FRAME_SIDE", "PathArg", "TIFF_SUFFIXES", "ZARR_DEFAULT_AXES", "ZARR_MARKERS", "check_axes", "check_channel",
-    "check_lineage", "check_tiff_header", "check_zarr", "events_from_lineage", "import_zarr", "is_zarr",
-    "lineage_from_labels", "natural_key", "open_zarr", "read_ctc", "read_lineage", "read_tiff", "read_tiff_folder",
-    "read_zarr", "write_ctc", "write_tiff", "write_zarr",
+    "MIN_FRAME_SIDE",
+    "PathArg",
+    "TIFF_SUFFIXES",
+    "ZARR_DEFAULT_AXES",
+    "ZARR_MARKERS",
+    "check_axes",
+    "check_channel",
+    "check_lineage",
+    "check_tiff_header",
+    "check_zarr",
+    "events_from_lineage",
+    "import_zarr",
+    "is_zarr",
+    "lineage_from_labels",
+    "natural_key",
+    "open_zarr",
+    "read_ctc",
+    "read_lineage",
+    "read_tiff",
+    "read_tiff_folder",
+    "read_zarr",
+    "write_ctc",
+    "write_tiff",
+    "write_zarr",
 ]

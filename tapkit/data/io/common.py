@@ -52,37 +52,50 @@ def _check_frame_size(shape: tuple[int, ...], axes: str, path: Path) -> None:
     if yx and min(yx) < MIN_FRAME_SIDE:
         if axes == "YXS":
             yx = tuple(shape[-2:])  # read as the (T, Y, X) movie it was meant to be
-        raise InputError(f"{path.name}: shape {tuple(shape)} gives frames of {yx[0]} x {yx[-1]} px, too small for "
-                         f"tapkit (at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}). Check that the file is a (T, Y, X) "
-                         "movie of whole frames, not a crop or a table of numbers.")
+        raise InputError(
+            f"{path.name}: shape {tuple(shape)} gives frames of {yx[0]} x {yx[-1]} px, too small for "
+            f"tapkit (at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}). Check that the file is a (T, Y, X) "
+            "movie of whole frames, not a crop or a table of numbers."
+        )
 
 
-def check_axes(shape: Sequence[int], axes: str, name: str, what: str = "data", note: bool = True) -> str:
+def check_axes(
+    shape: Sequence[int], axes: str, name: str, what: str = "data", note: bool = True
+) -> str:
     """The axes without singletons; InputError when Z and T are both > 1 (a 3D time-lapse), else ZYX reads as TYX."""
     keep = [(n, a) for n, a in zip(shape, axes) if n > 1 or a in "YX"]
     squeezed, dims = "".join(a for _, a in keep), tuple(n for n, _ in keep)
     if "Z" in squeezed and "T" in squeezed:
         nz, nt = dims[squeezed.index("Z")], dims[squeezed.index("T")]
-        raise InputError(f"{what}: {name} is a 3D time-lapse (axes {squeezed}, shape {dims}: {nt} time points x {nz} "
-                         "z-slices); tapkit works on 2D movies (T, Y, X). Save one z-slice or a max projection "
-                         "over Z first (Fiji: Image > Stacks > Z Project...), then point data= at that file.")
+        raise InputError(
+            f"{what}: {name} is a 3D time-lapse (axes {squeezed}, shape {dims}: {nt} time points x {nz} "
+            "z-slices); tapkit works on 2D movies (T, Y, X). Save one z-slice or a max projection "
+            "over Z first (Fiji: Image > Stacks > Z Project...), then point data= at that file."
+        )
     if "Z" in squeezed and "T" not in squeezed:
         if note:
-            print(f"tapkit: {name} has axes {squeezed} and no time axis; reading its {dims[squeezed.index('Z')]} z-slices "
-                  "as time points (Fiji often saves time-lapses as slices). If it is a real z-stack, it is not a movie.")
+            print(
+                f"tapkit: {name} has axes {squeezed} and no time axis; reading its {dims[squeezed.index('Z')]} z-slices "
+                "as time points (Fiji often saves time-lapses as slices). If it is a real z-stack, it is not a movie."
+            )
         squeezed = squeezed.replace("Z", "T")
     return squeezed
 
 
-def check_channel(shape: Sequence[int], axes: str, channel: int | None, name: str, what: str = "read_tiff") -> int | None:
+def check_channel(
+    shape: Sequence[int], axes: str, channel: int | None, name: str, what: str = "read_tiff"
+) -> int | None:
     """The channel axis of squeezed (shape, axes) (C or S, or axis 1 of unnamed 4D data), checked against `channel`."""
     if len(shape) == 3 and axes[0] == "S":
-        axes = "T" + axes[1:]  # tifffile stores 3- and 4-frame stacks as planar RGB: they are frames
+        # tifffile stores 3- and 4-frame stacks as planar RGB: they are frames
+        axes = "T" + axes[1:]
     cax = next((axes.index(a) for a in "CS" if a in axes), 1 if len(shape) == 4 else None)
     if cax is None:
         if channel is not None:
-            raise InputError(f"{what}: {name} has one channel (axes {axes}, shape {tuple(shape)}); "
-                             "leave out channel= (channel=None).")
+            raise InputError(
+                f"{what}: {name} has one channel (axes {axes}, shape {tuple(shape)}); "
+                "leave out channel= (channel=None)."
+            )
         return None
     n = shape[cax]
     if channel is None:
@@ -91,6 +104,8 @@ def check_channel(shape: Sequence[int], axes: str, channel: int | None, name: st
             f"tapkit uses one channel. Pick one with channel=0 (0 ... {n - 1}), e.g. read_tiff(path, channel=0)."
         )
     if not -n <= channel < n:
-        raise InputError(f"{what}: channel={channel} but {name} has {n} channels (0 ... {n - 1}); "
-                         f"use channel=0 ... {n - 1}.")
+        raise InputError(
+            f"{what}: channel={channel} but {name} has {n} channels (0 ... {n - 1}); "
+            f"use channel=0 ... {n - 1}."
+        )
     return cax

@@ -19,15 +19,46 @@ motion), `render` (painting nuclei, the camera), `tracks` (CTC tracks, lineage, 
 `from tapkit.data.simulate import simulate_movie` works as before.
 """
 
-from tapkit.data.simulate.constants import (BACKGROUND, BRIGHTNESS, BURN_IN, FRAME_INTERVAL, GAIN, OFFSET, PROPHASE,
-                                            READ_NOISE, REAL_PIXEL_SIZE, REAL_RADIUS, TEXTURE_SIZE, YOUTH)
+from tapkit.data.simulate.constants import (
+    BACKGROUND,
+    BRIGHTNESS,
+    BURN_IN,
+    FRAME_INTERVAL,
+    GAIN,
+    OFFSET,
+    PROPHASE,
+    READ_NOISE,
+    REAL_PIXEL_SIZE,
+    REAL_RADIUS,
+    TEXTURE_SIZE,
+    YOUTH,
+)
 from tapkit.data.simulate.engine import simulate_movie
 from tapkit.data.simulate.render import Blob
-from tapkit.data.simulate.two_channel import (CELL_BODY_BRIGHTNESS, MITOTIC_ROUNDING, NUCLEAR_EXCLUSION,
-                                              simulate_two_channel)
+from tapkit.data.simulate.two_channel import (
+    CELL_BODY_BRIGHTNESS,
+    MITOTIC_ROUNDING,
+    NUCLEAR_EXCLUSION,
+    simulate_two_channel,
+)
 
 __all__ = [
-    "BACKGROUND", "BRIGHTNESS", "BURN_IN", "Blob", "CELL_BODY_BRIGHTNESS", "FRAME_INTERVAL", "GAIN", "MITOTIC_ROUNDING",
-    "NUCLEAR_EXCLUSION", "OFFSET", "PROPHASE", "READ_NOISE", "REAL_PIXEL_SIZE", "REAL_RADIUS", "TEXTURE_SIZE", "YOUTH",
-    "simulate_movie", "simulate_two_channel",
+    "BACKGROUND",
+    "BRIGHTNESS",
+    "BURN_IN",
+    "Blob",
+    "CELL_BODY_BRIGHTNESS",
+    "FRAME_INTERVAL",
+    "GAIN",
+    "MITOTIC_ROUNDING",
+    "NUCLEAR_EXCLUSION",
+    "OFFSET",
+    "PROPHASE",
+    "READ_NOISE",
+    "REAL_PIXEL_SIZE",
+    "REAL_RADIUS",
+    "TEXTURE_SIZE",
+    "YOUTH",
+    "simulate_movie",
+    "simulate_two_channel",
 ]

@@ -57,31 +57,55 @@ class _Params:
     seed: int
 
 
-def _world_geometry(p: _Params, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _world_geometry(
+    p: _Params, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World size (2,), field-of-view origin at frame 0 (2,) and drift direction (2,)."""
     margin = 3 * p.nucleus_radius + p.drift * p.n_frames
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.sin(angle), np.cos(angle)])
     world = np.array(p.size, dtype=float) + 2 * margin
-    origin0 = margin - direction * p.drift * p.n_frames / 2  # the field of view stays inside the world
+    # the field of view stays inside the world
+    origin0 = margin - direction * p.drift * p.n_frames / 2
     return world, origin0, direction
 
 
-def _new_cell(p: _Params, rng: np.random.Generator, wid: int, y: float, x: float, parent: int = 0) -> _Cell:
+def _new_cell(
+    p: _Params, rng: np.random.Generator, wid: int, y: float, x: float, parent: int = 0
+) -> _Cell:
     """A new nucleus with random size, shape, brightness, texture and cycle length."""
     n_spots = rng.integers(2, 6)
-    spots = np.column_stack([rng.uniform(-0.6, 0.6, (n_spots, 2)), rng.uniform(0.25, 0.5, n_spots),
-                             rng.uniform(0.08, 0.14, n_spots)])
+    spots = np.column_stack(
+        [
+            rng.uniform(-0.6, 0.6, (n_spots, 2)),
+            rng.uniform(0.25, 0.5, n_spots),
+            rng.uniform(0.08, 0.14, n_spots),
+        ]
+    )
     n_holes = rng.integers(0, 3)  # nucleoli: darker round spots
-    holes = np.column_stack([rng.uniform(-0.4, 0.4, (n_holes, 2)), -rng.uniform(0.25, 0.45, n_holes),
-                             rng.uniform(0.15, 0.22, n_holes)])
+    holes = np.column_stack(
+        [
+            rng.uniform(-0.4, 0.4, (n_holes, 2)),
+            -rng.uniform(0.25, 0.45, n_holes),
+            rng.uniform(0.15, 0.22, n_holes),
+        ]
+    )
     cycle = 1.0 / max(p.division_rate, 1e-6) * rng.gamma(16, 1 / 16)
     return _Cell(
-        wid=wid, parent=parent, y=y, x=x, r=p.nucleus_radius * rng.lognormal(0, 0.08),
-        aspect=rng.uniform(0.6, 0.9), theta=rng.uniform(0, np.pi), amp=BRIGHTNESS * rng.lognormal(0, 0.35),
-        cycle=cycle, vy=rng.normal(0, 0.15), vx=rng.normal(0, 0.15),
+        wid=wid,
+        parent=parent,
+        y=y,
+        x=x,
+        r=p.nucleus_radius * rng.lognormal(0, 0.08),
+        aspect=rng.uniform(0.6, 0.9),
+        theta=rng.uniform(0, np.pi),
+        amp=BRIGHTNESS * rng.lognormal(0, 0.35),
+        cycle=cycle,
+        vy=rng.normal(0, 0.15),
+        vx=rng.normal(0, 0.15),
         harm=np.column_stack([rng.uniform(0, 0.06, 3), rng.uniform(0, 2 * np.pi, 3)]),
-        tex=rng.uniform(0, TEXTURE_SIZE, 2), spots=np.vstack([spots, holes]),
+        tex=rng.uniform(0, TEXTURE_SIZE, 2),
+        spots=np.vstack([spots, holes]),
         frags=rng.uniform(0, 2 * np.pi, rng.integers(3, 7)),
     )
 
@@ -93,8 +117,11 @@ def _burn_in(p: _Params) -> int:
 
 def _initial_cells(p: _Params, rng: np.random.Generator, world: np.ndarray) -> list[_Cell]:
     """Place cells uniformly in the world with a minimum distance, at random cycle phases."""
-    growth = np.log(2) * p.division_rate - p.death_rate  # net growth rate per frame during the burn-in
-    n = int(round(p.n_cells * world.prod() / np.prod(p.size) * np.exp(-_burn_in(p) * max(growth, 0.0))))
+    # net growth rate per frame during the burn-in
+    growth = np.log(2) * p.division_rate - p.death_rate
+    n = int(
+        round(p.n_cells * world.prod() / np.prod(p.size) * np.exp(-_burn_in(p) * max(growth, 0.0)))
+    )
     pts: list[np.ndarray] = []
     for _ in range(50 * n + 50):
         if len(pts) == n:

@@ -8,17 +8,45 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tapkit.data.movie import InputError, Movie
-from tapkit.data.simulate.cells import (_burn_in, _Cell, _event_kind, _initial_cells, _new_cell, _Params, _repulsion,
-                                        _size_factor, _world_geometry)
+from tapkit.data.simulate.cells import (
+    _burn_in,
+    _Cell,
+    _event_kind,
+    _initial_cells,
+    _new_cell,
+    _Params,
+    _repulsion,
+    _size_factor,
+    _world_geometry,
+)
 from tapkit.data.simulate.constants import FRAME_INTERVAL, REAL_PIXEL_SIZE, REAL_RADIUS
-from tapkit.data.simulate.render import _blobs, _camera, _ensure_visible, _paint, _Scene, _texture_field, _vignette
+from tapkit.data.simulate.render import (
+    _blobs,
+    _camera,
+    _ensure_visible,
+    _paint,
+    _Scene,
+    _texture_field,
+    _vignette,
+)
 from tapkit.data.simulate.tracks import _event_list, _tracks
 
 
-def simulate_movie(n_frames: int = 80, size: tuple[int, int] = (256, 256), n_cells: int | None = None,
-                   division_rate: float = 0.025, death_rate: float = 0.004, nucleus_radius: float = 8.0,
-                   noise: float = 1.0, bleaching: float = 0.0, drift: float = 0.0, static: bool = False,
-                   daughter_event_frames: int = 2, seed: int = 0, progress: bool = True) -> Movie:
+def simulate_movie(
+    n_frames: int = 80,
+    size: tuple[int, int] = (256, 256),
+    n_cells: int | None = None,
+    division_rate: float = 0.025,
+    death_rate: float = 0.004,
+    nucleus_radius: float = 8.0,
+    noise: float = 1.0,
+    bleaching: float = 0.0,
+    drift: float = 0.0,
+    static: bool = False,
+    daughter_event_frames: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+) -> Movie:
     """Simulate a (T, Y, X) movie of fluorescent nuclei with labels, events and lineage.
 
     The default movie (80 frames of 256 x 256 px, nuclei of radius ~8 px, one frame per 30 min as
@@ -37,51 +65,111 @@ def simulate_movie(n_frames: int = 80, size: tuple[int, int] = (256, 256), n_cel
     static: freeze all cells (no motion, growth, divisions, deaths); only noise changes.
     daughter_event_frames: frames after division during which daughters are marked as events.
     """
-    p = _check_params(n_frames, size, n_cells, division_rate, death_rate, nucleus_radius, noise,
-                      bleaching, drift, static, daughter_event_frames, seed)
+    p = _check_params(
+        n_frames,
+        size,
+        n_cells,
+        division_rate,
+        death_rate,
+        nucleus_radius,
+        noise,
+        bleaching,
+        drift,
+        static,
+        daughter_event_frames,
+        seed,
+    )
     sim = _Sim(p)
     images, labels, events = sim.run(progress)
     lineage, labels, lut = _tracks(sim.visible, labels, sim.parents)
     return Movie(
-        images=images, labels=labels, events=events, lineage=lineage, name="simulated",
-        pixel_size=REAL_PIXEL_SIZE * REAL_RADIUS / p.nucleus_radius, frame_interval=FRAME_INTERVAL,
-        meta={"params": dict(p.__dict__), "events": _event_list(sim.history, lut, p),
-              "source": "tapkit.data.simulate.simulate_movie"},
+        images=images,
+        labels=labels,
+        events=events,
+        lineage=lineage,
+        name="simulated",
+        pixel_size=REAL_PIXEL_SIZE * REAL_RADIUS / p.nucleus_radius,
+        frame_interval=FRAME_INTERVAL,
+        meta={
+            "params": dict(p.__dict__),
+            "events": _event_list(sim.history, lut, p),
+            "source": "tapkit.data.simulate.simulate_movie",
+        },
     )
 
 
-def _check_params(n_frames, size, n_cells, division_rate, death_rate, nucleus_radius, noise,
-                  bleaching, drift, static, daughter_event_frames, seed) -> _Params:
+def _check_params(
+    n_frames,
+    size,
+    n_cells,
+    division_rate,
+    death_rate,
+    nucleus_radius,
+    noise,
+    bleaching,
+    drift,
+    static,
+    daughter_event_frames,
+    seed,
+) -> _Params:
     """Validate the parameters of `simulate_movie` and fill in defaults; raise InputError early."""
     if not isinstance(n_frames, (int, np.integer)) or n_frames < 2:
-        raise InputError(f"simulate_movie: n_frames={n_frames!r}; a movie needs an integer >= 2 frames.")
+        raise InputError(
+            f"simulate_movie: n_frames={n_frames!r}; a movie needs an integer >= 2 frames."
+        )
     try:
         ny, nx = (int(s) for s in size)
     except (TypeError, ValueError):
-        raise InputError(f"simulate_movie: size={size!r} must be two integers (Y, X), e.g. (256, 256).") from None
+        raise InputError(
+            f"simulate_movie: size={size!r} must be two integers (Y, X), e.g. (256, 256)."
+        ) from None
     if nucleus_radius is None or not 3 <= nucleus_radius <= 40:
-        raise InputError(f"simulate_movie: nucleus_radius={nucleus_radius!r} px; use 3-40 px (default 8).")
+        raise InputError(
+            f"simulate_movie: nucleus_radius={nucleus_radius!r} px; use 3-40 px (default 8)."
+        )
     if min(ny, nx) < 4 * nucleus_radius or min(ny, nx) < 32:
         raise InputError(
             f"simulate_movie: size={size!r} is too small for nuclei of radius {nucleus_radius} px; "
             f"use at least {max(32, int(4 * nucleus_radius))} px per side (or a smaller nucleus_radius)."
         )
-    for name, val, hi in [("division_rate", division_rate, 0.2), ("death_rate", death_rate, 0.2),
-                          ("noise", noise, 10.0), ("bleaching", bleaching, 1.0), ("drift", drift, 5.0)]:
+    for name, val, hi in [
+        ("division_rate", division_rate, 0.2),
+        ("death_rate", death_rate, 0.2),
+        ("noise", noise, 10.0),
+        ("bleaching", bleaching, 1.0),
+        ("drift", drift, 5.0),
+    ]:
         if not np.isfinite(val) or not 0 <= val <= hi:
-            raise InputError(f"simulate_movie: {name}={val!r} must be between 0 and {hi} (0 switches it off).")
+            raise InputError(
+                f"simulate_movie: {name}={val!r} must be between 0 and {hi} (0 switches it off)."
+            )
     if not isinstance(daughter_event_frames, (int, np.integer)) or daughter_event_frames < 0:
-        raise InputError(f"simulate_movie: daughter_event_frames={daughter_event_frames!r} must be an integer >= 0.")
+        raise InputError(
+            f"simulate_movie: daughter_event_frames={daughter_event_frames!r} must be an integer >= 0."
+        )
     if n_cells is None:
         n_cells = max(1, round(0.2 * ny * nx / (np.pi * nucleus_radius**2)))
-    if not isinstance(n_cells, (int, np.integer)) or not 0 <= n_cells <= 0.5 * ny * nx / (np.pi * nucleus_radius**2):
+    if not isinstance(n_cells, (int, np.integer)) or not 0 <= n_cells <= 0.5 * ny * nx / (
+        np.pi * nucleus_radius**2
+    ):
         raise InputError(
             f"simulate_movie: n_cells={n_cells!r} must be an integer between 0 and "
             f"{int(0.5 * ny * nx / (np.pi * nucleus_radius**2))} (nuclei would cover more than half the field)."
         )
-    return _Params(int(n_frames), (ny, nx), int(n_cells), float(division_rate), float(death_rate),
-                   float(nucleus_radius), float(noise), float(bleaching), float(drift), bool(static),
-                   int(daughter_event_frames), int(seed))
+    return _Params(
+        int(n_frames),
+        (ny, nx),
+        int(n_cells),
+        float(division_rate),
+        float(death_rate),
+        float(nucleus_radius),
+        float(noise),
+        float(bleaching),
+        float(drift),
+        bool(static),
+        int(daughter_event_frames),
+        int(seed),
+    )
 
 
 class _Sim:
@@ -94,7 +182,9 @@ class _Sim:
         self.vignette = _vignette(p.size, self.rng)
         self.cells = _initial_cells(p, self.rng, self.world)
         self.next_id = len(self.cells) + 1
-        self.parents: dict[int, tuple[int, int]] = {}  # daughter world id -> (mother world id, birth frame)
+        self.parents: dict[
+            int, tuple[int, int]
+        ] = {}  # daughter world id -> (mother world id, birth frame)
         self.history: list[dict] = []  # one dict per division/death: kind, start, end, cells
         self.visible: list[np.ndarray] = []  # per frame: world ids with pixels in the field of view
 
@@ -105,12 +195,16 @@ class _Sim:
         images = np.empty(shape, np.float32)
         labels, events = np.zeros(shape, np.int32), np.zeros(shape, np.uint8)
         cached = None
-        for t in tqdm(range(-_burn_in(p), p.n_frames), desc="simulating", disable=not progress, leave=False):
+        for t in tqdm(
+            range(-_burn_in(p), p.n_frames), desc="simulating", disable=not progress, leave=False
+        ):
             if not p.static:
                 self.step(t)
             if t < 0:
                 continue
-            if cached is None or not p.static or p.drift > 0:  # a static movie without drift is rendered once
+            if (
+                cached is None or not p.static or p.drift > 0
+            ):  # a static movie without drift is rendered once
                 cached = self.render(t)
             scene = cached
             labels[t], events[t] = scene.lab, scene.ev
@@ -146,11 +240,19 @@ class _Sim:
         c.age += g
         if c.age >= c.cycle:
             c.state, c.k, c.length = "M", 0, int(self.rng.integers(2, 4))
-            self.history.append({"kind": "division", "start": t, "end": t + c.length - 1
-                                 + self.p.daughter_event_frames, "cells": [c.wid]})
+            self.history.append(
+                {
+                    "kind": "division",
+                    "start": t,
+                    "end": t + c.length - 1 + self.p.daughter_event_frames,
+                    "cells": [c.wid],
+                }
+            )
         elif self.rng.random() < self.p.death_rate:
             c.state, c.k, c.length = "A", 0, int(self.rng.integers(3, 6))
-            self.history.append({"kind": "death", "start": t, "end": t + c.length - 1, "cells": [c.wid]})
+            self.history.append(
+                {"kind": "death", "start": t, "end": t + c.length - 1, "cells": [c.wid]}
+            )
 
     def _divide(self, mother: _Cell, t: int) -> list[_Cell]:
         """End the mother's track; two small bright daughters appear where the anaphase bars were."""
@@ -188,7 +290,9 @@ class _Sim:
     def render(self, t: int) -> _Scene:
         """Paint all nuclei of frame t in field-of-view coordinates (small ones on top)."""
         p = self.p
-        scene = _Scene(np.zeros(p.size, np.float32), np.zeros(p.size, np.int32), np.zeros(p.size, np.uint8))
+        scene = _Scene(
+            np.zeros(p.size, np.float32), np.zeros(p.size, np.int32), np.zeros(p.size, np.uint8)
+        )
         origin = self.origin0 + self.direction * p.drift * t
         blobs = [(c, _blobs(c)) for c in self.cells]
         blobs.sort(key=lambda cb: -max(b[2] * b[3] for b in cb[1]))

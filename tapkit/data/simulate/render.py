@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from tapkit.data.simulate.cells import _Cell, _Params, _condensation, _event_kind, _size_factor, _youth
+from tapkit.data.simulate.cells import (
+    _Cell,
+    _Params,
+    _condensation,
+    _event_kind,
+    _size_factor,
+    _youth,
+)
 from tapkit.data.simulate.constants import BACKGROUND, GAIN, OFFSET, READ_NOISE, TEXTURE_SIZE
 
 
@@ -47,7 +54,18 @@ def _blobs(c: _Cell) -> list[Blob]:
     s = c.r * _size_factor(c)
     aspect = c.aspect + (1 - c.aspect) * max(0.6 * pre, young)
     amp = c.amp * (1 + 0.5 * pre + 0.6 * young)
-    return [(c.y, c.x, s * (1 - 0.1 * pre), s * aspect * (1 - 0.1 * pre), c.theta, amp, 0.18 + 0.45 * pre, True)]
+    return [
+        (
+            c.y,
+            c.x,
+            s * (1 - 0.1 * pre),
+            s * aspect * (1 - 0.1 * pre),
+            c.theta,
+            amp,
+            0.18 + 0.45 * pre,
+            True,
+        )
+    ]
 
 
 def _mitosis_blobs(c: _Cell) -> list[Blob]:
@@ -61,8 +79,10 @@ def _mitosis_blobs(c: _Cell) -> list[Blob]:
         return [(c.y, c.x, 0.95 * c.r, 0.3 * c.r, bar, c.amp * 2.3, 0.12, False)]
     sep = (0.35 + 1.2 * (q - 0.6)) * c.r
     dy, dx = sep * np.sin(c.theta), sep * np.cos(c.theta)
-    return [(c.y + sgn * dy, c.x + sgn * dx, 0.8 * c.r, 0.25 * c.r, bar, c.amp * 2.1, 0.12, False)
-            for sgn in (1, -1)]
+    return [
+        (c.y + sgn * dy, c.x + sgn * dx, 0.8 * c.r, 0.25 * c.r, bar, c.amp * 2.1, 0.12, False)
+        for sgn in (1, -1)
+    ]
 
 
 def _apoptosis_blobs(c: _Cell) -> list[Blob]:
@@ -71,17 +91,31 @@ def _apoptosis_blobs(c: _Cell) -> list[Blob]:
     s0 = c.r * _size_factor(c)
     if f < 0.4:
         q = f / 0.4
-        return [(c.y, c.x, s0 * (1 - 0.45 * q), s0 * (1 - 0.45 * q) * (c.aspect + (1 - c.aspect) * q), c.theta,
-                 c.amp * (1.3 + 0.9 * q), 0.2 * (1 - q), False)]
+        return [
+            (
+                c.y,
+                c.x,
+                s0 * (1 - 0.45 * q),
+                s0 * (1 - 0.45 * q) * (c.aspect + (1 - c.aspect) * q),
+                c.theta,
+                c.amp * (1.3 + 0.9 * q),
+                0.2 * (1 - q),
+                False,
+            )
+        ]
     q = (f - 0.4) / 0.6
     dist = (0.25 + 0.55 * q) * c.r
     amp = c.amp * 2.2 * (1 - 0.85 * np.clip((f - 0.7) / 0.3, 0, 1))
     size = 0.24 * c.r * (1 - 0.3 * q)
-    return [(c.y + dist * np.sin(a), c.x + dist * np.cos(a), size, size * 0.85, a, amp, 0.0, False)
-            for a in c.frags]
+    return [
+        (c.y + dist * np.sin(a), c.x + dist * np.cos(a), size, size * 0.85, a, amp, 0.0, False)
+        for a in c.frags
+    ]
 
 
-def _paint(scene: _Scene, c: _Cell, kind: int, blob: Blob, origin: np.ndarray, texture: np.ndarray) -> None:
+def _paint(
+    scene: _Scene, c: _Cell, kind: int, blob: Blob, origin: np.ndarray, texture: np.ndarray
+) -> None:
     """Add one textured soft-edged ellipse to the scene inside its bounding box; label its inside."""
     y, x, a, b, theta, amp, contrast, spots = blob
     cy, cx = y - origin[0], x - origin[1]
@@ -98,8 +132,13 @@ def _paint(scene: _Scene, c: _Cell, kind: int, blob: Blob, origin: np.ndarray, t
     rho = np.sqrt((u / a) ** 2 + (v / b) ** 2) / _wobble(c, u, v, spots)
     value = amp * (0.5 - 0.5 * np.tanh((rho - 1.0) / 0.1))  # soft edge ~1 px wide
     if contrast > 0:
-        tex = texture[(c.tex[0] + u).astype(np.intp) % TEXTURE_SIZE, (c.tex[1] + v).astype(np.intp) % TEXTURE_SIZE]
-        value = value * np.clip(1 + contrast * tex + _spots(c, u / a, v / b, spots, contrast), 0.1, None)
+        tex = texture[
+            (c.tex[0] + u).astype(np.intp) % TEXTURE_SIZE,
+            (c.tex[1] + v).astype(np.intp) % TEXTURE_SIZE,
+        ]
+        value = value * np.clip(
+            1 + contrast * tex + _spots(c, u / a, v / b, spots, contrast), 0.1, None
+        )
     scene.img[y0:y1, x0:x1] += value
     inside = rho < 1.0
     scene.lab[y0:y1, x0:x1][inside] = c.wid
@@ -114,7 +153,9 @@ def _wobble(c: _Cell, u: np.ndarray, v: np.ndarray, on: bool) -> np.ndarray | fl
     return 1.0 + sum(amp * np.cos((k + 2) * phi + ph) for k, (amp, ph) in enumerate(c.harm))
 
 
-def _spots(c: _Cell, un: np.ndarray, vn: np.ndarray, on: bool, contrast: float) -> np.ndarray | float:
+def _spots(
+    c: _Cell, un: np.ndarray, vn: np.ndarray, on: bool, contrast: float
+) -> np.ndarray | float:
     """Bright chromocentres and dark nucleoli at fixed places in the nucleus (normalised coords)."""
     if not on or len(c.spots) == 0:
         return 0.0
@@ -123,10 +164,14 @@ def _spots(c: _Cell, un: np.ndarray, vn: np.ndarray, on: bool, contrast: float) 
     return (gain * np.exp(-d2 / (2 * c.spots[:, 3, None, None] ** 2))).sum(0)
 
 
-def _ensure_visible(scene: _Scene, cells: list[_Cell], origin: np.ndarray, daughter_frames: int) -> None:
+def _ensure_visible(
+    scene: _Scene, cells: list[_Cell], origin: np.ndarray, daughter_frames: int
+) -> None:
     """A nucleus whose centre is in view but fully covered by others keeps its centre pixel."""
     ny, nx = scene.lab.shape
-    present = np.bincount(scene.lab.ravel(), minlength=max((c.wid for c in cells), default=0) + 1) > 0
+    present = (
+        np.bincount(scene.lab.ravel(), minlength=max((c.wid for c in cells), default=0) + 1) > 0
+    )
     for c in cells:
         iy, ix = int(round(c.y - origin[0])), int(round(c.x - origin[1]))
         if not present[c.wid] and 0 <= iy < ny and 0 <= ix < nx:
@@ -142,7 +187,9 @@ def _vignette(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return (1.0 - 0.3 * r2).astype(np.float32)
 
 
-def _camera(signal: np.ndarray, t: int, p: _Params, vignette: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _camera(
+    signal: np.ndarray, t: int, p: _Params, vignette: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Optics and camera: blur, illumination, bleaching, background, shot and read noise (ADU).
 
     Shot noise uses the normal approximation of the Poisson law (>= ~10 photons per pixel here,

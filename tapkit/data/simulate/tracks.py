@@ -9,8 +9,9 @@ import numpy as np
 from tapkit.data.simulate.cells import _Params
 
 
-def _tracks(visible: list[np.ndarray], labels: np.ndarray,
-            parents: dict[int, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tracks(
+    visible: list[np.ndarray], labels: np.ndarray, parents: dict[int, tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CTC tracks from world cells: one track per visible stretch; relabel; (lineage, labels, lut).
 
     lut: (T, W) int32 map from world id to track id at each frame (0 = not visible).
@@ -46,13 +47,17 @@ def _event_list(history: list[dict], lut: np.ndarray, p: _Params) -> list[tuple]
         t0, t1 = max(ev["start"], 0), min(ev["end"], n_t - 1)
         if t0 > t1:
             continue
-        cols = [lut[t0:t1 + 1, w] if w < n_w else np.zeros(t1 + 1 - t0, np.int32) for w in ev["cells"]]
-        tracks = [list(dict.fromkeys(col[col > 0].tolist())) for col in cols]  # in order of appearance
+        cols = [
+            lut[t0 : t1 + 1, w] if w < n_w else np.zeros(t1 + 1 - t0, np.int32) for w in ev["cells"]
+        ]
+        tracks = [
+            list(dict.fromkeys(col[col > 0].tolist())) for col in cols
+        ]  # in order of appearance
         ids = [(tr[-1] if i == 0 else tr[0]) if tr else 0 for i, tr in enumerate(tracks)]
         if any(ids):
             out.append((ev["kind"], t0, t1, tuple(ids)))
         for i, (col, tr) in enumerate(zip(cols, tracks)):
-            for tid in (tr[:-1] if i == 0 else tr[1:]):
+            for tid in tr[:-1] if i == 0 else tr[1:]:
                 frames = t0 + np.flatnonzero(col == tid)
                 extra = [0] * len(cols)
                 extra[i] = tid

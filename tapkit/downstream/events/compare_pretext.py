@@ -16,7 +16,10 @@ from tapkit.downstream.events.crops import CropPairs, Split, split_pairs
 from tapkit.downstream.events.experiments import HEADS, StrategyResult, run_sweep
 from tapkit.downstream.events.tables import results_table
 
-BASELINES = {"B": "random (frozen)", "C": "end to end"}  # row name of a baseline strategy's features
+BASELINES = {
+    "B": "random (frozen)",
+    "C": "end to end",
+}  # row name of a baseline strategy's features
 
 
 def row_name(features: str, strategy: str) -> str:
@@ -24,16 +27,27 @@ def row_name(features: str, strategy: str) -> str:
     return f"{BASELINES.get(strategy[0], features)} · {HEADS[strategy[1]]}"
 
 
-def compare_pretext(pairs: CropPairs, labels: np.ndarray, split: Split, models: Mapping[str, Any],
-                    baselines: Sequence[str] = ("B0", "B1", "C1"), budgets: Sequence[int] = (), n_runs: int = 3,
-                    seed: int = 0, device: Any = "auto", **train: Any) -> tuple[dict, dict]:
+def compare_pretext(
+    pairs: CropPairs,
+    labels: np.ndarray,
+    split: Split,
+    models: Mapping[str, Any],
+    baselines: Sequence[str] = ("B0", "B1", "C1"),
+    budgets: Sequence[int] = (),
+    n_runs: int = 3,
+    seed: int = 0,
+    device: Any = "auto",
+    **train: Any,
+) -> tuple[dict, dict]:
     """({row: [StrategyResult] * n_runs}, curves {'n_train', row: class-1 F1 (budgets, runs)}).
 
     models: {task name: pretrained model}; its first one (TAP) gives the baselines their architecture.
     Jobs go seed by seed, the full training set first: with lr=None each row's first run (seed, full set) chooses
     the learning rate and its budget runs reuse it (run_sweep), as in notebook 04.
     """
-    splits = [split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets]  # same val / test as split
+    splits = [
+        split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets
+    ]  # same val / test as split
     results: dict[str, list[StrategyResult]] = {}
     curves: dict[str, Any] = {"n_train": [len(s.train) for s in splits]}
     # label-budget curves: the linear probe (A0 / B0): the standard measure of frozen features, cheap and quickly
@@ -41,9 +55,17 @@ def compare_pretext(pairs: CropPairs, labels: np.ndarray, split: Split, models: 
     groups = [(task, model, ("A0", "A1"), "A0") for task, model in models.items()]
     groups.append(("baseline", next(iter(models.values())), tuple(baselines), "B0"))
     for task, model, strategies, curve_strategy in groups:
-        jobs = [job for i in range(int(n_runs)) for job in  # seed by seed: random features one seed at a time
-                [(s, labels, split, seed + i) for s in strategies] + [(curve_strategy, labels, sp, seed + i) for sp in splits]]
-        runs = iter(run_sweep(jobs, pairs, model, device, desc=task, **train))  # one feature cache per model
+        jobs = [
+            job
+            for i in range(int(n_runs))
+            for job in [  # seed by seed: random features one seed at a time
+                (s, labels, split, seed + i) for s in strategies
+            ]
+            + [(curve_strategy, labels, sp, seed + i) for sp in splits]
+        ]
+        runs = iter(
+            run_sweep(jobs, pairs, model, device, desc=task, **train)
+        )  # one feature cache per model
         f1 = np.zeros((len(splits), int(n_runs)))  # (budgets, runs)
         for i in range(int(n_runs)):
             for s in strategies:
@@ -59,17 +81,26 @@ def pretext_table(results: Mapping[str, Sequence[StrategyResult]]) -> dict[str, 
     return results_table(results)
 
 
-def format_pretext_table(table: Mapping[str, Mapping], steps: Mapping[str, Any] | None = None) -> str:
+def format_pretext_table(
+    table: Mapping[str, Mapping], steps: Mapping[str, Any] | None = None
+) -> str:
     """One text table: class-1 precision, recall and F1 (mean ± std) per features · head, with training steps."""
     head = f"{'features · head':<28}{'steps':>7}  {'precision 1':<13}{'recall 1':<13}{'F1 1':<13}lr"
     lines = [head, "-" * len(head)]
     for name, row in table.items():
         n = (steps or {}).get(name.split(" · ")[0], "-")
-        cells = "".join(f"{row[m][1]:.2f}±{row[m + '_std'][1]:.2f}".ljust(13) for m in ("precision", "recall", "f1"))
+        cells = "".join(
+            f"{row[m][1]:.2f}±{row[m + '_std'][1]:.2f}".ljust(13)
+            for m in ("precision", "recall", "f1")
+        )
         mark = "" if row.get("converged", True) else f" *{row['unconverged_runs']}"
-        lines.append(f"{name + mark:<28}{str(n if n is not None else '?'):>7}  {cells}{row.get('lr', 0):.0e}")
+        lines.append(
+            f"{name + mark:<28}{str(n if n is not None else '?'):>7}  {cells}{row.get('lr', 0):.0e}"
+        )
     if any(not row.get("converged", True) for row in table.values()):
-        lines.append("* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)")
+        lines.append(
+            "* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)"
+        )
     return "\n".join(lines)
 
 
@@ -79,6 +110,8 @@ def record_entries(table: Mapping[str, Mapping], steps: Mapping[str, Any]) -> di
     for name, row in table.items():
         features, head = name.split(" · ")
         entry = out.setdefault(features, {"steps": steps.get(features)})
-        entry[head.lower()] = {k: float(row[k][1]) for k in ("precision", "recall", "f1", "precision_std",
-                                                             "recall_std", "f1_std")}
+        entry[head.lower()] = {
+            k: float(row[k][1])
+            for k in ("precision", "recall", "f1", "precision_std", "recall_std", "f1_std")
+        }
     return out

@@ -15,11 +15,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tapkit.data.movie import InputError, Movie, as_movie, normalize
 
+
 @dataclass
 class CropPairs:
     """N crop pairs: images (N, 2, S, S) float32, masks (N, 2, S, S) uint8, corners t, y, x (N,)."""
 
-    images: np.ndarray  # (N, 2, S, S) float32, per-frame percentile-normalised frames t and t + delta
+    # (N, 2, S, S) float32, per-frame percentile-normalised frames t and t + delta
+    images: np.ndarray
     masks: np.ndarray  # (N, 2, S, S) uint8 event masks: 0 none, 1 division, 2 death
     t: np.ndarray  # (N,) int64 frame of the first crop
     y: np.ndarray  # (N,) int64 top row of the crop
@@ -38,12 +40,22 @@ class CropPairs:
 
     def subset(self, index: Any) -> "CropPairs":
         """The pairs at `index` (an index array, boolean mask or slice) as a new CropPairs."""
-        return CropPairs(self.images[index], self.masks[index], self.t[index], self.y[index],
-                         self.x[index], self.delta, self.movie_name, dict(self.meta))
+        return CropPairs(
+            self.images[index],
+            self.masks[index],
+            self.t[index],
+            self.y[index],
+            self.x[index],
+            self.delta,
+            self.movie_name,
+            dict(self.meta),
+        )
 
     def __repr__(self) -> str:
-        return (f"CropPairs(n={len(self)}, size={self.size}, delta={self.delta}, "
-                f"movie={self.movie_name!r})")
+        return (
+            f"CropPairs(n={len(self)}, size={self.size}, delta={self.delta}, "
+            f"movie={self.movie_name!r})"
+        )
 
 
 @dataclass
@@ -105,8 +117,14 @@ def _check_crop_args(movie: Movie, n_pairs: int, size: int, delta: int) -> None:
         )
 
 
-def _corners(movie: Movie, n_pairs: int, size: int, delta: int, event_fraction: float,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _corners(
+    movie: Movie,
+    n_pairs: int,
+    size: int,
+    delta: int,
+    event_fraction: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random crop corners t, y, x (N,); a fraction of them placed so a crop covers an event pixel."""
     T, Y, X = movie.shape
     t = rng.integers(0, T - delta, n_pairs)
@@ -115,14 +133,24 @@ def _corners(movie: Movie, n_pairs: int, size: int, delta: int, event_fraction: 
     k = int(round(event_fraction * n_pairs))
     if k:
         te, ye, xe = np.unravel_index(rng.choice(np.flatnonzero(movie.events), k), movie.shape)
-        t[:k] = np.clip(te - delta * rng.integers(0, 2, k), 0, T - delta - 1)  # event in crop 1 or 2
-        y[:k] = np.clip(ye - rng.integers(0, size, k), 0, Y - size)  # event pixel anywhere in the crop
+        t[:k] = np.clip(
+            te - delta * rng.integers(0, 2, k), 0, T - delta - 1
+        )  # event in crop 1 or 2
+        y[:k] = np.clip(
+            ye - rng.integers(0, size, k), 0, Y - size
+        )  # event pixel anywhere in the crop
         x[:k] = np.clip(xe - rng.integers(0, size, k), 0, X - size)
     return t, y, x
 
 
-def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 1, seed: int = 0,
-               event_fraction: float = 0.0) -> CropPairs:
+def crop_pairs(
+    movie: "Movie | Any",
+    n_pairs: int,
+    size: int = 48,
+    delta: int = 1,
+    seed: int = 0,
+    event_fraction: float = 0.0,
+) -> CropPairs:
     """Cut n_pairs random S x S crops at the same place of frames t and t + delta, with mask crops.
 
     event_fraction: share of pairs placed over a random event pixel (0 = uniform crops as in the
@@ -131,18 +159,33 @@ def crop_pairs(movie: "Movie | Any", n_pairs: int, size: int = 48, delta: int = 
     movie = as_movie(movie)
     _check_crop_args(movie, n_pairs, size, delta)
     if not 0.0 <= event_fraction <= 1.0:
-        raise InputError(f"crop_pairs: event_fraction must be between 0 and 1, got {event_fraction}.")
+        raise InputError(
+            f"crop_pairs: event_fraction must be between 0 and 1, got {event_fraction}."
+        )
     T, Y, X = movie.shape
-    t, y, x = _corners(movie, int(n_pairs), int(size), int(delta), float(event_fraction), np.random.default_rng(seed))
-    images = sliding_window_view(normalize(movie.images), (size, size), axis=(1, 2))  # (T, Y', X', S, S)
+    t, y, x = _corners(
+        movie,
+        int(n_pairs),
+        int(size),
+        int(delta),
+        float(event_fraction),
+        np.random.default_rng(seed),
+    )
+    images = sliding_window_view(
+        normalize(movie.images), (size, size), axis=(1, 2)
+    )  # (T, Y', X', S, S)
     masks = sliding_window_view(movie.events, (size, size), axis=(1, 2))
     tt = np.stack([t, t + delta], axis=1)  # (N, 2) frames of the two crops
     yy, xx = y[:, None], x[:, None]
     return CropPairs(
         images=np.ascontiguousarray(images[tt, yy, xx], dtype=np.float32),  # (N, 2, S, S)
         masks=np.ascontiguousarray(masks[tt, yy, xx], dtype=np.uint8),
-        t=t.astype(np.int64), y=y.astype(np.int64), x=x.astype(np.int64), delta=int(delta),
-        movie_name=movie.name, meta={"n_frames": T, "frame_shape": (Y, X), "event_fraction": event_fraction},
+        t=t.astype(np.int64),
+        y=y.astype(np.int64),
+        x=x.astype(np.int64),
+        delta=int(delta),
+        movie_name=movie.name,
+        meta={"n_frames": T, "frame_shape": (Y, X), "event_fraction": event_fraction},
     )
 
 
@@ -153,8 +196,10 @@ def _check_labels(labels: Any) -> np.ndarray:
     """Labels as a (N,) int64 array of 0/1, or InputError."""
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.size == 0 or not np.isin(lab, (0, 1)).all():
-        raise InputError(f"labels must be a non-empty (N,) array of 0/1, got shape {lab.shape}. "
-                         "Make them with tapkit.downstream.events.criteria.label_pairs(pairs, criterion).")
+        raise InputError(
+            f"labels must be a non-empty (N,) array of 0/1, got shape {lab.shape}. "
+            "Make them with tapkit.downstream.events.criteria.label_pairs(pairs, criterion)."
+        )
     return lab.astype(np.int64)
 
 
@@ -175,7 +220,9 @@ def balance_indices(indices: np.ndarray, labels: np.ndarray, seed: int = 0) -> n
         raise _no_positives_error("training set", lab[indices])
     rng = np.random.default_rng(seed)
     k = min(len(pos), len(neg))
-    return np.sort(np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]))
+    return np.sort(
+        np.concatenate([rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)])
+    )
 
 
 def _take_budget(train: np.ndarray, labels: np.ndarray, budget: int, seed: int) -> np.ndarray:
@@ -186,20 +233,33 @@ def _take_budget(train: np.ndarray, labels: np.ndarray, budget: int, seed: int) 
     pos, neg = train[labels[train] == 1], train[labels[train] == 0]
     n_pos = min(len(pos), max(1, budget // 2))
     n_neg = min(len(neg), budget - n_pos)
-    return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]))
+    return np.sort(
+        np.concatenate(
+            [rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]
+        )
+    )
 
 
-def split_pairs(labels: Any, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-                balance: bool = True, budget: int | None = None) -> Split:
+def split_pairs(
+    labels: Any,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    seed: int = 0,
+    balance: bool = True,
+    budget: int | None = None,
+) -> Split:
     """Random train/val/test split (fractions); the training set is balanced and optionally capped at budget."""
     lab = _check_labels(labels)
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0:
-        raise InputError(f"fractions must be three non-negative numbers (train, val, test) summing to 1 "
-                         f"with train > 0, got {tuple(fractions)}.")
-    perm = np.random.default_rng(seed).permutation(len(lab))  # same seed -> same val/test for any labels
+        raise InputError(
+            f"fractions must be three non-negative numbers (train, val, test) summing to 1 "
+            f"with train > 0, got {tuple(fractions)}."
+        )
+    perm = np.random.default_rng(seed).permutation(
+        len(lab)
+    )  # same seed -> same val/test for any labels
     n_train, n_val = int(round(fr[0] * len(lab))), int(round(fr[1] * len(lab)))
-    train, val, test = perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+    train, val, test = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     if len(train) == 0 or lab[train].min() == lab[train].max():
         raise _no_positives_error("training set", lab[train])
     if balance:
@@ -212,15 +272,22 @@ def split_pairs(labels: Any, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed:
 # ----------------------------------------------------------------------------- tables and figures
 
 
-def dataset_table(labels: "np.ndarray | Mapping[str, np.ndarray]", split: "Split | Mapping | None" = None,
-                  seed: int = 0, fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> list[dict[str, Any]]:
+def dataset_table(
+    labels: "np.ndarray | Mapping[str, np.ndarray]",
+    split: "Split | Mapping | None" = None,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+) -> list[dict[str, Any]]:
     """Rows like the paper's Table 1: total pairs and (positives) per split, one row per criterion."""
     by_crit = dict(labels) if isinstance(labels, Mapping) else {"labels": labels}
     rows = []
     for name, lab in by_crit.items():
         lab = _check_labels(lab)
-        sp = as_split(split[name] if isinstance(split, Mapping) and name in split else split) \
-            if split is not None else split_pairs(lab, fractions, seed=seed)
+        sp = (
+            as_split(split[name] if isinstance(split, Mapping) and name in split else split)
+            if split is not None
+            else split_pairs(lab, fractions, seed=seed)
+        )
         row: dict[str, Any] = {"criterion": name, "total": len(lab), "positives": int(lab.sum())}
         for part in ("train", "val", "test"):
             idx = sp[part]
@@ -234,7 +301,9 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = f"{'criterion':<14}{'total (pos)':>14}{'train (pos)':>14}{'val (pos)':>14}{'test (pos)':>14}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        cells = [f"{r[k]} ({r[k + '_positives' if k != 'total' else 'positives']})"
-                 for k in ("total", "train", "val", "test")]
+        cells = [
+            f"{r[k]} ({r[k + '_positives' if k != 'total' else 'positives']})"
+            for k in ("total", "train", "val", "test")
+        ]
         lines.append(f"{r['criterion']:<14}" + "".join(f"{c:>14}" for c in cells))
     return "\n".join(lines)

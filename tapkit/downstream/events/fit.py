@@ -24,24 +24,41 @@ from tapkit.runtime import autocast, pick_device
 
 
 @torch.inference_mode()
-def compute_features(encoder: nn.Module, images: np.ndarray, device: "str | torch.device" = "auto",
-                     batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+def compute_features(
+    encoder: nn.Module,
+    images: np.ndarray,
+    device: "str | torch.device" = "auto",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> torch.Tensor:
     """Features of crop pairs, (N, 2, S, S) -> (N, 2, F, S, S) float16, kept on the device."""
     device = pick_device(device, verbose=False) if not isinstance(device, torch.device) else device
     encoder = encoder.to(device).eval()
     model = EventClassifier(encoder, nn.Identity())  # features only
     out = []
-    for i in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress, leave=False):
-        x = torch.as_tensor(images[i:i + batch_size], device=device)  # (b, 2, S, S)
+    for i in tqdm(
+        range(0, len(images), batch_size), desc="features", disable=not progress, leave=False
+    ):
+        x = torch.as_tensor(images[i : i + batch_size], device=device)  # (b, 2, S, S)
         with autocast(device):
             out.append(model.features(x).half())  # (b, 2, F, S, S)
     return torch.cat(out)
 
 
-def cached_features(cache: dict | None, key: Any, encoder: nn.Module, pairs: CropPairs, index: np.ndarray,
-                    device: torch.device) -> torch.Tensor:
+def cached_features(
+    cache: dict | None,
+    key: Any,
+    encoder: nn.Module,
+    pairs: CropPairs,
+    index: np.ndarray,
+    device: torch.device,
+) -> torch.Tensor:
     """Features of pairs[index]; cache[key] = (sorted indices, features) grows by the missing pairs only."""
-    have, feats = cache.get(key, (np.zeros(0, np.int64), None)) if cache is not None else (np.zeros(0, np.int64), None)
+    have, feats = (
+        cache.get(key, (np.zeros(0, np.int64), None))
+        if cache is not None
+        else (np.zeros(0, np.int64), None)
+    )
     missing = np.setdiff1d(index, have)
     if len(missing):
         new = compute_features(encoder, pairs.images[missing], device)
@@ -61,13 +78,15 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
 
 
 @torch.inference_mode()
-def predict(module: nn.Module, inputs: torch.Tensor, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def predict(
+    module: nn.Module, inputs: torch.Tensor, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
     """Logits (N, 2) float32 of a head (on features) or a classifier (on images), batched."""
     module.eval()
     out = []
     for i in range(0, len(inputs), batch_size):
         with autocast(device):
-            out.append(module(inputs[i:i + batch_size].to(device).float()).float().cpu())
+            out.append(module(inputs[i : i + batch_size].to(device).float()).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
@@ -75,12 +94,25 @@ def class1_f1(logits: np.ndarray, labels: np.ndarray) -> float:
     """F1 of class 1 (event) of argmax predictions (sklearn): the validation metric of every event run."""
     from sklearn.metrics import f1_score
 
-    return float(f1_score(labels, np.asarray(logits).argmax(1), labels=[1], average="macro", zero_division=0))
+    return float(
+        f1_score(labels, np.asarray(logits).argmax(1), labels=[1], average="macro", zero_division=0)
+    )
 
 
-def fit(module: nn.Module, params: Sequence[nn.Parameter], x: torch.Tensor, y: np.ndarray, x_val: torch.Tensor,
-        y_val: np.ndarray, steps: int, seed: int, device: torch.device, batch_size: int = 32, lr: float = 1e-3,
-        n_evals: int = 10) -> tuple[dict, np.ndarray]:
+def fit(
+    module: nn.Module,
+    params: Sequence[nn.Parameter],
+    x: torch.Tensor,
+    y: np.ndarray,
+    x_val: torch.Tensor,
+    y_val: np.ndarray,
+    steps: int,
+    seed: int,
+    device: torch.device,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    n_evals: int = 10,
+) -> tuple[dict, np.ndarray]:
     """Adam on `params` + cross-entropy for `steps` steps (lr decays on a cosine to 0), keeping the best weights on validation.
 
     module maps x (N, ...) to logits (N, 2); params: what the optimiser sees (the strategy decides). The class-1
@@ -92,25 +124,37 @@ def fit(module: nn.Module, params: Sequence[nn.Parameter], x: torch.Tensor, y: n
 
     module.to(device)
     opt = torch.optim.Adam(list(params), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, int(steps))  # lr -> 0 at the last step
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, int(steps)
+    )  # lr -> 0 at the last step
     gen, yt = torch.Generator().manual_seed(int(seed)), torch.as_tensor(y, device=device)
     hist: dict[str, Any] = {"train_loss": [], "val_step": [], "val_f1": [], "val_loss": []}
-    evals, batches, best = set(eval_steps(steps, n_evals)), _batches(len(x), batch_size, gen), (-1.0, None, None, 0)
+    evals, batches, best = (
+        set(eval_steps(steps, n_evals)),
+        _batches(len(x), batch_size, gen),
+        (-1.0, None, None, 0),
+    )
     for step in range(1, int(steps) + 1):
         module.train()
         b = next(batches)
         with autocast(device):
-            loss = F.cross_entropy(module(x[b.to(x.device)].to(device).float()).float(), yt[b.to(device)])
+            loss = F.cross_entropy(
+                module(x[b.to(x.device)].to(device).float()).float(), yt[b.to(device)]
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         schedule.step()
         hist["train_loss"].append(loss.item())
         if step in evals:
-            val = predict(module, x_val, device)  # eval mode: the running batch-norm statistics of these weights
+            val = predict(
+                module, x_val, device
+            )  # eval mode: the running batch-norm statistics of these weights
             hist["val_step"].append(step)
             hist["val_f1"].append(class1_f1(val, y_val))
-            hist["val_loss"].append(float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val))))
+            hist["val_loss"].append(
+                float(F.cross_entropy(torch.as_tensor(val), torch.as_tensor(y_val)))
+            )
             if hist["val_f1"][-1] > best[0]:
                 best = (hist["val_f1"][-1], copy.deepcopy(module.state_dict()), val, step)
     module.load_state_dict(best[1])

@@ -58,8 +58,11 @@ class ResNetHead(nn.Module):
 
     def __init__(self, n_features: int = 32, width: int = 32, stride: int = 2) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(n_features, width, 3, stride=stride, padding=1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(n_features, width, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
         self.block = ResidualBlock(width)
         self.fc = nn.Linear(width, 2)
 

@@ -28,7 +28,11 @@ STRATEGIES = ("A0", "A1", "B0", "B1", "C0", "C1")
 FEATURES = {"A": "TAP (frozen)", "B": "random (frozen)", "C": "random (trained)"}
 HEADS = {"0": "linear", "1": "ResNet"}
 PAPER_EPOCHS = {"linear": 10, "resnet": 30}  # the paper's schedule (Table 2 caption), for reference
-DEFAULT_STEPS = {"linear": 500, "resnet": 500, "end_to_end": 300}  # optimiser steps when a sweep gives none
+DEFAULT_STEPS = {
+    "linear": 500,
+    "resnet": 500,
+    "end_to_end": 300,
+}  # optimiser steps when a sweep gives none
 
 
 @dataclass
@@ -51,7 +55,9 @@ class StrategyResult:
     seed: int = 0
     n_train: int = 0
     lr: float = 0.0  # the Adam learning rate it trained with (chosen on validation, or given)
-    lr_scores: dict = field(default_factory=dict)  # {lr: best validation F1} of the grid, when this run chose it
+    lr_scores: dict = field(
+        default_factory=dict
+    )  # {lr: best validation F1} of the grid, when this run chose it
 
     @property
     def converged(self) -> bool:
@@ -70,15 +76,20 @@ def parse_strategy(strategy: str) -> tuple[str, str]:
     """'A1' -> ('A', 'resnet'); raise InputError for anything but A0..C1."""
     name = str(strategy).upper()
     if name not in STRATEGIES:
-        raise InputError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)} "
-                         "(A = TAP frozen, B = random frozen, C = random trained; 0 = linear, 1 = ResNet head).")
+        raise InputError(
+            f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)} "
+            "(A = TAP frozen, B = random frozen, C = random trained; 0 = linear, 1 = ResNet head)."
+        )
     return name[0], "linear" if name[1] == "0" else "resnet"
 
 
-CALIBRATION_PAIRS = 256  # the first pairs of a CropPairs give a frozen random encoder its BatchNorm statistics
+# the first pairs of a CropPairs give a frozen random encoder its BatchNorm statistics
+CALIBRATION_PAIRS = 256
 
 
-def make_encoder(kind: str, tap_model: nn.Module | None, seed: int, pairs: "CropPairs | None" = None) -> nn.Module:
+def make_encoder(
+    kind: str, tap_model: nn.Module | None, seed: int, pairs: "CropPairs | None" = None
+) -> nn.Module:
     """A: a copy of the TAP model; B/C: the same architecture, Kaiming-uniform init from seed.
 
     B with `pairs`: the frozen random encoder gets the BatchNorm statistics of the first CALIBRATION_PAIRS
@@ -93,14 +104,18 @@ def make_encoder(kind: str, tap_model: nn.Module | None, seed: int, pairs: "Crop
 
     if kind == "A":
         if tap_model is None:
-            raise InputError("Strategy A needs the pretrained TAP model: pass tap_model=... "
-                             "(tapkit.course.get_tap_model(cfg) or tapkit.ssl.trainer.load_tap(path)).")
+            raise InputError(
+                "Strategy A needs the pretrained TAP model: pass tap_model=... "
+                "(tapkit.course.get_tap_model(cfg) or tapkit.ssl.trainer.load_tap(path))."
+            )
         encoder = copy.deepcopy(tap_model)
     else:
         config = dict(getattr(tap_model, "config", {}) or {})
         encoder = TAPNet(**{**config, "seed": int(seed)})  # PyTorch default init, reproducible
         if kind == "B" and pairs is not None:
-            crops = pairs.images[:CALIBRATION_PAIRS].reshape(-1, 1, *pairs.images.shape[-2:])  # (2n, 1, S, S)
+            crops = pairs.images[:CALIBRATION_PAIRS].reshape(
+                -1, 1, *pairs.images.shape[-2:]
+            )  # (2n, 1, S, S)
             calibrate_batchnorm(encoder, crops, device="cpu")
     encoder.head = None  # the time-arrow head: not part of the event classifier
     return encoder.float().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
@@ -128,27 +143,45 @@ def trainable_parameters(model: EventClassifier, kind: str) -> list[nn.Parameter
     head learns. C: encoder and head learn together (end to end).
     """
     if kind not in FEATURES:
-        raise InputError(f"kind must be one of {', '.join(FEATURES)} (the strategy's letter), got {kind!r}.")
+        raise InputError(
+            f"kind must be one of {', '.join(FEATURES)} (the strategy's letter), got {kind!r}."
+        )
     if kind == "C":
         return list(model.parameters())
     model.encoder.requires_grad_(False).eval()
     return list(model.head.parameters())
 
 
-def steps_for(strategy: str, steps_linear: int | None = None, steps_resnet: int | None = None,
-              steps_end_to_end: int | None = None) -> int:
+def steps_for(
+    strategy: str,
+    steps_linear: int | None = None,
+    steps_resnet: int | None = None,
+    steps_end_to_end: int | None = None,
+) -> int:
     """Optimiser steps of a strategy: C uses steps_end_to_end, else its head's; None = DEFAULT_STEPS."""
     kind, head = parse_strategy(strategy)
-    given = steps_end_to_end if kind == "C" else {"linear": steps_linear, "resnet": steps_resnet}[head]
+    given = (
+        steps_end_to_end if kind == "C" else {"linear": steps_linear, "resnet": steps_resnet}[head]
+    )
     n = DEFAULT_STEPS["end_to_end" if kind == "C" else head] if given is None else given
-    return whole(1, where=f"strategy {strategy}: ", example=300,
-                 hint=" (steps_linear, steps_resnet, steps_end_to_end)")("steps", n)
+    return whole(
+        1,
+        where=f"strategy {strategy}: ",
+        example=300,
+        hint=" (steps_linear, steps_resnet, steps_end_to_end)",
+    )("steps", n)
 
 
-def strategy_settings(strategy: str, steps_linear: int | None = None, steps_resnet: int | None = None,
-                      steps_end_to_end: int | None = None, batch_size: int = 32,
-                      lr: "float | Mapping[str, float] | None" = None, lr_grid: Sequence[float] = LR_GRID,
-                      n_evals: int = 10) -> dict[str, Any]:
+def strategy_settings(
+    strategy: str,
+    steps_linear: int | None = None,
+    steps_resnet: int | None = None,
+    steps_end_to_end: int | None = None,
+    batch_size: int = 32,
+    lr: "float | Mapping[str, float] | None" = None,
+    lr_grid: Sequence[float] = LR_GRID,
+    n_evals: int = 10,
+) -> dict[str, Any]:
     """The training settings of one run of `strategy`: steps, lr (None: chosen from lr_grid), grid, batch, n_evals.
 
     lr: one rate for every strategy, {strategy: rate} (e.g. selected_lrs of an earlier sweep), or None.
@@ -157,8 +190,13 @@ def strategy_settings(strategy: str, steps_linear: int | None = None, steps_resn
         lr = lr.get(str(strategy).upper())
     steps = steps_for(strategy, steps_linear, steps_resnet, steps_end_to_end)
     check_protocol(steps, n_evals, lr_grid if lr is None else (lr,), 1, "heads")
-    return dict(steps=steps, lr=None if lr is None else float(lr), lr_grid=[float(v) for v in lr_grid],
-                batch_size=int(batch_size), n_evals=int(n_evals))
+    return dict(
+        steps=steps,
+        lr=None if lr is None else float(lr),
+        lr_grid=[float(v) for v in lr_grid],
+        batch_size=int(batch_size),
+        n_evals=int(n_evals),
+    )
 
 
 def sweep_settings(section: Mapping[str, Any]) -> dict[str, Any]:

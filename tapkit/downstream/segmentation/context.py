@@ -16,16 +16,23 @@ import torch
 import torch.nn as nn
 
 from tapkit.data.movie import InputError
-from tapkit.downstream.segmentation.experiments import (END_TO_END, DenseResult, _settings, run_cell)
-from tapkit.downstream.segmentation.heads import SegmentationNet, calibrate_encoder, fresh_encoder, make_pixel_head
+from tapkit.downstream.segmentation.experiments import END_TO_END, DenseResult, _settings, run_cell
+from tapkit.downstream.segmentation.heads import (
+    SegmentationNet,
+    calibrate_encoder,
+    fresh_encoder,
+    make_pixel_head,
+)
 from tapkit.downstream.segmentation.masks import FrameSplit, check_validation
 
 
 def stack_frames(x: torch.Tensor, offsets: Sequence[int] = (0, 1)) -> torch.Tensor:
     """(T, C, Y, X) -> (T, len(offsets) * C, Y, X): frame t's channels, then those of t + offset, clamped at the ends."""
     if len(offsets) == 0 or offsets[0] != 0:
-        raise InputError(f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs to), "
-                         "e.g. (0, 1) for the frame and the next one.")
+        raise InputError(
+            f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs to), "
+            "e.g. (0, 1) for the frame and the next one."
+        )
     t = torch.arange(len(x))
     return torch.cat([x[(t + k).clamp(0, len(x) - 1)] for k in offsets], dim=1)
 
@@ -41,9 +48,19 @@ class ContextSegmentationNet(SegmentationNet):
         return self.head(z.reshape(n, k * z.shape[1], *z.shape[2:]))
 
 
-def scratch_context_sweep(name: str, template: nn.Module, images: torch.Tensor, masks: np.ndarray, split: FrameSplit,
-                          budgets: Sequence, offsets: Sequence[int] = (0, 1), n_runs: int = 3, seed: int = 0,
-                          device: Any = "cpu", **train: Any) -> list[DenseResult]:
+def scratch_context_sweep(
+    name: str,
+    template: nn.Module,
+    images: torch.Tensor,
+    masks: np.ndarray,
+    split: FrameSplit,
+    budgets: Sequence,
+    offsets: Sequence[int] = (0, 1),
+    n_runs: int = 3,
+    seed: int = 0,
+    device: Any = "cpu",
+    **train: Any,
+) -> list[DenseResult]:
     """`experiments.end_to_end_sweep(pretrained=False)` with k frames in: a new encoder per run (the template's
     architecture) applied to each frame, a conv head on the k x F features; same protocol, lr grid and labelled frames."""
     check_validation(masks, split)
@@ -55,11 +72,24 @@ def scratch_context_sweep(name: str, template: nn.Module, images: torch.Tensor, 
     def make(s: int) -> tuple[nn.Module, Any]:
         head = make_pixel_head("conv", len(offsets) * template.n_features, s)
         net = ContextSegmentationNet(fresh_encoder(template, s), head)
-        calibrate_encoder(net.encoder, unlabelled)  # BatchNorm statistics of single frames, as the encoder sees them
+        calibrate_encoder(
+            net.encoder, unlabelled
+        )  # BatchNorm statistics of single frames, as the encoder sees them
         return net, net.trainable()
 
     out: list[DenseResult] = []
     for budget in budgets:
-        out += run_cell(name, budget, make, inputs, masks, split, n_runs, seed, device, settings,
-                        out[0].lr if out else None)
+        out += run_cell(
+            name,
+            budget,
+            make,
+            inputs,
+            masks,
+            split,
+            n_runs,
+            seed,
+            device,
+            settings,
+            out[0].lr if out else None,
+        )
     return out

@@ -32,18 +32,42 @@ from tqdm.auto import tqdm
 
 from tapkit.data.movie import InputError
 from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
-from tapkit.downstream.segmentation.fit import DenseFit, feature_inputs, fit_dense, frame_inputs, predict_dense
-from tapkit.downstream.segmentation.heads import (HEADS, SegmentationNet, calibrate_encoder, fresh_encoder,
-                                                  make_pixel_head)
-from tapkit.downstream.segmentation.masks import FrameSplit, budget_size, check_validation, pick_frames
+from tapkit.downstream.segmentation.fit import (
+    DenseFit,
+    feature_inputs,
+    fit_dense,
+    frame_inputs,
+    predict_dense,
+)
+from tapkit.downstream.segmentation.heads import (
+    HEADS,
+    SegmentationNet,
+    calibrate_encoder,
+    fresh_encoder,
+    make_pixel_head,
+)
+from tapkit.downstream.segmentation.masks import (
+    FrameSplit,
+    budget_size,
+    check_validation,
+    pick_frames,
+)
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
 from tapkit.validate import whole
 
 SCRATCH = "from scratch"
 END_TO_END = "end to end"
 # the profile's segmentation keys a sweep takes (budget_sweep's **train)
-TRAIN_KEYS = ("steps_head", "steps_end_to_end", "crop", "batch_size", "positive_fraction", "n_evals", "lr_grid",
-              "lr_grid_end_to_end")
+TRAIN_KEYS = (
+    "steps_head",
+    "steps_end_to_end",
+    "crop",
+    "batch_size",
+    "positive_fraction",
+    "n_evals",
+    "lr_grid",
+    "lr_grid_end_to_end",
+)
 
 
 @dataclass
@@ -55,7 +79,8 @@ class DenseResult:
     seed: int
     frames: np.ndarray
     scores: dict[str, float] = field(default_factory=dict)
-    example: "np.ndarray | None" = None  # (Y, X) probabilities of the middle test frame, for figures
+    # (Y, X) probabilities of the middle test frame, for figures
+    example: "np.ndarray | None" = None
     lr: float = float("nan")  # the learning rate chosen on validation for this (row, task, budget)
     steps: int = 0  # optimiser steps trained
     val_steps: list = field(default_factory=list)
@@ -68,8 +93,13 @@ def evaluate(probs: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dic
     """Dice, IoU (pooled over frames) and object precision / recall / F1 of probabilities (N, Y, X) vs masks."""
     pred = probs >= threshold
     obj = object_scores(pred, true)
-    return {"dice": dice(pred, true), "iou": iou(pred, true), "object_precision": obj["precision"],
-            "object_recall": obj["recall"], "object_f1": obj["f1"]}
+    return {
+        "dice": dice(pred, true),
+        "iou": iou(pred, true),
+        "object_precision": obj["precision"],
+        "object_recall": obj["recall"],
+        "object_f1": obj["f1"],
+    }
 
 
 def check_budgets(budgets: Sequence["int | str"], masks: np.ndarray, split: FrameSplit) -> None:
@@ -82,17 +112,39 @@ def check_budgets(budgets: Sequence["int | str"], masks: np.ndarray, split: Fram
 def _settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
     """fit_dense keywords and the lr grid for a head kind or END_TO_END from the sweep's settings (checked)."""
     steps = int(train.get("steps_end_to_end" if kind == END_TO_END else "steps_head", 100))
-    grid = tuple(train.get("lr_grid_end_to_end" if kind == END_TO_END and train.get("lr_grid_end_to_end") else "lr_grid",
-                           LR_GRID))
+    grid = tuple(
+        train.get(
+            "lr_grid_end_to_end"
+            if kind == END_TO_END and train.get("lr_grid_end_to_end")
+            else "lr_grid",
+            LR_GRID,
+        )
+    )
     n_evals = int(train.get("n_evals", 20))
     check_protocol(steps, n_evals, grid, 1, f"segmentation ({kind})")
-    return {"steps": steps, "crop": int(train.get("crop", 64)), "batch_size": int(train.get("batch_size", 8)),
-            "positive_fraction": float(train.get("positive_fraction", 0.5)), "n_evals": n_evals, "lr_grid": grid}
+    return {
+        "steps": steps,
+        "crop": int(train.get("crop", 64)),
+        "batch_size": int(train.get("batch_size", 8)),
+        "positive_fraction": float(train.get("positive_fraction", 0.5)),
+        "n_evals": n_evals,
+        "lr_grid": grid,
+    }
 
 
-def run_cell(row: str, budget: "int | str", make: Callable[[int], tuple[nn.Module, Any]], inputs: torch.Tensor,
-             masks: np.ndarray, split: FrameSplit, n_runs: int, seed: int, device: Any,
-             settings: Mapping[str, Any], lr: "float | None" = None) -> list[DenseResult]:
+def run_cell(
+    row: str,
+    budget: "int | str",
+    make: Callable[[int], tuple[nn.Module, Any]],
+    inputs: torch.Tensor,
+    masks: np.ndarray,
+    split: FrameSplit,
+    n_runs: int,
+    seed: int,
+    device: Any,
+    settings: Mapping[str, Any],
+    lr: "float | None" = None,
+) -> list[DenseResult]:
     """The n_runs runs of one (row, budget): lr from the grid on validation with the first seed (that run is run 1),
     reused for seeds seed+1, ...; each run trains on pick_frames(pool, budget, its seed) and keeps its best step.
 
@@ -104,43 +156,104 @@ def run_cell(row: str, budget: "int | str", make: Callable[[int], tuple[nn.Modul
     def train(s: int, lr: float) -> tuple[nn.Module, np.ndarray, DenseFit]:
         frames = pick_frames(split.pool, budget, s, masks)
         module, params = make(s)
-        return module, frames, fit_dense(module, params, inputs, masks, frames, lr=lr, seed=s, device=device,
-                                         val_frames=split.val, **kw)
+        return (
+            module,
+            frames,
+            fit_dense(
+                module,
+                params,
+                inputs,
+                masks,
+                frames,
+                lr=lr,
+                seed=s,
+                device=device,
+                val_frames=split.val,
+                **kw,
+            ),
+        )
 
     if lr is None:
-        lr, first, _ = select_lr(lambda lr: train(seed, lr), lambda run: run[2].best_score, settings["lr_grid"])
+        lr, first, _ = select_lr(
+            lambda lr: train(seed, lr), lambda run: run[2].best_score, settings["lr_grid"]
+        )
     else:
         first = train(seed, float(lr))
     runs = [first] + [train(seed + i, lr) for i in range(1, int(n_runs))]
     out, test = [], masks[split.test]
     for i, (module, frames, fit) in enumerate(runs):
         probs = predict_dense(module, inputs, split.test, device)
-        out.append(DenseResult(row, budget, seed + i, frames, evaluate(probs, test), probs[len(probs) // 2].astype(np.float16),
-                               lr, len(fit.losses), fit.val_steps, fit.val_curve, fit.best_step, fit.converged))
+        out.append(
+            DenseResult(
+                row,
+                budget,
+                seed + i,
+                frames,
+                evaluate(probs, test),
+                probs[len(probs) // 2].astype(np.float16),
+                lr,
+                len(fit.losses),
+                fit.val_steps,
+                fit.val_curve,
+                fit.best_step,
+                fit.converged,
+            )
+        )
     return out
 
 
-def frozen_sweep(name: str, features: torch.Tensor, masks: np.ndarray, split: FrameSplit, budgets: Sequence,
-                 heads: Sequence[str] = HEADS, n_runs: int = 3, seed: int = 0, device: Any = "cpu",
-                 **train: Any) -> list[DenseResult]:
+def frozen_sweep(
+    name: str,
+    features: torch.Tensor,
+    masks: np.ndarray,
+    split: FrameSplit,
+    budgets: Sequence,
+    heads: Sequence[str] = HEADS,
+    n_runs: int = 3,
+    seed: int = 0,
+    device: Any = "cpu",
+    **train: Any,
+) -> list[DenseResult]:
     """New heads on one source's cached features (T, F, Y, X) for every budget and head (run_cell each)."""
     check_validation(masks, split)
     out = []
+
     def make(s: int, kind: str) -> tuple[nn.Module, Any]:
         head = make_pixel_head(kind, features.shape[1], s)
         return head, head.parameters()
 
     chosen: dict[str, float] = {}  # head kind -> the lr its first budget chose on validation
     for budget, head_kind in tqdm([(b, h) for b in budgets for h in heads], desc=name, leave=False):
-        out += run_cell(f"{name} · {head_kind}", budget, lambda s, k=head_kind: make(s, k), features, masks, split, n_runs, seed, device,
-                        _settings(head_kind, train), chosen.get(head_kind))
+        out += run_cell(
+            f"{name} · {head_kind}",
+            budget,
+            lambda s, k=head_kind: make(s, k),
+            features,
+            masks,
+            split,
+            n_runs,
+            seed,
+            device,
+            _settings(head_kind, train),
+            chosen.get(head_kind),
+        )
         chosen.setdefault(head_kind, out[-1].lr)
     return out
 
 
-def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks: np.ndarray, split: FrameSplit,
-                     budgets: Sequence, n_runs: int = 3, seed: int = 0, pretrained: bool = True, device: Any = "cpu",
-                     **train: Any) -> list[DenseResult]:
+def end_to_end_sweep(
+    name: str,
+    encoder: nn.Module,
+    images: torch.Tensor,
+    masks: np.ndarray,
+    split: FrameSplit,
+    budgets: Sequence,
+    n_runs: int = 3,
+    seed: int = 0,
+    pretrained: bool = True,
+    device: Any = "cpu",
+    **train: Any,
+) -> list[DenseResult]:
     """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run.
 
     Every run's encoder first gets the BatchNorm statistics of the images of the frames outside the test set
@@ -151,25 +264,50 @@ def end_to_end_sweep(name: str, encoder: nn.Module, images: torch.Tensor, masks:
     check_validation(masks, split)
     settings = _settings(END_TO_END, train)
     held_out = set(np.asarray(split.test).tolist())
-    unlabelled = images[[t for t in range(len(images)) if t not in held_out]]  # (N, 1, Y, X) images, no test frame
+    unlabelled = images[
+        [t for t in range(len(images)) if t not in held_out]
+    ]  # (N, 1, Y, X) images, no test frame
 
     def make(s: int) -> tuple[nn.Module, Any]:
         trained = encoder if pretrained else fresh_encoder(encoder, s)
         net = SegmentationNet(trained, make_pixel_head("conv", encoder.n_features, s))
-        calibrate_encoder(net.encoder, unlabelled)  # the copy inside net; the caller's encoder is untouched
+        calibrate_encoder(
+            net.encoder, unlabelled
+        )  # the copy inside net; the caller's encoder is untouched
         return net, net.trainable()
 
     out: list[DenseResult] = []
     for budget in tqdm(list(budgets), desc=name, leave=False):
-        out += run_cell(name, budget, make, images, masks, split, n_runs, seed, device, settings,
-                        out[0].lr if out else None)  # the lr the first budget chose
+        out += run_cell(
+            name,
+            budget,
+            make,
+            images,
+            masks,
+            split,
+            n_runs,
+            seed,
+            device,
+            settings,
+            out[0].lr if out else None,
+        )  # the lr the first budget chose
     return out
 
 
-def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[str, np.ndarray], split: FrameSplit,
-                 budgets: Sequence, heads: Sequence[str] = HEADS, end_to_end: Mapping[str, "nn.Module | None"] | None = None,
-                 end_to_end_budgets: Sequence | None = None, n_runs: int = 3, seed: int = 0, device: Any = "cpu",
-                 **train: Any) -> dict[str, list[DenseResult]]:
+def budget_sweep(
+    models: Mapping[str, nn.Module],
+    movie: Any,
+    targets: Mapping[str, np.ndarray],
+    split: FrameSplit,
+    budgets: Sequence,
+    heads: Sequence[str] = HEADS,
+    end_to_end: Mapping[str, "nn.Module | None"] | None = None,
+    end_to_end_budgets: Sequence | None = None,
+    n_runs: int = 3,
+    seed: int = 0,
+    device: Any = "cpu",
+    **train: Any,
+) -> dict[str, list[DenseResult]]:
     """{task: runs} for targets {task: masks (T, Y, X)}: frozen heads on each model's features (computed once for
     all tasks), then end-to-end rows ({row: pretrained model, or None = from scratch, the first model's architecture}).
 
@@ -186,14 +324,27 @@ def budget_sweep(models: Mapping[str, nn.Module], movie: Any, targets: Mapping[s
     for name, model in models.items():
         features = feature_inputs(model, movie, device)  # (T, F, Y, X) once per source
         for task, m in targets.items():
-            out[task] += frozen_sweep(name, features, m, split, budgets, heads, n_runs, seed, device, **train)
+            out[task] += frozen_sweep(
+                name, features, m, split, budgets, heads, n_runs, seed, device, **train
+            )
         del features
     if end_to_end:
         images, template = frame_inputs(movie), next(iter(models.values()))  # (T, 1, Y, X)
         for name, model in end_to_end.items():
             for task, m in targets.items():
-                out[task] += end_to_end_sweep(name, template if model is None else model, images, m, split, e2e_budgets,
-                                              n_runs, seed, model is not None, device, **train)
+                out[task] += end_to_end_sweep(
+                    name,
+                    template if model is None else model,
+                    images,
+                    m,
+                    split,
+                    e2e_budgets,
+                    n_runs,
+                    seed,
+                    model is not None,
+                    device,
+                    **train,
+                )
     return out
 
 
@@ -208,9 +359,13 @@ def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[st
     table: dict[str, dict[str, dict[str, float]]] = {}
     for row, by_budget in runs.items():
         for budget, rs in by_budget.items():
-            cell = {"n_frames": int(np.mean([len(r.frames) for r in rs])), "n_runs": len(rs),
-                    "lr": float(rs[0].lr), "steps": int(max(r.steps for r in rs)),
-                    "converged": bool(all(r.converged for r in rs))}
+            cell = {
+                "n_frames": int(np.mean([len(r.frames) for r in rs])),
+                "n_runs": len(rs),
+                "lr": float(rs[0].lr),
+                "steps": int(max(r.steps for r in rs)),
+                "converged": bool(all(r.converged for r in rs)),
+            }
             for metric in rs[0].scores:
                 values = np.array([r.scores[metric] for r in rs])
                 cell[metric], cell[f"{metric}_std"] = float(values.mean()), float(values.std())
@@ -218,10 +373,17 @@ def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[st
     return table
 
 
-def format_table(table: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Sequence[str] = ("dice", "object_f1")) -> str:
+def format_table(
+    table: Mapping[str, Mapping[str, Mapping[str, float]]],
+    metrics: Sequence[str] = ("dice", "object_f1"),
+) -> str:
     """Text table: one line per row and budget, mean ± std of `metrics`, the chosen lr; '*' marks a cell with a run
     that did not converge (footnote below the table)."""
-    head = f"{'features · head':<30}{'budget':>7}{'frames':>7}  " + "".join(f"{m:<14}" for m in metrics) + f"{'lr':>8}"
+    head = (
+        f"{'features · head':<30}{'budget':>7}{'frames':>7}  "
+        + "".join(f"{m:<14}" for m in metrics)
+        + f"{'lr':>8}"
+    )
     lines, starred = [head, "-" * len(head)], False
     for row, by_budget in table.items():
         for budget, c in by_budget.items():
@@ -231,36 +393,53 @@ def format_table(table: Mapping[str, Mapping[str, Mapping[str, float]]], metrics
             lr = f"{c['lr']:.0e}" if np.isfinite(c.get("lr", np.nan)) else "-"
             lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}{lr:>8}{mark}")
     if starred:
-        lines.append("* at least one run of this cell had not converged (its best validation Dice still rose by >= 2 % "
-                     "in the last quarter of its steps): more steps would change it.")
+        lines.append(
+            "* at least one run of this cell had not converged (its best validation Dice still rose by >= 2 % "
+            "in the last quarter of its steps): more steps would change it."
+        )
     return "\n".join(lines)
 
 
-def paired(results: "Sequence[DenseResult] | Mapping[str, Sequence[DenseResult]]", row_a: str, row_b: str,
-           budget: "int | str", task: "str | None" = None, metric: str = "dice",
-           budget_b: "int | str | None" = None) -> tuple[list[float], list[float]]:
+def paired(
+    results: "Sequence[DenseResult] | Mapping[str, Sequence[DenseResult]]",
+    row_a: str,
+    row_b: str,
+    budget: "int | str",
+    task: "str | None" = None,
+    metric: str = "dice",
+    budget_b: "int | str | None" = None,
+) -> tuple[list[float], list[float]]:
     """Per-seed aligned test scores (a_runs, b_runs) of two rows at a budget (row_b at budget_b if given), for claims.
 
     results: one task's runs, or {task: runs} with `task`. Only seeds both rows ran are kept, in seed order.
     """
     if isinstance(results, Mapping):
         if task not in results:
-            raise InputError(f"paired: task={task!r} is not among the results' tasks {sorted(results)}.")
+            raise InputError(
+                f"paired: task={task!r} is not among the results' tasks {sorted(results)}."
+            )
         results = results[task]
     budget_b = budget if budget_b is None else budget_b
-    by = [{r.seed: r.scores[metric] for r in results if r.row == row and str(r.budget) == str(b)}
-          for row, b in ((row_a, budget), (row_b, budget_b))]
+    by = [
+        {r.seed: r.scores[metric] for r in results if r.row == row and str(r.budget) == str(b)}
+        for row, b in ((row_a, budget), (row_b, budget_b))
+    ]
     for (row, b), runs in zip(((row_a, budget), (row_b, budget_b)), by):
         if not runs:
-            raise InputError(f"paired: no runs of row {row!r} at budget {b!r}; rows: {sorted({r.row for r in results})}.")
+            raise InputError(
+                f"paired: no runs of row {row!r} at budget {b!r}; rows: {sorted({r.row for r in results})}."
+            )
     seeds = sorted(set(by[0]) & set(by[1]))
     if not seeds:
-        raise InputError(f"paired: rows {row_a!r} and {row_b!r} share no seed; run both with the same seeds.")
+        raise InputError(
+            f"paired: rows {row_a!r} and {row_b!r} share no seed; run both with the same seeds."
+        )
     return [by[0][s] for s in seeds], [by[1][s] for s in seeds]
 
 
-def more_labels_check(table: Mapping[str, Mapping[str, Mapping[str, float]]], tol: float = 0.02,
-                      metric: str = "dice") -> dict[str, tuple[float, float, bool]]:
+def more_labels_check(
+    table: Mapping[str, Mapping[str, Mapping[str, float]]], tol: float = 0.02, metric: str = "dice"
+) -> dict[str, tuple[float, float, bool]]:
     """Per row: (mean at its smallest budget, mean at its largest, largest >= smallest - tol): more labels never hurt."""
     out = {}
     for row, by_budget in table.items():
@@ -270,7 +449,9 @@ def more_labels_check(table: Mapping[str, Mapping[str, Mapping[str, float]]], to
     return out
 
 
-def examples(results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str") -> dict[str, np.ndarray]:
+def examples(
+    results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str"
+) -> dict[str, np.ndarray]:
     """{'<row>, n frame(s)': (Y, X) probabilities of the middle test frame} of each row's first run at `budget`."""
     out = {}
     for row in rows:
@@ -280,8 +461,12 @@ def examples(results: Sequence[DenseResult], rows: Sequence[str], budget: "int |
     return out
 
 
-def budget_to_reach(table: Mapping[str, Mapping[str, Mapping[str, float]]], reference: float, fraction: float = 0.95,
-                    metric: str = "dice") -> dict[str, "int | None"]:
+def budget_to_reach(
+    table: Mapping[str, Mapping[str, Mapping[str, float]]],
+    reference: float,
+    fraction: float = 0.95,
+    metric: str = "dice",
+) -> dict[str, "int | None"]:
     """Per row: the fewest labelled frames whose mean `metric` reaches fraction * reference (None: never)."""
     out = {}
     for row, by_budget in table.items():
@@ -290,8 +475,24 @@ def budget_to_reach(table: Mapping[str, Mapping[str, Mapping[str, float]]], refe
     return out
 
 
-def record_entries(table: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+def record_entries(
+    table: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> dict[str, dict[str, dict[str, float]]]:
     """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames, n_runs, lr, steps, converged}}} for
     results.record('segmentation')."""
-    keep = ("dice", "dice_std", "iou", "object_f1", "object_f1_std", "n_frames", "n_runs", "lr", "steps", "converged")
-    return {row: {b: {k: c[k] for k in keep if k in c} for b, c in by_budget.items()} for row, by_budget in table.items()}
+    keep = (
+        "dice",
+        "dice_std",
+        "iou",
+        "object_f1",
+        "object_f1_std",
+        "n_frames",
+        "n_runs",
+        "lr",
+        "steps",
+        "converged",
+    )
+    return {
+        row: {b: {k: c[k] for k in keep if k in c} for b, c in by_budget.items()}
+        for row, by_budget in table.items()
+    }

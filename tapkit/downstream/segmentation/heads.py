@@ -1,7 +1,7 @@
 """Per-pixel heads on dense features, and a segmentation network = encoder + head (nn.Modules only).
 
-    features z (N, F, Y, X) --head--> logits (N, 1, Y, X)          frozen features: only the head learns
-    images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits  fine-tuning / from scratch: all learns
+features z (N, F, Y, X) --head--> logits (N, 1, Y, X)          frozen features: only the head learns
+images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits  fine-tuning / from scratch: all learns
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ class ConvHead(nn.Sequential):
     """Two 3x3 conv + ReLU layers and a 1x1 output: a small context of 5x5 px, (N, F, Y, X) -> (N, 1, Y, X)."""
 
     def __init__(self, n_features: int, hidden: int = 16) -> None:
-        super().__init__(nn.Conv2d(n_features, hidden, 3, padding=1), nn.ReLU(inplace=True),
-                         nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+        super().__init__(
+            nn.Conv2d(n_features, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 1, 1),
+        )
 
 
 def make_pixel_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
@@ -47,7 +52,9 @@ def make_pixel_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
         return PixelLinearHead(n_features) if kind == "linear" else ConvHead(n_features)
 
 
-def fresh_encoder(model: nn.Module, seed: int, movie: "Any | None" = None, n_frames: int = 8) -> nn.Module:
+def fresh_encoder(
+    model: nn.Module, seed: int, movie: "Any | None" = None, n_frames: int = 8
+) -> nn.Module:
     """The same architecture as a pretrained PretextModel, newly initialised from `seed` (random / from scratch).
 
     With `movie` (a Movie or (T, Y, X) frames): the frozen random baseline, its BatchNorm statistics measured on
@@ -58,11 +65,15 @@ def fresh_encoder(model: nn.Module, seed: int, movie: "Any | None" = None, n_fra
     if movie is not None:
         from tapkit.ssl.features import prepare_frames
 
-        calibrate_encoder(encoder, prepare_frames(movie), n_frames)  # (T, Y, X) normalised per frame, as embed sees them
+        calibrate_encoder(
+            encoder, prepare_frames(movie), n_frames
+        )  # (T, Y, X) normalised per frame, as embed sees them
     return encoder
 
 
-def calibrate_encoder(encoder: nn.Module, frames: "np.ndarray | torch.Tensor", n_frames: int = 8) -> nn.Module:
+def calibrate_encoder(
+    encoder: nn.Module, frames: "np.ndarray | torch.Tensor", n_frames: int = 8
+) -> nn.Module:
     """BatchNorm statistics of `n_frames` of the normalised frames (T, Y, X) or (T, 1, Y, X), spread over them; eval mode.
 
     In eval mode a network normalises with its running statistics; a new one's (mean 0, variance 1) or a briefly
@@ -71,7 +82,9 @@ def calibrate_encoder(encoder: nn.Module, frames: "np.ndarray | torch.Tensor", n
     """
     from tapkit.ssl.features import calibrate_batchnorm
 
-    x = torch.as_tensor(np.asarray(frames, dtype=np.float32) if not isinstance(frames, torch.Tensor) else frames)
+    x = torch.as_tensor(
+        np.asarray(frames, dtype=np.float32) if not isinstance(frames, torch.Tensor) else frames
+    )
     x = x if x.ndim == 4 else x[:, None]  # (T, 1, Y, X)
     pick = np.unique(np.linspace(0, len(x) - 1, min(n_frames, len(x))).round().astype(int))
     multiple = 2 ** int(encoder.config["n_depth"])

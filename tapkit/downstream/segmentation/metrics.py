@@ -30,7 +30,9 @@ def _binary(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Two boolean arrays of the same shape (ValueError otherwise)."""
     pred, true = np.asarray(pred) > 0, np.asarray(true) > 0
     if pred.shape != true.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {true.shape} must have the same shape.")
+        raise ValueError(
+            f"prediction {pred.shape} and ground truth {true.shape} must have the same shape."
+        )
     return pred, true
 
 
@@ -72,10 +74,19 @@ def object_scores(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) ->
     precision = tp / (tp + fp) if tp + fp else float(fn == 0)
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "tp": tp, "fp": fp, "fn": fn}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
-def stable_regions(labels: np.ndarray, events: "np.ndarray | None" = None, margin: int = 2) -> np.ndarray:
+def stable_regions(
+    labels: np.ndarray, events: "np.ndarray | None" = None, margin: int = 2
+) -> np.ndarray:
     """Per consecutive pair (t, t+1): pixels of cells present in both frames and in no event, grown by `margin` px.
 
     labels (T, Y, X) instance ids (the same id = the same cell in both frames), events (T, Y, X) or None.
@@ -86,7 +97,9 @@ def stable_regions(labels: np.ndarray, events: "np.ndarray | None" = None, margi
     for t in range(len(labels) - 1):
         ids = np.intersect1d(np.unique(labels[t]), np.unique(labels[t + 1]))
         if events is not None:
-            busy = np.union1d(np.unique(labels[t][events[t] > 0]), np.unique(labels[t + 1][events[t + 1] > 0]))
+            busy = np.union1d(
+                np.unique(labels[t][events[t] > 0]), np.unique(labels[t + 1][events[t + 1] > 0])
+            )
             ids = np.setdiff1d(ids, busy)
         ids = ids[ids > 0]
         region = np.isin(labels[t], ids) | np.isin(labels[t + 1], ids)
@@ -101,5 +114,7 @@ def flicker(pred: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """
     pred = np.asarray(pred) > 0
     if regions.shape != (len(pred) - 1,) + pred.shape[1:]:
-        raise ValueError(f"regions {regions.shape} must be (T - 1, Y, X) for predictions {pred.shape}.")
+        raise ValueError(
+            f"regions {regions.shape} must be (T - 1, Y, X) for predictions {pred.shape}."
+        )
     return np.array([1 - dice(pred[t] & r, pred[t + 1] & r) for t, r in enumerate(regions)])
