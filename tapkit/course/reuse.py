@@ -21,9 +21,8 @@ def find_same_training(recipe: dict, candidates: Sequence["str | os.PathLike"]) 
     for path in map(Path, candidates):
         if path.is_file():
             state = load_checkpoint(path)
-            if state.get("recipe") == recipe and training_finished(
-                state
-            ):  # shipped files have no recipe
+            # shipped files have no recipe
+            if state.get("recipe") == recipe and training_finished(state):
                 return path
     return None
 

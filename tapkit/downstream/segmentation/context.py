@@ -16,7 +16,12 @@ import torch
 import torch.nn as nn
 
 from tapkit.data.movie import InputError
-from tapkit.downstream.segmentation.experiments import END_TO_END, DenseResult, _settings, run_cell
+from tapkit.downstream.segmentation.experiments import (
+    END_TO_END,
+    DenseResult,
+    row_settings,
+    run_cell,
+)
 from tapkit.downstream.segmentation.heads import (
     SegmentationNet,
     calibrate_encoder,
@@ -64,7 +69,7 @@ def scratch_context_sweep(
     """`experiments.end_to_end_sweep(pretrained=False)` with k frames in: a new encoder per run (the template's
     architecture) applied to each frame, a conv head on the k x F features; same protocol, lr grid and labelled frames."""
     check_validation(masks, split)
-    settings = _settings(END_TO_END, train)
+    settings = row_settings(END_TO_END, train)
     inputs = stack_frames(images, offsets)  # (T, k, Y, X)
     held_out = set(np.asarray(split.test).tolist())
     unlabelled = images[[t for t in range(len(images)) if t not in held_out]]  # (N, 1, Y, X)

@@ -109,7 +109,7 @@ def check_budgets(budgets: Sequence["int | str"], masks: np.ndarray, split: Fram
         budget_size(b, n)
 
 
-def _settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
+def row_settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
     """fit_dense keywords and the lr grid for a head kind or END_TO_END from the sweep's settings (checked)."""
     steps = int(train.get("steps_end_to_end" if kind == END_TO_END else "steps_head", 100))
     grid = tuple(
@@ -234,7 +234,7 @@ def frozen_sweep(
             n_runs,
             seed,
             device,
-            _settings(head_kind, train),
+            row_settings(head_kind, train),
             chosen.get(head_kind),
         )
         chosen.setdefault(head_kind, out[-1].lr)
@@ -262,7 +262,7 @@ def end_to_end_sweep(
     for both rows at a seed.
     """
     check_validation(masks, split)
-    settings = _settings(END_TO_END, train)
+    settings = row_settings(END_TO_END, train)
     held_out = set(np.asarray(split.test).tolist())
     unlabelled = images[
         [t for t in range(len(images)) if t not in held_out]
@@ -315,7 +315,7 @@ def budget_sweep(
     """
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
     for kind in [*heads, *([END_TO_END] if end_to_end else [])]:
-        _settings(kind, train)
+        row_settings(kind, train)
     whole(1, where="segmentation: ", example=3)("n_runs", n_runs)
     for task, m in targets.items():
         check_budgets([*budgets, *(e2e_budgets if end_to_end else [])], m, split)
