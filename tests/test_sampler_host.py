@@ -7,7 +7,7 @@ import torch
 from scipy import ndimage
 
 from tapkit import InputError, Movie, normalize
-from tapkit.ssl import host_store
+from tapkit.ssl import host_store, movie_arrays
 from tapkit.ssl.augment import AugmentConfig
 from tapkit.ssl.sampler import PairSampler
 from tapkit.ssl.trainer import train_tap
@@ -168,12 +168,12 @@ def test_auto_announces_its_choice_only_when_it_matters(monkeypatch, capsys):
 def test_frame_stats_match_normalize_and_subsample_large_frames(monkeypatch):
     mov = uint16_movie(6, (64, 64)).astype(np.float32)
     for per_frame in (True, False):
-        lo, denom = host_store.frame_stats(mov[:, None], per_frame)
+        lo, denom = movie_arrays.frame_stats(mov[:, None], per_frame)
         manual = (mov - lo[:, :, None]) / denom[:, :, None]
         assert np.array_equal(manual, normalize(mov, per_frame=per_frame))
-    lo, denom = host_store.frame_stats(mov[:, None], True)
-    monkeypatch.setattr(host_store, "MAX_STAT_PIXELS", 1000)  # every 5th pixel of a 64 x 64 frame
-    lo_s, denom_s = host_store.frame_stats(mov[:, None], True)
+    lo, denom = movie_arrays.frame_stats(mov[:, None], True)
+    monkeypatch.setattr(movie_arrays, "MAX_STAT_PIXELS", 1000)  # every 5th pixel of a 64 x 64 frame
+    lo_s, denom_s = movie_arrays.frame_stats(mov[:, None], True)
     assert not np.array_equal(lo_s, lo)  # a subsample was used ...
     assert np.allclose(lo_s, lo, atol=0.1 * denom.max()) and np.allclose(
         denom_s, denom, rtol=0.1
@@ -213,7 +213,7 @@ def test_frame_stats_read_one_frame_at_a_time():
 
     mov = uint16_movie(40, (256, 256))  # 10.5 MB as float32
     tracemalloc.start()
-    host_store.frame_stats(mov[:, None])
+    movie_arrays.frame_stats(mov[:, None])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 3e6  # a few frames' worth (256 kB each as float32), not the movie

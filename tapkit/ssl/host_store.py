@@ -1,189 +1,53 @@
-"""Movies for `PairSampler` as stored on the host, and their per-frame normalisation (issue 13).
+"""Where `PairSampler` keeps its movies: on the compute device or on the host, and the choice (issue 13).
 
 The sampler reads a movie in one of two ways (`storage`):
-  * "device": the whole movie, normalised to float32, lives on the compute device (fast, needs memory);
+  * "device": the whole movie, normalised to float32, lives on the compute device (fast, needs memory):
+    `device_store`;
   * "host": the movie stays on the host as stored (a numpy array or a memory-mapped TIFF; uint8, uint16,
-    float16 and float32 are kept as they are), and only the pixels one batch reads travel to the device.
-Both modes normalise with the same per-frame percentiles (`frame_stats`, computed once) and the same
-arithmetic, `(x - lo) / denom` in float32, so they give the same crops. `choose_storage` picks the mode;
-`HostMovies` holds the host mode's movies, gathers each batch's pixels and prefetches the next batch.
+    float16 and float32 are kept as they are), and only the pixels one batch reads travel to the device:
+    `HostMovies`, which gathers each batch's pixels (`tapkit.ssl.host_gather`) and prefetches the next batch.
+Both modes normalise with the same per-frame percentiles (`tapkit.ssl.movie_arrays.frame_stats`, computed
+once) and the same arithmetic, `(x - lo) / denom` in float32, so they give the same crops. `choose_storage`
+picks the mode from the movies' size (`store_bytes`) and the free memory (`free_bytes`).
 """
 
 from __future__ import annotations
 
-import math
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from tapkit.data.movie import InputError, Movie, check_images
+from tapkit.data.movie import InputError
 from tapkit.ssl.augment import PairTransforms, apply_dihedral
+from tapkit.ssl.crop_reads import crop_grid, grid_pixels, read_groups
+from tapkit.ssl.host_gather import (
+    bilinear,
+    footprint,
+    gather_boxes,
+    gather_windows,
+    transport_dtype,
+)
+from tapkit.ssl.movie_arrays import as_float, normalise_
+
+# re-exported: tapkit.ssl.trainer and tapkit.ssl.recipe import it from here
+from tapkit.ssl.movie_arrays import open_movie  # noqa: F401
 
 if TYPE_CHECKING:
     from tapkit.ssl.sampler import PairSampler
 
 __all__ = [
-    "HOST_DTYPES",
-    "open_movie",
-    "frame_stats",
-    "as_float",
-    "normalise_",
     "device_store",
     "store_bytes",
     "free_bytes",
     "choose_storage",
     "HOST_FRACTION",
     "HostMovies",
-    "as_image_list",
 ]
 
-HOST_DTYPES = (
-    np.uint8,
-    np.uint16,
-    np.float16,
-    np.float32,
-)  # kept as stored in host mode; others -> float32 per crop
 # "auto" keeps the movies on the host when they need more than this share of free memory
 HOST_FRACTION = 1 / 3
-# percentiles from at most this many pixels per frame (a 2048 x 2048 frame: all of them)
-MAX_STAT_PIXELS = 2**22
-
-
-def _read_tiff(path: Path) -> np.ndarray:
-    """A TIFF as a read-only memory map when it is stored uncompressed and contiguous, else read into memory."""
-    import tifffile
-
-    try:
-        return tifffile.memmap(path, mode="r")
-    except (ValueError, OSError):  # compressed, tiled or not contiguous: tifffile cannot map it
-        return tifffile.imread(path)
-
-
-def open_movie(movie: Any, what: str) -> np.ndarray:
-    """A Movie, array, tensor or TIFF path -> a (T, C, Y, X) view of it as stored (no copy, no conversion)."""
-    if isinstance(movie, (str, os.PathLike)):
-        path = Path(movie)
-        if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
-            raise InputError(
-                f"{what}: {str(path)!r} is not a TIFF file; pass a (T, Y, X) TIFF, an array or a Movie."
-            )
-        movie = _read_tiff(path)
-    arr = movie.images if isinstance(movie, Movie) else movie
-    arr = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else arr
-    arr = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
-    if (
-        arr.dtype == object
-        or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool)
-        or np.iscomplexobj(arr)
-    ):
-        raise InputError(f"{what}: expected a real numeric array, got dtype {arr.dtype}.")
-    if arr.ndim not in (3, 4):
-        raise InputError(
-            f"{what}: expected shape (T, Y, X) or (T, C, Y, X), got {arr.ndim} dimensions {arr.shape}."
-        )
-    arr = arr[:, None] if arr.ndim == 3 else arr
-    if min(arr.shape[-2:]) < 8:
-        raise InputError(
-            f"{what}: frames of size {arr.shape[-2:]} are too small (at least 8 x 8 pixels)."
-        )
-    if arr.shape[0] < 2:
-        raise InputError(
-            f"{what}: has a single frame; time arrow prediction needs at least 2 frames (check that "
-            "the time axis is first: (T, Y, X) or (T, C, Y, X))."
-        )
-    return arr
-
-
-def as_image_list(
-    movies: "Movie | np.ndarray | Sequence", what: str = "PairSampler"
-) -> list[np.ndarray]:
-    """Accept one or several Movies / (T, Y, X) / (T, C, Y, X) arrays and return validated float32 arrays."""
-    if isinstance(movies, (Movie, np.ndarray, torch.Tensor)):
-        movies = [movies]
-    movies = list(movies)
-    if not movies:
-        raise InputError(
-            f"{what}: got an empty list of movies; pass at least one Movie or (T, Y, X) array."
-        )
-    out = []
-    for i, m in enumerate(movies):
-        arr = (
-            m.images
-            if isinstance(m, Movie)
-            else (m.cpu().numpy() if isinstance(m, torch.Tensor) else m)
-        )
-        arr = np.asarray(arr)
-        if arr.ndim == 4:  # (T, C, Y, X): check every channel as a (T, Y, X) movie
-            arr = np.stack(
-                [
-                    check_images(arr[:, c], what=f"{what}: movie {i} channel {c}", min_frames=1)
-                    for c in range(arr.shape[1])
-                ],
-                1,
-            )
-        else:
-            arr = check_images(arr, what=f"{what}: movie {i}", min_frames=1)
-        if arr.shape[0] < 2:
-            raise InputError(
-                f"{what}: movie {i} has a single frame; time arrow prediction needs at least 2 "
-                "frames (check that the time axis is first: (T, Y, X) or (T, C, Y, X))."
-            )
-        out.append(arr)
-    return out
-
-
-def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
-    """Every k-th value of a flattened array (all of them when there are at most `limit`), as float32."""
-    flat = values.reshape(-1)
-    step = max(1, math.ceil(flat.size / limit))
-    return np.asarray(flat[::step], dtype=np.float32)
-
-
-def frame_stats(
-    arr: np.ndarray,
-    per_frame: bool = True,
-    pmin: float = 1.0,
-    pmax: float = 99.8,
-    eps: float = 1e-8,
-    what: str = "movie",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Percentiles of a (T, C, Y, X) movie, read frame by frame: lo (T, C) and denom = hi - lo + eps (T, C), float32.
-
-    Per frame (or over the whole movie when per_frame=False), from all pixels up to MAX_STAT_PIXELS per frame
-    and a regular subsample beyond; for such movies the numbers equal `tapkit.normalize`'s.
-    """
-    t, c = arr.shape[:2]
-    lo, hi = np.empty((t, c), np.float32), np.empty((t, c), np.float32)
-    for k in range(c):
-        # views of the movie, not copies
-        parts = [arr[i, k] for i in range(t)] if per_frame else [arr[:, k]]
-        for i, part in enumerate(parts):
-            v = _subsample(
-                part, MAX_STAT_PIXELS if per_frame else MAX_STAT_PIXELS * 4
-            )  # one frame as float32 at a time
-            if not np.isfinite(v).all():
-                raise InputError(
-                    f"{what}: contains NaN or infinite values (channel {k}); fix or mask them first."
-                )
-            lo[i if per_frame else slice(None), k] = np.percentile(v, pmin)
-            hi[i if per_frame else slice(None), k] = np.percentile(v, pmax)
-    return lo, hi - lo + eps
-
-
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    """Raw crops as float32 (uint16 through int32: conversions of torch.uint16 are not on every device)."""
-    if x.dtype == torch.uint16:
-        return x.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float()
-    return x.float()
-
-
-def normalise_(x: torch.Tensor, lo: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
-    """(x - lo) / denom in place on float32 crops (..., C, Y, X) with lo, denom (..., C): THE normalisation."""
-    return x.sub_(lo[..., None, None]).div_(denom[..., None, None])
 
 
 def store_bytes(arr: np.ndarray) -> int:
@@ -259,119 +123,6 @@ def choose_storage(storage: str, need: int, device: torch.device) -> tuple[str, 
         f"the normalised movies need {need / gib:.2f} GiB, {relation} than 1/3 of the "
         f"{free / gib:.1f} GiB free on {device}"
     )
-
-
-def transport_dtype(arrays: list[np.ndarray]) -> np.dtype:
-    """The dtype crops travel in: the movies' own when they all share one of HOST_DTYPES, else float32."""
-    kinds = {a.dtype for a in arrays}
-    only = kinds.pop() if len(kinds) == 1 else None
-    return (
-        np.dtype(only)
-        if only is not None and any(only == d for d in HOST_DTYPES)
-        else np.dtype(np.float32)
-    )
-
-
-def _buffer(shape: tuple[int, ...], dtype: np.dtype, pin: bool) -> tuple[torch.Tensor, np.ndarray]:
-    """An empty host tensor (pinned when `pin`) and a numpy view of it, to fill from the movie."""
-    buf = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=pin)
-    return buf, buf.numpy()
-
-
-def gather_windows(
-    arrays: list[np.ndarray],
-    movie: np.ndarray,
-    frames: np.ndarray,
-    y0: np.ndarray,
-    x0: np.ndarray,
-    patch: int,
-    dtype: np.dtype,
-    pin: bool,
-) -> torch.Tensor:
-    """Raw crops (n, 2, C, P, P) at frames (n, 2) and corners y0, x0 (n,) of movies `movie` (n,), as stored."""
-    n, c = len(movie), arrays[0].shape[1]
-    buf, out = _buffer((n, 2, c, patch, patch), dtype, pin)
-    for i in range(n):
-        arr, y, x = arrays[movie[i]], y0[i], x0[i]
-        for f in range(2):
-            out[i, f] = arr[frames[i, f], :, y : y + patch, x : x + patch]
-    return buf
-
-
-def footprint(
-    iy: torch.Tensor, ix: torch.Tensor, sizes: torch.Tensor, margin: int = 1
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Boxes that hold every pixel a bilinear read at (iy, ix) (m, P, P) touches, plus `margin`, inside frames (m, 2 (h, w)).
-
-    Returns the box corners (m, 2) and one box size (Hb, Wb) for all of them (the largest needed).
-    """
-    # (m, 2)
-    lo = torch.stack([iy.flatten(1).amin(1), ix.flatten(1).amin(1)], -1).floor().long() - margin
-    # exclusive
-    hi = torch.stack([iy.flatten(1).amax(1), ix.flatten(1).amax(1)], -1).floor().long() + 2 + margin
-    lo, hi = torch.maximum(lo, torch.zeros_like(lo)), torch.minimum(hi, sizes)
-    size = (hi - lo).amax(0)  # (2,) the box size of the batch
-    corner = torch.minimum(
-        lo, (sizes - size).clamp(min=0)
-    )  # shift boxes that would leave the frame
-    return corner, (int(size[0]), int(size[1]))
-
-
-def gather_boxes(
-    arrays: list[np.ndarray],
-    movie: np.ndarray,
-    frames: np.ndarray,
-    corner: np.ndarray,
-    size: tuple[int, int],
-    dtype: np.dtype,
-    pin: bool,
-) -> torch.Tensor:
-    """Raw regions (m, 2, C, Hb, Wb) with corners (m, 2 frames, 2) of movies `movie` (m,) at frames (m, 2); zeros past a frame."""
-    m, c = len(movie), arrays[0].shape[1]
-    buf, out = _buffer((m, 2, c, *size), dtype, pin)
-    for i in range(m):
-        arr = arrays[movie[i]]
-        for f in range(2):
-            y, x = corner[i, f]
-            part = arr[frames[i, f], :, y : y + size[0], x : x + size[1]]
-            if part.shape[-2:] != size:  # a frame smaller than the box (movies of several sizes)
-                out[i, f] = 0
-            out[i, f, :, : part.shape[-2], : part.shape[-1]] = part
-    return buf
-
-
-def bilinear(
-    local: torch.Tensor,
-    iy: torch.Tensor,
-    ix: torch.Tensor,
-    corner: torch.Tensor,
-    sizes: torch.Tensor,
-) -> torch.Tensor:
-    """Bilinear reads (m, C, P, P) at frame pixels (iy, ix) (m, P, P) from regions local (m, C, Hb, Wb) at corners (m, 2).
-
-    Pixels outside the frame (sizes (m, 2)) read 0, as `grid_sample(padding_mode="zeros")` on the device store, and
-    the arithmetic is grid_sample's (weights from x - floor(x), corners summed nw, ne, sw, se).
-    """
-    m, c, hb, wb = local.shape
-    y0, x0 = iy.floor(), ix.floor()
-    ny, wx = iy - y0, ix - x0
-    sy, ex = 1 - ny, 1 - wx
-    weights = (sy * ex, sy * wx, ny * ex, ny * wx)  # nw, ne, sw, se
-    y0, x0 = y0.long(), x0.long()
-    flat = local.flatten(2)  # (m, C, Hb * Wb)
-    out = None
-    for (dy, dx), w in zip(((0, 0), (0, 1), (1, 0), (1, 1)), weights):
-        y, x = y0 + dy, x0 + dx  # (m, P, P) frame pixels
-        inside = (y >= 0) & (y < sizes[:, 0, None, None]) & (x >= 0) & (x < sizes[:, 1, None, None])
-        ly = (y - corner[:, 0, None, None]).clamp(0, hb - 1)
-        lx = (x - corner[:, 1, None, None]).clamp(0, wb - 1)
-        idx = (ly * wb + lx).flatten(1)[:, None].expand(m, c, -1)  # (m, C, P * P)
-        val = torch.where(inside.flatten(1)[:, None], flat.gather(2, idx), 0.0).view(
-            m, c, *iy.shape[1:]
-        )
-        term = val * w[:, None]
-        out = term if out is None else out + term
-    return out
 
 
 class HostMovies:
@@ -476,8 +227,8 @@ class HostMovies:
         if n_plain == len(frames):
             return pos, tf, raw
         movie, iy, ix = pos["movie"][warped], [], []
-        for _, m, part in sampler._groups(
-            pos, tf
+        for _, m, part in read_groups(
+            pos, tf, sampler.n_movies
         ):  # the grid of each movie's tall image, as the device path
             if part.start >= n_plain:
                 y, x = self._pixels(
@@ -513,8 +264,8 @@ class HostMovies:
             int(sampler.sizes[m, 0]) + 1,
             int(sampler.sizes[m, 1]),
         )
-        grid = sampler._grid(frames, y0, x0, coarse, n_t, height, width)  # (2n, P, P, 2)
-        return sampler._pixels(grid, frames, n_t, height, width)
+        grid = crop_grid(frames, y0, x0, coarse, n_t, height, width, sampler.patch)  # (2n, P, P, 2)
+        return grid_pixels(grid, frames, n_t, height, width)
 
     def prefetch(self, sampler: "PairSampler") -> None:
         """Start drawing and gathering the sampler's next batch in the background."""
@@ -577,7 +328,7 @@ class HostMovies:
         sizes = sampler.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(
             2, 0
         )  # (2m, 2)
-        for warped, m, part in sampler._groups(pos, tf):
+        for warped, m, part in read_groups(pos, tf, sampler.n_movies):
             if not warped:
                 continue
             iy, ix = self._pixels(

@@ -1,9 +1,10 @@
-"""Batched crop-pair sampling for time arrow prediction (TAP) pretraining.
+"""Batched crop-pair sampling for time arrow prediction (TAP) pretraining: the `PairSampler`.
 
 A `PairSampler` keeps every movie, normalised per frame and per channel, as a tensor on the compute
-device and draws a whole batch at once: positions (movie, t, t + delta, crop corner), then the
-augmentations of every pair (`tapkit.ssl.augment`), then it reads each output pixel ONCE, straight
-from the movie:
+device and draws a whole batch at once: positions (movie, t, t + delta, crop corner; which pairs and
+columns each split may draw: `tapkit.ssl.pair_splits`), then the augmentations of every pair
+(`tapkit.ssl.augment`), then it reads each output pixel ONCE, straight from the movie
+(`tapkit.ssl.crop_reads`):
   * pairs with only a flip / 90 degree rotation drawn are gathered by indexing (exact pixels);
   * the others are resampled with one bilinear `grid_sample` over the movie laid out as one tall
     image (frames stacked along y with one zero row between frames, so an interpolation never mixes
@@ -25,13 +26,11 @@ size of the normalised movies and the free device memory, and says which.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.ssl.augment import (
@@ -43,11 +42,12 @@ from tapkit.ssl.augment import (
     apply_intensity,
     augment_pairs,
     draw_transforms,
-    reflect,
-    source_coords,
 )
-from tapkit.ssl import host_store
-from tapkit.ssl.host_store import as_image_list  # noqa: F401  (a public name of this module)
+from tapkit.ssl import host_store, movie_arrays, pair_splits
+from tapkit.ssl.crop_reads import read_groups, read_windows, resample, sort_for_reading
+from tapkit.ssl.movie_arrays import as_image_list  # noqa: F401  (a public name of this module)
+from tapkit.ssl.pair_splits import SPLITS, region_fits
+from tapkit.ssl.pair_splits import held_out_width  # noqa: F401  (a public name of this module)
 
 __all__ = [
     "AugmentConfig",
@@ -57,13 +57,6 @@ __all__ = [
     "normalize_crops",
     "region_fits",
 ]
-
-
-SPLITS = (
-    "train",
-    "val",
-    "region",
-)  # training crops; held-out frames; held-out region of the training frames
 
 
 def _storage_matters(storage: str, need: int, device: torch.device) -> bool:
@@ -131,7 +124,7 @@ class PairSampler:
                 "PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) array."
             )
         arrays = [
-            host_store.open_movie(m, f"PairSampler: movie {i}") for i, m in enumerate(movies)
+            movie_arrays.open_movie(m, f"PairSampler: movie {i}") for i, m in enumerate(movies)
         ]  # (T, C, Y, X)
         self.patch, self.batch_size, self.split, self.seed = (
             int(patch),
@@ -139,8 +132,8 @@ class PairSampler:
             split,
             seed,
         )
-        self.delta = self._check_args(
-            arrays, delta, split, val_fraction, batch_size, reject_background
+        self.delta = pair_splits.check_args(
+            arrays, delta, split, val_fraction, batch_size, reject_background, self.patch
         )
         if val_at not in ("start", "end"):
             raise InputError(
@@ -166,10 +159,14 @@ class PairSampler:
             )
         # validation pairs are never augmented
         self.cfg = augment if split == "train" else AugmentConfig.none()
-        self.table = self._pair_table([a.shape[0] for a in arrays])  # (N, 3): movie, t, delta (CPU)
+        self.table = pair_splits.pair_table(
+            [a.shape[0] for a in arrays], split, val_at, val_fraction, self.delta
+        )  # (N, 3): movie, t, delta (CPU)
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         # (M,) first crop column, (M, 2) number of corners per axis
-        self.x_first, self.room = self._crop_ranges()
+        self.x_first, self.room = pair_splits.crop_ranges(
+            self.sizes, split, self.patch, self.val_region
+        )
         self.n_movies, self.channels = len(arrays), arrays[0].shape[1]
         need = sum(host_store.store_bytes(a) for a in arrays)
         self.storage, self.storage_reason = host_store.choose_storage(storage, need, self.device)
@@ -185,7 +182,7 @@ class PairSampler:
         # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
         # normalises each movie as a whole and keeps them, to show the shortcut on purpose
         stats = [
-            host_store.frame_stats(a, per_frame, what=f"PairSampler: movie {i}")
+            movie_arrays.frame_stats(a, per_frame, what=f"PairSampler: movie {i}")
             for i, a in enumerate(arrays)
         ]
         events = [
@@ -231,100 +228,9 @@ class PairSampler:
             else sum(m.numel() * m.element_size() for m in self.movies)
         )
 
-    def _check_args(
-        self, images: list, delta, split: str, val_fraction: float, batch_size: int, reject: float
-    ) -> tuple[int, ...]:
-        """Validate the sampler arguments early; return the deltas as a tuple."""
-        deltas = (delta,) if isinstance(delta, (int, np.integer)) else tuple(int(d) for d in delta)
-        if not deltas or min(deltas) < 1:
-            raise InputError(
-                f"PairSampler: delta={delta!r} must be a non-empty list of frame offsets >= 1, e.g. (1,) or (1, 2)."
-            )
-        if split not in SPLITS:
-            raise InputError(f"PairSampler: split={split!r}; use 'train', 'val' or 'region'.")
-        if not 0.0 <= val_fraction < 1.0:
-            raise InputError(
-                f"PairSampler: val_fraction={val_fraction} must be in [0, 1), e.g. 0.1."
-            )
-        if batch_size < 1 or not 0.0 <= reject < 1.0:
-            raise InputError(
-                f"PairSampler: batch_size={batch_size} must be >= 1 and reject_background={reject} in [0, 1)."
-            )
-        longest = max(im.shape[0] for im in images)
-        if max(deltas) >= longest:
-            raise InputError(
-                f"PairSampler: delta {max(deltas)} needs movies with more than {max(deltas)} frames, but the "
-                f"longest has {longest}. Use a smaller delta."
-            )
-        smallest = min(min(im.shape[-2:]) for im in images)
-        if self.patch > smallest or self.patch < 8:
-            raise InputError(
-                f"PairSampler: patch={self.patch} does not fit the smallest frame side ({smallest} px); "
-                f"use a patch between 8 and {smallest}."
-            )
-        if len({im.shape[1] for im in images}) > 1:
-            raise InputError(
-                "PairSampler: the movies have different numbers of channels; pass movies with the same C."
-            )
-        return deltas
-
     def n_val_frames(self, n_frames: int) -> int:
         """Frames reserved for validation: val_fraction of them, at least two pair start times' worth."""
-        if self.val_fraction == 0:
-            return 0
-        return min(n_frames, max(math.ceil(self.val_fraction * n_frames), min(self.delta) + 2))
-
-    def _pair_table(self, n_frames: list[int]) -> torch.Tensor:
-        """All valid (movie, t, delta) triples of this split, (N, 3) long."""
-        rows = []
-        for m, n in enumerate(n_frames):
-            n_val = self.n_val_frames(n)
-            # the boundary between the two parts
-            cut = n_val if self.val_at == "start" else n - n_val
-            first = (self.split == "val") == (
-                self.val_at == "start"
-            )  # this split is the first part (region: train's)
-            lo, hi = (0, cut) if first else (cut, n)
-            rows += [(m, t, d) for d in self.delta for t in range(lo, hi - d)]
-        if not rows:
-            raise InputError(
-                f"PairSampler: no {self.split} pairs: with val_fraction={self.val_fraction} and delta={self.delta} the "
-                f"{self.split} part of the movies ({n_frames} frames) is too short. Use longer movies, a smaller delta, "
-                "or change val_fraction."
-            )
-        return torch.tensor(rows, dtype=torch.long)
-
-    def _crop_ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """First allowed crop column (M,) and number of allowed corners per axis (M, 2) of this split."""
-        if not 0.0 <= self.val_region < 1.0:
-            raise InputError(
-                f"PairSampler: val_region={self.val_region} must be in [0, 1), e.g. 0.25 (a quarter of "
-                "the width held out) or 0 (no held-out region)."
-            )
-        if self.split == "region" and self.val_region == 0:
-            raise InputError(
-                "PairSampler: split='region' needs a held-out region: pass val_region > 0, e.g. 0.25."
-            )
-        first, room = [], []
-        for height, width in self.sizes.tolist():
-            hold = held_out_width(width, self.patch, self.val_region)
-            if self.split == "region":
-                lo, hi = width - hold, width - self.patch  # crops inside the held-out columns
-            elif self.split == "train" and hold:
-                lo, hi = (
-                    0,
-                    width - hold - self.patch // 2 - self.patch,
-                )  # left of them, half a patch away
-            else:
-                lo, hi = 0, width - self.patch
-            if hi < lo:
-                raise InputError(
-                    f"PairSampler: val_region={self.val_region} leaves no room for training crops of "
-                    f"{self.patch} px in a frame {width} px wide (held out: {hold} px, plus a margin of "
-                    f"{self.patch // 2}); use a smaller val_region or patch."
-                )
-            first.append(lo), room.append((height - self.patch + 1, hi - lo + 1))
-        return torch.tensor(first), torch.tensor(room)
+        return pair_splits.n_val_frames(n_frames, self.val_fraction, self.delta)
 
     def reset(self) -> None:
         """Re-seed the generators: the val split then yields the same pairs again."""
@@ -350,104 +256,9 @@ class PairSampler:
 
     def _positions(self, n: int) -> dict[str, torch.Tensor]:
         """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions (CPU tensors)."""
-        g = self.draw_generator
-        movie, t, delta = self.table[torch.randint(len(self.table), (n,), generator=g)].T
-        corner = (
-            torch.rand(n, 2, generator=g) * self.room[movie]
-        ).long()  # (n, 2) within this split's columns
-        return dict(
-            movie=movie, t=t, delta=delta, y0=corner[:, 0], x0=corner[:, 1] + self.x_first[movie]
+        return pair_splits.draw_positions(
+            n, self.table, self.room, self.x_first, self.draw_generator
         )
-
-    def _windows(
-        self, stack: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor
-    ) -> torch.Tensor:
-        """Unaugmented crops (n, 2, C, P, P) at frames (n, 2), corners y0, x0 (n,) of a (C, T, Y', X) tensor (Y' >= Y)."""
-        p = self.patch
-        windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
-        return windows[:, frames, y0[:, None], x0[:, None]].permute(
-            1, 2, 0, 3, 4
-        )  # from (C, n, 2, P, P)
-
-    def _tall_grid(
-        self,
-        ctrl: torch.Tensor,
-        frames: torch.Tensor,
-        n_t: int,
-        height: int,
-        width: int,
-        out: "torch.Tensor | None" = None,
-    ) -> torch.Tensor:
-        """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into the tall image.
-
-        The tall image is the T frames of height `height` (with their zero row) stacked along y; grid units
-        are float32, exact to ~T * height * 6e-8 px, far below the one zero row between frames.
-        """
-        h = height - 1  # frame height without the zero row
-        # a bilinear map peaks at its control points: reflect only the frames whose footprint leaves the frame
-        lo, hi = ctrl.flatten(2).amin(-1), ctrl.flatten(2).amax(-1)  # (2n, 2)
-        outside = ((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(
-            1
-        )  # (2n,)
-        ctrl = ctrl.flip(1).clone()  # (2n, 2 (x, y), K, K): grid_sample's order
-        frame_row = (frames.flatten() * height).to(
-            ctrl.dtype
-        )  # (2n,) first row of each frame in the tall image
-        scale_x, scale_y = (
-            2 / (width - 1),
-            2 / (n_t * height - 1),
-        )  # pixels -> grid_sample units (align_corners)
-        # normalising is affine, so for frames that need no reflection it is done on the control points
-        inside = ~outside
-        ctrl[inside, 0] = ctrl[inside, 0] * scale_x - 1
-        ctrl[inside, 1] = (ctrl[inside, 1] + frame_row[inside, None, None]) * scale_y - 1
-        grid = source_coords(ctrl, self.patch, out)  # (2n, P, P, 2): exact, the maps are bilinear
-        if bool(outside.any()):
-            idx = torch.nonzero(outside).flatten()
-            edge = torch.tensor(
-                [width - 1, h - 1], dtype=grid.dtype, device=grid.device
-            )  # (x, y) last pixel
-            sub = grid.index_select(0, idx)  # (m, P, P, 2) pixels (x, y)
-            if bool((lo[idx] >= -(h - 1)).all() and (hi[idx].flip(-1) <= 2 * edge).all()):
-                # one mirror per side is enough: reflect()'s result, 5x faster
-                sub = edge - (sub.abs_() - edge).abs_()
-            else:  # a footprint more than a frame outside (tiny frames): the general reflection
-                reflect(sub[..., 0], width), reflect(sub[..., 1], h)
-            scale = torch.tensor([scale_x, scale_y], dtype=grid.dtype, device=grid.device)
-            offset = torch.stack(
-                [torch.full_like(frame_row[idx], -1.0), frame_row[idx] * scale_y - 1], -1
-            )  # (m, 2)
-            grid.index_copy_(0, idx, sub.mul_(scale).add_(offset[:, None, None]))
-        return grid
-
-    def _grid(
-        self,
-        frames: torch.Tensor,
-        y0: torch.Tensor,
-        x0: torch.Tensor,
-        coarse: torch.Tensor,
-        n_t: int,
-        height: int,
-        width: int,
-        out: "torch.Tensor | None" = None,
-    ) -> torch.Tensor:
-        """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse` (n, 2, 2, K, K)."""
-        centre = torch.stack([y0, x0], -1) + (self.patch - 1) / 2  # (n, 2) patch centre (y, x)
-        ctrl = (coarse + centre[:, None, :, None, None]).flatten(
-            0, 1
-        )  # (2n, 2, K, K) source pixels (y, x)
-        return self._tall_grid(ctrl, frames, n_t, height, width, out)
-
-    @staticmethod
-    def _pixels(
-        grid: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """grid (2n, P, P, 2) -> frame pixel coordinates iy, ix (2n, P, P) as grid_sample computes them (align_corners)."""
-        ix = (grid[..., 0] + 1) * ((width - 1) / 2)
-        iy = (grid[..., 1] + 1) * ((n_t * height - 1) / 2)
-        return iy - (frames.flatten() * height).to(iy.dtype)[
-            :, None, None
-        ], ix  # rows within the frame: exact
 
     def _resample(
         self,
@@ -458,61 +269,29 @@ class PairSampler:
         coarse: torch.Tensor,
     ) -> torch.Tensor:
         """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
-        p, (c, n_t, height, width) = self.patch, store.shape
+        p = self.patch
         if (
             self._grid_buffer is None
         ):  # reused by every batch (device path only: the host path's thread has its own)
             self._grid_buffer = torch.empty((2 * self.batch_size, p, p, 2), device=self.device)
-        grid = self._grid(
-            frames, y0, x0, coarse, n_t, height, width, self._grid_buffer[: 2 * len(y0)]
-        )  # (2n, P, P, 2)
-        # grid_sample parallelises over its batch on a CPU: split the points into one chunk per thread,
-        # all reading the same (expanded, not copied) tall image
-        threads = torch.get_num_threads()
-        chunks = threads if store.device.type == "cpu" and len(grid) % threads == 0 else 1
-        tall = store.view(1, c, n_t * height, width).expand(chunks, -1, -1, -1)
-        crops = F.grid_sample(
-            tall,
-            grid.view(chunks, -1, p, 2),
-            mode="bilinear",
-            padding_mode="zeros",
-            align_corners=True,
-        )  # (chunks, C, 2n*P / chunks, P)
-        return crops.transpose(0, 1).reshape(c, len(y0), 2, p, p).permute(1, 2, 0, 3, 4)
+        return resample(store, frames, y0, x0, coarse, p, self._grid_buffer[: 2 * len(y0)])
 
     def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
         """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others; (B, 2, C, P, P).
 
-        `pos` and `tf` (on the device) are sorted by (resampled, movie) (`_grouped`), so every group is a slice.
+        `pos` and `tf` (on the device) are sorted by (resampled, movie) (`sort_for_reading`), so every group is a slice.
         """
         b, p = len(pos["t"]), self.patch
         out = torch.empty((b, 2, self.channels, p, p), device=self.device)
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
-        for warped, m, part in self._groups(pos, tf):
+        for warped, m, part in read_groups(pos, tf, self.n_movies):
             args = (self.movies[m], frames[part], pos["y0"][part], pos["x0"][part])
             if warped:
                 out[part] = self._resample(*args, tf.coarse[part])
             else:
-                out[part] = self._windows(*args)
+                out[part] = read_windows(*args, self.patch)
                 apply_dihedral(out[part], tf.dihedral[part])
         return out
-
-    def _groups(self, pos: dict, tf: PairTransforms) -> list[tuple[bool, int, slice]]:
-        """(resampled, movie, slice of the batch) of the sorted pairs."""
-        key = (tf.resample.long() * self.n_movies + pos["movie"]).cpu()
-        keys, counts = torch.unique_consecutive(key, return_counts=True)
-        ends = counts.cumsum(0).tolist()
-        return [
-            (bool(k // self.n_movies), int(k % self.n_movies), slice(e - int(n), e))
-            for k, n, e in zip(keys.tolist(), counts, ends)
-        ]
-
-    @staticmethod
-    def _grouped(pos: dict, tf: PairTransforms, n_movies: int) -> tuple[dict, PairTransforms]:
-        """Sort the pairs by (resampled, movie) so that `_read` works on slices; the order of iid pairs is free."""
-        order = torch.argsort(tf.resample.long() * n_movies + pos["movie"], stable=True)
-        fields = {k: v[order] for k, v in vars(tf).items()}
-        return {k: v[order] for k, v in pos.items()}, PairTransforms(**fields)
 
     def _foreground(self, pos: dict) -> torch.Tensor:
         """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,) on the CPU."""
@@ -526,8 +305,8 @@ class PairSampler:
         dev = {k: v.to(self.device) for k, v in dict(pos, frames=frames).items()}
         for m in pos["movie"].unique().tolist():
             sel = torch.nonzero(dev["movie"] == m).flatten()
-            crops = self._windows(
-                self.movies[m], dev["frames"][sel], dev["y0"][sel], dev["x0"][sel]
+            crops = read_windows(
+                self.movies[m], dev["frames"][sel], dev["y0"][sel], dev["x0"][sel], self.patch
             )
             out[sel] = (crops > self.background_threshold).float().mean(dim=(1, 2, 3, 4))
         return out.cpu()
@@ -542,7 +321,7 @@ class PairSampler:
                 continue
             if self.storage == "device":
                 out[sel] = (
-                    self._windows(events, frames[sel], pos["y0"][sel], pos["x0"][sel])
+                    read_windows(events, frames[sel], pos["y0"][sel], pos["x0"][sel], self.patch)
                     .flatten(1)
                     .any(1)
                 )
@@ -569,7 +348,7 @@ class PairSampler:
         """Positions and transforms of the next batch from `draw_generator` (CPU tensors), sorted for `_read`."""
         pos = self._draw(self.batch_size)
         tf = draw_transforms(self.batch_size, self.patch, self.draw_generator, self.cfg)
-        return self._grouped(pos, tf, self.n_movies)
+        return sort_for_reading(pos, tf, self.n_movies)
 
     def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
@@ -608,19 +387,6 @@ class PairSampler:
             f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device}, "
             f"storage={self.storage!r})"
         )
-
-
-def held_out_width(width: int, patch: int, val_region: float) -> int:
-    """Columns at the right edge of a frame `width` px wide held out by `val_region` (0: none; else >= one patch)."""
-    return 0 if val_region <= 0 else max(math.ceil(val_region * width), patch)
-
-
-def region_fits(width: int, patch: int, val_region: float) -> bool:
-    """Whether frames `width` px wide hold a held-out region of `val_region` and training crops (see PairSampler)."""
-    return (
-        val_region <= 0
-        or width - held_out_width(width, patch, val_region) - patch // 2 - patch >= 0
-    )
 
 
 def normalize_crops(x: torch.Tensor, pmin: float = 1.0, pmax: float = 99.8) -> torch.Tensor:
