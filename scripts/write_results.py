@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tapkit.course.claims import scorecard_section
-from tapkit.course.runner import summary_markdown
+from tapkit.course.summary import summary_markdown
 
 
 def results_markdown(summary: dict) -> str:
@@ -135,7 +135,7 @@ def segmentation_markdown(segmentation: "dict | None") -> str:
 def stopped_run_summary(run_dir: Path, commit: str) -> dict:
     """The summary of a run stopped before its end (no summary.json): its finished notebooks (run.json) and results."""
     from tapkit.course import results
-    from tapkit.course.runner import machine_info
+    from tapkit.course.summary import machine_info
 
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     done = {k: v for k, v in run["notebooks"].items() if v.get("status") == "ok"}

@@ -228,7 +228,7 @@ def cmd_course_run(args: argparse.Namespace) -> int:
 
 def cmd_course_student(args: argparse.Namespace) -> int:
     """`tapkit course student`: write the student copies."""
-    from tapkit.course.runner import write_student_copies
+    from tapkit.course.student import write_student_copies
 
     write_student_copies(args.out, notebooks_dir=args.notebooks)
     return 0

@@ -10,7 +10,7 @@ import pytest
 
 from tapkit import InputError
 from tapkit import cli
-from tapkit.course import runner
+from tapkit.course import runner, student
 
 
 def test_parse_params_uses_python_literals_when_possible():
@@ -142,7 +142,7 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
 def test_course_student_wiring(monkeypatch):
     seen = {}
     monkeypatch.setattr(
-        runner,
+        student,
         "write_student_copies",
         lambda out, notebooks_dir=None: seen.update(out=out, nb=notebooks_dir),
     )

@@ -11,6 +11,7 @@ import tifffile
 
 from tapkit import InputError
 from tapkit.course import checks, config, notebooks, profiles, runner
+from tapkit.course.student import write_student_copies
 from tapkit.course import results
 
 
@@ -292,7 +293,7 @@ def fake_course(tmp_path):
 
 def test_student_copies_remove_solutions_only(fake_course, tmp_path):
     out = tmp_path / "student"
-    written = runner.write_student_copies(out, notebooks_dir=fake_course)
+    written = write_student_copies(out, notebooks_dir=fake_course)
     assert [p.name for p in written] == ["01_first.ipynb", "02_broken.ipynb", "03_last.ipynb"]
     original = nbformat.read(str(fake_course / "01_first.ipynb"), as_version=4)
     student = nbformat.read(str(out / "01_first.ipynb"), as_version=4)

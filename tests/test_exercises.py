@@ -20,7 +20,7 @@ import torch
 
 import tapkit
 import tapkit.course
-from tapkit.course import runner
+from tapkit.course import student
 from tapkit.course.checks import ExerciseNotSolved
 
 from test_heads import tiny_tap
@@ -207,7 +207,7 @@ def student_answer(source: str, solution: int) -> str:
     """What the student copy (`tapkit course student`) has in place of the solution cell."""
     import nbformat
 
-    nb = runner.student_version(
+    nb = student.student_version(
         nbformat.read(str((NOTEBOOK_DIR / source).with_suffix(".ipynb")), as_version=4)
     )
     return nb.cells[solution].source

@@ -17,7 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tapkit.course import notebooks, profiles, runner
+from tapkit.course import notebooks, profiles
+from tapkit.course.student import student_version
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if notebooks.NOTEBOOK_RE.match(p.name))
@@ -116,7 +117,7 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
         assert "check(" in rest, (
             f"{path.name}: solution cell {i} is not followed by a tapkit.course.check(...)"
         )
-    student = runner.student_version(nb)
+    student = student_version(nb)
     assert len(student.cells) == len(nb.cells) and not tagged(student, "solution")
 
 

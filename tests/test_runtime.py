@@ -112,7 +112,7 @@ def test_cpu_bf16_follows_the_environment_variable(monkeypatch):
     assert cpu_bf16() is False and amp_dtype(cpu) is None and run_settings()["cpu_bf16"] is False
     with autocast(cpu):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # exact float32
-    from tapkit.course.runner import machine_info
+    from tapkit.course.summary import machine_info
 
     assert machine_info("cpu")["cpu_precision"] == "float32"  # what a course run's summary records
     monkeypatch.setenv(CPU_BF16_ENV, "1")

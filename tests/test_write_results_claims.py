@@ -1,10 +1,10 @@
 """The claims scorecard in the reports: first on docs/RESULTS.md (scripts/write_results.py), and in a run's
-summary.md (runner.summary_markdown), never repeated in the generic results below."""
+summary.md (summary.summary_markdown), never repeated in the generic results below."""
 
 from __future__ import annotations
 
 from tapkit.course import claims
-from tapkit.course.runner import summary_markdown
+from tapkit.course.summary import summary_markdown
 
 from test_write_results_pretext import load_script
 

@@ -1,8 +1,9 @@
-"""Run the whole course: execute the notebooks with papermill, write summary.json/.md, make student copies.
+"""Run the whole course: validate every parameter, execute the notebooks with papermill, resume an unfinished run.
 
 CLI side only (imports papermill); the notebooks' kernel never imports this module. `summary.json`
 records which run (profile, params, notebooks, seconds each), which machine (CPU, cores, torch, device)
-and which commit, so `scripts/write_results.py` can turn it into docs/RESULTS.md.
+and which commit (written by `course.summary`), so `scripts/write_results.py` can turn it into
+docs/RESULTS.md. Student copies: `course.student`.
 
 A run folder also holds `run.json` (written atomically at the start and after every notebook): the
 run's parameters (profile, notebooks, params, dry run) and each notebook's status. `resume=True`
@@ -14,16 +15,15 @@ from __future__ import annotations
 
 import ast
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import tapkit.course.profiles as profiles
 import tapkit.course.results as results
-from tapkit.course.notebooks import list_notebooks, parameter_values, repo_root, select_notebooks
+from tapkit.course.notebooks import parameter_values, select_notebooks
 from tapkit.course.parameters import check_parameters, writable_folder
+from tapkit.course.summary import git_commit, machine_info, summary_device, write_summary
 from tapkit.data.movie import InputError
 
 RUN_FILE = "run.json"  # the run's parameters and each notebook's status, in the run folder
@@ -154,7 +154,7 @@ def run_course(
     write_run(run, out)
     summary = {
         "profile": profile,
-        "device": _summary_device(params.get("device", "auto")),
+        "device": summary_device(params.get("device", "auto")),
         "out": str(out),
         "params": results.to_jsonable(params),
         "notebook_list": [p.stem for p in notebooks],
@@ -308,170 +308,9 @@ def resume_settings(
     )  # a different one was refused above unless forced
 
 
-def machine_info(device: str = "auto") -> dict:
-    """Which machine ran: CPU model, cores, CPU arithmetic, Python, torch version and the device the notebooks use."""
-    import torch
-
-    from tapkit.runtime import cpu_precision
-
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():  # Linux: the model name
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu
-        )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_precision": cpu_precision(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "device": _summary_device(device),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def git_commit() -> str:
-    """`git rev-parse HEAD` of the repository (with '+dirty' for uncommitted changes); 'unknown' outside git."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=repo_root(), capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _restore_env(name: str, value: "str | None") -> None:
     """Put an environment variable back as it was."""
     if value is None:
         os.environ.pop(name, None)
     else:
         os.environ[name] = value
-
-
-def _summary_device(device: str) -> str:
-    """The device the notebooks will use, as text for the summary."""
-    from tapkit.runtime import pick_device
-
-    try:
-        return str(pick_device(device, verbose=False))
-    except RuntimeError:
-        return str(device)
-
-
-def write_summary(summary: dict, out: "str | os.PathLike") -> None:
-    """Write `summary.json` and a readable `summary.md` into `out`."""
-    out = Path(out)
-    results._write_json(results.to_jsonable(summary), out / "summary.json")
-    (out / "summary.md").write_text(summary_markdown(summary), encoding="utf-8")
-
-
-def _fmt(value: Any) -> str:
-    """Numbers with 4 significant digits, lists of numbers likewise, anything else as text."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return str(value)
-
-
-def _md_table(rows: dict, title: str) -> list[str]:
-    """A markdown table of {row name: {column: value}}."""
-    cols = sorted({c for r in rows.values() if isinstance(r, dict) for c in r})
-    if not cols:
-        return [f"### {title}", "", *(f"- {k}: {_fmt(v)}" for k, v in rows.items()), ""]
-    lines = [f"### {title}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    lines += [
-        f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |"
-        for name, r in rows.items()
-        if isinstance(r, dict)
-    ]
-    return lines + [""]
-
-
-def summary_markdown(summary: dict, scorecard: bool = True) -> str:
-    """The course run as markdown: notebook status table, the claims scorecard, then one table per results section.
-
-    scorecard=False leaves the scorecard out (scripts/write_results.py puts it first on its page); the `claims`
-    section is never repeated among the generic results.
-    """
-    from tapkit.course.claims import scorecard_section
-
-    lines = [
-        f"# tapkit course run — profile `{summary['profile']}`, device `{summary['device']}`",
-        "",
-        "| notebook | status | seconds | error |",
-        "|---|---|---|---|",
-    ]
-    for name, e in summary["notebooks"].items():
-        lines.append(
-            f"| {name} | {e['status']} | {e['seconds']:.1f} | {e.get('error', '')} |".replace(
-                "\n", " "
-            )
-        )
-    lines += ["", f"Failed: {', '.join(summary.get('failed', [])) or 'none'}", ""]
-    if scorecard:
-        lines += [scorecard_section(summary["results"].get("claims"))]
-    lines += ["## Results", ""]
-    for section, values in summary["results"].items():
-        if section == "claims":
-            continue
-        flat = (
-            {k: v for k, v in values.items() if not isinstance(v, dict)}
-            if isinstance(values, dict)
-            else {}
-        )
-        nested = (
-            {k: v for k, v in values.items() if isinstance(v, dict)}
-            if isinstance(values, dict)
-            else {}
-        )
-        if flat:
-            lines += _md_table(flat, section)
-        if nested:
-            lines += _md_table(nested, f"{section} (per entry)")
-    return "\n".join(lines) + "\n"
-
-
-def student_version(nb: Any) -> Any:
-    """A copy of a notebook with `solution` cells replaced by '# your answer here' and outputs cleared."""
-    import copy
-
-    import nbformat
-
-    nb = copy.deepcopy(nb)
-    for i, cell in enumerate(nb.cells):
-        if "solution" in cell.metadata.get("tags", []):
-            tags = [t for t in cell.metadata["tags"] if t != "solution"] + ["answer"]
-            new = nbformat.v4.new_code_cell("# your answer here", metadata={"tags": tags})
-            if "id" in cell:
-                new["id"] = cell["id"]
-            nb.cells[i] = new
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        cell.metadata.pop("execution", None)
-    return nb
-
-
-def write_student_copies(
-    out: "str | os.PathLike" = "student", notebooks_dir: "str | os.PathLike | None" = None
-) -> list[Path]:
-    """Write student copies of all course notebooks (solutions removed, outputs cleared) into `out`."""
-    import nbformat
-
-    out = writable_folder(out, "--out")
-    written = []
-    for path in list_notebooks(notebooks_dir):
-        nb = student_version(nbformat.read(str(path), as_version=4))
-        nbformat.write(nb, str(out / path.name))
-        written.append(out / path.name)
-    print(f"tapkit: wrote {len(written)} student notebooks to {out}")
-    return written
