@@ -152,7 +152,10 @@ def stopped_run_summary(run_dir: Path, commit: str) -> dict:
         "notebooks": done,
         "results": {},
         "failed": [],
-        "stopped_before": [n for n in run["notebook_list"] if n not in done],
+        # a run resumed with --only lists only those notebooks; every notebook it ever started counts
+        "stopped_before": [
+            n for n in dict.fromkeys([*run["notebooks"], *run["notebook_list"]]) if n not in done
+        ],
     }
     for name in done:
         results.deep_merge(

@@ -129,3 +129,29 @@ def test_a_stopped_run_is_summarised_from_run_json_and_its_results(tmp_path):
         "| not run (stopped before them) | 03_labelling_criteria |" in page
         and "## Claims scorecard" in page
     )
+
+
+def test_a_run_resumed_with_only_still_names_the_notebook_it_left_out(tmp_path):
+    """`course run --resume --only 08 --force` lists only 08; the 07 it stopped in is still 'not run'."""
+    import json
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            {
+                "profile": "cpu",
+                "params": {},
+                "started": "2026-12-07 21:10:00",
+                "dry_run": False,
+                "notebook_list": ["08_few_labels_dense"],
+                "notebooks": {
+                    "06_calibration": {"status": "ok", "seconds": 9.0},
+                    "07_which_pretext": {"status": "running"},
+                    "08_few_labels_dense": {"status": "ok", "seconds": 60.0},
+                },
+            }
+        )
+    )
+    s = load_script().stopped_run_summary(tmp_path, "abc123")
+    assert list(s["notebooks"]) == ["06_calibration", "08_few_labels_dense"]
+    assert s["stopped_before"] == ["07_which_pretext"]
