@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import tapkit.ssl.trainer
+import tapkit.ssl.training_checkpoint
 from tapkit.data.simulate import simulate_movie
 from tapkit.ssl.checkpoint import save_checkpoint
 from tapkit.ssl.pretext import PRETEXTS, pretext_class
@@ -64,7 +64,7 @@ def test_resume_after_an_interruption_equals_one_run(task, movie, tmp_path, monk
         if state["epoch"] == 1:
             raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(tapkit.ssl.trainer, "save_checkpoint", stop_after_epoch_1)
+    monkeypatch.setattr(tapkit.ssl.training_checkpoint, "save_checkpoint", stop_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):
         _run(task, movie, checkpoint=tmp_path / "cut.pt")
     monkeypatch.undo()

@@ -282,7 +282,7 @@ def test_a_batch_too_big_for_memory_is_refused_before_any_step(monkeypatch):
 _MEASURE_STEP = """
 import resource, sys, torch
 from tapkit.ssl.tap import TAPNet
-from tapkit.ssl.trainer import estimate_step_bytes
+from tapkit.ssl.memory import estimate_step_bytes
 torch.set_num_threads(1)
 model = TAPNet(base_filters=8, seed=0)
 opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -332,7 +332,8 @@ def train_reusing(movie, path, candidates, **kw):
 
 
 def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
-    from tapkit.ssl.trainer import movies_digest, planned_recipe
+    from tapkit.ssl.recipe import movies_digest
+    from tapkit.ssl.trainer import planned_recipe
 
     movie = growing_blobs()
     first = tmp_path / "tap_course.pt"

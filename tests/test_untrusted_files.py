@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
-import tapkit.ssl.trainer
+import tapkit.ssl.training_checkpoint
 from tapkit import InputError
 from tapkit.course import config as course
 from tapkit.course.own_movie import epochs_done
@@ -305,7 +305,7 @@ def test_resume_is_exact_under_weights_only_also_from_an_older_checkpoint(tmp_pa
         if state["epoch"] == 1:
             raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(tapkit.ssl.trainer, "save_checkpoint", stop_after_epoch_1)
+    monkeypatch.setattr(tapkit.ssl.training_checkpoint, "save_checkpoint", stop_after_epoch_1)
     for name in ("cut.pt", "old.pt"):
         with pytest.raises(KeyboardInterrupt):
             train_tap(growing_blobs(), checkpoint=tmp_path / name, **run)

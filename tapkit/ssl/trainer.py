@@ -1,6 +1,6 @@
 """The pretraining loop, shared by every pretext task (no labels; downstream heads train in
-`downstream.*.fit`): Adam, cosine learning rate, AMP on CUDA, atomic checkpoints,
-exact resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
+`downstream.*.fit`): Adam, cosine learning rate, AMP on CUDA, a checkpoint after every epoch, exact
+resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
 the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP. Every
 setting that decides a training's result is a field of `TrainConfig` (`tapkit.ssl.train_config`: documented,
 checked once, stored in the checkpoint); `train` takes one, or its fields as keywords.
@@ -9,12 +9,17 @@ The same loop trains data-parallel when a process group exists (`tapkit.ssl.dist
 under torchrun): DistributedDataParallel around the loss, crops in shards (one crop stream per shard,
 each rank draws its own), metrics averaged over ranks, and only rank 0 writes the checkpoint. The
 design and what is identical to one process is in `tapkit.ssl.distributed`'s docstring.
+
+Around the loop, each in its own module: what a checkpoint holds, resuming from it and rebuilding a
+trained model (`tapkit.ssl.training_checkpoint`), the recipe a training stores (`tapkit.ssl.recipe`;
+`planned_recipe` here: what `train` would store) and the memory check before anything is moved to the
+device (`tapkit.ssl.memory`). `load_model`, `load_tap`, `load_train_config` and `check_memory` are
+importable from here too, where the notebooks and the CLI call them.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,76 +32,31 @@ from tapkit.ssl import distributed
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.runtime import amp_dtype, autocast, pick_device
-from tapkit.ssl.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from tapkit.ssl.host_store import free_bytes, open_movie
+from tapkit.ssl.movie_arrays import open_movie
+from tapkit.ssl.memory import check_memory
 from tapkit.ssl.pretext import PretextModel, build_model
+from tapkit.ssl.recipe import NORMALIZATION, data_binning, movies_digest, training_recipe
 from tapkit.ssl.sampler import PairSampler, region_fits
 from tapkit.ssl.tap import TAPNet
-from tapkit.ssl.train_config import FIELDS, TrainConfig, config_of_checkpoint, unknown_setting
+from tapkit.ssl.train_config import FIELDS, TrainConfig, unknown_setting
+from tapkit.ssl.training_checkpoint import (
+    load_model,
+    load_tap,
+    load_train_config,
+    resume_training,
+    save_training,
+)
 
-NORMALIZATION = {
-    "pmin": 1.0,
-    "pmax": 99.8,
-}  # percentiles of the movie normalisation (tapkit.normalize defaults)
-
-
-def movies_digest(movies: Any, val_movies: Any = None) -> str:
-    """A short fingerprint of the training data: shapes, dtypes and a strided subsample of the pixels (fast for GBs)."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=12)
-    for group in (movies, val_movies or []):
-        group = (
-            [group]
-            if isinstance(group, (Movie, np.ndarray, torch.Tensor, str, os.PathLike))
-            else list(group)
-        )
-        for m in group:
-            arr = open_movie(m, "train")  # (T, C, Y, X) as stored
-            step = max(1, len(arr) // 64)
-            h.update(
-                repr((arr.shape, str(arr.dtype), getattr(m, "meta", {}).get("binning"))).encode()
-            )
-            h.update(np.ascontiguousarray(arr[::step, :, ::3, ::3]).tobytes())
-        h.update(b"|")
-    return h.hexdigest()
-
-
-def training_recipe(pretext: str, model: PretextModel, data: str, **settings: Any) -> dict:
-    """Everything that decides a training's result: task, architecture, data fingerprint and the loop's settings."""
-    return {
-        "pretext": pretext,
-        "config": dict(model.config),
-        "data": data,
-        **{
-            k: repr(v) if not isinstance(v, (int, float, str, bool, type(None))) else v
-            for k, v in settings.items()
-        },
-    }
-
-
-def _rng_state() -> dict:
-    """All global RNG states (python, numpy, torch CPU and CUDA) as tensors and plain values (weights_only)."""
-    # ('MT19937', uint32 array, pos, has_gauss, cached_gaussian)
-    name, keys, *rest = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *rest),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    """Restore the RNG states saved by `_rng_state` (numpy's keys: a tensor, or an array in older checkpoints)."""
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+__all__ = [  # the entry points (load_*: re-exported from tapkit.ssl.training_checkpoint)
+    "train",
+    "train_tap",
+    "training_config",
+    "planned_recipe",
+    "check_memory",
+    "load_model",
+    "load_tap",
+    "load_train_config",
+]
 
 
 def _validate(
@@ -176,38 +136,6 @@ def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = 
     return val_region
 
 
-def _resume(
-    path: Path, model, optimizer, scheduler, scaler, samplers: dict[int, PairSampler]
-) -> tuple[int, dict]:
-    """Load a checkpoint into the training objects (`samplers`: shard -> sampler); return (epochs done, history)."""
-    state = load_checkpoint(path)
-    if state.get("pretext", "tap") != model.name or state["config"] != model.config:
-        raise InputError(
-            f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
-            f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
-            "Use another checkpoint path or resume=False."
-        )
-    load_weights(model, state["model"], path, f"{model.name} model")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    saved = state.get("samplers", [state["sampler"]])  # one generator state per shard
-    for k, sampler in samplers.items():
-        if k < len(saved):
-            sampler.load_state_dict(saved[k])
-    _set_rng_state(state["rng"])
-    if distributed.is_main():
-        print(f"tapkit: resuming from {path} after epoch {state['epoch']}")
-        shards = distributed.info().world_size * len(samplers)
-        if len(saved) != shards:
-            print(
-                f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
-                "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
-                "(keep --shards fixed to resume with another number of processes exactly)"
-            )
-    return int(state["epoch"]), state["history"]
-
-
 def training_config(
     config: "TrainConfig | Mapping | None" = None, settings: "Mapping | None" = None
 ) -> TrainConfig:
@@ -226,43 +154,6 @@ def training_config(
                 + " Besides them train takes device, checkpoint, resume, progress."
             )
     return TrainConfig.from_dict({**base, **(settings or {})})
-
-
-def estimate_step_bytes(batch_size: int, patch: int, model: PretextModel, frames: int = 2) -> int:
-    """Peak memory of one training step of `batch_size` samples of `frames` crops (float32 activations + backward).
-
-    Per crop and pixel: the U-Net keeps ~12 tensors of width base * 2**i at (patch / 2**i)**2 pixels on
-    level i (block, pooling, skip concatenation; down and up), less than 24 * base_filters in all; the
-    projection ~4 tensors of backbone_features and a head ~5 of its width (TAP: head_features) at full
-    resolution; x 1.3 for gradients in flight during backward.
-    Measured (peak RSS increase of two CPU steps after a warm-up step, TAPNet, float32, 1 thread):
-        base 8,  patch 32, batch 8:   58 MiB measured,   52 MiB estimated
-        base 16, patch 64, batch 16: 561 MiB measured,  541 MiB estimated
-        base 16, patch 64, batch 32: 880 MiB measured, 1082 MiB estimated
-        base 32, patch 96, batch 8:  849 MiB measured,  889 MiB estimated
-    """
-    cfg = model.config
-    per_pixel = (
-        24 * int(cfg["base_filters"])
-        + 4 * int(cfg["backbone_features"])
-        + 5 * int(cfg.get("head_features", 0))
-    )
-    return int(1.3 * 4 * per_pixel * patch**2 * frames * batch_size)
-
-
-def check_memory(
-    batch_size: int, patch: int, movies_bytes: int, model: PretextModel, device: torch.device
-) -> None:
-    """Refuse a batch (and movie) that cannot fit in the device's free memory, naming what to lower."""
-    free = free_bytes(device)  # CUDA free memory, or the host's MemAvailable
-    need = estimate_step_bytes(batch_size, patch, model) + movies_bytes
-    if free is not None and need > 0.9 * free:
-        gib = 2**30
-        raise InputError(
-            f"batch_size={batch_size} with patch={patch} needs about {need / gib:.1f} GiB on {device} "
-            f"(the movies {movies_bytes / gib:.2f} GiB), but only {free / gib:.1f} GiB is free. Lower batch_size "
-            f"(tap_batch_size in the notebooks) or patch (tap_patch), or use smaller movies."
-        )
 
 
 def train(
@@ -333,7 +224,7 @@ def train(
     history: dict[str, list] = {}
     start = 0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        start, history = _resume(
+        start, history = resume_training(
             Path(checkpoint), model, optimizer, scheduler, scaler, dict(zip(mine, train_s))
         )
     # DDP syncs gradients in backward
@@ -368,7 +259,7 @@ def train(
         for k, v in stats.items():
             history.setdefault(k, []).append(float(v))
         if checkpoint is not None:
-            _save(
+            save_training(
                 checkpoint,
                 model,
                 optimizer,
@@ -447,42 +338,6 @@ def planned_recipe(
     )
 
 
-def _save(
-    path,
-    model,
-    optimizer,
-    scheduler,
-    scaler,
-    samplers: dict[int, PairSampler],
-    epoch: int,
-    history: dict,
-    normalization: dict,
-    recipe: "dict | None" = None,
-    config: "TrainConfig | None" = None,
-) -> None:
-    """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
-    shards: dict[int, dict] = {}
-    for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
-        shards.update(part)
-    if distributed.is_main():
-        save_checkpoint(
-            _state(
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                [shards[k] for k in sorted(shards)],
-                epoch,
-                history,
-                normalization=normalization,
-                recipe=recipe,
-                config=config,
-            ),
-            path,
-        )
-    distributed.barrier()
-
-
 def train_tap(
     movies: "Movie | np.ndarray | Sequence",
     val_movies: "Sequence | None" = None,
@@ -502,16 +357,6 @@ def train_tap(
     options = kwargs.pop("model_kwargs", None)
     options = (config.model_kwargs if config is not None else {}) if options is None else options
     return train("tap", movies, val_movies, config, **kwargs, model_kwargs={"lam": lam, **options})
-
-
-def data_binning(movies: Any) -> "int | None":
-    """The pixel binning of the training movies (Movie.meta['binning'], 1 if unbinned); None if unknown or mixed."""
-    found = {
-        m.meta.get("binning", 1)
-        for m in (movies if isinstance(movies, (list, tuple)) else [movies])
-        if isinstance(m, Movie)
-    }
-    return found.pop() if len(found) == 1 else None
 
 
 def _make_batch(model: PretextModel, samplers: list[PairSampler]) -> dict[str, torch.Tensor]:
@@ -554,81 +399,3 @@ def _train_epoch(
             f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items())
         )
     return means
-
-
-def _state(
-    model,
-    optimizer,
-    scheduler,
-    scaler,
-    samplers: list[dict],
-    epoch: int,
-    history: dict,
-    normalization: dict,
-    recipe: "dict | None" = None,
-    config: "TrainConfig | None" = None,
-) -> dict:
-    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
-    (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before);
-    'train_config': the TrainConfig's fields (`load_train_config` reads them back)."""
-    return {
-        "pretext": model.name,
-        "config": model.config,
-        "binning": model.binning,
-        "normalization": normalization,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "sampler": samplers[0],
-        "samplers": samplers,
-        "shards": len(samplers),
-        "rng": _rng_state(),
-        "epoch": epoch,
-        "history": history,
-        "recipe": recipe,
-        "train_config": None if config is None else config.to_dict(),
-    }
-
-
-def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> PretextModel:
-    """Rebuild a trained model of any pretext task from its checkpoint, in eval mode on `device`.
-
-    The checkpoint says which task, the architecture, the binning of the training movies
-    (`model.binning`) and the normalisation (`model.normalization`); nothing else is needed.
-    """
-    state = load_checkpoint(path)
-    pretext = state.get("pretext", "tap")
-    try:
-        model = build_model(pretext, **state["config"])
-    except (
-        TypeError,
-        ValueError,
-    ) as err:  # an unknown task or option: not a config this tapkit wrote
-        raise InputError(
-            f"{path} holds a {pretext!r} model whose config tapkit cannot build ({err}). It was "
-            "written by another version or damaged: train it again."
-        ) from None
-    weights = {
-        k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-        for k, v in state["model"].items()
-    }
-    load_weights(model, weights, path, f"{pretext} model of this config")
-    model.binning = state.get("binning")
-    model.normalization = state.get("normalization", dict(NORMALIZATION, per_frame=True))
-    return model.to(pick_device(device, verbose=False)).eval()
-
-
-def load_train_config(path: "str | os.PathLike") -> "TrainConfig | None":
-    """The TrainConfig a checkpoint was trained with (older files: read from their recipe or meta; None if neither)."""
-    return config_of_checkpoint(load_checkpoint(path))
-
-
-def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
-    """Rebuild a trained TAPNet from its checkpoint (see `load_model`); other pretext tasks are refused."""
-    model = load_model(path, device)
-    if not isinstance(model, TAPNet):
-        raise InputError(
-            f"{path} holds a {model.name!r} model, not a TAP one: use tapkit.ssl.trainer.load_model."
-        )
-    return model
