@@ -26,7 +26,14 @@ from tapkit.downstream.events.strategies import sweep_settings
 from tapkit.downstream.protocol import paired_difference, verdict
 
 
-def run(tap_path: "str | None", strategy: str, steps: list[int], n_runs: int, seed: int) -> dict:
+def run(
+    tap_path: "str | None",
+    strategy: str,
+    steps: list[int],
+    n_runs: int,
+    seed: int,
+    lr: "float | None" = None,
+) -> dict:
     """{steps: {test_f1, val_f1, converged, lr, minutes}} for `strategy` on notebook 04's cpu data."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = course.configure(
@@ -45,6 +52,8 @@ def run(tap_path: "str | None", strategy: str, steps: list[int], n_runs: int, se
     train = sweep_settings(cfg.heads)
     n_runs = n_runs or train.pop("n_runs")
     train.pop("n_runs", None)
+    if lr is not None:  # one rate for every step count (what the protocol chose at the shortest)
+        train["lr_grid"] = (lr,)
     key = (
         {"0": "steps_linear", "1": "steps_resnet"}[strategy[1]]
         if strategy[0] != "C"
@@ -83,9 +92,10 @@ def main() -> None:
         "--seeds", type=int, default=3, help="runs per step count (seeds seed, seed+1, ...)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None, help="one learning rate (default: the grid)")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     a = p.parse_args()
-    res = run(a.tap, a.strategy, a.steps, a.seeds, a.seed)
+    res = run(a.tap, a.strategy, a.steps, a.seeds, a.seed, a.lr)
     print(json.dumps(res, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1), encoding="utf-8")
