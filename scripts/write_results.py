@@ -54,6 +54,12 @@ def results_markdown(summary: dict) -> str:
         lines[-1:-1] = [
             f"| not run (stopped before them) | {', '.join(summary['stopped_before'])} |"
         ]
+    if summary.get("filled_from", {}).get("notebooks"):  # notebooks from another run
+        f = summary["filled_from"]
+        lines[-1:-1] = [
+            f"| from another run | {', '.join(f['notebooks'])}: `{f['run']}` at commit `{f['commit']}` "
+            "(this run did not finish them) |"
+        ]
     own = {
         "pretext",
         "segmentation",
@@ -164,6 +170,33 @@ def stopped_run_summary(run_dir: Path, commit: str) -> dict:
     return summary
 
 
+def fill_from(summary: dict, other: Path, commit: str) -> dict:
+    """Take the notebooks `summary`'s run did not finish from the finished notebooks of run `other` (at `commit`).
+
+    Each such notebook's status says where it comes from ("ok (runs/NAME at COMMIT)") and its results replace
+    nothing the main run measured; `filled_from` lists them for the page's header.
+    """
+    from tapkit.course import results
+
+    run = json.loads((other / "run.json").read_text(encoding="utf-8"))
+    taken = [
+        n
+        for n in summary.get("stopped_before", [])
+        if run["notebooks"].get(n, {}).get("status") == "ok"
+    ]
+    for name in taken:
+        entry = dict(run["notebooks"][name], status=f"ok ({other.name} at {commit})")
+        summary["notebooks"][name] = entry
+        filled = results.load_results(other / "results" / f"{name}.json")
+        results.deep_merge(filled, summary["results"])  # the main run's values win
+        summary["results"] = filled
+    summary["stopped_before"] = [n for n in summary["stopped_before"] if n not in taken]
+    summary["notebooks"] = dict(sorted(summary["notebooks"].items()))  # in course order
+    summary["notebook_list"] = list(summary["notebooks"])
+    summary["filled_from"] = {"run": str(other), "commit": commit, "notebooks": taken}
+    return summary
+
+
 def main() -> None:
     """Command line: RUN_DIR [--out docs/RESULTS.md]."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,6 +212,13 @@ def main() -> None:
         help="the run was stopped before its end (no summary.json): "
         "summarise its finished notebooks; COMMIT is the commit it ran",
     )
+    parser.add_argument(
+        "--fill-from",
+        nargs=2,
+        metavar=("RUN_DIR", "COMMIT"),
+        help="with --stopped: take the notebooks the run did not finish from the finished ones of RUN_DIR "
+        "(run at COMMIT); the page says which",
+    )
     args = parser.parse_args()
     summary_file = args.run_dir / "summary.json"
     if args.stopped:
@@ -190,6 +230,8 @@ def main() -> None:
         )
     else:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    if args.fill_from:
+        summary = fill_from(summary, Path(args.fill_from[0]).resolve(), args.fill_from[1])
     args.out.write_text(results_markdown(summary), encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -155,3 +155,39 @@ def test_a_run_resumed_with_only_still_names_the_notebook_it_left_out(tmp_path):
     s = load_script().stopped_run_summary(tmp_path, "abc123")
     assert list(s["notebooks"]) == ["06_calibration", "08_few_labels_dense"]
     assert s["stopped_before"] == ["07_which_pretext"]
+
+
+def test_fill_from_takes_only_the_unfinished_notebooks_of_another_run_and_says_so(tmp_path):
+    """--fill-from: 07 (not finished here) comes from the other run; this run's own values always win."""
+    import json
+
+    main, other = tmp_path / "main", tmp_path / "cpu3"
+    for run, notebooks in (
+        (main, {"06_calibration": "ok", "07_which_pretext": "running"}),
+        (other, {"06_calibration": "ok", "07_which_pretext": "ok"}),
+    ):
+        (run / "results").mkdir(parents=True)
+        (run / "run.json").write_text(
+            json.dumps(
+                {
+                    "profile": "cpu",
+                    "params": {},
+                    "started": "2026-12-07",
+                    "dry_run": False,
+                    "notebook_list": list(notebooks),
+                    "notebooks": {n: {"status": st, "seconds": 5.0} for n, st in notebooks.items()},
+                }
+            )
+        )
+        for n in notebooks:
+            (run / "results" / f"{n}.json").write_text(
+                json.dumps({"calibration" if n.startswith("06") else "pretext": {"who": run.name}})
+            )
+    script = load_script()
+    s = script.fill_from(script.stopped_run_summary(main, "new1"), other, "old2")
+    assert s["results"]["calibration"] == {"who": "main"}  # measured here: kept
+    assert s["results"]["pretext"] == {"who": "cpu3"}  # not finished here: from the other run
+    assert s["stopped_before"] == [] and list(s["notebooks"]) == ["06_calibration", "07_which_pretext"]
+    assert s["notebooks"]["07_which_pretext"]["status"] == "ok (cpu3 at old2)"
+    page = script.results_markdown(s)
+    assert "| from another run | 07_which_pretext:" in page and "`old2`" in page
