@@ -187,7 +187,10 @@ def test_fill_from_takes_only_the_unfinished_notebooks_of_another_run_and_says_s
     s = script.fill_from(script.stopped_run_summary(main, "new1"), other, "old2")
     assert s["results"]["calibration"] == {"who": "main"}  # measured here: kept
     assert s["results"]["pretext"] == {"who": "cpu3"}  # not finished here: from the other run
-    assert s["stopped_before"] == [] and list(s["notebooks"]) == ["06_calibration", "07_which_pretext"]
+    assert s["stopped_before"] == [] and list(s["notebooks"]) == [
+        "06_calibration",
+        "07_which_pretext",
+    ]
     assert s["notebooks"]["07_which_pretext"]["status"] == "ok (cpu3 at old2)"
     page = script.results_markdown(s)
     assert "| from another run | 07_which_pretext:" in page and "`old2`" in page
