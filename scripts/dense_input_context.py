@@ -24,8 +24,8 @@ import torch
 
 from tapkit.course import config as course
 from tapkit.downstream.protocol import paired_difference, verdict
-from tapkit.downstream.segmentation import context, experiments, masks
-from tapkit.downstream.segmentation.fit import feature_inputs, frame_inputs
+from tapkit.downstream.segmentation import context, experiments, masks, tables
+from tapkit.downstream.segmentation.fit import feature_inputs, frame_inputs, stack_frames
 
 PAIR = " (t, t+1)"
 
@@ -48,9 +48,7 @@ def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
     runs += experiments.frozen_sweep(
         "tap", features, target, split, budgets, ("conv",), **common, **train
     )
-    pair = context.stack_frames(features).contiguous(
-        memory_format=torch.channels_last
-    )  # (T, 2F, Y, X)
+    pair = stack_frames(features).contiguous(memory_format=torch.channels_last)  # (T, 2F, Y, X)
     runs += experiments.frozen_sweep(
         "tap" + PAIR, pair, target, split, budgets, ("conv",), **common, **train
     )
@@ -86,7 +84,7 @@ def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
             (f"tap{PAIR} · conv", "tap · conv"),
             (experiments.SCRATCH + PAIR, experiments.SCRATCH),
         ]:
-            diff = paired_difference(*map(np.asarray, experiments.paired(runs, a, c, b)))
+            diff = paired_difference(*map(np.asarray, tables.paired(runs, a, c, b)))
             out["differences"][f"{a} - {c} @ {b}"] = dict(
                 mean=diff.mean, low=diff.low, high=diff.high, n=diff.n, verdict=verdict(diff, 0.0)
             )

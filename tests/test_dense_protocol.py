@@ -8,7 +8,7 @@ import torch
 from tapkit.data.movie import InputError
 from tapkit.data.simulate import simulate_movie
 from tapkit.downstream.protocol import eval_steps
-from tapkit.downstream.segmentation import experiments, fit, heads, masks
+from tapkit.downstream.segmentation import experiments, fit, heads, masks, tables
 from tapkit.ssl.pretext import build_model
 
 
@@ -212,7 +212,7 @@ def test_rows_at_the_same_budget_and_seed_train_on_the_same_frames(sweep):
     assert len(by) == 4 and all(
         len(frames) == 1 for frames in by.values()
     )  # one set of frames per (budget, seed)
-    a, b = experiments.paired(runs, "tap · conv", experiments.SCRATCH, 1)
+    a, b = tables.paired(runs, "tap · conv", experiments.SCRATCH, 1)
     assert len(a) == len(b) == 2
     assert a == [
         r.scores["dice"]
@@ -220,7 +220,7 @@ def test_rows_at_the_same_budget_and_seed_train_on_the_same_frames(sweep):
         if r.row == "tap · conv" and r.budget == 1
     ]
     with pytest.raises(InputError, match="no runs"):
-        experiments.paired(runs, "tap · conv", "mim · conv", 1)
+        tables.paired(runs, "tap · conv", "mim · conv", 1)
 
 
 def test_lr_is_selected_from_the_grid_on_validation(movie, monkeypatch):
@@ -252,7 +252,7 @@ def test_lr_is_selected_from_the_grid_on_validation(movie, monkeypatch):
     )["nuclei"]
     assert seen == [(0, 1e-3), (0, 3e-3), (0, 1e-2), (1, 3e-3), (2, 3e-3)]
     assert [r.lr for r in runs] == [3e-3] * 3 and [r.seed for r in runs] == [0, 1, 2]
-    table = experiments.results_table(runs)
+    table = tables.results_table(runs)
     assert table["tap · linear"]["1"]["lr"] == 3e-3 and table["tap · linear"]["1"]["n_runs"] == 3
 
 
@@ -268,19 +268,19 @@ def test_table_marks_unconverged_cells(sweep):
         )
         for r in runs
     ]
-    table = experiments.results_table(runs)
+    table = tables.results_table(runs)
     assert (
         table["tap · conv"]["1"]["converged"] is False
         and table["tap · linear"]["1"]["converged"] is True
     )
-    text = experiments.format_table(table)
+    text = tables.format_table(table)
     starred = [line for line in text.splitlines() if line.rstrip().endswith("*")]
     assert (
         starred
         and all(line.startswith("tap · conv") for line in starred)
         and "had not converged" in text
     )
-    checks = experiments.more_labels_check(table)
+    checks = tables.more_labels_check(table)
     assert set(checks) == set(table) and all(len(v) == 3 for v in checks.values())
 
 

@@ -304,7 +304,7 @@ def test_plot_histories_one_colour_per_variant_and_a_legend_naming_all():
 
 
 def test_plot_budget_table_twelve_rows_own_colours_and_budget_ticks():
-    from tapkit.downstream.segmentation.experiments import results_table
+    from tapkit.downstream.segmentation.tables import results_table
 
     table = results_table(dense_results())
     fig = seg_plots.plot_budget_table(table, "nuclei, all rows")
@@ -321,7 +321,7 @@ def test_plot_budget_table_twelve_rows_own_colours_and_budget_ticks():
 
 
 def test_plot_budget_table_same_colours_in_every_figure():
-    from tapkit.downstream.segmentation.experiments import results_table
+    from tapkit.downstream.segmentation.tables import results_table
 
     frozen = [r for r in dense_results() if " · " in r.row]
     a = check_figure(seg_plots.plot_budget_table(results_table(frozen), "frozen"))

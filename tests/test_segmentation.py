@@ -7,7 +7,7 @@ from sklearn.metrics import f1_score, jaccard_score
 
 from tapkit.data.movie import InputError, Movie
 from tapkit.data.simulate import simulate_movie
-from tapkit.downstream.segmentation import experiments, fit, heads, masks, metrics
+from tapkit.downstream.segmentation import experiments, fit, heads, masks, metrics, tables
 from tapkit.ssl.pretext import build_model
 
 
@@ -191,13 +191,13 @@ def test_results_table_and_budget_to_reach():
         experiments.DenseResult("a · conv", b, s, np.arange(n), {"dice": d, "object_f1": d / 2})
         for b, n, s, d in [(1, 1, 0, 0.5), (1, 1, 1, 0.7), ("all", 8, 0, 0.9), ("all", 8, 1, 0.9)]
     ]
-    table = experiments.results_table(rs)
+    table = tables.results_table(rs)
     assert table["a · conv"]["1"]["dice"] == pytest.approx(0.6) and table["a · conv"]["1"][
         "dice_std"
     ] == pytest.approx(0.1)
-    assert experiments.budget_to_reach(table, reference=0.9) == {"a · conv": 8}
-    assert experiments.budget_to_reach(table, reference=0.62) == {"a · conv": 1}
-    assert "a · conv" in experiments.format_table(table)
+    assert tables.budget_to_reach(table, reference=0.9) == {"a · conv": 8}
+    assert tables.budget_to_reach(table, reference=0.62) == {"a · conv": 1}
+    assert "a · conv" in tables.format_table(table)
 
 
 def test_frozen_features_are_standardised_per_channel(movie):

@@ -104,6 +104,7 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
     `real_n_val` validation frames (best step and lr, experiments' fair protocol).
     """
     from tapkit.downstream.segmentation import experiments, heads, masks
+    from tapkit.downstream.segmentation.tables import results_table
 
     s = cfg.segmentation
     movie = segmentation_frames(cfg, movie)  # all, or the first few (smoke and dry runs)
@@ -128,5 +129,5 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
             cfg.device,
             **train,
         )
-        tables[name] = experiments.results_table(runs[name])
+        tables[name] = results_table(runs[name])
     return tables

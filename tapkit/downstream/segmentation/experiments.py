@@ -4,7 +4,9 @@
                  ('linear' 1x1 conv or 'conv') learns on random crops of the labelled frames' features
     end to end:  a pretrained encoder + conv head fine-tuned on the images ('<task> fine-tuned'), or the same
                  architecture newly initialised per run ('from scratch', the supervised baseline); both start
-                 from the BatchNorm statistics of the movie's non-test images (heads.calibrate_encoder)
+                 from the BatchNorm statistics of the movie's non-test images (heads.calibrate_encoder);
+                 `offsets` gives either one frame t (default) or frames t + k side by side (fit.stack_frames,
+                 heads.ContextSegmentationNet: one encoder applied to each frame)
 
 The fair protocol (tapkit.downstream.protocol), the same for every row:
     - `steps_head` optimiser steps for every head, `steps_end_to_end` for every fine-tuned / from-scratch
@@ -17,7 +19,8 @@ The fair protocol (tapkit.downstream.protocol), the same for every row:
     - n_runs seeds seed, seed+1, ...; run i of every row at a (task, budget) trains on the SAME labelled frames
       (pick_frames with seed + i), so two rows are compared per seed (`paired`).
 Every run is scored on the same consecutive test frames: Dice and IoU pooled over them, and object
-precision / recall / F1 of connected components. Rows are '<source> · <head>'.
+precision / recall / F1 of connected components. Rows are '<source> · <head>'. The tables and the helpers
+the claims read from the runs (results_table, format_table, paired, ...) are in segmentation.tables.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from tapkit.data.movie import InputError
 from tapkit.downstream.protocol import LR_GRID, check_protocol, select_lr
 from tapkit.downstream.segmentation.fit import (
     DenseFit,
@@ -38,9 +40,11 @@ from tapkit.downstream.segmentation.fit import (
     fit_dense,
     frame_inputs,
     predict_dense,
+    stack_frames,
 )
 from tapkit.downstream.segmentation.heads import (
     HEADS,
+    ContextSegmentationNet,
     SegmentationNet,
     calibrate_encoder,
     fresh_encoder,
@@ -53,6 +57,15 @@ from tapkit.downstream.segmentation.masks import (
     pick_frames,
 )
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
+from tapkit.downstream.segmentation.tables import (  # noqa: F401  (re-exported: notebooks 08 / 09 call experiments.X)
+    budget_to_reach,
+    examples,
+    format_table,
+    more_labels_check,
+    paired,
+    record_entries,
+    results_table,
+)
 from tapkit.validate import whole
 
 SCRATCH = "from scratch"
@@ -252,10 +265,14 @@ def end_to_end_sweep(
     seed: int = 0,
     pretrained: bool = True,
     device: Any = "cpu",
+    offsets: Sequence[int] = (0,),
     **train: Any,
 ) -> list[DenseResult]:
     """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run.
 
+    offsets: the input of frame t's mask is frames t + k for k in offsets (fit.stack_frames, the first 0);
+    the default (0,) is frame t alone, (0, 1) the pair (t, t + 1): the encoder is applied to each frame (shared
+    weights) and the conv head sees their k x F features side by side (heads.ContextSegmentationNet).
     Every run's encoder first gets the BatchNorm statistics of the images of the frames outside the test set
     (calibrate_encoder: no labels): with a new network's statistics, or a briefly pretrained one's, its eval-mode
     features would be ~1e-3 wide, so validation and test would see one constant map, the head's alone, the same
@@ -263,14 +280,17 @@ def end_to_end_sweep(
     """
     check_validation(masks, split)
     settings = row_settings(END_TO_END, train)
+    offsets = tuple(offsets)
+    inputs = images if offsets == (0,) else stack_frames(images, offsets)  # (T, k, Y, X)
     held_out = set(np.asarray(split.test).tolist())
     unlabelled = images[
         [t for t in range(len(images)) if t not in held_out]
-    ]  # (N, 1, Y, X) images, no test frame
+    ]  # (N, 1, Y, X) single images, as the encoder sees them; no test frame
+    net_type = SegmentationNet if len(offsets) == 1 else ContextSegmentationNet
 
     def make(s: int) -> tuple[nn.Module, Any]:
         trained = encoder if pretrained else fresh_encoder(encoder, s)
-        net = SegmentationNet(trained, make_pixel_head("conv", encoder.n_features, s))
+        net = net_type(trained, make_pixel_head("conv", len(offsets) * encoder.n_features, s))
         calibrate_encoder(
             net.encoder, unlabelled
         )  # the copy inside net; the caller's encoder is untouched
@@ -282,7 +302,7 @@ def end_to_end_sweep(
             name,
             budget,
             make,
-            images,
+            inputs,
             masks,
             split,
             n_runs,
@@ -346,153 +366,3 @@ def budget_sweep(
                     **train,
                 )
     return out
-
-
-def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {metric: mean, metric_std: std, 'n_frames', 'n_runs', 'lr', 'steps', 'converged'}}} over runs.
-
-    'converged' is True only when every run of the cell converged; 'lr' is the cell's lr chosen on validation.
-    """
-    runs: dict[str, dict[str, list[DenseResult]]] = {}
-    for r in results:
-        runs.setdefault(r.row, {}).setdefault(str(r.budget), []).append(r)
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for row, by_budget in runs.items():
-        for budget, rs in by_budget.items():
-            cell = {
-                "n_frames": int(np.mean([len(r.frames) for r in rs])),
-                "n_runs": len(rs),
-                "lr": float(rs[0].lr),
-                "steps": int(max(r.steps for r in rs)),
-                "converged": bool(all(r.converged for r in rs)),
-            }
-            for metric in rs[0].scores:
-                values = np.array([r.scores[metric] for r in rs])
-                cell[metric], cell[f"{metric}_std"] = float(values.mean()), float(values.std())
-            table.setdefault(row, {})[budget] = cell
-    return table
-
-
-def format_table(
-    table: Mapping[str, Mapping[str, Mapping[str, float]]],
-    metrics: Sequence[str] = ("dice", "object_f1"),
-) -> str:
-    """Text table: one line per row and budget, mean ± std of `metrics`, the chosen lr; '*' marks a cell with a run
-    that did not converge (footnote below the table)."""
-    head = (
-        f"{'features · head':<30}{'budget':>7}{'frames':>7}  "
-        + "".join(f"{m:<14}" for m in metrics)
-        + f"{'lr':>8}"
-    )
-    lines, starred = [head, "-" * len(head)], False
-    for row, by_budget in table.items():
-        for budget, c in by_budget.items():
-            cells = "".join(f"{c[m]:.3f}±{c[m + '_std']:.3f}".ljust(14) for m in metrics)
-            mark = "" if c.get("converged", True) else "*"
-            starred |= bool(mark)
-            lr = f"{c['lr']:.0e}" if np.isfinite(c.get("lr", np.nan)) else "-"
-            lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}{lr:>8}{mark}")
-    if starred:
-        lines.append(
-            "* at least one run of this cell had not converged (its best validation Dice still rose by >= 2 % "
-            "in the last quarter of its steps): more steps would change it."
-        )
-    return "\n".join(lines)
-
-
-def paired(
-    results: "Sequence[DenseResult] | Mapping[str, Sequence[DenseResult]]",
-    row_a: str,
-    row_b: str,
-    budget: "int | str",
-    task: "str | None" = None,
-    metric: str = "dice",
-    budget_b: "int | str | None" = None,
-) -> tuple[list[float], list[float]]:
-    """Per-seed aligned test scores (a_runs, b_runs) of two rows at a budget (row_b at budget_b if given), for claims.
-
-    results: one task's runs, or {task: runs} with `task`. Only seeds both rows ran are kept, in seed order.
-    """
-    if isinstance(results, Mapping):
-        if task not in results:
-            raise InputError(
-                f"paired: task={task!r} is not among the results' tasks {sorted(results)}."
-            )
-        results = results[task]
-    budget_b = budget if budget_b is None else budget_b
-    by = [
-        {r.seed: r.scores[metric] for r in results if r.row == row and str(r.budget) == str(b)}
-        for row, b in ((row_a, budget), (row_b, budget_b))
-    ]
-    for (row, b), runs in zip(((row_a, budget), (row_b, budget_b)), by):
-        if not runs:
-            raise InputError(
-                f"paired: no runs of row {row!r} at budget {b!r}; rows: {sorted({r.row for r in results})}."
-            )
-    seeds = sorted(set(by[0]) & set(by[1]))
-    if not seeds:
-        raise InputError(
-            f"paired: rows {row_a!r} and {row_b!r} share no seed; run both with the same seeds."
-        )
-    return [by[0][s] for s in seeds], [by[1][s] for s in seeds]
-
-
-def more_labels_check(
-    table: Mapping[str, Mapping[str, Mapping[str, float]]], tol: float = 0.02, metric: str = "dice"
-) -> dict[str, tuple[float, float, bool]]:
-    """Per row: (mean at its smallest budget, mean at its largest, largest >= smallest - tol): more labels never hurt."""
-    out = {}
-    for row, by_budget in table.items():
-        cells = sorted(by_budget.values(), key=lambda c: c["n_frames"])
-        lo, hi = cells[0][metric], cells[-1][metric]
-        out[row] = (lo, hi, bool(hi >= lo - tol))
-    return out
-
-
-def examples(
-    results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str"
-) -> dict[str, np.ndarray]:
-    """{'<row>, n frame(s)': (Y, X) probabilities of the middle test frame} of each row's first run at `budget`."""
-    out = {}
-    for row in rows:
-        run = next((r for r in results if r.row == row and str(r.budget) == str(budget)), None)
-        if run is not None and run.example is not None:
-            out[f"{row}, {len(run.frames)} fr."] = run.example.astype(np.float32)
-    return out
-
-
-def budget_to_reach(
-    table: Mapping[str, Mapping[str, Mapping[str, float]]],
-    reference: float,
-    fraction: float = 0.95,
-    metric: str = "dice",
-) -> dict[str, "int | None"]:
-    """Per row: the fewest labelled frames whose mean `metric` reaches fraction * reference (None: never)."""
-    out = {}
-    for row, by_budget in table.items():
-        hits = [c["n_frames"] for c in by_budget.values() if c[metric] >= fraction * reference]
-        out[row] = min(hits) if hits else None
-    return out
-
-
-def record_entries(
-    table: Mapping[str, Mapping[str, Mapping[str, float]]],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames, n_runs, lr, steps, converged}}} for
-    results.record('segmentation')."""
-    keep = (
-        "dice",
-        "dice_std",
-        "iou",
-        "object_f1",
-        "object_f1_std",
-        "n_frames",
-        "n_runs",
-        "lr",
-        "steps",
-        "converged",
-    )
-    return {
-        row: {b: {k: c[k] for k in keep if k in c} for b, c in by_budget.items()}
-        for row, by_budget in table.items()
-    }

@@ -5,9 +5,10 @@ it trains on per-pixel masks of labelled frames, and unlike the pretraining loop
 labels, a pretext task, checkpoints and resume) it is a short supervised fit kept in memory.
 
 inputs are (T, C, Y, X) per frame: cached frozen features (C = F, a head learns) or normalised
-images (C = 1, a whole network learns). Each step draws `batch_size` crops from the labelled frames;
-a `positive_fraction` of them is centred on a random positive pixel (divisions cover ~1 % of the
-pixels: without this most crops hold none). Loss: binary cross-entropy + soft-Dice loss.
+images (C = 1, a whole network learns); `stack_frames` puts frames t + k beside frame t (k x C channels).
+Each step draws `batch_size` crops from the labelled frames; a `positive_fraction` of them is centred on
+a random positive pixel (divisions cover ~1 % of the pixels: without this most crops hold none).
+Loss: binary cross-entropy + soft-Dice loss.
 
 With `val_frames` (whole frames held out of training and test, masks.split_frames' `val`), the
 validation Dice (binary at 0.5, pooled over the frames: the test metric) is measured at
@@ -19,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def frame_inputs(movie: "Movie | np.ndarray") -> torch.Tensor:
 
 
 def feature_inputs(
-    model: nn.Module, movie: "Movie | np.ndarray", device: torch.device, **kw
+    model: nn.Module, movie: "Movie | np.ndarray", device: torch.device, **kw: Any
 ) -> torch.Tensor:
     """Frozen dense features of every frame, computed once and standardised: (T, F, Y, X) float32, channels-last, CPU.
 
@@ -54,6 +55,17 @@ def feature_inputs(
     z -= sample.mean(axis=(0, 2, 3), keepdims=True)
     z /= sample.std(axis=(0, 2, 3), keepdims=True) + 1e-6
     return torch.from_numpy(z).contiguous(memory_format=torch.channels_last)
+
+
+def stack_frames(x: torch.Tensor, offsets: Sequence[int] = (0, 1)) -> torch.Tensor:
+    """(T, C, Y, X) -> (T, len(offsets) * C, Y, X): frame t's channels, then those of t + offset, clamped at the ends."""
+    if len(offsets) == 0 or offsets[0] != 0:
+        raise InputError(
+            f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs to), "
+            "e.g. (0, 1) for the frame and the next one."
+        )
+    t = torch.arange(len(x))
+    return torch.cat([x[(t + k).clamp(0, len(x) - 1)] for k in offsets], dim=1)
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 features z (N, F, Y, X) --head--> logits (N, 1, Y, X)          frozen features: only the head learns
 images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits  fine-tuning / from scratch: all learns
+frames   x (N, k, Y, X) --encoder.embed of each--> k z side by side --head--> logits  (ContextSegmentationNet)
 """
 
 from __future__ import annotations
@@ -107,3 +108,14 @@ class SegmentationNet(nn.Module):
         """Encoder (backbone + projection) and head parameters; the pretext task's own head is left out."""
         enc = [*self.encoder.backbone.parameters(), *self.encoder.projection.parameters()]
         return enc + list(self.head.parameters())
+
+
+class ContextSegmentationNet(SegmentationNet):
+    """One encoder applied to each of k frames (shared weights), features side by side, one head:
+    (N, k, Y, X) images -> (N, 1, Y, X) logits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, k, Y, X) -> (N, 1, Y, X) logits."""
+        n, k = x.shape[:2]
+        z = self.encoder.embed(x.reshape(n * k, 1, *x.shape[2:]))  # (N k, F, Y, X)
+        return self.head(z.reshape(n, k * z.shape[1], *z.shape[2:]))
