@@ -194,3 +194,4 @@ def test_fill_from_takes_only_the_unfinished_notebooks_of_another_run_and_says_s
     assert s["notebooks"]["07_which_pretext"]["status"] == "ok (cpu3 at old2)"
     page = script.results_markdown(s)
     assert "| from another run | 07_which_pretext:" in page and "`old2`" in page
+    assert "| total time | 0.1 min (without 07_which_pretext, from another run) |" in page
