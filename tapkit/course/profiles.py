@@ -151,7 +151,8 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
 #   cpu:   meaningful results on 2 idle cores with bf16 instructions: TAP accuracy 0.87-0.95 (seeds 0 and 3;
 #          docs/MEASUREMENT_NOTES.md); the whole course took 19.4-19.8 min before the fair protocol of the downstream
-#          comparisons (bf29446); with it (3 paired runs, lr grid, steps to a plateau) it is not yet measured,
+#          comparisons (bf29446); with it (3 paired runs, lr grid, steps to a plateau) ~2 h (cpu3: 128.7 min for
+#          00-08 at 3959336; 04 28 min, 07 70 min, 08 19 min: docs/RESULTS.md): far above its 25-minute target,
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {
@@ -246,7 +247,8 @@ PROFILES: dict[str, dict] = {
         "crops": dict(n_pairs=3000, size=48, event_fraction=0.0),
         # event heads by the fair protocol: fixed steps per row kind at every budget (lr on a cosine to 0), best on
         # validation, lr from one grid chosen on validation (first seed), 3 paired runs. ResNet heads 1000 steps
-        # (at 400 their validation F1 still rose by 2-4 % in the last quarter; ~40 ms a step). Strategies: C0 is left
+        # (at 400 their validation F1 still rose by 2-4 % in the last quarter; ~40 ms a step; at 2000, A1 test F1
+        # +0.022 [-0.039, +0.083] and still not converged by the 2 % rule: docs/MEASUREMENT_NOTES.md). C0 is left
         # out here (a C run is 240 steps of the whole U-Net on 32 crop pairs, ~70-100 s on 2 cores; C1 is the
         # paper's end-to-end row of the label-budget claim); 001-a1-best then says that part is missing
         "heads": dict(
