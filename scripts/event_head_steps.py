@@ -26,6 +26,10 @@ from tapkit.downstream.events.strategies import sweep_settings
 from tapkit.downstream.protocol import paired_difference, verdict
 
 
+# every row kind's step count; strategy_settings (steps_for) reads the one of the strategy
+STEP_KEYS = ("steps_linear", "steps_resnet", "steps_end_to_end")
+
+
 def run(
     tap_path: "str | None",
     strategy: str,
@@ -50,21 +54,22 @@ def run(
     labels = criteria.label_pairs(pairs, "size-either")
     split = crops.split_pairs(labels, seed=cfg.seed)
     train = sweep_settings(cfg.heads)
-    n_runs = n_runs or train.pop("n_runs")
+    n_runs = n_runs or train.pop("n_runs")  # default: the profile's
     train.pop("n_runs", None)
     if lr is not None:  # one rate for every step count (what the protocol chose at the shortest)
         train["lr_grid"] = (lr,)
-    key = (
-        {"0": "steps_linear", "1": "steps_resnet"}[strategy[1]]
-        if strategy[0] != "C"
-        else "steps_end_to_end"
-    )
     out: dict = {"strategy": strategy, "n_runs": n_runs, "rows": {}}
     for n in steps:
         t0 = time.perf_counter()
         jobs = [(strategy, labels, split, seed + i) for i in range(n_runs)]
         results = run_sweep(
-            jobs, pairs, tap, "cpu", desc=f"{strategy} {n} steps", **{**train, key: n}
+            jobs,
+            pairs,
+            tap,
+            "cpu",
+            desc=f"{strategy} {n} steps",
+            **train,
+            **dict.fromkeys(STEP_KEYS, n),
         )
         out["rows"][n] = {
             "test_f1": [round(float(r.f1[1]), 4) for r in results],
