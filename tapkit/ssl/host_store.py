@@ -32,7 +32,6 @@ from tapkit.ssl.host_gather import (
 from tapkit.ssl.movie_arrays import as_float, normalise_
 
 # re-exported: tapkit.ssl.trainer and tapkit.ssl.recipe import it from here
-from tapkit.ssl.movie_arrays import open_movie  # noqa: F401
 
 if TYPE_CHECKING:
     from tapkit.ssl.sampler import PairSampler
