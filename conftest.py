@@ -1,11 +1,13 @@
-"""Test-session defaults for `python -m pytest` (unit tests and the notebooks run by papermill or nbval).
+"""Test-session defaults for `python -m pytest` (unit tests and the notebooks run by papermill or
+nbval).
 
 The README's test command runs the tests in 2 processes (pytest-xdist, `-n 2 --dist worksteal`: a
 process that is done takes queued tests from the other one, so no test waits behind the whole-course
-dry run). Every process then computes with ONE thread, and so do the notebook kernels and course runs
-it starts (OMP_NUM_THREADS=1 is inherited): 2 processes x 2 threads on 2 cores would oversubscribe
-them, and torch's OpenMP threads slow down by far more than 2x when they have to wait for a core.
-Without xdist: 2 threads, as before. The longest tests are collected first so that they start first.
+dry run). Every process then computes with ONE thread, and so do the notebook kernels and course
+runs it starts (OMP_NUM_THREADS=1 is inherited): 2 processes x 2 threads on 2 cores would
+oversubscribe them, and torch's OpenMP threads slow down by far more than 2x when they have to wait
+for a core. Without xdist: 2 threads, as before. The longest tests are collected first so that they
+start first.
 """
 
 import os
@@ -16,8 +18,9 @@ import pytest
 # (kernels started by nbval/papermill inherit this environment).
 os.environ.setdefault("TAPKIT_PROFILE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Tests compute in float32 on every CPU (exact comparisons with captum, bit-for-bit resume, ...); the
-# course's default, bfloat16 autocast on CPUs that have it, is tested where a test sets $TAPKIT_CPU_BF16.
+# Tests compute in float32 on every CPU (exact comparisons with captum, bit-for-bit resume, ...);
+# the course's default, bfloat16 autocast on CPUs that have it, is tested where a test sets
+# $TAPKIT_CPU_BF16.
 os.environ.setdefault("TAPKIT_CPU_BF16", "0")
 
 IN_XDIST = "PYTEST_XDIST_WORKER" in os.environ
@@ -46,7 +49,8 @@ LONG_FIRST = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the long tests first (in LONG_FIRST order; xdist hands them out first), the rest as collected."""
+    """Put the long tests first (in LONG_FIRST order; xdist hands them out first), the rest as
+    collected."""
 
     def rank(item: pytest.Item) -> int:
         return next((i for i, key in enumerate(LONG_FIRST) if key in item.nodeid), len(LONG_FIRST))

@@ -1,14 +1,17 @@
-"""Host-resident vs device-resident sampling on a memory-mapped movie larger than a small GPU (issue 13).
+"""Host-resident vs device-resident sampling on a memory-mapped movie larger than a small GPU \
+(issue 13).
 
-    python -m benchmarks.bench_host_sampler [--gb 1.6] [--size 2048] [--batch 128] [--patch 96] [--device auto]
+    python -m benchmarks.bench_host_sampler [--gb 1.6] [--size 2048] [--batch 128] [--patch 96] \
+        [--device auto]
 
-Writes a uint16 (T, size, size) TIFF of about `--gb` GB (200 x 2048 x 2048 = 1.6 GB by default) to a temporary
-folder with tifffile (smooth random frames, written frame by frame through a memory map), then for each
-storage mode builds a `PairSampler` on the file and reports: set-up seconds (percentiles, and in device mode
-the normalised float32 copy), pairs/s over `--batches` batches after 2 warm-up batches, the peak host RSS
-(each mode runs in its own process) and the device memory (CUDA: peak allocated; CPU: the sampler's `nbytes`).
-The file is read back through the page cache when it fits in RAM (it was just written): a cold read from
-disk is slower. Not a test: the figures go into the notes of issue 13.
+Writes a uint16 (T, size, size) TIFF of about `--gb` GB (200 x 2048 x 2048 = 1.6 GB by default) to a
+temporary folder with tifffile (smooth random frames, written frame by frame through a memory map),
+then for each storage mode builds a `PairSampler` on the file and reports: set-up seconds
+(percentiles, and in device mode the normalised float32 copy), pairs/s over `--batches` batches
+after 2 warm-up batches, the peak host RSS (each mode runs in its own process) and the device memory
+(CUDA: peak allocated; CPU: the sampler's `nbytes`). The file is read back through the page cache
+when it fits in RAM (it was just written): a cold read from disk is slower. Not a test: the figures
+go into the notes of issue 13.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from tapkit.ssl.sampler import PairSampler
 
 
 def write_movie(path: Path, gb: float, size: int, seed: int = 0) -> tuple[int, int, int]:
-    """A uint16 (T, size, size) TIFF of about `gb` GB, written frame by frame through tifffile's memory map."""
+    """A uint16 (T, size, size) TIFF of about `gb` GB, written frame by frame through tifffile's
+    memory map."""
     import tifffile
 
     n_frames = max(2, int(round(gb * 1e9 / (2 * size * size))))
@@ -58,7 +62,8 @@ def _reset_peak_rss() -> None:
 
 
 def _rss_parts_gb() -> dict:
-    """Resident memory now, anonymous (the process's own) and file-backed (mapped movie pages, reclaimable), GB."""
+    """Resident memory now, anonymous (the process's own) and file-backed (mapped movie pages,
+    reclaimable), GB."""
     try:
         fields = dict(
             line.split(":", 1)
@@ -186,18 +191,21 @@ def main(argv: "list[str] | None" = None) -> list[dict]:
         start = time.perf_counter()
         shape = write_movie(path, args.gb, args.size)
         print(
-            f"wrote {shape} uint16 = {path.stat().st_size / 1e9:.2f} GB in {time.perf_counter() - start:.0f} s "
+            f"wrote {shape} uint16 = {path.stat().st_size / 1e9:.2f} GB "
+            f"in {time.perf_counter() - start:.0f} s "
             f"to {path}; device {device}, torch threads {torch.get_num_threads()}"
         )
         rows = [_measure_in_child(path, mode, args) for mode in args.modes.split(",")]
     print(
-        f"{'storage':8} {'setup s':>8} {'pairs/s':>9} {'peak host RSS GB':>17} {'anon / file GB at end':>22} "
+        f"{'storage':8} {'setup s':>8} {'pairs/s':>9} {'peak host RSS GB':>17} "
+        f"{'anon / file GB at end':>22} "
         f"{'device GB':>10}"
     )
     for r in rows:
         parts = f"{r.get('RssAnon', float('nan')):.2f} / {r.get('RssFile', float('nan')):.2f}"
         print(
-            f"{r['storage']:8} {r['setup_s']:8.1f} {r['pairs_per_s']:9.1f} {r['peak_host_rss_gb'] or float('nan'):17.2f} "
+            f"{r['storage']:8} {r['setup_s']:8.1f} {r['pairs_per_s']:9.1f} "
+            f"{r['peak_host_rss_gb'] or float('nan'):17.2f} "
             f"{parts:>22} {r['device_gb']:10.3f}"
         )
     if args.json:

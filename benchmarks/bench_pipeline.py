@@ -1,19 +1,21 @@
-"""Crop-pipeline benchmark: tapkit's `PairSampler` against the reference TAP loader, side by side in one run.
+"""Crop-pipeline benchmark: tapkit's `PairSampler` against the reference TAP loader, side by side \
+in one run.
 
     python -m benchmarks.bench_pipeline [--device auto] [--batch 128] [--patch 96] [--repeats 5]
 
 What is compared with what (same movie, same batch 128 and patch 96, same augmentation families and
 strengths: `benchmarks/reference_loader.py` says how the two differ):
-  * reference: weigertlab/tarrow's pipeline re-implemented faithfully (`benchmarks/reference_loader.py`):
-    per-sample crop + level-5 augmenter in `DataLoader` workers (2 workers, one torch thread each),
-    as tarrow's `scripts/train.py` runs it; the main process only waits for batches;
-  * tapkit: `PairSampler.sample()` in the main process (batched crops + augmentations on the device),
-    with 1 and with 2 torch threads on a CPU.
+  * reference: weigertlab/tarrow's pipeline re-implemented faithfully
+    (`benchmarks/reference_loader.py`): per-sample crop + level-5 augmenter in `DataLoader` workers
+    (2 workers, one torch thread each), as tarrow's `scripts/train.py` runs it; the main process
+    only waits for batches;
+  * tapkit: `PairSampler.sample()` in the main process (batched crops + augmentations on the
+    device), with 1 and with 2 torch threads on a CPU.
 Each repeat times the reference, lets its workers refill their prefetch queue (so that they are idle
-while tapkit is timed), then times tapkit; ratios are taken within a repeat and the medians reported,
-with the load averages before and after (the machine should be idle). Also: peak memory and, unless
---data-only, a TAP training step with a pre-generated batch and with the sampler (the pipeline's share
-of a step), optionally with `torch.compile`.
+while tapkit is timed), then times tapkit; ratios are taken within a repeat and the medians
+reported, with the load averages before and after (the machine should be idle). Also: peak memory
+and, unless --data-only, a TAP training step with a pre-generated batch and with the sampler (the
+pipeline's share of a step), optionally with `torch.compile`.
 """
 
 from __future__ import annotations
@@ -76,7 +78,8 @@ def time_calls(fn: Callable[[], Any], steps: int, device: torch.device, warmup: 
 
 
 class ReferenceTimer:
-    """The reference loader with persistent workers; `seconds_per_batch` times it in its steady state."""
+    """The reference loader with persistent workers; `seconds_per_batch` times it in its steady
+    state."""
 
     def __init__(self, movie: np.ndarray, patch: int, batch: int, workers: int, seed: int) -> None:
         self.loader = reference_loader(
@@ -97,7 +100,8 @@ class ReferenceTimer:
         return (time.perf_counter() - start) / steps
 
     def settle(self, seconds_per_batch: float) -> None:
-        """Wait until the workers have refilled their queue and stopped, so they do not compete with tapkit."""
+        """Wait until the workers have refilled their queue and stopped, so they do not compete with
+        tapkit."""
         time.sleep(seconds_per_batch * (self.queued / max(self.workers, 1) + 1) + 0.2)
 
     def peak_memory_mb(self) -> float:
@@ -121,7 +125,8 @@ def train_step(
     batch: dict[str, torch.Tensor],
     step_fn: "Callable | None" = None,
 ) -> float:
-    """One TAP training step (AMP on CUDA): forward, loss, backward, optimiser step; returns the loss."""
+    """One TAP training step (AMP on CUDA): forward, loss, backward, optimiser step; returns the
+    loss."""
     with autocast(batch["x"].device):
         loss, _ = (step_fn or model.loss)(batch)  # x (B, 2, C, P, P), y (B,)
     opt.zero_grad(set_to_none=True)
@@ -143,7 +148,8 @@ def _check_args(batch: int, patch: int, repeats: int, steps: int, size: int, wor
     """Raise InputError for sizes that cannot work, before building anything."""
     if min(batch, repeats, steps) < 1 or workers < 0:
         raise InputError(
-            f"bench: batch={batch}, repeats={repeats} and steps={steps} must be >= 1, workers={workers} >= 0."
+            f"bench: batch={batch}, repeats={repeats} and steps={steps} must be >= 1, "
+            f"workers={workers} >= 0."
         )
     if not 16 <= patch <= size:
         raise InputError(f"bench: patch={patch} must be between 16 and the movie size {size}.")
@@ -159,7 +165,8 @@ def _pipelines(
     workers: int,
     seed: int,
 ) -> PairSampler:
-    """Time the reference loader and tapkit's sampler in alternation; store per-repeat figures and medians."""
+    """Time the reference loader and tapkit's sampler in alternation; store per-repeat figures and
+    medians."""
     batch, patch = res["batch"], res["patch"]
     ref = ReferenceTimer(movie, patch, batch, workers, seed)
     sampler = PairSampler(
@@ -201,7 +208,8 @@ def _steps(
     model_kw: dict,
     compile_model: bool,
 ) -> None:
-    """Training-step times with a pre-generated batch and with the sampler; the sampler's share of a step."""
+    """Training-step times with a pre-generated batch and with the sampler; the sampler's share of a
+    step."""
     model = TAPNet(seed=seed, **model_kw).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda")
@@ -269,11 +277,14 @@ def format_report(res: dict[str, Any]) -> str:
     """The benchmark's figures as a small text report."""
     ref = res["pairs_s"]["reference"]
     lines = [
-        f"benchmarks.bench_pipeline on {res['device']} ({res['cpus']} CPUs): batch {res['batch']}, patch {res['patch']}, "
-        f"movie {'x'.join(map(str, res['movie']))}, median of {res['repeats']} repeats x {res['steps']} batches",
+        f"benchmarks.bench_pipeline on {res['device']} ({res['cpus']} CPUs): batch {res['batch']}, "
+        f"patch {res['patch']}, "
+        f"movie {'x'.join(map(str, res['movie']))}, median of {res['repeats']} repeats "
+        f"x {res['steps']} batches",
         f"  load average before {res['load_before'][0]:.2f} / after {res['load_after'][0]:.2f} "
         f"(1 min; an idle machine is ~0)",
-        f"  reference (tarrow-style, {res['workers']} DataLoader workers x 1 thread): {ref:8.0f} pairs/s",
+        f"  reference (tarrow-style, {res['workers']} DataLoader workers x 1 thread): "
+        f"{ref:8.0f} pairs/s",
     ]
     for key, value in res["ratio"].items():
         label = f"tapkit PairSampler, {key.split('_')[1][:-1]} thread(s)"
@@ -288,15 +299,18 @@ def format_report(res: dict[str, Any]) -> str:
     for tag in ("", "_compiled"):
         if f"step_with_sampler_s{tag}" in res:
             lines.append(
-                f"  train step{' (torch.compile)' if tag else ''}: {1e3 * res[f'step_pregenerated_s{tag}']:.1f} ms "
-                f"pre-generated, {1e3 * res[f'step_with_sampler_s{tag}']:.1f} ms with the sampler -> "
+                f"  train step{' (torch.compile)' if tag else ''}: "
+                f"{1e3 * res[f'step_pregenerated_s{tag}']:.1f} ms "
+                f"pre-generated, {1e3 * res[f'step_with_sampler_s{tag}']:.1f} ms "
+                "with the sampler -> "
                 f"pipeline {100 * res[f'pipeline_share{tag}']:.1f} % of a step"
             )
     return "\n".join(lines)
 
 
 def main(argv: "list[str] | None" = None) -> dict[str, Any]:
-    """Command-line entry point: parse arguments, run the benchmark, print the report (and write JSON)."""
+    """Command-line entry point: parse arguments, run the benchmark, print the report (and write
+    JSON)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_pipeline", description=__doc__.splitlines()[0]
     )

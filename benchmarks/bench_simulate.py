@@ -1,4 +1,5 @@
-"""Benchmark tapkit.data.simulate on one core: time for a 100 x 512 x 512 movie and the default movie.
+"""Benchmark tapkit.data.simulate on one core: time for a 100 x 512 x 512 movie and the default
+movie.
 
 Run:  python benchmarks/bench_simulate.py
 Target: the 100 x 512 x 512 movie well under 10 s on one core. Also prints events per frame and the
@@ -36,7 +37,8 @@ def bench(label: str, **kw) -> None:
         f"events/frame={(n_div + n_death) / n_t:.2f}"
     )
     print(
-        f"{'':28s} event pixels: division={100 * frac[DIVISION]:.2f}%  death={100 * frac[DEATH]:.2f}%  "
+        f"{'':28s} event pixels: division={100 * frac[DIVISION]:.2f}%  "
+        f"death={100 * frac[DEATH]:.2f}%  "
         f"all={100 * (frac[DIVISION] + frac[DEATH]):.2f}%"
     )
 

@@ -1,4 +1,5 @@
-"""The GPU check in one command: `python -m benchmarks.gpu_check [--out gpu_check.json]` (or scripts/gpu_check.sh).
+"""The GPU check in one command: `python -m benchmarks.gpu_check [--out gpu_check.json]` (or \
+scripts/gpu_check.sh).
 
 On a CUDA machine (under 8 minutes): the crop-pipeline benchmark at batch 128, patch 96 (pairs/s of
 tapkit and of the reference loader, peak memory, the pipeline's share of a TAP training step, with
@@ -31,7 +32,8 @@ TINY_MODEL = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4, 
 
 
 def run_pytest_gpu(timeout_s: float, tests: str = "tests") -> dict[str, Any]:
-    """Run `pytest -m gpu` in a subprocess with a time limit; return its exit code, time and last lines."""
+    """Run `pytest -m gpu` in a subprocess with a time limit; return its exit code, time and last
+    lines."""
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-o", "addopts=", tests]
     try:
@@ -49,7 +51,8 @@ def run_pytest_gpu(timeout_s: float, tests: str = "tests") -> dict[str, Any]:
 
 
 def run_short_course(timeout_s: float, tiny: bool, device: str) -> dict[str, Any]:
-    """`tapkit course run --profile gpu --short` in a subprocess with a time limit; its per-notebook status and seconds."""
+    """`tapkit course run --profile gpu --short` in a subprocess with a time limit; its per-notebook
+    status and seconds."""
     import tempfile
 
     start = time.perf_counter()
@@ -92,7 +95,8 @@ def run_short_course(timeout_s: float, tiny: bool, device: str) -> dict[str, Any
 def gpu_check(
     device: str = "auto", tiny: bool = False, budget_s: float = 450.0, tests: str = "tests"
 ) -> dict[str, Any]:
-    """Benchmark (with and without torch.compile) then `pytest -m gpu` in the time left; return the report."""
+    """Benchmark (with and without torch.compile) then `pytest -m gpu` in the time left; return the
+    report."""
     start = time.perf_counter()
     sizes = (
         dict(
@@ -144,14 +148,16 @@ def main(argv: "list[str] | None" = None) -> dict[str, Any]:
         print("benchmark failed:", report["benchmark_error"])
     short = report["short_run"]
     print(
-        f"gpu profile at real sizes, a few steps per notebook: exit {short['returncode']} in {short['seconds']:.0f} s; "
+        f"gpu profile at real sizes, a few steps per notebook: exit {short['returncode']} "
+        f"in {short['seconds']:.0f} s; "
         + ", ".join(
             f"{n[:2]} {e['status']} {e['seconds'] or 0:.0f} s"
             for n, e in short["notebooks"].items()
         )
     )
     print(
-        f"pytest -m gpu: exit {report['pytest_gpu']['returncode']} in {report['pytest_gpu']['seconds']:.0f} s"
+        f"pytest -m gpu: exit {report['pytest_gpu']['returncode']} "
+        f"in {report['pytest_gpu']['seconds']:.0f} s"
     )
     Path(args.out).write_text(json.dumps(report, indent=1, default=str))
     print(f"report written to {os.path.abspath(args.out)} ({report['seconds']:.0f} s in all)")

@@ -1,21 +1,23 @@
-"""A faithful re-implementation of the reference TAP data pipeline, to benchmark tapkit's sampler against.
+"""A faithful re-implementation of the reference TAP data pipeline, to benchmark tapkit's sampler
+against.
 
-The reference is weigertlab/tarrow (not on PyPI, and it needs torchvision and scikit-image, which are
-not used here). This is our own code that does what these files of tarrow do, per sample:
-  * `tarrow/data/tarrow_dataset.py` `TarrowDataset`: the whole movie in RAM, normalised per frame with
-    percentiles (1, 99.8) taken from every 8th pixel (`tarrow/utils/utils.py::normalize`); the time
-    slices of every delta precomputed; per sample a random 96 px crop (torchvision `RandomCrop` with
-    reflect padding), or, with `reject_background=True`, up to 10 random crops until the median-filtered
-    (2 x 3 x 3) crop has std > 0.02; then a random time flip (the label) and the augmenter.
+The reference is weigertlab/tarrow (not on PyPI, and it needs torchvision and scikit-image, which
+are not used here). This is our own code that does what these files of tarrow do, per sample:
+  * `tarrow/data/tarrow_dataset.py` `TarrowDataset`: the whole movie in RAM, normalised per frame
+    with percentiles (1, 99.8) taken from every 8th pixel (`tarrow/utils/utils.py::normalize`); the
+    time slices of every delta precomputed; per sample a random 96 px crop (torchvision `RandomCrop`
+    with reflect padding), or, with `reject_background=True`, up to 10 random crops until the
+    median-filtered (2 x 3 x 3) crop has std > 0.02; then a random time flip (the label) and the
+    augmenter.
   * `tarrow/data/augmenters.py` level 5 with `tarrow/data/augmentations.py`, in this order:
     flips of y and/or x, always (`RandomFlipRot`); p = 0.5: rotation up to 180 degrees and zoom
     uniform in (4/5, 5/4), both frames alike, on the already-cut patch with zero fill (torchvision
     `RandomAffine`: inverse affine grid, bilinear `grid_sample`, a mask channel to blend the fill);
     p = 0.5: per-frame zoom uniform in (9/10, 10/9) and shift of round(U(-2.88, 2.88)) px per axis;
-    p = 0.5: elastic, a 5 x 5 field of U(-1, 1) * 10 / 96 (grid units), bilinearly upsampled, shared by
-    both frames, reflection padding; noise U(0, 0.05) * U(0, 1) per pixel on every sample (tarrow's
-    `RandomNoise` re-initialises itself with probability 1); p = 0.5 per-frame intensity scale
-    U(9/10, 10/9), shift U(-0.05, 0.05); p = 0.5 global scale U(4/5, 5/4), shift U(-0.1, 0.1).
+    p = 0.5: elastic, a 5 x 5 field of U(-1, 1) * 10 / 96 (grid units), bilinearly upsampled, shared
+    by both frames, reflection padding; noise U(0, 0.05) * U(0, 1) per pixel on every sample
+    (tarrow's `RandomNoise` re-initialises itself with probability 1); p = 0.5 per-frame intensity
+    scale U(9/10, 10/9), shift U(-0.05, 0.05); p = 0.5 global scale U(4/5, 5/4), shift U(-0.1, 0.1).
   * `scripts/train.py`: a `DataLoader` with a `RandomSampler(replacement=True)`, `batch_size` 128,
     persistent workers; here 2 workers with one torch thread each (the machine has 2 cores).
 Differences: torchvision's `RandomAffine` and `RandomCrop` are rewritten with torch ops (same maths:
@@ -40,7 +42,8 @@ __all__ = ["ReferenceDataset", "reference_augment", "reference_loader"]
 
 
 def _percentile_normalize(frame: np.ndarray, pmin: float = 1.0, pmax: float = 99.8) -> np.ndarray:
-    """tarrow's default normalisation of one frame: percentiles from every 8th pixel, no clipping."""
+    """tarrow's default normalisation of one frame: percentiles from every 8th pixel, no
+    clipping."""
     lo, hi = np.percentile(frame[::8, ::8], (pmin, pmax))
     return ((frame - lo) / (hi - lo + 1e-10)).astype(np.float32)
 
@@ -54,13 +57,15 @@ def _base_grid(h: int, w: int) -> torch.Tensor:
 def _affine(
     x: torch.Tensor, angle: float, shift: tuple[float, float], scale: float
 ) -> torch.Tensor:
-    """torchvision `F.affine` on (N, C, H, W) tensors: rotate/zoom/shift about the centre, bilinear, fill 0."""
+    """torchvision `F.affine` on (N, C, H, W) tensors: rotate/zoom/shift about the centre, bilinear,
+    fill 0."""
     n, c, h, w = x.shape
     a, s = math.radians(-angle), 1.0 / scale  # inverse map: output pixel -> input pixel
     cos, sin = math.cos(a) * s, math.sin(a) * s
     tx, ty = shift
     inv = torch.tensor([[cos, -sin, -(cos * tx - sin * ty)], [sin, cos, -(sin * tx + cos * ty)]])
-    # pixel-centred base grid in pixels, then mapped and rescaled to grid units (align_corners=False)
+    # pixel-centred base grid in pixels, then mapped and rescaled to grid units
+    # (align_corners=False)
     xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
     ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
     base = torch.stack(
@@ -94,7 +99,8 @@ def _random_affine(
 
 
 def _elastic(x: torch.Tensor, grid: int = 5, amount: float = 10.0) -> torch.Tensor:
-    """tarrow `RandomElastic`: one 5 x 5 displacement field for all frames, bilinear, reflection padding."""
+    """tarrow `RandomElastic`: one 5 x 5 displacement field for all frames, bilinear, reflection
+    padding."""
     h, w = x.shape[-2:]
     amount_normed = amount / torch.tensor([h, w], dtype=torch.float32)
     field = (2 * torch.rand(1, grid, grid, 2) - 1) * amount_normed
@@ -108,7 +114,8 @@ def _elastic(x: torch.Tensor, grid: int = 5, amount: float = 10.0) -> torch.Tens
 def _intensity(
     x: torch.Tensor, scale: tuple[float, float], shift: tuple[float, float], per_frame: bool
 ) -> torch.Tensor:
-    """tarrow `RandomIntensity`: x * U(scale) + U(shift), one draw per frame or one for the sample."""
+    """tarrow `RandomIntensity`: x * U(scale) + U(shift), one draw per frame or one for the
+    sample."""
     shape = (len(x), 1, 1, 1) if per_frame else (1, 1, 1, 1)
     return (scale[0] + (scale[1] - scale[0]) * torch.rand(shape)) * x + (
         shift[0] + (shift[1] - shift[0]) * torch.rand(shape)
@@ -116,7 +123,8 @@ def _intensity(
 
 
 def reference_augment(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    """tarrow's level-5 augmenter on one sample (T, C, H, W), transform by transform, in its order."""
+    """tarrow's level-5 augmenter on one sample (T, C, H, W), transform by transform, in its
+    order."""
     dims = [
         d for d, flip in zip((2, 3), np.random.randint(0, 2, 2) == 0) if flip
     ]  # RandomFlipRot, always
@@ -138,7 +146,8 @@ def reference_augment(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
 
 
 class ReferenceDataset(Dataset):
-    """tarrow's `TarrowDataset` (2 frames, mode "flip"): one item = an augmented (2, 1, P, P) crop pair and its label."""
+    """tarrow's `TarrowDataset` (2 frames, mode "flip"): one item = an augmented (2, 1, P, P) crop
+    pair and its label."""
 
     def __init__(
         self,
@@ -161,14 +170,16 @@ class ReferenceDataset(Dataset):
         return len(self.sequences)
 
     def _random_crop(self, x: torch.Tensor) -> torch.Tensor:
-        """torchvision `RandomCrop(patch, padding_mode="reflect", pad_if_needed=True)` for frames >= patch."""
+        """torchvision `RandomCrop(patch, padding_mode="reflect", pad_if_needed=True)` for frames >=
+        patch."""
         h, w = x.shape[-2:]
         i = int(torch.randint(0, h - self.patch + 1, (1,)))
         j = int(torch.randint(0, w - self.patch + 1, (1,)))
         return x[..., i : i + self.patch, j : j + self.patch]
 
     def _crop(self, x: torch.Tensor, threshold: float = 0.02, tries: int = 10) -> torch.Tensor:
-        """A random crop; with background rejection, up to `tries` until the median-filtered crop varies enough."""
+        """A random crop; with background rejection, up to `tries` until the median-filtered crop
+        varies enough."""
         for _ in range(tries if self.reject_background else 1):
             out = self._random_crop(x)
             if not self.reject_background:
@@ -187,7 +198,8 @@ class ReferenceDataset(Dataset):
 
 
 def _one_thread(_: int) -> None:
-    """DataLoader worker init: one torch thread per worker, as on a 2-core machine with 2 workers."""
+    """DataLoader worker init: one torch thread per worker, as on a 2-core machine with 2
+    workers."""
     torch.set_num_threads(1)
 
 
@@ -198,7 +210,8 @@ def reference_loader(
     n_samples: int = 100_000,
     seed: int = 0,
 ) -> DataLoader:
-    """tarrow `scripts/train.py::_create_loader`: random sampling with replacement, persistent workers."""
+    """tarrow `scripts/train.py::_create_loader`: random sampling with replacement, persistent
+    workers."""
     sampler = RandomSampler(
         dataset,
         replacement=True,

@@ -1,14 +1,15 @@
-"""Issue 22, claim 000-tap-beats-unet-divisions: does a frame pair (t, t + 1) as input change the verdict?
+"""Issue 22, claim 000-tap-beats-unet-divisions: does a frame pair (t, t + 1) as input change the \
+verdict?
 
-    python scripts/dense_input_context.py                      # cpu profile, divisions, 1 labelled frame, 3 seeds
+    python scripts/dense_input_context.py   # cpu profile, divisions, 1 labelled frame, 3 seeds
     python scripts/dense_input_context.py --budgets 1 5 --seeds 3 --out runs/dense_context.json
 
-Notebook 08's protocol and settings (`course.configure(profile)`, its `segmentation` section: steps, lr grid,
-validation frames, the same labelled frames per seed for every row) on the course movie, four rows:
-frozen TAP features + conv head from one frame and from the pair (features of t and t + 1 side by side),
-and the U-Net from scratch from one frame and from the pair (one encoder on each frame, shared weights).
-Prints each row's test Dice and the paired differences with their 95 % intervals and verdicts
-(tapkit.course.claims' rule); writes them as JSON.
+Notebook 08's protocol and settings (`course.configure(profile)`, its `segmentation` section: steps,
+lr grid, validation frames, the same labelled frames per seed for every row) on the course movie,
+four rows: frozen TAP features + conv head from one frame and from the pair (features of t and t + 1
+side by side), and the U-Net from scratch from one frame and from the pair (one encoder on each
+frame, shared weights). Prints each row's test Dice and the paired differences with their 95 %
+intervals and verdicts (tapkit.course.claims' rule); writes them as JSON.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ PAIR = " (t, t+1)"
 
 
 def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
-    """The four rows at `budgets` on the profile's course movie; {row: [scores per run]} and the paired differences."""
+    """The four rows at `budgets` on the profile's course movie; {row: [scores per run]} and the
+    paired differences."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = course.configure(
             dict(profile=profile, seed=seed, device="cpu", out_dir=tmp), notebook="08"

@@ -1,13 +1,17 @@
-"""Issue 22: do the event heads of notebook 04 need more optimiser steps? One row at several step counts.
+"""Issue 22: do the event heads of notebook 04 need more optimiser steps? One row at several step \
+counts.
 
-    python scripts/event_head_steps.py --tap runs/cpu4/tap_simulated.pt --strategy A1 --steps 1000 3000
-    python scripts/event_head_steps.py --strategy B1 --steps 1000 3000 --seeds 3 --out runs/head_steps.json
+    python scripts/event_head_steps.py --tap runs/cpu4/tap_simulated.pt --strategy A1 \
+        --steps 1000 3000
+    python scripts/event_head_steps.py --strategy B1 --steps 1000 3000 --seeds 3 \
+        --out runs/head_steps.json
 
-Notebook 04's cpu protocol (its crops, size-either labels, split, lr grid chosen on validation by the first
-seed, the cosine schedule, n_evals validation points) for one strategy, with only the number of steps changed.
-Prints, per step count, the test class-1 F1 of each seed, how many runs count as converged
-(protocol.converged) and the paired difference to the first step count with its 95 % interval: if more
-steps do not change the test F1, the "not converged" mark of the shorter run is the noise of the rule.
+Notebook 04's cpu protocol (its crops, size-either labels, split, lr grid chosen on validation by
+the first seed, the cosine schedule, n_evals validation points) for one strategy, with only the
+number of steps changed. Prints, per step count, the test class-1 F1 of each seed, how many runs
+count as converged (protocol.converged) and the paired difference to the first step count with its
+95 % interval: if more steps do not change the test F1, the "not converged" mark of the shorter run
+is the noise of the rule.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def run(
     seed: int,
     lr: "float | None" = None,
 ) -> dict:
-    """{steps: {test_f1, val_f1, converged, lr, minutes}} for `strategy` on notebook 04's cpu data."""
+    """{steps: {test_f1, val_f1, converged, lr, minutes}} for `strategy` on notebook 04's cpu
+    data."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = course.configure(
             dict(profile="cpu", seed=seed, device="cpu", out_dir=tmp), notebook="04"

@@ -1,10 +1,10 @@
 """Write docs/real_vs_simulated.png: real HeLa frames next to simulated ones, plus event sequences.
 
 Run:  python scripts/figure_real_vs_sim.py [--out docs/real_vs_simulated.png] [--seed 0]
-Row 1: a real Fluo-N2DL-HeLa frame (tapkit.data.datasets.hela_subset) and a simulated frame at the same
-pixel size (nucleus_radius = REAL_RADIUS), full frame and zoomed crop, shown background-subtracted
-with one shared display range. Rows 2-3: a simulated division and death over consecutive frames,
-with the event mask outlined.
+Row 1: a real Fluo-N2DL-HeLa frame (tapkit.data.datasets.hela_subset) and a simulated frame at the
+same pixel size (nucleus_radius = REAL_RADIUS), full frame and zoomed crop, shown
+background-subtracted with one shared display range. Rows 2-3: a simulated division and death over
+consecutive frames, with the event mask outlined.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def busiest_crop(labels: np.ndarray, size: int) -> tuple[slice, slice]:
 
 
 def first_event(movie: Movie, kind: str, n_before: int = 1) -> tuple[int, int, tuple[int, ...]]:
-    """(first frame, last frame, track ids) of the first fully visible event of this kind, away from the border."""
+    """(first frame, last frame, track ids) of the first fully visible event of this kind, away from
+    the border."""
     ny, nx = movie.labels.shape[1:]
     for k, t0, t1, ids in movie.meta["events"]:
         if k == kind and all(ids) and t0 >= n_before and t1 + 1 < len(movie):

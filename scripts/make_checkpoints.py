@@ -1,10 +1,13 @@
-"""Train the small pretext-task checkpoints shipped in the package, tapkit/checkpoints (cpu-profile settings, fixed seed).
+"""Train the small pretext-task checkpoints shipped in the package, tapkit/checkpoints \
+(cpu-profile settings, fixed seed).
 
     python scripts/make_checkpoints.py                                 # every task on its datasets
     python scripts/make_checkpoints.py --tasks mim contrastive         # only these tasks
     python scripts/make_checkpoints.py --tasks tap --only simulated --epochs 4
-    python scripts/make_checkpoints.py --tasks tap --only simulated --from-run runs/cpu   # no retraining
-    python scripts/make_checkpoints.py --tasks tap --only hela-subset --epochs 80 --from-checkpoint full.pt
+    python scripts/make_checkpoints.py --tasks tap --only simulated \
+        --from-run runs/cpu   # no retraining
+    python scripts/make_checkpoints.py --tasks tap --only hela-subset --epochs 80 \
+        --from-checkpoint full.pt
 
 Each checkpoint is trained exactly as the notebooks train it in the cpu profile (`course.configure`,
 `course.load_data`, `course.config.train_pretext_model` on CPU): TAP as notebook 01 does, the other
@@ -12,8 +15,8 @@ pretext tasks of notebook 07 ('mim', 'mim-intensity', 'contrastive') with the sa
 budget plus their options from the profile's `pretext` section. Each is stored compactly (float16
 weights, no optimizer state) as tapkit/checkpoints/<task>_<data>.pt, checked to load with
 `tapkit.ssl.trainer.load_model` and to give the same dense features as the float32 model, and listed
-with its SHA-256 in tapkit/checkpoints/SHA256SUMS. `tapkit.course.get_pretext_model` finds them there
-(`tapkit.course.config.shipped_checkpoint`); the wheel ships them as package data.
+with its SHA-256 in tapkit/checkpoints/SHA256SUMS. `tapkit.course.get_pretext_model` finds them
+there (`tapkit.course.config.shipped_checkpoint`); the wheel ships them as package data.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ KEEP = (
 
 
 def to_half(state: dict) -> dict:
-    """A copy of a checkpoint dict with float16 weights, keeping only what `load_model` and a reader need."""
+    """A copy of a checkpoint dict with float16 weights, keeping only what `load_model` and a reader
+    need."""
 
     def convert(obj):
         if isinstance(obj, torch.Tensor):
@@ -72,7 +76,8 @@ def to_half(state: dict) -> dict:
 
 
 def same_features(a: torch.nn.Module, b: torch.nn.Module, patch: int) -> float:
-    """Largest |difference| of the dense features of two models on the same random crops (4, C, P, P)."""
+    """Largest |difference| of the dense features of two models on the same random crops (4, C, P,
+    P)."""
     x = torch.randn(4, a.in_channels, patch, patch, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         return float((a.eval().embed(x) - b.eval().embed(x)).abs().max())
@@ -85,11 +90,13 @@ def make_one(
     from_run: "Path | None" = None,
     from_checkpoint: "Path | None" = None,
 ) -> Path:
-    """Train `task` as the notebooks do (cpu profile, data=name), compact, verify, write <task>_<name>.pt.
+    """Train `task` as the notebooks do (cpu profile, data=name), compact, verify, write
+    <task>_<name>.pt.
 
-    With `from_run`, take the checkpoint that a `tapkit course run --profile cpu` (default seed and sizes)
-    wrote instead of training again: the same training, already done. With `from_checkpoint`, take a
-    finished full checkpoint of exactly this training (e.g. a long run made with resume), checked by its recipe.
+    With `from_run`, take the checkpoint that a `tapkit course run --profile cpu` (default seed and
+    sizes) wrote instead of training again: the same training, already done. With `from_checkpoint`,
+    take a finished full checkpoint of exactly this training (e.g. a long run made with resume),
+    checked by its recipe.
     """
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +124,8 @@ def make_one(
     save_checkpoint(state, path)
     diff = same_features(model, load_model(path, "cpu"), cfg.tap["patch"])
     print(
-        f"   {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e6:.1f} MB, max |feature diff| "
+        f"   {time.perf_counter() - start:.0f} s, {path.stat().st_size / 1e6:.1f} MB, "
+        "max |feature diff| "
         f"float16 vs float32: {diff:.2e}, last history: {last_entry(state['history'])}",
         flush=True,
     )
@@ -125,7 +133,8 @@ def make_one(
 
 
 def run_checkpoint(run: Path, task: str, name: str) -> Path:
-    """<task>_<name>.pt of a course run folder, refused unless the run used the cpu profile, seed 0 and no overrides."""
+    """<task>_<name>.pt of a course run folder, refused unless the run used the cpu profile, seed 0
+    and no overrides."""
     summary = json.loads((run / "summary.json").read_text())
     sizes = {k: v for k, v in summary.get("params", {}).items() if k not in ("device", "data")}
     if (
@@ -135,8 +144,10 @@ def run_checkpoint(run: Path, task: str, name: str) -> Path:
         or any(k != "seed" for k in sizes)
     ):
         raise SystemExit(
-            f"{run} is not a plain cpu-profile run with seed {SEED} (profile {summary.get('profile')}, "
-            f"dry run {summary.get('dry_run')}, parameters {sizes}): its checkpoints are not the shipped ones."
+            f"{run} is not a plain cpu-profile run with seed {SEED} "
+            f"(profile {summary.get('profile')}, "
+            f"dry run {summary.get('dry_run')}, parameters {sizes}): "
+            "its checkpoints are not the shipped ones."
         )
     path = run / f"{task}_{name}.pt"
     if not path.is_file():
@@ -145,7 +156,8 @@ def run_checkpoint(run: Path, task: str, name: str) -> Path:
 
 
 def same_recipe_checkpoint(path: Path, settings: dict) -> Path:
-    """`path` if it holds a finished training with these `settings` (epochs, steps, lr, ... and seed), else exit."""
+    """`path` if it holds a finished training with these `settings` (epochs, steps, lr, ... and
+    seed), else exit."""
     recipe = load_checkpoint(path).get("recipe") or {}
     wanted = {**{k: v for k, v in settings.items() if k != "model_kwargs"}, "seed": SEED}
     differ = {
@@ -187,7 +199,8 @@ def write_sums() -> None:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """Command line: which tasks and datasets, and optionally fewer epochs / steps than the cpu profile."""
+    """Command line: which tasks and datasets, and optionally fewer epochs / steps than the cpu
+    profile."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(PLAN), choices=list(PLAN))
     parser.add_argument("--only", nargs="+", default=list(DATASETS), choices=DATASETS)

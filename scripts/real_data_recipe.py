@@ -1,11 +1,14 @@
-"""Which TAP training recipe learns real cells and not a frame-level cue? (issue 23; docs/MEASUREMENT_NOTES.md)
+"""Which TAP training recipe learns real cells and not a frame-level cue? (issue 23; \
+docs/MEASUREMENT_NOTES.md)
 
-Trains TAP with each option set on a real movie (default: the HeLa subset, binned as `datasets.recommended`
-says), seeds 0-2, and evaluates every model three ways, each with every crop normalised on its own:
-held-out frames (the last `val_fraction`), the held-out region of the training frames (`val_region`), and
-both frames and crops as the notebook normalises them (per frame). Prints a table and writes JSON lines.
+Trains TAP with each option set on a real movie (default: the HeLa subset, binned as
+`datasets.recommended` says), seeds 0-2, and evaluates every model three ways, each with every crop
+normalised on its own: held-out frames (the last `val_fraction`), the held-out region of the
+training frames (`val_region`), and both frames and crops as the notebook normalises them (per
+frame). Prints a table and writes JSON lines.
 
-    python scripts/real_data_recipe.py --options profile,per-crop --seeds 0,1,2 --out runs/recipe.jsonl
+    python scripts/real_data_recipe.py --options profile,per-crop --seeds 0,1,2 \
+        --out runs/recipe.jsonl
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from tapkit.ssl.trainer import train_tap
 
 VAL_REGION = 0.25  # the right quarter of every frame is never trained on
 
-# option set -> settings over the cpu profile's `tap` section (800 steps of 16 pairs of 64 px, lr 3e-3)
+# option set -> settings over the cpu profile's `tap` section (800 steps of 16 pairs of 64 px, lr
+# 3e-3)
 OPTIONS: dict[str, dict] = {
     "profile": {},
     "per-crop": dict(per_crop=True),
@@ -47,7 +51,8 @@ def load_movie(name: str):
 
 
 def run_one(movie, option: str, seed: int, n_pairs: int, steps: "int | None" = None) -> dict:
-    """Train one model with `option` and `seed` (`steps`: steps per epoch, for a quick check); accuracies, minutes."""
+    """Train one model with `option` and `seed` (`steps`: steps per epoch, for a quick check);
+    accuracies, minutes."""
     settings = {
         **PROFILES["cpu"]["tap"],
         "val_at": "end",
@@ -115,7 +120,8 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             print(
                 f"{option:18s} seed {seed}: frames {row['frames']:.3f} region {row['region']:.3f} "
-                f"per-frame-norm {row['frames_per_frame_norm']:.3f} train {row['train_accuracy']:.3f} "
+                f"per-frame-norm {row['frames_per_frame_norm']:.3f} "
+                f"train {row['train_accuracy']:.3f} "
                 f"({row['minutes']:.1f} min)",
                 flush=True,
             )

@@ -1,9 +1,11 @@
-"""Write docs/RESULTS.md from a course run's summary.json: which run, which machine, which commit, the numbers.
+"""Write docs/RESULTS.md from a course run's summary.json: which run, which machine, which commit, \
+the numbers.
 
     python scripts/write_results.py runs/NAME [--out docs/RESULTS.md]
 
-`tapkit course run` writes runs/NAME/summary.json; this script turns it into the results page, so the
-page always says exactly which run its numbers come from (regenerate it after each reference run).
+`tapkit course run` writes runs/NAME/summary.json; this script turns it into the results page, so
+the page always says exactly which run its numbers come from (regenerate it after each reference
+run).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from tapkit.course.summary import summary_markdown
 
 
 def results_markdown(summary: dict) -> str:
-    """The results page: run, machine and commit first, then the claims scorecard, the notebook table and results."""
+    """The results page: run, machine and commit first, then the claims scorecard, the notebook
+    table and results."""
     machine, params = summary.get("machine", {}), summary.get("params", {})
     filled = summary.get("filled_from", {}).get("notebooks", [])  # from another run (--fill-from)
     total = sum(
@@ -62,7 +65,8 @@ def results_markdown(summary: dict) -> str:
     if summary.get("filled_from", {}).get("notebooks"):  # notebooks from another run
         f = summary["filled_from"]
         lines[-1:-1] = [
-            f"| from another run | {', '.join(f['notebooks'])}: `{f['run']}` at commit `{f['commit']}` "
+            f"| from another run | {', '.join(f['notebooks'])}: `{f['run']}` "
+            f"at commit `{f['commit']}` "
             "(this run did not finish them) |"
         ]
     own = {
@@ -99,7 +103,8 @@ def results_markdown(summary: dict) -> str:
 
 
 def pretext_markdown(pretext: "dict | None") -> str:
-    """Notebook 07's table: class-1 precision / recall / F1 (mean ± std) per pretext task and head, with steps."""
+    """Notebook 07's table: class-1 precision / recall / F1 (mean ± std) per pretext task and head,
+    with steps."""
     if not pretext:
         return ""
     lines = [
@@ -120,7 +125,8 @@ def pretext_markdown(pretext: "dict | None") -> str:
 
 
 def segmentation_markdown(segmentation: "dict | None") -> str:
-    """Notebook 08's table: Dice and object F1 (mean ± std) per data, task, features · head and label budget."""
+    """Notebook 08's table: Dice and object F1 (mean ± std) per data, task, features · head and
+    label budget."""
     if not segmentation:
         return ""
     lines = [
@@ -137,7 +143,8 @@ def segmentation_markdown(segmentation: "dict | None") -> str:
                 for budget, c in budgets.items():
                     lines.append(
                         f"| {data} | {task} | {row} | {budget} | {c.get('n_frames', '?')} | "
-                        f"{c['dice']:.3f} ± {c['dice_std']:.3f} | {c['object_f1']:.3f} ± {c['object_f1_std']:.3f} |"
+                        f"{c['dice']:.3f} ± {c['dice_std']:.3f} | "
+                        f"{c['object_f1']:.3f} ± {c['object_f1_std']:.3f} |"
                     )
     reach = segmentation.get("budget_to_95_percent") or {}
     if reach:
@@ -150,7 +157,8 @@ def segmentation_markdown(segmentation: "dict | None") -> str:
 
 
 def stopped_run_summary(run_dir: Path, commit: str) -> dict:
-    """The summary of a run stopped before its end (no summary.json): its finished notebooks (run.json) and results."""
+    """The summary of a run stopped before its end (no summary.json): its finished notebooks
+    (run.json) and results."""
     from tapkit.course import results
     from tapkit.course.summary import machine_info
 
@@ -169,7 +177,8 @@ def stopped_run_summary(run_dir: Path, commit: str) -> dict:
         "notebooks": done,
         "results": {},
         "failed": [],
-        # a run resumed with --only lists only those notebooks; every notebook it ever started counts
+        # a run resumed with --only lists only those notebooks; every notebook it ever started
+        # counts
         "stopped_before": [
             n for n in dict.fromkeys([*run["notebooks"], *run["notebook_list"]]) if n not in done
         ],
@@ -182,10 +191,11 @@ def stopped_run_summary(run_dir: Path, commit: str) -> dict:
 
 
 def fill_from(summary: dict, other: Path, commit: str) -> dict:
-    """Take the notebooks `summary`'s run did not finish from the finished notebooks of run `other` (at `commit`).
+    """Take the notebooks `summary`'s run did not finish from the finished notebooks of run `other`
+    (at `commit`).
 
-    Each such notebook's status says where it comes from ("ok (runs/NAME at COMMIT)") and its results replace
-    nothing the main run measured; `filled_from` lists them for the page's header.
+    Each such notebook's status says where it comes from ("ok (runs/NAME at COMMIT)") and its
+    results replace nothing the main run measured; `filled_from` lists them for the page's header.
     """
     from tapkit.course import results
 
@@ -227,7 +237,8 @@ def main() -> None:
         "--fill-from",
         nargs=2,
         metavar=("RUN_DIR", "COMMIT"),
-        help="with --stopped: take the notebooks the run did not finish from the finished ones of RUN_DIR "
+        help="with --stopped: take the notebooks the run did not finish from the finished ones "
+        "of RUN_DIR "
         "(run at COMMIT); the page says which",
     )
     args = parser.parse_args()

@@ -18,7 +18,8 @@ def make_tiny_movie(
     n_frames: int = 8, size: int = 64, seed: int = 0, integer: bool = True
 ) -> Movie:
     """A (8, 64, 64) movie of four disc 'nuclei' with labels, lineage and one division (events on
-    the mother's last frame and the daughters' first frame). Integer-valued images unless integer=False."""
+    the mother's last frame and the daughters' first frame). Integer-valued images unless
+    integer=False."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     labels = np.zeros((n_frames, size, size), np.int32)

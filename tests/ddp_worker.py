@@ -1,9 +1,11 @@
 """One rank of a test run under torchrun: `tapkit` with two test hooks (not part of the package).
 
-TAPKIT_TEST_GUARD=DIR   on every rank but 0, any attempt to create, open for writing, rename or remove
-                        a file under DIR raises PermissionError (a Python audit hook), so a rank > 0
-                        that writes makes the job fail; each rank prints how many such attempts it saw.
-TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch (1-based);
+TAPKIT_TEST_GUARD=DIR   on every rank but 0, any attempt to create, open for writing, rename or
+                        remove a file under DIR raises PermissionError (a Python audit hook), so a
+                        rank > 0 that writes makes the job fail; each rank prints how many such
+                        attempts it saw.
+TAPKIT_TEST_KILL=R:N    rank R kills itself (SIGKILL, no goodbye) when it draws its N-th batch
+                        (1-based);
 TAPKIT_TEST_KILL=R:N:stop  rank R stops itself instead (SIGSTOP: alive but hung, for the timeout).
 """
 
@@ -19,7 +21,8 @@ attempts: list[str] = []
 
 
 def guard(root: str) -> None:
-    """Refuse every write under `root` in this process (audit events: open, os.rename, os.remove, os.mkdir)."""
+    """Refuse every write under `root` in this process (audit events: open, os.rename, os.remove,
+    os.mkdir)."""
     root = os.path.realpath(root)
 
     def inside(path: object) -> bool:
@@ -53,7 +56,8 @@ def kill_at(step: int, sig: int = signal.SIGKILL) -> None:
         count[0] += 1
         if count[0] == step:
             print(
-                f"ddp_worker: rank {RANK} kills itself at batch {step} ({signal.Signals(sig).name})",
+                f"ddp_worker: rank {RANK} kills itself at batch {step} "
+                f"({signal.Signals(sig).name})",
                 flush=True,
             )
             os.kill(os.getpid(), sig)

@@ -1,4 +1,5 @@
-"""Benchmark tests: the reference loader does what tarrow's pipeline does; the benchmark and GPU check run (tiny)."""
+"""Benchmark tests: the reference loader does what tarrow's pipeline does; the benchmark and GPU
+check run (tiny)."""
 
 import json
 import os
@@ -33,7 +34,8 @@ def test_reference_affine_identity_and_quarter_turn():
 
 
 def test_reference_dataset_crops_and_labels():
-    """Without augmentation an item is a crop of frames (t, t + 1), reversed exactly when the label is 1."""
+    """Without augmentation an item is a crop of frames (t, t + 1), reversed exactly when the label
+    is 1."""
     movie = np.random.default_rng(0).random((6, 48, 48), dtype=np.float32)
     ds = ReferenceDataset(movie, patch=16, augment=False)
     assert len(ds) == 5
@@ -121,7 +123,8 @@ def test_bad_sizes():
 
 
 def test_gpu_check_tiny_on_cpu(tmp_path):
-    """The one-command GPU check runs end to end at toy sizes on a CPU and writes its JSON report."""
+    """The one-command GPU check runs end to end at toy sizes on a CPU and writes its JSON
+    report."""
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run(

@@ -67,7 +67,8 @@ def test_ece_top_label_binary_equals_two_column_multiclass():
 
 
 def test_ece_hand_computed():
-    # class-1 confidences, 2 bins: [0, .5) holds .1, .3 (labels 0, 1); [.5, 1] holds .8, .9, .6 (1, 1, 0)
+    # class-1 confidences, 2 bins: [0, .5) holds .1, .3 (labels 0, 1); [.5, 1] holds .8, .9, .6 (1,
+    # 1, 0)
     p1 = np.array([0.1, 0.3, 0.8, 0.9, 0.6])
     labels = np.array([0, 1, 1, 1, 0])
     low = 2 / 5 * abs(0.5 - 0.2)

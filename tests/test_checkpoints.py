@@ -1,4 +1,5 @@
-"""The checkpoints shipped in the package, tapkit/checkpoints (TAP and notebook 07's pretext tasks): intact, loadable, trained."""
+"""The checkpoints shipped in the package, tapkit/checkpoints (TAP and notebook 07's pretext tasks):
+intact, loadable, trained."""
 
 import hashlib
 from pathlib import Path
@@ -13,8 +14,9 @@ from tapkit.ssl.tap import evaluate_tap
 from tapkit.ssl.trainer import load_model, load_tap
 
 FOLDER = Path(__file__).resolve().parents[1] / "tapkit" / "checkpoints"
-# notebook 07's pretext tasks shipped for the simulated movie (mim-intensity and contrastive: not made yet,
-# `python scripts/make_checkpoints.py --tasks mim-intensity contrastive` makes them; add them here then)
+# notebook 07's pretext tasks shipped for the simulated movie (mim-intensity and contrastive: not
+# made yet, `python scripts/make_checkpoints.py --tasks mim-intensity contrastive` makes them; add
+# them here then)
 PRETEXT_TASKS = ("mim", "mim-intensity", "contrastive")
 SUMS = [line.split() for line in (FOLDER / "SHA256SUMS").read_text().splitlines() if line.strip()]
 
@@ -60,9 +62,10 @@ def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     assert (
         model.binning == 2 and model.normalization["per_crop"]
     )  # the real-movie recipe (REAL_DATA_TAP)
-    # frames 17-19 and the right quarter of every frame were never trained on; every crop normalised on its
-    # own leaves no frame-wide cue. Measured (512 pairs, seed 1): 0.775 (frame pairs 0.81, 0.75), region 0.74;
-    # per-frame normalisation 0.73. The former checkpoint (800 steps, per-frame): 0.66 / 0.65 per crop.
+    # frames 17-19 and the right quarter of every frame were never trained on; every crop normalised
+    # on its own leaves no frame-wide cue. Measured (512 pairs, seed 1): 0.775 (frame pairs 0.81,
+    # 0.75), region 0.74; per-frame normalisation 0.73. The former checkpoint (800 steps,
+    # per-frame): 0.66 / 0.65 per crop.
     common = dict(n_pairs=512, patch=64, val_at="end", seed=1)
     local = evaluate_tap(model, movie, per_crop=True, **common)
     assert local["accuracy"] > 0.72 and set(local["accuracy_by_t"]) == {17, 18}, local
@@ -73,7 +76,8 @@ def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
 
 
 def unseen_crops(n: int = 16, patch: int = 64):
-    """(n, 2, 1, P, P) validation crops (no augmentation) of a cpu-profile simulated movie never trained on."""
+    """(n, 2, 1, P, P) validation crops (no augmentation) of a cpu-profile simulated movie never
+    trained on."""
     from tapkit.ssl.sampler import PairSampler
 
     movie = datasets.load("simulated", seed=3, **profiles.get_profile("cpu")["sim"])

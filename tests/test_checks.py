@@ -21,7 +21,7 @@ def feedback(capsys, *args, **kw) -> tuple[bool, str]:
     return ok, capsys.readouterr().out
 
 
-# --------------------------------------------------------------------------------------------- values
+# ------------------------------------------------------------------------------------------- values
 
 
 def test_values_numbers_arrays_strings(capsys):
@@ -49,7 +49,7 @@ def test_value_with_a_predicate(capsys):
     assert not ok and "IndexError" in out and "your answer: 7" in out
 
 
-# ------------------------------------------------------------------------------------------ functions
+# ---------------------------------------------------------------------------------------- functions
 
 
 # notebook 00's checker input
@@ -117,7 +117,8 @@ def test_a_crashing_function_is_reported_not_raised(capsys):
 
 
 def test_a_function_that_returns_the_wrong_kind_shows_it(capsys):
-    """flip_pairs returning only the pairs: the checker's unpacking fails; show what came back and what should."""
+    """flip_pairs returning only the pairs: the checker's unpacking fails; show what came back and
+    what should."""
 
     def _check_flip(f):
         x = torch.arange(24, dtype=torch.float32).reshape(3, 2, 1, 2, 2)
@@ -187,7 +188,8 @@ def test_soft_dice_exercise(capsys):
 
 
 def test_consistency_step_exercise_compares_on_copies(capsys):
-    """Notebook 08: the learner's step changes net and optimiser; the reference runs on copies of both."""
+    """Notebook 08: the learner's step changes net and optimiser; the reference runs on copies of
+    both."""
 
     def _step_ok(fn):
         g = torch.Generator().manual_seed(3)
@@ -223,7 +225,8 @@ def test_consistency_step_exercise_compares_on_copies(capsys):
 
 
 def test_trainable_parameters_exercise(capsys):
-    """Notebook 04: the checker builds a classifier per kind; the stub's None must not crash the optimiser."""
+    """Notebook 04: the checker builds a classifier per kind; the stub's None must not crash the
+    optimiser."""
     tap = TAPNet(
         n_depth=1, base_filters=4, n_features=4, backbone_features=4, head_features=4, seed=0
     )

@@ -1,6 +1,7 @@
-"""The fair protocol's rules (tapkit.downstream.protocol) and the claims scorecard (tapkit.course.claims),
-on hand-made numbers: the verdict rule, the paired t-interval (against scipy), convergence, evaluation steps,
-learning-rate selection, combining parts, recording and the scorecard table."""
+"""The fair protocol's rules (tapkit.downstream.protocol) and the claims scorecard
+(tapkit.course.claims), on hand-made numbers: the verdict rule, the paired t-interval (against
+scipy), convergence, evaluation steps, learning-rate selection, combining parts, recording and the
+scorecard table."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def test_paired_difference_is_the_scipy_t_interval(seed, n):
     assert (got.mean, got.low, got.high, got.n) == pytest.approx(
         (d.mean(), low, high, n), rel=1e-12, abs=1e-12
     )
-    # the same interval as ttest_rel's confidence interval, and the same decision as its two-sided p-value
+    # the same interval as ttest_rel's confidence interval, and the same decision as its two-sided
+    # p-value
     ci = stats.ttest_rel(a, b).confidence_interval(0.95)
     assert (got.low, got.high) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=1e-12)
     assert (verdict(got) != "inconclusive") == (stats.ttest_rel(a, b).pvalue < 0.05)
@@ -261,7 +263,8 @@ def test_assess_prints_the_verdict_and_records_it(results_file, capsys):
     )
     line = capsys.readouterr().out
     assert line.startswith(
-        "claim 001 · frozen TAP features beat frozen random features: HOLDS (class-1 F1, A1 - B1: +0.203"
+        "claim 001 · frozen TAP features beat frozen random features: HOLDS "
+        "(class-1 F1, A1 - B1: +0.203"
     )
     assert "n=3)" in line
     stored = json.loads(results_file.read_text())["claims"]["001-tap-beats-random"]

@@ -114,7 +114,8 @@ def test_course_run_end_to_end_on_a_tiny_notebook(tmp_path):
             "profile = 'auto'\nout_dir = 'x'\nk = 1", metadata={"tags": ["parameters"]}
         ),
         v4.new_code_cell(
-            "import tapkit.course.results\ntapkit.course.results.record('demo', k=k, profile=profile)"
+            "import tapkit.course.results\n"
+            "tapkit.course.results.record('demo', k=k, profile=profile)"
         ),
     ]
     nbformat.write(v4.new_notebook(cells=cells), str(nbs / "00_tiny.ipynb"))

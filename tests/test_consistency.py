@@ -1,4 +1,5 @@
-"""Siamese temporal consistency (paper 004): the loss, the shared-weight step, the training variants."""
+"""Siamese temporal consistency (paper 004): the loss, the shared-weight step, the training
+variants."""
 
 import copy
 

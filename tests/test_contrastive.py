@@ -1,4 +1,5 @@
-"""Contrastive + generative pretraining: NT-Xent by hand, positives, temporal views, the warm-up counter."""
+"""Contrastive + generative pretraining: NT-Xent by hand, positives, temporal views, the warm-up
+counter."""
 
 import math
 
@@ -16,7 +17,8 @@ TINY = dict(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
 
 
 def test_nt_xent_equals_a_hand_computation():
-    # a = (1, 0), b = (0, 1) in view 1; c = (0.6, 0.8), d = (0, 1) in view 2; positives a-c and b-d; T = 0.5
+    # a = (1, 0), b = (0, 1) in view 1; c = (0.6, 0.8), d = (0, 1) in view 2; positives a-c and b-d;
+    # T = 0.5
     z1, z2 = (
         torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
         torch.tensor([[0.6, 0.8], [0.0, 2.0]]),

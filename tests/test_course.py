@@ -1,4 +1,5 @@
-"""The course machinery: configure validation, results recording, student copies, the course runner."""
+"""The course machinery: configure validation, results recording, student copies, the course
+runner."""
 
 from __future__ import annotations
 
@@ -279,14 +280,16 @@ def fake_course(tmp_path):
     nbs.mkdir()
     make_notebook(
         nbs / "01_first.ipynb",
-        "import tapkit.course.results\ntapkit.course.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
+        "import tapkit.course.results\n"
+        "tapkit.course.results.record('tap', val_accuracy=0.5 + steps / 100, profile=profile)",
         params="steps = 1\n",
         solution="answer = 2 + 2",
     )
     make_notebook(nbs / "02_broken.ipynb", "raise RuntimeError('deliberately broken')")
     make_notebook(
         nbs / "03_last.ipynb",
-        "import tapkit.course.results\ntapkit.course.results.record('criteria', **{'any-both': {'test_positives': 5}})",
+        "import tapkit.course.results\n"
+        "tapkit.course.results.record('criteria', **{'any-both': {'test_positives': 5}})",
     )
     return nbs
 

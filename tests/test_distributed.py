@@ -1,19 +1,20 @@
 """Data-parallel pretraining under torchrun on CPU (gloo, 2 processes, tiny sizes).
 
-(1) 2 processes with per-rank batch B/2 and SyncBatchNorm give the loss curve of 1 process with batch B
-    (the same 2 crop shards); (2) a rank killed mid-run stops the job with a non-zero exit code well
-    within the timeout, and a rerun with --resume (here with 1 process: another world size) finishes and
-    gives the uninterrupted curve; (3) rank 0 alone writes: ranks > 0 run under an audit hook that turns
-    any write into the output folder into an error (tests/ddp_worker.py).
+(1) 2 processes with per-rank batch B/2 and SyncBatchNorm give the loss curve of 1 process with
+    batch B (the same 2 crop shards); (2) a rank killed mid-run stops the job with a non-zero exit
+    code well within the timeout, and a rerun with --resume (here with 1 process: another world
+    size) finishes and gives the uninterrupted curve; (3) rank 0 alone writes: ranks > 0 run under
+    an audit hook that turns any write into the output folder into an error (tests/ddp_worker.py).
 
 Tolerances, measured on this machine (2 processes vs 1, 3 epochs of 2 steps): the train loss and the
-decorrelation term agree to ~1e-7 relative (float32 summation order: DDP sums two half-batch gradients,
-one process one full batch; SyncBatchNorm sums statistics in another order). rtol 1e-4 leaves room for
-another CPU, and is ~100x below the difference that other crops make (checked). Validation metrics run
-in eval mode on BatchNorm running means, and those depend on parameters whose exact gradient is zero
-(a conv bias before a BatchNorm, the slot-shared term of the TAP head that cancels in the softmax): their
-float-noise gradients are normalised by Adam into full lr-sized steps, so they differ by ~lr between
-the runs (measured: val loss ~1e-4, val decorrelation up to ~4e-3 relative); rtol 2e-2 for val_*.
+decorrelation term agree to ~1e-7 relative (float32 summation order: DDP sums two half-batch
+gradients, one process one full batch; SyncBatchNorm sums statistics in another order). rtol 1e-4
+leaves room for another CPU, and is ~100x below the difference that other crops make (checked).
+Validation metrics run in eval mode on BatchNorm running means, and those depend on parameters whose
+exact gradient is zero (a conv bias before a BatchNorm, the slot-shared term of the TAP head that
+cancels in the softmax): their float-noise gradients are normalised by Adam into full lr-sized
+steps, so they differ by ~lr between the runs (measured: val loss ~1e-4, val decorrelation up to
+~4e-3 relative); rtol 2e-2 for val_*.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def movie(tmp_path_factory) -> Path:
 
 
 def train_args(movie: Path, out: Path, epochs: int = 3, shards: int = 2, *extra: str) -> list[str]:
-    """`tapkit train` arguments of a tiny TAP run (global batch 4 of 32 px crops, base_filters 4)."""
+    """`tapkit train` arguments of a tiny TAP run (global batch 4 of 32 px crops, base_filters
+    4)."""
     return [
         "train",
         "--data",
@@ -82,7 +84,8 @@ def train_args(movie: Path, out: Path, epochs: int = 3, shards: int = 2, *extra:
 def launch(
     args: list[str], out: Path, nproc: "int | None" = None, **env: str
 ) -> subprocess.CompletedProcess:
-    """Run tests/ddp_worker.py (tapkit + test hooks) as 1 plain process, or under torchrun with `nproc` ranks."""
+    """Run tests/ddp_worker.py (tapkit + test hooks) as 1 plain process, or under torchrun with
+    `nproc` ranks."""
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -116,8 +119,9 @@ def same_curves(
     assert set(a) == set(b)
     for key in sorted(set(a) - {"seconds"}):
         rtol = val_rtol if key.startswith("val_") else train_rtol
-        # validation accuracy is a step function of 4 pairs (batch 4 x val_steps 1): logits ~lr apart (see above)
-        # can flip one near-tied pair (measured with the real-movie recipe's per-crop crops: 0.75 vs 0.5 once)
+        # validation accuracy is a step function of 4 pairs (batch 4 x val_steps 1): logits ~lr
+        # apart (see above) can flip one near-tied pair (measured with the real-movie recipe's
+        # per-crop crops: 0.75 vs 0.5 once)
         atol = 0.25 + 1e-6 if key == "val_accuracy" else 1e-6
         np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
 
@@ -145,7 +149,8 @@ def test_two_processes_give_the_one_process_loss_curve(one_process, two_processe
     two = history(out)
     assert len(two["train_loss"]) == 3
     same_curves(two, one_process)
-    # the test can fail: one process drawing its batch from ONE stream sees other crops, another curve
+    # the test can fail: one process drawing its batch from ONE stream sees other crops, another
+    # curve
     other = tmp_path / "other"
     plain = launch(train_args(movie, other, 3, 1), other)
     assert plain.returncode == 0, plain.stderr[-3000:]
@@ -169,7 +174,8 @@ def test_rank_0_alone_writes(two_processes):
 
 def test_the_write_guard_of_the_worker_refuses_writes(tmp_path):
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import ddp_worker; ddp_worker.guard(sys.argv[2]); "
+        "import sys; sys.path.insert(0, sys.argv[1]); import ddp_worker; "
+        "ddp_worker.guard(sys.argv[2]); "
         "open(sys.argv[2] + '/x.pt', 'wb')"
     )
     done = subprocess.run(

@@ -1,4 +1,5 @@
-"""tapkit.data.divisions: division events derived from segmentation masks (no lineage), and their figure."""
+"""tapkit.data.divisions: division events derived from segmentation masks (no lineage), and their
+figure."""
 
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ def _disk(frame: np.ndarray, y: float, x: float, r: float, value: int) -> None:
 def _masks() -> np.ndarray:
     """(5, 96, 128) labels, ids numbered per frame as in the HeLa subset (not track ids):
 
-    id 1 at (20, 20) splits at t=3 into new ids 11, 12; id 2 at (20, 70) splits at t=3 keeping id 2 on a
-    shrunk daughter, new id 13 beside it; id 60 at (80, 50) vanishes at t=2, new ids 61, 62 on either
-    side; a moving nucleus (id 30 + t); one entering at the right border at t=1 (id 40); a 3 x 3 px
-    fragment (id 50) inside the moving nucleus's place of t=2 at t=3.
+    id 1 at (20, 20) splits at t=3 into new ids 11, 12; id 2 at (20, 70) splits at t=3 keeping id 2
+    on a shrunk daughter, new id 13 beside it; id 60 at (80, 50) vanishes at t=2, new ids 61, 62 on
+    either side; a moving nucleus (id 30 + t); one entering at the right border at t=1 (id 40); a 3
+    x 3 px fragment (id 50) inside the moving nucleus's place of t=2 at t=3.
     """
     lab = np.zeros((T,) + SHAPE, np.int32)
     for t in range(T):
@@ -90,14 +91,16 @@ def test_finds_exactly_the_divisions_of_the_hand_made_masks():
 
 
 def test_tiny_fragment_is_rejected_only_by_min_area():
-    """Without min_area the 9 px fragment is a second successor of the moving nucleus: a false division."""
+    """Without min_area the 9 px fragment is a second successor of the moving nucleus: a false
+    division."""
     found = divisions_from_masks(_masks(), min_area=5)
     assert (3, 32, (33, 50)) in [(d.t, d.mother, d.daughters) for d in found.events]
 
 
 def test_near_misses_are_not_divisions():
-    """Two frames: a nucleus overlapping its moving neighbour's successor; a vanishing nucleus with one new
-    nucleus and one grown from a fragment beside it; a steady nucleus with two new ones beside it."""
+    """Two frames: a nucleus overlapping its moving neighbour's successor; a vanishing nucleus with
+    one new nucleus and one grown from a fragment beside it; a steady nucleus with two new ones
+    beside it."""
     lab = np.zeros((2, 48, 200), np.int32)
     disks = [
         (0, 20, 8, 1),
@@ -232,7 +235,8 @@ def test_hela_subset_gives_a_plausible_number_of_divisions():
         )
     found = divisions_from_masks(movie.labels)
     per_frame = found.per_frame()
-    # 124 -> 195 nuclei in 20 frames of 30 min: a ~20 h cycle gives ~55 divisions, minus cells entering
+    # 124 -> 195 nuclei in 20 frames of 30 min: a ~20 h cycle gives ~55 divisions, minus cells
+    # entering
     assert 25 <= len(found) <= 80 and per_frame[0] == 0 and (per_frame[1:] > 0).mean() > 0.7, (
         per_frame
     )

@@ -1,4 +1,5 @@
-"""The gpu profile runs end to end at tiny sizes on a CPU: `tapkit course run --profile gpu --dry-run`."""
+"""The gpu profile runs end to end at tiny sizes on a CPU:
+`tapkit course run --profile gpu --dry-run`."""
 
 from tapkit.course import profiles
 from tapkit.course.runner import run_course

@@ -1,4 +1,5 @@
-"""Dense embeddings: tiling must not change the features, any frame size works, bad input fails early."""
+"""Dense embeddings: tiling must not change the features, any frame size works, bad input fails
+early."""
 
 import numpy as np
 import pytest

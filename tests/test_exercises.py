@@ -1,9 +1,9 @@
-"""Every exercise of notebooks 00-09: its checker passes the solution, fails the student copy's stub, and
-stops the notebook (ExerciseNotSolved) where later cells use the answer; notebook 04's checker also fails
-wrong freezing choices.
+"""Every exercise of notebooks 00-09: its checker passes the solution, fails the student copy's
+stub, and stops the notebook (ExerciseNotSolved) where later cells use the answer; notebook 04's
+checker also fails wrong freezing choices.
 
-No notebook runs here: each exercise's stub, solution and checker cells are executed in a tiny namespace
-that holds what those cells read (small simulated data or stand-ins with the same fields).
+No notebook runs here: each exercise's stub, solution and checker cells are executed in a tiny
+namespace that holds what those cells read (small simulated data or stand-ins with the same fields).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ N_EXERCISES = 19
 
 
 def exercises() -> list[tuple[str, int, str]]:
-    """(notebook source name, index of the solution cell, the name its checker checks) of every exercise."""
+    """(notebook source name, index of the solution cell, the name its checker checks) of every
+    exercise."""
     out = []
     for path in SOURCES:
         cells = jupytext.read(path).cells
@@ -68,7 +69,8 @@ def small_movie(bleaching: float = 0.0):
 
 @functools.lru_cache(maxsize=None)
 def small_pairs():
-    """Crop pairs of the small movie with their labels under every criterion (notebooks 03 and 05)."""
+    """Crop pairs of the small movie with their labels under every criterion (notebooks 03 and
+    05)."""
     from tapkit.downstream.events import criteria, crops
 
     pairs = crops.crop_pairs(small_movie(), n_pairs=200, size=48, event_fraction=0.3, seed=0)
@@ -76,7 +78,8 @@ def small_pairs():
 
 
 def fake_result(seed: int, n: int = 60):
-    """A stand-in for a StrategyResult: test logits, labels and index; precision, recall, confusion."""
+    """A stand-in for a StrategyResult: test logits, labels and index; precision, recall,
+    confusion."""
     from tapkit.downstream.events import experiments
 
     rng = np.random.default_rng(seed)
@@ -190,7 +193,8 @@ def namespace(notebook: str) -> dict:
 def run_exercise(
     source: str, solution: int, answer: "str | None", capsys
 ) -> tuple[str, "BaseException | None"]:
-    """Run stub, answer (the solution when None) and checker; (what the checker printed, what it raised)."""
+    """Run stub, answer (the solution when None) and checker; (what the checker printed, what it
+    raised)."""
     cells = jupytext.read(NOTEBOOK_DIR / source).cells
     ns = namespace(source[:2])
     exec(cells[solution - 1].source, ns)  # the stub the learner starts from
@@ -240,7 +244,7 @@ def test_the_student_stub_fails_its_checker(source, solution, name, capsys):
         assert err is None
 
 
-# ------------------------------------------------------------------ notebook 04: wrong freezing choices
+# -------------------------------------------------------------- notebook 04: wrong freezing choices
 def no_eval(model, kind):  # frozen weights, but batch-norm statistics still move
     if kind == "C":
         return list(model.parameters())
@@ -299,7 +303,8 @@ def test_check_without_stop_never_raises(capsys):
 
 
 def test_train_with_flip_trains_on_the_learners_batches():
-    """Notebook 01: the learner's flip_pairs makes every training batch; validation uses the course's labels."""
+    """Notebook 01: the learner's flip_pairs makes every training batch; validation uses the
+    course's labels."""
     from tapkit.ssl import tap
 
     calls = []

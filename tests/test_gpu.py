@@ -1,4 +1,5 @@
-"""The science on a GPU: the whole course in the `gpu` profile (run with `python3 -m pytest -m gpu`).
+"""The science on a GPU: the whole course in the `gpu` profile (run with
+`python3 -m pytest -m gpu`).
 
 Skipped without CUDA (CI has none). On a GPU machine this takes the time of the gpu profile.
 """

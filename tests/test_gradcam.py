@@ -27,7 +27,8 @@ R = (slice(20, 40), slice(70, 90))  # the only region the toy logit looks at
 
 
 class ToyTAP(torch.nn.Module):
-    """Features z = [bright (x > 0.7), any signal (x)]; logit[slot 0] = brightening inside R only."""
+    """Features z = [bright (x > 0.7), any signal (x)]; logit[slot 0] = brightening inside R
+    only."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 2, 1, Y, X) -> (logits (B, 2), z (B, 2, 2, Y, X))."""

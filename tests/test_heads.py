@@ -1,4 +1,5 @@
-"""Event heads, strategies A0-C1, the sweeps and tables (tapkit.downstream.events.heads / experiments / tables)."""
+"""Event heads, strategies A0-C1, the sweeps and tables (tapkit.downstream.events.heads /
+experiments / tables)."""
 
 import matplotlib
 
@@ -404,12 +405,13 @@ def test_trainable_parameters_freeze_the_encoder_for_a_and_b_only(kind):
         trainable_parameters(model, "D")
 
 
-# ----------------------------------------------------------------------------- fairness of the baselines
+# ------------------------------------------------------------------------ fairness of the baselines
 
 
 def test_frozen_random_encoder_gets_the_batchnorm_statistics_of_the_crops(data):
-    """B: a new encoder in eval mode would normalise with mean 0 / var 1; with the crops' statistics every
-    channel of its features is about unit-wide, and no weight changes (the same random network)."""
+    """B: a new encoder in eval mode would normalise with mean 0 / var 1; with the crops' statistics
+    every channel of its features is about unit-wide, and no weight changes (the same random
+    network)."""
     from tapkit.downstream.events.experiments import make_encoder
 
     pairs, labels, split, tap = data
@@ -433,9 +435,10 @@ def test_frozen_random_encoder_gets_the_batchnorm_statistics_of_the_crops(data):
 
 
 def test_end_to_end_starts_from_the_batchnorm_statistics_of_the_non_test_crops(data, monkeypatch):
-    """C: a run of a few steps is validated and tested in eval mode. From a new network's statistics (mean 0,
-    var 1) its features shrink to ~1e-3 and every pair gets the same logits (one class predicted for all:
-    notebook 07's smoke 'end to end' F1 0.00); from the crops' statistics they are about unit-wide."""
+    """C: a run of a few steps is validated and tested in eval mode. From a new network's statistics
+    (mean 0, var 1) its features shrink to ~1e-3 and every pair gets the same logits (one class
+    predicted for all: notebook 07's smoke 'end to end' F1 0.00); from the crops' statistics they
+    are about unit-wide."""
     import tapkit.ssl.features as features
 
     pairs, labels, split, tap = data
@@ -466,7 +469,8 @@ def test_end_to_end_starts_from_the_batchnorm_statistics_of_the_non_test_crops(d
 
 
 def test_event_heads_train_with_a_cosine_learning_rate(data):
-    """fit: Adam's lr follows a cosine from lr to ~0 over the fixed steps (the same for every row)."""
+    """fit: Adam's lr follows a cosine from lr to ~0 over the fixed steps (the same for every
+    row)."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     pairs, labels, split, tap = data

@@ -1,4 +1,5 @@
-"""tapkit.data.io: TIFF / folder / Cell Tracking Challenge readers and writers, with clear errors."""
+"""tapkit.data.io: TIFF / folder / Cell Tracking Challenge readers and writers, with clear
+errors."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _rand(shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype(np.float32)
 
 
-# ---------------------------------------------------------------------------------------------- TIFF
+# --------------------------------------------------------------------------------------------- TIFF
 def test_write_read_tiff_round_trip_exact_and_scale(tmp_path, tiny_movie):
     p = write_tiff(tiny_movie, tmp_path / "m.tif")
     with tifffile.TiffFile(p) as tif:
@@ -129,7 +130,7 @@ def test_missing_path_names_it_and_cwd(tmp_path):
         assert os.getcwd() in str(info.value)
 
 
-# ---------------------------------------------------------------------------------------------- folders
+# ------------------------------------------------------------------------------------------ folders
 def test_read_tiff_folder_natural_order_and_odd_file(tmp_path):
     frames = _rand((11, 16, 16))
     for t in range(11):
@@ -150,7 +151,7 @@ def test_read_tiff_folder_natural_order_and_odd_file(tmp_path):
         read_tiff_folder(tmp_path / "empty")
 
 
-# ---------------------------------------------------------------------------------------------- lineage and events
+# ------------------------------------------------------------------------------- lineage and events
 def test_events_from_lineage_marks_mothers_and_daughters(tiny_movie):
     ev = events_from_lineage(tiny_movie.labels, TINY_LINEAGE, n_before=2, n_after=2)
     lab = tiny_movie.labels
@@ -277,5 +278,6 @@ def test_ctc_round_trip_of_simulated_divisions(tmp_path):
             first = rows[d][1]
             assert (m.events[first][m.labels[first] == d] == DIVISION).all()
             assert (sim.events[first][sim.labels[first] == d] == DIVISION).all()
-    # the derived mask (2 frames either side) lies inside the simulator's longer mitosis/daughter marks
+    # the derived mask (2 frames either side) lies inside the simulator's longer mitosis/daughter
+    # marks
     assert ((m.events == DIVISION) <= (sim.events == DIVISION)).all()

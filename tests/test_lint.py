@@ -1,4 +1,5 @@
-"""The package, tests, scripts and benchmarks are ruff-formatted and pass ruff's checks (pyproject's [tool.ruff])."""
+"""The package, tests, scripts and benchmarks are ruff-formatted and pass ruff's checks (pyproject's
+[tool.ruff])."""
 
 import subprocess
 import sys

@@ -1,4 +1,5 @@
-"""scripts/make_checkpoints.py --from-checkpoint takes a finished training of exactly the asked settings only."""
+"""scripts/make_checkpoints.py --from-checkpoint takes a finished training of exactly the asked
+settings only."""
 
 import importlib.util
 from pathlib import Path

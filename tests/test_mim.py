@@ -1,4 +1,5 @@
-"""Masked image modelling: the loss sees only masked pixels, the masks keep their promises, training learns."""
+"""Masked image modelling: the loss sees only masked pixels, the masks keep their promises, training
+learns."""
 
 import numpy as np
 import pytest
@@ -51,7 +52,8 @@ def test_mask_ratio_is_met(ratio):
 
 
 def _bright_vs_dark_z(mask: torch.Tensor, bright: torch.Tensor, patch: int) -> float:
-    """Two-proportion z statistic: how much more often bright patches (bool (B, n)) are masked than dark ones."""
+    """Two-proportion z statistic: how much more often bright patches (bool (B, n)) are masked than
+    dark ones."""
     hidden = torch.nn.functional.avg_pool2d(mask[:, :1], patch).flatten(1) > 0.5  # (B, n)
     p1, p0 = hidden[bright].float().mean(), hidden[~bright].float().mean()
     n1, n0 = bright.sum(), (~bright).sum()
@@ -154,7 +156,8 @@ def test_reconstruction_loss_falls_on_a_tiny_movie(masking):
 
 
 def test_channel_separated_masking_learns_on_the_two_channel_movie():
-    """Multi-channel path through make_batch / loss directly (the sampler reads single-channel movies)."""
+    """Multi-channel path through make_batch / loss directly (the sampler reads single-channel
+    movies)."""
     from tapkit import normalize
     from tapkit.data.simulate import simulate_two_channel
 

@@ -1,6 +1,6 @@
-"""Notebook 09 (your own movie) in the smoke profile on a TIFF, a CTC folder and the HeLa subset; bad input
-stops in the configure cell, before any training. (The gpu profile as a dry run: tests/test_dry_run.py,
-with the whole course.)"""
+"""Notebook 09 (your own movie) in the smoke profile on a TIFF, a CTC folder and the HeLa subset;
+bad input stops in the configure cell, before any training. (The gpu profile as a dry run:
+tests/test_dry_run.py, with the whole course.)"""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The course notebooks: committed clean and in the agreed shape, and each one runs in the smoke
 profile with papermill and records the results the course runner collects into summary.json.
 
-(Each notebook runs here once in smoke, alone, with papermill; tests/test_dry_run.py runs them all again
-in the gpu profile's dry run, in order in one out_dir as a learner would. nbval is not in the default run:
-it would execute every notebook a third time; `python -m pytest --nbval-lax --nbval-current-env notebooks/`.)
+(Each notebook runs here once in smoke, alone, with papermill; tests/test_dry_run.py runs them all
+again in the gpu profile's dry run, in order in one out_dir as a learner would. nbval is not in the
+default run: it would execute every notebook a third time;
+`python -m pytest --nbval-lax --nbval-current-env notebooks/`.)
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def test_notebook_is_committed_without_outputs(path):
         if c.cell_type == "code" and (c.outputs or c.execution_count)
     ]
     assert not dirty, (
-        f"{path.name}: cells {dirty} carry outputs or execution counts; clear them before committing"
+        f"{path.name}: cells {dirty} carry outputs or execution counts; "
+        "clear them before committing"
     )
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
 
@@ -122,10 +124,11 @@ def test_notebook_exercises_have_tagged_solutions_and_checkers(path):
 
 
 # ---------------------------------------------------------------- jupytext sources, metadata, URLs
-# What JupyterLab 4 writes into a notebook when ipykernel's kernel starts (`kernelspec` from the kernel spec,
-# `language_info` from kernel_info). Stored as is, opening a notebook changes nothing: JupyterLab skips a value that
-# is deep-equal to the stored one, so the notebook is not marked modified. Only `version` (ipykernel:
-# sys.version.split()[0]) can differ by interpreter: the course's Python 3.11 (binder/environment.yml), one value.
+# What JupyterLab 4 writes into a notebook when ipykernel's kernel starts (`kernelspec` from the
+# kernel spec, `language_info` from kernel_info). Stored as is, opening a notebook changes nothing:
+# JupyterLab skips a value that is deep-equal to the stored one, so the notebook is not marked
+# modified. Only `version` (ipykernel: sys.version.split()[0]) can differ by interpreter: the
+# course's Python 3.11 (binder/environment.yml), one value.
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
     "name": "python",
@@ -139,7 +142,8 @@ PYTHON_VERSION = re.compile(r"3\.11\.\d+")  # a full version, as ipykernel repor
 
 
 def _cells(nb: nbformat.NotebookNode) -> list[tuple]:
-    """What must agree between a notebook's .py and .ipynb: cell type, source and tags of every cell."""
+    """What must agree between a notebook's .py and .ipynb: cell type, source and tags of every
+    cell."""
     return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
 
 
@@ -154,14 +158,16 @@ def test_py_source_and_ipynb_agree(path):
     from_py, stored = _cells(jupytext.read(source)), _cells(read(path))
     drift = [i for i, (a, b) in enumerate(zip(from_py, stored)) if a != b]
     assert len(from_py) == len(stored) and not drift, (
-        f"{path.name} and {source.name} drifted (cells {drift[:5]}, {len(from_py)} vs {len(stored)} cells): "
+        f"{path.name} and {source.name} drifted (cells {drift[:5]}, "
+        f"{len(from_py)} vs {len(stored)} cells): "
         f"edit the .py, then run `jupytext --sync {source}`"
     )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_metadata_is_what_jupyterlab_writes(path):
-    """kernelspec and language_info as JupyterLab + ipykernel write them (clean on open), in the .ipynb and the .py."""
+    """kernelspec and language_info as JupyterLab + ipykernel write them (clean on open), in the
+    .ipynb and the .py."""
     import jupytext
 
     meta = read(path).metadata
@@ -171,14 +177,16 @@ def test_notebook_metadata_is_what_jupyterlab_writes(path):
     assert info == LANGUAGE_INFO and PYTHON_VERSION.fullmatch(str(version)), (
         f"{path.name}: language_info {meta.get('language_info')}"
     )
-    # `jupytext --sync` writes the .py header's kernelspec into the .ipynb (and keeps its language_info)
+    # `jupytext --sync` writes the .py header's kernelspec into the .ipynb (and keeps its
+    # language_info)
     assert jupytext.read(path.with_suffix(".py")).metadata.get("kernelspec") == KERNELSPEC, (
         f"{path.stem}.py header"
     )
 
 
 def test_notebook_metadata_matches_ipykernel_and_one_version():
-    """The stored fields are ipykernel's own (all but the version), and every notebook stores the same version."""
+    """The stored fields are ipykernel's own (all but the version), and every notebook stores the
+    same version."""
     from ipykernel.ipkernel import IPythonKernel
     from ipykernel.kernelspec import get_kernel_dict
 
@@ -228,7 +236,8 @@ def check_data(r: dict) -> None:
     assert d["n_frames"] == sim["n_frames"] and d["size"] == list(sim["size"]), d
     assert isinstance(d["n_tracks"], int) and d["n_tracks"] > d["n_divisions"] > 0
     assert 0 < d["division_pixel_fraction"] < 0.1 and 0 <= d["death_pixel_fraction"] < 0.1
-    # the bleaching shortcut: darker-is-later beats chance on raw frames and loses that edge after normalisation
+    # the bleaching shortcut: darker-is-later beats chance on raw frames and loses that edge after
+    # normalisation
     assert d["shortcut_bleaching_raw"] > 0.55 > d["shortcut_bleaching_normalised"], d
 
 
@@ -246,8 +255,9 @@ def check_tap(r: dict) -> None:
     ), ev
     # simulated: the profile's recipe
     assert isinstance(t["warnings"], list) and t["per_crop_training"] is False
-    # the lesson of the shortcut section: per-frame normalisation leaves the static movie's frames identical,
-    # so the logits of the two slots agree to rounding; on raw intensities they differ (in smoke only a little)
+    # the lesson of the shortcut section: per-frame normalisation leaves the static movie's frames
+    # identical, so the logits of the two slots agree to rounding; on raw intensities they differ
+    # (in smoke only a little)
     gaps = t["shortcut_logit_gap"]
     assert (
         gaps["per-frame normalisation"] < 1e-4
@@ -378,8 +388,8 @@ def check_segmentation(r: dict) -> None:
         "nuclei",
         "divisions",
     }  # no lineage: divisions derived from the masks
-    # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for testing and
-    # `real_n_val` of the pool for validation (the fair protocol's model selection)
+    # smoke takes the first `real_frames` of the HeLa movie, the last `real_n_test` of them for
+    # testing and `real_n_val` of the pool for validation (the fair protocol's model selection)
     assert (
         seg["hela-subset"]["nuclei"]["tap · conv"]["all"]["n_frames"]
         == smoke["real_frames"] - smoke["real_n_test"] - smoke["real_n_val"]

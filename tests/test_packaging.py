@@ -1,5 +1,6 @@
-"""The three dependency lists (pyproject, environment.yml, binder/) must agree; the Colab set-up cell installs
-what Colab lacks; the wheel ships the checkpoints and a notebook run from it alone loads them."""
+"""The three dependency lists (pyproject, environment.yml, binder/) must agree; the Colab set-up
+cell installs what Colab lacks; the wheel ships the checkpoints and a notebook run from it alone
+loads them."""
 
 import re
 import shlex
@@ -69,9 +70,10 @@ def test_torch_range_admits_the_cpu_wheel():
     assert "2.13.0" in SpecifierSet(spec["torch"])
 
 
-# ---------------------------------------------------------------- the wheel: what Colab gets from a pip install
-# Colab's own builds, never reinstalled by the set-up cell (tapkit comes with --no-deps; a pip torch or numpy would
-# replace Colab's CUDA builds); every other dependency of pyproject.toml is installed by the cell's first pip install
+# ---------------------------------------------------- the wheel: what Colab gets from a pip install
+# Colab's own builds, never reinstalled by the set-up cell (tapkit comes with --no-deps; a pip torch
+# or numpy would replace Colab's CUDA builds); every other dependency of pyproject.toml is installed
+# by the cell's first pip install
 COLAB_PREINSTALLED = {"torch", "numpy", "scipy", "matplotlib", "scikit-learn", "tqdm", "ipywidgets"}
 
 
@@ -84,8 +86,8 @@ def _dependencies() -> dict[str, str]:
 
 
 def _colab_cell(path: Path) -> str:
-    """The shell command of a notebook's Colab set-up cell (the jupytext .py source and the .ipynb agree, see
-    tests/test_notebooks.py)."""
+    """The shell command of a notebook's Colab set-up cell (the jupytext .py source and the .ipynb
+    agree, see tests/test_notebooks.py)."""
     import nbformat
 
     code = [c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code"]
@@ -116,7 +118,8 @@ def test_colab_cell_installs_exactly_the_dependencies_colab_lacks(path):
 
 
 def _wheel(tmp_path: Path) -> Path:
-    """Build the wheel of this checkout (from a copy of pyproject.toml, README.md and tapkit/; no network)."""
+    """Build the wheel of this checkout (from a copy of pyproject.toml, README.md and tapkit/; no
+    network)."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -148,7 +151,8 @@ def _wheel(tmp_path: Path) -> Path:
 def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(
     tmp_path, monkeypatch
 ):
-    """Colab opens one notebook alone, from a pip install: no checkout, no data/ folder beside it."""
+    """Colab opens one notebook alone, from a pip install: no checkout, no data/ folder beside
+    it."""
     import nbformat
     import papermill as pm
 
@@ -196,7 +200,7 @@ def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(
         for o in c.outputs
     )
     assert (
-        f"tapkit: loaded the shipped checkpoint {site / 'tapkit' / 'checkpoints' / 'tap_simulated.pt'}"
-        in text
+        "tapkit: loaded the shipped checkpoint "
+        f"{site / 'tapkit' / 'checkpoints' / 'tap_simulated.pt'}" in text
     ), text
     assert "training a quick" not in text and not (work / "out" / "tap_simulated.pt").exists()

@@ -1,6 +1,7 @@
 """Every notebook parameter is checked before any training: in `configure` and in the course runner.
 
-Each bad value must raise `InputError` naming the parameter and a fix, and nothing long may run first.
+Each bad value must raise `InputError` naming the parameter and a fix, and nothing long may run
+first.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def test_configure_names_the_parameter_and_a_fix(tmp_path, name, value):
 
 
 def test_every_notebook_parameter_is_checked():
-    """Each name in a parameters cell has a check: an entry in CHECKS or a profile section override."""
+    """Each name in a parameters cell has a check: an entry in CHECKS or a profile section
+    override."""
     prof = profiles.get_profile("smoke")
     for path in notebooks.list_notebooks():
         for name in notebooks.parameter_names(path):
@@ -225,7 +227,8 @@ def test_channel_parameter_picks_a_channel_of_a_tiff(tmp_path):
 
 
 def test_runner_checks_each_notebooks_defaults_with_the_given_values(tmp_path):
-    """-p data=my.tif with channel unset fails for a two-channel TIFF only when loading: but a bad -p fails at once."""
+    """-p data=my.tif with channel unset fails for a two-channel TIFF only when loading: but a bad
+    -p fails at once."""
     with pytest.raises(InputError, match="criterion"):
         runner.run_course(
             profile="smoke", only="04", params={"criterion": "nope"}, out=tmp_path / "r"

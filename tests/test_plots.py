@@ -1,11 +1,14 @@
-"""Every figure a notebook draws (tapkit.plot.*), on small synthetic inputs, against what a learner must be able to read:
+"""Every figure a notebook draws (tapkit.plot.*), on small synthetic inputs, against what a learner
+must be able to read:
 
-- every labelled series is named in a legend (of its axes or of the figure), and an axes with several colours of
-  data has at most one unlabelled colour (the data the axis labels describe);
-- one colour per series in a figure: the same series in the same colour in every panel, two series never in the
-  same colour (black and greys, the references, excepted); methods never in the event colours red / cyan;
+- every labelled series is named in a legend (of its axes or of the figure), and an axes with
+  several colours of data has at most one unlabelled colour (the data the axis labels describe);
+- one colour per series in a figure: the same series in the same colour in every panel, two series
+  never in the same colour (black and greys, the references, excepted); methods never in the event
+  colours red / cyan;
 - axis limits contain the data drawn (lines, points, bars);
-- frames, frame pairs, epochs, steps and label budgets get whole-number ticks, without minor tick labels.
+- frames, frame pairs, epochs, steps and label budgets get whole-number ticks, without minor tick
+  labels.
 """
 
 from __future__ import annotations
@@ -50,11 +53,12 @@ def close_figures():
     plt.close("all")
 
 
-# ----------------------------------------------------------------------------------------------- the checks
+# --------------------------------------------------------------------------------------- the checks
 
 
 def series_key(label: str) -> str:
-    """A label without its annotations: 'tap (mean 0.12)' -> 'tap', 'seed 0 *' -> 'seed 0', 'no event (30)' -> 'no event'."""
+    """A label without its annotations: 'tap (mean 0.12)' -> 'tap', 'seed 0 *' -> 'seed 0',
+    'no event (30)' -> 'no event'."""
     previous = None
     while previous != label:
         previous, label = label, re.sub(r"\s*(\([^()]*\)|\*)\s*$", "", label)
@@ -62,7 +66,8 @@ def series_key(label: str) -> str:
 
 
 def public(label: str) -> bool:
-    """A label meant for a legend (matplotlib names unlabelled artists '_child0', '_nolegend_', ...)."""
+    """A label meant for a legend (matplotlib names unlabelled artists '_child0', '_nolegend_',
+    ...)."""
     return bool(label) and not label.startswith("_")
 
 
@@ -78,7 +83,8 @@ def achromatic(color) -> bool:
 
 
 def data_artists(ax) -> list[tuple[object, str, tuple]]:
-    """(artist, label, colour) of every line, colour-mapped-free scatter and bar series of an axes (error bars out)."""
+    """(artist, label, colour) of every line, colour-mapped-free scatter and bar series of an axes
+    (error bars out)."""
     error_parts = set()
     for container in ax.containers:
         bars = container.errorbar if isinstance(container, BarContainer) else container
@@ -115,7 +121,8 @@ def legend_labels(ax) -> set[str]:
 
 
 def inside(values, limits, log: bool) -> bool:
-    """All finite values within the limits (inclusive, a hair of tolerance); non-positive ones ignored on a log axis."""
+    """All finite values within the limits (inclusive, a hair of tolerance); non-positive ones
+    ignored on a log axis."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if log:
@@ -156,7 +163,8 @@ def check_limits(ax) -> None:
 
 
 def check_ticks(ax) -> None:
-    """Axes that count frames / epochs / steps / budgets: whole-number major ticks and no minor tick labels."""
+    """Axes that count frames / epochs / steps / budgets: whole-number major ticks and no minor tick
+    labels."""
     for name, axis, limits in (("x", ax.xaxis, ax.get_xlim()), ("y", ax.yaxis, ax.get_ylim())):
         if not INTEGER_AXES.search(axis.get_label_text().lower()) or not axis.get_visible():
             continue
@@ -175,7 +183,8 @@ def check_ticks(ax) -> None:
 
 
 def check_figure(fig, methods: bool = False) -> dict[str, tuple]:
-    """Run every check on a drawn figure; returns {series: colour}. methods: its series are methods (no red / cyan)."""
+    """Run every check on a drawn figure; returns {series: colour}. methods: its series are methods
+    (no red / cyan)."""
     fig.canvas.draw()
     colors: dict[str, tuple] = {}
     for ax in fig.axes:
@@ -191,7 +200,8 @@ def check_figure(fig, methods: bool = False) -> dict[str, tuple]:
             groups[color] = groups.get(color, False) or public(label)
         if len(groups) > 1:
             assert sum(not named for named in groups.values()) <= 1, (
-                f"{ax.get_title()!r}: several unlabelled colours {[c for c, n in groups.items() if not n]}"
+                f"{ax.get_title()!r}: several unlabelled colours "
+                f"{[c for c, n in groups.items() if not n]}"
             )
         for _, label, color in artists:
             if public(label):
@@ -210,11 +220,12 @@ def check_figure(fig, methods: bool = False) -> dict[str, tuple]:
     return colors
 
 
-# ------------------------------------------------------------------------------------------------- inputs
+# ------------------------------------------------------------------------------------------- inputs
 
 
 def toy_pairs(n: int = 60, size: int = 16, seed: int = 0) -> tuple[CropPairs, np.ndarray]:
-    """Noise crop pairs; every third has a division square, every fifth a death square, in one of the two crops."""
+    """Noise crop pairs; every third has a division square, every fifth a death square, in one of
+    the two crops."""
     rng = np.random.default_rng(seed)
     images = rng.normal(0.3, 0.1, (n, 2, size, size)).astype(np.float32)
     masks = np.zeros((n, 2, size, size), np.uint8)
@@ -243,7 +254,8 @@ ROWS_08 = [f"{f} · {h}" for f in FEATURES for h in ("linear", "conv")] + [
 
 
 def dense_results(rows=ROWS_08, budgets=(1, 2, 5, "all"), pool: int = 20, n_runs: int = 2):
-    """Fake DenseResult-like runs of notebook 08's rows (scores rise with the budget), for results_table."""
+    """Fake DenseResult-like runs of notebook 08's rows (scores rise with the budget), for
+    results_table."""
     from tapkit.downstream.segmentation.experiments import DenseResult
 
     rng = np.random.default_rng(0)
@@ -276,7 +288,7 @@ def dense_results(rows=ROWS_08, budgets=(1, 2, 5, "all"), pool: int = 20, n_runs
     return out
 
 
-# ------------------------------------------------------------------------------------------ notebook 08
+# -------------------------------------------------------------------------------------- notebook 08
 
 
 def test_plot_histories_one_colour_per_variant_and_a_legend_naming_all():
@@ -405,7 +417,7 @@ def test_plot_task_masks():
     check_figure(fig)
 
 
-# ------------------------------------------------------------------------------------- notebooks 01, 09
+# --------------------------------------------------------------------------------- notebooks 01, 09
 
 
 @pytest.mark.parametrize("epochs", [1, 2, 5])
@@ -450,7 +462,7 @@ def test_plot_feature_maps_scales_a_raw_frame():
     assert normalised.axes[0].images[0].get_clim()[1] < 1
 
 
-# ------------------------------------------------------------------------------------------ notebook 07
+# -------------------------------------------------------------------------------------- notebook 07
 
 
 def test_plot_budget_curves_of_07():
@@ -544,7 +556,7 @@ def test_plot_task_batches():
     check_figure(pretext_plots.plot_task_batches(batches))
 
 
-# ------------------------------------------------------------------------------------ notebooks 03 - 06
+# -------------------------------------------------------------------------------- notebooks 03 - 06
 
 
 def test_event_figures_of_03():
@@ -628,7 +640,7 @@ def test_calibration_figures_of_06():
     )
 
 
-# ------------------------------------------------------------------------------------ notebooks 00, 02, 04, 09
+# ------------------------------------------------------------------------- notebooks 00, 02, 04, 09
 
 
 @pytest.mark.parametrize("overlay", ["events", "labels", None])
@@ -673,7 +685,7 @@ def test_movie_check_figures_of_09():
     check_figure(plot_nucleus_size(movie, size, recommend_binning(size.radius)))
 
 
-# ------------------------------------------------------------------------------------------- the palette
+# -------------------------------------------------------------------------------------- the palette
 
 
 def test_palette_never_uses_event_colours_and_is_fixed():

@@ -1,4 +1,5 @@
-"""Every pretext task through the one trainer: seeded determinism, exact resume, checkpoints, dense features."""
+"""Every pretext task through the one trainer: seeded determinism, exact resume, checkpoints, dense
+features."""
 
 import pytest
 import torch

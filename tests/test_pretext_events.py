@@ -1,4 +1,5 @@
-"""compare_pretext: heads on the frozen features of each pretext model, each model's features computed once."""
+"""compare_pretext: heads on the frozen features of each pretext model, each model's features
+computed once."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def test_every_model_gets_both_heads_and_a_curve_with_features_computed_once(lab
         "random (frozen) · linear",
     }  # linear probes
     assert all(np.asarray(v).shape == (1, 2) for k, v in curves.items() if k != "n_train")
-    # features: once per pretrained model (its 6 runs share them), once per seed of the random network
+    # features: once per pretrained model (its 6 runs share them), once per seed of the random
+    # network
     assert calls.count("MaskedModel") == 1 and calls.count("TAPNet") == 1 + 2, calls
     table = pretext_events.pretext_table(results)
     entries = pretext_events.record_entries(table, {"tap": 800, "mim": 800, "random (frozen)": 0})

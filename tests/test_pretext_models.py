@@ -1,4 +1,5 @@
-"""get_pretext_model: own checkpoint first, then the shipped one, else a quick training; other tasks refused."""
+"""get_pretext_model: own checkpoint first, then the shipped one, else a quick training; other tasks
+refused."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ TINY = dict(tap_epochs=1, tap_steps_per_epoch=2, tap_batch_size=2, tap_patch=32,
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    """(cfg for a tiny TIFF movie in the smoke profile, the movie); cwd = tmp_path, shipped checkpoints in tmp_path/shipped."""
+    """(cfg for a tiny TIFF movie in the smoke profile, the movie); cwd = tmp_path, shipped
+    checkpoints in tmp_path/shipped."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config, "shipped_folder", lambda: tmp_path / "shipped")
     movie = make_tiny_movie(n_frames=6, size=48)

@@ -1,4 +1,5 @@
-"""scripts/real_data_recipe.py: one run trains with an option set and reports the three held-out accuracies."""
+"""scripts/real_data_recipe.py: one run trains with an option set and reports the three held-out
+accuracies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`tapkit course run --resume`: a run killed in the middle of notebook 01's training continues to the same summary."""
+"""`tapkit course run --resume`: a run killed in the middle of notebook 01's training continues to
+the same summary."""
 
 import json
 import os
@@ -56,7 +57,8 @@ def children(pid: int) -> list[int]:
 
 
 def comparable(summary: dict, out: Path) -> dict:
-    """A summary's results and statuses, without run times and with the run folder's path replaced."""
+    """A summary's results and statuses, without run times and with the run folder's path
+    replaced."""
 
     def clean(value):
         if isinstance(value, dict):
@@ -76,7 +78,8 @@ def comparable(summary: dict, out: Path) -> dict:
     )
 
 
-@pytest.mark.slow  # about 2 min on an idle 2-core machine (three course runs of 00-01, one of them cut short)
+# about 2 min on an idle 2-core machine (three course runs of 00-01, one of them cut short)
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="kills the kernel found through /proc"
 )
@@ -156,7 +159,8 @@ def test_resume_without_a_stored_run_is_a_named_error(tmp_path, capsys):
 
 
 def stored_run(out: Path, **changes) -> None:
-    """A run.json as `tapkit course run --profile smoke --only 00 -p seed=3` writes it, with nothing finished."""
+    """A run.json as `tapkit course run --profile smoke --only 00 -p seed=3` writes it, with nothing
+    finished."""
     run = {
         "profile": "smoke",
         "notebook_list": ["00_welcome_and_data"],

@@ -1,4 +1,5 @@
-"""Event runs kept in the run folder (run_sweep(..., runs_dir=)): loaded only for the same recipe, equal to training again."""
+"""Event runs kept in the run folder (run_sweep(..., runs_dir=)): loaded only for the same recipe,
+equal to training again."""
 
 import copy
 
@@ -83,7 +84,8 @@ def test_a_second_sweep_loads_every_run_and_gets_the_numbers_of_training_again(
         np.testing.assert_array_equal(
             again[s][1].test_logits, fresh[s].test_logits
         )  # = training it again
-        with torch.no_grad():  # the restored model gives the stored logits (frozen encoders rebuilt, C's weights saved)
+        # the restored model gives the stored logits (frozen encoders rebuilt, C's weights saved)
+        with torch.no_grad():
             logits = again[s][1].model(torch.as_tensor(pairs.images[split.test])).numpy()
         np.testing.assert_allclose(
             logits, fresh[s].test_logits, atol=2e-3
@@ -91,7 +93,8 @@ def test_a_second_sweep_loads_every_run_and_gets_the_numbers_of_training_again(
 
 
 def test_runs_shared_between_sweeps_of_different_notebooks(tmp_path, data, monkeypatch, capsys):
-    """04's strategies and budget curve, then 07's comparison: its TAP heads and baselines are 04's runs."""
+    """04's strategies and budget curve, then 07's comparison: its TAP heads and baselines are 04's
+    runs."""
     pairs, labels, split, tap = data
     compare_strategies(
         pairs,

@@ -1,4 +1,5 @@
-"""Reproducibility of seeded CPU training (tapkit.runtime.deterministic): same seed and threads -> same bits."""
+"""Reproducibility of seeded CPU training (tapkit.runtime.deterministic): same seed and threads ->
+same bits."""
 
 import hashlib
 import os
@@ -19,8 +20,10 @@ from tapkit.ssl.trainer import train_tap
 ROOT = Path(__file__).resolve().parents[1]
 MOVIE_SEED = 0
 TRAIN = (
-    "dict(epochs=2, steps_per_epoch=3, batch_size=8, patch=32, val_steps=2, device='cpu', progress=False, "
-    "model_kwargs=dict(n_depth=2, base_filters=8, n_features=8, backbone_features=8, head_features=8))"
+    "dict(epochs=2, steps_per_epoch=3, batch_size=8, patch=32, val_steps=2, device='cpu', "
+    "progress=False, "
+    "model_kwargs=dict(n_depth=2, base_filters=8, n_features=8, backbone_features=8, "
+    "head_features=8))"
 )
 
 
@@ -30,7 +33,8 @@ def _movie() -> np.ndarray:
 
 
 def _fingerprint(seed: int) -> tuple[str, dict]:
-    """Train a tiny TAPNet briefly; return (sha1 of all weights and buffers, history without timings)."""
+    """Train a tiny TAPNet briefly; return (sha1 of all weights and buffers, history without
+    timings)."""
     model, history = train_tap(_movie(), seed=seed, **eval(TRAIN))
     weights = b"".join(v.detach().cpu().numpy().tobytes() for v in model.state_dict().values())
     history.pop("seconds")
@@ -78,7 +82,8 @@ def test_a_second_process_gives_the_same_bits():
     here = _fingerprint(seed=2)[0]
     code = (
         "import sys; sys.path.insert(0, 'tests'); from test_runtime import _fingerprint; "
-        "from tapkit.runtime import deterministic; deterministic(threads=1); print(_fingerprint(seed=2)[0])"
+        "from tapkit.runtime import deterministic; deterministic(threads=1); "
+        "print(_fingerprint(seed=2)[0])"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run(

@@ -1,4 +1,5 @@
-"""Tests for the batched TAP pair sampler (tapkit.ssl.sampler) and its augmentations (tapkit.ssl.augment)."""
+"""Tests for the batched TAP pair sampler (tapkit.ssl.sampler) and its augmentations
+(tapkit.ssl.augment)."""
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ def noise_movie(t=12, size=48, seed=0) -> np.ndarray:
 
 
 def tap_sample(s: PairSampler, with_events: bool = False):
-    """A TAP batch as training makes it: the sampler's crops (time order), flipped by TAPNet.make_batch's rule."""
+    """A TAP batch as training makes it: the sampler's crops (time order), flipped by
+    TAPNet.make_batch's rule."""
     crops, info = s.sample(with_events=with_events)
     flip = torch.rand(len(crops), generator=s.generator, device=crops.device) < 0.5
     return flip_pairs(crops, flip), flip.long(), dict(info, flipped=flip)
@@ -162,7 +164,8 @@ def test_dihedral_only_permutes_pixels():
 
 
 def crops_at(norm: torch.Tensor, info: dict, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The movie's pixels (B, ..., P, P) at the drawn t, t + delta, y0, x0 of a (T, ..., Y, X) tensor."""
+    """The movie's pixels (B, ..., P, P) at the drawn t, t + delta, y0, x0 of a (T, ..., Y, X)
+    tensor."""
     ar = torch.arange(patch)
     rows, cols = info["y0"][:, None] + ar, info["x0"][:, None] + ar  # (B, P)
 
@@ -182,7 +185,8 @@ def crops_at(norm: torch.Tensor, info: dict, patch: int) -> tuple[torch.Tensor, 
 
 
 def test_identity_resampling_reads_the_movie_pixels():
-    """The resampling path with a zero displacement gives the indexed pixels (up to float rounding)."""
+    """The resampling path with a zero displacement gives the indexed pixels (up to float
+    rounding)."""
     mov = noise_movie()
     cfg = AugmentConfig.none()
     cfg.p_elastic, cfg.elastic_amplitude = 1.0, 0.0
@@ -243,7 +247,8 @@ def test_multichannel_shapes_and_per_channel_normalisation():
 
 
 def test_augment_pairs_same_transform_for_all_channels():
-    """Two identical channels stay identical through every augmentation (one geometric map per frame)."""
+    """Two identical channels stay identical through every augmentation (one geometric map per
+    frame)."""
     crop = torch.rand(4, 2, 1, 40, 40).repeat(1, 1, 2, 1, 1)
     cfg = AugmentConfig(p_noise=0)
     out = augment_pairs(crop, torch.Generator().manual_seed(0), cfg, 24)
@@ -271,7 +276,8 @@ def test_default_draws_fewer_transforms_than_tarrow_level5():
 
 
 def test_exact_preset_only_moves_pixels_on_the_grid():
-    """'exact': every crop is a flip / 90-degree rotation of the plain crop, up to an intensity transform."""
+    """'exact': every crop is a flip / 90-degree rotation of the plain crop, up to an intensity
+    transform."""
     n = 2000
     exact = draw_transforms(n, 16, torch.Generator().manual_seed(0), AugmentConfig.named("exact"))
     assert not exact.resample.any() and (exact.dihedral > 0).any() and (exact.noise > 0).any()
@@ -378,7 +384,8 @@ def test_errors():
 
 
 def test_same_crops_whatever_the_thread_count():
-    """The resampling is split into one grid_sample chunk per CPU thread; the crops must not change."""
+    """The resampling is split into one grid_sample chunk per CPU thread; the crops must not
+    change."""
     movies = [
         noise_movie(t=8, size=40),
         np.stack([noise_movie(t=8, size=40, seed=1)] * 3, 1),
@@ -443,7 +450,8 @@ def test_pixel_noise_has_the_drawn_amplitude_and_differs_between_the_two_frames(
 @pytest.mark.parametrize("storage", ["device", "host"])
 @pytest.mark.parametrize("augment", [False, "default"])
 def test_held_out_region_is_never_in_a_training_crop(storage, augment):
-    """val_region=0.25 of 80 px: columns 60-79 are held out; training crops (plus half a patch) stay left of them."""
+    """val_region=0.25 of 80 px: columns 60-79 are held out; training crops (plus half a patch) stay
+    left of them."""
     mov = noise_movie(size=80)
     train = PairSampler(
         mov, patch=16, batch_size=256, augment=augment, val_region=0.25, storage=storage
@@ -464,7 +472,8 @@ def test_held_out_region_is_never_in_a_training_crop(storage, augment):
 
 
 def test_no_region_gives_the_same_crops_as_before():
-    """val_region=0 keeps the streams of train and val samplers unchanged (same seed -> same crops)."""
+    """val_region=0 keeps the streams of train and val samplers unchanged (same seed -> same
+    crops)."""
     mov = noise_movie(size=64)
     a, _ = PairSampler(mov, patch=16, batch_size=32, seed=3).sample()
     b, _ = PairSampler(mov, patch=16, batch_size=32, seed=3, val_region=0.0).sample()
@@ -483,7 +492,8 @@ def test_region_errors_name_the_parameter():
 
 
 def test_per_crop_normalises_every_crop_of_a_training_batch():
-    """per_crop=True: each crop spans 0-1 by its own percentiles, so a brightness change of a frame is gone."""
+    """per_crop=True: each crop spans 0-1 by its own percentiles, so a brightness change of a frame
+    is gone."""
     mov = noise_movie(size=48)
     mov[6:] = 3 * mov[6:] + 5  # frames from 6 on are brighter and stretched (a frame-level cue)
     x, _ = PairSampler(

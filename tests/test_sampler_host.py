@@ -1,4 +1,5 @@
-"""Host-resident sampling (PairSampler(storage="host"), tapkit.ssl.host_store): same crops as the device store."""
+"""Host-resident sampling (PairSampler(storage="host"), tapkit.ssl.host_store): same crops as the
+device store."""
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def pair(movies, **kw):
 def assert_same_batches(
     a: PairSampler, b: PairSampler, n: int = 3, with_events: bool = False
 ) -> None:
-    """n consecutive batches: equal positions and info, crops equal to float32 rounding (grid_sample's arithmetic)."""
+    """n consecutive batches: equal positions and info, crops equal to float32 rounding
+    (grid_sample's arithmetic)."""
     for _ in range(n):
         (xa, ia), (xb, ib) = a.sample(with_events=with_events), b.sample(with_events=with_events)
         assert set(ia) == set(ib) and all(torch.equal(ia[k], ib[k]) for k in ia)
@@ -140,7 +142,8 @@ def test_auto_picks_host_when_the_movie_needs_more_than_a_third_of_free_memory(m
 
 
 def test_auto_announces_its_choice_only_when_it_matters(monkeypatch, capsys):
-    """One line for the host, or for a movie over half the 1/3 limit; silence for a small movie or unknown memory."""
+    """One line for the host, or for a movie over half the 1/3 limit; silence for a small movie or
+    unknown memory."""
     mov = uint16_movie()
     need = host_store.store_bytes(mov[:, None])
     monkeypatch.setattr(

@@ -21,7 +21,8 @@ from test_heads import tiny_tap, toy_pairs  # the toy crop pairs of the head tes
 
 
 def tiny_training(**changes) -> dict:
-    """Overrides that make the smoke profile's head training tiny, whatever its keys (steps or epochs)."""
+    """Overrides that make the smoke profile's head training tiny, whatever its keys (steps or
+    epochs)."""
     heads = profiles.PROFILES["smoke"]["heads"]
     out = {f"heads_{k}": 3 for k in heads if k.startswith(("steps_", "epochs_"))}
     out |= {"heads_n_evals": 4} if "n_evals" in heads else {}
@@ -49,7 +50,8 @@ def data():
 
 
 def notebook_04(cfg, data, single=False):
-    """What notebook 04 does: compare the strategies, save every run of A0 and A1 (single: the first only)."""
+    """What notebook 04 does: compare the strategies, save every run of A0 and A1 (single: the first
+    only)."""
     pairs, labels, split, tap = data
     results = compare_strategies(
         pairs,
@@ -133,13 +135,14 @@ def test_the_message_says_loaded_from_notebook_04(tmp_path, data, capsys):
     get_event_heads(config(tmp_path, "06"), tap, pairs, labels, split)
     out = capsys.readouterr().out
     assert (
-        f"loaded heads A0, A1 from {heads_path(config(tmp_path, '06'))} (written by notebook 04; 2 runs each)"
-        in out
+        f"loaded heads A0, A1 from {heads_path(config(tmp_path, '06'))} "
+        "(written by notebook 04; 2 runs each)" in out
     )
 
 
 def test_a_single_run_per_strategy_is_still_accepted(tmp_path, data, capsys):
-    """Older callers pass {strategy: StrategyResult}: 05 loads it; 06, needing the profile's runs, trains them."""
+    """Older callers pass {strategy: StrategyResult}: 05 loads it; 06, needing the profile's runs,
+    trains them."""
     pairs, labels, split, tap = data
     notebook_04(config(tmp_path, "04"), data, single=True)
     capsys.readouterr()
@@ -155,7 +158,8 @@ def test_a_single_run_per_strategy_is_still_accepted(tmp_path, data, capsys):
 
 
 def test_a_file_of_the_first_format_is_read(tmp_path, data, capsys):
-    """Files written before every run was saved: one dict per strategy, the head's weights under 'head'."""
+    """Files written before every run was saved: one dict per strategy, the head's weights under
+    'head'."""
     pairs, labels, split, tap = data
     cfg = config(tmp_path, "04", heads_n_runs=1)
     results = {s: fresh(cfg, data, s) for s in ("A0", "A1")}

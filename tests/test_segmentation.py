@@ -1,4 +1,5 @@
-"""Dense downstream tasks: masks and budgets, metrics against hand computations and scikit-learn, heads, sweeps."""
+"""Dense downstream tasks: masks and budgets, metrics against hand computations and scikit-learn,
+heads, sweeps."""
 
 import numpy as np
 import pytest
@@ -210,8 +211,9 @@ def test_frozen_features_are_standardised_per_channel(movie):
 
 
 def test_end_to_end_rows_see_the_data_batchnorm_statistics_and_differ(movie):
-    """A network trained a few steps keeps a new network's BatchNorm statistics unless calibrated: in eval mode its
-    features collapse and fine-tuned and from scratch predict the same constant map (notebook 09, smoke)."""
+    """A network trained a few steps keeps a new network's BatchNorm statistics unless calibrated:
+    in eval mode its features collapse and fine-tuned and from scratch predict the same constant map
+    (notebook 09, smoke)."""
     pretrained = tiny_model(
         seed=7
     )  # running statistics of a new network, as after a few pretraining steps

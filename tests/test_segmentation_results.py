@@ -1,4 +1,5 @@
-"""scripts/write_results.py renders notebook 08's `segmentation` results as one table (not the generic nesting)."""
+"""scripts/write_results.py renders notebook 08's `segmentation` results as one table (not the
+generic nesting)."""
 
 from __future__ import annotations
 

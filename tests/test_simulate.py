@@ -1,4 +1,5 @@
-"""Tests for tapkit.data.simulate: ground truth consistency, determinism, static/bleaching options, errors."""
+"""Tests for tapkit.data.simulate: ground truth consistency, determinism, static/bleaching options,
+errors."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_same_seed_same_movie_other_seed_differs():
 
 
 def test_lineage_matches_labels(busy):
-    """Each track's first/last frame are where it appears in labels, and it is present in between."""
+    """Each track's first/last frame are where it appears in labels, and it is present in
+    between."""
     frames = _frames_of(busy.labels)
     assert set(frames) == set(busy.lineage[:, 0].tolist())
     for tid, first, last, parent in busy.lineage:
@@ -64,7 +66,8 @@ def test_lineage_matches_labels(busy):
 
 
 def test_daughters_start_after_mother_ends_near_her(busy):
-    """Daughters begin the frame after their mother's last frame, close to the mother's last centroid."""
+    """Daughters begin the frame after their mother's last frame, close to the mother's last
+    centroid."""
     lin = {int(r[0]): r for r in busy.lineage}
     children = [r for r in busy.lineage if r[3] > 0]
     assert len(children) >= 4, "the busy movie should contain several divisions"
@@ -77,7 +80,8 @@ def test_daughters_start_after_mother_ends_near_her(busy):
 
 
 def test_event_list_matches_lineage_and_masks(busy):
-    """Meta events name the right tracks; each one is painted in the mask with its class and frames."""
+    """Meta events name the right tracks; each one is painted in the mask with its class and
+    frames."""
     events = busy.meta["events"]
     kinds = [e[0] for e in events]
     assert "division" in kinds and "death" in kinds
@@ -101,7 +105,8 @@ def test_event_list_matches_lineage_and_masks(busy):
 
 
 def test_event_pixels_sit_on_event_cells(busy):
-    """Event pixels are inside labels of cells taking part in an event of that class at that frame."""
+    """Event pixels are inside labels of cells taking part in an event of that class at that
+    frame."""
     assert (busy.labels[busy.events > 0] > 0).all()
     allowed = {DIVISION: set(), DEATH: set()}
     for kind, t0, t1, ids in busy.meta["events"]:
@@ -117,7 +122,8 @@ def test_event_pixels_sit_on_event_cells(busy):
 
 
 def test_number_of_events_matches_masks(busy):
-    """Connected (track, class) event stretches in the masks are as many as the listed event cells."""
+    """Connected (track, class) event stretches in the masks are as many as the listed event
+    cells."""
     listed = {
         (cls, tid)
         for kind, _, _, ids in busy.meta["events"]
@@ -139,7 +145,8 @@ def test_static_movie_has_fixed_cells_and_no_events():
 
 
 def test_bleaching_decays_exponentially_and_none_gives_no_trend():
-    """Background-subtracted mean intensity falls as exp(-rate * t); without bleaching it has no trend."""
+    """Background-subtracted mean intensity falls as exp(-rate * t); without bleaching it has no
+    trend."""
     rate = 0.03
     kw = dict(SMALL, static=True, seed=5)
     from tapkit.data.simulate import OFFSET

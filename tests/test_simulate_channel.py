@@ -1,4 +1,5 @@
-"""The optional second channel of the simulator (a cell-body marker): off by default, tied to the nuclei."""
+"""The optional second channel of the simulator (a cell-body marker): off by default, tied to the
+nuclei."""
 
 import hashlib
 
@@ -10,7 +11,8 @@ from tapkit import InputError
 from tapkit.data.simulate import simulate_movie, simulate_two_channel
 
 SMALL = dict(n_frames=12, size=(64, 64), seed=3, progress=False)
-# sha256 of simulate_movie(**SMALL).images taken before the second channel was added (same machine, numpy, scipy)
+# sha256 of simulate_movie(**SMALL).images taken before the second channel was added (same machine,
+# numpy, scipy)
 HASH_BEFORE = "680856733d9cbda4e8cb013648e4ed9e7b2016bf2bffdc4e4f1671f5b313ef15"
 
 

@@ -1,4 +1,5 @@
-"""TAP training: exact resume after an interruption, atomic checkpoints, no shortcut, no label leak."""
+"""TAP training: exact resume after an interruption, atomic checkpoints, no shortcut, no label
+leak."""
 
 from pathlib import Path
 
@@ -36,8 +37,9 @@ def growing_blobs(t=16, size=48, seed=0) -> np.ndarray:
 def static_bleaching(t=16, size=48, seed=0, noise=0.02) -> np.ndarray:
     """The same cells in every frame, dimmed by 10 % per frame (noise dims with them): no biology.
 
-    (Real bleaching also lowers the signal-to-noise ratio, a subtler cue that per-frame normalisation
-    cannot remove; here the noise scales with the signal so that only the global trend is a cue.)
+    (Real bleaching also lowers the signal-to-noise ratio, a subtler cue that per-frame
+    normalisation cannot remove; here the noise scales with the signal so that only the global trend
+    is a cue.)
     """
     rng = np.random.default_rng(seed)
     base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
@@ -53,7 +55,8 @@ def static_noise(t=16, size=48, seed=0) -> np.ndarray:
     )
 
 
-# Exact resume after an interruption is tested for every pretext task, TAP included, in tests/test_pretext.py.
+# Exact resume after an interruption is tested for every pretext task, TAP included, in
+# tests/test_pretext.py.
 
 
 def test_checkpoint_is_atomic_and_loadable(tmp_path, monkeypatch):
@@ -112,7 +115,8 @@ def _accuracy_after_short_training(make_movie, **kw) -> float:
 
 
 class _AlwaysSlot0(TAPNet):
-    """A 'model' that always says slot 0 came first: right exactly on the pairs that were not flipped."""
+    """A 'model' that always says slot 0 came first: right exactly on the pairs that were not
+    flipped."""
 
     def forward(self, x):
         return torch.tensor([[1.0, 0.0]]).repeat(len(x), 1), None
@@ -188,7 +192,8 @@ def test_checkpoint_records_the_binning_of_the_training_movies(tmp_path):
 
 @pytest.mark.parametrize("cpu_bf16", ["0", "1"])
 def test_learns_a_real_arrow(cpu_bf16, monkeypatch, tmp_path):
-    """In float32 and under the course's bfloat16 autocast (the default on CPUs with bf16 instructions)."""
+    """In float32 and under the course's bfloat16 autocast (the default on CPUs with bf16
+    instructions)."""
     monkeypatch.setenv("TAPKIT_CPU_BF16", cpu_bf16)
     assert _accuracy_after_short_training(growing_blobs, checkpoint=tmp_path / "c.pt") > 0.8
     trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"][
@@ -290,7 +295,8 @@ x, y = torch.rand(32, 2, 1, 32, 32), torch.randint(0, 2, (32,))
 def step(n):
     loss, _ = model.loss({"x": x[:n], "y": y[:n]}); opt.zero_grad(); loss.backward(); opt.step()
 def kib(field):
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
+    return next(int(line.split()[1]) for line in open("/proc/self/status") \
+if line.startswith(field))
 step(1)  # Adam state and library workspaces exist before the measurement
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current resident set
 before = kib("VmRSS:")
@@ -322,7 +328,8 @@ def test_step_memory_estimate_is_within_a_factor_2_of_the_measured_peak():
 
 
 def train_reusing(movie, path, candidates, **kw):
-    """What notebook 09 does (course.own_movie.pretrain): reuse a finished identical training, else train."""
+    """What notebook 09 does (course.own_movie.pretrain): reuse a finished identical training, else
+    train."""
     from tapkit.course.reuse import reuse_same_training
 
     settings = {**FAST, "epochs": 1, "steps_per_epoch": 2, **kw}
@@ -370,10 +377,12 @@ def test_the_same_training_is_reused_and_any_other_is_not(tmp_path, capsys):
 
 
 def outlier_cue(t=20, size=48, seed=0) -> np.ndarray:
-    """The same cells in every frame, plus one small spot that brightens every frame (a dividing cell, debris).
+    """The same cells in every frame, plus one small spot that brightens every frame (a dividing
+    cell, debris).
 
-    Per-frame percentile normalisation then dims every other pixel a little more in each frame: a frame-level
-    cue that per-frame normalisation creates and that only per-crop normalisation removes.
+    Per-frame percentile normalisation then dims every other pixel a little more in each frame: a
+    frame-level cue that per-frame normalisation creates and that only per-crop normalisation
+    removes.
     """
     rng = np.random.default_rng(seed)
     base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
@@ -385,7 +394,8 @@ def outlier_cue(t=20, size=48, seed=0) -> np.ndarray:
 
 
 def test_per_crop_training_removes_a_frame_level_cue():
-    """Per frame, the spot's brightness becomes a time arrow everywhere; per crop there is none left to learn."""
+    """Per frame, the spot's brightness becomes a time arrow everywhere; per crop there is none left
+    to learn."""
     movie = outlier_cue()
     kw = dict(FAST, epochs=3, steps_per_epoch=12, lr=3e-3, seed=0, augment=False)
     frame_model, _ = train_tap(movie, **kw)
@@ -414,7 +424,8 @@ def test_checkpoint_records_per_crop_and_the_held_out_region(tmp_path):
 
 
 def test_evaluate_on_the_held_out_region_with_an_interval():
-    """split='region': pairs of the training frames inside the held-out columns; Wilson 95 % interval."""
+    """split='region': pairs of the training frames inside the held-out columns; Wilson 95 %
+    interval."""
     model = _AlwaysSlot0(n_depth=1, base_filters=4, n_features=4, backbone_features=4)
     res = evaluate_tap(
         model,

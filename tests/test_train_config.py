@@ -1,5 +1,5 @@
-"""TrainConfig: one checked, documented set of training settings; the same training as the keyword form; stored
-in every checkpoint and read back (older checkpoints too)."""
+"""TrainConfig: one checked, documented set of training settings; the same training as the keyword
+form; stored in every checkpoint and read back (older checkpoints too)."""
 
 from pathlib import Path
 
@@ -139,7 +139,8 @@ def test_a_bad_config_fails_before_any_data_is_read(monkeypatch):
 
 
 def test_older_checkpoints_give_their_config(tmp_path):
-    """Shipped files: their meta settings; tapkit checkpoints from before TrainConfig: their recipe."""
+    """Shipped files: their meta settings; tapkit checkpoints from before TrainConfig: their
+    recipe."""
     for path in SHIPPED:
         state = load_checkpoint(path)
         config = load_train_config(path)

@@ -1,6 +1,7 @@
-"""Every .pt file tapkit reads is untrusted input (run folders and models are shared): it is read with
-`torch.load(weights_only=True)`; a file that holds code is refused before anything in it runs, and a torch
-file with other content gives one InputError that names the file instead of a state-dict key dump."""
+"""Every .pt file tapkit reads is untrusted input (run folders and models are shared): it is read
+with `torch.load(weights_only=True)`; a file that holds code is refused before anything in it runs,
+and a torch file with other content gives one InputError that names the file instead of a state-dict
+key dump."""
 
 import os
 import re
@@ -75,8 +76,9 @@ def tap_file(tmp_path_factory) -> Path:
     return path
 
 
-# Every loader of a .pt file in tapkit (`grep -rn torch.load tapkit scripts`: checkpoint.read_torch_file is the
-# only call; these are the ways a notebook or a script reaches it), given the file and the toy data.
+# Every loader of a .pt file in tapkit (`grep -rn torch.load tapkit scripts`:
+# checkpoint.read_torch_file is the only call; these are the ways a notebook or a script reaches
+# it), given the file and the toy data.
 def _run_store(path, data):
     pairs, labels, split, tap = data
     return RunStore(path.parent, pairs, tap, torch.device("cpu"), TRAIN).load(path)
@@ -232,7 +234,7 @@ def test_saved_heads_with_weights_of_another_shape(tmp_path, data):
         get_event_heads(heads_config(tmp_path, "05"), tap, pairs, labels, split)
 
 
-# ---------------------------------------------------------------- what tapkit writes loads with weights_only
+# ------------------------------------------------------- what tapkit writes loads with weights_only
 def test_trainer_checkpoint_holds_only_tensors_and_plain_values(tap_file):
     assert get_unsafe_globals_in_checkpoint(tap_file) == []
     state = torch.load(tap_file, weights_only=True)  # plain torch, no allow-list
@@ -295,8 +297,8 @@ def test_files_of_earlier_versions_with_numpy_arrays_still_load_but_object_array
 
 
 def test_resume_is_exact_under_weights_only_also_from_an_older_checkpoint(tmp_path, monkeypatch):
-    """Interrupted after epoch 1 of 2, then resumed: the weights of one uninterrupted run, also when the
-    checkpoint holds numpy's RNG state as a numpy array (written before this version)."""
+    """Interrupted after epoch 1 of 2, then resumed: the weights of one uninterrupted run, also when
+    the checkpoint holds numpy's RNG state as a numpy array (written before this version)."""
     run = dict(epochs=2, steps_per_epoch=2, **FAST)
     whole, _ = train_tap(growing_blobs(), checkpoint=tmp_path / "whole.pt", **run)
 

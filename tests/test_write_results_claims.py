@@ -1,5 +1,5 @@
-"""The claims scorecard in the reports: first on docs/RESULTS.md (scripts/write_results.py), and in a run's
-summary.md (summary.summary_markdown), never repeated in the generic results below."""
+"""The claims scorecard in the reports: first on docs/RESULTS.md (scripts/write_results.py), and in
+a run's summary.md (summary.summary_markdown), never repeated in the generic results below."""
 
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ def test_a_stopped_run_is_summarised_from_run_json_and_its_results(tmp_path):
 
 
 def test_a_run_resumed_with_only_still_names_the_notebook_it_left_out(tmp_path):
-    """`course run --resume --only 08 --force` lists only 08; the 07 it stopped in is still 'not run'."""
+    """`course run --resume --only 08 --force` lists only 08; the 07 it stopped in is still
+    'not run'."""
     import json
 
     (tmp_path / "results").mkdir()
@@ -158,7 +159,8 @@ def test_a_run_resumed_with_only_still_names_the_notebook_it_left_out(tmp_path):
 
 
 def test_fill_from_takes_only_the_unfinished_notebooks_of_another_run_and_says_so(tmp_path):
-    """--fill-from: 07 (not finished here) comes from the other run; this run's own values always win."""
+    """--fill-from: 07 (not finished here) comes from the other run; this run's own values always
+    win."""
     import json
 
     main, other = tmp_path / "main", tmp_path / "cpu3"
