@@ -2,9 +2,10 @@
 
 A classifier is *calibrated* when, among all pairs it gives an event probability of 0.8,
 about 80 % really contain an event. We measure this with the expected calibration error (ECE)
-and reliability diagrams, and fix it with *temperature scaling* (the diagrams are drawn by `tapkit.plot.calibration`): one scalar T > 0 that divides
-the logits, fitted on the validation split by minimising the negative log-likelihood (NLL).
-Dividing by T never changes which class is predicted, so precision and recall stay the same.
+and reliability diagrams, and fix it with *temperature scaling* (the diagrams are drawn by
+`tapkit.plot.calibration`): one scalar T > 0 that divides the logits, fitted on the validation split
+by minimising the negative log-likelihood (NLL). Dividing by T never changes which class is
+predicted, so precision and recall stay the same.
 
 Conventions
 -----------
@@ -38,7 +39,8 @@ CONFIDENCES = ("top-label", "class-1")
 
 
 def as_numbers(x: Any, what: str) -> np.ndarray:
-    """A numpy array, list or (GPU) torch tensor of finite numbers as a numpy array; InputError names `what`."""
+    """A numpy array, list or (GPU) torch tensor of finite numbers as a numpy array; InputError
+    names `what`."""
     if hasattr(x, "detach"):
         x = x.detach().float().cpu().numpy()
     arr = np.asarray(x)
@@ -105,7 +107,8 @@ def to_probs(logits: Any) -> np.ndarray:
 
 
 def event_probability(x: Any, kind: str = "probs") -> np.ndarray:
-    """P(event) (N,) from (N,) / (N, 2) probabilities (kind='probs') or logits ('logits'); 'auto' guesses."""
+    """P(event) (N,) from (N,) / (N, 2) probabilities (kind='probs') or logits ('logits'); 'auto'
+    guesses."""
     if kind not in ("auto", "probs", "logits"):
         raise InputError(f"kind must be 'auto', 'probs' or 'logits', got {kind!r}.")
     arr = as_numbers(x, kind if kind != "auto" else "probs_or_logits").astype(np.float64)
@@ -145,7 +148,8 @@ def _confidence_and_hit(
 def calibration_bins(
     probs: Any, labels: Any, n_bins: int = 15, confidence: str = "top-label"
 ) -> dict:
-    """Equal-width binning: per bin the mean confidence, the accuracy and the count (see module doc)."""
+    """Equal-width binning: per bin the mean confidence, the accuracy and the count
+    (see module doc)."""
     if int(n_bins) < 1:
         raise InputError(f"n_bins must be a positive integer, got {n_bins}.")
     p = check_probs(probs)

@@ -1,7 +1,8 @@
 """Figures and widgets. One colour code for events everywhere: divisions red, deaths cyan.
 
-The notebooks use one namespace, `import tapkit.plot as tplot`: `tplot.frames.show_frames(...)`, `tplot.tap...`;
-the submodules load on first use (matplotlib is not imported by `import tapkit.plot` alone).
+The notebooks use one namespace, `import tapkit.plot as tplot`: `tplot.frames.show_frames(...)`,
+`tplot.tap...`; the submodules load on first use (matplotlib is not imported by `import tapkit.plot`
+alone).
 """
 
 import importlib

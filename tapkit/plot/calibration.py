@@ -1,4 +1,5 @@
-"""Figures of calibration (notebook 06): reliability diagrams before and after temperature scaling."""
+"""Figures of calibration (notebook 06): reliability diagrams before and after temperature
+scaling."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def _before_after(run: Any) -> tuple[np.ndarray, np.ndarray, float]:
         return run.test_logits, run.test_labels, fit_temperature(run.val_logits, run.val_labels)
     raise InputError(
         "plot_calibration: each entry must be a tuple (test_logits, test_labels, temperature) or a "
-        f"result with val_logits/val_labels/test_logits/test_labels (e.g. run_strategy's), got {type(run)}."
+        "result with val_logits/val_labels/test_logits/test_labels (e.g. run_strategy's), got "
+        f"{type(run)}."
     )
 
 

@@ -12,18 +12,19 @@ from tapkit.plot import EVENT_COLORS
 
 
 def plot_divisions(movie: Movie, divisions: Divisions, k: int = 6, size: int = 64) -> Any:
-    """Figure: k divisions (spread over the list), crops at t-1 (mother, solid red) over t (daughters, dashed red)."""
+    """Figure: k divisions (spread over the list), crops at t-1 (mother, solid red) over t
+    (daughters, dashed red)."""
     import matplotlib.pyplot as plt
 
     if movie.labels is None:
         raise InputError(
-            f"plot_divisions: movie '{movie.name}' has no labels; pass the movie the divisions were "
-            "found in (divisions_from_masks(movie.labels))."
+            f"plot_divisions: movie '{movie.name}' has no labels; pass the movie the divisions "
+            "were found in (divisions_from_masks(movie.labels))."
         )
     if len(divisions) == 0 or k < 1:
         raise InputError(
-            f"plot_divisions: nothing to show ({len(divisions)} divisions, k={k}); pass k >= 1 and a "
-            "movie whose masks hold divisions."
+            f"plot_divisions: nothing to show ({len(divisions)} divisions, k={k}); pass k >= 1 and "
+            "a movie whose masks hold divisions."
         )
     pick = np.linspace(0, len(divisions) - 1, min(k, len(divisions))).round().astype(int)
     color, half = EVENT_COLORS[DIVISION], size // 2

@@ -1,4 +1,5 @@
-"""Figures of the event-recognition notebooks (03-06): crop pairs, criteria, strategy results, mistakes.
+"""Figures of the event-recognition notebooks (03-06): crop pairs, criteria, strategy results,
+mistakes.
 
 Event outlines use the one colour code of tapkit.plot.EVENT_COLORS: divisions red, deaths cyan.
 """
@@ -32,7 +33,7 @@ def _outline_events(ax: Any, mask: np.ndarray) -> None:
             ax.contour(mask == code, levels=[0.5], colors=[color], linewidths=1)
 
 
-# ----------------------------------------------------------------------------- crop pairs and criteria (03)
+# --------------------------------------------------------------------- crop pairs and criteria (03)
 
 
 def plot_dataset_table(rows: Sequence[Mapping[str, Any]]) -> Any:
@@ -58,7 +59,8 @@ def criteria_gallery(
     threshold: int = 40,
     seed: int = 0,
 ) -> Any:
-    """Figure: crop pairs (frame t over t + delta, event contours) with their label under each criterion."""
+    """Figure: crop pairs (frame t over t + delta, event contours) with their label under each
+    criterion."""
     import matplotlib.pyplot as plt
 
     idx = (
@@ -85,7 +87,8 @@ def criteria_gallery(
     axes[0, 0].set_ylabel("frame t")
     axes[1, 0].set_ylabel(f"frame t+{pairs.delta}")
     fig.suptitle(
-        f"Labels under each criterion (size threshold {threshold} px; outlines: divisions red, deaths cyan)",
+        f"Labels under each criterion (size threshold {threshold} px; outlines: divisions red, "
+        "deaths cyan)",
         fontsize=9,
     )
     fig.tight_layout()
@@ -114,7 +117,8 @@ def plot_threshold_sweep(
     thresholds: Sequence[int] = (1, 10, 20, 40, 80, 160, 320),
     classes: str = "both",
 ) -> Any:
-    """Positives under size-either for each threshold, with any-either and any-both as references."""
+    """Positives under size-either for each threshold, with any-either and any-both as
+    references."""
     import matplotlib.pyplot as plt
 
     counts = event_pixels(pairs, classes)  # (N, 2)
@@ -137,7 +141,8 @@ def plot_threshold_sweep(
 def plot_results(
     table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | None = PAPER_TABLE2
 ) -> Any:
-    """Four panels (precision/recall of class 0/1): bars = mean ± std per strategy, dots = the paper."""
+    """Four panels (precision/recall of class 0/1): bars = mean ± std per strategy, dots = the
+    paper."""
     import matplotlib.pyplot as plt
 
     names = list(table)
@@ -169,7 +174,8 @@ def plot_results(
 
 
 def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
-    """Class-1 F1 (mean ± std over runs) vs number of labelled training pairs, one line per strategy."""
+    """Class-1 F1 (mean ± std over runs) vs number of labelled training pairs, one line per
+    strategy."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.2, 3.4))
@@ -202,7 +208,8 @@ def plot_budget_curve(curve: Mapping[str, Any]) -> Any:
 def plot_val_curves(
     results: Mapping[str, Sequence[Any]], title: str = "validation F1 during training"
 ) -> Any:
-    """Validation class-1 F1 vs optimiser step of every run, one panel per strategy; the kept step is marked."""
+    """Validation class-1 F1 vs optimiser step of every run, one panel per strategy; the kept step
+    is marked."""
     import matplotlib.pyplot as plt
 
     names = [n for n, runs in results.items() if runs]
@@ -238,7 +245,8 @@ def plot_val_curves(
 
 
 def plot_error_timing(timing: dict[str, np.ndarray], title: str | None = None) -> Any:
-    """Two panels like paper 001 Figs. 3 and 4: FP vs TP vs GT positives; FN vs TN vs GT negatives."""
+    """Two panels like paper 001 Figs. 3 and 4: FP vs TP vs GT positives; FN vs TN vs GT
+    negatives."""
     import matplotlib.pyplot as plt
 
     missing = [k for k in ("t",) + tuple(f"{c}_share" for c in CATEGORIES) if k not in timing]
@@ -274,7 +282,8 @@ def plot_error_timing(timing: dict[str, np.ndarray], title: str | None = None) -
 
 
 def _draw_crop(ax: Any, image: np.ndarray, mask: np.ndarray | None, title: str) -> None:
-    """One (S, S) crop in grey with the event-mask outlines (EVENT_COLORS: divisions red, deaths cyan)."""
+    """One (S, S) crop in grey with the event-mask outlines (EVENT_COLORS: divisions red, deaths
+    cyan)."""
     ax.imshow(
         image,
         cmap="gray",
@@ -290,11 +299,12 @@ def _draw_crop(ax: Any, image: np.ndarray, mask: np.ndarray | None, title: str) 
 def plot_mistakes(
     pairs: Any, idx: Any, probs: Any, ncols: int = 4, title: str | None = None
 ) -> Any:
-    """Gallery of crop pairs: frame t and t+delta side by side, event-mask contours, P(event) on top.
+    """Gallery of crop pairs: frame t and t+delta side by side, event-mask contours, P(event) on
+    top.
 
-    ``pairs`` is a ``tapkit.downstream.events.crops.CropPairs``; ``idx`` indexes into it; ``probs`` holds the
-    event probability of each shown pair (same length as ``idx``). Contours: red = division,
-    cyan = death (tapkit.plot.EVENT_COLORS).
+    ``pairs`` is a ``tapkit.downstream.events.crops.CropPairs``; ``idx`` indexes into it; ``probs``
+    holds the event probability of each shown pair (same length as ``idx``). Contours: red =
+    division, cyan = death (tapkit.plot.EVENT_COLORS).
     """
     import matplotlib.pyplot as plt
 
@@ -338,7 +348,8 @@ def plot_mistakes(
 def plot_result_mistakes(
     result: Any, pairs: Any, which: str = "false_positives", k: int = 8
 ) -> Any:
-    """The k most confident mistakes of a ``run_strategy`` result on its test split, as a gallery."""
+    """The k most confident mistakes of a ``run_strategy`` result on its test split, as a
+    gallery."""
     if which not in ("false_positives", "false_negatives"):
         raise InputError(f"which must be 'false_positives' or 'false_negatives', got {which!r}.")
     p1 = event_probability(result.test_logits, "logits")
@@ -350,8 +361,8 @@ def plot_result_mistakes(
 
 
 def style_budget_axes(ax: Any, x: "Sequence[float] | None" = None) -> Any:
-    """Axes of an F1-vs-label-budget plot: log x with ticks at the sizes run (`x`), labels, 0-1 y, legend; returns
-    the tight Figure."""
+    """Axes of an F1-vs-label-budget plot: log x with ticks at the sizes run (`x`), labels, 0-1 y,
+    legend; returns the tight Figure."""
     ax.set_xscale("log")
     if x is not None and len(x):
         sizes = sorted({int(v) for v in np.asarray(x).ravel()})

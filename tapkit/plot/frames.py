@@ -21,7 +21,8 @@ OVERLAYS = ("events", "labels", None)
 
 
 def _check_overlay(movie: Movie, overlay: "str | bool | None") -> "str | None":
-    """Normalise the overlay choice (True -> 'events') and check the movie carries that ground truth."""
+    """Normalise the overlay choice (True -> 'events') and check the movie carries that ground
+    truth."""
     overlay = "events" if overlay is True else (None if overlay is False else overlay)
     if overlay not in OVERLAYS:
         raise InputError(f"overlay={overlay!r}: choose 'events', 'labels' or None.")
@@ -99,7 +100,8 @@ def _caption(movie: Movie, t: int) -> str:
 def movie_browser(
     movie: "Movie | np.ndarray", overlay: "str | None" = "events", width: int = 480
 ) -> Any:
-    """An ipywidgets browser: frame slider, play button and overlay toggle (builds without a frontend)."""
+    """An ipywidgets browser: frame slider, play button and overlay toggle
+    (builds without a frontend)."""
     import ipywidgets as w
 
     movie = as_movie(movie)
@@ -139,7 +141,8 @@ def show_frames(
     size: float = 3.0,
     max_width: float = 15.0,
 ) -> Any:
-    """A row of frames (default: 4 evenly spaced) with the overlay; panels keep the frames' aspect ratio.
+    """A row of frames (default: 4 evenly spaced) with the overlay; panels keep the frames' aspect
+    ratio.
 
     `size` is the panel height in inches (shrunk so the row fits `max_width`); returns the Figure.
     """

@@ -1,7 +1,9 @@
-"""Figures of Grad-CAM results: the top regions of a map (paper 001, Fig. 2) and an interactive explorer.
+"""Figures of Grad-CAM results: the top regions of a map (paper 001, Fig. 2) and an interactive
+explorer.
 
 The maps, regions and enrichment scores come from `tapkit.explain.gradcam`; this module only draws.
-Event outlines use the course's one colour code, `tapkit.plot.EVENT_COLORS` (divisions red, deaths cyan).
+Event outlines use the course's one colour code, `tapkit.plot.EVENT_COLORS`
+(divisions red, deaths cyan).
 """
 
 from __future__ import annotations
@@ -90,10 +92,11 @@ def plot_top_regions(
     event_class: int = DIVISION,
     n_slots: "int | None" = None,
 ) -> Figure:
-    """Frame t with the Grad-CAM overlay and numbered boxes; below, insets of frames t and t+1 per region.
+    """Frame t with the Grad-CAM overlay and numbered boxes; below, insets of frames t and t+1 per
+    region.
 
-    `n_slots` fixes the number of inset columns (default: one per region), so figures for different k
-    have the same size (the explorer uses this).
+    `n_slots` fixes the number of inset columns (default: one per region), so figures for different
+    k have the same size (the explorer uses this).
     """
     pair = np.stack(
         [np.asarray(frame_t, np.float32), np.asarray(frame_t1, np.float32)]
@@ -133,7 +136,8 @@ def plot_top_regions(
 
 
 def _figure_png(fig: Figure) -> bytes:
-    """Render a figure to PNG bytes and close it (no window, works headless; fixed size, no tight crop)."""
+    """Render a figure to PNG bytes and close it (no window, works headless; fixed size, no tight
+    crop)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
@@ -150,10 +154,11 @@ def gradcam_explorer(
     max_k: int = 16,
     **gradcam_kw: Any,
 ) -> Any:
-    """An ipywidgets explorer: frame slider and k slider redraw the top-region figure (maps are cached).
+    """An ipywidgets explorer: frame slider and k slider redraw the top-region figure
+    (maps are cached).
 
-    The k slider goes only as far as regions fit in the frame (at most `max_k`), and the figure keeps
-    one size for every k.
+    The k slider goes only as far as regions fit in the frame (at most `max_k`), and the figure
+    keeps one size for every k.
     """
     import ipywidgets as w
 
@@ -191,7 +196,8 @@ def gradcam_explorer(
             ""
             if mask is None
             else (
-                f" · enrichment {event_enrichment(regions, mask, inset=inset, seed=t)['enrichment']:.2f}"
+                " · enrichment "
+                f"{event_enrichment(regions, mask, inset=inset, seed=t)['enrichment']:.2f}"
             )
         )
         found = (

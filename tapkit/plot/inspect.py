@@ -1,4 +1,5 @@
-"""Figures of notebook 09's movie checks: brightness trend, drift path, intensity histogram, nucleus sizes."""
+"""Figures of notebook 09's movie checks: brightness trend, drift path, intensity histogram, nucleus
+sizes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from tapkit.plot.style import integer_ticks
 
 
 def plot_checks(report: MovieReport, movie: "Movie | None" = None) -> Any:
-    """Three panels: brightness per frame with its straight-line fit, the drift path, the intensity histogram."""
+    """Three panels: brightness per frame with its straight-line fit, the drift path, the intensity
+    histogram."""
     fig, axes = plt.subplots(
         1, 3 if movie is not None else 2, figsize=(13 if movie is not None else 9, 3.2)
     )
@@ -54,7 +56,8 @@ def plot_checks(report: MovieReport, movie: "Movie | None" = None) -> Any:
 def plot_nucleus_size(
     movie: Movie, size: NucleusSize, advice: "BinningAdvice | None" = None, side: int = 256
 ) -> Any:
-    """A frame crop with the measured objects as circles, and the histogram of their radii with the target."""
+    """A frame crop with the measured objects as circles, and the histogram of their radii with the
+    target."""
     t = size.frames[0]
     ny, nx = movie.shape[1:]
     y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)

@@ -1,4 +1,5 @@
-"""Figures of notebook 07 (which pretext task?): one batch per task, reconstructions, features, curves."""
+"""Figures of notebook 07 (which pretext task?): one batch per task, reconstructions, features,
+curves."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _show(
 def task_panels(
     name: str, batch: Mapping[str, torch.Tensor], i: int = 0
 ) -> list[tuple[np.ndarray, str]]:
-    """(image, caption) panels of item i of a task's batch: what the network sees, and what it must predict."""
+    """(image, caption) panels of item i of a task's batch: what the network sees, and what it must
+    predict."""
     b = {k: v.detach().float().cpu() for k, v in batch.items()}
     if "y" in b:  # TAP: a pair in shuffled order, target = the slot of the earlier frame
         return [
@@ -77,7 +79,8 @@ def plot_task_batches(batches: Mapping[str, Mapping[str, torch.Tensor]], i: int 
 
 
 def _show_hidden(ax: Any, mask: np.ndarray, fill: bool) -> None:
-    """Mark the hidden pixels (mask 1) on an image panel: a translucent yellow fill, or their outline."""
+    """Mark the hidden pixels (mask 1) on an image panel: a translucent yellow fill, or their
+    outline."""
     mask = np.asarray(mask, dtype=np.float32)
     if not mask.any():
         return
@@ -94,10 +97,11 @@ def plot_reconstructions(
     n: int = 3,
     channel: int = 0,
 ) -> Any:
-    """Per model and crop: masked input | prediction | truth; rows = {name: (x, mask, pred)} each (B, C, P, P).
+    """Per model and crop: masked input | prediction | truth; rows = {name: (x, mask, pred)} each
+    (B, C, P, P).
 
-    The hidden pixels are tinted yellow on the input (else they are black like the background) and outlined in
-    yellow on the prediction and the truth.
+    The hidden pixels are tinted yellow on the input (else they are black like the background) and
+    outlined in yellow on the prediction and the truth.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -140,7 +144,8 @@ def plot_reconstructions(
 def plot_feature_maps(
     image: np.ndarray, maps: Mapping[str, torch.Tensor], n_channels: int = 4
 ) -> Any:
-    """The image, then per model its n_channels dense-feature channels of largest variance; maps (F, Y, X)."""
+    """The image, then per model its n_channels dense-feature channels of largest variance; maps
+    (F, Y, X)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -170,8 +175,8 @@ def pooled_pca(z: torch.Tensor) -> np.ndarray:
 
 
 def event_classes(pairs: Any) -> np.ndarray:
-    """(N,) event class of each crop pair: DIVISION or DEATH (the class with more pixels in the pair's two masks),
-    0 without event pixels; pairs is a CropPairs or masks (N, 2, S, S)."""
+    """(N,) event class of each crop pair: DIVISION or DEATH (the class with more pixels in the
+    pair's two masks), 0 without event pixels; pairs is a CropPairs or masks (N, 2, S, S)."""
     masks = np.asarray(getattr(pairs, "masks", pairs))
     counts = np.stack(
         [(masks == c).sum(axis=(1, 2, 3)) for c in (DIVISION, DEATH)], axis=1
@@ -182,9 +187,9 @@ def event_classes(pairs: Any) -> np.ndarray:
 def plot_pooled_pca(
     points: Mapping[str, np.ndarray], labels: np.ndarray, events: "np.ndarray | None" = None
 ) -> Any:
-    """One scatter per model of its pooled features' 2-D PCA: pairs without event grey, events in the course's
-    colours (divisions red, deaths cyan) when `events` (N,) gives each pair's class (event_classes), else one
-    neutral colour for all events (class 1 of `labels`)."""
+    """One scatter per model of its pooled features' 2-D PCA: pairs without event grey, events in
+    the course's colours (divisions red, deaths cyan) when `events` (N,) gives each pair's class
+    (event_classes), else one neutral colour for all events (class 1 of `labels`)."""
     import matplotlib.pyplot as plt
 
     labels = np.asarray(labels)
@@ -219,7 +224,8 @@ def plot_pooled_pca(
 def plot_budget_curves(curves: Mapping[str, Any]) -> Any:
     """Class-1 F1 (mean ± std over runs) vs labelled training pairs, one line per features · head.
 
-    One colour per row (tapkit.plot.style, never red or cyan), x ticks at the training-set sizes run.
+    One colour per row (tapkit.plot.style, never red or cyan), x ticks at the training-set sizes
+    run.
     """
     import matplotlib.pyplot as plt
 
@@ -244,8 +250,8 @@ def plot_budget_curves(curves: Mapping[str, Any]) -> Any:
 def plot_pretext_table(
     table: Mapping[str, Mapping], metrics: Sequence[str] = ("precision", "recall", "f1")
 ) -> Any:
-    """Bars of class-1 precision, recall and F1 (mean ± std) per features · head, in each row's colour
-    (the same as in plot_budget_curves), with a legend."""
+    """Bars of class-1 precision, recall and F1 (mean ± std) per features · head, in each row's
+    colour (the same as in plot_budget_curves), with a legend."""
     import matplotlib.pyplot as plt
 
     names = list(table)

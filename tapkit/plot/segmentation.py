@@ -1,4 +1,5 @@
-"""Figures of notebook 08: task masks, predictions, score vs label budget, flicker over time and flicker maps."""
+"""Figures of notebook 08: task masks, predictions, score vs label budget, flicker over time and
+flicker maps."""
 
 from __future__ import annotations
 
@@ -55,10 +56,11 @@ def plot_budget_table(
     title: str,
     metrics: Sequence[str] = ("dice", "object_f1"),
 ) -> Any:
-    """Score (mean ± std over runs) vs labelled frames, one line per features · head, one panel per metric.
+    """Score (mean ± std over runs) vs labelled frames, one line per features · head, one panel per
+    metric.
 
-    One colour per row in every figure (tapkit.plot.style: features -> hue, dark conv / light linear head,
-    squares for the rows trained end to end); x ticks at the budgets run, 'all' included.
+    One colour per row in every figure (tapkit.plot.style: features -> hue, dark conv / light linear
+    head, squares for the rows trained end to end); x ticks at the budgets run, 'all' included.
     """
     import matplotlib.pyplot as plt
 
@@ -101,10 +103,11 @@ def plot_budget_table(
 def plot_predictions(
     frame: np.ndarray, true: np.ndarray, probs: Mapping[str, np.ndarray], task: "str | None" = None
 ) -> Any:
-    """A test frame with the true mask's outline, and each row's probability map with the same outline.
+    """A test frame with the true mask's outline, and each row's probability map with the same
+    outline.
 
-    The outline is the task's colour (divisions red as everywhere in the course, other masks yellow); one colour
-    bar for the probability maps; `task` names the figure.
+    The outline is the task's colour (divisions red as everywhere in the course, other masks
+    yellow); one colour bar for the probability maps; `task` names the figure.
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -145,7 +148,8 @@ def plot_predictions(
 
 
 def plot_flicker(curves: Mapping[str, np.ndarray], t0: int = 0) -> Any:
-    """Flicker (1 - Dice of consecutive predictions in stable cells) per frame pair, one line per model."""
+    """Flicker (1 - Dice of consecutive predictions in stable cells) per frame pair, one line per
+    model."""
     import matplotlib.pyplot as plt
 
     styles = series_styles(curves)
@@ -171,8 +175,8 @@ def plot_flicker(curves: Mapping[str, np.ndarray], t0: int = 0) -> Any:
 
 
 def plot_flicker_maps(preds: Mapping[str, np.ndarray], t: int) -> Any:
-    """Where each model's binary prediction changes from t to t + 1: white kept, magenta lost, green gained
-    (never red or cyan: those are divisions and deaths); a key below the maps."""
+    """Where each model's binary prediction changes from t to t + 1: white kept, magenta lost, green
+    gained (never red or cyan: those are divisions and deaths); a key below the maps."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -204,8 +208,9 @@ def plot_flicker_maps(preds: Mapping[str, np.ndarray], t: int) -> Any:
 
 
 def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Any:
-    """Segmentation and consistency losses per step of each Siamese training variant: one fixed colour per variant
-    in both panels, one legend naming every variant (a variant without steps of a kind is named in that panel)."""
+    """Segmentation and consistency losses per step of each Siamese training variant: one fixed
+    colour per variant in both panels, one legend naming every variant (a variant without steps of a
+    kind is named in that panel)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -248,8 +253,9 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> An
 def plot_val_curves(
     results: Sequence[Any], budget: "int | str", rows: "Sequence[str] | None" = None
 ) -> Any:
-    """Validation Dice vs optimiser step at one budget: one panel per row (default: the first row of each kind —
-    linear head, conv head, each end-to-end row), one line per run, a dot at the restored (best) step."""
+    """Validation Dice vs optimiser step at one budget: one panel per row
+    (default: the first row of each kind — linear head, conv head, each end-to-end row), one line
+    per run, a dot at the restored (best) step."""
     import matplotlib.pyplot as plt
 
     at = [r for r in results if str(r.budget) == str(budget) and len(r.val_curve)]

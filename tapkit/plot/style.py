@@ -1,9 +1,10 @@
 """One colour and line style per compared series, the same in every figure, never an event colour.
 
-Red and cyan mean divisions and deaths in this course (`tapkit.plot.EVENT_COLORS`), so no method is drawn in
-them. A row "features · head" gets its features' hue, dark for a conv / ResNet head (solid line) and light for
-a linear head (dashed); rows trained end to end are dark with square markers. Strategy codes (A0 ... C1) and the
-consistency variants of notebook 08 have fixed colours too; any other name gets the next unused palette colour.
+Red and cyan mean divisions and deaths in this course (`tapkit.plot.EVENT_COLORS`), so no method is
+drawn in them. A row "features · head" gets its features' hue, dark for a conv / ResNet head
+(solid line) and light for a linear head (dashed); rows trained end to end are dark with square
+markers. Strategy codes (A0 ... C1) and the consistency variants of notebook 08 have fixed colours
+too; any other name gets the next unused palette colour.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-HUES = {  # features -> (dark, light): tab20's pairs without red and cyan, the light ones a little darker
+# features -> (dark, light): tab20's pairs without red and cyan, the light ones a little darker
+HUES = {
     "tap": ("#1f77b4", "#7da0d8"),
     "mim": ("#ff7f0e", "#fdae6b"),
     "mim-intensity": ("#2ca02c", "#74c476"),
@@ -68,16 +70,17 @@ def _rgb(color: Any) -> np.ndarray:
 
 
 def is_event_like(color: Any, distance: float = 0.3) -> bool:
-    """True for a colour close to an event colour (red divisions, cyan deaths), such as matplotlib's tab:red, red,
-    tab:cyan or cyan (RGB distance < `distance`)."""
+    """True for a colour close to an event colour (red divisions, cyan deaths), such as matplotlib's
+    tab:red, red, tab:cyan or cyan (RGB distance < `distance`)."""
     from tapkit.plot import EVENT_COLORS
 
     return any(np.linalg.norm(_rgb(color) - _rgb(r)) < distance for r in EVENT_COLORS.values())
 
 
 def parse(name: str) -> tuple[str, str]:
-    """(features, head kind) of a series name: 'mim · conv' -> ('mim', 'conv'); 'A1' -> ('tap', 'resnet');
-    a row trained end to end ('from scratch') -> (name, 'end to end'); anything else -> (name, '')."""
+    """(features, head kind) of a series name: 'mim · conv' -> ('mim', 'conv');
+    'A1' -> ('tap', 'resnet'); a row trained end to end ('from scratch') -> (name, 'end to end');
+    anything else -> (name, '')."""
     if re.fullmatch(r"[ABC][01]", name):
         return STRATEGY_FEATURES[name[0]], ("linear" if name[1] == "0" else "resnet")
     if " · " in name:
@@ -106,8 +109,8 @@ def _known(name: str) -> "dict[str, Any] | None":
 
 
 def series_styles(names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """{name: {color, ls, marker}}: fixed styles for the course's names, the next free palette colour for others;
-    no two names share a colour and none is red or cyan."""
+    """{name: {color, ls, marker}}: fixed styles for the course's names, the next free palette
+    colour for others; no two names share a colour and none is red or cyan."""
     out: dict[str, dict[str, Any]] = {}
     names = list(dict.fromkeys(names))
     for name in names:
@@ -133,8 +136,8 @@ def series_colors(names: Iterable[str]) -> dict[str, str]:
 
 
 def budget_ticks(ax: Any, ticks: Mapping[float, str], axis: str = "x") -> None:
-    """Ticks only at the budgets run (position -> label, e.g. {20: 'all (20)'}), no minor ticks (a log axis
-    would otherwise label 4x10^1)."""
+    """Ticks only at the budgets run (position -> label, e.g. {20: 'all (20)'}), no minor ticks
+    (a log axis would otherwise label 4x10^1)."""
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
     positions = sorted(ticks)

@@ -18,7 +18,8 @@ FRACTIONS = ("accuracy",)  # metrics in [0, 1]: their axis shows all of 0-1, wha
 
 
 def plot_history(history: dict[str, list[float]]) -> Figure:
-    """Loss and every metric per epoch, train vs validation (accuracy on 0-1 against chance); returns the Figure.
+    """Loss and every metric per epoch, train vs validation (accuracy on 0-1 against chance);
+    returns the Figure.
 
     Epoch ticks are whole numbers; every axis holds all of its values.
     """

@@ -1,8 +1,9 @@
-"""Event recognition on the frozen features of several pretext tasks (notebook 07), next to the baselines.
+"""Event recognition on the frozen features of several pretext tasks (notebook 07), next to the
+baselines.
 
 For each pretrained model: the linear and ResNet heads (strategies A0, A1 with that model as the
-encoder) n_runs times on one split, plus A1 on smaller training sets (the label-budget curve), all in
-ONE run_sweep, so the model's features are computed once and shared by every head. The baselines
+encoder) n_runs times on one split, plus A1 on smaller training sets (the label-budget curve), all
+in ONE run_sweep, so the model's features are computed once and shared by every head. The baselines
 (B = frozen random, C = trained end to end) run once, on the TAP architecture.
 """
 
@@ -23,7 +24,8 @@ BASELINES = {
 
 
 def row_name(features: str, strategy: str) -> str:
-    """'mim · ResNet' for strategy A1 on the features of 'mim'; baselines: 'random (frozen) · linear'."""
+    """'mim · ResNet' for strategy A1 on the features of 'mim'; baselines:
+    'random (frozen) · linear'."""
     return f"{BASELINES.get(strategy[0], features)} · {HEADS[strategy[1]]}"
 
 
@@ -41,17 +43,18 @@ def compare_pretext(
 ) -> tuple[dict, dict]:
     """({row: [StrategyResult] * n_runs}, curves {'n_train', row: class-1 F1 (budgets, runs)}).
 
-    models: {task name: pretrained model}; its first one (TAP) gives the baselines their architecture.
-    Jobs go seed by seed, the full training set first: with lr=None each row's first run (seed, full set) chooses
-    the learning rate and its budget runs reuse it (run_sweep), as in notebook 04.
+    models: {task name: pretrained model}; its first one (TAP) gives the baselines their
+    architecture. Jobs go seed by seed, the full training set first: with lr=None each row's first
+    run (seed, full set) chooses the learning rate and its budget runs reuse it (run_sweep), as in
+    notebook 04.
     """
     splits = [
         split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets
     ]  # same val / test as split
     results: dict[str, list[StrategyResult]] = {}
     curves: dict[str, Any] = {"n_train": [len(s.train) for s in splits]}
-    # label-budget curves: the linear probe (A0 / B0): the standard measure of frozen features, cheap and quickly
-    # converged, so every budget of every model fits the same step budget
+    # label-budget curves: the linear probe (A0 / B0): the standard measure of frozen features,
+    # cheap and quickly converged, so every budget of every model fits the same step budget
     groups = [(task, model, ("A0", "A1"), "A0") for task, model in models.items()]
     groups.append(("baseline", next(iter(models.values())), tuple(baselines), "B0"))
     for task, model, strategies, curve_strategy in groups:
@@ -84,7 +87,8 @@ def pretext_table(results: Mapping[str, Sequence[StrategyResult]]) -> dict[str, 
 def format_pretext_table(
     table: Mapping[str, Mapping], steps: Mapping[str, Any] | None = None
 ) -> str:
-    """One text table: class-1 precision, recall and F1 (mean ± std) per features · head, with training steps."""
+    """One text table: class-1 precision, recall and F1 (mean ± std) per features · head, with
+    training steps."""
     head = f"{'features · head':<28}{'steps':>7}  {'precision 1':<13}{'recall 1':<13}{'F1 1':<13}lr"
     lines = [head, "-" * len(head)]
     for name, row in table.items():
@@ -99,13 +103,15 @@ def format_pretext_table(
         )
     if any(not row.get("converged", True) for row in table.values()):
         lines.append(
-            "* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)"
+            "* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps "
+            "(not converged)"
         )
     return "\n".join(lines)
 
 
 def record_entries(table: Mapping[str, Mapping], steps: Mapping[str, Any]) -> dict[str, dict]:
-    """{features: {head: {precision, recall, f1, *_std of class 1}, 'steps': n}} for results.record('pretext')."""
+    """{features: {head: {precision, recall, f1, *_std of class 1}, 'steps': n}} for
+    results.record('pretext')."""
     out: dict[str, dict] = {}
     for name, row in table.items():
         features, head = name.split(" · ")

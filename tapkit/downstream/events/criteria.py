@@ -49,7 +49,8 @@ def label_pairs(
     threshold: int = 40,
     classes: str = "both",
 ) -> np.ndarray:
-    """Binary labels (N,) int64 under a criterion: any-both, any-either or size-either (>= threshold px)."""
+    """Binary labels (N,) int64 under a criterion: any-both, any-either or size-either
+    (>= threshold px)."""
     _check_criterion(criterion, classes)
     if threshold < 1:
         raise InputError(f"threshold must be at least 1 pixel, got {threshold}.")

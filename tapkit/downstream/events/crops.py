@@ -1,4 +1,5 @@
-"""Crop-pair datasets: cut crop pairs from an annotated movie, split them, count them (paper Table 1).
+"""Crop-pair datasets: cut crop pairs from an annotated movie, split them, count them
+(paper Table 1).
 
 A *crop pair* is the same S x S window cut from frames t and t + delta, together with the
 event-mask crops (0 none / 1 division / 2 death). How the masks become one binary label is a
@@ -84,8 +85,9 @@ def as_split(split: "Split | Mapping[str, Any]") -> Split:
         return Split(*(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")))
     except (KeyError, TypeError) as err:
         raise InputError(
-            "split must be a tapkit.downstream.events.crops.Split or a dict with 'train', 'val' and 'test' index "
-            f"arrays; got {type(split).__name__}. Make one with tapkit.downstream.events.crops.split_pairs(labels)."
+            "split must be a tapkit.downstream.events.crops.Split or a dict with 'train', 'val' "
+            f"and 'test' index arrays; got {type(split).__name__}. Make one with "
+            "tapkit.downstream.events.crops.split_pairs(labels)."
         ) from err
 
 
@@ -98,9 +100,9 @@ def _check_crop_args(movie: Movie, n_pairs: int, size: int, delta: int) -> None:
         raise InputError(
             f"Movie '{movie.name}' has no event mask (or an empty one), so crop pairs cannot be "
             "labelled. Use data with events: tapkit.data.simulate.simulate_movie() or "
-            "tapkit.data.datasets.load('simulated'), a CTC sequence read with tapkit.data.io.read_ctc "
-            "(events from the lineage), or add your own mask: Movie(images, events=mask) with "
-            "mask (T, Y, X) uint8, 1 = division, 2 = death."
+            "tapkit.data.datasets.load('simulated'), a CTC sequence read with "
+            "tapkit.data.io.read_ctc (events from the lineage), or add your own mask: "
+            "Movie(images, events=mask) with mask (T, Y, X) uint8, 1 = division, 2 = death."
         )
     T, Y, X = movie.shape
     if int(n_pairs) < 1:
@@ -125,7 +127,8 @@ def _corners(
     event_fraction: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random crop corners t, y, x (N,); a fraction of them placed so a crop covers an event pixel."""
+    """Random crop corners t, y, x (N,); a fraction of them placed so a crop covers an event
+    pixel."""
     T, Y, X = movie.shape
     t = rng.integers(0, T - delta, n_pairs)
     y = rng.integers(0, Y - size + 1, n_pairs)
@@ -205,14 +208,15 @@ def _check_labels(labels: Any) -> np.ndarray:
 
 def _no_positives_error(where: str, labels: np.ndarray) -> InputError:
     return InputError(
-        f"The {where} has {int(labels.sum())} positive and {int((labels == 0).sum())} negative pairs: "
-        "both classes are needed to train a classifier. Cut more pairs (n_pairs), use a looser "
-        "criterion ('any-either') or a lower size threshold, or a movie with more events."
+        f"The {where} has {int(labels.sum())} positive and {int((labels == 0).sum())} negative "
+        "pairs: both classes are needed to train a classifier. Cut more pairs (n_pairs), use a "
+        "looser criterion ('any-either') or a lower size threshold, or a movie with more events."
     )
 
 
 def balance_indices(indices: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Subsample the majority class of labels[indices] so both classes are equally frequent (sorted)."""
+    """Subsample the majority class of labels[indices] so both classes are equally frequent
+    (sorted)."""
     lab = _check_labels(labels)
     indices = np.asarray(indices, dtype=np.int64)
     pos, neg = indices[lab[indices] == 1], indices[lab[indices] == 0]
@@ -226,7 +230,8 @@ def balance_indices(indices: np.ndarray, labels: np.ndarray, seed: int = 0) -> n
 
 
 def _take_budget(train: np.ndarray, labels: np.ndarray, budget: int, seed: int) -> np.ndarray:
-    """At most `budget` training indices, half of each class where possible (at least one of each)."""
+    """At most `budget` training indices, half of each class where possible
+    (at least one of each)."""
     if budget < 2:
         raise InputError(f"budget must be at least 2 labelled pairs (one per class), got {budget}.")
     rng = np.random.default_rng(seed + 1)
@@ -247,7 +252,8 @@ def split_pairs(
     balance: bool = True,
     budget: int | None = None,
 ) -> Split:
-    """Random train/val/test split (fractions); the training set is balanced and optionally capped at budget."""
+    """Random train/val/test split (fractions); the training set is balanced and optionally capped
+    at budget."""
     lab = _check_labels(labels)
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0:
@@ -278,7 +284,8 @@ def dataset_table(
     seed: int = 0,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
 ) -> list[dict[str, Any]]:
-    """Rows like the paper's Table 1: total pairs and (positives) per split, one row per criterion."""
+    """Rows like the paper's Table 1: total pairs and (positives) per split, one row per
+    criterion."""
     by_crit = dict(labels) if isinstance(labels, Mapping) else {"labels": labels}
     rows = []
     for name, lab in by_crit.items():
@@ -298,7 +305,10 @@ def dataset_table(
 
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A dataset_table as aligned text: 'train (positives)' columns like the paper's Table 1."""
-    head = f"{'criterion':<14}{'total (pos)':>14}{'train (pos)':>14}{'val (pos)':>14}{'test (pos)':>14}"
+    head = (
+        f"{'criterion':<14}{'total (pos)':>14}{'train (pos)':>14}"
+        f"{'val (pos)':>14}{'test (pos)':>14}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = [

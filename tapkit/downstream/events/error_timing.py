@@ -49,7 +49,8 @@ def _check_times(t: Any, n: int, n_frames: int | None) -> tuple[np.ndarray, int]
 def error_timing(
     t: Any, y_true: Any, y_pred: Any, n_frames: int | None = None
 ) -> dict[str, np.ndarray]:
-    """Per time index: counts of tp/fp/fn/tn/pos/neg and their shares (count at t / total over t)."""
+    """Per time index: counts of tp/fp/fn/tn/pos/neg and their shares
+    (count at t / total over t)."""
     truth = check_labels(y_true, len(as_numbers(y_true, "y_true")), what="y_true")
     pred = check_labels(y_pred, len(truth), what="y_pred")
     times, n_frames = _check_times(t, len(truth), n_frames)
@@ -72,7 +73,8 @@ def error_timing(
 def worst_mistakes(
     probs_or_logits: Any, y_true: Any, k: int = 8, kind: str = "auto"
 ) -> dict[str, np.ndarray]:
-    """Indices of the k most confident false positives (highest P(event)) and false negatives (lowest)."""
+    """Indices of the k most confident false positives (highest P(event)) and false negatives
+    (lowest)."""
     p1 = event_probability(probs_or_logits, kind)
     truth = check_labels(y_true, len(p1), what="y_true")
     pred = (p1 > 0.5).astype(np.int64)  # same rule as argmax of (N, 2); ties -> no event

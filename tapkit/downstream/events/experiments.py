@@ -1,21 +1,26 @@
-"""Training the strategies A0-C1 of Chen et al. 2024 (what is frozen, what the optimiser sees) and the sweeps over them.
+"""Training the strategies A0-C1 of Chen et al. 2024 (what is frozen, what the optimiser sees) and
+the sweeps over them.
 
 Strategies (paper Table 2): the letter picks the features, the digit the head.
-    A = TAP backbone, frozen       B = random backbone, frozen       C = random backbone, trained end to end
-    0 = linear head                1 = ResNet head (one conv layer + one residual block, App. C / Fig. 7)
+    A = TAP backbone, frozen
+    B = random backbone, frozen
+    C = random backbone, trained end to end
+    0 = linear head
+    1 = ResNet head (one conv layer + one residual block, App. C / Fig. 7)
 
 For frozen backbones (A, B) the features of every crop are computed once (batched, no gradients,
 stored as float16) and only the head is trained on them; C trains the whole network on the images.
-What a strategy is (StrategyResult, parse_strategy, make_encoder, strategy_settings, ...) is defined in
-tapkit.downstream.events.strategies and re-exported here.
+What a strategy is (StrategyResult, parse_strategy, make_encoder, strategy_settings, ...) is defined
+in tapkit.downstream.events.strategies and re-exported here.
 compare_strategies, label_budget_curve and compare_criteria are three lists of runs for run_sweep.
 
-Every run follows the fair protocol (tapkit.downstream.protocol): a fixed number of optimiser steps per row
-kind (steps_linear, steps_resnet, steps_end_to_end), the same for every label budget; the weights that score
-the best class-1 F1 on the validation split are kept; the Adam learning rate is chosen from one grid
-(lr_grid, the same for every strategy) on validation by the first run of each row (strategy, labels,
-validation pairs) and reused by its other runs (seeds, budgets); `selected_lrs(results)` hands the chosen
-rates to a later sweep (the label budget curve reuses the rates chosen on the full training set).
+Every run follows the fair protocol (tapkit.downstream.protocol): a fixed number of optimiser steps
+per row kind (steps_linear, steps_resnet, steps_end_to_end), the same for every label budget; the
+weights that score the best class-1 F1 on the validation split are kept; the Adam learning rate is
+chosen from one grid (lr_grid, the same for every strategy) on validation by the first run of each
+row (strategy, labels, validation pairs) and reused by its other runs (seeds, budgets);
+`selected_lrs(results)` hands the chosen rates to a later sweep (the label budget curve reuses the
+rates chosen on the full training set).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
 from tapkit.downstream.events.fit import cached_features, fit, predict
 from tapkit.downstream.events.heads import EventClassifier, make_event_head
-from tapkit.downstream.events.strategies import (  # noqa: F401  (re-exported: the strategy definitions live there)
+from tapkit.downstream.events.strategies import (  # noqa: F401
+    # (re-exported: the strategy definitions live there)
     CALIBRATION_PAIRS,
     DEFAULT_STEPS,
     FEATURES,
@@ -51,17 +57,21 @@ from tapkit.downstream.events.strategies import (  # noqa: F401  (re-exported: t
     sweep_settings,
     trainable_parameters,
 )
-from tapkit.downstream.protocol import LR_GRID, select_lr  # noqa: F401  (LR_GRID: experiments.LR_GRID as before)
+
+# (LR_GRID: experiments.LR_GRID as before)
+from tapkit.downstream.protocol import LR_GRID, select_lr  # noqa: F401
 from tapkit.runtime import pick_device
 
 # ----------------------------------------------------------------------------- one run
 
 
 def check_inputs(pairs: CropPairs, labels: Any, split: Any) -> tuple[np.ndarray, Split]:
-    """Labels as int64 matching the pairs, a valid split with both classes in train; InputError otherwise."""
+    """Labels as int64 matching the pairs, a valid split with both classes in train; InputError
+    otherwise."""
     if not isinstance(pairs, CropPairs):
         raise InputError(
-            f"pairs must be a tapkit.downstream.events.crops.CropPairs (from crop_pairs), got {type(pairs).__name__}."
+            "pairs must be a tapkit.downstream.events.crops.CropPairs (from crop_pairs), got "
+            f"{type(pairs).__name__}."
         )
     lab = np.asarray(labels).astype(np.int64)
     if lab.shape != (len(pairs),):
@@ -88,7 +98,8 @@ def check_inputs(pairs: CropPairs, labels: Any, split: Any) -> tuple[np.ndarray,
 def scores(
     labels: np.ndarray, logits: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class precision (2,), recall (2,), F1 (2,) and confusion matrix (2, 2) of argmax predictions (sklearn)."""
+    """Per-class precision (2,), recall (2,), F1 (2,) and confusion matrix (2, 2) of argmax
+    predictions (sklearn)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     pred = np.asarray(logits).argmax(1)
@@ -125,10 +136,12 @@ def run_strategy(
     cache: dict | None = None,
     **train: Any,
 ) -> StrategyResult:
-    """Train one strategy (A0..C1) on split['train'] by the protocol; evaluate the best-on-validation weights on test.
+    """Train one strategy (A0..C1) on split['train'] by the protocol; evaluate the
+    best-on-validation weights on test.
 
-    train: strategy_settings keywords (steps_linear, steps_resnet, steps_end_to_end, batch_size, lr, lr_grid,
-    n_evals). lr None: one run per rate of lr_grid, the best validation F1 wins (its scores in .lr_scores).
+    train: strategy_settings keywords (steps_linear, steps_resnet, steps_end_to_end, batch_size, lr,
+    lr_grid, n_evals). lr None: one run per rate of lr_grid, the best validation F1 wins
+    (its scores in .lr_scores).
     cache: a dict shared between calls to reuse frozen features (run_sweep does this).
     """
     kind, head_kind = parse_strategy(strategy)
@@ -229,15 +242,17 @@ def run_sweep(
     cache: dict | None = None,
     **train: Any,
 ) -> list[StrategyResult]:
-    """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature cache.
+    """run_strategy for each (strategy, labels, split, seed) job in order, sharing one feature
+    cache.
 
-    cache: a dict to share frozen features with a later sweep of the same pairs and model (default: a new one).
-    With lr=None the first run of each row (strategy, labels, validation pairs) in job order chooses the learning
-    rate from lr_grid on validation; the row's later runs (other seeds, smaller training budgets) reuse it.
+    cache: a dict to share frozen features with a later sweep of the same pairs and model
+    (default: a new one). With lr=None the first run of each row
+    (strategy, labels, validation pairs) in job order chooses the learning rate from lr_grid on
+    validation; the row's later runs (other seeds, smaller training budgets) reuse it.
 
-    runs_dir: a folder where every run is kept under a key of its whole recipe (run_store.RunStore); a run
-    already there (trained by an earlier notebook with the same crops, labels, split, seed and settings)
-    is loaded instead of trained again. None: train every run.
+    runs_dir: a folder where every run is kept under a key of its whole recipe (run_store.RunStore);
+    a run already there (trained by an earlier notebook with the same crops, labels, split, seed and
+    settings) is loaded instead of trained again. None: train every run.
     """
     for strategy, *_ in jobs:
         if parse_strategy(strategy)[0] == "A" and tap_model is None:
@@ -284,8 +299,8 @@ def run_sweep(
         out.append(result)
     if store and store.loaded:
         print(
-            f"tapkit: {store.loaded} of {len(jobs)} runs loaded from {runs_dir}: an earlier notebook trained them "
-            "with the same crop pairs, labels, split, seed and settings"
+            f"tapkit: {store.loaded} of {len(jobs)} runs loaded from {runs_dir}: an earlier "
+            "notebook trained them with the same crop pairs, labels, split, seed and settings"
         )
     return out
 
@@ -309,7 +324,8 @@ def compare_strategies(
     split_seed: int = 0,
     **train: Any,
 ) -> dict[str, list[StrategyResult]]:
-    """Run each strategy n_runs times (seeds seed..seed+n_runs-1) on one split: {strategy: [StrategyResult, ...]}."""
+    """Run each strategy n_runs times (seeds seed..seed+n_runs-1) on one split:
+    {strategy: [StrategyResult, ...]}."""
     names = _names(strategies)
     sp = split_pairs(labels, seed=split_seed) if split is None else as_split(split)
     check_inputs(pairs, labels, sp)
@@ -333,8 +349,8 @@ def label_budget_curve(
     """Class-1 F1 on one test set vs number of labelled training pairs, same steps at every budget.
 
     Returns {'budgets', 'n_train', strategy: f1 (B, runs), 'converged': {strategy: (B, runs) bool},
-    'lr': {strategy: (B,) rates}}. Every budget keeps the same validation and test pairs (split_pairs with
-    split_seed); run i of every strategy uses seed + i: the strategies are paired.
+    'lr': {strategy: (B,) rates}}. Every budget keeps the same validation and test pairs
+    (split_pairs with split_seed); run i of every strategy uses seed + i: the strategies are paired.
     """
     names = _names(strategies)
     splits = [split_pairs(labels, seed=split_seed, budget=int(b)) for b in budgets]
@@ -368,7 +384,8 @@ def compare_criteria(
     split_seed: int = 0,
     **train: Any,
 ) -> dict[str, dict[str, list[StrategyResult]]]:
-    """Train the strategies on labels from each criterion (Table 5): {criterion: {strategy: [results]}}."""
+    """Train the strategies on labels from each criterion (Table 5):
+    {criterion: {strategy: [results]}}."""
     labels = {c: label_pairs(pairs, c, threshold=threshold) for c in criteria}  # checks names first
     names = _names(strategies)
     splits = {

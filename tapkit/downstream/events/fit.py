@@ -1,7 +1,9 @@
-"""The training loop of the event heads and classifiers (the fair protocol: steps, best on validation).
+"""The training loop of the event heads and classifiers (the fair protocol: steps, best on
+validation).
 
-It fits one label per crop pair (event or not) with cross-entropy; `tapkit.downstream.segmentation.fit` fits
-per-pixel masks instead, and `tapkit.ssl.trainer` pretrains an encoder without labels (pretext tasks).
+It fits one label per crop pair (event or not) with cross-entropy;
+`tapkit.downstream.segmentation.fit` fits per-pixel masks instead, and `tapkit.ssl.trainer`
+pretrains an encoder without labels (pretext tasks).
 
 fit() trains any module on inputs: a head on cached features (N, 2, F, S, S) for frozen backbones,
 or a whole EventClassifier on images (N, 2, S, S) when everything is trained end to end.
@@ -53,7 +55,8 @@ def cached_features(
     index: np.ndarray,
     device: torch.device,
 ) -> torch.Tensor:
-    """Features of pairs[index]; cache[key] = (sorted indices, features) grows by the missing pairs only."""
+    """Features of pairs[index]; cache[key] = (sorted indices, features) grows by the missing pairs
+    only."""
     have, feats = (
         cache.get(key, (np.zeros(0, np.int64), None))
         if cache is not None
@@ -71,7 +74,8 @@ def cached_features(
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Index batches of shuffled epochs, endlessly; a last batch of one sample is dropped (batch norm needs two)."""
+    """Index batches of shuffled epochs, endlessly; a last batch of one sample is dropped
+    (batch norm needs two)."""
     while True:
         out = list(torch.randperm(n, generator=generator).split(batch_size))
         yield from (out[:-1] if len(out) > 1 and len(out[-1]) == 1 else out)
@@ -91,7 +95,8 @@ def predict(
 
 
 def class1_f1(logits: np.ndarray, labels: np.ndarray) -> float:
-    """F1 of class 1 (event) of argmax predictions (sklearn): the validation metric of every event run."""
+    """F1 of class 1 (event) of argmax predictions (sklearn): the validation metric of every event
+    run."""
     from sklearn.metrics import f1_score
 
     return float(
@@ -113,12 +118,14 @@ def fit(
     lr: float = 1e-3,
     n_evals: int = 10,
 ) -> tuple[dict, np.ndarray]:
-    """Adam on `params` + cross-entropy for `steps` steps (lr decays on a cosine to 0), keeping the best weights on validation.
+    """Adam on `params` + cross-entropy for `steps` steps (lr decays on a cosine to 0), keeping the
+    best weights on validation.
 
-    module maps x (N, ...) to logits (N, 2); params: what the optimiser sees (the strategy decides). The class-1
-    F1 on (x_val, y_val) is computed at protocol.eval_steps(steps, n_evals); the best state (ties: the earlier)
-    is restored at the end. Returns the history (train_loss per step, val_step, val_f1, val_loss, best_step,
-    converged) and the validation logits of the restored weights.
+    module maps x (N, ...) to logits (N, 2); params: what the optimiser sees (the strategy decides).
+    The class-1 F1 on (x_val, y_val) is computed at protocol.eval_steps(steps, n_evals); the best
+    state (ties: the earlier) is restored at the end. Returns the history (train_loss per step,
+    val_step, val_f1, val_loss, best_step, converged) and the validation logits of the restored
+    weights.
     """
     from tapkit.downstream.protocol import converged, eval_steps
 

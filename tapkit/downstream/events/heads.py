@@ -16,10 +16,11 @@ import torch.nn.functional as F
 class LinearHead(nn.Module):
     """One linear map on features averaged over time and space: (B, 2, F, S, S) -> (B, 2) logits.
 
-    Why pooled, not flattened: a flattened map would have 2*F*S*S (~150k) weights per class and learn
-    *where* in the crop an event sits, overfitting small label sets; the average keeps F + 1 weights
-    per class and, like the ResNet head, is invariant to swapping the frames. The features are
-    standardised first (a fixed affine map at inference), so the whole head stays one linear map.
+    Why pooled, not flattened: a flattened map would have 2*F*S*S (~150k) weights per class and
+    learn *where* in the crop an event sits, overfitting small label sets; the average keeps F + 1
+    weights per class and, like the ResNet head, is invariant to swapping the frames. The features
+    are standardised first (a fixed affine map at inference), so the whole head stays one linear
+    map.
     """
 
     def __init__(self, n_features: int = 32) -> None:
@@ -50,9 +51,11 @@ class ResidualBlock(nn.Module):
 
 
 class ResNetHead(nn.Module):
-    """Paper App. C: one conv layer, one residual block per frame, temporal mean, global pool, 2 logits.
+    """Paper App. C: one conv layer, one residual block per frame, temporal mean, global pool,
+    2 logits.
 
-    (B, 2, F, S, S) -> conv 3x3 stride 2 -> residual block -> mean over the 2 frames (time invariant)
+    (B, 2, F, S, S) -> conv 3x3 stride 2 -> residual block
+    -> mean over the 2 frames (time invariant)
     -> global average pool -> linear -> (B, 2). Stride 2 halves S to keep the head cheap.
     """
 
@@ -95,7 +98,8 @@ class EventClassifier(nn.Module):
 
 
 def make_event_head(kind: str, n_features: int, seed: int) -> nn.Module:
-    """An event head on a pair's features: a LinearHead ('linear') or ResNetHead ('resnet'), weights drawn from `seed`."""
+    """An event head on a pair's features: a LinearHead ('linear') or ResNetHead ('resnet'), weights
+    drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return LinearHead(n_features) if kind == "linear" else ResNetHead(n_features)

@@ -1,12 +1,13 @@
-"""Trained event runs kept in the run folder, so that no notebook retrains what an earlier one trained.
+"""Trained event runs kept in the run folder, so that no notebook retrains what an earlier one
+trained.
 
-Notebooks 03, 04, 07 and 09 train some of the same runs: A0/A1 on the size-either labels in 03 and 04,
-the TAP heads and the baselines in 04 and 07, A0/A1/B1 in 04 and 09 on the course movie. A run is kept
-under a key made of everything its numbers depend on (strategy, seed, steps, learning rate or grid, batch size,
-the crop pairs, labels and split, the TAP weights or the random encoder's architecture, the device type
-and the training code); a later sweep with the same key loads it instead of training it again. On a
-CPU the same seed gives the same numbers, so a loaded run is exactly what training again would give
-(tests/test_run_store.py checks this).
+Notebooks 03, 04, 07 and 09 train some of the same runs: A0/A1 on the size-either labels in 03 and
+04, the TAP heads and the baselines in 04 and 07, A0/A1/B1 in 04 and 09 on the course movie. A run
+is kept under a key made of everything its numbers depend on (strategy, seed, steps, learning rate
+or grid, batch size, the crop pairs, labels and split, the TAP weights or the random encoder's
+architecture, the device type and the training code); a later sweep with the same key loads it
+instead of training it again. On a CPU the same seed gives the same numbers, so a loaded run is
+exactly what training again would give (tests/test_run_store.py checks this).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ RUN_KEYS = (
     "history",
     "weights",
 )  # what restore needs
-# the code that decides a run's numbers: experiments.py (it trains the runs and imports this module lazily) is
-# read as a file rather than imported, so that run_store does not import it back; then these modules
+# the code that decides a run's numbers: experiments.py (it trains the runs and imports this module
+# lazily) is read as a file rather than imported, so that run_store does not import it back; then
+# these modules
 _CODE = (Path(fit.__file__).with_name("experiments.py"), strategies, fit, heads)
 
 
@@ -79,7 +81,8 @@ def _code_fingerprint() -> str:
 
 
 class RunStore:
-    """Runs of one sweep (one crop-pair set, one TAP model) kept as <runs_dir>/<strategy>_<key>.pt."""
+    """Runs of one sweep (one crop-pair set, one TAP model) kept as
+    <runs_dir>/<strategy>_<key>.pt."""
 
     def __init__(
         self,
@@ -109,7 +112,8 @@ class RunStore:
         seed: int,
         train: "Mapping[str, Any] | None" = None,
     ) -> str:
-        """The run's key: a hash of everything its numbers depend on (train: this run's settings, else the sweep's)."""
+        """The run's key: a hash of everything its numbers depend on (train: this run's settings,
+        else the sweep's)."""
         kind = strategies.parse_strategy(strategy)[0]
         if kind == "A" and self._tap_weights is None:
             self._tap_weights = weights_fingerprint(self.tap_model)
@@ -140,9 +144,11 @@ class RunStore:
         )
 
     def load(self, path: Path) -> "strategies.StrategyResult | None":
-        """The run stored at `path` (from `self.path`), or None (missing or damaged: it is trained again).
+        """The run stored at `path` (from `self.path`), or None (missing or damaged: it is trained
+        again).
 
-        A file that holds anything but tensors and plain values, or not a saved run, raises InputError.
+        A file that holds anything but tensors and plain values, or not a saved run, raises
+        InputError.
         """
         if not path.is_file():
             return None
@@ -150,7 +156,8 @@ class RunStore:
             saved = read_torch_file(path, "saved event run")
         except UnreadableFileError:  # a truncated or damaged file: train again rather than fail
             print(
-                f"tapkit: cannot read {path} (damaged, or not a torch file); training that run again."
+                f"tapkit: cannot read {path} (damaged, or not a torch file); training that run "
+                "again."
             )
             return None
         result = restore(saved, self.tap_model, path)
@@ -158,13 +165,14 @@ class RunStore:
         return result
 
     def save(self, result: "strategies.StrategyResult", path: Path) -> Path:
-        """Write one run atomically to `path`: scores, logits, history and the trained weights (head; whole model for C)."""
+        """Write one run atomically to `path`: scores, logits, history and the trained weights
+        (head; whole model for C)."""
         return save_checkpoint(to_state(result), path)
 
 
 def to_state(result: "strategies.StrategyResult") -> dict[str, Any]:
-    """A StrategyResult as tensors and plain values (weights_only): its arrays as tensors, and the trained
-    weights: the head's, or the whole model's when it was trained (C)."""
+    """A StrategyResult as tensors and plain values (weights_only): its arrays as tensors, and the
+    trained weights: the head's, or the whole model's when it was trained (C)."""
     kind = strategies.parse_strategy(result.strategy)[0]
     trained = result.model if kind == "C" else result.model.head
     arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(result, k))) for k in RESULT_ARRAYS}
@@ -191,7 +199,8 @@ def to_state(result: "strategies.StrategyResult") -> dict[str, Any]:
 
 
 def check_run(saved: Any, path: "str | Path") -> None:
-    """Raise InputError unless `saved` (read from `path`) is a saved event run of one of the strategies A0..C1."""
+    """Raise InputError unless `saved` (read from `path`) is a saved event run of one of the
+    strategies A0..C1."""
     if not isinstance(saved, Mapping):
         holds = f"a {type(saved).__name__}"
     elif any(k not in saved for k in RUN_KEYS):
@@ -201,9 +210,9 @@ def check_run(saved: Any, path: "str | Path") -> None:
     else:
         return
     raise InputError(
-        f"{path} is not a saved event run of tapkit: it holds {holds} (a run has the scores, logits, "
-        f"history and weights of one of {', '.join(strategies.STRATEGIES)}). Delete it: the run is "
-        "then trained again."
+        f"{path} is not a saved event run of tapkit: it holds {holds} (a run has the scores, "
+        f"logits, history and weights of one of {', '.join(strategies.STRATEGIES)}). Delete it: "
+        "the run is then trained again."
     )
 
 
@@ -215,8 +224,9 @@ def _array(value: Any) -> np.ndarray:
 def restore(
     saved: Mapping[str, Any], tap_model: Any, path: "str | Path" = "the saved run"
 ) -> "strategies.StrategyResult":
-    """The StrategyResult of a saved state (read from `path`); frozen encoders are rebuilt (A: the TAP model,
-    B: from the seed). A state that is not a run, or weights that do not fit, raise InputError naming `path`."""
+    """The StrategyResult of a saved state (read from `path`); frozen encoders are rebuilt
+    (A: the TAP model, B: from the seed). A state that is not a run, or weights that do not fit,
+    raise InputError naming `path`."""
     check_run(saved, path)
     kind, head_kind = strategies.parse_strategy(saved["strategy"])
     encoder = strategies.make_encoder(kind, tap_model, saved["seed"])

@@ -1,11 +1,15 @@
-"""What a strategy A0-C1 of Chen et al. 2024 is: its name, encoder, trainable parameters and training settings.
+"""What a strategy A0-C1 of Chen et al. 2024 is: its name, encoder, trainable parameters and
+training settings.
 
 Strategies (paper Table 2): the letter picks the features, the digit the head.
-    A = TAP backbone, frozen       B = random backbone, frozen       C = random backbone, trained end to end
-    0 = linear head                1 = ResNet head (one conv layer + one residual block, App. C / Fig. 7)
+    A = TAP backbone, frozen
+    B = random backbone, frozen
+    C = random backbone, trained end to end
+    0 = linear head
+    1 = ResNet head (one conv layer + one residual block, App. C / Fig. 7)
 
-StrategyResult holds one trained run. experiments.py trains and sweeps strategies; run_store.py keeps
-trained runs. Both import their definitions from here (experiments re-exports them).
+StrategyResult holds one trained run. experiments.py trains and sweeps strategies; run_store.py
+keeps trained runs. Both import their definitions from here (experiments re-exports them).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ DEFAULT_STEPS = {
 
 @dataclass
 class StrategyResult:
-    """One trained strategy: test/val logits, per-class precision/recall/F1, the model and its history."""
+    """One trained strategy: test/val logits, per-class precision/recall/F1, the model and its
+    history."""
 
     strategy: str
     precision: np.ndarray  # (2,) class 0, class 1 on the test set
@@ -61,12 +66,16 @@ class StrategyResult:
 
     @property
     def converged(self) -> bool:
-        """Whether its validation F1 had stopped rising (protocol.converged): the best of its last quarter < +2 %."""
+        """Whether its validation F1 had stopped rising (protocol.converged): the best of its last
+        quarter < +2 %."""
         return bool(self.history.get("converged", False))
 
     def __repr__(self) -> str:
         p, r = np.round(self.precision, 3).tolist(), np.round(self.recall, 3).tolist()
-        return f"StrategyResult({self.strategy}, seed={self.seed}, n_train={self.n_train}, precision={p}, recall={r})"
+        return (
+            f"StrategyResult({self.strategy}, seed={self.seed}, n_train={self.n_train}, "
+            f"precision={p}, recall={r})"
+        )
 
 
 # ----------------------------------------------------------------------------- what a strategy is
@@ -92,12 +101,13 @@ def make_encoder(
 ) -> nn.Module:
     """A: a copy of the TAP model; B/C: the same architecture, Kaiming-uniform init from seed.
 
-    B with `pairs`: the frozen random encoder gets the BatchNorm statistics of the first CALIBRATION_PAIRS
-    pairs' crops (ssl.features.calibrate_batchnorm: no labels, no weight changes), so that its features are
-    normalised at every layer as a trained network's are; C's batch norms learn them during training.
-    (run_strategy starts C from the statistics of the non-test crops: `calibrate_end_to_end`.)
-    The encoder is used through its `embed` method, (N, 1, S, S) -> (N, F, S, S); its time-arrow head
-    is not needed for events and is dropped.
+    B with `pairs`: the frozen random encoder gets the BatchNorm statistics of the first
+    CALIBRATION_PAIRS pairs' crops (ssl.features.calibrate_batchnorm: no labels, no weight changes),
+    so that its features are normalised at every layer as a trained network's are; C's batch norms
+    learn them during training. (run_strategy starts C from the statistics of the non-test crops:
+    `calibrate_end_to_end`.)
+    The encoder is used through its `embed` method, (N, 1, S, S) -> (N, F, S, S); its time-arrow
+    head is not needed for events and is dropped.
     """
     from tapkit.ssl.features import calibrate_batchnorm
     from tapkit.ssl.tap import TAPNet
@@ -122,12 +132,14 @@ def make_encoder(
 
 
 def calibrate_end_to_end(encoder: nn.Module, pairs: CropPairs, index: np.ndarray) -> nn.Module:
-    """C: the BatchNorm statistics of the first CALIBRATION_PAIRS crop pairs of `index` (no test pair), in place.
+    """C: the BatchNorm statistics of the first CALIBRATION_PAIRS crop pairs of `index`
+    (no test pair), in place.
 
-    No labels, no gradients, no weight changes (ssl.features.calibrate_batchnorm). Training updates them
-    (momentum 0.1), but a run of a few steps is validated and tested in eval mode with statistics still close to
-    a new network's (mean 0, variance 1): its features shrink layer by layer, the logits of every pair are the
-    same and one class is predicted for all (notebook 07's smoke profile: 'end to end · ResNet' F1 0.00).
+    No labels, no gradients, no weight changes (ssl.features.calibrate_batchnorm). Training updates
+    them (momentum 0.1), but a run of a few steps is validated and tested in eval mode with
+    statistics still close to a new network's (mean 0, variance 1): its features shrink layer by
+    layer, the logits of every pair are the same and one class is predicted for all (notebook 07's
+    smoke profile: 'end to end · ResNet' F1 0.00).
     """
     from tapkit.ssl.features import calibrate_batchnorm
 
@@ -137,10 +149,11 @@ def calibrate_end_to_end(encoder: nn.Module, pairs: CropPairs, index: np.ndarray
 
 
 def trainable_parameters(model: EventClassifier, kind: str) -> list[nn.Parameter]:
-    """Freeze what strategy `kind` ('A', 'B' or 'C') keeps fixed; return the parameters the optimiser trains.
+    """Freeze what strategy `kind` ('A', 'B' or 'C') keeps fixed; return the parameters the
+    optimiser trains.
 
-    A, B: the encoder gets no gradients and stays in eval mode (batch-norm statistics fixed): only the
-    head learns. C: encoder and head learn together (end to end).
+    A, B: the encoder gets no gradients and stays in eval mode (batch-norm statistics fixed): only
+    the head learns. C: encoder and head learn together (end to end).
     """
     if kind not in FEATURES:
         raise InputError(
@@ -158,7 +171,8 @@ def steps_for(
     steps_resnet: int | None = None,
     steps_end_to_end: int | None = None,
 ) -> int:
-    """Optimiser steps of a strategy: C uses steps_end_to_end, else its head's; None = DEFAULT_STEPS."""
+    """Optimiser steps of a strategy: C uses steps_end_to_end, else its head's;
+    None = DEFAULT_STEPS."""
     kind, head = parse_strategy(strategy)
     given = (
         steps_end_to_end if kind == "C" else {"linear": steps_linear, "resnet": steps_resnet}[head]
@@ -182,9 +196,11 @@ def strategy_settings(
     lr_grid: Sequence[float] = LR_GRID,
     n_evals: int = 10,
 ) -> dict[str, Any]:
-    """The training settings of one run of `strategy`: steps, lr (None: chosen from lr_grid), grid, batch, n_evals.
+    """The training settings of one run of `strategy`: steps, lr (None: chosen from lr_grid), grid,
+    batch, n_evals.
 
-    lr: one rate for every strategy, {strategy: rate} (e.g. selected_lrs of an earlier sweep), or None.
+    lr: one rate for every strategy, {strategy: rate} (e.g. selected_lrs of an earlier sweep), or
+    None.
     """
     if isinstance(lr, Mapping):
         lr = lr.get(str(strategy).upper())
@@ -200,7 +216,8 @@ def strategy_settings(
 
 
 def sweep_settings(section: Mapping[str, Any]) -> dict[str, Any]:
-    """The values of a profile's `heads` section that a sweep takes: n_runs and strategy_settings' keywords."""
+    """The values of a profile's `heads` section that a sweep takes: n_runs and strategy_settings'
+    keywords."""
     import inspect
 
     accepted = set(inspect.signature(strategy_settings).parameters) - {"strategy"} | {"n_runs"}

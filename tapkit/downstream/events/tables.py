@@ -1,6 +1,8 @@
-"""Result tables of the event strategies, and the paper's numbers (Chen et al. 2024, Tables 2, 3 and 5).
+"""Result tables of the event strategies, and the paper's numbers
+(Chen et al. 2024, Tables 2, 3 and 5).
 
-Every number comes from what run_strategy stored in a StrategyResult (precision, recall, F1, confusion).
+Every number comes from what run_strategy stored in a StrategyResult
+(precision, recall, F1, confusion).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ PAPER_TABLE2: dict[str, dict[str, tuple[float, float]]] = {
         recall_std=(0.04, 0.05),
     ),
 }
-# Paper 001, Table 5: (criterion, head) -> precision / recall means per class, and (train, test) positives.
+# Paper 001, Table 5: (criterion, head) -> precision / recall means per class, and
+# (train, test) positives.
 PAPER_TABLE5: dict[tuple[str, str], dict[str, tuple]] = {
     ("any-both", "linear"): dict(
         precision=(0.98, 0.39), recall=(0.85, 0.87), positives=(5858, 1867)
@@ -107,7 +110,8 @@ def _pm(mean: float, std: float) -> str:
 def format_results(
     table: Mapping[str, Mapping], paper: Mapping[str, Mapping] | None = PAPER_TABLE2
 ) -> str:
-    """Table 2 as text: mean ± std per class (paper's numbers in brackets), the lr chosen, * = a run not converged."""
+    """Table 2 as text: mean ± std per class (paper's numbers in brackets), the lr chosen, * = a run
+    not converged."""
     cols = [("precision", 0), ("recall", 0), ("precision", 1), ("recall", 1)]
     head = (
         f"{'group':<6}{'feature':<18}{'head':<8}"
@@ -131,7 +135,8 @@ def format_results(
         )
     if any(not row.get("converged", True) for row in table.values()):
         lines.append(
-            "* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps (not converged)"
+            "* n: n runs whose validation F1 still rose by >= 2 % in their last quarter of steps "
+            "(not converged)"
         )
     if paper:
         lines.append("(in brackets: Chen et al. 2024, Table 2, 10 runs on their HeLa-like movie)")
@@ -157,7 +162,8 @@ def format_confusion(result: StrategyResult) -> str:
 def criteria_table(
     results: Mapping[str, Mapping[str, Sequence[StrategyResult]]],
 ) -> list[dict[str, Any]]:
-    """Rows like Table 5: criterion, head, train/test positives, precision/recall per class (mean, std)."""
+    """Rows like Table 5: criterion, head, train/test positives, precision/recall per class
+    (mean, std)."""
     rows = []
     for crit, by_strategy in results.items():
         for name, row in results_table(by_strategy).items():
@@ -180,7 +186,10 @@ def format_criteria_table(
     rows: Sequence[Mapping[str, Any]], paper: Mapping | None = PAPER_TABLE5
 ) -> str:
     """Table 5 as text, with the paper's class-1 precision/recall in brackets."""
-    head = f"{'criterion':<13}{'head':<8}{'pos train, test':<17}{'prec 0':<12}{'rec 0':<12}{'prec 1':<22}{'rec 1':<22}"
+    head = (
+        f"{'criterion':<13}{'head':<8}{'pos train, test':<17}"
+        f"{'prec 0':<12}{'rec 0':<12}{'prec 1':<22}{'rec 1':<22}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = (paper or {}).get((r["criterion"], r["head"]))
@@ -193,7 +202,8 @@ def format_criteria_table(
             for m in ("precision", "recall")
         ]
         lines.append(
-            f"{r['criterion']:<13}{r['head']:<8}{str(r['train_positives']) + ', ' + str(r['test_positives']):<17}"
+            f"{r['criterion']:<13}{r['head']:<8}"
+            f"{str(r['train_positives']) + ', ' + str(r['test_positives']):<17}"
             + "".join(f"{c:<12}" for c in cells)
             + "".join(f"{c:<22}" for c in c1)
         )

@@ -1,2 +1,2 @@
-"""Dense downstream tasks with few labels (notebook 08): masks and label budgets, metrics, heads, fitting,
-Siamese temporal consistency (paper 004) and the budget sweeps over feature sources."""
+"""Dense downstream tasks with few labels (notebook 08): masks and label budgets, metrics, heads,
+fitting, Siamese temporal consistency (paper 004) and the budget sweeps over feature sources."""

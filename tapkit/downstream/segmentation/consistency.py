@@ -1,12 +1,15 @@
-"""Siamese temporal consistency (Shabanov et al., paper 004): one network, shared weights, two frames.
+"""Siamese temporal consistency (Shabanov et al., paper 004): one network, shared weights, two
+frames.
 
-    frames t and t + delta (unlabelled, same crop) --net--> p_t, p_t+d --consistency loss--> backward through both
+    frames t and t + delta (unlabelled, same crop) --net--> p_t, p_t+d --consistency loss-->
+        backward through both
 
-The schedule of the paper: first segmentation only (soft Dice on the few labelled frames); then rounds
-of 2 segmentation epochs per consistency epoch, with separate Adam optimisers and a smaller learning
-rate for consistency (the paper's code: 1e-4 and 1e-5). `train_variants` runs the comparison from ONE
-pretrained network: segmentation only, alternating, and consistency only (the paper's warning: without
-the alternation the network forgets the segmentation). Every variant trains the same number of epochs.
+The schedule of the paper: first segmentation only (soft Dice on the few labelled frames); then
+rounds of 2 segmentation epochs per consistency epoch, with separate Adam optimisers and a smaller
+learning rate for consistency (the paper's code: 1e-4 and 1e-5). `train_variants` runs the
+comparison from ONE pretrained network: segmentation only, alternating, and consistency only
+(the paper's warning: without the alternation the network forgets the segmentation). Every variant
+trains the same number of epochs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ VARIANTS = {
 
 
 def consistency_loss(p_a: torch.Tensor, p_b: torch.Tensor, kind: str = "dice") -> torch.Tensor:
-    """Disagreement of two probability maps: 'dice' = 1 - soft Dice (both get gradients), 'bce' = BCE to detached p_b."""
+    """Disagreement of two probability maps: 'dice' = 1 - soft Dice (both get gradients), 'bce' =
+    BCE to detached p_b."""
     if kind == "dice":
         return soft_dice_loss(p_a, p_b)
     if kind == "bce":
@@ -48,7 +52,8 @@ def consistency_step(
     x_b: torch.Tensor,
     kind: str = "dice",
 ) -> float:
-    """One Siamese step: the same `net` on both frame batches (B, 1, P, P), the loss back through both, one update."""
+    """One Siamese step: the same `net` on both frame batches (B, 1, P, P), the loss back through
+    both, one update."""
     with autocast(x_a.device):
         p_a, p_b = torch.sigmoid(net(x_a).float()), torch.sigmoid(net(x_b).float())
     loss = consistency_loss(p_a, p_b, kind)
@@ -72,7 +77,8 @@ def pair_origins(
     pairs = [(t, t + d) for t in allowed for d in deltas if t + d in allowed and t + d < n_frames]
     if not pairs:
         raise InputError(
-            f"no consecutive frame pairs (deltas {list(deltas)}) among the unlabelled frames; use more frames."
+            f"no consecutive frame pairs (deltas {list(deltas)}) among the unlabelled frames; use "
+            "more frames."
         )
     out = []
     for _ in range(n):
@@ -119,7 +125,8 @@ def pair_batch(
     rng: np.random.Generator,
     device: Any = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch of unlabelled crop pairs: x_a (B, C, P, P) of frames t and x_b of t + delta, same place, from `frames`."""
+    """One batch of unlabelled crop pairs: x_a (B, C, P, P) of frames t and x_b of t + delta, same
+    place, from `frames`."""
     dummy = torch.zeros(
         images.shape[0], *images.shape[2:], dtype=torch.uint8
     )  # crop_batch wants masks
@@ -149,7 +156,8 @@ def train_variant(
     seed: int = 0,
     device: Any = "cpu",
 ) -> dict[str, list[float]]:
-    """Continue training `net` (in place) for `rounds` rounds of VARIANTS[variant] epochs; returns the loss history."""
+    """Continue training `net` (in place) for `rounds` rounds of VARIANTS[variant] epochs; returns
+    the loss history."""
     if variant not in VARIANTS:
         raise InputError(f"variant={variant!r}: use one of {', '.join(VARIANTS)}.")
     n_seg, n_cons = VARIANTS[variant]
@@ -194,7 +202,8 @@ def train_variant(
 def train_variants(
     net: nn.Module, variants: Sequence[str] = tuple(VARIANTS), **kw: Any
 ) -> dict[str, tuple[nn.Module, dict]]:
-    """{variant: (trained copy of the pretrained `net`, history)}: every variant starts from the same weights."""
+    """{variant: (trained copy of the pretrained `net`, history)}: every variant starts from the
+    same weights."""
     for v in variants:
         if v not in VARIANTS:
             raise InputError(f"variant={v!r}: use one of {', '.join(VARIANTS)}.")
@@ -213,9 +222,11 @@ def evaluate_consistency(
     regions: np.ndarray,
     device: Any = "cpu",
 ) -> tuple[dict, dict, dict]:
-    """Per net on consecutive test `frames`: scores {dice, iou, flicker}, binary predictions (N, Y, X), flicker per pair.
+    """Per net on consecutive test `frames`: scores {dice, iou, flicker}, binary predictions
+    (N, Y, X), flicker per pair.
 
-    regions (N - 1, Y, X): the stable cells of each pair (metrics.stable_regions) where flicker is measured.
+    regions (N - 1, Y, X): the stable cells of each pair (metrics.stable_regions) where flicker is
+    measured.
     """
     from tapkit.downstream.segmentation.fit import predict_dense
     from tapkit.downstream.segmentation.metrics import dice, flicker, iou

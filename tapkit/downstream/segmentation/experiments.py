@@ -1,26 +1,31 @@
-"""Label-budget sweeps of the dense tasks: heads on frozen features of each source, fine-tuning, from scratch.
+"""Label-budget sweeps of the dense tasks: heads on frozen features of each source, fine-tuning,
+from scratch.
 
     frozen:      features of every frame computed ONCE per source; per budget and run a new head
-                 ('linear' 1x1 conv or 'conv') learns on random crops of the labelled frames' features
-    end to end:  a pretrained encoder + conv head fine-tuned on the images ('<task> fine-tuned'), or the same
-                 architecture newly initialised per run ('from scratch', the supervised baseline); both start
-                 from the BatchNorm statistics of the movie's non-test images (heads.calibrate_encoder);
-                 `offsets` gives either one frame t (default) or frames t + k side by side (fit.stack_frames,
+                 ('linear' 1x1 conv or 'conv') learns on random crops of the labelled frames'
+                 features
+    end to end:  a pretrained encoder + conv head fine-tuned on the images ('<task> fine-tuned'),
+                 or the same architecture newly initialised per run ('from scratch', the
+                 supervised baseline); both start from the BatchNorm statistics of the movie's
+                 non-test images (heads.calibrate_encoder); `offsets` gives either one frame t
+                 (default) or frames t + k side by side (fit.stack_frames,
                  heads.ContextSegmentationNet: one encoder applied to each frame)
 
 The fair protocol (tapkit.downstream.protocol), the same for every row:
-    - `steps_head` optimiser steps for every head, `steps_end_to_end` for every fine-tuned / from-scratch
-      network, whatever the budget (the curve measures labels, not steps);
-    - validation Dice on the split's `val` frames at eval_steps(steps, n_evals); the best state is restored;
-    - the learning rate chosen on validation from `lr_grid` (LR_GRID: the same grid for every row) per
-      (row, task) on the FIRST seed at the FIRST budget listed; that run is run 1 and the row's other seeds and
-      budgets reuse its lr (as the event heads' label-budget curve does; a grid per seed and budget would cost
-      len(grid) x more for what is a property of the row);
-    - n_runs seeds seed, seed+1, ...; run i of every row at a (task, budget) trains on the SAME labelled frames
-      (pick_frames with seed + i), so two rows are compared per seed (`paired`).
+    - `steps_head` optimiser steps for every head, `steps_end_to_end` for every fine-tuned /
+      from-scratch network, whatever the budget (the curve measures labels, not steps);
+    - validation Dice on the split's `val` frames at eval_steps(steps, n_evals); the best state is
+      restored;
+    - the learning rate chosen on validation from `lr_grid` (LR_GRID: the same grid for every row)
+      per (row, task) on the FIRST seed at the FIRST budget listed; that run is run 1 and the row's
+      other seeds and budgets reuse its lr (as the event heads' label-budget curve does; a grid per
+      seed and budget would cost len(grid) x more for what is a property of the row);
+    - n_runs seeds seed, seed+1, ...; run i of every row at a (task, budget) trains on the SAME
+      labelled frames (pick_frames with seed + i), so two rows are compared per seed (`paired`).
 Every run is scored on the same consecutive test frames: Dice and IoU pooled over them, and object
-precision / recall / F1 of connected components. Rows are '<source> · <head>'. The tables and the helpers
-the claims read from the runs (results_table, format_table, paired, ...) are in segmentation.tables.
+precision / recall / F1 of connected components. Rows are '<source> · <head>'. The tables and the
+helpers the claims read from the runs (results_table, format_table, paired, ...) are in
+segmentation.tables.
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ from tapkit.downstream.segmentation.masks import (
     pick_frames,
 )
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
-from tapkit.downstream.segmentation.tables import (  # noqa: F401  (re-exported: notebooks 08 / 09 call experiments.X)
+from tapkit.downstream.segmentation.tables import (  # noqa: F401
+    # (re-exported: notebooks 08 / 09 call experiments.X)
     budget_to_reach,
     examples,
     format_table,
@@ -85,7 +91,8 @@ TRAIN_KEYS = (
 
 @dataclass
 class DenseResult:
-    """One trained run: row name, budget, seed, labelled frames, its test scores and how it was trained."""
+    """One trained run: row name, budget, seed, labelled frames, its test scores and how it was
+    trained."""
 
     row: str
     budget: "int | str"
@@ -103,7 +110,8 @@ class DenseResult:
 
 
 def evaluate(probs: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Dice, IoU (pooled over frames) and object precision / recall / F1 of probabilities (N, Y, X) vs masks."""
+    """Dice, IoU (pooled over frames) and object precision / recall / F1 of probabilities (N, Y, X)
+    vs masks."""
     pred = probs >= threshold
     obj = object_scores(pred, true)
     return {
@@ -116,14 +124,16 @@ def evaluate(probs: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dic
 
 
 def check_budgets(budgets: Sequence["int | str"], masks: np.ndarray, split: FrameSplit) -> None:
-    """InputError for a budget larger than the labellable frames (pool frames with a positive pixel), before training."""
+    """InputError for a budget larger than the labellable frames
+    (pool frames with a positive pixel), before training."""
     n = int(np.asarray(masks)[split.pool].reshape(len(split.pool), -1).any(1).sum())
     for b in budgets:
         budget_size(b, n)
 
 
 def row_settings(kind: str, train: Mapping[str, Any]) -> dict[str, Any]:
-    """fit_dense keywords and the lr grid for a head kind or END_TO_END from the sweep's settings (checked)."""
+    """fit_dense keywords and the lr grid for a head kind or END_TO_END from the sweep's settings
+    (checked)."""
     steps = int(train.get("steps_end_to_end" if kind == END_TO_END else "steps_head", 100))
     grid = tuple(
         train.get(
@@ -158,8 +168,9 @@ def run_cell(
     settings: Mapping[str, Any],
     lr: "float | None" = None,
 ) -> list[DenseResult]:
-    """The n_runs runs of one (row, budget): lr from the grid on validation with the first seed (that run is run 1),
-    reused for seeds seed+1, ...; each run trains on pick_frames(pool, budget, its seed) and keeps its best step.
+    """The n_runs runs of one (row, budget): lr from the grid on validation with the first seed
+    (that run is run 1), reused for seeds seed+1, ...; each run trains on pick_frames(pool, budget,
+    its seed) and keeps its best step.
 
     make(seed) -> (module, its trainable parameters), the same initialisation for the same seed.
     lr: a rate the row chose at an earlier budget (then no grid here).
@@ -227,7 +238,8 @@ def frozen_sweep(
     device: Any = "cpu",
     **train: Any,
 ) -> list[DenseResult]:
-    """New heads on one source's cached features (T, F, Y, X) for every budget and head (run_cell each)."""
+    """New heads on one source's cached features (T, F, Y, X) for every budget and head
+    (run_cell each)."""
     check_validation(masks, split)
     out = []
 
@@ -268,15 +280,17 @@ def end_to_end_sweep(
     offsets: Sequence[int] = (0,),
     **train: Any,
 ) -> list[DenseResult]:
-    """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised per run.
+    """Encoder + conv head trained on the images: fine-tuned (pretrained=True) or newly initialised
+    per run.
 
-    offsets: the input of frame t's mask is frames t + k for k in offsets (fit.stack_frames, the first 0);
-    the default (0,) is frame t alone, (0, 1) the pair (t, t + 1): the encoder is applied to each frame (shared
-    weights) and the conv head sees their k x F features side by side (heads.ContextSegmentationNet).
-    Every run's encoder first gets the BatchNorm statistics of the images of the frames outside the test set
-    (calibrate_encoder: no labels): with a new network's statistics, or a briefly pretrained one's, its eval-mode
-    features would be ~1e-3 wide, so validation and test would see one constant map, the head's alone, the same
-    for both rows at a seed.
+    offsets: the input of frame t's mask is frames t + k for k in offsets
+    (fit.stack_frames, the first 0); the default (0,) is frame t alone, (0, 1) the pair (t, t + 1):
+    the encoder is applied to each frame (shared weights) and the conv head sees their k x F
+    features side by side (heads.ContextSegmentationNet). Every run's encoder first gets the
+    BatchNorm statistics of the images of the frames outside the test set
+    (calibrate_encoder: no labels): with a new network's statistics, or a briefly pretrained one's,
+    its eval-mode features would be ~1e-3 wide, so validation and test would see one constant map,
+    the head's alone, the same for both rows at a seed.
     """
     check_validation(masks, split)
     settings = row_settings(END_TO_END, train)
@@ -328,10 +342,12 @@ def budget_sweep(
     device: Any = "cpu",
     **train: Any,
 ) -> dict[str, list[DenseResult]]:
-    """{task: runs} for targets {task: masks (T, Y, X)}: frozen heads on each model's features (computed once for
-    all tasks), then end-to-end rows ({row: pretrained model, or None = from scratch, the first model's architecture}).
+    """{task: runs} for targets {task: masks (T, Y, X)}: frozen heads on each model's features
+    (computed once for all tasks), then end-to-end rows ({row: pretrained model, or None = from
+    scratch, the first model's architecture}).
 
-    All budgets, the validation frames of all tasks and the protocol's settings are checked before any training.
+    All budgets, the validation frames of all tasks and the protocol's settings are checked before
+    any training.
     """
     e2e_budgets = list(budgets if end_to_end_budgets is None else end_to_end_budgets)
     for kind in [*heads, *([END_TO_END] if end_to_end else [])]:

@@ -1,18 +1,22 @@
-"""The training loop of the dense (per-pixel) segmentation heads and networks, and full-frame prediction.
+"""The training loop of the dense (per-pixel) segmentation heads and networks, and full-frame
+prediction.
 
-Unlike the event loop (`tapkit.downstream.events.fit`: one label per crop pair, cross-entropy over classes)
-it trains on per-pixel masks of labelled frames, and unlike the pretraining loop (`tapkit.ssl.trainer`: no
-labels, a pretext task, checkpoints and resume) it is a short supervised fit kept in memory.
+Unlike the event loop (`tapkit.downstream.events.fit`: one label per crop pair, cross-entropy over
+classes) it trains on per-pixel masks of labelled frames, and unlike the pretraining loop
+(`tapkit.ssl.trainer`: no labels, a pretext task, checkpoints and resume) it is a short supervised
+fit kept in memory.
 
 inputs are (T, C, Y, X) per frame: cached frozen features (C = F, a head learns) or normalised
-images (C = 1, a whole network learns); `stack_frames` puts frames t + k beside frame t (k x C channels).
-Each step draws `batch_size` crops from the labelled frames; a `positive_fraction` of them is centred on
-a random positive pixel (divisions cover ~1 % of the pixels: without this most crops hold none).
+images (C = 1, a whole network learns); `stack_frames` puts frames t + k beside frame t
+(k x C channels). Each step draws `batch_size` crops from the labelled frames; a `positive_fraction`
+of them is centred on a random positive pixel (divisions cover ~1 % of the pixels: without this most
+crops hold none).
 Loss: binary cross-entropy + soft-Dice loss.
 
 With `val_frames` (whole frames held out of training and test, masks.split_frames' `val`), the
 validation Dice (binary at 0.5, pooled over the frames: the test metric) is measured at
-protocol.eval_steps(steps, n_evals); the best state is kept (ties: the earlier) and restored at the end.
+protocol.eval_steps(steps, n_evals); the best state is kept (ties: the earlier) and restored at the
+end.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ def frame_inputs(movie: "Movie | np.ndarray") -> torch.Tensor:
 def feature_inputs(
     model: nn.Module, movie: "Movie | np.ndarray", device: torch.device, **kw: Any
 ) -> torch.Tensor:
-    """Frozen dense features of every frame, computed once and standardised: (T, F, Y, X) float32, channels-last, CPU.
+    """Frozen dense features of every frame, computed once and standardised: (T, F, Y, X) float32,
+    channels-last, CPU.
 
-    Each channel is shifted and scaled to mean 0, std 1 over all frames (a fixed affine map, so a linear
-    head stays linear): the same short head training then suits every source, whatever the scale of its
-    features (an untrained encoder's can be far from 1). Channels-last (F innermost) makes cutting crops
-    and convolving them ~2-4x faster on a CPU; float32 because stacking strided float16 crops is slower still.
+    Each channel is shifted and scaled to mean 0, std 1 over all frames
+    (a fixed affine map, so a linear head stays linear): the same short head training then suits
+    every source, whatever the scale of its features (an untrained encoder's can be far from 1).
+    Channels-last (F innermost) makes cutting crops and convolving them ~2-4x faster on a CPU;
+    float32 because stacking strided float16 crops is slower still.
     """
     z = embed(model, movie, device=device, progress=False, **kw)  # (T, F, Y, X) float32
     sample = z[:, :, ::4, ::4]  # every 16th pixel is plenty for the statistics
@@ -58,11 +64,12 @@ def feature_inputs(
 
 
 def stack_frames(x: torch.Tensor, offsets: Sequence[int] = (0, 1)) -> torch.Tensor:
-    """(T, C, Y, X) -> (T, len(offsets) * C, Y, X): frame t's channels, then those of t + offset, clamped at the ends."""
+    """(T, C, Y, X) -> (T, len(offsets) * C, Y, X): frame t's channels, then those of t + offset,
+    clamped at the ends."""
     if len(offsets) == 0 or offsets[0] != 0:
         raise InputError(
-            f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs to), "
-            "e.g. (0, 1) for the frame and the next one."
+            f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs "
+            "to), e.g. (0, 1) for the frame and the next one."
         )
     t = torch.arange(len(x))
     return torch.cat([x[(t + k).clamp(0, len(x) - 1)] for k in offsets], dim=1)
@@ -83,7 +90,8 @@ def crop_origins(
     positive_fraction: float,
     rng: np.random.Generator,
 ) -> list[tuple[int, int, int]]:
-    """n crop corners (t, y0, x0) in `frames`; a positive_fraction of them centred on positive pixels."""
+    """n crop corners (t, y0, x0) in `frames`; a positive_fraction of them centred on positive
+    pixels."""
     ny, nx = masks.shape[-2:]
     pos = np.argwhere(masks[frames] > 0)  # (P, 3) (index into frames, y, x)
     out = []
@@ -108,7 +116,8 @@ def crop_batch(
     crop: int,
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops (B, C, P, P) float32 of inputs and (B, 1, P, P) of masks at the given corners, on the device."""
+    """Crops (B, C, P, P) float32 of inputs and (B, 1, P, P) of masks at the given corners, on the
+    device."""
     last = inputs.permute(0, 2, 3, 1)  # (T, Y, X, C): a plain view for channels-last inputs
     x = torch.stack([last[t, y : y + crop, x0 : x0 + crop] for t, y, x0 in origins]).permute(
         0, 3, 1, 2
@@ -141,7 +150,8 @@ def check_fit_args(inputs: torch.Tensor, masks: np.ndarray, frames: np.ndarray, 
 
 @dataclass
 class DenseFit:
-    """One fit_dense run: losses per step and, with validation frames, the validation Dice curve and the best step."""
+    """One fit_dense run: losses per step and, with validation frames, the validation Dice curve and
+    the best step."""
 
     losses: list[float]
     val_steps: list[int] = field(default_factory=list)  # the steps after which validation ran
@@ -158,7 +168,8 @@ def validation_dice(
     frames: Sequence[int],
     device: "torch.device | str" = "cpu",
 ) -> float:
-    """Dice of the binary prediction (p >= 0.5) on whole `frames`, pooled over them: the protocol's validation metric."""
+    """Dice of the binary prediction (p >= 0.5) on whole `frames`, pooled over them: the protocol's
+    validation metric."""
     return dice(
         predict_dense(module, inputs, frames, device) >= 0.5, np.asarray(masks)[list(frames)]
     )
@@ -182,18 +193,21 @@ def fit_dense(
     val_frames: "Sequence[int] | None" = None,
     n_evals: int = 20,
 ) -> DenseFit:
-    """Adam on `params` with segmentation_loss on random crops of the labelled `frames` (lr: a cosine to 0 over
-    `steps`, unless an `optimizer` is given: then its own lr, as the consistency schedule of paper 004 needs).
+    """Adam on `params` with segmentation_loss on random crops of the labelled `frames`
+    (lr: a cosine to 0 over `steps`, unless an `optimizer` is given: then its own lr, as the
+    consistency schedule of paper 004 needs).
 
-    With val_frames: validation Dice at eval_steps(steps, n_evals), the best state restored at the end.
+    With val_frames: validation Dice at eval_steps(steps, n_evals), the best state restored at the
+    end.
     """
     frames = np.asarray(frames, dtype=np.int64)
     check_fit_args(inputs, masks, frames, crop)
     val = [] if val_frames is None else [int(t) for t in val_frames]
     if val and (set(val) & set(frames.tolist()) or min(val) < 0 or max(val) >= len(masks)):
         raise InputError(
-            f"validation frames {val} must be frames of the movie that are not labelled for training "
-            f"({frames.tolist()}): hold them out of the pool (masks.split_frames(..., n_val))."
+            f"validation frames {val} must be frames of the movie that are not labelled for "
+            f"training ({frames.tolist()}): hold them out of the pool (masks.split_frames(..., "
+            "n_val))."
         )
     device = torch.device(device)
     module.to(device).train()

@@ -1,8 +1,11 @@
 """Per-pixel heads on dense features, and a segmentation network = encoder + head (nn.Modules only).
 
-features z (N, F, Y, X) --head--> logits (N, 1, Y, X)          frozen features: only the head learns
-images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits  fine-tuning / from scratch: all learns
-frames   x (N, k, Y, X) --encoder.embed of each--> k z side by side --head--> logits  (ContextSegmentationNet)
+features z (N, F, Y, X) --head--> logits (N, 1, Y, X)
+    frozen features: only the head learns
+images   x (N, 1, Y, X) --encoder.embed--> z --head--> logits
+    fine-tuning / from scratch: all learns
+frames   x (N, k, Y, X) --encoder.embed of each--> k z side by side --head--> logits
+    (ContextSegmentationNet)
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ HEADS = ("linear", "conv")
 
 
 class PixelLinearHead(nn.Module):
-    """A 1x1 convolution: one linear map of the F features at each pixel, (N, F, Y, X) -> (N, 1, Y, X)."""
+    """A 1x1 convolution: one linear map of the F features at each pixel, (N, F, Y, X) ->
+    (N, 1, Y, X)."""
 
     def __init__(self, n_features: int) -> None:
         super().__init__()
@@ -32,7 +36,8 @@ class PixelLinearHead(nn.Module):
 
 
 class ConvHead(nn.Sequential):
-    """Two 3x3 conv + ReLU layers and a 1x1 output: a small context of 5x5 px, (N, F, Y, X) -> (N, 1, Y, X)."""
+    """Two 3x3 conv + ReLU layers and a 1x1 output: a small context of 5x5 px, (N, F, Y, X) ->
+    (N, 1, Y, X)."""
 
     def __init__(self, n_features: int, hidden: int = 16) -> None:
         super().__init__(
@@ -45,7 +50,8 @@ class ConvHead(nn.Sequential):
 
 
 def make_pixel_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
-    """A per-pixel segmentation head: 'linear' (1x1 conv) or 'conv' (small conv head), initialised from `seed`."""
+    """A per-pixel segmentation head: 'linear' (1x1 conv) or 'conv' (small conv head), initialised
+    from `seed`."""
     if kind not in HEADS:
         raise InputError(f"head={kind!r}: use one of {', '.join(HEADS)}.")
     with torch.random.fork_rng(devices=[]):
@@ -56,11 +62,13 @@ def make_pixel_head(kind: str, n_features: int, seed: int = 0) -> nn.Module:
 def fresh_encoder(
     model: nn.Module, seed: int, movie: "Any | None" = None, n_frames: int = 8
 ) -> nn.Module:
-    """The same architecture as a pretrained PretextModel, newly initialised from `seed` (random / from scratch).
+    """The same architecture as a pretrained PretextModel, newly initialised from `seed`
+    (random / from scratch).
 
-    With `movie` (a Movie or (T, Y, X) frames): the frozen random baseline, its BatchNorm statistics measured on
-    n_frames frames spread over the movie (ssl.features.calibrate_batchnorm: no labels, no weight changes), so
-    its features are normalised at every layer as a trained encoder's are. Without: a network to train.
+    With `movie` (a Movie or (T, Y, X) frames): the frozen random baseline, its BatchNorm statistics
+    measured on n_frames frames spread over the movie (ssl.features.calibrate_batchnorm: no labels,
+    no weight changes), so its features are normalised at every layer as a trained encoder's are.
+    Without: a network to train.
     """
     encoder = type(model)(**{**model.config, "seed": int(seed)}).float()
     if movie is not None:
@@ -75,11 +83,13 @@ def fresh_encoder(
 def calibrate_encoder(
     encoder: nn.Module, frames: "np.ndarray | torch.Tensor", n_frames: int = 8
 ) -> nn.Module:
-    """BatchNorm statistics of `n_frames` of the normalised frames (T, Y, X) or (T, 1, Y, X), spread over them; eval mode.
+    """BatchNorm statistics of `n_frames` of the normalised frames (T, Y, X) or (T, 1, Y, X), spread
+    over them; eval mode.
 
-    In eval mode a network normalises with its running statistics; a new one's (mean 0, variance 1) or a briefly
-    trained one's (a few steps of momentum 0.1 from them) shrink its features layer by layer to ~1e-3, and every
-    head on them predicts one constant map. No labels, no gradients, no weight changes.
+    In eval mode a network normalises with its running statistics; a new one's (mean 0, variance 1)
+    or a briefly trained one's (a few steps of momentum 0.1 from them) shrink its features layer by
+    layer to ~1e-3, and every head on them predicts one constant map. No labels, no gradients, no
+    weight changes.
     """
     from tapkit.ssl.features import calibrate_batchnorm
 
@@ -105,7 +115,8 @@ class SegmentationNet(nn.Module):
         return self.head(self.encoder.embed(x))
 
     def trainable(self) -> list[nn.Parameter]:
-        """Encoder (backbone + projection) and head parameters; the pretext task's own head is left out."""
+        """Encoder (backbone + projection) and head parameters; the pretext task's own head is left
+        out."""
         enc = [*self.encoder.backbone.parameters(), *self.encoder.projection.parameters()]
         return enc + list(self.head.parameters())
 

@@ -1,16 +1,18 @@
-"""The dense tasks' target masks and the label budgets (which frames are labelled), checked before training.
+"""The dense tasks' target masks and the label budgets (which frames are labelled), checked before
+training.
 
     movie.labels (T, Y, X) instance ids  -> "nuclei"    mask (T, Y, X) uint8: 1 = any nucleus
     movie.events (T, Y, X) 0 / 1 / 2     -> "divisions" mask (T, Y, X) uint8: 1 = division pixels
-                                            (mother in mitosis, daughters just after; paper 000's task)
+                                            (mother in mitosis, daughters just after; paper 000's
+                                            task)
 
 Frames are split once into a contiguous block of test frames at the end (consecutive, so temporal
-consistency can be measured on them), `n_val` validation frames spread evenly over the frames before it
-(model selection: best step and learning rate), and the pool of training frames (the rest); a label
-budget picks `budget` frames of the pool, the same ones for the same seed. The validation frames are
-labelled too, separately from every budget: at "1 labelled frame" a run has also seen n_val validation
-masks, the same for every budget and row, so a budget counts training frames only. That is the honest
-cost of model selection, and it is the same for every compared row.
+consistency can be measured on them), `n_val` validation frames spread evenly over the frames before
+it (model selection: best step and learning rate), and the pool of training frames (the rest); a
+label budget picks `budget` frames of the pool, the same ones for the same seed. The validation
+frames are labelled too, separately from every budget: at "1 labelled frame" a run has also seen
+n_val validation masks, the same for every budget and row, so a budget counts training frames only.
+That is the honest cost of model selection, and it is the same for every compared row.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ ALL = "all"  # the budget that labels every frame of the training pool
 
 
 def task_masks(movie: Movie, task: str) -> np.ndarray:
-    """The binary target of `task` for every frame: (T, Y, X) uint8; InputError if the movie lacks it."""
+    """The binary target of `task` for every frame: (T, Y, X) uint8; InputError if the movie lacks
+    it."""
     if task not in TASKS:
         raise InputError(f"task={task!r} is not a dense task; use one of {', '.join(TASKS)}.")
     field = getattr(movie, TASKS[task], None) if isinstance(movie, Movie) else None
@@ -43,12 +46,14 @@ def task_masks(movie: Movie, task: str) -> np.ndarray:
 
 
 def check_masks(masks: Any, images: np.ndarray, what: str = "masks") -> np.ndarray:
-    """Masks as uint8 (T, Y, X) of exactly the images' shape and values 0/1; InputError otherwise."""
+    """Masks as uint8 (T, Y, X) of exactly the images' shape and values 0/1; InputError
+    otherwise."""
     arr = np.asarray(masks)
     if arr.shape != tuple(np.shape(images)[:1]) + tuple(np.shape(images)[-2:]):
         raise InputError(
             f"{what} have shape {arr.shape} but the frames are {np.shape(images)}: one (Y, X) mask "
-            "per frame is needed; make them with tapkit.downstream.segmentation.masks.task_masks(movie, task)."
+            "per frame is needed; make them with "
+            "tapkit.downstream.segmentation.masks.task_masks(movie, task)."
         )
     if arr.size and (arr.min() < 0 or arr.max() > 1):
         raise InputError(
@@ -59,7 +64,8 @@ def check_masks(masks: Any, images: np.ndarray, what: str = "masks") -> np.ndarr
 
 @dataclass(frozen=True)
 class FrameSplit:
-    """Training pool, validation and test frames of one movie (indices into its frames, sorted, disjoint)."""
+    """Training pool, validation and test frames of one movie (indices into its frames, sorted,
+    disjoint)."""
 
     pool: np.ndarray  # (P,) frames that may be labelled for training
     # (V,) validation frames (model selection), spread over the frames before the test block
@@ -68,13 +74,15 @@ class FrameSplit:
 
 
 def split_frames(n_frames: int, n_test: int, n_val: int = 0) -> FrameSplit:
-    """The last `n_test` frames for testing (consecutive), `n_val` validation frames evenly spread over the frames
-    before them (so validation sees early and late frames, as training does), the remaining frames as the pool."""
+    """The last `n_test` frames for testing (consecutive), `n_val` validation frames evenly spread
+    over the frames before them (so validation sees early and late frames, as training does), the
+    remaining frames as the pool."""
     n_frames, n_test = int(n_frames), int(n_test)
     if not 1 <= n_test < n_frames - 1:
         raise InputError(
-            f"n_test={n_test} test frames must be >= 1 and leave at least 2 of the {n_frames} frames "
-            "for training; lower n_test (the profile's segmentation['n_test']) or use a longer movie."
+            f"n_test={n_test} test frames must be >= 1 and leave at least 2 of the {n_frames} "
+            "frames for training; lower n_test (the profile's segmentation['n_test']) or use a "
+            "longer movie."
         )
     before = n_frames - n_test
     if (
@@ -96,7 +104,8 @@ def split_frames(n_frames: int, n_test: int, n_val: int = 0) -> FrameSplit:
 
 
 def check_validation(masks: np.ndarray, split: FrameSplit, task: str = "") -> None:
-    """InputError, before training, if there are no validation frames or none of them has a positive pixel."""
+    """InputError, before training, if there are no validation frames or none of them has a positive
+    pixel."""
     what = f"task {task!r}: " if task else ""
     if len(split.val) == 0:
         raise InputError(
@@ -105,14 +114,16 @@ def check_validation(masks: np.ndarray, split: FrameSplit, task: str = "") -> No
         )
     if not np.asarray(masks)[split.val].any():
         raise InputError(
-            f"{what}none of the {len(split.val)} validation frames {split.val.tolist()} has a positive "
-            "pixel (e.g. no division), so validation Dice cannot rank runs: raise n_val (the profile's "
-            "segmentation['n_val'] / ['real_n_val']) or use a movie with more events."
+            f"{what}none of the {len(split.val)} validation frames {split.val.tolist()} has a "
+            "positive pixel (e.g. no division), so validation Dice cannot rank runs: raise n_val "
+            "(the profile's segmentation['n_val'] / ['real_n_val']) or use a movie with more "
+            "events."
         )
 
 
 def budget_size(budget: "int | str", pool_size: int) -> int:
-    """Number of labelled frames of a budget (an int, or 'all'); InputError if it exceeds the pool."""
+    """Number of labelled frames of a budget (an int, or 'all'); InputError if it exceeds the
+    pool."""
     if budget == ALL:
         return int(pool_size)
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -122,7 +133,8 @@ def budget_size(budget: "int | str", pool_size: int) -> int:
     if budget > pool_size:
         raise InputError(
             f"budget={budget} labelled frames, but only {pool_size} frames can be labelled "
-            f"(the others are test frames or have no positive pixels): use a budget <= {pool_size} or 'all'."
+            f"(the others are test frames or have no positive pixels): use a budget <= {pool_size} "
+            "or 'all'."
         )
     return int(budget)
 
@@ -130,7 +142,8 @@ def budget_size(budget: "int | str", pool_size: int) -> int:
 def pick_frames(
     pool: np.ndarray, budget: "int | str", seed: int = 0, masks: "np.ndarray | None" = None
 ) -> np.ndarray:
-    """`budget` frames of `pool`, sorted; the same for the same seed. With masks: only frames with positives.
+    """`budget` frames of `pool`, sorted; the same for the same seed. With masks: only frames with
+    positives.
 
     A labeller asked to annotate divisions labels frames that show one, so for rare targets pass the
     task's masks and frames without a positive pixel are left out of the draw.
@@ -146,5 +159,6 @@ def pick_frames(
 
 
 def tasks_for(movie: Movie) -> list[str]:
-    """The dense tasks this movie has targets for ('nuclei' needs labels, 'divisions' needs events)."""
+    """The dense tasks this movie has targets for ('nuclei' needs labels, 'divisions' needs
+    events)."""
     return [task for task, needs in TASKS.items() if getattr(movie, needs, None) is not None]

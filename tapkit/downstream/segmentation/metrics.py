@@ -1,9 +1,11 @@
-"""Scores of dense binary predictions: soft Dice (the loss), Dice and IoU of masks, object matching, flicker.
+"""Scores of dense binary predictions: soft Dice (the loss), Dice and IoU of masks, object matching,
+flicker.
 
-Soft Dice is the V-Net form 2 sum(p t) / (sum p^2 + sum t^2): it equals the Dice of binary masks and is
-exactly 1 for two identical soft predictions (so the consistency loss 1 - soft Dice is 0 for them).
-Objects are connected components per frame (scipy.ndimage.label), matched one-to-one by IoU
-(scipy.optimize.linear_sum_assignment) with IoU >= 0.5 a hit, as in the StarDist / CTC detection scores.
+Soft Dice is the V-Net form 2 sum(p t) / (sum p^2 + sum t^2): it equals the Dice of binary masks and
+is exactly 1 for two identical soft predictions (so the consistency loss 1 - soft Dice is 0 for
+them). Objects are connected components per frame (scipy.ndimage.label), matched one-to-one by IoU
+(scipy.optimize.linear_sum_assignment) with IoU >= 0.5 a hit, as in the StarDist / CTC detection
+scores.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ EPS = 1e-6
 
 
 def soft_dice(p: torch.Tensor, t: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Soft Dice of probabilities p and targets t (any equal shapes), over all elements: a scalar in [0, 1]."""
+    """Soft Dice of probabilities p and targets t (any equal shapes), over all elements: a scalar in
+    [0, 1]."""
     p, t = p.float(), t.float()
     return (2 * (p * t).sum() + eps) / ((p * p).sum() + (t * t).sum() + eps)
 
@@ -51,7 +54,8 @@ def iou(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def match_frame(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives) of the connected components of one (Y, X) frame."""
+    """(true positives, false positives, false negatives) of the connected components of one (Y, X)
+    frame."""
     lp, n_p = ndimage.label(pred)
     lt, n_t = ndimage.label(true)
     if n_p == 0 or n_t == 0:
@@ -67,7 +71,8 @@ def match_frame(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> t
 
 
 def object_scores(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Object precision, recall and F1 (and counts) of binary (Y, X) or (T, Y, X) masks, frames matched separately."""
+    """Object precision, recall and F1 (and counts) of binary (Y, X) or (T, Y, X) masks, frames
+    matched separately."""
     pred, true = _binary(pred, true)
     frames = zip(pred.reshape(-1, *pred.shape[-2:]), true.reshape(-1, *true.shape[-2:]))
     tp, fp, fn = np.sum([match_frame(p, t, threshold) for p, t in frames], axis=0).tolist()
@@ -87,10 +92,11 @@ def object_scores(pred: np.ndarray, true: np.ndarray, threshold: float = 0.5) ->
 def stable_regions(
     labels: np.ndarray, events: "np.ndarray | None" = None, margin: int = 2
 ) -> np.ndarray:
-    """Per consecutive pair (t, t+1): pixels of cells present in both frames and in no event, grown by `margin` px.
+    """Per consecutive pair (t, t+1): pixels of cells present in both frames and in no event, grown
+    by `margin` px.
 
-    labels (T, Y, X) instance ids (the same id = the same cell in both frames), events (T, Y, X) or None.
-    Returns (T - 1, Y, X) bool: where a good segmentation should not change from t to t + 1.
+    labels (T, Y, X) instance ids (the same id = the same cell in both frames), events (T, Y, X) or
+    None. Returns (T - 1, Y, X) bool: where a good segmentation should not change from t to t + 1.
     """
     labels = np.asarray(labels)
     out = np.zeros((len(labels) - 1,) + labels.shape[1:], bool)
@@ -108,9 +114,11 @@ def stable_regions(
 
 
 def flicker(pred: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """Temporal flicker per pair: 1 - Dice(pred[t], pred[t+1]) inside regions[t]; (T - 1,) in [0, 1].
+    """Temporal flicker per pair: 1 - Dice(pred[t], pred[t+1]) inside regions[t]; (T - 1,) in
+    [0, 1].
 
-    pred (T, Y, X) binary predictions of consecutive frames, regions (T - 1, Y, X) from `stable_regions`.
+    pred (T, Y, X) binary predictions of consecutive frames, regions (T - 1, Y, X) from
+    `stable_regions`.
     """
     pred = np.asarray(pred) > 0
     if regions.shape != (len(pred) - 1,) + pred.shape[1:]:

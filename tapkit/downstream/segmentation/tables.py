@@ -1,9 +1,10 @@
-"""Result tables of the dense label-budget sweeps, and the helpers the claims and figures read from them.
+"""Result tables of the dense label-budget sweeps, and the helpers the claims and figures read from
+them.
 
-Every number comes from what the sweeps (segmentation.experiments) stored in a DenseResult: per (row, budget)
-means and stds over runs (`results_table`), their text form (`format_table`), per-seed paired scores for claims
-(`paired`), `more_labels_check`, `budget_to_reach`, the example maps of figures (`examples`) and the entries
-results.record('segmentation') keeps (`record_entries`).
+Every number comes from what the sweeps (segmentation.experiments) stored in a DenseResult: per
+(row, budget) means and stds over runs (`results_table`), their text form (`format_table`), per-seed
+paired scores for claims (`paired`), `more_labels_check`, `budget_to_reach`, the example maps of
+figures (`examples`) and the entries results.record('segmentation') keeps (`record_entries`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ if TYPE_CHECKING:
 
 
 def results_table(results: Sequence[DenseResult]) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {metric: mean, metric_std: std, 'n_frames', 'n_runs', 'lr', 'steps', 'converged'}}} over runs.
+    """{row: {budget: {metric: mean, metric_std: std, 'n_frames', 'n_runs', 'lr', 'steps',
+    'converged'}}} over runs.
 
-    'converged' is True only when every run of the cell converged; 'lr' is the cell's lr chosen on validation.
+    'converged' is True only when every run of the cell converged; 'lr' is the cell's lr chosen on
+    validation.
     """
     runs: dict[str, dict[str, list[DenseResult]]] = {}
     for r in results:
@@ -47,8 +50,8 @@ def format_table(
     table: Mapping[str, Mapping[str, Mapping[str, float]]],
     metrics: Sequence[str] = ("dice", "object_f1"),
 ) -> str:
-    """Text table: one line per row and budget, mean ± std of `metrics`, the chosen lr; '*' marks a cell with a run
-    that did not converge (footnote below the table)."""
+    """Text table: one line per row and budget, mean ± std of `metrics`, the chosen lr; '*' marks a
+    cell with a run that did not converge (footnote below the table)."""
     head = (
         f"{'features · head':<30}{'budget':>7}{'frames':>7}  "
         + "".join(f"{m:<14}" for m in metrics)
@@ -64,8 +67,8 @@ def format_table(
             lines.append(f"{row:<30}{budget:>7}{c['n_frames']:>7}  {cells}{lr:>8}{mark}")
     if starred:
         lines.append(
-            "* at least one run of this cell had not converged (its best validation Dice still rose by >= 2 % "
-            "in the last quarter of its steps): more steps would change it."
+            "* at least one run of this cell had not converged (its best validation Dice still "
+            "rose by >= 2 % in the last quarter of its steps): more steps would change it."
         )
     return "\n".join(lines)
 
@@ -79,9 +82,11 @@ def paired(
     metric: str = "dice",
     budget_b: "int | str | None" = None,
 ) -> tuple[list[float], list[float]]:
-    """Per-seed aligned test scores (a_runs, b_runs) of two rows at a budget (row_b at budget_b if given), for claims.
+    """Per-seed aligned test scores (a_runs, b_runs) of two rows at a budget
+    (row_b at budget_b if given), for claims.
 
-    results: one task's runs, or {task: runs} with `task`. Only seeds both rows ran are kept, in seed order.
+    results: one task's runs, or {task: runs} with `task`. Only seeds both rows ran are kept, in
+    seed order.
     """
     if isinstance(results, Mapping):
         if task not in results:
@@ -97,7 +102,8 @@ def paired(
     for (row, b), runs in zip(((row_a, budget), (row_b, budget_b)), by):
         if not runs:
             raise InputError(
-                f"paired: no runs of row {row!r} at budget {b!r}; rows: {sorted({r.row for r in results})}."
+                f"paired: no runs of row {row!r} at budget {b!r}; rows: "
+                f"{sorted({r.row for r in results})}."
             )
     seeds = sorted(set(by[0]) & set(by[1]))
     if not seeds:
@@ -110,7 +116,8 @@ def paired(
 def more_labels_check(
     table: Mapping[str, Mapping[str, Mapping[str, float]]], tol: float = 0.02, metric: str = "dice"
 ) -> dict[str, tuple[float, float, bool]]:
-    """Per row: (mean at its smallest budget, mean at its largest, largest >= smallest - tol): more labels never hurt."""
+    """Per row: (mean at its smallest budget, mean at its largest, largest >= smallest - tol): more
+    labels never hurt."""
     out = {}
     for row, by_budget in table.items():
         cells = sorted(by_budget.values(), key=lambda c: c["n_frames"])
@@ -122,7 +129,8 @@ def more_labels_check(
 def examples(
     results: Sequence[DenseResult], rows: Sequence[str], budget: "int | str"
 ) -> dict[str, np.ndarray]:
-    """{'<row>, n frame(s)': (Y, X) probabilities of the middle test frame} of each row's first run at `budget`."""
+    """{'<row>, n frame(s)': (Y, X) probabilities of the middle test frame} of each row's first run
+    at `budget`."""
     out = {}
     for row in rows:
         run = next((r for r in results if r.row == row and str(r.budget) == str(budget)), None)
@@ -137,7 +145,8 @@ def budget_to_reach(
     fraction: float = 0.95,
     metric: str = "dice",
 ) -> dict[str, "int | None"]:
-    """Per row: the fewest labelled frames whose mean `metric` reaches fraction * reference (None: never)."""
+    """Per row: the fewest labelled frames whose mean `metric` reaches fraction * reference
+    (None: never)."""
     out = {}
     for row, by_budget in table.items():
         hits = [c["n_frames"] for c in by_budget.values() if c[metric] >= fraction * reference]
@@ -148,8 +157,8 @@ def budget_to_reach(
 def record_entries(
     table: Mapping[str, Mapping[str, Mapping[str, float]]],
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames, n_runs, lr, steps, converged}}} for
-    results.record('segmentation')."""
+    """{row: {budget: {dice, dice_std, object_f1, object_f1_std, iou, n_frames, n_runs, lr, steps,
+    converged}}} for results.record('segmentation')."""
     keep = (
         "dice",
         "dice_std",
