@@ -1,6 +1,7 @@
 """The `tapkit` command line: run the course, write student copies, simulate a movie, pretrain.
 
-tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME] [--dry-run | --short]
+tapkit course run [--profile auto] [--only 01,02] [-p key=value ...] [--out runs/NAME]
+    [--dry-run | --short]
 tapkit course run --resume --out runs/NAME [--force]
 tapkit course student [--out DIR]
 tapkit simulate --out DIR [--frames N] [--size Y X] [--seed S]
@@ -23,7 +24,8 @@ from tapkit.data.movie import InputError
 
 
 def parse_value(text: str) -> Any:
-    """A `-p` value: a Python literal when it parses as one (5, 0.1, None, (64, 64)), else the string."""
+    """A `-p` value: a Python literal when it parses as one (5, 0.1, None, (64, 64)), else the
+    string."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -68,20 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="keep the profile's sizes but cut every count (steps, pairs, runs) to a minimum: checks that "
-        "the profile runs end to end in minutes; its numbers mean nothing",
+        help="keep the profile's sizes but cut every count (steps, pairs, runs) to a minimum: "
+        "checks that the profile runs end to end in minutes; its numbers mean nothing",
     )
     run.add_argument(
         "--short",
         action="store_true",
-        help="keep ALL of the profile's sizes (movie, batch, crop pairs) and run a few steps per notebook: "
-        "the gpu profile's memory and speed at real sizes in minutes (the GPU check); numbers mean nothing",
+        help="keep ALL of the profile's sizes (movie, batch, crop pairs) and run a few steps per "
+        "notebook: the gpu profile's memory and speed at real sizes in minutes (the GPU check); "
+        "numbers mean nothing",
     )
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out: rerun only the notebooks that did not finish, with the run's "
-        "stored parameters; pretraining continues from its checkpoint",
+        help="continue the run in --out: rerun only the notebooks that did not finish, with the "
+        "run's stored parameters; pretraining continues from its checkpoint",
     )
     run.add_argument(
         "--force",
@@ -118,7 +121,8 @@ TRAIN_SETTINGS = {
 
 
 def add_train_parser(sub: Any) -> None:
-    """The `tapkit train` subcommand: pretrain any pretext task, in one process or under torchrun."""
+    """The `tapkit train` subcommand: pretrain any pretext task, in one process or under
+    torchrun."""
     train = sub.add_parser(
         "train",
         help="pretrain a pretext task on a movie (also under torchrun: data-parallel)",
@@ -161,7 +165,8 @@ def add_train_parser(sub: Any) -> None:
         "--val-at",
         choices=("start", "end"),
         default=None,
-        help="validate on the first or last frames (default: start for simulated data, end otherwise)",
+        help="validate on the first or last frames (default: start for simulated data, end "
+        "otherwise)",
     )
     train.add_argument(
         "-o",
@@ -170,8 +175,8 @@ def add_train_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a model option (repeatable): architecture (base_filters=16, n_depth=2) or task option "
-        "(lam=0.01, masking=intensity, temperature=0.2)",
+        help="a model option (repeatable): architecture (base_filters=16, n_depth=2) or task "
+        "option (lam=0.01, masking=intensity, temperature=0.2)",
     )
     train.add_argument(
         "--binning",
@@ -206,8 +211,9 @@ def cmd_course_run(args: argparse.Namespace) -> int:
 
     if args.short and args.dry_run:
         raise InputError(
-            "tapkit course run: --dry-run and --short exclude each other: --dry-run cuts every count "
-            "and the batch, --short keeps every size and cuts only the steps. Pass one of them."
+            "tapkit course run: --dry-run and --short exclude each other: --dry-run cuts every "
+            "count and the batch, --short keeps every size and cuts only the steps. Pass one of "
+            "them."
         )
     summary = run_course(
         profile=args.profile,
@@ -235,7 +241,8 @@ def cmd_course_student(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """`tapkit simulate`: simulate a movie and write `<out>/simulated.tif` and `<out>/simulated.png`."""
+    """`tapkit simulate`: simulate a movie and write `<out>/simulated.tif` and
+    `<out>/simulated.png`."""
     from tapkit.data.io import write_tiff
     from tapkit.data.simulate import simulate_movie
     from tapkit.plot.frames import save_frames
@@ -255,7 +262,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def train_plan(args: argparse.Namespace) -> dict:
-    """Check every `tapkit train` argument cheaply (no data read, no process group) and return the run's plan."""
+    """Check every `tapkit train` argument cheaply (no data read, no process group) and return the
+    run's plan."""
     from tapkit.course.config import data_key
     from tapkit.course.profiles import get_profile, resolve_profile, tap_for_data
     from tapkit.data import datasets
@@ -320,7 +328,8 @@ def train_plan(args: argparse.Namespace) -> dict:
 
 
 def _train_movie(plan: dict, args: argparse.Namespace) -> Any:
-    """The training movie of `tapkit train` (simulated ones with the profile's sim sizes), binned."""
+    """The training movie of `tapkit train` (simulated ones with the profile's sim sizes),
+    binned."""
     from tapkit.data import datasets
 
     data = plan["data"]
@@ -334,12 +343,14 @@ def _train_movie(plan: dict, args: argparse.Namespace) -> Any:
 
 
 def _stopped_by_launcher(signum: int, frame: Any) -> None:
-    """SIGTERM handler of a `tapkit train` rank: turn the launcher's stop into an error that is reported."""
+    """SIGTERM handler of a `tapkit train` rank: turn the launcher's stop into an error that is
+    reported."""
     raise RuntimeError("stopped by the launcher (SIGTERM), usually because another process failed")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`tapkit train`: pretrain; under torchrun every rank runs this and rank 0 alone writes files."""
+    """`tapkit train`: pretrain; under torchrun every rank runs this and rank 0 alone writes
+    files."""
     from tapkit.ssl import distributed
     from tapkit.ssl.trainer import train
 
@@ -365,15 +376,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     except Exception as err:
         first = (
-            "\ntapkit: if another process failed first (a lost connection or a timeout here), the launcher's "
-            "report names it (torchrun: 'Root Cause')"
+            "\ntapkit: if another process failed first (a lost connection or a timeout here), the "
+            "launcher's report names it (torchrun: 'Root Cause')"
             if rank.enabled
             else ""
         )
         print(
-            f"tapkit: error: process {rank.rank} of {rank.world_size} stopped: {type(err).__name__}: {err}{first}\n"
-            f"tapkit: the job stops. To continue, run the same command with --resume: it continues from "
-            f"{plan['checkpoint']} (its last saved epoch) if that exists.",
+            f"tapkit: error: process {rank.rank} of {rank.world_size} stopped: "
+            f"{type(err).__name__}: {err}{first}\n"
+            "tapkit: the job stops. To continue, run the same command with --resume: it continues "
+            f"from {plan['checkpoint']} (its last saved epoch) if that exists.",
             file=sys.stderr,
             flush=True,
         )

@@ -1,4 +1,5 @@
-"""Where and how tensors are computed: the device, the one mixed-precision policy, seeding and determinism.
+"""Where and how tensors are computed: the device, the one mixed-precision policy, seeding and
+determinism.
 
 Mixed precision: bfloat16 autocast on CUDA GPUs that support it (float16 on older ones), and on CPUs
 that compute bfloat16 natively (avx512_bf16 / AMX: `cpu_has_bf16()`); float32 on other CPUs.
@@ -17,9 +18,9 @@ Reproducibility (measured on CPU, torch 2.13, a 6-step training of a small TAPNe
 - numbers are identical only for the same seed AND the same number of CPU threads
   (`torch.get_num_threads()`): oneDNN (mkldnn) kernels split their float sums by thread, so 1, 2
   and 4 threads give three different sets of weights after a few steps (differences in the 6th
-  digit that a long training can amplify). `torch.use_deterministic_algorithms(True)` does not change
-  this on CPU; `deterministic(thread_independent=True)` (oneDNN off) does: the same weights with 1
-  and 2 threads, but CPU training is ~1.8x slower. Record the thread count with the results
+  digit that a long training can amplify). `torch.use_deterministic_algorithms(True)` does not
+  change this on CPU; `deterministic(thread_independent=True)` (oneDNN off) does: the same weights
+  with 1 and 2 threads, but CPU training is ~1.8x slower. Record the thread count with the results
   (`run_settings()`), and use `deterministic(threads=...)` to repeat a run;
 - a different machine (CPU instruction set), torch version or device (GPU kernels, autocast) changes
   float rounding and hence the numbers; on CUDA `deterministic` asks for deterministic kernels.
@@ -74,23 +75,26 @@ def pick_device(device: "str | torch.device" = "auto", verbose: bool = True) -> 
         return dev
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(
-            f"device={device!r} asked for CUDA, but PyTorch sees no GPU. Use device='auto' or 'cpu' "
-            "(on Colab: Runtime > Change runtime type > GPU)."
+            f"device={device!r} asked for CUDA, but PyTorch sees no GPU. Use device='auto' or "
+            "'cpu' (on Colab: Runtime > Change runtime type > GPU)."
         )
     if name == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):
         raise RuntimeError(
-            f"device={device!r} asked for Apple MPS, which is not available here. Use 'auto' or 'cpu'."
+            f"device={device!r} asked for Apple MPS, which is not available here. Use 'auto' or "
+            "'cpu'."
         )
     return torch.device(name)
 
 
-CPU_BF16_ENV = "TAPKIT_CPU_BF16"  # "1": bfloat16 autocast on the CPU; "0": float32; unset / "auto": bf16 where the CPU has it
+# "1": bfloat16 autocast on the CPU; "0": float32; unset / "auto": bf16 where the CPU has it
+CPU_BF16_ENV = "TAPKIT_CPU_BF16"
 
 
 def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX): only there is $TAPKIT_CPU_BF16=1 faster."""
+    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX): only there is
+    $TAPKIT_CPU_BF16=1 faster."""
     checks = (
         getattr(torch.cpu, "_is_avx512_bf16_supported", None),
         getattr(torch.cpu, "_is_amx_tile_supported", None),
@@ -104,7 +108,8 @@ _FORCE_FLOAT32 = contextvars.ContextVar(
 
 
 def cpu_bf16() -> bool:
-    """Whether tapkit autocasts to bfloat16 on the CPU: $TAPKIT_CPU_BF16=1 / 0, else (unset, 'auto') when `cpu_has_bf16()`."""
+    """Whether tapkit autocasts to bfloat16 on the CPU: $TAPKIT_CPU_BF16=1 / 0, else (unset, 'auto')
+    when `cpu_has_bf16()`."""
     if _FORCE_FLOAT32.get():
         return False
     value = os.environ.get(CPU_BF16_ENV, "").strip().lower()
@@ -115,21 +120,24 @@ def cpu_bf16() -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise InputError(
-        f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or auto / unset "
-        "(bfloat16 where the CPU computes it natively, the default)."
+        f"${CPU_BF16_ENV}={value!r}: use 1 (bfloat16 autocast on the CPU), 0 (float32) or "
+        "auto / unset (bfloat16 where the CPU computes it natively, the default)."
     )
 
 
 def cpu_precision() -> str:
-    """'bfloat16' or 'float32': what the CPU computes in (`cpu_bf16()`), for tables and run summaries."""
+    """'bfloat16' or 'float32': what the CPU computes in (`cpu_bf16()`), for tables and run
+    summaries."""
     return "bfloat16" if cpu_bf16() else "float32"
 
 
 @contextlib.contextmanager
 def cpu_float32() -> Any:
-    """Inside this block the CPU computes in float32 whatever $TAPKIT_CPU_BF16 says (comparisons at rounding level).
+    """Inside this block the CPU computes in float32 whatever $TAPKIT_CPU_BF16 says (comparisons at
+    rounding level).
 
-    A context variable, not the environment: other threads and the rest of the process keep their precision.
+    A context variable, not the environment: other threads and the rest of the process keep their
+    precision.
     """
     token = _FORCE_FLOAT32.set(True)
     try:
@@ -139,7 +147,8 @@ def cpu_float32() -> Any:
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> "torch.dtype | None":
-    """The autocast dtype for `device`: bfloat16 on CUDA (float16 without bf16 support) or a CPU where `cpu_bf16()`, else None."""
+    """The autocast dtype for `device`: bfloat16 on CUDA (float16 without bf16 support) or a CPU
+    where `cpu_bf16()`, else None."""
     if not enabled:
         return None
     if device.type == "cuda":
@@ -150,7 +159,8 @@ def amp_dtype(device: torch.device, enabled: bool = True) -> "torch.dtype | None
 
 
 def autocast(device: torch.device, enabled: bool = True) -> Any:
-    """The one mixed-precision context of tapkit: `amp_dtype` autocast (CUDA; CPU if asked), a no-op elsewhere."""
+    """The one mixed-precision context of tapkit: `amp_dtype` autocast (CUDA; CPU if asked), a no-op
+    elsewhere."""
     dtype = amp_dtype(device, enabled)
     return (
         torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -165,11 +175,13 @@ def seed_everything(seed: int) -> None:
 
 
 def deterministic(threads: "int | None" = None, thread_independent: bool = False) -> dict[str, Any]:
-    """Settings for repeatable seeded runs (thread count, deterministic kernels); returns `run_settings()`.
+    """Settings for repeatable seeded runs (thread count, deterministic kernels); returns
+    `run_settings()`.
 
     threads: fix torch's CPU thread count (None keeps it); the same seed gives the same numbers only
     with the same count. thread_independent=True turns oneDNN off: the same numbers for any thread
-    count, ~1.8x slower CPU training. On CUDA: deterministic cuDNN/cuBLAS kernels (warn where none exists).
+    count, ~1.8x slower CPU training. On CUDA: deterministic cuDNN/cuBLAS kernels
+    (warn where none exists).
     """
     if threads is not None:
         from tapkit.validate import whole
@@ -184,7 +196,8 @@ def deterministic(threads: "int | None" = None, thread_independent: bool = False
 
 
 def run_settings() -> dict[str, Any]:
-    """What the numbers of a seeded run depend on besides the seed: torch version, CPU threads, oneDNN, device."""
+    """What the numbers of a seeded run depend on besides the seed: torch version, CPU threads,
+    oneDNN, device."""
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

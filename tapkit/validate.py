@@ -1,10 +1,11 @@
 """The package's argument checks, written once: whole numbers, numbers in a range, choices, flags.
 
-Each factory returns a check `check(name, value) -> cleaned value` that raises `InputError` naming the
-parameter, what is wrong and a value that works, e.g. "epochs=0: use a whole number >= 1, e.g. 10.".
+Each factory returns a check `check(name, value) -> cleaned value` that raises `InputError` naming
+the parameter, what is wrong and a value that works, e.g.
+"epochs=0: use a whole number >= 1, e.g. 10.".
 `tapkit.course.parameters` (notebook parameters), `tapkit.ssl.train_config.TrainConfig` (training
-settings) and the functions that check their own arguments (`Movie.bin`, `embed`, ...) all use these,
-so one kind of mistake reads the same everywhere.
+settings) and the functions that check their own arguments (`Movie.bin`, `embed`, ...) all use
+these, so one kind of mistake reads the same everywhere.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def whole(
 ) -> Check:
     """A check for a whole number >= low (or None, when `none_means` says what None does).
 
-    `where` prefixes the message (e.g. "Movie.bin: "), `hint` ends it (e.g. " (1: full resolution)").
+    `where` prefixes the message (e.g. "Movie.bin: "), `hint` ends it
+    (e.g. " (1: full resolution)").
     """
 
     def check(name: str, value: Any) -> "int | None":
@@ -59,7 +61,8 @@ def number(
     where: str = "",
     hint: str = "",
 ) -> Check:
-    """A check for a finite number in [low, high] (ends excluded when *_open); returns it as a float."""
+    """A check for a finite number in [low, high] (ends excluded when *_open); returns it as a
+    float."""
 
     def check(name: str, value: Any) -> float:
         ok = (
@@ -85,7 +88,8 @@ def number(
 def choice(
     options: "tuple | Callable[[], tuple]", none_means: "str | None" = None, where: str = ""
 ) -> Check:
-    """A check for one of `options` (a tuple, or a function giving it, for lists that live elsewhere)."""
+    """A check for one of `options` (a tuple, or a function giving it, for lists that live
+    elsewhere)."""
 
     def check(name: str, value: Any) -> Any:
         allowed = options() if callable(options) else options

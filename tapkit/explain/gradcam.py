@@ -12,8 +12,8 @@ frame is the correct answer. Grad-CAM (Selvaraju et al. 2017) on the dense proje
 same in both frames cancels and what changed (divisions, deaths, movement) stands out.
 `frames="t"` uses only frame t's features, like the reference's default (`all_frames=False`).
 The reference takes the absolute value, not the ReLU of the original Grad-CAM (`absolute=False`).
-Figures of these results are in `tapkit.plot.gradcam`. Gradients are computed in float32 (no AMP): per-pixel gradients of a spatially averaged logit are
-tiny and would underflow in float16.
+Figures of these results are in `tapkit.plot.gradcam`. Gradients are computed in float32 (no AMP):
+per-pixel gradients of a spatially averaged logit are tiny and would underflow in float16.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ Region = tuple[int, int, float]  # (y, x, score): centre of an inset and its smo
 # Grad-CAM
 # ----------------------------------------------------------------------------------------------
 def _pair_array(frame_t: Any, frame_t1: Any, normalize: bool) -> np.ndarray:
-    """Validate two (Y, X) frames; return float32 (2, Y, X), percentile-normalised per frame as in training."""
+    """Validate two (Y, X) frames; return float32 (2, Y, X), percentile-normalised per frame as in
+    training."""
     a, b = (
         np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f)
         for f in (frame_t, frame_t1)
@@ -69,7 +70,8 @@ def _pair_array(frame_t: Any, frame_t1: Any, normalize: bool) -> np.ndarray:
 def _grads_and_features(
     model: torch.nn.Module, pair: np.ndarray, dev: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of logit[slot 0] w.r.t. z and z itself for one (2, y, x) pair: both (2, F, y, x) on the CPU."""
+    """Gradient of logit[slot 0] w.r.t. z and z itself for one (2, y, x) pair: both (2, F, y, x) on
+    the CPU."""
     x = torch.from_numpy(np.ascontiguousarray(pair))[None, :, None].to(dev)  # (1, 2, 1, y, x)
     x.requires_grad_(
         True
@@ -83,7 +85,8 @@ def _grads_and_features(
 def _stitched(
     model: torch.nn.Module, pair: np.ndarray, dev: torch.device, tile: "int | None", overlap: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients and features (2, F, Y, X) of a whole pair; tiles (centres kept) when larger than `tile`."""
+    """Gradients and features (2, F, Y, X) of a whole pair; tiles (centres kept) when larger than
+    `tile`."""
     ny, nx = pair.shape[1:]
     if tile is None or (ny <= tile and nx <= tile):
         return _grads_and_features(model, pair, dev)
@@ -112,12 +115,14 @@ def gradcam(
     normalize: bool = True,
     device: "str | torch.device | None" = None,
 ) -> np.ndarray:
-    """Grad-CAM map (Y, X) of the correct time arrow for frames (t, t+1); |.| as the reference (ReLU if absolute=False)."""
+    """Grad-CAM map (Y, X) of the correct time arrow for frames (t, t+1); |.| as the reference
+    (ReLU if absolute=False)."""
     if reduce not in ("sum", "mean"):
         raise InputError(f"gradcam: reduce={reduce!r} must be 'sum' (as the reference) or 'mean'.")
     if frames not in ("pair", "t"):
         raise InputError(
-            f"gradcam: frames={frames!r} must be 'pair' (features of both frames) or 't' (frame t only)."
+            f"gradcam: frames={frames!r} must be 'pair' (features of both frames) or 't' "
+            "(frame t only)."
         )
     pair = _pair_array(frame_t, frame_t1, normalize)  # (2, Y, X)
     dev = model_device(model, device)
@@ -143,7 +148,8 @@ def _check_map(cam: Any, inset: int, border: int, what: str = "cam") -> np.ndarr
     arr = np.asarray(cam, dtype=np.float64)
     if arr.ndim != 2:
         raise InputError(
-            f"{what}: expected a (Y, X) map, got shape {arr.shape}. For a movie pass one frame's map."
+            f"{what}: expected a (Y, X) map, got shape {arr.shape}. For a movie pass one frame's "
+            "map."
         )
     if not np.isfinite(arr).all():
         raise InputError(f"{what}: the map contains NaN/inf; replace them (np.nan_to_num) first.")
@@ -164,11 +170,13 @@ def top_regions(
     border: "int | None" = None,
     smooth: "float | None" = None,
 ) -> list[Region]:
-    """The k strongest peaks (y, x, score) of a Grad-CAM map, at least inset/2 apart and inset/2 from the border.
+    """The k strongest peaks (y, x, score) of a Grad-CAM map, at least inset/2 apart and inset/2
+    from the border.
 
     The map is smoothed (Gaussian, sigma = inset/8 unless `smooth` is given); peaks are local maxima
     (`scipy.ndimage.maximum_filter`), taken strongest first; each suppresses all candidates in the
-    square of half-width inset/2 around it, so any two regions' centres differ by >= inset/2 in y or x.
+    square of half-width inset/2 around it, so any two regions' centres differ by >= inset/2 in y or
+    x.
     """
     border = inset // 2 if border is None else int(border)
     arr = _check_map(cam, inset, border)
@@ -193,7 +201,8 @@ def top_regions(
 # Enrichment of events in the top regions
 # ----------------------------------------------------------------------------------------------
 def box_fractions(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray, inset: int) -> np.ndarray:
-    """Fraction of True pixels of `mask` (Y, X) in inset x inset boxes centred at (ys, xs), via an integral image."""
+    """Fraction of True pixels of `mask` (Y, X) in inset x inset boxes centred at (ys, xs), via an
+    integral image."""
     sat = np.pad(mask.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # (Y+1, X+1)
     y0 = np.clip(np.asarray(ys) - inset // 2, 0, mask.shape[0])
     x0 = np.clip(np.asarray(xs) - inset // 2, 0, mask.shape[1])
@@ -231,7 +240,8 @@ def event_enrichment(
     seed: int = 0,
     border: "int | None" = None,
 ) -> dict[str, Any]:
-    """How much denser events are in the top-k Grad-CAM regions than in random regions of the same size.
+    """How much denser events are in the top-k Grad-CAM regions than in random regions of the same
+    size.
 
     enrichment = mean event fraction of the top regions / mean event fraction of `n_random` random
     boxes (centres uniform over the same area, i.e. skipping the same border). 1 means "no better
@@ -303,7 +313,8 @@ def gradcam_movie(
     seed: int = 0,
     **gradcam_kw: Any,
 ) -> dict[str, Any]:
-    """Grad-CAM on several pairs (t, t+1) and the event enrichment of their top-k regions, averaged over pairs.
+    """Grad-CAM on several pairs (t, t+1) and the event enrichment of their top-k regions, averaged
+    over pairs.
 
     `frames` default: `n_frames` evenly spaced t among the pairs that hold events of `event_class`
     (DIVISION by default; None = any event). Returns frames, cams (n, Y, X), regions per pair,
@@ -316,7 +327,8 @@ def gradcam_movie(
     bad = [t for t in frames if not 0 <= t < len(movie) - 1]
     if bad or not frames:
         raise InputError(
-            f"gradcam_movie: frames {bad or frames} are not valid pair starts; use 0 <= t <= {len(movie) - 2}."
+            f"gradcam_movie: frames {bad or frames} are not valid pair starts; use "
+            f"0 <= t <= {len(movie) - 2}."
         )
     cams, regions, per_pair = [], [], []
     for t in tqdm(frames, desc="Grad-CAM", unit="pair"):

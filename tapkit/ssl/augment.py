@@ -1,17 +1,20 @@
-"""Batched TAP augmentations: what is drawn per pair and how it becomes sampling coordinates and intensities.
+"""Batched TAP augmentations: what is drawn per pair and how it becomes sampling coordinates and
+intensities.
 
 The sampler (`tapkit.ssl.sampler`) draws crop positions and reads pixels; this module draws the
 transforms for a whole batch at once (no per-sample loop) and turns them into
   * source coordinates for every output pixel: dihedral x (rotation, zoom) x per-frame (zoom, shift)
     x elastic displacement, all combined in ONE map per frame. The map is exactly bilinear in the
-    output pixel (the elastic field is bilinear between K x K control points and the rest is affine),
-    so it is computed at the K x K control points only and upsampled with one `F.interpolate`;
+    output pixel (the elastic field is bilinear between K x K control points and the rest is
+    affine), so it is computed at the K x K control points only and upsampled with one
+    `F.interpolate`;
   * an intensity transform: noise, then per-frame and global scale/shift.
 Both frames of a pair get identically distributed transforms, so nothing but the content tells
 which frame came first. The families are those of the reference implementation's level-5 augmenter
 (weigertlab/tarrow, `tarrow/data/augmenters.py`); `AugmentConfig.level5()` has its probabilities and
-strengths, the defaults are milder; `AugmentConfig.named` gives the presets ('default', 'exact', 'level5',
-'none') that the course profiles choose from (`tap['augment']`: the cpu profile's short training uses 'none').
+strengths, the defaults are milder; `AugmentConfig.named` gives the presets ('default', 'exact',
+'level5', 'none') that the course profiles choose from (`tap['augment']`: the cpu profile's short
+training uses 'none').
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ AUGMENT_PRESETS = ("default", "exact", "level5", "none")  # the names `AugmentCo
 
 @dataclass
 class AugmentConfig:
-    """Probabilities (per pair) and strengths of the TAP augmentations (the course's defaults; `level5()`: tarrow's)."""
+    """Probabilities (per pair) and strengths of the TAP augmentations (the course's defaults;
+    `level5()`: tarrow's)."""
 
     p_dihedral: float = 0.5  # random flips and 90 degree rotations, shared by the pair
     p_affine: float = 0.5  # joint rotation and zoom, shared by the pair
@@ -73,11 +77,13 @@ class AugmentConfig:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise InputError(
-                    f"AugmentConfig.{name}={getattr(self, name)}: need 0 < low <= high, e.g. (0.8, 1.25)."
+                    f"AugmentConfig.{name}={getattr(self, name)}: need 0 < low <= high, e.g. "
+                    "(0.8, 1.25)."
                 )
         if self.elastic_grid < 2:
             raise InputError(
-                f"AugmentConfig.elastic_grid={self.elastic_grid}: need at least 2 control points per side."
+                f"AugmentConfig.elastic_grid={self.elastic_grid}: need at least 2 control points "
+                "per side."
             )
 
     def probabilities(self) -> dict[str, float]:
@@ -91,7 +97,8 @@ class AugmentConfig:
 
     @classmethod
     def only(cls, name: str) -> "AugmentConfig":
-        """Every augmentation off except `name` (e.g. 'p_elastic'), which every pair gets (probability 1)."""
+        """Every augmentation off except `name` (e.g. 'p_elastic'), which every pair gets
+        (probability 1)."""
         names = list(cls().probabilities())
         if name not in names:
             raise InputError(f"AugmentConfig.only({name!r}): not a transform; use one of {names}.")
@@ -99,11 +106,13 @@ class AugmentConfig:
 
     @classmethod
     def exact(cls) -> "AugmentConfig":
-        """Only the transforms that move no pixel off the grid: flips / 90-degree rotations, noise, intensity.
+        """Only the transforms that move no pixel off the grid: flips / 90-degree rotations, noise,
+        intensity.
 
-        No rotation by other angles, zoom, per-frame jitter or elastic field: nothing is resampled. A middle
-        way for short trainings: in the cpu profile's 1000 steps of 16 pairs TAP reached 0.86 / 0.84 with it
-        (seeds 0 / 3), 0.73 / 0.76 with the defaults and 0.93 / 0.88 with none (docs/MEASUREMENT_NOTES.md).
+        No rotation by other angles, zoom, per-frame jitter or elastic field: nothing is resampled.
+        A middle way for short trainings: in the cpu profile's 1000 steps of 16 pairs TAP reached
+        0.86 / 0.84 with it (seeds 0 / 3), 0.73 / 0.76 with the defaults and 0.93 / 0.88 with none
+        (docs/MEASUREMENT_NOTES.md).
         """
         return cls(p_affine=0.0, p_jitter=0.0, p_elastic=0.0)
 
@@ -113,18 +122,20 @@ class AugmentConfig:
         presets = dict(zip(AUGMENT_PRESETS, (cls, cls.exact, cls.level5, cls.none)))
         if name not in presets:
             raise InputError(
-                f"augment={name!r} is not a preset; use one of {list(AUGMENT_PRESETS)}, True / False, "
-                "or an AugmentConfig(...) with your own probabilities."
+                f"augment={name!r} is not a preset; use one of {list(AUGMENT_PRESETS)}, "
+                "True / False, or an AugmentConfig(...) with your own probabilities."
             )
         return presets[name]()
 
     @classmethod
     def level5(cls) -> "AugmentConfig":
-        """tarrow's level-5 augmenter (its default): every pair flipped, noise on every pair, +-10 % per-frame zoom.
+        """tarrow's level-5 augmenter (its default): every pair flipped, noise on every pair, +-10 %
+        per-frame zoom.
 
-        The benchmark uses it to compare like with like. In the course's short cpu training (800 steps of 16
-        pairs) it kept TAP near chance (training accuracy 0.56 after 700 steps, against 0.84 validation with
-        the defaults): independent per-frame zooms of up to 10 % drown the growth of nuclei between frames.
+        The benchmark uses it to compare like with like. In the course's short cpu training (800
+        steps of 16 pairs) it kept TAP near chance (training accuracy 0.56 after 700 steps, against
+        0.84 validation with the defaults): independent per-frame zooms of up to 10 % drown the
+        growth of nuclei between frames.
         """
         return cls(
             p_dihedral=1.0,
@@ -175,7 +186,8 @@ def _dihedral_matrices(code: torch.Tensor) -> torch.Tensor:
 
 
 def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) -> PairTransforms:
-    """Draw the transforms of b pairs, in a fixed order from generator g (same seed -> same transforms)."""
+    """Draw the transforms of b pairs, in a fixed order from generator g
+    (same seed -> same transforms)."""
     dev = g.device
     code = torch.randint(0, 8, (b,), generator=g, device=dev) * _coin(g, cfg.p_dihedral, b)
     affine, jitter, elastic = (
@@ -202,7 +214,8 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
         _rand(g, b, 2, k, k, lo=-cfg.elastic_amplitude, hi=cfg.elastic_amplitude)
         * elastic[:, None, None, None]
     )
-    # output offset u -> u + elastic(u) -> per-frame (shift, zoom) -> joint rotation / zoom -> dihedral
+    # output offset u -> u + elastic(u) -> per-frame (shift, zoom) -> joint rotation / zoom
+    # -> dihedral
     moved = (grid + disp)[:, None] - frame_shift[..., None, None]  # (B, 2 frames, 2, K, K)
     moved = moved / frame_zoom[..., None, None, None]
     mat = _dihedral_matrices(code) @ joint  # (B, 2, 2)
@@ -212,7 +225,8 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
 
 
 def _intensity_params(b: int, g: torch.Generator, cfg: AugmentConfig) -> tuple[torch.Tensor, ...]:
-    """Per-frame intensity factor and offset and noise amplitude, each (B, 2): noise, then frame, then global."""
+    """Per-frame intensity factor and offset and noise amplitude, each (B, 2): noise, then frame,
+    then global."""
     sigma = _rand(g, b, 1, hi=cfg.noise_max) * _coin(
         g, cfg.p_noise, b, 1
     )  # one amplitude per pair, as tarrow
@@ -227,7 +241,8 @@ def _intensity_params(b: int, g: torch.Generator, cfg: AugmentConfig) -> tuple[t
 
 
 def _interpolation_matrix(k: int, size: int, device: torch.device) -> torch.Tensor:
-    """(size, k) weights of linear interpolation from k control points to size pixels (align_corners=True)."""
+    """(size, k) weights of linear interpolation from k control points to size pixels
+    (align_corners=True)."""
     pos = torch.linspace(0, k - 1, size, device=device)
     return torch.clamp(1 - (pos[:, None] - torch.arange(k, device=device)).abs(), min=0)
 
@@ -235,12 +250,13 @@ def _interpolation_matrix(k: int, size: int, device: torch.device) -> torch.Tens
 def source_coords(
     coarse: torch.Tensor, patch: int, out: "torch.Tensor | None" = None
 ) -> torch.Tensor:
-    """Control-point coordinates (N, 2, K, K) -> coordinates of every output pixel (N, P, P, 2), last axis as given.
+    """Control-point coordinates (N, 2, K, K) -> coordinates of every output pixel (N, P, P, 2),
+    last axis as given.
 
-    Exact bilinear interpolation written as two small matrix products (Wy @ C @ Wx^T), which writes the
-    (N, P, P, 2) layout that `grid_sample` reads directly. `out`: a contiguous (N, P, P, 2) buffer to
-    write into (the sampler reuses one: a fresh 18 MB tensor per batch costs more in page faults than
-    the product itself on a CPU).
+    Exact bilinear interpolation written as two small matrix products (Wy @ C @ Wx^T), which writes
+    the (N, P, P, 2) layout that `grid_sample` reads directly. `out`: a contiguous (N, P, P, 2)
+    buffer to write into (the sampler reuses one: a fresh 18 MB tensor per batch costs more in page
+    faults than the product itself on a CPU).
     """
     n, _, k, _ = coarse.shape
     w = _interpolation_matrix(k, patch, coarse.device)  # (P, K)
@@ -255,13 +271,15 @@ def source_coords(
 
 
 def reflect(coord: torch.Tensor, size: int) -> torch.Tensor:
-    """Mirror pixel coordinates into [0, size - 1] about the edge pixels (numpy 'reflect'), in place."""
+    """Mirror pixel coordinates into [0, size - 1] about the edge pixels (numpy 'reflect'), in
+    place."""
     period = 2 * (size - 1)
     return coord.remainder_(period).sub_(size - 1).abs_().neg_().add_(size - 1)
 
 
 def apply_dihedral(x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-    """Flip / transpose each (..., P, P) item of x (N, ...) by its code (N,) in 0..7, in place (see `PairTransforms`)."""
+    """Flip / transpose each (..., P, P) item of x (N, ...) by its code (N,) in 0..7, in place
+    (see `PairTransforms`)."""
     for k in code.unique().tolist():
         if k == 0:
             continue
@@ -274,14 +292,16 @@ def apply_dihedral(x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
 
 
 class NoiseBank:
-    """U(0, 1) pixel noise for a batch, read as a strided view of one field drawn once (the sampler's hot path).
+    """U(0, 1) pixel noise for a batch, read as a strided view of one field drawn once
+    (the sampler's hot path).
 
-    Drawing B x 2 x P x P fresh random numbers is a sequential CPU generator's work (~2 ms of a 19 ms
-    batch of 128 pairs at 96 px on 2 cores). Instead, the n crops of a batch read n disjoint windows of a
-    field 3x as long as a batch of noise, at a random start and a random gap between windows: within a
-    crop and between the crops of a batch the values are independent U(0, 1), as before; from batch to
-    batch the windows move. Nothing is copied: the windows are a view (`torch.as_strided`). The field
-    comes from its own generator seeded with `seed` only, so a resumed training reads the same field;
+    Drawing B x 2 x P x P fresh random numbers is a sequential CPU generator's work (~2 ms of a
+    19 ms batch of 128 pairs at 96 px on 2 cores). Instead, the n crops of a batch read n disjoint
+    windows of a field 3x as long as a batch of noise, at a random start and a random gap between
+    windows: within a crop and between the crops of a batch the values are independent U(0, 1), as
+    before; from batch to batch the windows move. Nothing is copied: the windows are a view
+    (`torch.as_strided`). The field comes from its own generator seeded with `seed` only, so a
+    resumed training reads the same field;
     start and gap come from the caller's generator.
     """
 
@@ -291,7 +311,8 @@ class NoiseBank:
         self.field = torch.rand(3 * self.n * self.length, generator=g, device=device)
 
     def windows(self, n: int, g: torch.Generator) -> torch.Tensor:
-        """n <= self.n disjoint windows of `length` noise values, (n, length), a view of the field."""
+        """n <= self.n disjoint windows of `length` noise values, (n, length), a view of the
+        field."""
         gap = int(
             torch.randint(self.length // 2 + 1, (1,), generator=g, device=g.device)
         )  # between windows
@@ -330,7 +351,8 @@ def apply_intensity(
 def augment_pairs(
     crops: torch.Tensor, generator: torch.Generator, cfg: AugmentConfig, patch: "int | None" = None
 ) -> torch.Tensor:
-    """Augment the centre of crop pairs (B, 2, C, H, W) -> (B, 2, C, P, P) (reflect at the crop's border).
+    """Augment the centre of crop pairs (B, 2, C, H, W) -> (B, 2, C, P, P)
+    (reflect at the crop's border).
 
     For showing and testing the transforms on single crops; the sampler applies the same transforms
     straight to the movie (`PairSampler.sample`), without cutting crops first.

@@ -12,7 +12,8 @@ __all__ = ["ConvBlock", "UNet", "count_parameters"]
 
 
 class ConvBlock(nn.Sequential):
-    """Two 3x3 convolutions, each followed by BatchNorm and LeakyReLU: (N, C_in, Y, X) -> (N, C_out, Y, X)."""
+    """Two 3x3 convolutions, each followed by BatchNorm and LeakyReLU:
+    (N, C_in, Y, X) -> (N, C_out, Y, X)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(
@@ -26,7 +27,8 @@ class ConvBlock(nn.Sequential):
 
 
 class UNet(nn.Module):
-    """2D U-Net: `n_depth` max-pool steps, filters base*2**level, nearest up-sampling, concatenated skips."""
+    """2D U-Net: `n_depth` max-pool steps, filters base*2**level, nearest up-sampling, concatenated
+    skips."""
 
     def __init__(
         self, in_channels: int = 1, out_channels: int = 32, n_depth: int = 3, base_filters: int = 32
@@ -35,7 +37,8 @@ class UNet(nn.Module):
         if n_depth < 1 or base_filters < 1 or out_channels < 1 or in_channels < 1:
             raise InputError(
                 f"UNet: n_depth={n_depth}, base_filters={base_filters}, in/out channels="
-                f"{in_channels}/{out_channels} must all be >= 1 (the reference uses n_depth=3, base_filters=32)."
+                f"{in_channels}/{out_channels} must all be >= 1 (the reference uses n_depth=3, "
+                "base_filters=32)."
             )
         self.n_depth = n_depth
         widths = [base_filters * 2**i for i in range(n_depth + 1)]  # e.g. 32, 64, 128, 256
@@ -51,7 +54,8 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(widths[0], out_channels, 1)
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Pad (N, C, Y, X) at the bottom/right to a multiple of 2**n_depth (reflect where possible)."""
+        """Pad (N, C, Y, X) at the bottom/right to a multiple of 2**n_depth
+        (reflect where possible)."""
         k = 2**self.n_depth
         ny, nx = x.shape[-2:]
         py, px = (-ny) % k, (-nx) % k

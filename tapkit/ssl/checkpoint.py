@@ -1,12 +1,14 @@
-"""Checkpoints that never lose a learner's work, and files that cannot run code: written atomically, read
-with `torch.load(weights_only=True)`, refused with a clear InputError when they hold anything else.
+"""Checkpoints that never lose a learner's work, and files that cannot run code: written atomically,
+read with `torch.load(weights_only=True)`, refused with a clear InputError when they hold anything
+else.
 
 Every `.pt` file tapkit writes (training checkpoints, shipped models, event runs, saved heads) holds
-tensors and plain Python values only (dict, list, tuple, str, int, float, bool, None); `save_checkpoint`
-refuses to write anything else. `read_torch_file` is the one place that reads them: a file that holds a
-class or a function -- pickled code, the way a crafted file runs commands on `torch.load` -- is refused
-before anything in it is unpickled. Files written before every array became a tensor hold numpy arrays of
-numbers; those few numpy types are allowed too (object arrays are not).
+tensors and plain Python values only (dict, list, tuple, str, int, float, bool, None);
+`save_checkpoint` refuses to write anything else. `read_torch_file` is the one place that reads
+them: a file that holds a class or a function -- pickled code, the way a crafted file runs commands
+on `torch.load` -- is refused before anything in it is unpickled. Files written before every array
+became a tensor hold numpy arrays of numbers; those few numpy types are allowed too
+(object arrays are not).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class UnreadableFileError(InputError):
 
 
 def _numpy_globals() -> list:
-    """The numpy types of numeric arrays and scalars (older tapkit files), under numpy 1 and 2 module names."""
+    """The numpy types of numeric arrays and scalars (older tapkit files), under numpy 1 and
+    2 module names."""
     try:
         from numpy._core import multiarray  # numpy >= 2
     except ImportError:
@@ -64,7 +67,8 @@ def describe(obj: Any) -> str:
 
 
 def check_plain(obj: Any, where: str = "state") -> None:
-    """Raise TypeError unless `obj` is made of tensors and plain Python values (what weights_only loads)."""
+    """Raise TypeError unless `obj` is made of tensors and plain Python values
+    (what weights_only loads)."""
     if isinstance(obj, torch.Tensor) or type(obj) in PLAIN:
         return
     if isinstance(obj, (dict, OrderedDict)):
@@ -75,16 +79,17 @@ def check_plain(obj: Any, where: str = "state") -> None:
             check_plain(v, f"{where}[{i}]")
     else:
         raise TypeError(
-            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: tapkit files hold tensors "
-            "and plain Python values only (convert it before saving)."
+            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: tapkit files hold "
+            "tensors and plain Python values only (convert it before saving)."
         )
 
 
 def save_checkpoint(state: dict[str, Any], path: "str | os.PathLike") -> Path:
     """Write `state` with torch.save to a temp file beside `path`, fsync, then rename over `path`.
 
-    A crash or a Colab disconnect in the middle leaves the previous checkpoint intact. `state` must hold
-    tensors and plain Python values only (TypeError otherwise), so that `read_torch_file` can read it.
+    A crash or a Colab disconnect in the middle leaves the previous checkpoint intact. `state` must
+    hold tensors and plain Python values only (TypeError otherwise), so that `read_torch_file` can
+    read it.
     """
     check_plain(state)
     path = Path(path)
@@ -105,19 +110,20 @@ def save_checkpoint(state: dict[str, Any], path: "str | os.PathLike") -> Path:
 def _refuse(path: Path, holds: str) -> UntrustedFileError:
     """The error for a file that holds more than tensors and plain values (`holds`: what else)."""
     return UntrustedFileError(
-        f"{path} holds {holds}, not only tensors and plain values: it is not a file tapkit wrote, and loading "
-        "it could run code, so it was not loaded. Delete it (or move it out of this folder) and use a file "
-        "written by tapkit: train again, or take the shipped checkpoint."
+        f"{path} holds {holds}, not only tensors and plain values: it is not a file tapkit wrote, "
+        "and loading it could run code, so it was not loaded. Delete it (or move it out of this "
+        "folder) and use a file written by tapkit: train again, or take the shipped checkpoint."
     )
 
 
 def read_torch_file(
     path: "str | os.PathLike", what: str = "file", map_location: "str | torch.device" = "cpu"
 ) -> Any:
-    """What a tapkit `.pt` file holds, read with weights_only=True; anything but tensors and plain values is refused.
+    """What a tapkit `.pt` file holds, read with weights_only=True; anything but tensors and plain
+    values is refused.
 
-    Raises UntrustedFileError (an InputError) for a file that holds classes or functions, before any of it
-    is unpickled, and UnreadableFileError for a missing, damaged or non-torch file.
+    Raises UntrustedFileError (an InputError) for a file that holds classes or functions, before any
+    of it is unpickled, and UnreadableFileError for a missing, damaged or non-torch file.
     """
     path = Path(path)
     if not path.is_file():
@@ -162,7 +168,8 @@ def read_torch_file(
 def load_checkpoint(
     path: "str | os.PathLike", map_location: "str | torch.device" = "cpu"
 ) -> dict[str, Any]:
-    """Read a model checkpoint written by `save_checkpoint` (weights_only); anything else raises InputError."""
+    """Read a model checkpoint written by `save_checkpoint` (weights_only); anything else raises
+    InputError."""
     state = read_torch_file(path, "checkpoint", map_location)
     if (
         not isinstance(state, Mapping)
@@ -170,8 +177,9 @@ def load_checkpoint(
         or not isinstance(state.get("config"), Mapping)
     ):
         raise InputError(
-            f"{path} is not a tapkit model checkpoint: it holds {describe(state)} (a checkpoint has "
-            "'model' weights and a 'config'). Use a file written by notebook 01 / 07 or `tapkit train`."
+            f"{path} is not a tapkit model checkpoint: it holds {describe(state)} (a checkpoint "
+            "has 'model' weights and a 'config'). Use a file written by notebook 01 / 07 or "
+            "`tapkit train`."
         )
     return dict(state)
 
@@ -179,7 +187,8 @@ def load_checkpoint(
 def load_weights(
     module: torch.nn.Module, weights: Any, path: "str | os.PathLike", what: str = "model"
 ) -> None:
-    """`module.load_state_dict(weights)`, or one InputError naming the file and what does not fit (no key dump)."""
+    """`module.load_state_dict(weights)`, or one InputError naming the file and what does not fit
+    (no key dump)."""
     own = module.state_dict()
     if not isinstance(weights, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in weights.values()
@@ -198,14 +207,16 @@ def load_weights(
             else f"; e.g. {(missing or extra)[0]!r} is {'missing' if missing else 'unexpected'}"
         )
         raise InputError(
-            f"{path} does not fit the {what}: {len(missing)} weight(s) missing, {len(extra)} unexpected, "
-            f"{len(shapes)} of another shape{example}. It was written for another architecture or "
-            "task, or is damaged: use a file written with these settings, or delete it."
+            f"{path} does not fit the {what}: {len(missing)} weight(s) missing, {len(extra)} "
+            f"unexpected, {len(shapes)} of another shape{example}. It was written for another "
+            "architecture or task, or is damaged: use a file written with these settings, or "
+            "delete it."
         )
     module.load_state_dict(weights)
 
 
 def training_finished(state: dict[str, Any]) -> bool:
-    """Whether a checkpoint's training ran all its steps (scheduler at its T_max); files without a scheduler count as finished."""
+    """Whether a checkpoint's training ran all its steps (scheduler at its T_max); files without a
+    scheduler count as finished."""
     scheduler = state.get("scheduler")
     return scheduler is None or int(scheduler["last_epoch"]) >= int(scheduler["T_max"])

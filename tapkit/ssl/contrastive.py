@@ -1,9 +1,10 @@
 """Contrastive + generative pretraining (TOWER-like, paper 003) on the shared U-Net.
 
     views v1, v2 (B, C, P, P) of the same place --U-Net + 1x1 projection--> z1, z2 (B, F, P, P)
-      --global average pool--> (B, F) --MLP projector--> h1, h2 (B, D) --NT-Xent(temperature)--> L_con
-    v1 with random square patches hidden (as in MIM `random`) --same encoder--> z --1x1 conv--> v1_hat
-      --L1 on the hidden pixels--> L_rec
+      --global average pool--> (B, F) --MLP projector--> h1, h2 (B, D)
+      --NT-Xent(temperature)--> L_con
+    v1 with random square patches hidden (as in MIM `random`) --same encoder--> z
+      --1x1 conv--> v1_hat --L1 on the hidden pixels--> L_rec
     L = w * L_con + lam * L_rec,  w = 0 for the first `warmup_steps` training steps, then 1
 
 Choices (paper 003 is an abstract: it names three phases, "sample space diversification" by
@@ -15,8 +16,8 @@ reconstructive proxy tasks, contrastive representation learning, and correlated 
   ignore, so nothing else is added.
 - temperature 0.2 by default: SimCLR's best values are 0.1-0.5, lower for small batches; our
   batches are small (16-64 crops) and 0.2 is also TAP's decorrelation temperature.
-- generative term: masked (not noised) reconstruction, mask patch 8 px and ratio 0.6 like MIM-random,
-  so its loss is comparable with the MIM task; lam = 1 by default.
+- generative term: masked (not noised) reconstruction, mask patch 8 px and ratio 0.6 like
+  MIM-random, so its loss is comparable with the MIM task; lam = 1 by default.
 - warm-up ("sample space diversification"): the trainer does not tell a model its step, so the
   model counts its own training steps in the buffer `steps_done` (one per call of `loss` in training
   mode, saved in the state dict: a resumed run continues the count exactly). While
@@ -76,7 +77,8 @@ def random_views(
     shift: float = 0.1,
     noise: float = 0.05,
 ) -> torch.Tensor:
-    """A random view of every image of x (B, C, P, P): flip / 90° rotation, intensity scale + shift, noise."""
+    """A random view of every image of x (B, C, P, P): flip / 90° rotation, intensity scale + shift,
+    noise."""
     b, g = len(x), generator
     rand = lambda *shape: torch.rand(*shape, generator=g, device=g.device)  # noqa: E731
     k = torch.randint(
@@ -93,7 +95,8 @@ def random_views(
 
 
 class ContrastiveModel(PretextModel):
-    """Contrastive (NT-Xent on pooled, projected features) + masked reconstruction on the shared encoder."""
+    """Contrastive (NT-Xent on pooled, projected features) + masked reconstruction on the shared
+    encoder."""
 
     name = "contrastive"
 
@@ -119,7 +122,8 @@ class ContrastiveModel(PretextModel):
             or not temperature > 0
         ):
             raise InputError(
-                f"ContrastiveModel: temperature={temperature!r} must be > 0; use 0.1-0.5 (default 0.2)."
+                f"ContrastiveModel: temperature={temperature!r} must be > 0; use 0.1-0.5 "
+                "(default 0.2)."
             )
         if not lam >= 0:
             raise InputError(
@@ -150,7 +154,8 @@ class ContrastiveModel(PretextModel):
         )
 
     def build_head(self, projection_dim: int, **_: Any) -> None:
-        """MLP projector (F -> 2F -> D) of pooled features, mask token and 1x1 reconstruction head."""
+        """MLP projector (F -> 2F -> D) of pooled features, mask token and 1x1 reconstruction
+        head."""
         f = self.n_features
         self.projector = nn.Sequential(
             nn.Linear(f, 2 * f), nn.ReLU(inplace=True), nn.Linear(2 * f, projection_dim)
@@ -168,7 +173,8 @@ class ContrastiveModel(PretextModel):
     def make_batch(
         self, crops: torch.Tensor, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """{"view1", "view2": (B, C, P, P) positives, "mask": (B, 1, P, P) hidden patches of view1}."""
+        """{"view1", "view2": (B, C, P, P) positives, "mask": (B, 1, P, P) hidden patches of
+        view1}."""
         if crops.ndim != 5 or crops.shape[2] != self.in_channels:
             raise InputError(
                 f"ContrastiveModel.make_batch expects crops (B, 2, C={self.in_channels}, P, P), "
@@ -184,11 +190,13 @@ class ContrastiveModel(PretextModel):
         return {"view1": v1, "view2": v2, "mask": mask}
 
     def contrastive_weight(self) -> torch.Tensor:
-        """0 during the reconstructive warm-up (steps_done < warmup_steps), then 1 (a tensor: no device sync)."""
+        """0 during the reconstructive warm-up (steps_done < warmup_steps), then
+        1 (a tensor: no device sync)."""
         return (self.steps_done >= self.config["warmup_steps"]).float()
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """w * NT-Xent + lam * masked L1; metrics: contrastive, reconstruction, top1 (partner found)."""
+        """w * NT-Xent + lam * masked L1; metrics: contrastive, reconstruction, top1
+        (partner found)."""
         v1, v2, mask = batch["view1"], batch["view2"], batch["mask"]
         b = len(v1)
         z = self.embed(

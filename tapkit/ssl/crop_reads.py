@@ -1,13 +1,13 @@
 """How a batch's crops are read from a normalised movie store (C, T, Y + 1, X) on the device.
 
-The pairs of a batch are sorted by (resampled, movie) (`sort_for_reading`), so each group is one slice
-(`read_groups`). Pairs with only a flip / 90 degree rotation are gathered by indexing (`read_windows`, exact
-pixels); the others are resampled (`resample`) with one bilinear `grid_sample` over the movie laid out as one
-tall image (frames stacked along y with one zero row between frames, so an interpolation never mixes two
-frames), on a grid of exactly patch x patch points per frame (`crop_grid`, `tall_grid`) that combines the
-dihedral, rotation, zoom, per-frame jitter and elastic displacement; coordinates outside a frame are
-reflected about its edge pixels. The host store (`tapkit.ssl.host_store`) reads the same grid's pixels
-(`grid_pixels`).
+The pairs of a batch are sorted by (resampled, movie) (`sort_for_reading`), so each group is one
+slice (`read_groups`). Pairs with only a flip / 90 degree rotation are gathered by indexing
+(`read_windows`, exact pixels); the others are resampled (`resample`) with one bilinear
+`grid_sample` over the movie laid out as one tall image (frames stacked along y with one zero row
+between frames, so an interpolation never mixes two frames), on a grid of exactly patch x patch
+points per frame (`crop_grid`, `tall_grid`) that combines the dihedral, rotation, zoom, per-frame
+jitter and elastic displacement; coordinates outside a frame are reflected about its edge pixels.
+The host store (`tapkit.ssl.host_store`) reads the same grid's pixels (`grid_pixels`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ __all__ = [
 def read_windows(
     stack: torch.Tensor, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, patch: int
 ) -> torch.Tensor:
-    """Unaugmented crops (n, 2, C, P, P) at frames (n, 2), corners y0, x0 (n,) of a (C, T, Y', X) tensor (Y' >= Y)."""
+    """Unaugmented crops (n, 2, C, P, P) at frames (n, 2), corners y0, x0 (n,) of a (C, T, Y', X)
+    tensor (Y' >= Y)."""
     p = patch
     windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
     return windows[:, frames, y0[:, None], x0[:, None]].permute(
@@ -48,13 +49,15 @@ def tall_grid(
     patch: int,
     out: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
-    """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into the tall image.
+    """Control points (2n, 2 (y, x), K, K) in frame pixels -> grid_sample grid (2n, P, P, 2) into
+    the tall image.
 
-    The tall image is the T frames of height `height` (with their zero row) stacked along y; grid units
-    are float32, exact to ~T * height * 6e-8 px, far below the one zero row between frames.
+    The tall image is the T frames of height `height` (with their zero row) stacked along y; grid
+    units are float32, exact to ~T * height * 6e-8 px, far below the one zero row between frames.
     """
     h = height - 1  # frame height without the zero row
-    # a bilinear map peaks at its control points: reflect only the frames whose footprint leaves the frame
+    # a bilinear map peaks at its control points: reflect only the frames whose footprint leaves the
+    # frame
     lo, hi = ctrl.flatten(2).amin(-1), ctrl.flatten(2).amax(-1)  # (2n, 2)
     outside = ((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(1)  # (2n,)
     ctrl = ctrl.flip(1).clone()  # (2n, 2 (x, y), K, K): grid_sample's order
@@ -100,7 +103,8 @@ def crop_grid(
     patch: int,
     out: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
-    """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse` (n, 2, 2, K, K)."""
+    """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse`
+    (n, 2, 2, K, K)."""
     centre = torch.stack([y0, x0], -1) + (patch - 1) / 2  # (n, 2) patch centre (y, x)
     ctrl = (coarse + centre[:, None, :, None, None]).flatten(
         0, 1
@@ -111,7 +115,8 @@ def crop_grid(
 def grid_pixels(
     grid: torch.Tensor, frames: torch.Tensor, n_t: int, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """grid (2n, P, P, 2) -> frame pixel coordinates iy, ix (2n, P, P) as grid_sample computes them (align_corners)."""
+    """grid (2n, P, P, 2) -> frame pixel coordinates iy, ix (2n, P, P) as grid_sample computes them
+    (align_corners)."""
     ix = (grid[..., 0] + 1) * ((width - 1) / 2)
     iy = (grid[..., 1] + 1) * ((n_t * height - 1) / 2)
     return iy - (frames.flatten() * height).to(iy.dtype)[
@@ -128,7 +133,8 @@ def resample(
     patch: int,
     out: "torch.Tensor | None" = None,
 ) -> torch.Tensor:
-    """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames.
+    """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the
+    movie's frames.
 
     `out` (2n, P, P, 2), when given, holds the sampling grid (a buffer reused from batch to batch).
     """
@@ -161,7 +167,8 @@ def read_groups(pos: dict, tf: PairTransforms, n_movies: int) -> list[tuple[bool
 
 
 def sort_for_reading(pos: dict, tf: PairTransforms, n_movies: int) -> tuple[dict, PairTransforms]:
-    """Sort the pairs by (resampled, movie) so that reading works on slices; the order of iid pairs is free."""
+    """Sort the pairs by (resampled, movie) so that reading works on slices; the order of iid pairs
+    is free."""
     order = torch.argsort(tf.resample.long() * n_movies + pos["movie"], stable=True)
     fields = {k: v[order] for k, v in vars(tf).items()}
     return {k: v[order] for k, v in pos.items()}, PairTransforms(**fields)

@@ -13,8 +13,8 @@ Design (what is identical to a single process, and where it is not):
   `batch_size / shards` crops; shard k draws from its own PairSampler whose generator is seeded by
   `shard_seed(seed, k)` (shard 0: the run seed itself, so an unsharded run is unchanged). Under
   torchrun `shards` defaults to the world size and rank r draws shards r*S/N ... (r+1)*S/N - 1; one
-  process asked for `shards=N` draws all of them and concatenates. So a 1-process run with batch B and
-  `--shards 2` sees exactly the crops of a 2-process run with per-rank batch B/2: no sample is
+  process asked for `shards=N` draws all of them and concatenates. So a 1-process run with batch B
+  and `--shards 2` sees exactly the crops of a 2-process run with per-rank batch B/2: no sample is
   duplicated across ranks, and the stream layout does not depend on the number of processes.
 - Gradients: DDP averages the ranks' gradients. For a loss that is a mean over samples (TAP: CE and
   the per-sample decorrelation term; MIM: masked reconstruction, the same number of hidden pixels in
@@ -85,7 +85,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DistInfo:
-    """Where this process stands: rank, world size, local rank (GPU index on its node), and whether DDP is on."""
+    """Where this process stands: rank, world size, local rank (GPU index on its node), and whether
+    DDP is on."""
 
     rank: int = 0
     world_size: int = 1
@@ -94,7 +95,8 @@ class DistInfo:
 
 
 def launched() -> bool:
-    """True when a launcher (torchrun, or srun with the same variables) started this process as one rank."""
+    """True when a launcher (torchrun, or srun with the same variables) started this process as one
+    rank."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
@@ -111,10 +113,11 @@ def timeout_seconds() -> float:
 
 
 def setup(device: "str | torch.device" = "auto") -> "tuple[DistInfo, str | torch.device]":
-    """Join the process group when launched by torchrun (nccl on CUDA, gloo on CPU); return (info, device).
+    """Join the process group when launched by torchrun (nccl on CUDA, gloo on CPU); return
+    (info, device).
 
-    Without a launcher: (DistInfo(), `device` unchanged) and no group. Under torchrun, `device='auto'`
-    or 'cuda' means this rank's GPU `cuda:LOCAL_RANK`, when there is one.
+    Without a launcher: (DistInfo(), `device` unchanged) and no group. Under torchrun,
+    `device='auto'` or 'cuda' means this rank's GPU `cuda:LOCAL_RANK`, when there is one.
     """
     if not launched():
         return DistInfo(), device
@@ -161,7 +164,8 @@ def cleanup() -> None:
 
 
 def shard_seed(seed: int, shard: int) -> int:
-    """The crop-stream seed of shard `shard`: the run seed for shard 0, a hash of (seed, shard) otherwise.
+    """The crop-stream seed of shard `shard`: the run seed for shard 0, a hash of (seed, shard)
+    otherwise.
 
     Hashed (numpy SeedSequence, 32 bits) because torch's CPU generator keeps only the low 32 bits of
     a seed: `seed + shard` would give run seed 1 the stream of shard 1 of run seed 0.
@@ -172,7 +176,8 @@ def shard_seed(seed: int, shard: int) -> int:
 
 
 def check_shards(batch_size: int, shards: "int | None", world_size: int) -> int:
-    """The number of crop shards (None: one per process), checked against the batch and the world size."""
+    """The number of crop shards (None: one per process), checked against the batch and the world
+    size."""
     n = (
         world_size
         if shards is None
@@ -180,13 +185,14 @@ def check_shards(batch_size: int, shards: "int | None", world_size: int) -> int:
     )
     if n % world_size:
         raise InputError(
-            f"shards={n} cannot be split over {world_size} processes: use a multiple of {world_size} "
-            f"(or leave shards unset: one shard per process)."
+            f"shards={n} cannot be split over {world_size} processes: use a multiple of "
+            f"{world_size} (or leave shards unset: one shard per process)."
         )
     if batch_size % n:
         raise InputError(
-            f"batch_size={batch_size} is not divisible by {n} {'shards' if shards else 'processes'}: "
-            f"every shard draws batch_size / {n} crops. Use a batch size that is a multiple of {n}."
+            f"batch_size={batch_size} is not divisible by {n} "
+            f"{'shards' if shards else 'processes'}: every shard draws batch_size / {n} crops. Use "
+            f"a batch size that is a multiple of {n}."
         )
     return int(n)
 
@@ -198,7 +204,8 @@ def rank_shards(shards: int, rank: int, world_size: int) -> list[int]:
 
 
 class _SumOverRanks(torch.autograd.Function):
-    """all_reduce(SUM) with a gradient: the backward pass sums the incoming gradients over the ranks too."""
+    """all_reduce(SUM) with a gradient: the backward pass sums the incoming gradients over the ranks
+    too."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
@@ -214,15 +221,17 @@ class _SumOverRanks(torch.autograd.Function):
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics are over the batches of all ranks (SyncBatchNorm's maths, on CPU too).
+    """BatchNorm2d whose training statistics are over the batches of all ranks (SyncBatchNorm's
+    maths, on CPU too).
 
-    Two differentiable all-reduces per call (sum and count -> mean; sum of squared deviations -> biased
-    variance), so the backward pass also sums the statistics' gradients over the ranks. Without a
-    process group, or in eval mode, it is a plain BatchNorm2d.
+    Two differentiable all-reduces per call (sum and count -> mean; sum of squared
+    deviations -> biased variance), so the backward pass also sums the statistics' gradients over
+    the ranks. Without a process group, or in eval mode, it is a plain BatchNorm2d.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, Y, X) -> (N, C, Y, X), normalised with the global batch's per-channel mean and variance."""
+        """(N, C, Y, X) -> (N, C, Y, X), normalised with the global batch's per-channel mean and
+        variance."""
         if not (self.training and info().world_size > 1):
             return super().forward(x)
         all_reduce = _SumOverRanks.apply
@@ -254,7 +263,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
 
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Every BatchNorm2d of `model` made global over the ranks (SyncBatchNorm on CUDA, GlobalBatchNorm2d else)."""
+    """Every BatchNorm2d of `model` made global over the ranks (SyncBatchNorm on CUDA,
+    GlobalBatchNorm2d else)."""
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for parent in list(model.modules()):
@@ -273,7 +283,8 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 class LossModule(nn.Module):
-    """`model.loss(batch)` as a forward pass, so that DistributedDataParallel sees (and syncs) it."""
+    """`model.loss(batch)` as a forward pass, so that DistributedDataParallel sees (and syncs)
+    it."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -285,7 +296,8 @@ class LossModule(nn.Module):
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    """DistributedDataParallel around `LossModule(model)`; call it as `loss, metrics = wrapped(batch)`."""
+    """DistributedDataParallel around `LossModule(model)`; call it as
+    `loss, metrics = wrapped(batch)`."""
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(LossModule(model), device_ids=ids)
 

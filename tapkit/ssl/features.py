@@ -1,7 +1,9 @@
-"""Dense features of the shared encoder (`model.embed`, any pretext task) for whole frames, tiled when large.
+"""Dense features of the shared encoder (`model.embed`, any pretext task) for whole frames, tiled
+when large.
 
     movie (T, Y, X) --per-frame percentile normalisation--> tiles (N, 1, tile, tile)
-        --model.embed (eval mode, no grad, AMP on CUDA)--> (N, F, tile, tile) --keep centres--> (T, F, Y, X)
+        --model.embed (eval mode, no grad, AMP on CUDA)--> (N, F, tile, tile)
+        --keep centres--> (T, F, Y, X)
 
 Tiles start on multiples of 2**n_depth, so the U-Net's max-pooling grid is the same as for the
 whole frame, and neighbouring tiles overlap by at least `2 * overlap` pixels; each output pixel is
@@ -46,7 +48,8 @@ def pool_multiple(model: PretextModel) -> int:
 def model_device(
     model: torch.nn.Module, device: "str | torch.device | None" = None
 ) -> torch.device:
-    """The device to run on: `device` if given (then the model moves there), else the model's own."""
+    """The device to run on: `device` if given (then the model moves there), else the model's
+    own."""
     if device is not None:
         return pick_device(device, verbose=False)
     param = next(iter(model.parameters()), None)
@@ -54,7 +57,8 @@ def model_device(
 
 
 def prepare_frames(movie_or_frames: "Movie | np.ndarray", normalize: bool = True) -> np.ndarray:
-    """Validate a Movie, a (T, Y, X) stack or a single (Y, X) frame; return float32 (T, Y, X), normalised per frame."""
+    """Validate a Movie, a (T, Y, X) stack or a single (Y, X) frame; return float32 (T, Y, X),
+    normalised per frame."""
     data = movie_or_frames.images if isinstance(movie_or_frames, Movie) else movie_or_frames
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
@@ -79,7 +83,8 @@ def _axis_windows(
 
 
 def tile_windows(shape: tuple[int, int], tile: int, overlap: int, multiple: int) -> list[Window]:
-    """Tiles covering a (Y, X) frame: (src_y, src_x) slices of the frame, (keep_y, keep_x) slices inside the tile.
+    """Tiles covering a (Y, X) frame: (src_y, src_x) slices of the frame, (keep_y, keep_x) slices
+    inside the tile.
 
     An axis longer than `tile` must be a multiple of `multiple` (pad with `pad_to_multiple` first).
     """
@@ -108,7 +113,8 @@ def tile_windows(shape: tuple[int, int], tile: int, overlap: int, multiple: int)
 
 
 def pad_to_multiple(frames: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad (..., Y, X) at the bottom/right to multiples of `multiple` exactly as the U-Net does (reflect)."""
+    """Pad (..., Y, X) at the bottom/right to multiples of `multiple` exactly as the U-Net does
+    (reflect)."""
     ny, nx = frames.shape[-2:]
     py, px = (-ny) % multiple, (-nx) % multiple
     if not (py or px):
@@ -155,7 +161,8 @@ def embed(
     frames: "Sequence[int] | None" = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """Dense projection features (T, F, Y, X) float32 of whole frames, tiled with overlap when larger than `tile`."""
+    """Dense projection features (T, F, Y, X) float32 of whole frames, tiled with overlap when
+    larger than `tile`."""
     _check_embed_args(model, tile, overlap, batch_size)
     multiple = pool_multiple(model)
     tile_windows((tile, tile), tile, overlap, multiple)  # checks tile and overlap before any work
@@ -205,11 +212,13 @@ def calibrate_batchnorm(
     batch_size: int = 32,
     device: "str | torch.device | None" = None,
 ) -> torch.nn.Module:
-    """Give a NEW encoder the BatchNorm statistics of real crops: images (N, 1, Y, X) through `model.embed`; eval mode.
+    """Give a NEW encoder the BatchNorm statistics of real crops: images (N, 1, Y, X) through
+    `model.embed`; eval mode.
 
-    A newly initialised network in eval mode normalises with mean 0 and variance 1, so with PyTorch's default init
-    its activations shrink layer by layer (frozen random features about 1e-3 wide, lost in bfloat16). With the
-    exact mean and variance of the data at every BatchNorm, each layer is normalised as in a trained network:
+    A newly initialised network in eval mode normalises with mean 0 and variance 1, so with
+    PyTorch's default init its activations shrink layer by layer (frozen random features about 1e-3
+    wide, lost in bfloat16). With the exact mean and variance of the data at every BatchNorm, each
+    layer is normalised as in a trained network:
     the fair frozen random baseline. No labels, no gradients, no weight changes.
     """
     dev = model_device(model, device)

@@ -1,9 +1,10 @@
-"""Host-mode pixel reads for `tapkit.ssl.host_store.HostMovies`: gather raw pixels, resample them bilinearly.
+"""Host-mode pixel reads for `tapkit.ssl.host_store.HostMovies`: gather raw pixels, resample them
+bilinearly.
 
-On the host, `gather_windows` copies plain crops and `gather_boxes` the boxes (`footprint`) that warped crops
-read, as stored, into (pinned) buffers in the dtype they travel in (`transport_dtype`). On the device,
-`bilinear` resamples the normalised boxes with grid_sample's arithmetic, so the host store gives the same
-crops as one grid_sample over the device store.
+On the host, `gather_windows` copies plain crops and `gather_boxes` the boxes (`footprint`) that
+warped crops read, as stored, into (pinned) buffers in the dtype they travel in (`transport_dtype`).
+On the device, `bilinear` resamples the normalised boxes with grid_sample's arithmetic, so the host
+store gives the same crops as one grid_sample over the device store.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ HOST_DTYPES = (
 
 
 def transport_dtype(arrays: list[np.ndarray]) -> np.dtype:
-    """The dtype crops travel in: the movies' own when they all share one of HOST_DTYPES, else float32."""
+    """The dtype crops travel in: the movies' own when they all share one of HOST_DTYPES, else
+    float32."""
     kinds = {a.dtype for a in arrays}
     only = kinds.pop() if len(kinds) == 1 else None
     return (
@@ -55,7 +57,8 @@ def gather_windows(
     dtype: np.dtype,
     pin: bool,
 ) -> torch.Tensor:
-    """Raw crops (n, 2, C, P, P) at frames (n, 2) and corners y0, x0 (n,) of movies `movie` (n,), as stored."""
+    """Raw crops (n, 2, C, P, P) at frames (n, 2) and corners y0, x0 (n,) of movies `movie` (n,), as
+    stored."""
     n, c = len(movie), arrays[0].shape[1]
     buf, out = _buffer((n, 2, c, patch, patch), dtype, pin)
     for i in range(n):
@@ -68,7 +71,8 @@ def gather_windows(
 def footprint(
     iy: torch.Tensor, ix: torch.Tensor, sizes: torch.Tensor, margin: int = 1
 ) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Boxes that hold every pixel a bilinear read at (iy, ix) (m, P, P) touches, plus `margin`, inside frames (m, 2 (h, w)).
+    """Boxes that hold every pixel a bilinear read at (iy, ix) (m, P, P) touches, plus `margin`,
+    inside frames (m, 2 (h, w)).
 
     Returns the box corners (m, 2) and one box size (Hb, Wb) for all of them (the largest needed).
     """
@@ -93,7 +97,8 @@ def gather_boxes(
     dtype: np.dtype,
     pin: bool,
 ) -> torch.Tensor:
-    """Raw regions (m, 2, C, Hb, Wb) with corners (m, 2 frames, 2) of movies `movie` (m,) at frames (m, 2); zeros past a frame."""
+    """Raw regions (m, 2, C, Hb, Wb) with corners (m, 2 frames, 2) of movies `movie` (m,) at frames
+    (m, 2); zeros past a frame."""
     m, c = len(movie), arrays[0].shape[1]
     buf, out = _buffer((m, 2, c, *size), dtype, pin)
     for i in range(m):
@@ -114,10 +119,12 @@ def bilinear(
     corner: torch.Tensor,
     sizes: torch.Tensor,
 ) -> torch.Tensor:
-    """Bilinear reads (m, C, P, P) at frame pixels (iy, ix) (m, P, P) from regions local (m, C, Hb, Wb) at corners (m, 2).
+    """Bilinear reads (m, C, P, P) at frame pixels (iy, ix) (m, P, P) from regions local
+    (m, C, Hb, Wb) at corners (m, 2).
 
-    Pixels outside the frame (sizes (m, 2)) read 0, as `grid_sample(padding_mode="zeros")` on the device store, and
-    the arithmetic is grid_sample's (weights from x - floor(x), corners summed nw, ne, sw, se).
+    Pixels outside the frame (sizes (m, 2)) read 0, as `grid_sample(padding_mode="zeros")` on the
+    device store, and the arithmetic is grid_sample's (weights from x - floor(x), corners summed nw,
+    ne, sw, se).
     """
     m, c, hb, wb = local.shape
     y0, x0 = iy.floor(), ix.floor()

@@ -1,14 +1,19 @@
-"""Where `PairSampler` keeps its movies: on the compute device or on the host, and the choice (issue 13).
+"""Where `PairSampler` keeps its movies: on the compute device or on the host, and the choice
+(issue 13).
 
 The sampler reads a movie in one of two ways (`storage`):
-  * "device": the whole movie, normalised to float32, lives on the compute device (fast, needs memory):
+  * "device": the whole movie, normalised to float32, lives on the compute device
+    (fast, needs memory):
     `device_store`;
-  * "host": the movie stays on the host as stored (a numpy array or a memory-mapped TIFF; uint8, uint16,
-    float16 and float32 are kept as they are), and only the pixels one batch reads travel to the device:
-    `HostMovies`, which gathers each batch's pixels (`tapkit.ssl.host_gather`) and prefetches the next batch.
-Both modes normalise with the same per-frame percentiles (`tapkit.ssl.movie_arrays.frame_stats`, computed
-once) and the same arithmetic, `(x - lo) / denom` in float32, so they give the same crops. `choose_storage`
-picks the mode from the movies' size (`store_bytes`) and the free memory (`free_bytes`).
+  * "host": the movie stays on the host as stored (a numpy array or a memory-mapped TIFF; uint8,
+    uint16, float16 and float32 are kept as they are), and only the pixels one batch reads travel to
+    the device:
+    `HostMovies`, which gathers each batch's pixels (`tapkit.ssl.host_gather`) and prefetches the
+    next batch.
+Both modes normalise with the same per-frame percentiles (`tapkit.ssl.movie_arrays.frame_stats`,
+computed once) and the same arithmetic, `(x - lo) / denom` in float32, so they give the same crops.
+`choose_storage` picks the mode from the movies' size (`store_bytes`) and the free memory
+(`free_bytes`).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ HOST_FRACTION = 1 / 3
 
 
 def store_bytes(arr: np.ndarray) -> int:
-    """Device bytes of a (T, C, Y, X) movie normalised into the device store (float32, one zero row per frame)."""
+    """Device bytes of a (T, C, Y, X) movie normalised into the device store (float32, one zero row
+    per frame)."""
     t, c, y, x = arr.shape
     return 4 * t * c * (y + 1) * x
 
@@ -62,7 +68,8 @@ def device_store(
     device: torch.device,
     chunk_bytes: int = 2**26,
 ) -> torch.Tensor:
-    """(T, C, Y, X) movie as stored -> normalised (C, T, Y + 1, X) float32 tensor on `device`, a zero row per frame."""
+    """(T, C, Y, X) movie as stored -> normalised (C, T, Y + 1, X) float32 tensor on `device`, a
+    zero row per frame."""
     t, c, y, x = arr.shape
     store = torch.zeros((c, t, y + 1, x), dtype=torch.float32, device=device)
     step = max(
@@ -80,7 +87,8 @@ def device_store(
 
 
 def free_bytes(device: torch.device) -> "int | None":
-    """Free memory on `device`: CUDA free memory, or the host's MemAvailable for the CPU; None when unknown."""
+    """Free memory on `device`: CUDA free memory, or the host's MemAvailable for the CPU; None when
+    unknown."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type != "cpu":
@@ -101,7 +109,8 @@ def free_bytes(device: torch.device) -> "int | None":
 
 
 def choose_storage(storage: str, need: int, device: torch.device) -> tuple[str, str]:
-    """("device" or "host", the reason in words) for movies that need `need` bytes normalised on `device`."""
+    """("device" or "host", the reason in words) for movies that need `need` bytes normalised on
+    `device`."""
     if storage not in ("auto", "device", "host"):
         raise InputError(
             f"storage={storage!r}: use 'auto' (pick from the movie size and free memory), 'device' "
@@ -114,7 +123,8 @@ def choose_storage(storage: str, need: int, device: torch.device) -> tuple[str, 
     if free is None:
         return (
             "device",
-            f"the free memory of {device} is unknown; the movies need {need / gib:.2f} GiB normalised",
+            f"the free memory of {device} is unknown; the movies need {need / gib:.2f} GiB "
+            "normalised",
         )
     mode = "host" if need > HOST_FRACTION * free else "device"
     relation = "more" if mode == "host" else "no more"
@@ -127,11 +137,12 @@ def choose_storage(storage: str, need: int, device: torch.device) -> tuple[str, 
 class HostMovies:
     """The movies of a `PairSampler(storage="host")` as stored, with the device's percentile tables.
 
-    It reads what the device store reads: `windows` gives normalised unaugmented crops, `has_event` tests the
-    event masks, `next_batch` gives a batch's crops. A background thread draws the next batch (from the
-    sampler's `draw_generator` only) and gathers the raw pixels it reads (plain windows, or each warped crop's
-    footprint) into pinned memory; on the device they are normalised with the same percentiles and resampled
-    with grid_sample's arithmetic (`bilinear`), so both stores give the same crops.
+    It reads what the device store reads: `windows` gives normalised unaugmented crops, `has_event`
+    tests the event masks, `next_batch` gives a batch's crops. A background thread draws the next
+    batch (from the sampler's `draw_generator` only) and gathers the raw pixels it reads (plain
+    windows, or each warped crop's footprint) into pinned memory; on the device they are normalised
+    with the same percentiles and resampled with grid_sample's arithmetic (`bilinear`), so both
+    stores give the same crops.
     """
 
     def __init__(
@@ -172,7 +183,8 @@ class HostMovies:
         patch: int,
         device: torch.device,
     ) -> torch.Tensor:
-        """Normalised unaugmented crops (n, 2, C, P, P) of movies `movie` (n,) at frames (n, 2), on `device`."""
+        """Normalised unaugmented crops (n, 2, C, P, P) of movies `movie` (n,) at frames (n, 2), on
+        `device`."""
         raw = gather_windows(
             self.arrays,
             movie.numpy(),
@@ -191,7 +203,8 @@ class HostMovies:
     def has_event(
         self, m: int, frames: torch.Tensor, y0: torch.Tensor, x0: torch.Tensor, patch: int
     ) -> torch.Tensor:
-        """Whether the unaugmented crops (n,) of movie m at frames (n, 2) contain an event pixel, on the device."""
+        """Whether the unaugmented crops (n,) of movie m at frames (n, 2) contain an event pixel, on
+        the device."""
         found = gather_windows(
             [self.events[m][:, None]],
             np.zeros(len(frames), int),
@@ -205,7 +218,8 @@ class HostMovies:
         return found.flatten(1).any(1).to(self.device)
 
     def gather(self, sampler: "PairSampler") -> tuple[dict, PairTransforms, dict]:
-        """Draw the sampler's next batch and gather the raw pixels it reads, in (pinned) host memory (worker thread)."""
+        """Draw the sampler's next batch and gather the raw pixels it reads, in (pinned) host memory
+        (worker thread)."""
         pos, tf = sampler._plan()
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
         n_plain = int((~tf.resample).sum())
@@ -257,7 +271,8 @@ class HostMovies:
         x0: torch.Tensor,
         coarse: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame pixels iy, ix (2n, P, P) that the device path's grid into movie m's tall image reads."""
+        """Frame pixels iy, ix (2n, P, P) that the device path's grid into movie m's tall image
+        reads."""
         n_t, height, width = (
             self.arrays[m].shape[0],
             int(sampler.sizes[m, 0]) + 1,
@@ -276,18 +291,21 @@ class HostMovies:
         )
 
     def cancel(self) -> None:
-        """Drop a prefetched batch (after reset or load_state_dict), waiting for its thread to finish."""
+        """Drop a prefetched batch (after reset or load_state_dict), waiting for its thread to
+        finish."""
         pending = self._pending
         if pending is not None:
             self._pending = None
             pending[0].exception()  # wait; errors of a dropped batch do not matter
 
     def draw_state(self, draw_generator: torch.Generator) -> torch.Tensor:
-        """The draw generator's state before the prefetched batch (its current state when none is pending)."""
+        """The draw generator's state before the prefetched batch (its current state when none is
+        pending)."""
         return self._pending[1] if self._pending is not None else draw_generator.get_state()
 
     def next_batch(self, sampler: "PairSampler") -> tuple[dict, PairTransforms, torch.Tensor]:
-        """The prefetched (or a freshly gathered) batch, copied to the device and read there; prefetches the next one."""
+        """The prefetched (or a freshly gathered) batch, copied to the device and read there;
+        prefetches the next one."""
         if self._pending is None:
             pos, tf, raw = self.gather(sampler)
         else:
@@ -310,7 +328,8 @@ class HostMovies:
     def read(
         self, sampler: "PairSampler", pos: dict, tf: PairTransforms, n_plain: int, raw: dict
     ) -> torch.Tensor:
-        """Crops (B, 2, C, P, P) from the gathered raw pixels on the device: normalise, then index or resample."""
+        """Crops (B, 2, C, P, P) from the gathered raw pixels on the device: normalise, then index
+        or resample."""
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (B, 2)
         rows = self.offsets[pos["movie"]][:, None] + frames  # (B, 2) rows of the percentile tables
         lo, denom = self.lo[rows], self.denom[rows]  # (B, 2, C)

@@ -1,11 +1,13 @@
-"""Masked image modelling (MIM, paper 002): hide square patches of a crop, rebuild their intensities.
+"""Masked image modelling (MIM, paper 002): hide square patches of a crop, rebuild their
+intensities.
 
     x (B, C, P, P) --mask m (B, C, P, P), masked pixels -> a learned token per channel--> x_masked
     x_masked --U-Net + 1x1 projection--> z (B, F, P, P) --1x1 conv--> x_hat (B, C, P, P)
-    L = mean over masked pixels of |x_hat - x|  (or (x_hat - x)**2)          loss on masked pixels ONLY
+    L = mean over masked pixels of |x_hat - x|  (or (x_hat - x)**2)       loss on masked pixels ONLY
 
 Three masking strategies (paper 002 names them; its text is an abstract, so the rules are ours):
-- `random`: exactly round(mask_ratio * n) of the n patches, uniformly at random, the same for all channels;
+- `random`: exactly round(mask_ratio * n) of the n patches, uniformly at random, the same for all
+  channels;
 - `intensity`: as many patches, drawn without replacement with probability proportional to
   exp(INTENSITY_SHARPNESS * s_j), s_j = the patch's mean intensity (over channels) standardised
   within its image: bright (foreground) patches are masked more often, so the network must rebuild
@@ -61,7 +63,8 @@ def check_mask_options(mask_patch: Any, mask_ratio: Any, what: str) -> None:
 
 
 def check_mask_patch(patch: int, mask_patch: int, what: str) -> None:
-    """Named error unless square mask patches of `mask_patch` px tile a crop of `patch` px exactly."""
+    """Named error unless square mask patches of `mask_patch` px tile a crop of `patch` px
+    exactly."""
     if mask_patch > patch or patch % mask_patch:
         raise InputError(
             f"{what}: mask_patch={mask_patch} must divide the crop size patch={patch} "
@@ -78,7 +81,8 @@ def _patch_grid(size: int, patch: int, what: str) -> int:
 def _top_k_patches(
     log_weights: torch.Tensor, ratio: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """(B, n) -> bool (B, n): round(ratio * n) patches per row without replacement, P(j) ~ exp(log_weights_j)."""
+    """(B, n) -> bool (B, n): round(ratio * n) patches per row without replacement,
+    P(j) ~ exp(log_weights_j)."""
     n = log_weights.shape[1]
     k = max(1, min(n, round(ratio * n)))
     u = torch.rand(log_weights.shape, generator=generator, device=generator.device).clamp(
@@ -100,7 +104,8 @@ def _to_pixels(patches: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
 def random_mask(
     batch: int, size: int, patch: int, ratio: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """(B, 1, size, size) mask, 1 = hidden: round(ratio * n) of the n square patches, uniformly at random."""
+    """(B, 1, size, size) mask, 1 = hidden: round(ratio * n) of the n square patches, uniformly at
+    random."""
     grid = _patch_grid(size, patch, "random_mask")
     zeros = torch.zeros(batch, grid * grid, device=generator.device)
     return _to_pixels(_top_k_patches(zeros, ratio, generator), grid, patch)
@@ -113,7 +118,8 @@ def intensity_mask(
     generator: torch.Generator,
     sharpness: float = INTENSITY_SHARPNESS,
 ) -> torch.Tensor:
-    """(B, 1, P, P) mask of images (B, C, P, P): bright patches hidden more often (weight exp(sharpness * s_j))."""
+    """(B, 1, P, P) mask of images (B, C, P, P): bright patches hidden more often
+    (weight exp(sharpness * s_j))."""
     grid = _patch_grid(images.shape[-1], patch, "intensity_mask")
     means = torch.nn.functional.avg_pool2d(images.float().mean(1, keepdim=True), patch).flatten(
         1
@@ -138,14 +144,16 @@ def channel_mask(
 def masked_loss(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "l1"
 ) -> torch.Tensor:
-    """Mean L1 (or L2) error over the masked pixels only (mask 1 = hidden, broadcast to pred's shape)."""
+    """Mean L1 (or L2) error over the masked pixels only (mask 1 = hidden, broadcast to pred's
+    shape)."""
     error = (pred - target).abs() if kind == "l1" else (pred - target) ** 2
     mask = mask.expand_as(error)
     return (error * mask).sum() / mask.sum().clamp(min=1)
 
 
 def apply_mask(x: torch.Tensor, mask: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """x (B, C, Y, X) with the hidden pixels (mask 1) replaced by the per-channel value token (C,)."""
+    """x (B, C, Y, X) with the hidden pixels (mask 1) replaced by the per-channel value token
+    (C,)."""
     return x * (1 - mask) + token.view(1, -1, 1, 1) * mask
 
 
@@ -156,7 +164,8 @@ def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 class MaskedModel(PretextModel):
-    """Masked image modelling: the shared encoder + a 1x1 head that rebuilds the hidden intensities."""
+    """Masked image modelling: the shared encoder + a 1x1 head that rebuilds the hidden
+    intensities."""
 
     name = "mim"
 
@@ -181,8 +190,8 @@ class MaskedModel(PretextModel):
         if masking == "channel" and in_channels < 2:
             raise InputError(
                 f"MaskedModel: masking='channel' needs multi-channel input, but in_channels="
-                f"{in_channels}; use a two-channel movie (simulate_two_channel) with in_channels=2, "
-                "or masking='random' / 'intensity'."
+                f"{in_channels}; use a two-channel movie (simulate_two_channel) with "
+                "in_channels=2, or masking='random' / 'intensity'."
             )
         super().__init__(
             n_depth,
@@ -198,7 +207,8 @@ class MaskedModel(PretextModel):
         )
 
     def build_head(self, **_: Any) -> None:
-        """The mask token (one learned value per channel) and the 1x1 reconstruction head z -> x_hat."""
+        """The mask token (one learned value per channel) and the 1x1 reconstruction head
+        z -> x_hat."""
         self.mask_token = nn.Parameter(torch.zeros(self.in_channels))
         self.reconstruct = nn.Conv2d(self.n_features, self.in_channels, 1)
 
@@ -207,11 +217,13 @@ class MaskedModel(PretextModel):
         check_mask_patch(patch, self.config["mask_patch"], "MaskedModel")
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Reconstruction (B, C, Y, X) of images x (B, C, Y, X) from their unmasked pixels (mask 1 = hidden)."""
+        """Reconstruction (B, C, Y, X) of images x (B, C, Y, X) from their unmasked pixels
+        (mask 1 = hidden)."""
         return self.reconstruct(self.embed(apply_mask(x, mask, self.mask_token)))
 
     def make_mask(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The mask of images x (B, C, P, P) for this model's strategy: (B, 1 or C, P, P), 1 = hidden."""
+        """The mask of images x (B, C, P, P) for this model's strategy: (B, 1 or C, P, P),
+        1 = hidden."""
         b, c, size = x.shape[0], x.shape[1], x.shape[-1]
         patch, ratio = self.config["mask_patch"], self.config["mask_ratio"]
         self.check_crop(size)
@@ -224,17 +236,20 @@ class MaskedModel(PretextModel):
     def make_batch(
         self, crops: torch.Tensor, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """Frame t of each pair (slot 0) is the image; {"x": (B, C, P, P), "mask": (B, 1 or C, P, P)}."""
+        """Frame t of each pair (slot 0) is the image; {"x": (B, C, P, P), "mask":
+        (B, 1 or C, P, P)}."""
         if crops.ndim != 5 or crops.shape[2] != self.in_channels:
             raise InputError(
-                f"MaskedModel.make_batch expects crops (B, 2, C={self.in_channels}, P, P), got shape "
-                f"{tuple(crops.shape)}; channel-separated masking needs a multi-channel movie."
+                f"MaskedModel.make_batch expects crops (B, 2, C={self.in_channels}, P, P), got "
+                f"shape {tuple(crops.shape)}; channel-separated masking needs a multi-channel "
+                "movie."
             )
         x = crops[:, 0]  # (B, C, P, P) frame t
         return {"x": x, "mask": self.make_mask(x, generator)}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Masked-pixel L1/L2 loss; metrics: PSNR (dB) of the reconstruction on the masked pixels."""
+        """Masked-pixel L1/L2 loss; metrics: PSNR (dB) of the reconstruction on the masked
+        pixels."""
         x, mask = batch["x"], batch["mask"]
         pred = self(x, mask).float()  # (B, C, P, P)
         total = masked_loss(pred, x.float(), mask, self.config["loss"])

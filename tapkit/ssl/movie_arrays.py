@@ -1,9 +1,10 @@
 """Movies as numpy arrays for `PairSampler`: open them, check them, measure them, normalise them.
 
-`open_movie` turns a Movie, array, tensor or TIFF path into a (T, C, Y, X) view as stored (a TIFF stays a
-memory map when it can); `as_image_list` validates movies into float32 arrays; `frame_stats` computes the
-per-frame (or per-movie) percentiles once, frame by frame; `as_float` and `normalise_` are THE arithmetic,
-`(x - lo) / denom` in float32, that both stores (`tapkit.ssl.host_store`) apply to their pixels.
+`open_movie` turns a Movie, array, tensor or TIFF path into a (T, C, Y, X) view as stored (a TIFF
+stays a memory map when it can); `as_image_list` validates movies into float32 arrays; `frame_stats`
+computes the per-frame (or per-movie) percentiles once, frame by frame; `as_float` and `normalise_`
+are THE arithmetic, `(x - lo) / denom` in float32, that both stores (`tapkit.ssl.host_store`) apply
+to their pixels.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MAX_STAT_PIXELS = 2**22
 
 
 def _read_tiff(path: Path) -> np.ndarray:
-    """A TIFF as a read-only memory map when it is stored uncompressed and contiguous, else read into memory."""
+    """A TIFF as a read-only memory map when it is stored uncompressed and contiguous, else read
+    into memory."""
     import tifffile
 
     try:
@@ -42,12 +44,14 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def open_movie(movie: Any, what: str) -> np.ndarray:
-    """A Movie, array, tensor or TIFF path -> a (T, C, Y, X) view of it as stored (no copy, no conversion)."""
+    """A Movie, array, tensor or TIFF path -> a (T, C, Y, X) view of it as stored
+    (no copy, no conversion)."""
     if isinstance(movie, (str, os.PathLike)):
         path = Path(movie)
         if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
             raise InputError(
-                f"{what}: {str(path)!r} is not a TIFF file; pass a (T, Y, X) TIFF, an array or a Movie."
+                f"{what}: {str(path)!r} is not a TIFF file; pass a (T, Y, X) TIFF, an array or a "
+                "Movie."
             )
         movie = _read_tiff(path)
     arr = movie.images if isinstance(movie, Movie) else movie
@@ -61,7 +65,8 @@ def open_movie(movie: Any, what: str) -> np.ndarray:
         raise InputError(f"{what}: expected a real numeric array, got dtype {arr.dtype}.")
     if arr.ndim not in (3, 4):
         raise InputError(
-            f"{what}: expected shape (T, Y, X) or (T, C, Y, X), got {arr.ndim} dimensions {arr.shape}."
+            f"{what}: expected shape (T, Y, X) or (T, C, Y, X), got {arr.ndim} dimensions "
+            f"{arr.shape}."
         )
     arr = arr[:, None] if arr.ndim == 3 else arr
     if min(arr.shape[-2:]) < 8:
@@ -70,8 +75,8 @@ def open_movie(movie: Any, what: str) -> np.ndarray:
         )
     if arr.shape[0] < 2:
         raise InputError(
-            f"{what}: has a single frame; time arrow prediction needs at least 2 frames (check that "
-            "the time axis is first: (T, Y, X) or (T, C, Y, X))."
+            f"{what}: has a single frame; time arrow prediction needs at least 2 frames (check "
+            "that the time axis is first: (T, Y, X) or (T, C, Y, X))."
         )
     return arr
 
@@ -79,7 +84,8 @@ def open_movie(movie: Any, what: str) -> np.ndarray:
 def as_image_list(
     movies: "Movie | np.ndarray | Sequence", what: str = "PairSampler"
 ) -> list[np.ndarray]:
-    """Accept one or several Movies / (T, Y, X) / (T, C, Y, X) arrays and return validated float32 arrays."""
+    """Accept one or several Movies / (T, Y, X) / (T, C, Y, X) arrays and return validated float32
+    arrays."""
     if isinstance(movies, (Movie, np.ndarray, torch.Tensor)):
         movies = [movies]
     movies = list(movies)
@@ -115,7 +121,8 @@ def as_image_list(
 
 
 def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
-    """Every k-th value of a flattened array (all of them when there are at most `limit`), as float32."""
+    """Every k-th value of a flattened array (all of them when there are at most `limit`), as
+    float32."""
     flat = values.reshape(-1)
     step = max(1, math.ceil(flat.size / limit))
     return np.asarray(flat[::step], dtype=np.float32)
@@ -129,10 +136,12 @@ def frame_stats(
     eps: float = 1e-8,
     what: str = "movie",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentiles of a (T, C, Y, X) movie, read frame by frame: lo (T, C) and denom = hi - lo + eps (T, C), float32.
+    """Percentiles of a (T, C, Y, X) movie, read frame by frame: lo (T, C) and denom = hi - lo + eps
+    (T, C), float32.
 
-    Per frame (or over the whole movie when per_frame=False), from all pixels up to MAX_STAT_PIXELS per frame
-    and a regular subsample beyond; for such movies the numbers equal `tapkit.normalize`'s.
+    Per frame (or over the whole movie when per_frame=False), from all pixels up to MAX_STAT_PIXELS
+    per frame and a regular subsample beyond; for such movies the numbers equal
+    `tapkit.normalize`'s.
     """
     t, c = arr.shape[:2]
     lo, hi = np.empty((t, c), np.float32), np.empty((t, c), np.float32)
@@ -145,7 +154,8 @@ def frame_stats(
             )  # one frame as float32 at a time
             if not np.isfinite(v).all():
                 raise InputError(
-                    f"{what}: contains NaN or infinite values (channel {k}); fix or mask them first."
+                    f"{what}: contains NaN or infinite values (channel {k}); fix or mask them "
+                    "first."
                 )
             lo[i if per_frame else slice(None), k] = np.percentile(v, pmin)
             hi[i if per_frame else slice(None), k] = np.percentile(v, pmax)
@@ -153,12 +163,14 @@ def frame_stats(
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
-    """Raw crops as float32 (uint16 through int32: conversions of torch.uint16 are not on every device)."""
+    """Raw crops as float32 (uint16 through int32: conversions of torch.uint16 are not on every
+    device)."""
     if x.dtype == torch.uint16:
         return x.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF).float()
     return x.float()
 
 
 def normalise_(x: torch.Tensor, lo: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
-    """(x - lo) / denom in place on float32 crops (..., C, Y, X) with lo, denom (..., C): THE normalisation."""
+    """(x - lo) / denom in place on float32 crops (..., C, Y, X) with lo, denom (..., C): THE
+    normalisation."""
     return x.sub_(lo[..., None, None]).div_(denom[..., None, None])

@@ -1,10 +1,12 @@
-"""Which frame pairs and crop positions each split of a `PairSampler` draws, and the checks of its arguments.
+"""Which frame pairs and crop positions each split of a `PairSampler` draws, and the checks of its
+arguments.
 
-A `val_fraction` of each movie's frames is validation (`n_val_frames`, at its start or end), the rest
-training; `pair_table` lists every (movie, t, delta) of a split, never straddling the boundary. `val_region`
-holds out the right-most columns of every frame (`held_out_width`): `crop_ranges` gives each split its crop
-columns (training crops stay half a patch left of the region; the "region" split crops inside it), and
-`draw_positions` draws pairs and crop corners uniformly over them. `SPLITS` names the splits.
+A `val_fraction` of each movie's frames is validation (`n_val_frames`, at its start or end), the
+rest training; `pair_table` lists every (movie, t, delta) of a split, never straddling the boundary.
+`val_region` holds out the right-most columns of every frame (`held_out_width`): `crop_ranges` gives
+each split its crop columns (training crops stay half a patch left of the region; the "region" split
+crops inside it), and `draw_positions` draws pairs and crop corners uniformly over them. `SPLITS`
+names the splits.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def check_args(
     deltas = (delta,) if isinstance(delta, (int, np.integer)) else tuple(int(d) for d in delta)
     if not deltas or min(deltas) < 1:
         raise InputError(
-            f"PairSampler: delta={delta!r} must be a non-empty list of frame offsets >= 1, e.g. (1,) or (1, 2)."
+            f"PairSampler: delta={delta!r} must be a non-empty list of frame offsets >= 1, e.g. "
+            "(1,) or (1, 2)."
         )
     if split not in SPLITS:
         raise InputError(f"PairSampler: split={split!r}; use 'train', 'val' or 'region'.")
@@ -55,13 +58,14 @@ def check_args(
         raise InputError(f"PairSampler: val_fraction={val_fraction} must be in [0, 1), e.g. 0.1.")
     if batch_size < 1 or not 0.0 <= reject < 1.0:
         raise InputError(
-            f"PairSampler: batch_size={batch_size} must be >= 1 and reject_background={reject} in [0, 1)."
+            f"PairSampler: batch_size={batch_size} must be >= 1 and reject_background={reject} in "
+            "[0, 1)."
         )
     longest = max(im.shape[0] for im in images)
     if max(deltas) >= longest:
         raise InputError(
-            f"PairSampler: delta {max(deltas)} needs movies with more than {max(deltas)} frames, but the "
-            f"longest has {longest}. Use a smaller delta."
+            f"PairSampler: delta {max(deltas)} needs movies with more than {max(deltas)} frames, "
+            f"but the longest has {longest}. Use a smaller delta."
         )
     smallest = min(min(im.shape[-2:]) for im in images)
     if patch > smallest or patch < 8:
@@ -71,13 +75,15 @@ def check_args(
         )
     if len({im.shape[1] for im in images}) > 1:
         raise InputError(
-            "PairSampler: the movies have different numbers of channels; pass movies with the same C."
+            "PairSampler: the movies have different numbers of channels; pass movies with the same "
+            "C."
         )
     return deltas
 
 
 def n_val_frames(n_frames: int, val_fraction: float, delta: tuple[int, ...]) -> int:
-    """Frames reserved for validation: val_fraction of them, at least two pair start times' worth."""
+    """Frames reserved for validation: val_fraction of them, at least two pair start times'
+    worth."""
     if val_fraction == 0:
         return 0
     return min(n_frames, max(math.ceil(val_fraction * n_frames), min(delta) + 2))
@@ -99,9 +105,9 @@ def pair_table(
         rows += [(m, t, d) for d in delta for t in range(lo, hi - d)]
     if not rows:
         raise InputError(
-            f"PairSampler: no {split} pairs: with val_fraction={val_fraction} and delta={delta} the "
-            f"{split} part of the movies ({n_frames} frames) is too short. Use longer movies, a smaller delta, "
-            "or change val_fraction."
+            f"PairSampler: no {split} pairs: with val_fraction={val_fraction} and delta={delta} "
+            f"the {split} part of the movies ({n_frames} frames) is too short. Use longer movies, "
+            "a smaller delta, or change val_fraction."
         )
     return torch.tensor(rows, dtype=torch.long)
 
@@ -109,7 +115,8 @@ def pair_table(
 def crop_ranges(
     sizes: torch.Tensor, split: str, patch: int, val_region: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """First allowed crop column (M,) and number of allowed corners per axis (M, 2) of this split; sizes (M, 2)."""
+    """First allowed crop column (M,) and number of allowed corners per axis (M, 2) of this split;
+    sizes (M, 2)."""
     if not 0.0 <= val_region < 1.0:
         raise InputError(
             f"PairSampler: val_region={val_region} must be in [0, 1), e.g. 0.25 (a quarter of "
@@ -148,7 +155,8 @@ def draw_positions(
     x_first: torch.Tensor,
     g: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    """Draw n (movie, t, delta, y0, x0) uniformly over a split's pairs `table` (N, 3) and crop corners (CPU tensors)."""
+    """Draw n (movie, t, delta, y0, x0) uniformly over a split's pairs `table` (N, 3) and crop
+    corners (CPU tensors)."""
     movie, t, delta = table[torch.randint(len(table), (n,), generator=g)].T
     corner = (
         torch.rand(n, 2, generator=g) * room[movie]
@@ -157,12 +165,14 @@ def draw_positions(
 
 
 def held_out_width(width: int, patch: int, val_region: float) -> int:
-    """Columns at the right edge of a frame `width` px wide held out by `val_region` (0: none; else >= one patch)."""
+    """Columns at the right edge of a frame `width` px wide held out by `val_region`
+    (0: none; else >= one patch)."""
     return 0 if val_region <= 0 else max(math.ceil(val_region * width), patch)
 
 
 def region_fits(width: int, patch: int, val_region: float) -> bool:
-    """Whether frames `width` px wide hold a held-out region of `val_region` and training crops (see PairSampler)."""
+    """Whether frames `width` px wide hold a held-out region of `val_region` and training crops
+    (see PairSampler)."""
     return (
         val_region <= 0
         or width - held_out_width(width, patch, val_region) - patch // 2 - patch >= 0

@@ -1,11 +1,14 @@
-"""The pretext-task contract: what a self-supervised task says so that `tapkit.ssl.trainer` can train it.
+"""The pretext-task contract: what a self-supervised task says so that `tapkit.ssl.trainer` can
+train it.
 
 Every pretext task is an `nn.Module` subclass of `PretextModel`:
 
-    backbone (the shared U-Net) + projection (1x1 conv + BN)  ->  dense features z (N, F, Y, X)  [`embed`]
-    + its own head                                                   (the part that differs per task)
-    make_batch(crops (B, 2, C, P, P) frames t, t + delta, generator) -> dict of tensors   [inputs, targets]
-    loss(batch) -> (total loss, {metric name: scalar tensor})                            [under autocast]
+    backbone (the shared U-Net) + projection (1x1 conv + BN)  ->  dense features z (N, F, Y, X)
+                                                                                           [`embed`]
+    + its own head                                                  (the part that differs per task)
+    make_batch(crops (B, 2, C, P, P) frames t, t + delta, generator) -> dict of tensors
+                                                                                   [inputs, targets]
+    loss(batch) -> (total loss, {metric name: scalar tensor})                       [under autocast]
 
 The sampler draws augmented crops at the same place from frames t and t + delta, in time order;
 each task turns them into its own batch (TAP flips the order; masked modelling masks patches; a
@@ -26,7 +29,8 @@ import torch.nn as nn
 from tapkit.data.movie import InputError
 from tapkit.ssl.backbone import UNet
 
-# pretext name -> "module:class"; imported on first use, so this table is the only place that lists tasks
+# pretext name -> "module:class"; imported on first use, so this table is the only place that
+# lists tasks
 PRETEXTS: dict[str, str] = {
     "tap": "tapkit.ssl.tap:TAPNet",
     "mim": "tapkit.ssl.mim:MaskedModel",
@@ -35,7 +39,8 @@ PRETEXTS: dict[str, str] = {
 
 
 class PretextModel(nn.Module):
-    """The shared encoder of every pretext task (U-Net + 1x1 projection to F dense features) and the contract."""
+    """The shared encoder of every pretext task (U-Net + 1x1 projection to F dense features) and the
+    contract."""
 
     name: ClassVar[str] = ""
 
@@ -84,8 +89,8 @@ class PretextModel(nn.Module):
         """Dense features: (N, C, Y, X) -> (N, F, Y, X); the same for every pretext task."""
         if x.ndim != 4:
             raise InputError(
-                f"{type(self).__name__}.embed expects (N, C, Y, X) images, got shape {tuple(x.shape)}; "
-                "add the channel axis with x[:, None]."
+                f"{type(self).__name__}.embed expects (N, C, Y, X) images, got shape "
+                f"{tuple(x.shape)}; add the channel axis with x[:, None]."
             )
         return self.projection(self.backbone(x))
 
@@ -94,12 +99,14 @@ class PretextModel(nn.Module):
         raise NotImplementedError
 
     def check_crop(self, patch: int) -> None:
-        """Raise InputError if this task cannot use crops of `patch` px (called by `train` before anything else)."""
+        """Raise InputError if this task cannot use crops of `patch` px (called by `train` before
+        anything else)."""
 
     def make_batch(
         self, crops: torch.Tensor, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """Turn sampler crops (B, 2, C, P, P) (frames t, t + delta) into this task's inputs and targets."""
+        """Turn sampler crops (B, 2, C, P, P) (frames t, t + delta) into this task's inputs and
+        targets."""
         raise NotImplementedError
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -118,7 +125,8 @@ def pretext_class(name: str) -> type[PretextModel]:
 
 
 def build_model(pretext: str, **config: Any) -> PretextModel:
-    """A new model of the pretext task `pretext` with `config` (model sizes, seed and task options)."""
+    """A new model of the pretext task `pretext` with `config` (model sizes, seed and task
+    options)."""
     cls = pretext_class(pretext)
     try:
         return cls(**config)

@@ -1,10 +1,12 @@
 """A training's recipe: everything that decides its result, stored in every checkpoint so that two
-trainings can be told the same (`tapkit.course.reuse` reuses a finished one instead of training again).
+trainings can be told the same (`tapkit.course.reuse` reuses a finished one instead of training
+again).
 
-`training_recipe` gathers the task, the architecture, the data's fingerprint (`movies_digest`: shapes,
-dtypes and a strided subsample of the pixels, fast for GBs) and the loop's settings; `data_binning` and
-`NORMALIZATION` are what a model records about its training movies. The trainer fills the recipe from
-its TrainConfig (`tapkit.ssl.trainer.planned_recipe`: what `train` would store, without training).
+`training_recipe` gathers the task, the architecture, the data's fingerprint (`movies_digest`:
+shapes, dtypes and a strided subsample of the pixels, fast for GBs) and the loop's settings;
+`data_binning` and `NORMALIZATION` are what a model records about its training movies. The trainer
+fills the recipe from its TrainConfig (`tapkit.ssl.trainer.planned_recipe`: what `train` would
+store, without training).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ NORMALIZATION = {
 
 
 def movies_digest(movies: Any, val_movies: Any = None) -> str:
-    """A short fingerprint of the training data: shapes, dtypes and a strided subsample of the pixels (fast for GBs)."""
+    """A short fingerprint of the training data: shapes, dtypes and a strided subsample of the
+    pixels (fast for GBs)."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=12)
@@ -49,7 +52,8 @@ def movies_digest(movies: Any, val_movies: Any = None) -> str:
 
 
 def training_recipe(pretext: str, model: PretextModel, data: str, **settings: Any) -> dict:
-    """Everything that decides a training's result: task, architecture, data fingerprint and the loop's settings."""
+    """Everything that decides a training's result: task, architecture, data fingerprint and the
+    loop's settings."""
     return {
         "pretext": pretext,
         "config": dict(model.config),
@@ -62,7 +66,8 @@ def training_recipe(pretext: str, model: PretextModel, data: str, **settings: An
 
 
 def data_binning(movies: Any) -> "int | None":
-    """The pixel binning of the training movies (Movie.meta['binning'], 1 if unbinned); None if unknown or mixed."""
+    """The pixel binning of the training movies (Movie.meta['binning'], 1 if unbinned); None if
+    unknown or mixed."""
     found = {
         m.meta.get("binning", 1)
         for m in (movies if isinstance(movies, (list, tuple)) else [movies])

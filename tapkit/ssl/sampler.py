@@ -12,16 +12,18 @@ columns each split may draw: `tapkit.ssl.pair_splits`), then the augmentations o
     rotation, zoom, per-frame jitter and elastic displacement. Coordinates outside a frame are
     reflected about its edge pixels.
 No per-sample Python loop, no DataLoader, no margin crops. All randomness (positions, transforms,
-noise) is drawn before any pixel is read: positions and transforms from `draw_generator` (on the CPU, so
-the device does not change them), the intensity noise (and the task's `make_batch`) from `generator`: the
-pixel noise of a batch is a strided view of one field drawn once (`augment.NoiseBank`), not fresh numbers.
+noise) is drawn before any pixel is read: positions and transforms from `draw_generator` (on the
+CPU, so the device does not change them), the intensity noise (and the task's `make_batch`) from
+`generator`: the pixel noise of a batch is a strided view of one field drawn once
+(`augment.NoiseBank`), not fresh numbers.
 
 `storage="host"` keeps the movies on the host as stored (arrays or memory-mapped TIFFs) in a
-`tapkit.ssl.host_store.HostMovies`, read through the same steps as the device store: a background thread
-draws the next batch and gathers exactly the pixels it reads (plain windows, or each warped crop's
-footprint) into pinned memory; they are copied with `non_blocking=True`, normalised on the device with the
-same per-frame percentiles, and resampled with grid_sample's arithmetic, so both modes give the same crops. `storage="auto"` picks the mode from the
-size of the normalised movies and the free device memory, and says which.
+`tapkit.ssl.host_store.HostMovies`, read through the same steps as the device store: a background
+thread draws the next batch and gathers exactly the pixels it reads (plain windows, or each warped
+crop's footprint) into pinned memory; they are copied with `non_blocking=True`, normalised on the
+device with the same per-frame percentiles, and resampled with grid_sample's arithmetic, so both
+modes give the same crops. `storage="auto"` picks the mode from the size of the normalised movies
+and the free device memory, and says which.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ __all__ = [
 
 
 def _storage_matters(storage: str, need: int, device: torch.device) -> bool:
-    """Whether storage="auto"'s choice is worth a line: the host was chosen, or the movies need over half the limit."""
+    """Whether storage="auto"'s choice is worth a line: the host was chosen, or the movies need over
+    half the limit."""
     if storage == "host":
         return True
     free = host_store.free_bytes(device)
@@ -69,7 +72,8 @@ def _storage_matters(storage: str, need: int, device: torch.device) -> bool:
 
 
 def _draw_seed(seed: int, split: str) -> int:
-    """Seed of the CPU generator of positions and transforms: another stream than `generator`'s, same seed -> same."""
+    """Seed of the CPU generator of positions and transforms: another stream than `generator`'s,
+    same seed -> same."""
     return int(np.random.SeedSequence([int(seed), SPLITS.index(split), 13]).generate_state(1)[0])
 
 
@@ -79,19 +83,23 @@ class PairSampler:
     sample() -> crops (B, 2, C, P, P) float32 in time order (frame t, then t + delta),
                 info: dict of (B,) tensors t (earlier frame), delta, y0, x0 (crop corner), movie
                 and, with `sample(with_events=True)` and an event mask, has_event
-                (an event pixel in the crop; off by default to keep it out of the training hot path).
-    Movies are (T, Y, X) (C = 1) or (T, C, Y, X) arrays, Movies or TIFF paths; all of them need the same C.
+                (an event pixel in the crop; off by default to keep it out of the training hot
+                path).
+    Movies are (T, Y, X) (C = 1) or (T, C, Y, X) arrays, Movies or TIFF paths; all of them need the
+    same C.
     A `val_fraction` of each movie's frames is validation, the rest training: the first frames
     (`val_at="start"`) or the last ones (`val_at="end"`); a pair never straddles the boundary. The
     "val" split draws a fixed set of pairs (`reset()` restarts it) and applies no augmentation.
-    `val_region` > 0 also holds out a region of every frame: its right-most `val_region` of the width (at least
-    one patch wide). Training crops then stay left of it (with a margin of half a patch for the augmentations'
-    context); the "region" split draws fixed, unaugmented pairs inside it from the training frames (a spatial
-    validation, like another location of the same experiment).
-    `per_crop=True` rescales every crop by its own percentiles (after the augmentations): no frame-wide
-    intensity cue is left for the network to use.
-    `storage`: "device" (normalised movies on the device), "host" (movies stay on the host, crops are
-    gathered per batch), or "auto" (host when the normalised movies need more than 1/3 of the free memory).
+    `val_region` > 0 also holds out a region of every frame: its right-most `val_region` of the
+    width (at least one patch wide). Training crops then stay left of it (with a margin of half a
+    patch for the augmentations' context); the "region" split draws fixed, unaugmented pairs inside
+    it from the training frames (a spatial validation, like another location of the same
+    experiment).
+    `per_crop=True` rescales every crop by its own percentiles (after the augmentations): no
+    frame-wide intensity cue is left for the network to use.
+    `storage`: "device" (normalised movies on the device), "host" (movies stay on the host, crops
+    are gathered per batch), or "auto" (host when the normalised movies need more than 1/3 of the
+    free memory).
     Each pretext task makes its batch from the crops (TAP flips the order: `tapkit.ssl.tap`).
     """
 
@@ -121,7 +129,8 @@ class PairSampler:
         )
         if not movies:
             raise InputError(
-                "PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) array."
+                "PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) "
+                "array."
             )
         arrays = [
             movie_arrays.open_movie(m, f"PairSampler: movie {i}") for i, m in enumerate(movies)
@@ -137,8 +146,8 @@ class PairSampler:
         )
         if val_at not in ("start", "end"):
             raise InputError(
-                f"PairSampler: val_at={val_at!r}; use 'start' (validate on the first frames) or 'end' "
-                "(train on the first frames, validate on the last ones)."
+                f"PairSampler: val_at={val_at!r}; use 'start' (validate on the first frames) or "
+                "'end' (train on the first frames, validate on the last ones)."
             )
         self.val_fraction, self.val_at, self.reject_background = (
             val_fraction,
@@ -154,8 +163,8 @@ class PairSampler:
             augment = AugmentConfig() if augment else AugmentConfig.none()
         if not isinstance(augment, AugmentConfig):
             raise InputError(
-                f"PairSampler: augment={augment!r}; use True / False, a preset name {AUGMENT_PRESETS} "
-                "or an AugmentConfig(...)."
+                f"PairSampler: augment={augment!r}; use True / False, a preset name "
+                f"{AUGMENT_PRESETS} or an AugmentConfig(...)."
             )
         # validation pairs are never augmented
         self.cfg = augment if split == "train" else AugmentConfig.none()
@@ -176,11 +185,12 @@ class PairSampler:
             and _storage_matters(self.storage, need, self.device)
         ):
             print(
-                f"tapkit: PairSampler keeps the movies on the {self.storage} ({self.storage}-resident crops): "
-                f"{self.storage_reason}"
+                f"tapkit: PairSampler keeps the movies on the {self.storage} "
+                f"({self.storage}-resident crops): {self.storage_reason}"
             )
-        # per-frame percentile normalisation removes global intensity trends (bleaching); per_frame=False
-        # normalises each movie as a whole and keeps them, to show the shortcut on purpose
+        # per-frame percentile normalisation removes global intensity trends (bleaching);
+        # per_frame=False normalises each movie as a whole and keeps them, to show the shortcut on
+        # purpose
         stats = [
             movie_arrays.frame_stats(a, per_frame, what=f"PairSampler: movie {i}")
             for i, a in enumerate(arrays)
@@ -221,7 +231,8 @@ class PairSampler:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the sampler keeps on the device: the normalised movies, or (host mode) the percentile tables."""
+        """Bytes the sampler keeps on the device: the normalised movies, or (host mode) the
+        percentile tables."""
         return (
             self.host.nbytes
             if self.host is not None
@@ -229,7 +240,8 @@ class PairSampler:
         )
 
     def n_val_frames(self, n_frames: int) -> int:
-        """Frames reserved for validation: val_fraction of them, at least two pair start times' worth."""
+        """Frames reserved for validation: val_fraction of them, at least two pair start times'
+        worth."""
         return pair_splits.n_val_frames(n_frames, self.val_fraction, self.delta)
 
     def reset(self) -> None:
@@ -239,7 +251,8 @@ class PairSampler:
         self.draw_generator.manual_seed(_draw_seed(self.seed, self.split))
 
     def state_dict(self) -> dict:
-        """Generator states, for exact resumption (a batch already prefetched is drawn again after a resume)."""
+        """Generator states, for exact resumption (a batch already prefetched is drawn again after a
+        resume)."""
         draw = (
             self.host.draw_state(self.draw_generator)
             if self.host is not None
@@ -255,7 +268,8 @@ class PairSampler:
             self.draw_generator.set_state(state["draw"].cpu())
 
     def _positions(self, n: int) -> dict[str, torch.Tensor]:
-        """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions (CPU tensors)."""
+        """Draw n (movie, t, delta, y0, x0) uniformly over this split's pairs and crop positions
+        (CPU tensors)."""
         return pair_splits.draw_positions(
             n, self.table, self.room, self.x_first, self.draw_generator
         )
@@ -268,7 +282,8 @@ class PairSampler:
         x0: torch.Tensor,
         coarse: torch.Tensor,
     ) -> torch.Tensor:
-        """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the movie's frames."""
+        """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the
+        movie's frames."""
         p = self.patch
         if (
             self._grid_buffer is None
@@ -277,9 +292,11 @@ class PairSampler:
         return resample(store, frames, y0, x0, coarse, p, self._grid_buffer[: 2 * len(y0)])
 
     def _read(self, pos: dict, tf: PairTransforms) -> torch.Tensor:
-        """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others; (B, 2, C, P, P).
+        """Every output pixel read once: index the plain (dihedral-only) pairs, resample the others;
+        (B, 2, C, P, P).
 
-        `pos` and `tf` (on the device) are sorted by (resampled, movie) (`sort_for_reading`), so every group is a slice.
+        `pos` and `tf` (on the device) are sorted by (resampled, movie) (`sort_for_reading`), so
+        every group is a slice.
         """
         b, p = len(pos["t"]), self.patch
         out = torch.empty((b, 2, self.channels, p, p), device=self.device)
@@ -294,7 +311,8 @@ class PairSampler:
         return out
 
     def _foreground(self, pos: dict) -> torch.Tensor:
-        """Fraction of pixels above background_threshold in the unaugmented crops of both frames, (n,) on the CPU."""
+        """Fraction of pixels above background_threshold in the unaugmented crops of both frames,
+        (n,) on the CPU."""
         frames = torch.stack([pos["t"], pos["t"] + pos["delta"]], 1)  # (n, 2)
         if self.host is not None:
             crops = self.host.windows(
@@ -332,7 +350,8 @@ class PairSampler:
         return out
 
     def _draw(self, n: int, max_tries: int = 20) -> dict:
-        """Positions; with reject_background > 0, crops with too little foreground are redrawn (batched)."""
+        """Positions; with reject_background > 0, crops with too little foreground are redrawn
+        (batched)."""
         pos = self._positions(n)
         for _ in range(max_tries if self.reject_background > 0 else 0):
             foreground = self._foreground(pos)  # (n,)
@@ -345,13 +364,15 @@ class PairSampler:
         return pos
 
     def _plan(self) -> tuple[dict, PairTransforms]:
-        """Positions and transforms of the next batch from `draw_generator` (CPU tensors), sorted for `_read`."""
+        """Positions and transforms of the next batch from `draw_generator` (CPU tensors), sorted
+        for `_read`."""
         pos = self._draw(self.batch_size)
         tf = draw_transforms(self.batch_size, self.patch, self.draw_generator, self.cfg)
         return sort_for_reading(pos, tf, self.n_movies)
 
     def sample(self, with_events: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict of (B,) tensors."""
+        """One batch: crops (B, 2, C, P, P) of frames t (slot 0) and t + delta (slot 1), info dict
+        of (B,) tensors."""
         if self.host is not None:
             pos, tf, x = self.host.next_batch(self)
         else:
@@ -384,8 +405,8 @@ class PairSampler:
     def __repr__(self) -> str:
         return (
             f"PairSampler(split={self.split!r}, movies={self.n_movies}, pairs={len(self.table)}, "
-            f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, device={self.device}, "
-            f"storage={self.storage!r})"
+            f"patch={self.patch}, delta={self.delta}, batch_size={self.batch_size}, "
+            f"device={self.device}, storage={self.storage!r})"
         )
 
 

@@ -3,7 +3,8 @@
     x (B, T, 1, Y, X) --U-Net--> (B*T, C, Y, X) --1x1 conv + BN--> z (B, T, F, Y, X)
       --TimeArrowHead (permutation-equivariant over T)--> logits (B, T)
 
-    L = CE(logits, slot of the earliest frame) + lam * L_decorr(z)          (TAP, paper 000; written as eq. 4 in paper 001)
+    L = CE(logits, slot of the earliest frame) + lam * L_decorr(z)
+        (TAP, paper 000; written as eq. 4 in paper 001)
     L_decorr(z) = -1/C sum_i log a_ii,  a_ij = softmax_j(z_i . z_j / tau)    (paper 001, eq. 5)
 
 with z_i the i-th feature channel (over all pixels), normalised to unit length.
@@ -59,7 +60,8 @@ class EquivariantLayer(nn.Module):
 
 
 class TimeArrowHead(nn.Module):
-    """Time-equivariant classifier: (B, T, F, Y, X) -> logits (B, T); swapping frames swaps logits."""
+    """Time-equivariant classifier: (B, T, F, Y, X) -> logits (B, T); swapping frames swaps
+    logits."""
 
     def __init__(self, in_features: int, features: int = 64, n_depth: int = 1) -> None:
         super().__init__()
@@ -87,7 +89,8 @@ class TimeArrowHead(nn.Module):
 
 
 class TAPNet(PretextModel):
-    """Time arrow prediction: the shared encoder (dense features z) + a time-equivariant head on frame pairs."""
+    """Time arrow prediction: the shared encoder (dense features z) + a time-equivariant head on
+    frame pairs."""
 
     name = "tap"
 
@@ -106,8 +109,8 @@ class TAPNet(PretextModel):
     ) -> None:
         if not (0 <= lam < float("inf") and 0 < tau < float("inf")):  # NaN and inf too
             raise InputError(
-                f"TAPNet: lam={lam} must be >= 0 (the decorrelation weight; the paper uses 0.01) and "
-                f"tau={tau} > 0 (the paper uses 0.2)."
+                f"TAPNet: lam={lam} must be >= 0 (the decorrelation weight; the paper uses 0.01) "
+                f"and tau={tau} > 0 (the paper uses 0.2)."
             )
         super().__init__(
             n_depth,
@@ -140,7 +143,8 @@ class TAPNet(PretextModel):
     def make_batch(
         self, crops: torch.Tensor, generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """Swap the two frames of each pair with probability 0.5; the target is the slot of the earlier frame."""
+        """Swap the two frames of each pair with probability 0.5; the target is the slot of the
+        earlier frame."""
         flip = torch.rand(len(crops), generator=generator, device=generator.device) < 0.5  # (B,)
         return {"x": flip_pairs(crops, flip), "y": flip.long()}
 
@@ -160,7 +164,8 @@ def flip_pairs(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
 
 
 def decorrelation_loss(z: torch.Tensor, tau: float = 0.2) -> torch.Tensor:
-    """Mean over samples of -mean_i log softmax_j(z_i . z_j / tau)_ii for z (..., F, Y, X); minimal if channels orthogonal."""
+    """Mean over samples of -mean_i log softmax_j(z_i . z_j / tau)_ii for z (..., F, Y, X); minimal
+    if channels orthogonal."""
     if z.ndim < 3:
         raise InputError(
             f"decorrelation_loss expects features (..., F, Y, X), got shape {tuple(z.shape)}."
@@ -178,7 +183,8 @@ def decorrelation_loss(z: torch.Tensor, tau: float = 0.2) -> torch.Tensor:
 def tap_loss(
     logits: torch.Tensor, target: torch.Tensor, z: torch.Tensor, lam: float = 0.01, tau: float = 0.2
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, ce, decorr) for logits (B, T), target (B,) = slot of the earliest frame, z (B, T, F, Y, X)."""
+    """(total, ce, decorr) for logits (B, T), target (B,) = slot of the earliest frame, z
+    (B, T, F, Y, X)."""
     if logits.ndim != 2 or target.shape != logits.shape[:1]:
         raise InputError(
             f"tap_loss: logits must be (B, T) and target (B,), got {tuple(logits.shape)} "
@@ -206,14 +212,16 @@ def evaluate_tap(
     per_crop: bool = False,
     val_region: float = 0.0,
 ) -> dict:
-    """TAP accuracy on fresh pairs: overall (with a 95 % interval), on crops with / without events, per frame pair.
+    """TAP accuracy on fresh pairs: overall (with a 95 % interval), on crops with / without events,
+    per frame pair.
 
-    `split`: "val" (the frames held out by val_fraction / val_at), "train" or "region" (the region of the
-    training frames held out by `val_region`, as `train(..., val_region=...)` used). `accuracy_by_t` maps each
-    earlier frame t to the accuracy on its pairs: crops of one frame pair share frame-level quirks, so look at
-    how many frame pairs are above chance (`pairs_above_chance`), not only the mean; `accuracy_ci` is the Wilson
-    interval over crop pairs, too narrow when the frame pairs disagree. `per_crop=True` rescales every crop by
-    its own percentiles first: no frame-wide intensity cue is left.
+    `split`: "val" (the frames held out by val_fraction / val_at), "train" or "region" (the region
+    of the training frames held out by `val_region`, as `train(..., val_region=...)` used).
+    `accuracy_by_t` maps each earlier frame t to the accuracy on its pairs: crops of one frame pair
+    share frame-level quirks, so look at how many frame pairs are above chance
+    (`pairs_above_chance`), not only the mean; `accuracy_ci` is the Wilson interval over crop pairs,
+    too narrow when the frame pairs disagree. `per_crop=True` rescales every crop by its own
+    percentiles first: no frame-wide intensity cue is left.
     """
     device = (
         next(model.parameters()).device if device is None else pick_device(device, verbose=False)
@@ -276,11 +284,12 @@ def held_out_checks(
     frames: "dict | None" = None,
     **evaluate: Any,
 ) -> dict[str, dict]:
-    """{'held-out frames': ..., 'held-out region': ...}: `evaluate_tap` results with every crop normalised on its own.
+    """{'held-out frames': ..., 'held-out region': ...}: `evaluate_tap` results with every crop
+    normalised on its own.
 
-    The region is checked when `val_region` > 0 and fits the frames (`sampler.region_fits`, as training decided);
-    `frames`: the held-out frames' result when already computed with per_crop=True. `evaluate`: evaluate_tap's
-    n_pairs, patch, seed, val_at.
+    The region is checked when `val_region` > 0 and fits the frames (`sampler.region_fits`, as
+    training decided); `frames`: the held-out frames' result when already computed with
+    per_crop=True. `evaluate`: evaluate_tap's n_pairs, patch, seed, val_at.
     """
     checks = {"held-out frames": frames or evaluate_tap(model, [movie], per_crop=True, **evaluate)}
     if val_region > 0 and region_fits(movie.shape[-1], evaluate.get("patch", 96), val_region):
@@ -299,29 +308,33 @@ def checks_warnings(checks: dict[str, dict]) -> list[str]:
 
 
 WHAT_TO_TRY = (
-    "What to try: normalise every crop on its own (tap_per_crop=True, the default for real data), intensity "
-    "augmentations (tap_augment='default'), a larger content view (binning or tap_patch), more steps "
-    "(tap_epochs); notebook 01, section 8 (frame-level cues, and a recipe for real movies)."
+    "What to try: normalise every crop on its own (tap_per_crop=True, the default for real data), "
+    "intensity augmentations (tap_augment='default'), a larger content view "
+    "(binning or tap_patch), more steps (tap_epochs); notebook 01, section 8 (frame-level cues, "
+    "and a recipe for real movies)."
 )
 # a frame pair scored below this is wrong as a whole: a frame-level cue, not cells
 CUE_PAIR_ACCURACY = 0.2
 
 
 def accuracy_warnings(scores: dict, what: str = "held-out pairs") -> list[str]:
-    """Plain warnings for an `evaluate_tap` result: not above chance, or whole frame pairs scored (almost) all wrong."""
+    """Plain warnings for an `evaluate_tap` result: not above chance, or whole frame pairs scored
+    (almost) all wrong."""
     found = []
     low, high = scores["accuracy_ci"]
     if low <= 0.5:
         found.append(
-            f"TAP accuracy on {what} is {scores['accuracy']:.2f} (95 % interval {low:.2f}-{high:.2f}): not "
-            "clearly above chance (0.5), so the network has not learned the time arrow of these cells."
+            f"TAP accuracy on {what} is {scores['accuracy']:.2f} (95 % interval "
+            f"{low:.2f}-{high:.2f}): not clearly above chance (0.5), so the network has not "
+            "learned the time arrow of these cells."
         )
     wrong = {t: a for t, a in scores["accuracy_by_t"].items() if a < CUE_PAIR_ACCURACY}
     if wrong:
         listed = ", ".join(f"t={t}: {a:.2f}" for t, a in sorted(wrong.items()))
         found.append(
-            f"on {what}, the frame pair(s) from frame {listed} are scored almost all wrong. Cells cannot make a whole frame "
-            "pair wrong; a cue shared by the whole frame can (brightness, focus, density): a shortcut."
+            f"on {what}, the frame pair(s) from frame {listed} are scored almost all wrong. Cells "
+            "cannot make a whole frame pair wrong; a cue shared by the whole frame can "
+            "(brightness, focus, density): a shortcut."
         )
     if found:
         found.append(WHAT_TO_TRY)
@@ -342,12 +355,15 @@ def train_with_flip(
     device: "str | torch.device" = "cpu",
     model_kwargs: "dict | None" = None,
 ) -> tuple[TAPNet, dict[str, list]]:
-    """A short TAP training whose batches `flip_fn(x, flip) -> (x_flipped, labels)` makes (notebook 01's exercise).
+    """A short TAP training whose batches `flip_fn(x, flip) -> (x_flipped, labels)` makes
+    (notebook 01's exercise).
 
-    Training pairs come unaugmented in time order from `PairSampler`; `flip_fn` swaps them and labels them. The
-    validation pairs are flipped and labelled by the course (`TAPNet.make_batch`), so labels that do not say which
-    slot holds the earlier frame show as a validation accuracy at or below chance, whatever the training accuracy.
-    history: 'step', 'loss', 'accuracy' (training, per step), 'val_step', 'val_accuracy' (every `eval_every` steps).
+    Training pairs come unaugmented in time order from `PairSampler`; `flip_fn` swaps them and
+    labels them. The validation pairs are flipped and labelled by the course (`TAPNet.make_batch`),
+    so labels that do not say which slot holds the earlier frame show as a validation accuracy at or
+    below chance, whatever the training accuracy.
+    history: 'step', 'loss', 'accuracy' (training, per step), 'val_step', 'val_accuracy'
+    (every `eval_every` steps).
     """
     device = pick_device(device, verbose=False)
     sampler = PairSampler(

@@ -1,11 +1,12 @@
-"""`TrainConfig`: every setting of one pretraining run, documented and checked once (like stardist's Config2D).
+"""`TrainConfig`: every setting of one pretraining run, documented and checked once
+(like stardist's Config2D).
 
-`tapkit.ssl.trainer.train(pretext, movies, config=TrainConfig(...))` trains with it; the keyword form
-`train(pretext, movies, epochs=5, ...)` builds one. Every field is checked in `__post_init__` with the
-package's checks (`tapkit.validate`, the same as the notebook parameters'), so a bad value fails with
-a named error before any data is moved or model built. What depends on the data, the model or the
-process group (a delta longer than the movie, a crop the network cannot take, shards vs processes) is
-checked by `train` right after, still before the first step.
+`tapkit.ssl.trainer.train(pretext, movies, config=TrainConfig(...))` trains with it; the keyword
+form `train(pretext, movies, epochs=5, ...)` builds one. Every field is checked in `__post_init__`
+with the package's checks (`tapkit.validate`, the same as the notebook parameters'), so a bad value
+fails with a named error before any data is moved or model built. What depends on the data, the
+model or the process group (a delta longer than the movie, a crop the network cannot take, shards vs
+processes) is checked by `train` right after, still before the first step.
 
 The checkpoint stores `to_dict()` under 'train_config' (plain values, `weights_only`-safe);
 `TrainConfig.from_dict` reads it back and names any key it does not know.
@@ -30,9 +31,11 @@ STORAGES = ("auto", "device", "host")  # where the sampler keeps the movies (tap
 
 @dataclass
 class TrainConfig:
-    """The settings of one pretraining run (`tapkit.ssl.trainer.train`): loop, crops, validation, network.
+    """The settings of one pretraining run (`tapkit.ssl.trainer.train`): loop, crops, validation,
+    network.
 
-    Sizes are in pixels of the (binned) training movie, counts are whole numbers, fractions lie in [0, 1).
+    Sizes are in pixels of the (binned) training movie, counts are whole numbers, fractions lie in
+    [0, 1).
 
     Examples:
         >>> config = TrainConfig(epochs=2, steps_per_epoch=50, batch_size=16, patch=64)
@@ -84,15 +87,18 @@ class TrainConfig:
     storage: str = "auto"
 
     def __post_init__(self) -> None:
-        """Check every field (named error with a fix) and clean numbers to plain int / float / bool."""
+        """Check every field (named error with a fix) and clean numbers to plain
+        int / float / bool."""
         for name, check in _CHECKS.items():
             setattr(self, name, check(name, getattr(self, name)))
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any], prefix: str = "") -> "TrainConfig":
-        """A TrainConfig from a dict (a checkpoint's 'train_config', a profile's `tap` section); unknown keys fail.
+        """A TrainConfig from a dict (a checkpoint's 'train_config', a profile's `tap` section);
+        unknown keys fail.
 
-        `prefix` is put before the setting's name in errors, e.g. 'tap_' for a notebook's `tap_epochs`.
+        `prefix` is put before the setting's name in errors, e.g. 'tap_' for a notebook's
+        `tap_epochs`.
         """
         if not isinstance(settings, Mapping):
             raise InputError(
@@ -108,7 +114,8 @@ class TrainConfig:
             raise InputError(f"{prefix}{err}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain values (an AugmentConfig becomes a dict): what a checkpoint stores."""
+        """The fields as plain values (an AugmentConfig becomes a dict): what a checkpoint
+        stores."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if isinstance(self.augment, AugmentConfig):
             out["augment"] = dataclasses.asdict(self.augment)
@@ -116,17 +123,20 @@ class TrainConfig:
         return out
 
     def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with `changes` applied and checked again; an unknown name fails with the known ones."""
+        """A copy with `changes` applied and checked again; an unknown name fails with the known
+        ones."""
         return TrainConfig.from_dict(
             {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes}
         )
 
 
 def config_of_checkpoint(state: Mapping[str, Any]) -> "TrainConfig | None":
-    """The TrainConfig a checkpoint's training used: its 'train_config', else what older files hold (None if nothing).
+    """The TrainConfig a checkpoint's training used: its 'train_config', else what older files hold
+    (None if nothing).
 
-    Older tapkit checkpoints hold a 'recipe' (settings, non-plain values as repr; amp only as the dtype
-    it gave, so the default is kept); the shipped ones (scripts/make_checkpoints.py) 'meta' settings and seed.
+    Older tapkit checkpoints hold a 'recipe' (settings, non-plain values as repr; amp only as the
+    dtype it gave, so the default is kept); the shipped ones (scripts/make_checkpoints.py) 'meta'
+    settings and seed.
     """
     if state.get("train_config") is not None:
         return TrainConfig.from_dict(state["train_config"])
@@ -151,7 +161,8 @@ def config_of_checkpoint(state: Mapping[str, Any]) -> "TrainConfig | None":
 
 
 def unknown_setting(key: str, prefix: str = "") -> str:
-    """The error for a key that is not a TrainConfig field: the name, the closest field and the list."""
+    """The error for a key that is not a TrainConfig field: the name, the closest field and the
+    list."""
     close = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.5)
     hint = f"did you mean {prefix}{close[0]}? " if close else ""
     return (
@@ -173,7 +184,8 @@ def frame_offsets(name: str, value: Any) -> "int | tuple[int, ...] | list[int]":
 
 
 def augmentation(name: str, value: Any) -> "bool | str | AugmentConfig":
-    """A check for `augment`: True / False, a preset name, an AugmentConfig or its dict (from a checkpoint)."""
+    """A check for `augment`: True / False, a preset name, an AugmentConfig or its dict
+    (from a checkpoint)."""
     if isinstance(value, Mapping):
         try:
             return AugmentConfig(**value)
@@ -186,13 +198,14 @@ def augmentation(name: str, value: Any) -> "bool | str | AugmentConfig":
     if isinstance(value, AugmentConfig) or value in AUGMENT_PRESETS:
         return value
     raise InputError(
-        f"{name}={value!r}: use True / False, a preset name ({', '.join(map(repr, AUGMENT_PRESETS))}) "
-        "or a tapkit.ssl.augment.AugmentConfig."
+        f"{name}={value!r}: use True / False, a preset name "
+        f"({', '.join(map(repr, AUGMENT_PRESETS))}) or a tapkit.ssl.augment.AugmentConfig."
     )
 
 
 def network_options(name: str, value: Any) -> dict:
-    """A check for `model_kwargs`: a dict of keyword names (None: {}); the task checks the values."""
+    """A check for `model_kwargs`: a dict of keyword names (None: {}); the task checks the
+    values."""
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):

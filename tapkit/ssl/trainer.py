@@ -1,20 +1,21 @@
 """The pretraining loop, shared by every pretext task (no labels; downstream heads train in
 `downstream.*.fit`): Adam, cosine learning rate, AMP on CUDA, a checkpoint after every epoch, exact
 resume, history and progress bars. The task (`tapkit.ssl.pretext`) says how a batch is made from
-the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP. Every
-setting that decides a training's result is a field of `TrainConfig` (`tapkit.ssl.train_config`: documented,
-checked once, stored in the checkpoint); `train` takes one, or its fields as keywords.
+the sampler's crops and what the loss is; `train_tap` is the course's named entry point for TAP.
+Every setting that decides a training's result is a field of `TrainConfig`
+(`tapkit.ssl.train_config`: documented, checked once, stored in the checkpoint); `train` takes one,
+or its fields as keywords.
 
 The same loop trains data-parallel when a process group exists (`tapkit.ssl.distributed.setup()`,
-under torchrun): DistributedDataParallel around the loss, crops in shards (one crop stream per shard,
-each rank draws its own), metrics averaged over ranks, and only rank 0 writes the checkpoint. The
-design and what is identical to one process is in `tapkit.ssl.distributed`'s docstring.
+under torchrun): DistributedDataParallel around the loss, crops in shards (one crop stream per
+shard, each rank draws its own), metrics averaged over ranks, and only rank 0 writes the checkpoint.
+The design and what is identical to one process is in `tapkit.ssl.distributed`'s docstring.
 
 Around the loop, each in its own module: what a checkpoint holds, resuming from it and rebuilding a
 trained model (`tapkit.ssl.training_checkpoint`), the recipe a training stores (`tapkit.ssl.recipe`;
-`planned_recipe` here: what `train` would store) and the memory check before anything is moved to the
-device (`tapkit.ssl.memory`). `load_model`, `load_tap`, `load_train_config` and `check_memory` are
-importable from here too, where the notebooks and the CLI call them.
+`planned_recipe` here: what `train` would store) and the memory check before anything is moved to
+the device (`tapkit.ssl.memory`). `load_model`, `load_tap`, `load_train_config` and `check_memory`
+are importable from here too, where the notebooks and the CLI call them.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ def _samplers(
     movies, val_movies, config: TrainConfig, val_region: float, device, shards=(0,), n_shards=1
 ) -> tuple[list[PairSampler], PairSampler]:
     """Training samplers of this process's `shards` (batch_size / n_shards crops each, seeds
-    `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each movie,
-    or separate val_movies; the whole batch, the same on every rank). `config.storage`: where the movies
-    live (auto / device / host); the first sampler resolves 'auto' and the others follow it."""
+    `distributed.shard_seed(seed, k)`) and the validation sampler (first or last frames of each
+    movie, or separate val_movies; the whole batch, the same on every rank). `config.storage`: where
+    the movies live (auto / device / host); the first sampler resolves 'auto' and the others follow
+    it."""
     c = config
     common = dict(
         patch=c.patch, delta=c.delta, device=device, per_frame=c.per_frame, per_crop=c.per_crop
@@ -117,7 +119,8 @@ def _samplers(
 
 
 def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = True) -> float:
-    """`val_region`, or 0 (with a note) when a movie is too narrow to hold it out and still give training crops."""
+    """`val_region`, or 0 (with a note) when a movie is too narrow to hold it out and still give
+    training crops."""
     if val_region <= 0:
         return val_region
     group = (
@@ -129,8 +132,9 @@ def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = 
     if not region_fits(narrowest, patch, val_region):
         if verbose:
             print(
-                f"tapkit: frames {narrowest} px wide leave no room for a held-out region of {val_region} of the "
-                f"width and training crops of {patch} px: training on whole frames, no region held out"
+                f"tapkit: frames {narrowest} px wide leave no room for a held-out region of "
+                f"{val_region} of the width and training crops of {patch} px: training on whole "
+                "frames, no region held out"
             )
         return 0.0
     return val_region
@@ -139,10 +143,11 @@ def _fitting_region(movies: Any, patch: int, val_region: float, verbose: bool = 
 def training_config(
     config: "TrainConfig | Mapping | None" = None, settings: "Mapping | None" = None
 ) -> TrainConfig:
-    """`config` (a TrainConfig, a dict of its fields or None: the defaults) with `settings` on top, checked.
+    """`config` (a TrainConfig, a dict of its fields or None: the defaults) with `settings` on top,
+    checked.
 
-    The cheap checks of a training (run before any data is moved or model built); an unknown name fails
-    with the closest setting.
+    The cheap checks of a training (run before any data is moved or model built); an unknown name
+    fails with the closest setting.
     """
     base = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
     if isinstance(config, TrainConfig):
@@ -168,24 +173,33 @@ def train(
     progress: bool = True,
     **settings: Any,
 ) -> tuple[PretextModel, dict]:
-    """Pretrain the pretext task `pretext` on crops of `movies`; returns (model in eval mode, history).
+    """Pretrain the pretext task `pretext` on crops of `movies`; returns
+    (model in eval mode, history).
 
-    `config` (a `TrainConfig`; its fields can also be given as keywords, which win over `config`'s) holds
-    every setting that decides the result: steps, batch, crops, validation, augmentation, normalisation,
-    seed, network options. Every one is checked before any data is moved or model built.
-    The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr, seconds.
-    Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`), or
-    from `val_movies`; `val_region` > 0 also keeps the right-most part of every frame out of training (a spatial
-    check: `evaluate_tap(split="region")`). Checkpoints (atomic, with the config and the recipe) after every
-    epoch when `checkpoint` is a path; `resume=True` continues from it exactly.
+    `config` (a `TrainConfig`; its fields can also be given as keywords, which win over `config`'s)
+    holds every setting that decides the result: steps, batch, crops, validation, augmentation,
+    normalisation, seed, network options. Every one is checked before any data is moved or model
+    built.
+    The history holds per-epoch lists: train_/val_ loss and every metric the task reports, lr,
+    seconds.
+    Validation crops come from `val_fraction` of the frames at the movie's start or end (`val_at`),
+    or from `val_movies`; `val_region` > 0 also keeps the right-most part of every frame out of
+    training (a spatial check: `evaluate_tap(split="region")`). Checkpoints (atomic, with the config
+    and the recipe) after every epoch when `checkpoint` is a path; `resume=True` continues from it
+    exactly.
 
     Data-parallel (inside a process group, see `tapkit.ssl.distributed`): `batch_size` is the global
     batch, made of `shards` (default: one per process) sub-batches with their own crop streams;
-    `sync_bn=True` turns BatchNorm into SyncBatchNorm. One process with `shards=N` draws the crops of N.
+    `sync_bn=True` turns BatchNorm into SyncBatchNorm. One process with `shards=N` draws the crops
+    of N.
 
     Examples:
-        >>> model, history = train("tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt")
-        >>> model, history = train("mim", [movie], config=TrainConfig(epochs=2, model_kwargs=dict(mask_ratio=0.5)))
+        >>> model, history = train(
+        ...     "tap", [movie], epochs=2, steps_per_epoch=50, checkpoint="runs/tap.pt"
+        ... )
+        >>> model, history = train(
+        ...     "mim", [movie], config=TrainConfig(epochs=2, model_kwargs=dict(mask_ratio=0.5))
+        ... )
     """
     if isinstance(val_movies, (TrainConfig, Mapping)):
         raise InputError(
@@ -285,7 +299,8 @@ def _recipe(
     val_region: float,
     device: torch.device,
 ) -> dict:
-    """The recipe a training with these pieces stores: `training_recipe` of the settings that decide its result."""
+    """The recipe a training with these pieces stores: `training_recipe` of the settings that decide
+    its result."""
     return training_recipe(
         pretext,
         model,
@@ -320,7 +335,8 @@ def planned_recipe(
     device: "str | torch.device" = "auto",
     **settings: Any,
 ) -> dict:
-    """The recipe `train` would store for these arguments (one process), without training or moving data."""
+    """The recipe `train` would store for these arguments (one process), without training or moving
+    data."""
     c = training_config(config, settings)
     model = build_model(pretext, **{"seed": c.seed, **c.model_kwargs})
     model.binning = data_binning(movies)
@@ -345,13 +361,16 @@ def train_tap(
     lam: float = 0.01,
     **kwargs: Any,
 ) -> tuple[TAPNet, dict]:
-    """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns (model, history).
+    """Pretrain a TAPNet (time arrow prediction, decorrelation weight `lam`) with `train`; returns
+    (model, history).
 
     `kwargs`: `train`'s (device, checkpoint, resume, progress and any TrainConfig field). A `lam` in
     `model_kwargs` wins over the argument.
 
     Examples:
-        >>> model, history = train_tap([movie], epochs=2, steps_per_epoch=50, batch_size=16, patch=64)
+        >>> model, history = train_tap(
+        ...     [movie], epochs=2, steps_per_epoch=50, batch_size=16, patch=64
+        ... )
         >>> history["val_accuracy"][-1]  # share of validation pairs whose order the model tells
     """
     options = kwargs.pop("model_kwargs", None)
@@ -360,7 +379,8 @@ def train_tap(
 
 
 def _make_batch(model: PretextModel, samplers: list[PairSampler]) -> dict[str, torch.Tensor]:
-    """This process's batch: every shard's crops made into the task's batch with its own generator, concatenated."""
+    """This process's batch: every shard's crops made into the task's batch with its own generator,
+    concatenated."""
     parts = []
     for sampler in samplers:
         crops, _ = sampler.sample()  # (B / shards, 2, C, P, P)
@@ -371,7 +391,8 @@ def _make_batch(model: PretextModel, samplers: list[PairSampler]) -> dict[str, t
 def _train_epoch(
     loss_fn, model, samplers, optimizer, scheduler, scaler, device, amp, steps, desc, progress
 ) -> dict[str, float]:
-    """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics (all ranks)."""
+    """One epoch of optimisation steps with a progress bar; returns the mean train loss and metrics
+    (all ranks)."""
     model.train()
     sums: dict[str, torch.Tensor] = {}
     shown: dict[str, torch.Tensor] = {}

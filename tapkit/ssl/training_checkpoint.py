@@ -1,11 +1,11 @@
 """What a pretraining checkpoint holds, and reading it back: the state of a training (weights,
 optimiser, learning-rate schedule, gradient scaler, every crop shard's sampler, the global RNGs,
-history, recipe and TrainConfig) written by rank 0 after every epoch (`save_training`), loaded into a
-new run's training objects to continue exactly (`resume_training`), and the trained model rebuilt from
-it (`load_model`, `load_tap`; `load_train_config`: the settings it was trained with).
+history, recipe and TrainConfig) written by rank 0 after every epoch (`save_training`), loaded into
+a new run's training objects to continue exactly (`resume_training`), and the trained model rebuilt
+from it (`load_model`, `load_tap`; `load_train_config`: the settings it was trained with).
 
-The file itself (atomic writing, weights-only reading, refusing anything but tensors and plain values)
-is `tapkit.ssl.checkpoint`'s; the loop that trains is `tapkit.ssl.trainer`'s.
+The file itself (atomic writing, weights-only reading, refusing anything but tensors and plain
+values) is `tapkit.ssl.checkpoint`'s; the loop that trains is `tapkit.ssl.trainer`'s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from tapkit.ssl.train_config import TrainConfig, config_of_checkpoint
 
 
 def _rng_state() -> dict:
-    """All global RNG states (python, numpy, torch CPU and CUDA) as tensors and plain values (weights_only)."""
+    """All global RNG states (python, numpy, torch CPU and CUDA) as tensors and plain values
+    (weights_only)."""
     # ('MT19937', uint32 array, pos, has_gauss, cached_gaussian)
     name, keys, *rest = np.random.get_state()
     state = {
@@ -44,7 +45,8 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
-    """Restore the RNG states saved by `_rng_state` (numpy's keys: a tensor, or an array in older checkpoints)."""
+    """Restore the RNG states saved by `_rng_state` (numpy's keys: a tensor, or an array in older
+    checkpoints)."""
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), *rest))
@@ -65,8 +67,9 @@ def _state(
     recipe: "dict | None" = None,
     config: "TrainConfig | None" = None,
 ) -> dict:
-    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to resume
-    (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's, as before);
+    """Everything needed to rebuild and use the model (task, config, binning, normalisation) and to
+    resume (`samplers`: the state of every shard's sampler, in shard order; 'sampler' is shard 0's,
+    as before);
     'train_config': the TrainConfig's fields (`load_train_config` reads them back)."""
     return {
         "pretext": model.name,
@@ -101,7 +104,8 @@ def save_training(
     recipe: "dict | None" = None,
     config: "TrainConfig | None" = None,
 ) -> None:
-    """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks wait."""
+    """Rank 0 writes the checkpoint (with every rank's sampler states, gathered); the other ranks
+    wait."""
     shards: dict[int, dict] = {}
     for part in distributed.gather_objects({k: s.state_dict() for k, s in samplers.items()}):
         shards.update(part)
@@ -132,13 +136,14 @@ def resume_training(
     scaler: torch.amp.GradScaler,
     samplers: dict[int, PairSampler],
 ) -> tuple[int, dict]:
-    """Load a checkpoint into the training objects (`samplers`: shard -> sampler); return (epochs done, history)."""
+    """Load a checkpoint into the training objects (`samplers`: shard -> sampler); return
+    (epochs done, history)."""
     state = load_checkpoint(path)
     if state.get("pretext", "tap") != model.name or state["config"] != model.config:
         raise InputError(
-            f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with config "
-            f"{state['config']}, but this run builds a {model.name!r} model with {model.config}. "
-            "Use another checkpoint path or resume=False."
+            f"Cannot resume from {path}: it holds a {state.get('pretext', 'tap')!r} model with "
+            f"config {state['config']}, but this run builds a {model.name!r} model with "
+            f"{model.config}. Use another checkpoint path or resume=False."
         )
     load_weights(model, state["model"], path, f"{model.name} model")
     optimizer.load_state_dict(state["optimizer"])
@@ -155,8 +160,9 @@ def resume_training(
         if len(saved) != shards:
             print(
                 f"tapkit: the checkpoint has {len(saved)} crop shard(s), this run {shards}: "
-                "weights, optimiser and step count continue exactly, the crops differ from an uninterrupted run "
-                "(keep --shards fixed to resume with another number of processes exactly)"
+                "weights, optimiser and step count continue exactly, the crops differ from an "
+                "uninterrupted run (keep --shards fixed to resume with another number of processes "
+                "exactly)"
             )
     return int(state["epoch"]), state["history"]
 
@@ -190,15 +196,18 @@ def load_model(path: "str | os.PathLike", device: "str | torch.device" = "auto")
 
 
 def load_train_config(path: "str | os.PathLike") -> "TrainConfig | None":
-    """The TrainConfig a checkpoint was trained with (older files: read from their recipe or meta; None if neither)."""
+    """The TrainConfig a checkpoint was trained with (older files: read from their recipe or meta;
+    None if neither)."""
     return config_of_checkpoint(load_checkpoint(path))
 
 
 def load_tap(path: "str | os.PathLike", device: "str | torch.device" = "auto") -> TAPNet:
-    """Rebuild a trained TAPNet from its checkpoint (see `load_model`); other pretext tasks are refused."""
+    """Rebuild a trained TAPNet from its checkpoint (see `load_model`); other pretext tasks are
+    refused."""
     model = load_model(path, device)
     if not isinstance(model, TAPNet):
         raise InputError(
-            f"{path} holds a {model.name!r} model, not a TAP one: use tapkit.ssl.trainer.load_model."
+            f"{path} holds a {model.name!r} model, not a TAP one: use "
+            "tapkit.ssl.trainer.load_model."
         )
     return model
