@@ -1,7 +1,8 @@
 """The course: notebook configuration, exercise checks, the papermill runner, results and profiles.
 
-Notebooks call `tapkit.course.configure`, `load_data`, `get_tap_model` / `get_pretext_model` (config.py) and `check` (checks.py).
-Kernel-side modules: config, parameters, checks, results, profiles. CLI side: runner (papermill), notebooks.
+Notebooks call `tapkit.course.configure`, `load_data`, `get_tap_model` / `get_pretext_model`
+(config.py) and `check` (checks.py). Kernel-side modules: config, parameters, checks, results,
+profiles. CLI side: runner (papermill), notebooks.
 """
 
 from tapkit.course.checks import check

@@ -1,14 +1,15 @@
 """Exercise feedback for the notebooks: `check(answer, expected)` prints ✅ or ❌ with a hint.
 
-For a function exercise (`check(my_function, checker)`), the checker is called with a recording copy of
-the learner's function: a stub (`...` or no return) is reported as "not answered yet", and a wrong
-function is shown with what it returned on the checker's input next to what the reference returns there
-(the reference: `check(..., reference=fn)`, a checker's `.reference` attribute, or `REFERENCES[name]`,
-the course's reference of each function exercise by the name the notebook checks it under).
+For a function exercise (`check(my_function, checker)`), the checker is called with a recording copy
+of the learner's function: a stub (`...` or no return) is reported as "not answered yet", and a
+wrong function is shown with what it returned on the checker's input next to what the reference
+returns there (the reference: `check(..., reference=fn)`, a checker's `.reference` attribute, or
+`REFERENCES[name]`, the course's reference of each function exercise by the name the notebook checks
+it under).
 
-Where later cells of a notebook use the learner's answer (`check(..., stop=True)`), a wrong or missing answer
-stops the notebook with `ExerciseNotSolved`: which exercise, what is wrong (printed above it) and how to go on,
-instead of the course carrying on with a broken answer.
+Where later cells of a notebook use the learner's answer (`check(..., stop=True)`), a wrong or
+missing answer stops the notebook with `ExerciseNotSolved`: which exercise, what is wrong
+(printed above it) and how to go on, instead of the course carrying on with a broken answer.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 
 UNANSWERED = "replace the `...` with your answer and re-run the cell"
 STOP_FIX = (
-    "fix your answer in the cell(s) above (the lines above say what is wrong), run them again, then this "
-    "cell: the cells below use your answer"
+    "fix your answer in the cell(s) above (the lines above say what is wrong), run them again, "
+    "then this cell: the cells below use your answer"
 )
 # calls of the learner's function recorded per check (inputs deep-copied for the reference)
 MAX_CALLS = 8
@@ -83,7 +84,8 @@ REFERENCES: dict[
 
 
 def _unanswered(value: Any) -> bool:
-    """True for None, `...`, or a tuple / list holding one of them (e.g. `precision, recall = ..., ...`)."""
+    """True for None, `...`, or a tuple / list holding one of them (e.g.
+    `precision, recall = ..., ...`)."""
     if (
         isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0
     ):  # np.asarray(...)
@@ -112,7 +114,8 @@ def _short(text: str, n: int = 100) -> str:
 
 
 def describe(value: Any) -> str:
-    """A short, readable description of a value: numbers, small arrays / tensors in full, big ones by shape."""
+    """A short, readable description of a value: numbers, small arrays / tensors in full, big ones
+    by shape."""
     if (
         type(value).__name__ == "Parameter"
     ):  # a network's parameter: which one matters, not its values
@@ -176,7 +179,8 @@ def _as_numpy(v: Any) -> np.ndarray:
 
 
 def _same(a: Any, b: Any, tol: float = 1e-5) -> bool:
-    """True when two returned values agree (numbers / arrays / tensors within tol, containers item by item)."""
+    """True when two returned values agree (numbers / arrays / tensors within tol, containers item
+    by item)."""
     try:
         if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
             return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
@@ -192,7 +196,8 @@ def _same(a: Any, b: Any, tol: float = 1e-5) -> bool:
 
 
 def _difference(a: Any, b: Any, where: str = "") -> str:
-    """Where two values of the same look first differ: 'item 0: 8 of 24 values differ, first at (0, 0, 0, 0, 0): 4 vs 0'."""
+    """Where two values of the same look first differ: 'item 0: 8 of 24 values differ, first at
+    (0, 0, 0, 0, 0): 4 vs 0'."""
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             if not _same(x, y):
@@ -210,13 +215,17 @@ def _difference(a: Any, b: Any, where: str = "") -> str:
         if not len(bad):
             return ""
         i = tuple(int(k) for k in bad[0])
-        return f"{where}{len(bad)} of {x.size} values differ, first at {i}: {describe(x[i])} vs {describe(y[i])}"
+        return (
+            f"{where}{len(bad)} of {x.size} values differ, first at {i}: "
+            f"{describe(x[i])} vs {describe(y[i])}"
+        )
     except Exception:
         return ""
 
 
 class _Call:
-    """One call of the learner's function: its arguments (named), what it returned or raised, the reference's value."""
+    """One call of the learner's function: its arguments (named), what it returned or raised, the
+    reference's value."""
 
     def __init__(self, names: list[str], args: tuple, kwargs: dict) -> None:
         self.inputs = [(n, a) for n, a in zip(names, args)] + list(kwargs.items())
@@ -226,12 +235,14 @@ class _Call:
         self.has_expected = False
 
     def describe_inputs(self) -> str:
-        """'x = tensor of shape (3, 2, 1, 2, 2) (float32, ...), flip = tensor([ True, False,  True])'."""
+        """'x = tensor of shape (3, 2, 1, 2, 2) (float32, ...),
+        flip = tensor([ True, False,  True])'."""
         return ", ".join(f"{n} = {describe(v)}" for n, v in self.inputs) or "no arguments"
 
 
 def _recorder(fn: Callable, reference: "Callable | None", calls: list[_Call]) -> Callable:
-    """fn, recording each call (inputs, result or error); with a reference, its value on a copy of the same inputs."""
+    """fn, recording each call (inputs, result or error); with a reference, its value on a copy of
+    the same inputs."""
     try:
         params = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -260,7 +271,8 @@ def _recorder(fn: Callable, reference: "Callable | None", calls: list[_Call]) ->
                     call.expected, call.has_expected = reference(*copied[0], **copied[1]), True
                 except Exception:
                     pass
-        try:  # as returned: the checker may change it later (an optimiser step on returned parameters)
+        # as returned: the checker may change it later (an optimiser step on returned parameters)
+        try:
             call.result = copy.deepcopy(result)
         except Exception:
             call.result = result
@@ -270,7 +282,8 @@ def _recorder(fn: Callable, reference: "Callable | None", calls: list[_Call]) ->
 
 
 def _report_function(name: str, calls: list[_Call], checker_error: "BaseException | None") -> None:
-    """Explain a failed function exercise from the recorded calls (first the call that went wrong)."""
+    """Explain a failed function exercise from the recorded calls (first the call that went
+    wrong)."""
     crashed = next((c for c in calls if c.error is not None), None)
     if crashed is not None:
         print(f"❌ {name}: your function raised {type(crashed.error).__name__}: {crashed.error}")
@@ -293,12 +306,14 @@ def _report_function(name: str, calls: list[_Call], checker_error: "BaseExceptio
             print(f"   difference:             {_difference(wrong.result, wrong.expected)}")
         if all(_same(c.result, c.expected) for c in calls if c.has_expected):
             print(
-                "   (the returned values agree: the checker also tests what the function does, see the hint)"
+                "   (the returned values agree: the checker also tests what the function does, see "
+                "the hint)"
             )
 
 
 def _matches(answer: Any, expected: Any, tol: float) -> bool:
-    """True when answer equals expected: numbers/arrays within tol, strings ignoring case and spaces."""
+    """True when answer equals expected: numbers/arrays within tol, strings ignoring case and
+    spaces."""
     if callable(expected):
         return bool(expected(answer))
     if isinstance(expected, str):
@@ -314,7 +329,8 @@ def _matches(answer: Any, expected: Any, tol: float) -> bool:
 
 
 def _shape_note(answer: Any, expected: Any) -> str:
-    """' (shape (4,), expected (3,))' when array-like answer and expected differ in shape, else ''."""
+    """' (shape (4,), expected (3,))' when array-like answer and expected differ in shape, else
+    ''."""
     if callable(expected) or isinstance(expected, (str, set, frozenset, dict)):
         return ""
     try:
@@ -340,17 +356,18 @@ def check(
 ) -> bool:
     """Friendly exercise feedback: print ✅ or ❌ (+ hint) and return True/False.
 
-    With `stop=True` (the cells below use the answer) a wrong or missing answer raises ExerciseNotSolved
-    after the feedback, naming the `exercise` (e.g. "Exercise 1 · Flip and label") and the fix; otherwise
-    `check` never raises.
+    With `stop=True` (the cells below use the answer) a wrong or missing answer raises
+    ExerciseNotSolved after the feedback, naming the `exercise` (e.g. "Exercise 1 · Flip and label")
+    and the fix; otherwise `check` never raises.
 
     `expected` may be a value (numbers and arrays are compared within `tol`, strings ignoring case)
     or a callable that takes the answer and returns True/False, e.g.
     `check(my_function, lambda f: f(2) == 4)` or `check(acc, lambda a: 0.5 < a <= 1)`.
     An answer left at `...` / None (or a function that returns None or `...`) is "not answered yet".
-    For a function that fails its checker, the feedback shows its value on the checker's input next to the
-    reference's (`reference`, else `expected.reference`, else `REFERENCES[name]`), when there is one.
-    Notebooks end a checker line with `;` so Jupyter shows the printed line, not the returned bool.
+    For a function that fails its checker, the feedback shows its value on the checker's input next
+    to the reference's (`reference`, else `expected.reference`, else `REFERENCES[name]`), when there
+    is one. Notebooks end a checker line with `;` so Jupyter shows the printed line, not the
+    returned bool.
     """
     ok = _check(answer, expected, tol, hint, name, reference)
     if stop and not ok:
@@ -379,8 +396,8 @@ def _check(
     if function and any(c.error is None and _unanswered(c.result) for c in calls):
         stub = next(c for c in calls if c.error is None and _unanswered(c.result))
         print(
-            f"❌ {name}: not answered yet — your function returned {stub.result!r} on the checker's input; "
-            "write its body (replace the `...`) and re-run the cell."
+            f"❌ {name}: not answered yet — your function returned {stub.result!r} on the "
+            "checker's input; write its body (replace the `...`) and re-run the cell."
         )
         return False
     if ok:
@@ -390,13 +407,15 @@ def _check(
         _report_function(name, calls, error)
     elif error is not None:
         print(
-            f"❌ {name}: checking raised {type(error).__name__}: {error} (your answer: {_short(describe(answer), 80)})"
+            f"❌ {name}: checking raised {type(error).__name__}: {error} (your answer: "
+            f"{_short(describe(answer), 80)})"
         )
     elif _is_function(answer):
         print(f"❌ {name}: got a function; call it and store the value it returns.")
     else:
         print(
-            f"❌ {name}: not quite (got {_short(describe(answer), 80)}{_shape_note(answer, expected)})."
+            f"❌ {name}: not quite (got "
+            f"{_short(describe(answer), 80)}{_shape_note(answer, expected)})."
         )
     if hint:
         print(f"   Hint: {hint}")

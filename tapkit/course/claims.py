@@ -1,14 +1,16 @@
-"""The claims scorecard: every headline claim of papers 000-004 that the course tests, with a computed verdict.
+"""The claims scorecard: every headline claim of papers 000-004 that the course tests, with a
+computed verdict.
 
 A notebook measures a claim on paired runs (same split and seed for both rows) and calls `assess`:
 
-    >>> entry = assess("001-tap-beats-random", f1_a1, f1_b1, measured="class-1 F1, A1 - B1")
-    claim 001 · frozen TAP features beat frozen random features: holds (+0.081 [+0.040, +0.122], n=3)
+  >>> entry = assess("001-tap-beats-random", f1_a1, f1_b1, measured="class-1 F1, A1 - B1")
+  claim 001 · frozen TAP features beat frozen random features: holds (+0.081 [+0.040, +0.122], n=3)
 
-The rule (protocol.verdict): 'holds' when the 95 % interval of the mean paired difference (winner - other) lies
-above the margin, 'fails' when it lies below, 'inconclusive' at this n otherwise. A claim of several parts
-(A1 beats each other strategy) holds when every part holds and fails when any part fails. The entry goes into
-results.claims as {id: {paper, claim, measured, verdict, n_runs, difference, parts}}.
+The rule (protocol.verdict): 'holds' when the 95 % interval of the mean paired difference
+(winner - other) lies above the margin, 'fails' when it lies below, 'inconclusive' at this n
+otherwise. A claim of several parts (A1 beats each other strategy) holds when every part holds and
+fails when any part fails. The entry goes into results.claims as {id: {paper, claim, measured,
+verdict, n_runs, difference, parts}}.
 """
 
 from __future__ import annotations
@@ -74,15 +76,17 @@ CLAIMS: dict[str, tuple[str, str]] = {
 }
 VERDICTS: tuple[Verdict, ...] = ("holds", "fails", "inconclusive")
 RULE = (
-    "Verdict rule: a claim **holds** when the 95 % t-interval of the mean paired difference (winner - other, "
-    "the same split and seed per run) lies above the margin (0 unless the row says otherwise), **fails** when it "
-    "lies below, and is **inconclusive** at this n otherwise (always with one run); a claim of several parts "
-    "holds when every part holds and fails when any part fails."
+    "Verdict rule: a claim **holds** when the 95 % t-interval of the mean paired difference "
+    "(winner - other, the same split and seed per run) lies above the margin (0 unless the row "
+    "says otherwise), **fails** when it lies below, and is **inconclusive** at this n otherwise "
+    "(always with one run); a claim of several parts holds when every part holds and fails when "
+    "any part fails."
 )
 
 
 def combine(verdicts: Sequence[Verdict]) -> Verdict:
-    """One verdict of a claim with several parts: holds if all hold, fails if any fails, else inconclusive."""
+    """One verdict of a claim with several parts: holds if all hold, fails if any fails, else
+    inconclusive."""
     if not verdicts:
         raise InputError("combine: a claim needs at least one measured part.")
     if any(v == "fails" for v in verdicts):
@@ -112,19 +116,22 @@ def assess(
     note: str = "",
     missing: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Verdict of one claim from paired runs: winner (what the paper says is better) vs other, or several parts.
+    """Verdict of one claim from paired runs: winner (what the paper says is better) vs other, or
+    several parts.
 
-    winner, other: per-run scores (same seeds and splits). parts: {name: (winner, other)} for a claim of several
-    comparisons (then winner / other are ignored). margin: the winner must beat other by more than this (e.g.
-    -0.05 x reference for "near"). missing: parts of the claim this run could not measure (then the verdict
-    is at best 'inconclusive'). Prints one line; with record, stores results.claims[claim_id].
+    winner, other: per-run scores (same seeds and splits). parts: {name: (winner, other)} for a
+    claim of several comparisons (then winner / other are ignored). margin: the winner must beat
+    other by more than this (e.g. -0.05 x reference for "near"). missing: parts of the claim this
+    run could not measure (then the verdict is at best 'inconclusive'). Prints one line; with
+    record, stores results.claims[claim_id].
     """
     if claim_id not in CLAIMS:
         raise InputError(f"Unknown claim {claim_id!r}. Known claims: {', '.join(CLAIMS)}.")
     pairs = dict(parts) if parts else {"": (winner, other)}
     if any(o is None for _, o in pairs.values()):
         raise InputError(
-            f"assess({claim_id!r}): give the other row's runs (other=...) or parts={{name: (a, b)}}."
+            f"assess({claim_id!r}): give the other row's runs (other=...) or "
+            f"parts={{name: (a, b)}}."
         )
     measured_parts = {
         name: _part(paired_difference(np.ravel(a), np.ravel(b)), margin)
@@ -179,7 +186,8 @@ def format_claim(claim_id: str, entry: Mapping[str, Any]) -> str:
 
 
 def scorecard_markdown(claims: Mapping[str, Mapping[str, Any]]) -> str:
-    """The scorecard as a markdown table in CLAIMS order (unmeasured claims listed as 'not measured')."""
+    """The scorecard as a markdown table in CLAIMS order (unmeasured claims listed as
+    'not measured')."""
     claims = claims or {}
     lines = [
         "| paper | claim | measured (winner - other: mean [95 % interval]) | runs | verdict |",
@@ -223,7 +231,8 @@ def _cell(text: str) -> str:
 def scorecard_section(
     claims: "Mapping[str, Mapping[str, Any]] | None", heading: str = "## Claims scorecard"
 ) -> str:
-    """The scorecard with its heading and the one-line verdict rule, for summary.md and docs/RESULTS.md."""
+    """The scorecard with its heading and the one-line verdict rule, for summary.md and
+    docs/RESULTS.md."""
     claims = claims or {}
     n = sum(1 for c in CLAIMS if claims.get(c))
     counts = {

@@ -1,12 +1,14 @@
-"""Configure a notebook and give it its data and models: `configure`, `Config`, `load_data`, `get_pretext_model`.
+"""Configure a notebook and give it its data and models: `configure`, `Config`, `load_data`,
+`get_pretext_model`.
 
 Parameters -> settings. A notebook's `parameters` cell holds `profile`, `data`, `seed`, `device`,
-`out_dir`, `binning`, `channel`, notebook-only values and a few sizes named `<section>_<key>`; every one
-is checked first (`tapkit.course.parameters`). `configure` maps each size that is not None onto the
-profile section: `tap_epochs = 5` sets `cfg.tap["epochs"] = 5`, `sim_n_frames = 32` sets
-`cfg.sim["n_frames"]`, `crops_n_pairs`, `heads_n_runs`, `gradcam_k` likewise (sections: sim, tap, gradcam,
-crops, heads). None means "keep the profile's value". Profile keys are the keyword names of the functions
-a section feeds (`train_tap`, `simulate_movie`, `gradcam_movie`), so notebooks pass sections straight through.
+`out_dir`, `binning`, `channel`, notebook-only values and a few sizes named `<section>_<key>`; every
+one is checked first (`tapkit.course.parameters`). `configure` maps each size that is not None onto
+the profile section: `tap_epochs = 5` sets `cfg.tap["epochs"] = 5`, `sim_n_frames = 32` sets
+`cfg.sim["n_frames"]`, `crops_n_pairs`, `heads_n_runs`, `gradcam_k` likewise (sections: sim, tap,
+gradcam, crops, heads). None means "keep the profile's value". Profile keys are the keyword names of
+the functions a section feeds (`train_tap`, `simulate_movie`, `gradcam_movie`), so notebooks pass
+sections straight through.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class Config:
 
     @property
     def data_key(self) -> str:
-        """A file-name-safe name of the data, used for checkpoints: 'simulated', 'hela-subset', ..."""
+        """A file-name-safe name of the data, used for checkpoints: 'simulated', 'hela-subset',
+        ..."""
         return data_key(self.data)
 
 
@@ -79,7 +82,8 @@ def data_key(data: str) -> str:
 
 
 def _profile_source(requested: Any) -> str:
-    """'$TAPKIT_PROFILE' when profile='auto' was resolved through the environment, else 'parameter'/'auto'."""
+    """'$TAPKIT_PROFILE' when profile='auto' was resolved through the environment, else
+    'parameter'/'auto'."""
     if str(requested).lower() != "auto":
         return "parameter"
     return (
@@ -88,7 +92,8 @@ def _profile_source(requested: Any) -> str:
 
 
 def configure(namespace: dict, notebook: str) -> Config:
-    """Validate a notebook's parameters, seed everything, pick the device, print a table; return a Config."""
+    """Validate a notebook's parameters, seed everything, pick the device, print a table; return a
+    Config."""
     params = {**BASE_DEFAULTS, **{k: v for k, v in namespace.items() if not k.startswith("_")}}
     profile_name = check_parameters({"profile": params["profile"]}, {})["profile"]
     prof = profiles.get_profile(profile_name)
@@ -134,8 +139,8 @@ def configure(namespace: dict, notebook: str) -> Config:
     if advice["tap"] and notebook in ("01", "09"):
         chosen = {k: prof["tap"][k] for k in (*advice["tap"], "epochs")}
         print(
-            f"  TAP recipe for a real movie: {chosen} (datasets.REAL_DATA_TAP; tap_per_crop / tap_val_region "
-            "/ tap_epochs override it)"
+            f"  TAP recipe for a real movie: {chosen} (datasets.REAL_DATA_TAP; "
+            "tap_per_crop / tap_val_region / tap_epochs override it)"
         )
     return cfg
 
@@ -173,16 +178,21 @@ def _device_text(device: Any) -> str:
     if getattr(device, "type", "") == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if getattr(device, "type", "") == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads, {cpu_precision()}; no GPU: use the smoke or cpu profile)"
+        return (
+            f"cpu ({torch.get_num_threads()} threads, {cpu_precision()}; "
+            "no GPU: use the smoke or cpu profile)"
+        )
     return str(device)
 
 
 def load_data(cfg: Config, data: "str | None" = None, divisions_from_masks: bool = False) -> Movie:
-    """Load `data` (default cfg.data), binned by cfg.binning (None: the dataset's recommended binning).
+    """Load `data` (default cfg.data), binned by cfg.binning (None: the dataset's recommended
+    binning).
 
     Simulated movies use the profile's `sim` settings and cfg.seed; cfg.channel picks the channel of
-    cfg.data when it is a multi-channel TIFF. divisions_from_masks: a movie with masks but no events gets
-    division events derived from its masks (tapkit.data.divisions, at full resolution, before binning).
+    cfg.data when it is a multi-channel TIFF. divisions_from_masks: a movie with masks but no events
+    gets division events derived from its masks (tapkit.data.divisions, at full resolution, before
+    binning).
     """
     from tapkit.data import datasets
 
@@ -198,8 +208,9 @@ def load_data(cfg: Config, data: "str | None" = None, divisions_from_masks: bool
 
         movie = with_divisions(movie)
         print(
-            f"tapkit: {name}: {len(movie.meta['divisions'].events)} divisions derived from its masks "
-            "(tapkit.data.divisions: nuclei linked by overlap; a nucleus that splits is a division)"
+            f"tapkit: {name}: {len(movie.meta['divisions'].events)} divisions derived from its "
+            "masks (tapkit.data.divisions: nuclei linked by overlap; a nucleus that splits is a "
+            "division)"
         )
     factor = cfg.binning if cfg.binning is not None else datasets.recommended(name)["binning"]
     if factor > 1:
@@ -210,40 +221,45 @@ def load_data(cfg: Config, data: "str | None" = None, divisions_from_masks: bool
                 found, events=[d._replace(y=d.y / factor, x=d.x / factor) for d in found.events]
             )
         print(
-            f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px per frame "
-            "(nuclei about as many pixels wide as the simulated ones; binning=1 keeps full resolution)"
+            f"tapkit: binned {name} {factor}x{factor}: {movie.shape[1:]} -> {binned.shape[1:]} px "
+            "per frame (nuclei about as many pixels wide as the simulated ones; binning=1 keeps "
+            "full resolution)"
         )
         movie = binned
     return movie
 
 
 def segmentation_frames(cfg: Config, movie: Movie) -> Movie:
-    """The frames of a real movie that notebooks 08 / 09 segment: all, or the first segmentation['real_frames']."""
+    """The frames of a real movie that notebooks 08 / 09 segment: all, or the first
+    segmentation['real_frames']."""
     n = cfg.segmentation["real_frames"]  # None: every frame (cpu, gpu); smoke and dry runs: a few
     if n is None or len(movie) <= n:
         return movie
     print(
-        f"tapkit: segmentation on the first {n} of {len(movie)} frames of {movie.name} (the profile's "
-        "segmentation['real_frames']; None takes every frame)"
+        f"tapkit: segmentation on the first {n} of {len(movie)} frames of {movie.name} (the "
+        "profile's segmentation['real_frames']; None takes every frame)"
     )
     return movie.crop(t=slice(0, n))
 
 
 def shipped_folder() -> Path:
-    """The folder of the checkpoints shipped inside the package, `tapkit/checkpoints` (found by importlib.resources)."""
+    """The folder of the checkpoints shipped inside the package, `tapkit/checkpoints` (found by
+    importlib.resources)."""
     return Path(
         str(resources.files("tapkit") / "checkpoints")
     )  # a wheel installs it as a plain folder
 
 
 def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
-    """The checkpoint `tapkit/checkpoints/<task>_<key>.pt` shipped with the package, if there is one."""
+    """The checkpoint `tapkit/checkpoints/<task>_<key>.pt` shipped with the package, if there is
+    one."""
     path = shipped_folder() / f"{task}_{key}.pt"
     return path if path.is_file() else None
 
 
 def task_options(cfg: Config, task: str) -> tuple[str, dict]:
-    """(pretext name, model options) of a notebook-07 task name: 'tap', or a key of cfg.pretext['tasks']."""
+    """(pretext name, model options) of a notebook-07 task name: 'tap', or a key of
+    cfg.pretext['tasks']."""
     tasks = {"tap": {}, **cfg.pretext.get("tasks", {})}
     if task not in tasks:
         raise InputError(
@@ -254,7 +270,8 @@ def task_options(cfg: Config, task: str) -> tuple[str, dict]:
 
 
 def train_pretext_model(cfg: Config, movie: Movie, checkpoint: Path, task: str = "tap") -> Any:
-    """Train `task` with the profile's `tap` sizes and step budget (+ its options) and save it to `checkpoint`."""
+    """Train `task` with the profile's `tap` sizes and step budget (+ its options) and save it to
+    `checkpoint`."""
     from tapkit.ssl.trainer import train
 
     pretext, options = task_options(cfg, task)
@@ -277,7 +294,8 @@ def train_pretext_model(cfg: Config, movie: Movie, checkpoint: Path, task: str =
 
 
 def check_model_task(model: Any, path: Path, task: str) -> None:
-    """Refuse a checkpoint of another pretext task ('mim-intensity' is MIM with masking='intensity')."""
+    """Refuse a checkpoint of another pretext task ('mim-intensity' is MIM with
+    masking='intensity')."""
     pretext, _, variant = task.partition("-")
     masking = model.config.get("masking")
     if model.name != pretext or (pretext == "mim" and masking != (variant or "random")):
@@ -289,20 +307,23 @@ def check_model_task(model: Any, path: Path, task: str) -> None:
 
 
 def check_model_binning(model: Any, path: Path, movie: "Movie | None") -> None:
-    """Refuse frames binned differently from the frames the model (from `load_model`) was trained on."""
+    """Refuse frames binned differently from the frames the model (from `load_model`) was trained
+    on."""
     trained, here = model.binning, None if movie is None else movie.meta.get("binning", 1)
     if None not in (trained, here) and trained != here:
         raise InputError(
-            f"{path.name} was trained on frames binned {trained}x{trained}, but these frames are binned {here}x{here}: "
-            f"nuclei would have another size in pixels than the model knows. Set binning={trained} (the checkpoint's) "
-            "in this notebook, or retrain in notebook 01 with the binning you want here."
+            f"{path.name} was trained on frames binned {trained}x{trained}, but these frames are "
+            f"binned {here}x{here}: nuclei would have another size in pixels than the model knows. "
+            f"Set binning={trained} (the checkpoint's) in this notebook, or retrain in notebook 01 "
+            "with the binning you want here."
         )
 
 
 def get_pretext_model(
     cfg: Config, task: str = "tap", data: "str | None" = None, movie: "Movie | None" = None
 ) -> Any:
-    """A trained model of `task`: out_dir/<task>_<data>.pt, else the shipped one, else a quick one (says which).
+    """A trained model of `task`: out_dir/<task>_<data>.pt, else the shipped one, else a quick one
+    (says which).
 
     task: 'tap' or a key of the profile's pretext['tasks'] ('mim', 'mim-intensity', 'contrastive').
     """
@@ -344,7 +365,8 @@ def get_pretext_model(
     else:
         movie = movie if movie is not None else load_data(cfg, data)
         print(
-            f"tapkit: no {task} checkpoint for {key!r} found; training a quick {task} model ({cfg.profile} profile) ..."
+            f"tapkit: no {task} checkpoint for {key!r} found; training a quick {task} model "
+            f"({cfg.profile} profile) ..."
         )
         model, how = (
             train_pretext_model(cfg, movie, own, task),
@@ -356,14 +378,16 @@ def get_pretext_model(
 
 
 def checkpoint_finished(path: "str | os.PathLike") -> bool:
-    """Whether a training checkpoint has all its steps (scheduler at its T_max); shipped files without one count as finished."""
+    """Whether a training checkpoint has all its steps (scheduler at its T_max); shipped files
+    without one count as finished."""
     from tapkit.ssl.checkpoint import load_checkpoint, training_finished
 
     return training_finished(load_checkpoint(path))
 
 
 def training_steps(path: "str | os.PathLike") -> "int | None":
-    """Optimisation steps a checkpoint was trained for (its scheduler, or the shipped file's settings)."""
+    """Optimisation steps a checkpoint was trained for (its scheduler, or the shipped file's
+    settings)."""
     from tapkit.ssl.checkpoint import load_checkpoint
 
     state = load_checkpoint(path)
@@ -374,5 +398,6 @@ def training_steps(path: "str | os.PathLike") -> "int | None":
 
 
 def get_tap_model(cfg: Config, data: "str | None" = None, movie: "Movie | None" = None) -> Any:
-    """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick one."""
+    """A trained TAPNet: out_dir/tap_<data>.pt from notebook 01, else the shipped one, else a quick
+    one."""
     return get_pretext_model(cfg, "tap", data, movie)

@@ -1,7 +1,9 @@
-"""Where the course notebooks are: finding and listing them, their parameters, their Colab/Binder links.
+"""Where the course notebooks are: finding and listing them, their parameters, their Colab/Binder
+links.
 
-The repository URL lives in one place, `[project.urls] Repository` in pyproject.toml; `repository_url`
-reads it (from the checkout's pyproject.toml, else from the installed package's metadata).
+The repository URL lives in one place, `[project.urls] Repository` in pyproject.toml;
+`repository_url` reads it (from the checkout's pyproject.toml, else from the installed package's
+metadata).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def repo_root() -> Path:
 
 
 def repository_url() -> str:
-    """The course's GitHub URL, `[project.urls] Repository` of pyproject.toml (https://github.com/OWNER/NAME)."""
+    """The course's GitHub URL, `[project.urls] Repository` of pyproject.toml
+    (https://github.com/OWNER/NAME)."""
     pyproject = repo_root() / "pyproject.toml"
     if pyproject.is_file():
         import tomllib
@@ -65,7 +68,8 @@ def colab_install_spec() -> str:
 
 
 def find_notebooks_dir(notebooks_dir: "str | os.PathLike | None" = None) -> Path:
-    """The folder holding `NN_*.ipynb`: the given one, ./notebooks, the cwd, or beside the package."""
+    """The folder holding `NN_*.ipynb`: the given one, ./notebooks, the cwd, or beside the
+    package."""
     if notebooks_dir is not None:
         candidates = [Path(notebooks_dir)]
     else:
@@ -88,7 +92,8 @@ def list_notebooks(notebooks_dir: "str | os.PathLike | None" = None) -> list[Pat
 def select_notebooks(
     only: "str | list[str] | None" = None, notebooks_dir: "str | os.PathLike | None" = None
 ) -> list[Path]:
-    """The notebooks to run: all, or those whose number (or name) is listed in `only` ('01,02' or ['01'])."""
+    """The notebooks to run: all, or those whose number (or name) is listed in `only`
+    ('01,02' or ['01'])."""
     nbs = list_notebooks(notebooks_dir)
     if only is None or only == "" or only == []:
         return nbs
@@ -110,7 +115,8 @@ def select_notebooks(
 
 
 def parameter_values(path: "str | os.PathLike") -> dict:
-    """The names and default values assigned in a notebook's cell tagged `parameters` (literals only)."""
+    """The names and default values assigned in a notebook's cell tagged `parameters`
+    (literals only)."""
     import ast
 
     import nbformat

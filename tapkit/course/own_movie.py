@@ -1,10 +1,11 @@
-"""Notebook 09 (your own movie): resumable pretraining on it, and its top regions for any pretext task.
+"""Notebook 09 (your own movie): resumable pretraining on it, and its top regions for any pretext
+task.
 
-Kernel side. `pretrain` keeps one checkpoint per task, data and binning in out_dir and always calls the
-trainer with `resume=True`: a first run trains from scratch, an interrupted run continues from its
-last finished epoch, a finished run loads (no training). `top_regions_movie` gives Grad-CAM regions
-for TAP and, for tasks without a time-arrow head, the regions where the dense features change most
-between frames t and t + 1.
+Kernel side. `pretrain` keeps one checkpoint per task, data and binning in out_dir and always calls
+the trainer with `resume=True`: a first run trains from scratch, an interrupted run continues from
+its last finished epoch, a finished run loads (no training). `top_regions_movie` gives Grad-CAM
+regions for TAP and, for tasks without a time-arrow head, the regions where the dense features
+change most between frames t and t + 1.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def epochs_done(path: Path) -> int:
 
 
 def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, Path]:
-    """Train `task` on `movie` with the profile's `tap` sizes, resuming from out_dir; (model, history, checkpoint)."""
+    """Train `task` on `movie` with the profile's `tap` sizes, resuming from out_dir; (model,
+    history, checkpoint)."""
     from tapkit.ssl.trainer import train
 
     pretext, options = task_options(cfg, task)
@@ -49,7 +51,8 @@ def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, P
         else f"continuing from epoch {done} of {total}"
     )
     print(
-        f"tapkit: {task} on {movie.name} ({movie.shape[1]} x {movie.shape[2]} px frames): {how} -> {checkpoint}"
+        f"tapkit: {task} on {movie.name} ({movie.shape[1]} x {movie.shape[2]} px frames): "
+        f"{how} -> {checkpoint}"
     )
     config = tap_config(cfg.tap).replace(
         seed=cfg.seed, model_kwargs={**cfg.tap.get("model_kwargs", {}), **options}
@@ -64,7 +67,8 @@ def pretrain(cfg: Config, movie: Movie, task: str = "tap") -> tuple[Any, dict, P
 
 
 def change_map(model: Any, frame_t: np.ndarray, frame_t1: np.ndarray) -> np.ndarray:
-    """(Y, X) how much the dense features change from frame t to t + 1: sum over F of |z(t + 1) - z(t)|."""
+    """(Y, X) how much the dense features change from frame t to t + 1: sum over F of
+    |z(t + 1) - z(t)|."""
     from tapkit.ssl.features import embed
 
     z = embed(model, np.stack([frame_t, frame_t1]))  # (2, F, Y, X)
@@ -74,7 +78,8 @@ def change_map(model: Any, frame_t: np.ndarray, frame_t1: np.ndarray) -> np.ndar
 def top_regions_movie(
     model: Any, movie: Movie, task: str, n_frames: int, k: int, inset: int, seed: int = 0
 ) -> dict[str, Any]:
-    """Top regions of `n_frames` pairs: Grad-CAM of the time arrow (TAP) or the feature-change map (other tasks)."""
+    """Top regions of `n_frames` pairs: Grad-CAM of the time arrow (TAP) or the feature-change map
+    (other tasks)."""
     from tapkit.explain import gradcam as gc
 
     if task == "tap":
@@ -100,8 +105,8 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
 
     Frozen features of `model` (and of a random encoder of its architecture) with the conv head, the
     model fine-tuned and a U-Net from scratch, at the profile's `real_*` label budgets (the settings
-    notebook 08 uses for real frames: `cfg.segmentation`), the last `real_n_test` frames as test set and
-    `real_n_val` validation frames (best step and lr, experiments' fair protocol).
+    notebook 08 uses for real frames: `cfg.segmentation`), the last `real_n_test` frames as test set
+    and `real_n_val` validation frames (best step and lr, experiments' fair protocol).
     """
     from tapkit.downstream.segmentation import experiments, heads, masks
     from tapkit.downstream.segmentation.tables import results_table

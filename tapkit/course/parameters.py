@@ -1,10 +1,10 @@
 """Every notebook parameter checked before anything long runs: one table, parameter -> check.
 
 `configure` (inside a notebook) and the course runner (before papermill starts) both call
-`check_parameters`, so a bad value gives the same named error in both places. A check takes the value
-and returns it cleaned (e.g. a data path made absolute) or raises `InputError` naming the parameter
-and a fix. Section overrides `<section>_<key>` (e.g. `tap_epochs`) are checked against the type of the
-profile's value; names with an entry in CHECKS get that check instead or in addition.
+`check_parameters`, so a bad value gives the same named error in both places. A check takes the
+value and returns it cleaned (e.g. a data path made absolute) or raises `InputError` naming the
+parameter and a fix. Section overrides `<section>_<key>` (e.g. `tap_epochs`) are checked against the
+type of the profile's value; names with an entry in CHECKS get that check instead or in addition.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def data_source(name: str, value: Any) -> str:
-    """A dataset name or an existing TIFF / frame folder / CTC sequence (checked by datasets.resolve)."""
+    """A dataset name or an existing TIFF / frame folder / CTC sequence (checked by
+    datasets.resolve)."""
     from tapkit.data.datasets import resolve
 
     try:
@@ -56,13 +57,15 @@ def profile_name(name: str, value: Any) -> str:
 
 
 def device_name(name: str, value: Any) -> str:
-    """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' (availability is checked when the device is picked)."""
+    """'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' (availability is checked when the device is
+    picked)."""
     text = str(value).lower()
     if not isinstance(value, str) or not (
         text in DEVICES or (text.startswith("cuda:") and text[5:].isdigit())
     ):
         raise InputError(
-            f"{name}={value!r}: choose 'auto' (a GPU if there is one), 'cpu', 'cuda', 'cuda:1' or 'mps'."
+            f"{name}={value!r}: choose 'auto' (a GPU if there is one), 'cpu', 'cuda', 'cuda:1' or "
+            "'mps'."
         )
     return value
 
@@ -86,16 +89,16 @@ def writable_folder(path: "str | os.PathLike", name: str = "out_dir") -> Path:
         folder_path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(
-            f"{name}={os.fspath(path)!r}: cannot create this folder ({err.strerror}). Choose a folder "
-            "you can write to, e.g. runs/my_run."
+            f"{name}={os.fspath(path)!r}: cannot create this folder ({err.strerror}). Choose a "
+            "folder you can write to, e.g. runs/my_run."
         ) from None
     try:
         with tempfile.TemporaryFile(dir=folder_path):  # the one honest test of "can I write here"
             pass
     except OSError as err:
         raise InputError(
-            f"{name}={os.fspath(path)!r} is read-only for you ({err.strerror}). Choose a folder you "
-            "can write to, e.g. runs/my_run."
+            f"{name}={os.fspath(path)!r} is read-only for you ({err.strerror}). Choose a folder "
+            "you can write to, e.g. runs/my_run."
         ) from None
     return folder_path
 
@@ -108,7 +111,8 @@ def criteria() -> tuple:
 
 
 def augment_presets() -> tuple:
-    """The augmentation presets a profile's `tap['augment']` may name (tapkit.ssl.augment.AUGMENT_PRESETS)."""
+    """The augmentation presets a profile's `tap['augment']` may name
+    (tapkit.ssl.augment.AUGMENT_PRESETS)."""
     from tapkit.ssl.augment import AUGMENT_PRESETS
 
     return AUGMENT_PRESETS
@@ -129,7 +133,8 @@ def sim_size(name: str, value: Any) -> "tuple | None":
         or not all(is_whole(v) and v >= 32 for v in value)
     ):
         raise InputError(
-            f"{name}={value!r}: use two whole numbers >= 32 such as (128, 128), or None (the profile's size)."
+            f"{name}={value!r}: use two whole numbers >= 32 such as (128, 128), or None "
+            "(the profile's size)."
         )
     return tuple(int(v) for v in value)
 
@@ -162,7 +167,8 @@ CHECKS: dict[str, Check] = {
     "sim_size": sim_size,
     "tap_val_at": choice(("start", "end"), "'start' for simulated data, 'end' for real data"),
     "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
-    "tap_per_crop": optional_flag,  # every crop normalised on its own (default: True for real data, False for simulated)
+    # every crop normalised on its own (default: True for real data, False for simulated)
+    "tap_per_crop": optional_flag,
     "tap_val_region": optional(
         number(0.0, 1.0, high_open=True, example=0.25)
     ),  # right part of every frame held out
@@ -191,7 +197,8 @@ def _section_value(name: str, value: Any, default: Any) -> Any:
 
 
 def section_overrides(params: dict, profile: dict) -> dict[str, dict]:
-    """{section: {key: value}} of the `<section>_<key>` parameters that are not None, each checked."""
+    """{section: {key: value}} of the `<section>_<key>` parameters that are not None, each
+    checked."""
     out: dict[str, dict] = {s: {} for s in SECTIONS}
     for name, value in params.items():
         section, _, key = name.partition("_")

@@ -8,7 +8,8 @@ import os
 PROFILE_ENV = "TAPKIT_PROFILE"
 # "1": every count cut to a minimum (--dry-run); "short": steps only (--short)
 DRY_RUN_ENV = "TAPKIT_DRY_RUN"
-RESUME_ENV = "TAPKIT_RESUME"  # "1": a resumed run (`tapkit course run --resume`): pretraining continues from its checkpoint
+# "1": a resumed run (`tapkit course run --resume`): pretraining continues from its checkpoint
+RESUME_ENV = "TAPKIT_RESUME"
 
 # What a dry run keeps of a profile: its architecture, crop and region sizes, learning rates and
 # schedules' shapes; what it cuts: every count (frames, steps, pairs, runs, budgets) and the batch.
@@ -58,9 +59,10 @@ DRY_RUN = {
     ),
 }
 
-# What a short run keeps: EVERYTHING of the profile's sizes (movie, batch, patch, crop pairs, architecture);
-# what it cuts: steps, epochs, runs and budgets. `tapkit course run --profile gpu --short` runs every notebook
-# at the gpu profile's real sizes for a few steps each: the GPU check's memory and speed test (numbers mean nothing).
+# What a short run keeps: EVERYTHING of the profile's sizes (movie, batch, patch, crop pairs,
+# architecture); what it cuts: steps, epochs, runs and budgets.
+# `tapkit course run --profile gpu --short` runs every notebook at the gpu profile's real sizes for
+# a few steps each: the GPU check's memory and speed test (numbers mean nothing).
 SHORT_RUN = {
     "tap": dict(epochs=1, steps_per_epoch=5, val_steps=2),
     "gradcam": dict(n_frames=2),
@@ -94,11 +96,13 @@ SHORT_RUN = {
 
 
 def segmentation(**sizes) -> dict:
-    """Notebook 08's settings: label budgets (frames, or 'all' of the pool), runs, head / end-to-end training
-    (keywords of segmentation.experiments.budget_sweep), the Siamese U-Net (paper 004) and the real-data part."""
-    # the fair protocol (tapkit.downstream.protocol): steps per row kind, the same for every budget; validation
-    # Dice on n_val held-out frames n_evals times per run (best state kept); lr from lr_grid (= protocol.LR_GRID,
-    # the same for every row) chosen on the first seed per row, task and budget; n_runs paired seeds
+    """Notebook 08's settings: label budgets (frames, or 'all' of the pool), runs, head / end-to-end
+    training (keywords of segmentation.experiments.budget_sweep), the Siamese U-Net (paper 004) and
+    the real-data part."""
+    # the fair protocol (tapkit.downstream.protocol): steps per row kind, the same for every budget;
+    # validation Dice on n_val held-out frames n_evals times per run (best state kept); lr from
+    # lr_grid (= protocol.LR_GRID, the same for every row) chosen on the first seed per row, task
+    # and budget; n_runs paired seeds
     base = dict(
         n_test=10,
         n_val=4,
@@ -115,7 +119,8 @@ def segmentation(**sizes) -> dict:
         n_evals=20,
         lr_grid=(3e-4, 1e-3, 3e-3),
         lr_grid_end_to_end=None,  # None: lr_grid (a shorter grid for both end-to-end rows alike)
-        # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep the 10x ratio
+        # Siamese consistency: a small U-Net from scratch; paper 004 lrs are 1e-4 / 1e-5, we keep
+        # the 10x ratio
         unet=dict(n_depth=2, base_filters=8),
         pretrain_steps=150,
         rounds=3,
@@ -129,8 +134,10 @@ def segmentation(**sizes) -> dict:
         real_n_val=2,
         real_budgets=(1, "all"),
         real_end_to_end_budgets=(1, "all"),
-        real_frames=None,  # frames of the real movie used (None: all; the first N: smoke and dry runs)
-        sources=None,  # the pretext tasks whose frozen features are compared (None: tap + every pretext task)
+        # frames of the real movie used (None: all; the first N: smoke and dry runs)
+        real_frames=None,
+        # the pretext tasks whose frozen features are compared (None: tap + every pretext task)
+        sources=None,
         fine_tune=True,  # the 'tap fine-tuned' row next to 'from scratch' (no claim needs it)
         frame_pair=True,
     )  # divisions also from frames (t, t+1): 'tap (t, t+1) · <head>', 'from scratch (t, t+1)'
@@ -138,7 +145,8 @@ def segmentation(**sizes) -> dict:
 
 
 def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
-    """Notebook 07's tasks besides TAP: name -> model options (MaskedModel / ContrastiveModel keywords)."""
+    """Notebook 07's tasks besides TAP: name -> model options (MaskedModel / ContrastiveModel
+    keywords)."""
     return {
         "mim": dict(masking="random", mask_patch=8, mask_ratio=0.6),
         "mim-intensity": dict(masking="intensity", mask_patch=8, mask_ratio=0.6),
@@ -149,15 +157,17 @@ def pretext_tasks(warmup_steps: int) -> dict[str, dict]:
 # One dict per profile, one section per notebook topic. Notebooks read their section; a teacher
 # overrides single values with papermill parameters. Numbers are tuned so that
 #   smoke: all notebooks together run in < 10 min on 2 CPU cores (CI),
-#   cpu:   meaningful results on 2 idle cores with bf16 instructions: TAP accuracy 0.87-0.95 (seeds 0 and 3;
-#          docs/MEASUREMENT_NOTES.md); the whole course took 19.4-19.8 min before the fair protocol of the downstream
-#          comparisons (bf29446); with it (3 paired runs, lr grid, steps to a plateau) ~2 h (cpu3: 128.7 min for
-#          00-08 at 3959336; 04 28 min, 07 70 min, 08 19 min: docs/RESULTS.md): far above its 25-minute target,
+#   cpu:   meaningful results on 2 idle cores with bf16 instructions: TAP accuracy 0.87-0.95 (seeds
+#          0 and 3; docs/MEASUREMENT_NOTES.md); the whole course took 19.4-19.8 min before the fair
+#          protocol of the downstream comparisons (bf29446); with it (3 paired runs, lr grid, steps
+#          to a plateau) ~2 h (cpu3: 128.7 min for 00-08 at 3959336; 04 28 min, 07 70 min, 08 19
+#          min: docs/RESULTS.md): far above its 25-minute target,
 #   gpu:   results comparable to the papers on one GPU.
 PROFILES: dict[str, dict] = {
     "smoke": {
         "sim": dict(n_frames=24, size=(128, 128)),
-        # a small U-Net (same architecture, fewer filters) so CI stays fast; the science needs cpu/gpu
+        # a small U-Net (same architecture, fewer filters) so CI stays fast; the science needs
+        # cpu/gpu
         "tap": dict(
             epochs=2,
             steps_per_epoch=4,
@@ -170,7 +180,8 @@ PROFILES: dict[str, dict] = {
         "gradcam": dict(n_frames=2, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=400, size=48, event_fraction=0.3),
-        # the fair protocol (downstream/protocol.py) at toy sizes: numbers only show that the code runs
+        # the fair protocol (downstream/protocol.py) at toy sizes: numbers only show that the code
+        # runs
         "heads": dict(
             n_runs=2,
             steps_linear=30,
@@ -184,9 +195,10 @@ PROFILES: dict[str, dict] = {
             real_n_pairs=200,
             real_strategies=("A1", "B1"),
         ),
-        # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step budget;
-        # tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel); strategies: the
-        # baselines of compare_strategies (frozen random, end to end); budgets: label_budget_curve's
+        # notebook 07: the other pretext tasks, trained with the `tap` section's sizes and step
+        # budget; tasks: name -> model options (keyword names of MaskedModel / ContrastiveModel);
+        # strategies: the baselines of compare_strategies (frozen random, end to end); budgets:
+        # label_budget_curve's
         "pretext": dict(
             tasks=pretext_tasks(warmup_steps=1), strategies=("B0", "B1", "C1"), budgets=(32, 64)
         ),
@@ -194,7 +206,8 @@ PROFILES: dict[str, dict] = {
         # features are exported (None: all), event heads on a movie with a lineage: strategies A0/A1
         "own": dict(nucleus_frames=2, export_frames=4, strategies=("A1",)),
         # notebook 08: tiny sweeps; quick tiny pretext models are trained when no checkpoint exists
-        # (smoke: the protocol's code paths with 2 lrs and 4 validation points; nothing converges, numbers mean nothing)
+        # (smoke: the protocol's code paths with 2 lrs and 4 validation points; nothing converges,
+        # numbers mean nothing)
         "segmentation": segmentation(
             n_test=4,
             n_val=3,
@@ -221,15 +234,16 @@ PROFILES: dict[str, dict] = {
     },
     "cpu": {
         "sim": dict(n_frames=64, size=(256, 256)),
-        # the reference U-Net with half the filters (~4x fewer FLOPs) and batch 16 (on 2 cores a step of
-        # 16 pairs takes 0.57 s in float32, 0.28-0.33 s in bfloat16 (the default on CPUs with bf16
-        # instructions), one of 32 pairs 1.7 s); lr 3e-3 (1e-3 and 6e-3 learn less in this budget) and NO
-        # augmentation: in 800-1000 steps the augmentations cost more than they protect (1024 fresh pairs,
-        # seeds 0 and 3: default augmentations 0.73 / 0.76 at 1000 steps, only flips / 90-degree rotations /
-        # intensity ('exact') 0.86 / 0.84, none 0.95 / 0.87 at 800 steps); all options: docs/MEASUREMENT_NOTES.md
-        # real movies (datasets.REAL_DATA_TAP: every crop normalised on its own) learn more slowly: 20 epochs (HeLa
-        # subset, seed 0, per-crop accuracy on the held-out frames: 0.63 after 800 steps, 0.73 after 2400;
-        # docs/MEASUREMENT_NOTES.md), ~10 min on 2 idle cores
+        # the reference U-Net with half the filters (~4x fewer FLOPs) and batch 16 (on 2 cores a
+        # step of 16 pairs takes 0.57 s in float32, 0.28-0.33 s in bfloat16 (the default on CPUs
+        # with bf16 instructions), one of 32 pairs 1.7 s); lr 3e-3 (1e-3 and 6e-3 learn less in this
+        # budget) and NO augmentation: in 800-1000 steps the augmentations cost more than they
+        # protect (1024 fresh pairs, seeds 0 and 3: default augmentations 0.73 / 0.76 at 1000 steps,
+        # only flips / 90-degree rotations / intensity ('exact') 0.86 / 0.84, none 0.95 / 0.87 at
+        # 800 steps); all options: docs/MEASUREMENT_NOTES.md
+        # real movies (datasets.REAL_DATA_TAP: every crop normalised on its own) learn more slowly:
+        # 20 epochs (HeLa subset, seed 0, per-crop accuracy on the held-out frames: 0.63 after 800
+        # steps, 0.73 after 2400; docs/MEASUREMENT_NOTES.md), ~10 min on 2 idle cores
         "tap": dict(
             epochs=8,
             steps_per_epoch=100,
@@ -241,16 +255,19 @@ PROFILES: dict[str, dict] = {
             model_kwargs=dict(base_filters=16),
             real_epochs=20,
         ),
-        # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the score
+        # regions half as wide as the training crops (about two nuclei): 48 px boxes dilute the
+        # score
         "gradcam": dict(n_frames=8, k=8, inset=32),
         "evaluation": dict(n_pairs=1024),  # notebook 01: TAP accuracy on fresh validation pairs
         "crops": dict(n_pairs=3000, size=48, event_fraction=0.0),
-        # event heads by the fair protocol: fixed steps per row kind at every budget (lr on a cosine to 0), best on
-        # validation, lr from one grid chosen on validation (first seed), 3 paired runs. ResNet heads 1000 steps
-        # (at 400 their validation F1 still rose by 2-4 % in the last quarter; ~40 ms a step; at 2000, A1 test F1
-        # +0.022 [-0.039, +0.083] and still not converged by the 2 % rule: docs/MEASUREMENT_NOTES.md). C0 is left
-        # out here (a C run is 240 steps of the whole U-Net on 32 crop pairs, ~70-100 s on 2 cores; C1 is the
-        # paper's end-to-end row of the label-budget claim); 001-a1-best then says that part is missing
+        # event heads by the fair protocol: fixed steps per row kind at every budget
+        # (lr on a cosine to 0), best on validation, lr from one grid chosen on validation
+        # (first seed), 3 paired runs. ResNet heads 1000 steps (at 400 their validation F1 still
+        # rose by 2-4 % in the last quarter; ~40 ms a step; at 2000, A1 test F1 +0.022
+        # [-0.039, +0.083] and still not converged by the 2 % rule: docs/MEASUREMENT_NOTES.md). C0
+        # is left out here (a C run is 240 steps of the whole U-Net on 32 crop pairs, ~70-100 s on 2
+        # cores; C1 is the paper's end-to-end row of the label-budget claim); 001-a1-best then says
+        # that part is missing
         "heads": dict(
             n_runs=3,
             steps_linear=300,
@@ -266,18 +283,19 @@ PROFILES: dict[str, dict] = {
             real_n_pairs=600,
             real_strategies=("A1", "B1"),
         ),  # section 7: HeLa divisions from masks
-        # shipped checkpoints tapkit/checkpoints/<task>_simulated.pt are made with exactly these settings
-        # (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
+        # shipped checkpoints tapkit/checkpoints/<task>_simulated.pt are made with exactly these
+        # settings (scripts/make_checkpoints.py); warm-up: the first 10 % of the 800 steps
         "pretext": dict(
             tasks=pretext_tasks(warmup_steps=80), strategies=("B0", "B1", "C1"), budgets=(50, 200)
         ),
         "own": dict(nucleus_frames=4, export_frames=16, strategies=("A0", "A1", "B1")),
-        # notebook 08: pretext tasks without a checkpoint are skipped, not trained. The fair protocol at the
-        # smallest scope that tests the claims (000, 002 x3): the conv head only on the features of TAP, MIM,
-        # MIM-intensity and a random encoder (contrastive: notebook 07), budgets 1 / 12 (~25 % of the 50-frame
-        # pool) / all; heads 200 steps (~30 ms each on 2 idle cores), the from-scratch U-Net 300 steps (~55 ms
-        # each on crops of 48 px, batch 8; no fine-tuned row), the SAME lr grid for every row (chosen at the first
-        # budget); validation 10 times per run
+        # notebook 08: pretext tasks without a checkpoint are skipped, not trained. The fair
+        # protocol at the smallest scope that tests the claims (000, 002 x3): the conv head only on
+        # the features of TAP, MIM, MIM-intensity and a random encoder (contrastive: notebook 07),
+        # budgets 1 / 12 (~25 % of the 50-frame pool) / all; heads 200 steps (~30 ms each on 2 idle
+        # cores), the from-scratch U-Net 300 steps (~55 ms each on crops of 48 px, batch 8; no
+        # fine-tuned row), the SAME lr grid for every row (chosen at the first budget); validation
+        # 10 times per run
         "segmentation": segmentation(
             heads=("conv",),
             budgets=(1, 12, "all"),
@@ -321,7 +339,8 @@ PROFILES: dict[str, dict] = {
             budgets=(50, 200, 1000),
         ),
         "own": dict(nucleus_frames=8, export_frames=None, strategies=("A0", "A1", "B1")),
-        # the full protocol (every lr of the grid for every row); 5 runs, not 10: not yet measured on a GPU
+        # the full protocol (every lr of the grid for every row); 5 runs, not 10: not yet measured
+        # on a GPU
         "segmentation": segmentation(
             n_test=25,
             n_val=8,
@@ -346,8 +365,9 @@ PROFILES: dict[str, dict] = {
 
 
 def tap_for_data(tap: dict, recipe: dict) -> dict:
-    """A profile's `tap` section for one movie: `recipe` (datasets.recommended(data)['tap']) on top and, for a real
-    movie (a recipe), the profile's `real_epochs` as its epochs (not in a dry or short run); `real_epochs` removed."""
+    """A profile's `tap` section for one movie: `recipe` (datasets.recommended(data)['tap']) on top
+    and, for a real movie (a recipe), the profile's `real_epochs` as its epochs (not in a dry or
+    short run); `real_epochs` removed."""
     out = {**tap, **recipe}
     real_epochs = out.pop("real_epochs", None)
     if recipe and real_epochs is not None and not is_dry_run():
@@ -356,7 +376,8 @@ def tap_for_data(tap: dict, recipe: dict) -> dict:
 
 
 def resolve_profile(profile: str = "auto") -> str:
-    """Turn 'auto' into a concrete profile: $TAPKIT_PROFILE if set, else 'gpu' with CUDA, else 'cpu'."""
+    """Turn 'auto' into a concrete profile: $TAPKIT_PROFILE if set, else 'gpu' with CUDA, else
+    'cpu'."""
     name = (profile or "auto").lower()
     if name == "auto":
         name = os.environ.get(PROFILE_ENV, "").lower() or "auto"
@@ -373,17 +394,20 @@ def resolve_profile(profile: str = "auto") -> str:
 
 
 def is_dry_run() -> bool:
-    """True when $TAPKIT_DRY_RUN asks for a dry or short run (`tapkit course run --dry-run` / `--short`)."""
+    """True when $TAPKIT_DRY_RUN asks for a dry or short run
+    (`tapkit course run --dry-run` / `--short`)."""
     return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
 
 
 def is_short_run() -> bool:
-    """True when $TAPKIT_DRY_RUN asks for a short run (`tapkit course run --short`: real sizes, few steps)."""
+    """True when $TAPKIT_DRY_RUN asks for a short run (`tapkit course run --short`: real sizes, few
+    steps)."""
     return os.environ.get(DRY_RUN_ENV, "") == "short"
 
 
 def dry_run(settings: dict) -> dict:
-    """A profile's settings with counts cut: DRY_RUN (counts and batch) or, when $TAPKIT_DRY_RUN=short, SHORT_RUN."""
+    """A profile's settings with counts cut: DRY_RUN (counts and batch) or, when
+    $TAPKIT_DRY_RUN=short, SHORT_RUN."""
     out = copy.deepcopy(settings)
     cuts = SHORT_RUN if is_short_run() else DRY_RUN
     for section, cut in cuts.items():

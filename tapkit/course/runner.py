@@ -1,9 +1,10 @@
-"""Run the whole course: validate every parameter, execute the notebooks with papermill, resume an unfinished run.
+"""Run the whole course: validate every parameter, execute the notebooks with papermill, resume an
+unfinished run.
 
 CLI side only (imports papermill); the notebooks' kernel never imports this module. `summary.json`
-records which run (profile, params, notebooks, seconds each), which machine (CPU, cores, torch, device)
-and which commit (written by `course.summary`), so `scripts/write_results.py` can turn it into
-docs/RESULTS.md. Student copies: `course.student`.
+records which run (profile, params, notebooks, seconds each), which machine (CPU, cores, torch,
+device) and which commit (written by `course.summary`), so `scripts/write_results.py` can turn it
+into docs/RESULTS.md. Student copies: `course.student`.
 
 A run folder also holds `run.json` (written atomically at the start and after every notebook): the
 run's parameters (profile, notebooks, params, dry run) and each notebook's status. `resume=True`
@@ -32,7 +33,8 @@ RESUME_ENV = profiles.RESUME_ENV
 
 
 def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
-    """Check runner parameters before any notebook runs: known names, then every value (parameters.CHECKS)."""
+    """Check runner parameters before any notebook runs: known names, then every value
+    (parameters.CHECKS)."""
     params = dict(params or {})
     for reserved in ("profile", "out_dir"):
         if reserved in params:
@@ -91,7 +93,8 @@ def _dry(dry_run: "bool | str") -> "bool | str":
     """The dry-run mode as stored in run.json and summary.json: False, True or 'short'."""
     if dry_run not in (False, True, "short", None):
         raise InputError(
-            f"dry_run={dry_run!r}: use False, True (every count cut) or 'short' (real sizes, a few steps)."
+            f"dry_run={dry_run!r}: use False, True (every count cut) or 'short' "
+            "(real sizes, a few steps)."
         )
     return "short" if dry_run == "short" else bool(dry_run)
 
@@ -107,18 +110,21 @@ def run_course(
     resume: bool = False,
     force: bool = False,
 ) -> dict:
-    """Execute the course notebooks in order with papermill; write them and summary.json/.md to `out`.
+    """Execute the course notebooks in order with papermill; write them and summary.json/.md to
+    `out`.
 
     `dry_run=True` keeps the profile's architecture and sizes but cuts every count to a minimum
-    (`profiles.DRY_RUN`): a quick check that the profile runs end to end, e.g. the gpu profile on a CPU.
-    Its numbers mean nothing. `dry_run="short"` keeps every size of the profile (movie, batch, crop
-    pairs) and cuts only steps, epochs, runs and budgets (`profiles.SHORT_RUN`): the gpu profile at its
-    real sizes for a few steps per notebook (the GPU check). `resume=True` continues the run stored in `out` (see `resume_settings`;
-    `force=True` lets other parameters than the stored ones through).
+    (`profiles.DRY_RUN`): a quick check that the profile runs end to end, e.g. the gpu profile on a
+    CPU. Its numbers mean nothing. `dry_run="short"` keeps every size of the profile (movie, batch,
+    crop pairs) and cuts only steps, epochs, runs and budgets (`profiles.SHORT_RUN`): the gpu
+    profile at its real sizes for a few steps per notebook (the GPU check). `resume=True` continues
+    the run stored in `out` (see `resume_settings`; `force=True` lets other parameters than the
+    stored ones through).
 
     Examples:
         >>> run_course("cpu", only="01,02", params={"seed": 3}, out="runs/workshop")
-        >>> run_course(out="runs/workshop", resume=True)  # after a disconnect: the unfinished notebooks only
+        >>> run_course(out="runs/workshop", resume=True)  # after a disconnect: the unfinished
+                                                            notebooks only
     """
     from tqdm.auto import tqdm
 
@@ -127,7 +133,8 @@ def run_course(
     if resume:
         if out is None:
             raise InputError(
-                "--resume needs the run folder: --out runs/NAME (the folder of the run to continue)."
+                "--resume needs the run folder: --out runs/NAME (the folder of the run to "
+                "continue)."
             )
         stored = read_run(out)
         profile, only, params, dry_run = resume_settings(
@@ -196,7 +203,8 @@ def _resumed_or_run(
     kernel_name: "str | None",
     resume: bool,
 ) -> dict:
-    """A notebook's status entry: the stored one when a resumed run finished it, else run it (recorded in run.json)."""
+    """A notebook's status entry: the stored one when a resumed run finished it, else run it
+    (recorded in run.json)."""
     done = run["notebooks"].get(path.stem, {})
     if resume and done.get("status") == "ok":
         print(f"{path.stem}: finished in the stored run, skipped")
@@ -222,7 +230,8 @@ def _resumed_or_run(
 
 
 def _literal(value: Any) -> str:
-    """A parameter value as Python literal text (`ast.literal_eval` gives it back; tuples stay tuples)."""
+    """A parameter value as Python literal text (`ast.literal_eval` gives it back; tuples stay
+    tuples)."""
     text = repr(value)
     try:
         ast.literal_eval(text)
@@ -263,7 +272,8 @@ def resume_settings(
     force: bool,
     notebooks_dir: "str | os.PathLike | None" = None,
 ) -> tuple:
-    """(profile, only, params, dry_run) of a resumed run: the stored ones; others given are an error unless `force`.
+    """(profile, only, params, dry_run) of a resumed run: the stored ones; others given are an error
+    unless `force`.
 
     A profile of 'auto', no `only`, no params and no dry run mean "as stored"; with `force`, what is
     given replaces the stored values (params are merged).
@@ -275,7 +285,8 @@ def resume_settings(
     stems = None if only is None else [p.stem for p in select_notebooks(only, notebooks_dir)]
     if stems is not None and stems != stored["notebook_list"]:
         changed.append(
-            f"--only {only} (the run used {','.join(s.split('_')[0] for s in stored['notebook_list'])})"
+            f"--only {only} (the run used "
+            f"{','.join(s.split('_')[0] for s in stored['notebook_list'])})"
         )
     given = validate_params(
         params or {},
@@ -291,12 +302,19 @@ def resume_settings(
     if dry_run and _dry(dry_run) != stored["dry_run"]:
         changed.append(
             f"{'--short' if dry_run == 'short' else '--dry-run'} (the run was "
-            f"{'a short run' if stored['dry_run'] == 'short' else 'a dry run' if stored['dry_run'] else 'not a dry run'})"
+            f"""{
+                "a short run"
+                if stored["dry_run"] == "short"
+                else "a dry run"
+                if stored["dry_run"]
+                else "not a dry run"
+            })"""
         )
     if changed and not force:
         raise InputError(
             f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
-            f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new value(s)."
+            f"{'these' if len(changed) > 1 else 'it'}, or add --force to resume with the new "
+            "value(s)."
         )
     if changed:
         print(f"tapkit: --force: resuming with {'; '.join(changed)}")

@@ -1,12 +1,12 @@
 """The event heads of notebook 04, saved in the run folder and reused by notebooks 05 and 06.
 
-Notebook 04 trains A0 (linear) and A1 (ResNet head) on frozen TAP features, n_runs seeds each, and saves
-every run with `save_event_heads(cfg, {"A0": [run, ...], "A1": [run, ...]}, heads_settings(...))`.
-05 calls `get_event_heads` (the first run of each: seed `cfg.seed`), 06 `get_event_runs` (every run: the
-temperature-scaling claim is paired over runs). Both load the file when it was written with the same
-settings (data, seed, crop pairs, labels, split, training settings, TAP weights) and otherwise train the
-profile's n_runs runs themselves and save them, saying which they did -- like `tapkit.course.get_tap_model`
-for the TAP checkpoint.
+Notebook 04 trains A0 (linear) and A1 (ResNet head) on frozen TAP features, n_runs seeds each, and
+saves every run with `save_event_heads(cfg, {"A0": [run, ...], "A1": [run, ...]},
+heads_settings(...))`. 05 calls `get_event_heads` (the first run of each: seed `cfg.seed`), 06
+`get_event_runs` (every run: the temperature-scaling claim is paired over runs). Both load the file
+when it was written with the same settings (data, seed, crop pairs, labels, split, training
+settings, TAP weights) and otherwise train the profile's n_runs runs themselves and save them,
+saying which they did -- like `tapkit.course.get_tap_model` for the TAP checkpoint.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ FORMAT = 2  # 2: a list of runs per strategy (1: one run per strategy, read as a
 def event_dataset(
     cfg: Any, movie: Any, criterion: str = "size-either"
 ) -> tuple[CropPairs, np.ndarray, Split]:
-    """The labelled crop pairs and split of notebook 04 (same data, seed and sizes -> the same pairs), for 05 and 06."""
+    """The labelled crop pairs and split of notebook 04 (same data, seed and sizes -> the same
+    pairs), for 05 and 06."""
     pairs = crop_pairs(movie, seed=cfg.seed, **cfg.crops)  # n_pairs, size, event_fraction
     labels = label_pairs(pairs, criterion)
     return pairs, labels, split_pairs(labels, seed=cfg.seed)
@@ -44,7 +45,8 @@ def heads_path(cfg: Any) -> Path:
 
 
 def train_settings(cfg: Any) -> dict[str, Any]:
-    """The profile's `heads` values that train a run (the keywords of experiments.strategy_settings)."""
+    """The profile's `heads` values that train a run (the keywords of
+    experiments.strategy_settings)."""
     return {k: v for k, v in experiments.sweep_settings(cfg.heads).items() if k != "n_runs"}
 
 
@@ -56,7 +58,8 @@ def heads_settings(
     split: Split,
     criterion: str,
 ) -> dict[str, Any]:
-    """Everything the heads depend on: data, seed, profile sizes, criterion, training, crop pairs and TAP weights."""
+    """Everything the heads depend on: data, seed, profile sizes, criterion, training, crop pairs
+    and TAP weights."""
     train = train_settings(cfg)
     training = {
         f"{s}_{k}": v
@@ -100,7 +103,8 @@ def save_event_heads(
     results: "Mapping[str, StrategyResult | Sequence[StrategyResult]]",
     settings: Mapping[str, Any],
 ) -> Path:
-    """Save every run (weights + logits + scores) of `results` {strategy: [run, ...]} with their settings, atomically.
+    """Save every run (weights + logits + scores) of `results` {strategy: [run, ...]} with their
+    settings, atomically.
 
     A single StrategyResult per strategy is saved as a list of one run.
     """
@@ -129,7 +133,8 @@ def _saved_runs(saved: Mapping[str, Any]) -> dict[str, list[dict]]:
 
 
 def _read(path: Path) -> dict | None:
-    """The saved state, or None when the file is missing or damaged; InputError for a file that is not saved heads."""
+    """The saved state, or None when the file is missing or damaged; InputError for a file that is
+    not saved heads."""
     if not path.is_file():
         return None
     try:
@@ -144,8 +149,8 @@ def _read(path: Path) -> dict | None:
     ):
         raise InputError(
             f"{path} is not a file of event heads saved by notebook 04: it holds {describe(saved)} "
-            "(saved heads have 'settings' and 'results'). Delete it: notebook 04 writes it again, or "
-            "this notebook trains the heads itself."
+            "(saved heads have 'settings' and 'results'). Delete it: notebook 04 writes it again, "
+            "or this notebook trains the heads itself."
         )
     return saved
 
@@ -164,7 +169,8 @@ def _load_or_train(
     criterion: str,
     need: int,
 ) -> dict[str, list[StrategyResult]]:
-    """Every saved run of A0 and A1 when the file matches and holds >= need runs each, else the profile's n_runs trained here."""
+    """Every saved run of A0 and A1 when the file matches and holds >= need runs each, else the
+    profile's n_runs trained here."""
     path, settings = (
         heads_path(cfg),
         heads_settings(cfg, tap_model, pairs, labels, split, criterion),
@@ -174,8 +180,8 @@ def _load_or_train(
     have = min((len(runs.get(s, [])) for s in SAVED_STRATEGIES), default=0)
     if saved is not None and saved.get("settings") == settings and have >= need:
         print(
-            f"tapkit: loaded heads {', '.join(SAVED_STRATEGIES)} from {path} (written by {saved['written_by']}; "
-            f"{have} run{'s' if have > 1 else ''} each)"
+            f"tapkit: loaded heads {', '.join(SAVED_STRATEGIES)} from {path} (written by "
+            f"{saved['written_by']}; {have} run{'s' if have > 1 else ''} each)"
         )
         return {s: [restore(r, tap_model, path) for r in runs[s]] for s in SAVED_STRATEGIES}
     n = max(need, n_runs(cfg))
@@ -191,7 +197,8 @@ def _load_or_train(
             if saved.get("settings", {}).get(k) != settings.get(k)
         )
         print(
-            f"tapkit: {path} was written with other settings (differs in: {', '.join(other)}); {what}"
+            f"tapkit: {path} was written with other settings (differs in: {', '.join(other)}); "
+            f"{what}"
         )
     else:
         print(
@@ -222,8 +229,9 @@ def get_event_runs(
     split: Split,
     criterion: str = "size-either",
 ) -> dict[str, list[StrategyResult]]:
-    """Every run of A0 and A1 (seeds cfg.seed, cfg.seed + 1, ...): notebook 04's when its settings match and it
-    saved at least the profile's n_runs runs, else the profile's n_runs trained here and saved."""
+    """Every run of A0 and A1 (seeds cfg.seed, cfg.seed + 1, ...): notebook 04's when its settings
+    match and it saved at least the profile's n_runs runs, else the profile's n_runs trained here
+    and saved."""
     return _load_or_train(cfg, tap_model, pairs, labels, split, criterion, need=n_runs(cfg))
 
 
@@ -235,6 +243,7 @@ def get_event_heads(
     split: Split,
     criterion: str = "size-either",
 ) -> dict[str, StrategyResult]:
-    """The first run (seed cfg.seed) of A0 and A1: from notebook 04 when its settings match, else trained here and saved."""
+    """The first run (seed cfg.seed) of A0 and A1: from notebook 04 when its settings match, else
+    trained here and saved."""
     runs = _load_or_train(cfg, tap_model, pairs, labels, split, criterion, need=1)
     return {s: runs[s][0] for s in SAVED_STRATEGIES}

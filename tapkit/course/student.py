@@ -1,4 +1,5 @@
-"""Student copies of the course notebooks: `solution` cells replaced by an empty answer cell, outputs cleared."""
+"""Student copies of the course notebooks: `solution` cells replaced by an empty answer cell,
+outputs cleared."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from tapkit.course.parameters import writable_folder
 
 
 def student_version(nb: Any) -> Any:
-    """A copy of a notebook with `solution` cells replaced by '# your answer here' and outputs cleared."""
+    """A copy of a notebook with `solution` cells replaced by '# your answer here' and outputs
+    cleared."""
     import copy
 
     import nbformat
@@ -34,7 +36,8 @@ def student_version(nb: Any) -> Any:
 def write_student_copies(
     out: "str | os.PathLike" = "student", notebooks_dir: "str | os.PathLike | None" = None
 ) -> list[Path]:
-    """Write student copies of all course notebooks (solutions removed, outputs cleared) into `out`."""
+    """Write student copies of all course notebooks (solutions removed, outputs cleared) into
+    `out`."""
     import nbformat
 
     out = writable_folder(out, "--out")

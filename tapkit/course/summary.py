@@ -1,7 +1,8 @@
-"""What a course run leaves behind: `summary.json` and `summary.md` (which run, which machine, which commit).
+"""What a course run leaves behind: `summary.json` and `summary.md` (which run, which machine, which
+commit).
 
-`scripts/write_results.py` turns a run's summary into docs/RESULTS.md; `summary_markdown` writes the page
-(notebook statuses, the claims scorecard, one table per results section).
+`scripts/write_results.py` turns a run's summary into docs/RESULTS.md; `summary_markdown` writes the
+page (notebook statuses, the claims scorecard, one table per results section).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from tapkit.course.notebooks import repo_root
 
 
 def machine_info(device: str = "auto") -> dict:
-    """Which machine ran: CPU model, cores, CPU arithmetic, Python, torch version and the device the notebooks use."""
+    """Which machine ran: CPU model, cores, CPU arithmetic, Python, torch version and the device the
+    notebooks use."""
     import torch
 
     from tapkit.runtime import cpu_precision
@@ -42,7 +44,8 @@ def machine_info(device: str = "auto") -> dict:
 
 
 def git_commit() -> str:
-    """`git rev-parse HEAD` of the repository (with '+dirty' for uncommitted changes); 'unknown' outside git."""
+    """`git rev-parse HEAD` of the repository (with '+dirty' for uncommitted changes); 'unknown'
+    outside git."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -97,10 +100,11 @@ def _md_table(rows: dict, title: str) -> list[str]:
 
 
 def summary_markdown(summary: dict, scorecard: bool = True) -> str:
-    """The course run as markdown: notebook status table, the claims scorecard, then one table per results section.
+    """The course run as markdown: notebook status table, the claims scorecard, then one table per
+    results section.
 
-    scorecard=False leaves the scorecard out (scripts/write_results.py puts it first on its page); the `claims`
-    section is never repeated among the generic results.
+    scorecard=False leaves the scorecard out (scripts/write_results.py puts it first on its page);
+    the `claims` section is never repeated among the generic results.
     """
     from tapkit.course.claims import scorecard_section
 

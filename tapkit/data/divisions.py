@@ -2,27 +2,32 @@
 
 Label ids need not follow cells: the HeLa subset numbers each frame's nuclei afresh (1 ... N per
 frame; in frames 0 -> 1 only 6 of 122 nuclei keep their id), so nuclei are linked by overlap
-(`link_frames`). The rule, frame pair by frame pair (t-1, t); mothers and daughters have >= `min_area` px:
+(`link_frames`). The rule, frame pair by frame pair (t-1, t); mothers and daughters
+have >= `min_area` px:
 
 1. split:   a nucleus of t-1 linked to exactly two nuclei of t, both having it as best predecessor.
-2. shrink:  a nucleus of t-1 whose one successor is more than `shrink` (area fraction) smaller, and a
-            new nucleus of t (linked to nothing in t-1) within `max_distance` of the mother's centroid:
-            the segmentation kept the mother's place for one daughter, the other moved off.
+2. shrink:  a nucleus of t-1 whose one successor is more than `shrink` (area fraction) smaller, and
+            a new nucleus of t (linked to nothing in t-1) within `max_distance` of the mother's
+            centroid: the segmentation kept the mother's place for one daughter, the other
+            moved off.
 3. two new: a nucleus of t-1 with no successor and two new nuclei of t within `max_distance` of it
-            (a compact mitotic figure whose daughters both moved off it: the commonest case in HeLa).
-Rules 2 and 3 pair each mother and each new nucleus once, nearest first. The daughters' first frame is t.
+            (a compact mitotic figure whose daughters both moved off it: the commonest case
+            in HeLa).
+Rules 2 and 3 pair each mother and each new nucleus once, nearest first. The daughters' first frame
+is t.
 
-Event masks follow the project's convention through one mechanism: the masks are tracked (mutual best
-overlap continues a track; mothers end, daughters start tracks with the mother as parent), which gives
-CTC track labels and an (N, 4) lineage, and `io.events_from_lineage` marks the mother's last `n_before`
-and each daughter's first `n_after` frames.
+Event masks follow the project's convention through one mechanism: the masks are tracked (mutual
+best overlap continues a track; mothers end, daughters start tracks with the mother as parent),
+which gives CTC track labels and an (N, 4) lineage, and `io.events_from_lineage` marks the mother's
+last `n_before` and each daughter's first `n_after` frames.
 
-Limits (it reads masks, not images): a nucleus that the segmentation splits (or two touching nuclei it
-merges and then separates) looks like a division; a division whose daughters stay merged in the masks,
-or whose mother is missing in t-1, is missed; a cell entering at the border is only a new nucleus, but
-one appearing next to a nucleus that shrinks (condensing before mitosis, focus, segmentation) or
-vanishes gives a false division; nothing is found in the first frame (no t-1), divisions at frame 1 or
-in the last frame get fewer than n_before / n_after event frames; tiny daughters (< min_area) hide one.
+Limits (it reads masks, not images): a nucleus that the segmentation splits (or two touching nuclei
+it merges and then separates) looks like a division; a division whose daughters stay merged in the
+masks, or whose mother is missing in t-1, is missed; a cell entering at the border is only a new
+nucleus, but one appearing next to a nucleus that shrinks (condensing before mitosis, focus,
+segmentation) or vanishes gives a false division; nothing is found in the first frame (no t-1),
+divisions at frame 1 or in the last frame get fewer than n_before / n_after event frames; tiny
+daughters (< min_area) hide one.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from tapkit.data.movie import InputError, Movie
 
 
 class Division(NamedTuple):
-    """One division: daughters first seen in frame t; mother id in frame t-1, daughter ids in frame t."""
+    """One division: daughters first seen in frame t; mother id in frame t-1, daughter ids in frame
+    t."""
 
     t: int
     mother: int
@@ -68,14 +74,16 @@ def _check_labels(labels: Any, what: str) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
         raise InputError(
-            f"{what}: labels must be a (T, Y, X) array of non-negative integer ids (0 = background), "
-            f"got {arr.dtype} {arr.shape}. Pass movie.labels, e.g. divisions_from_masks(movie.labels)."
+            f"{what}: labels must be a (T, Y, X) array of non-negative integer ids "
+            f"(0 = background), got {arr.dtype} {arr.shape}. Pass movie.labels, e.g. "
+            "divisions_from_masks(movie.labels)."
         )
     return arr.astype(np.int64, copy=False)
 
 
 def _pairs(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Every overlapping pair of two (Y, X) label frames: (id_a, id_b, shared px, shared / smaller area)."""
+    """Every overlapping pair of two (Y, X) label frames: (id_a, id_b, shared px, shared / smaller
+    area)."""
     a, b = np.asarray(labels_a, np.int64).ravel(), np.asarray(labels_b, np.int64).ravel()
     both = (a > 0) & (b > 0)
     base = int(b.max(initial=0)) + 1
@@ -88,12 +96,13 @@ def _pairs(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, ...]
 def link_frames(
     labels_a: np.ndarray, labels_b: np.ndarray, min_overlap: float = 0.2
 ) -> list[tuple[int, int, float]]:
-    """Links (id_a, id_b, overlap) between two (Y, X) frames: shared pixels / area of the smaller object.
+    """Links (id_a, id_b, overlap) between two (Y, X) frames: shared pixels / area of the smaller
+    object.
 
-    The smaller object's fraction, not IoU: a daughter covers about half of her mother, so her IoU with
-    the mother is <= 0.5 and falls further as she moves, while her own covered fraction stays high; a
-    cell that keeps its shape scores the same either way. (A small fragment inside a nucleus scores 1:
-    the division rule drops objects below `min_area` for that reason.)
+    The smaller object's fraction, not IoU: a daughter covers about half of her mother, so her IoU
+    with the mother is <= 0.5 and falls further as she moves, while her own covered fraction stays
+    high; a cell that keeps its shape scores the same either way. (A small fragment inside a nucleus
+    scores 1: the division rule drops objects below `min_area` for that reason.)
     """
     ia, ib, _, frac = _pairs(labels_a, labels_b)
     keep = frac >= min_overlap
@@ -120,9 +129,11 @@ def divisions_from_masks(
     shrink: float = 0.3,
     max_distance: float | None = None,
 ) -> Divisions:
-    """Divisions of a (T, Y, X) label movie by the module's rules (split, shrink, two new); see the module docstring.
+    """Divisions of a (T, Y, X) label movie by the module's rules (split, shrink, two new); see the
+    module docstring.
 
-    `max_distance` (px) None: 3 equivalent radii (sqrt(area / pi)) of each mother, so it scales with the nuclei.
+    `max_distance` (px) None: 3 equivalent radii (sqrt(area / pi)) of each mother, so it scales with
+    the nuclei.
     """
     labels = _check_labels(labels, "divisions_from_masks")
     if not 0 < min_overlap <= 1 or not 0 < shrink < 1 or min_area < 1:
@@ -188,10 +199,11 @@ def divisions_from_masks(
 
 
 def track_masks(labels: np.ndarray, divisions: Divisions) -> tuple[np.ndarray, np.ndarray]:
-    """(track labels (T, Y, X) int32, lineage (N, 4) CTC id/first/last/parent) of per-frame masks and their divisions.
+    """(track labels (T, Y, X) int32, lineage (N, 4) CTC id/first/last/parent) of per-frame masks
+    and their divisions.
 
-    A nucleus continues the track of its mutual best overlap (shared pixels, at least `min_overlap` of the
-    smaller one) in the frame before, unless it is a daughter or that nucleus a mother.
+    A nucleus continues the track of its mutual best overlap (shared pixels, at least `min_overlap`
+    of the smaller one) in the frame before, unless it is a daughter or that nucleus a mother.
     """
     labels = _check_labels(labels, "track_masks")
     min_overlap = divisions.params.get("min_overlap", 0.2)
@@ -230,26 +242,31 @@ def track_masks(labels: np.ndarray, divisions: Divisions) -> tuple[np.ndarray, n
 def division_event_masks(
     labels: np.ndarray, divisions: Divisions, n_before: int = 2, n_after: int = 2
 ) -> np.ndarray:
-    """(T, Y, X) uint8 event masks: 1 on each mother's last n_before frames and each daughter's first n_after."""
+    """(T, Y, X) uint8 event masks: 1 on each mother's last n_before frames and each daughter's
+    first n_after."""
     tracks, lineage = track_masks(labels, divisions)
     return events_from_lineage(tracks, lineage, n_before, n_after)
 
 
 def with_divisions(movie: Movie, n_before: int = 2, n_after: int = 2, **rule: Any) -> Movie:
-    """A copy of a movie with labels whose events and lineage come from `divisions_from_masks(labels, **rule)`.
+    """A copy of a movie with labels whose events and lineage come from
+    `divisions_from_masks(labels, **rule)`.
 
-    The copy's labels are the same masks renumbered as tracks (the lineage's ids); `meta["divisions"]`
-    holds the divisions with those ids, e.g. for `tapkit.plot.divisions.plot_divisions(copy, ...)`.
+    The copy's labels are the same masks renumbered as tracks (the lineage's ids);
+    `meta["divisions"]` holds the divisions with those ids, e.g. for
+    `tapkit.plot.divisions.plot_divisions(copy, ...)`.
     """
     if movie.labels is None:
         raise InputError(
-            f"with_divisions: movie '{movie.name}' has no labels (segmentation masks); divisions are "
-            "read from them. Load a movie with labels, e.g. read_tiff(path, labels='masks.tif')."
+            f"with_divisions: movie '{movie.name}' has no labels (segmentation masks); divisions "
+            "are read from them. Load a movie with labels, e.g. "
+            "read_tiff(path, labels='masks.tif')."
         )
     if movie.events is not None:
         raise InputError(
-            f"with_divisions: movie '{movie.name}' already has events; they would be replaced. Pass "
-            "dataclasses.replace(movie, events=None, lineage=None) to derive them from the masks."
+            f"with_divisions: movie '{movie.name}' already has events; they would be replaced. "
+            "Pass dataclasses.replace(movie, events=None, lineage=None) to derive them from the "
+            "masks."
         )
     found = divisions_from_masks(movie.labels, **rule)
     tracks, lineage = track_masks(movie.labels, found)

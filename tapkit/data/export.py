@@ -1,4 +1,5 @@
-"""Export results for napari / Fiji: dense features as `.npz` (or zarr) and top regions as CSV `t,y,x,score`.
+"""Export results for napari / Fiji: dense features as `.npz` (or zarr) and top regions as CSV
+`t,y,x,score`.
 
 Coordinates are written in pixels of the movie as the learner gave it: results computed on frames
 binned `binning` x `binning` are scaled back (block centre: y * binning + (binning - 1) / 2), so the
@@ -29,7 +30,8 @@ def export_features(
     binning: int = 1,
     meta: "dict[str, Any] | None" = None,
 ) -> Path:
-    """Write dense features (T, F, Y, X) to `path`: `.npz` (key `features`, plus `frames`, `binning`) or `.zarr`."""
+    """Write dense features (T, F, Y, X) to `path`: `.npz` (key `features`, plus `frames`,
+    `binning`) or `.zarr`."""
     feats = np.asarray(features)
     if feats.ndim != 4:
         raise InputError(
@@ -68,7 +70,8 @@ def region_rows(
     """(t, y, x, score) rows of the top regions of each pair start t, in unbinned pixels."""
     if len(frames) != len(regions):
         raise InputError(
-            f"region_rows: {len(frames)} frames but {len(regions)} lists of regions; give one list per frame."
+            f"region_rows: {len(frames)} frames but {len(regions)} lists of regions; give one list "
+            "per frame."
         )
     scale = lambda v: float(v) * binning + (binning - 1) / 2  # noqa: E731 block centre in the original pixels
     return [
@@ -81,7 +84,8 @@ def region_rows(
 def export_regions(
     frames: Sequence[int], regions: Sequence[Sequence[tuple]], path: PathArg, binning: int = 1
 ) -> Path:
-    """Write top regions (per pair start t, a list of (y, x, score)) to a CSV with columns t, y, x, score."""
+    """Write top regions (per pair start t, a list of (y, x, score)) to a CSV with columns t, y, x,
+    score."""
     p = Path(path).expanduser()
     if p.suffix.lower() != ".csv":
         raise InputError(f"export_regions: {p.name} should end in .csv.")

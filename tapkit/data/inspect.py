@@ -1,7 +1,9 @@
-"""Check a movie before pretraining on it: frames, dtype, intensities, drift, bleaching, nucleus size.
+"""Check a movie before pretraining on it: frames, dtype, intensities, drift, bleaching, nucleus
+size.
 
     check_movie(movie) -> MovieReport        (table(), warnings: the shortcuts the course taught)
-    estimate_nucleus_size(movie) -> NucleusSize   (Otsu threshold + connected components, scipy.ndimage)
+    estimate_nucleus_size(movie) -> NucleusSize   (Otsu threshold + connected components,
+                                                   scipy.ndimage)
     recommend_binning(radius) -> BinningAdvice    (brings nuclei to the size the defaults expect)
 
 Drift is measured by phase correlation of consecutive frames (numpy FFT, sub-pixel by a parabola
@@ -52,11 +54,13 @@ def phase_correlation(a: np.ndarray, b: np.ndarray, whiten: float = 0.5) -> tupl
     """Shift (dy, dx) of frame b relative to frame a: b(y, x) ~ a(y - dy, x - dx), sub-pixel.
 
     whiten: the cross-power spectrum is divided by its magnitude to this power; 1 is classic phase
-    correlation, which on real movies locks onto single migrating cells; 0.5 follows the whole field.
+    correlation, which on real movies locks onto single migrating cells; 0.5 follows the whole
+    field.
     """
     if a.shape != b.shape or a.ndim != 2:
         raise InputError(
-            f"phase_correlation: two (Y, X) frames of one shape are needed, got {a.shape} and {b.shape}."
+            f"phase_correlation: two (Y, X) frames of one shape are needed, got {a.shape} and "
+            f"{b.shape}."
         )
     window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))  # (Y, X) no edge jumps
     fa, fb = (np.fft.rfft2((f - f.mean()) * window) for f in (a, b))
@@ -88,7 +92,8 @@ def estimate_drift(images: np.ndarray, max_side: int = 512) -> np.ndarray:
 # Bleaching: trend of the mean intensity
 # ----------------------------------------------------------------------------------------------
 def frame_means(images: np.ndarray) -> np.ndarray:
-    """(T,) mean brightness of each frame's bright objects above its background (Otsu cut, median below it).
+    """(T,) mean brightness of each frame's bright objects above its background (Otsu cut, median
+    below it).
 
     Brightness per object, not the frame mean: a field that fills with dividing cells gets brighter
     overall without any bleaching; bleaching dims every nucleus.
@@ -102,7 +107,8 @@ def frame_means(images: np.ndarray) -> np.ndarray:
 
 
 def bleaching_rate(means: Sequence[float]) -> float:
-    """Fraction of the initial mean intensity lost per frame: -slope / intercept of a straight-line fit."""
+    """Fraction of the initial mean intensity lost per frame: -slope / intercept of a straight-line
+    fit."""
     means = np.asarray(means, dtype=float)
     slope, intercept = np.polyfit(np.arange(len(means)), means, 1)
     return float(-slope / intercept) if intercept != 0 else 0.0
@@ -133,7 +139,8 @@ class MovieReport:
 
     @property
     def drift_per_frame(self) -> float:
-        """Steady drift in px per frame: length of the median shift (robust to cells that move on their own)."""
+        """Steady drift in px per frame: length of the median shift (robust to cells that move on
+        their own)."""
         return float(np.hypot(*np.median(self.shifts, axis=0))) if len(self.shifts) else 0.0
 
     @property
@@ -196,39 +203,42 @@ def _warnings(r: MovieReport) -> list[str]:
     out = []
     if r.shape[0] < FEW_FRAMES:
         out.append(
-            f"only {r.shape[0]} frames: TAP learns from {r.shape[0] - 1} consecutive pairs and validates on "
-            "the last ones; more frames give a more trustworthy model."
+            f"only {r.shape[0]} frames: TAP learns from {r.shape[0] - 1} consecutive pairs and "
+            "validates on the last ones; more frames give a more trustworthy model."
         )
     if abs(r.bleaching_rate) > BLEACHING_WARN:
         way = "falls" if r.bleaching_total > 0 else "rises"
         out.append(
             f"the nuclei's brightness {way} by {100 * abs(r.bleaching_rate):.1f} % per frame "
             f"({100 * abs(r.bleaching_total):.0f} % over the movie; bleaching or a "
-            "drifting lamp): a time-arrow shortcut (notebook 01). Keep per-frame normalisation on (the "
-            "default) so brightness alone does not tell the order of two frames."
+            "drifting lamp): a time-arrow shortcut (notebook 01). Keep per-frame normalisation on "
+            "(the default) so brightness alone does not tell the order of two frames."
         )
     if r.drift_per_frame > DRIFT_WARN:
         out.append(
-            f"the field drifts {r.drift_per_frame:.2f} px per frame in a steady direction: a time-arrow "
-            "shortcut (notebook 00). TAP can learn the drift direction instead of biology; register the "
-            "movie first (e.g. Fiji 'Correct 3D Drift' or StackReg) and read Grad-CAM maps with care."
+            f"the field drifts {r.drift_per_frame:.2f} px per frame in a steady direction: a "
+            "time-arrow shortcut (notebook 00). TAP can learn the drift direction instead of "
+            "biology; register the movie first (e.g. Fiji 'Correct 3D Drift' or StackReg) and read "
+            "Grad-CAM maps with care."
         )
     jumps = np.flatnonzero(np.hypot(*r.shifts.T) > JUMP_WARN)
     if len(jumps):
         out.append(
-            f"the field jumps by more than {JUMP_WARN:g} px between frames {[(int(t), int(t) + 1) for t in jumps[:5]]} "
-            "(stage moved, refocus?): check those frames; cut the movie there if the jump is real."
+            f"the field jumps by more than {JUMP_WARN:g} px between frames "
+            f"{[(int(t), int(t) + 1) for t in jumps[:5]]} (stage moved, refocus?): check those "
+            "frames; cut the movie there if the jump is real."
         )
     if r.intensity["saturated"] > SATURATION_WARN:
         out.append(
-            f"{100 * r.intensity['saturated']:.2f} % of pixels are saturated: bright nuclei lose their "
-            "texture; lower the exposure next time."
+            f"{100 * r.intensity['saturated']:.2f} % of pixels are saturated: bright nuclei lose "
+            "their texture; lower the exposure next time."
         )
     return out
 
 
 def check_movie(movie: "Movie | np.ndarray", max_side: int = 512) -> MovieReport:
-    """Frames, dtype, intensity range, drift (phase correlation) and bleaching (mean trend) of a movie, with warnings."""
+    """Frames, dtype, intensity range, drift (phase correlation) and bleaching (mean trend) of a
+    movie, with warnings."""
     movie = as_movie(movie)
     whole(16, example=512, where="check_movie: ")("max_side", max_side)
     dtype = str(movie.meta.get("dtype", movie.images.dtype))
@@ -252,10 +262,10 @@ def check_movie(movie: "Movie | np.ndarray", max_side: int = 512) -> MovieReport
 # Nucleus size: threshold (Otsu) + connected components
 # ----------------------------------------------------------------------------------------------
 # The radius the course's defaults expect, as this estimator measures it: the equivalent radius
-# sqrt(area / pi) of the default simulated movie's nuclei (simulate_movie(nucleus_radius=8): interphase
-# nuclei are 0.8-1.1 x 8 px ellipses, whose labels give a median of ~6 px; tests/test_inspect.py checks
-# this against the labels). The HeLa nuclei (~13.7 px, from their masks) are about twice that: binned
-# 2x2, as datasets.recommended('hela-subset') says.
+# sqrt(area / pi) of the default simulated movie's nuclei (simulate_movie(nucleus_radius=8):
+# interphase nuclei are 0.8-1.1 x 8 px ellipses, whose labels give a median of ~6 px;
+# tests/test_inspect.py checks this against the labels). The HeLa nuclei (~13.7 px, from their
+# masks) are about twice that: binned 2x2, as datasets.recommended('hela-subset') says.
 DEFAULT_NUCLEUS_RADIUS = 6.0
 
 
@@ -270,7 +280,8 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _components(img: np.ndarray, min_area: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) centres and (N,) equivalent radii of the bright objects of a frame that do not touch its border."""
+    """(N, 2) centres and (N,) equivalent radii of the bright objects of a frame that do not touch
+    its border."""
     smooth = ndi.gaussian_filter(img, 1.0)
     labels, n = ndi.label(smooth > otsu_threshold(smooth))
     if n == 0:
@@ -300,11 +311,12 @@ class NucleusSize:
 def estimate_nucleus_size(
     movie: "Movie | np.ndarray", n_frames: int = 2, max_side: int = 512, min_area: int = 9
 ) -> NucleusSize:
-    """Typical nucleus radius (px): median equivalent radius of the bright objects (Otsu threshold, connected components).
+    """Typical nucleus radius (px): median equivalent radius of the bright objects (Otsu threshold,
+    connected components).
 
-    Uses `n_frames` evenly spaced frames, each percentile-normalised, smoothed (sigma 1 px) and cut to
-    its central `max_side` px; objects touching the crop's border or smaller than `min_area` px are
-    ignored. Touching nuclei merge into one object, so the median (not the mean) is reported.
+    Uses `n_frames` evenly spaced frames, each percentile-normalised, smoothed (sigma 1 px) and cut
+    to its central `max_side` px; objects touching the crop's border or smaller than `min_area` px
+    are ignored. Touching nuclei merge into one object, so the median (not the mean) is reported.
     """
     movie = as_movie(movie)
     whole(1, example=2, where="estimate_nucleus_size: ")("n_frames", n_frames)
@@ -323,8 +335,8 @@ def estimate_nucleus_size(
     blobs = np.concatenate(found)
     if not len(blobs):
         raise InputError(
-            f"estimate_nucleus_size: found no bright objects in frames {frames}. Are nuclei bright on a "
-            "dark background (a fluorescent nuclear marker)? Otherwise set binning by hand."
+            f"estimate_nucleus_size: found no bright objects in frames {frames}. Are nuclei bright "
+            "on a dark background (a fluorescent nuclear marker)? Otherwise set binning by hand."
         )
     return NucleusSize(radius=float(np.median(blobs[:, 3])), blobs=blobs, frames=frames)
 
@@ -345,7 +357,8 @@ class BinningAdvice:
 
 
 def recommend_binning(radius: float, target: "float | None" = None) -> BinningAdvice:
-    """The binning that brings nuclei of `radius` px (equivalent radius) closest to DEFAULT_NUCLEUS_RADIUS.
+    """The binning that brings nuclei of `radius` px (equivalent radius) closest to
+    DEFAULT_NUCLEUS_RADIUS.
 
     The profiles' crop sizes and the U-Net's receptive field were chosen for the default simulated
     nuclei (the HeLa data, radius ~14 px, are binned 2x2 for the same reason: datasets.recommended).
@@ -354,19 +367,23 @@ def recommend_binning(radius: float, target: "float | None" = None) -> BinningAd
     target = DEFAULT_NUCLEUS_RADIUS if target is None else float(target)
     if not (np.isfinite(radius) and radius > 0 and target > 0):
         raise InputError(
-            f"recommend_binning: radius={radius!r} and target={target!r} must be positive numbers of px."
+            f"recommend_binning: radius={radius!r} and target={target!r} must be positive numbers "
+            "of px."
         )
     factor = max(1, int(np.floor(radius / target + 0.5)))
     why = (
-        f"nuclei have a radius of ~{radius:.1f} px; the course's defaults (crop sizes, U-Net depth) are tuned for "
-        f"~{target:g} px, the simulated nuclei"
+        f"nuclei have a radius of ~{radius:.1f} px; the course's defaults "
+        f"(crop sizes, U-Net depth) are tuned for ~{target:g} px, the simulated nuclei"
     )
     if factor > 1:
-        why += f". Binning {factor}x{factor} brings them to ~{radius / factor:.1f} px and makes every step {factor**2}x cheaper."
+        why += (
+            f". Binning {factor}x{factor} brings them to ~{radius / factor:.1f} px and makes "
+            f"every step {factor**2}x cheaper."
+        )
     elif radius < target / 1.5:
         why += (
-            ". They are smaller; binning cannot enlarge them, so keep binning 1 and consider smaller crops "
-            "(tap_patch) so that a crop does not hold too many nuclei."
+            ". They are smaller; binning cannot enlarge them, so keep binning 1 and consider "
+            "smaller crops (tap_patch) so that a crop does not hold too many nuclei."
         )
     else:
         why += ", close enough: no binning."

@@ -1,8 +1,8 @@
-"""Lineages: the (N, 4) table id, first frame, last frame, parent id of the CTC `man_track.txt`, and the
-division events derived from one.
+"""Lineages: the (N, 4) table id, first frame, last frame, parent id of the CTC `man_track.txt`, and
+the division events derived from one.
 
-A division is a track with >= 2 children; `events_from_lineage` marks the mother's last frames and the
-daughters' first frames on their mask pixels. A CTC lineage records no deaths.
+A division is a track with >= 2 children; `events_from_lineage` marks the mother's last frames and
+the daughters' first frames on their mask pixels. A CTC lineage records no deaths.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from tapkit.data.movie import DIVISION, InputError
 def check_lineage(
     lineage: np.ndarray, n_frames: int | None = None, what: str = "lineage"
 ) -> np.ndarray:
-    """Validate an (N, 4) lineage (id, first, last, parent) and return it as int64; InputError otherwise."""
+    """Validate an (N, 4) lineage (id, first, last, parent) and return it as int64; InputError
+    otherwise."""
     lin = np.asarray(lineage)
     if lin.size == 0:
         return np.zeros((0, 4), np.int64)
     if lin.ndim != 2 or lin.shape[1] != 4 or not np.issubdtype(lin.dtype, np.integer):
         raise InputError(
-            f"{what}: expected an (N, 4) integer table id, first, last, parent; got {lin.dtype} {lin.shape}."
+            f"{what}: expected an (N, 4) integer table id, first, last, parent; got {lin.dtype} "
+            f"{lin.shape}."
         )
     lin = lin.astype(np.int64)
     ids, first, last, parent = lin.T
@@ -48,7 +50,8 @@ def check_lineage(
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise InputError(
-            f"{what}: track id {int(uniq[counts > 1][0])} appears more than once; ids must be unique."
+            f"{what}: track id {int(uniq[counts > 1][0])} appears more than once; ids must be "
+            "unique."
         )
     return lin
 
@@ -64,7 +67,8 @@ def _division_tracks(lineage: np.ndarray) -> tuple[list[int], list[int]]:
 def events_from_lineage(
     labels: np.ndarray, lineage: np.ndarray, n_before: int = 2, n_after: int = 2
 ) -> np.ndarray:
-    """Division events (T, Y, X) uint8 from a lineage: 1 on dividing mothers and their new daughters.
+    """Division events (T, Y, X) uint8 from a lineage: 1 on dividing mothers and their new
+    daughters.
 
     A division is a track with >= 2 children. Its mother gets event 1 on her last `n_before` frames
     (the last one included) and each daughter on her first `n_after` frames, on those cells' mask

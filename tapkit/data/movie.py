@@ -86,9 +86,11 @@ class Movie:
         )
 
     def bin(self, factor: int) -> "Movie":
-        """Bin pixels factor x factor: images by block mean, events by block max, labels by subsampling.
+        """Bin pixels factor x factor: images by block mean, events by block max, labels by
+        subsampling.
 
-        Trailing rows/columns that do not fill a block are dropped; the pixel size grows by `factor`.
+        Trailing rows/columns that do not fill a block are dropped; the pixel size grows by
+        `factor`.
         """
         from tapkit.validate import whole  # imports this module: here, not at the top
 
@@ -98,8 +100,8 @@ class Movie:
             return self
         if min(ny, nx) < 8:
             raise InputError(
-                f"Movie.bin: binning {self.shape[1:]} frames by {factor} leaves {ny} x {nx} pixels; "
-                "use a smaller factor."
+                f"Movie.bin: binning {self.shape[1:]} frames by {factor} leaves {ny} x {nx} "
+                "pixels; use a smaller factor."
             )
         blocks = lambda a: a[:, : ny * factor, : nx * factor].reshape(t, ny, factor, nx, factor)  # noqa: E731
         return replace(
@@ -119,7 +121,8 @@ class Movie:
 
 
 def check_images(images: Any, what: str = "movie", min_frames: int = 2) -> np.ndarray:
-    """Validate a (T, Y, X) movie array early and return it as float32; raise InputError otherwise."""
+    """Validate a (T, Y, X) movie array early and return it as float32; raise InputError
+    otherwise."""
     if isinstance(images, Movie):
         images = images.images
     arr = np.asarray(images)
@@ -131,14 +134,15 @@ def check_images(images: Any, what: str = "movie", min_frames: int = 2) -> np.nd
         )
     if arr.ndim == 2:
         raise InputError(
-            f"{what}: got a single 2D image of shape {arr.shape}, but a movie needs shape (T, Y, X). "
-            "Stack at least two frames, e.g. np.stack([frame0, frame1])."
+            f"{what}: got a single 2D image of shape {arr.shape}, but a movie needs shape "
+            "(T, Y, X). Stack at least two frames, e.g. np.stack([frame0, frame1])."
         )
     if arr.ndim == 4:
         small = int(np.argmin(arr.shape))
         raise InputError(
             f"{what}: got a 4D array of shape {arr.shape}; tapkit works on one channel (T, Y, X). "
-            f"If axis {small} is the channel axis, select one channel, e.g. images.take(0, axis={small})."
+            f"If axis {small} is the channel axis, select one channel, e.g. "
+            f"images.take(0, axis={small})."
         )
     if arr.ndim != 3:
         raise InputError(
@@ -157,14 +161,16 @@ def check_images(images: Any, what: str = "movie", min_frames: int = 2) -> np.nd
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise InputError(
-            f"{what}: contains {bad} NaN/inf values. Replace them first, e.g. np.nan_to_num(images)."
+            f"{what}: contains {bad} NaN/inf values. Replace them first, e.g. "
+            "np.nan_to_num(images)."
         )
     flat = arr.reshape(arr.shape[0], -1)
     const = np.flatnonzero(flat.max(1) == flat.min(1))
     if len(const):
         raise InputError(
             f"{what}: frame(s) {const[:10].tolist()} are constant (no signal). Remove empty frames "
-            "or check the file: a constant frame often means a failed acquisition or wrong axis order."
+            "or check the file: a constant frame often means a failed acquisition or wrong axis "
+            "order."
         )
     return arr
 

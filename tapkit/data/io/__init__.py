@@ -1,17 +1,19 @@
-"""Read and write movies: single TIFFs and OME-TIFFs, folders of TIFF frames, the Cell Tracking Challenge
-format and zarr arrays (optional dependency: `pip install 'tapkit-course[zarr]'`).
+"""Read and write movies: single TIFFs and OME-TIFFs, folders of TIFF frames, the Cell Tracking
+Challenge format and zarr arrays (optional dependency: `pip install 'tapkit-course[zarr]'`).
 
-Axes: a file's named axes (OME-TIFF, ImageJ, OME-Zarr `multiscales`, a zarr `axes` attribute) decide how
-it is read: TYX is a movie, TCYX / CTYX need `channel=`, ZYX (no time axis) is read as time with a note
-(Fiji often labels time-lapses as z-slices), and Z and T both > 1 is refused (tapkit is 2D + time).
+Axes: a file's named axes (OME-TIFF, ImageJ, OME-Zarr `multiscales`, a zarr `axes` attribute) decide
+how it is read: TYX is a movie, TCYX / CTYX need `channel=`, ZYX (no time axis) is read as time with
+a note (Fiji often labels time-lapses as z-slices), and Z and T both > 1 is refused
+(tapkit is 2D + time).
 
 Every reader returns a `tapkit.Movie`; every problem with a file raises `tapkit.InputError` naming
 the file and the fix, before the (possibly long) pixel work starts.
 
-Modules: `common` (paths, natural sorting, axis and channel checks), `tiff` (TIFF files and folders of
-frames), `ctc` (Cell Tracking Challenge sequences and man_track.txt), `zarr` (zarr / OME-Zarr). The
-lineage logic (checking a lineage, events from it) is tapkit.data.lineage. Every public name is
-re-exported here: `from tapkit.data.io import read_tiff` and `tapkit.data.io.read_ctc` work as before.
+Modules: `common` (paths, natural sorting, axis and channel checks), `tiff` (TIFF files and folders
+of frames), `ctc` (Cell Tracking Challenge sequences and man_track.txt), `zarr` (zarr / OME-Zarr).
+The lineage logic (checking a lineage, events from it) is tapkit.data.lineage. Every public name is
+re-exported here: `from tapkit.data.io import read_tiff` and `tapkit.data.io.read_ctc` work as
+before.
 """
 
 from tapkit.data.io.common import MIN_FRAME_SIDE, PathArg, check_axes, check_channel, natural_key

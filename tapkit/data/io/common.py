@@ -1,5 +1,5 @@
-"""What every reader shares: the PathArg type, existing paths, natural sorting, and the axis, frame-size and
-channel checks that decide how an array with named axes becomes a (T, Y, X) movie.
+"""What every reader shares: the PathArg type, existing paths, natural sorting, and the axis,
+frame-size and channel checks that decide how an array with named axes becomes a (T, Y, X) movie.
 
 Axes: TYX is a movie, TCYX / CTYX need `channel=`, ZYX (no time axis) is read as time with a note
 (Fiji often labels time-lapses as z-slices), and Z and T both > 1 is refused (tapkit is 2D + time).
@@ -30,8 +30,9 @@ def _existing(path: PathArg, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(
-            f"{what}: {str(p)!r} does not exist (working directory: {os.getcwd()}). Check the spelling "
-            "and that the path is relative to the working directory, or give an absolute path."
+            f"{what}: {str(p)!r} does not exist (working directory: {os.getcwd()}). Check the "
+            "spelling and that the path is relative to the working directory, or give an absolute "
+            "path."
         )
     return p
 
@@ -43,40 +44,44 @@ def _squeeze(arr: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
 
 
 def _check_frame_size(shape: tuple[int, ...], axes: str, path: Path) -> None:
-    """Refuse a file whose frames are too small, before the channel logic misreads a short axis as colours.
+    """Refuse a file whose frames are too small, before the channel logic misreads a short axis as
+    colours.
 
-    tifffile reads a (6, 4, 4) stack as one 6 x 4 image with 4 colour samples (axes YXS); the real problem
-    is 4 x 4 px frames, so say that instead of asking for a channel.
+    tifffile reads a (6, 4, 4) stack as one 6 x 4 image with 4 colour samples (axes YXS); the real
+    problem is 4 x 4 px frames, so say that instead of asking for a channel.
     """
     yx = tuple(n for n, a in zip(shape, axes) if a in "YX")
     if yx and min(yx) < MIN_FRAME_SIDE:
         if axes == "YXS":
             yx = tuple(shape[-2:])  # read as the (T, Y, X) movie it was meant to be
         raise InputError(
-            f"{path.name}: shape {tuple(shape)} gives frames of {yx[0]} x {yx[-1]} px, too small for "
-            f"tapkit (at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}). Check that the file is a (T, Y, X) "
-            "movie of whole frames, not a crop or a table of numbers."
+            f"{path.name}: shape {tuple(shape)} gives frames of {yx[0]} x {yx[-1]} px, too small "
+            f"for tapkit (at least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE}). Check that the file is a "
+            "(T, Y, X) movie of whole frames, not a crop or a table of numbers."
         )
 
 
 def check_axes(
     shape: Sequence[int], axes: str, name: str, what: str = "data", note: bool = True
 ) -> str:
-    """The axes without singletons; InputError when Z and T are both > 1 (a 3D time-lapse), else ZYX reads as TYX."""
+    """The axes without singletons; InputError when Z and T are both > 1 (a 3D time-lapse), else ZYX
+    reads as TYX."""
     keep = [(n, a) for n, a in zip(shape, axes) if n > 1 or a in "YX"]
     squeezed, dims = "".join(a for _, a in keep), tuple(n for n, _ in keep)
     if "Z" in squeezed and "T" in squeezed:
         nz, nt = dims[squeezed.index("Z")], dims[squeezed.index("T")]
         raise InputError(
-            f"{what}: {name} is a 3D time-lapse (axes {squeezed}, shape {dims}: {nt} time points x {nz} "
-            "z-slices); tapkit works on 2D movies (T, Y, X). Save one z-slice or a max projection "
-            "over Z first (Fiji: Image > Stacks > Z Project...), then point data= at that file."
+            f"{what}: {name} is a 3D time-lapse (axes {squeezed}, shape {dims}: {nt} time "
+            f"points x {nz} z-slices); tapkit works on 2D movies (T, Y, X). Save one z-slice or a "
+            "max projection over Z first (Fiji: Image > Stacks > Z Project...), then point data= "
+            "at that file."
         )
     if "Z" in squeezed and "T" not in squeezed:
         if note:
             print(
-                f"tapkit: {name} has axes {squeezed} and no time axis; reading its {dims[squeezed.index('Z')]} z-slices "
-                "as time points (Fiji often saves time-lapses as slices). If it is a real z-stack, it is not a movie."
+                f"tapkit: {name} has axes {squeezed} and no time axis; reading its "
+                f"{dims[squeezed.index('Z')]} z-slices as time points (Fiji often saves "
+                "time-lapses as slices). If it is a real z-stack, it is not a movie."
             )
         squeezed = squeezed.replace("Z", "T")
     return squeezed
@@ -85,7 +90,8 @@ def check_axes(
 def check_channel(
     shape: Sequence[int], axes: str, channel: int | None, name: str, what: str = "read_tiff"
 ) -> int | None:
-    """The channel axis of squeezed (shape, axes) (C or S, or axis 1 of unnamed 4D data), checked against `channel`."""
+    """The channel axis of squeezed (shape, axes) (C or S, or axis 1 of unnamed 4D data), checked
+    against `channel`."""
     if len(shape) == 3 and axes[0] == "S":
         # tifffile stores 3- and 4-frame stacks as planar RGB: they are frames
         axes = "T" + axes[1:]
@@ -100,8 +106,9 @@ def check_channel(
     n = shape[cax]
     if channel is None:
         raise InputError(
-            f"{what}: {name} has shape {tuple(shape)} (axes {axes}) with {n} channels on axis {cax}; "
-            f"tapkit uses one channel. Pick one with channel=0 (0 ... {n - 1}), e.g. read_tiff(path, channel=0)."
+            f"{what}: {name} has shape {tuple(shape)} (axes {axes}) with {n} channels on axis "
+            f"{cax}; tapkit uses one channel. Pick one with channel=0 (0 ... {n - 1}), e.g. "
+            "read_tiff(path, channel=0)."
         )
     if not -n <= channel < n:
         raise InputError(

@@ -1,8 +1,8 @@
 """The Cell Tracking Challenge (CTC) format, as written by `write_ctc` and read by `read_ctc`::
 
-    root/01/t000.tif, t001.tif, ...                 one 2D frame per file
-    root/01_GT/TRA/man_track000.tif, ...            uint16 instance masks (track ids, 0 = background)
-    root/01_GT/TRA/man_track.txt                    lineage: "id first_frame last_frame parent_id"
+    root/01/t000.tif, t001.tif, ...                one 2D frame per file
+    root/01_GT/TRA/man_track000.tif, ...           uint16 instance masks (track ids, 0 = background)
+    root/01_GT/TRA/man_track.txt                   lineage: "id first_frame last_frame parent_id"
 
 Division events are derived from the lineage (tapkit.data.lineage.events_from_lineage).
 """
@@ -25,7 +25,8 @@ _CTC_MASK = re.compile(r"^man_track(\d+)\.tiff?$", re.IGNORECASE)
 
 
 def read_lineage(path: PathArg, n_frames: int | None = None) -> np.ndarray:
-    """Parse a CTC man_track.txt ('id first last parent' per line) into a validated (N, 4) int64 array."""
+    """Parse a CTC man_track.txt ('id first last parent' per line) into a validated (N, 4) int64
+    array."""
     p = _existing(path, "read_lineage")
     rows = []
     for i, line in enumerate(p.read_text().splitlines(), start=1):
@@ -72,12 +73,14 @@ def _ctc_frames(seq: Path) -> list[Path]:
 
 
 def _ctc_gt_files(tra: Path, n_frames: int) -> tuple[np.ndarray, list[Path]]:
-    """Lineage and the per-frame mask files of a CTC `NN_GT/TRA` folder, checked before any pixel is read."""
+    """Lineage and the per-frame mask files of a CTC `NN_GT/TRA` folder, checked before any pixel is
+    read."""
     txt = tra / "man_track.txt"
     if not txt.is_file():
         raise InputError(
             f"read_ctc: the ground-truth folder {str(tra.parent)!r} exists but {str(txt)!r} is "
-            "missing. Restore it, or load the images only with read_ctc(seq_dir, ground_truth=False)."
+            "missing. Restore it, or load the images only with read_ctc(seq_dir, "
+            "ground_truth=False)."
         )
     lineage = read_lineage(txt, n_frames=n_frames)
     masks = _numbered(tra, _CTC_MASK)
@@ -151,10 +154,10 @@ def write_ctc(
 ) -> Path:
     """Write a movie in CTC layout under `root` and return the sequence folder `root/seq`.
 
-    Frames are written exactly: uint16 when all values are whole numbers in 0 ... 65535, else float32.
-    Labels go to `seq_GT/TRA/man_trackNNN.tif` (uint16) with `man_track.txt` from `movie.lineage`
-    (or a parent-less lineage built from the labels). Events are not part of CTC and are not written;
-    `read_ctc` derives division events from the lineage again.
+    Frames are written exactly: uint16 when all values are whole numbers in 0 ... 65535, else
+    float32. Labels go to `seq_GT/TRA/man_trackNNN.tif` (uint16) with `man_track.txt` from
+    `movie.lineage` (or a parent-less lineage built from the labels). Events are not part of CTC and
+    are not written; `read_ctc` derives division events from the lineage again.
     """
     movie = as_movie(movie)
     if not re.fullmatch(r"\d\d", seq):

@@ -1,5 +1,6 @@
-"""TIFF movies: one TIFF or OME-TIFF file (with optional label and event mask TIFFs), a folder of 2D TIFF
-frames, and writing a movie as an ImageJ TIFF. Damaged files raise InputError naming the file and the fix.
+"""TIFF movies: one TIFF or OME-TIFF file (with optional label and event mask TIFFs), a folder of 2D
+TIFF frames, and writing a movie as an ImageJ TIFF. Damaged files raise InputError naming the file
+and the fix.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, dict[str, float]]:
-    """Read a TIFF's first series as (array, axes, ImageJ scale); re-raise any reader error as InputError."""
+    """Read a TIFF's first series as (array, axes, ImageJ scale); re-raise any reader error as
+    InputError."""
     if path.is_dir():
         raise InputError(
             f"{what}: {str(path)!r} is a folder; use read_tiff_folder() or read_ctc() for folders."
@@ -39,14 +41,15 @@ def _read_tiff_file(path: Path, what: str) -> tuple[np.ndarray, str, dict[str, f
         Exception
     ) as err:  # tifffile raises many types (TiffFileError, ValueError, struct.error, ...)
         raise InputError(
-            f"{what}: could not read {str(path)!r} as a TIFF ({type(err).__name__}: {err}). Check that it "
-            "is a complete .tif file (re-download or re-export it, e.g. Fiji 'File > Save As > Tiff')."
+            f"{what}: could not read {str(path)!r} as a TIFF ({type(err).__name__}: {err}). Check "
+            "that it is a complete .tif file (re-download or re-export it, e.g. Fiji "
+            "'File > Save As > Tiff')."
         ) from err
 
 
 def check_tiff_header(path: Path, what: str = "data", channel: int | None = None) -> None:
-    """Open a TIFF cheaply (header, last frame); raise InputError if it is damaged, empty, too small, 3D + time,
-    or (when `channel` is given) has no such channel."""
+    """Open a TIFF cheaply (header, last frame); raise InputError if it is damaged, empty, too
+    small, 3D + time, or (when `channel` is given) has no such channel."""
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0] if tif.series else None
@@ -72,8 +75,9 @@ def check_tiff_header(path: Path, what: str = "data", channel: int | None = None
     squeezed = check_axes(shape, axes, path.name, what, note=False)
     if len(squeezed) == 2:
         raise InputError(
-            f"{what}={str(path)!r} holds a single 2D image {tuple(shape)}, not a movie: a movie needs T >= 2 "
-            "frames (T, Y, X). Check you saved the whole time-lapse as one stack, or give the folder of frames."
+            f"{what}={str(path)!r} holds a single 2D image {tuple(shape)}, not a movie: a movie "
+            "needs T >= 2 frames (T, Y, X). Check you saved the whole time-lapse as one stack, or "
+            "give the folder of frames."
         )
     if channel is not None:
         check_channel(
@@ -99,7 +103,8 @@ def _imagej_scale(tif: tifffile.TiffFile) -> dict[str, float]:
 
 
 def _pick_channel(arr: np.ndarray, axes: str, channel: int | None, path: Path) -> np.ndarray:
-    """Reduce a TIFF to (T, Y, X): select `channel` along the C/S axis (or axis 1 of unnamed 4D data)."""
+    """Reduce a TIFF to (T, Y, X): select `channel` along the C/S axis (or axis 1 of unnamed 4D
+    data)."""
     arr, axes = _squeeze(arr, axes)
     _check_frame_size(arr.shape, axes, path)
     axes = check_axes(arr.shape, axes, path.name, "read_tiff")
@@ -114,8 +119,9 @@ def _read_mask(path: PathArg, shape: tuple[int, ...], key: str) -> np.ndarray:
     arr, _ = _squeeze(arr, axes)
     if arr.shape != shape:
         raise InputError(
-            f"read_tiff: the {key} mask {p.name} has shape {arr.shape} but the movie has shape {shape}. "
-            "A mask needs one frame per movie frame and the same Y, X size: check you paired the right files."
+            f"read_tiff: the {key} mask {p.name} has shape {arr.shape} but the movie has shape "
+            f"{shape}. A mask needs one frame per movie frame and the same Y, X size: check you "
+            "paired the right files."
         )
     if not np.issubdtype(arr.dtype, np.integer):
         if not np.array_equal(arr, np.round(arr)):
@@ -146,7 +152,8 @@ def read_tiff(
     if arr.ndim == 2:
         raise InputError(
             f"read_tiff: {p.name} holds a single 2D image {arr.shape}, but a movie needs T frames "
-            "(T, Y, X). Save the time-lapse as one stack, or use read_tiff_folder() for a folder of frames."
+            "(T, Y, X). Save the time-lapse as one stack, or use read_tiff_folder() for a folder "
+            "of frames."
         )
     images = check_images(arr, what=f"read_tiff({p.name})")
     lab = None if labels is None else _read_mask(labels, images.shape, "labels")
@@ -177,7 +184,8 @@ def _stack_frames(files: Sequence[Path], what: str) -> np.ndarray:
         if frames and arr.shape != frames[0].shape:
             raise InputError(
                 f"{what}: {f.name} has shape {arr.shape} but {files[0].name} has "
-                f"{frames[0].shape}; all frames must have the same size. Remove or crop the odd file."
+                f"{frames[0].shape}; all frames must have the same size. Remove or crop the odd "
+                "file."
             )
         frames.append(arr)
     return np.stack(frames)
@@ -216,7 +224,8 @@ def read_tiff_folder(path: PathArg, name: str | None = None) -> Movie:
 
 
 def _exact_dtype(images: np.ndarray) -> np.ndarray:
-    """uint16 when every value is a whole number in 0 ... 65535 (exact and compact), else float32."""
+    """uint16 when every value is a whole number in 0 ... 65535 (exact and compact), else
+    float32."""
     if (
         images.size
         and images.min() >= 0
@@ -228,7 +237,8 @@ def _exact_dtype(images: np.ndarray) -> np.ndarray:
 
 
 def write_tiff(movie_or_array: "Movie | np.ndarray", path: PathArg) -> Path:
-    """Write a (T, Y, X) movie as an ImageJ-compatible TIFF (uint16 if exact, else float32) and return the path.
+    """Write a (T, Y, X) movie as an ImageJ-compatible TIFF (uint16 if exact, else float32) and
+    return the path.
 
     Pixel size (um) and frame interval (written in seconds) are stored in the ImageJ metadata when
     the Movie has them, so `read_tiff` gets them back.

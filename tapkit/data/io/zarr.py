@@ -41,13 +41,15 @@ def import_zarr() -> Any:
     except ImportError:
         raise InputError(
             "reading or writing zarr arrays needs the optional package zarr: install it with "
-            "pip install 'tapkit-course[zarr]' (or pip install zarr), or convert the movie to a TIFF."
+            "pip install 'tapkit-course[zarr]' (or pip install zarr), or convert the movie to a "
+            "TIFF."
         ) from None
     return zarr
 
 
 def _ngff_axes(attrs: dict) -> tuple[str | None, str | None]:
-    """(path of the full-resolution array, axes letters) from OME-Zarr `multiscales` metadata, if present."""
+    """(path of the full-resolution array, axes letters) from OME-Zarr `multiscales` metadata, if
+    present."""
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not multiscales:
         return None, None
@@ -57,14 +59,15 @@ def _ngff_axes(attrs: dict) -> tuple[str | None, str | None]:
 
 
 def open_zarr(path: PathArg, what: str = "read_zarr") -> tuple[Any, str]:
-    """(lazy zarr array, axes) of a zarr array, an OME-Zarr image or a group holding one array; no pixels read."""
+    """(lazy zarr array, axes) of a zarr array, an OME-Zarr image or a group holding one array; no
+    pixels read."""
     zarr, p = import_zarr(), _existing(path, what)
     try:
         node = zarr.open(str(p), mode="r")
     except Exception as err:  # zarr raises several types for folders that are not zarr
         raise InputError(
-            f"{what}: could not open {str(p)!r} as zarr ({type(err).__name__}: {err}). Point to the "
-            "folder of one zarr array (or of an OME-Zarr image)."
+            f"{what}: could not open {str(p)!r} as zarr ({type(err).__name__}: {err}). Point to "
+            "the folder of one zarr array (or of an OME-Zarr image)."
         ) from err
     axes = None
     if not hasattr(node, "shape"):  # a group
@@ -73,19 +76,21 @@ def open_zarr(path: PathArg, what: str = "read_zarr") -> tuple[Any, str]:
         if sub is None and len(arrays) != 1:
             raise InputError(
                 f"{what}: {p.name} is a zarr group with arrays {arrays or 'none'} and no OME-Zarr "
-                f"metadata; point to one array inside it, e.g. data='{p}/{arrays[0] if arrays else 'name'}'."
+                "metadata; point to one array inside it, e.g. "
+                f"data='{p}/{arrays[0] if arrays else 'name'}'."
             )
         node = node[sub if sub is not None else arrays[0]]
     axes = axes or node.attrs.get("axes") or ZARR_DEFAULT_AXES.get(node.ndim)
     if node.ndim < 3 or axes is None:
         raise InputError(
-            f"{what}: {p.name} holds an array of shape {tuple(node.shape)}, not a movie: tapkit needs "
-            "(T, Y, X), (T, C, Y, X) or (T, C, Z, Y, X) with Z = 1. Save the time-lapse, not one frame."
+            f"{what}: {p.name} holds an array of shape {tuple(node.shape)}, not a movie: tapkit "
+            "needs (T, Y, X), (T, C, Y, X) or (T, C, Z, Y, X) with Z = 1. Save the time-lapse, not "
+            "one frame."
         )
     if len(axes) != node.ndim:
         raise InputError(
-            f"{what}: {p.name} has shape {tuple(node.shape)} but axes {axes!r}; the 'axes' attribute "
-            "needs one letter per dimension (T, C, Z, Y, X)."
+            f"{what}: {p.name} has shape {tuple(node.shape)} but axes {axes!r}; the 'axes' "
+            "attribute needs one letter per dimension (T, C, Z, Y, X)."
         )
     return node, str(axes).upper()
 
@@ -93,8 +98,8 @@ def open_zarr(path: PathArg, what: str = "read_zarr") -> tuple[Any, str]:
 def check_zarr(
     path: PathArg, channel: int | None = None, what: str = "data", strict: bool = False
 ) -> tuple[tuple[int, ...], str]:
-    """Check a zarr movie's shape, axes and `channel` (when given, or always if strict) from its metadata only;
-    return the squeezed (shape, axes)."""
+    """Check a zarr movie's shape, axes and `channel` (when given, or always if strict) from its
+    metadata only; return the squeezed (shape, axes)."""
     node, axes = open_zarr(path, what)
     name = Path(path).name
     squeezed = check_axes(node.shape, axes, name, what, note=False)
@@ -104,14 +109,15 @@ def check_zarr(
         check_channel(shape, squeezed, channel, name, what)
     if len(shape) - (1 if any(a in squeezed for a in "CS") else 0) < 3:
         raise InputError(
-            f"{what}: {name} has shape {tuple(node.shape)} (axes {axes}): a single frame, not a movie. "
-            "A movie needs T >= 2 frames."
+            f"{what}: {name} has shape {tuple(node.shape)} (axes {axes}): a single frame, not a "
+            "movie. A movie needs T >= 2 frames."
         )
     return shape, squeezed
 
 
 def read_zarr(path: PathArg, channel: int | None = None, name: str | None = None) -> Movie:
-    """Read a (T, Y, X) movie from a zarr array or OME-Zarr image (`channel=` for multi-channel data)."""
+    """Read a (T, Y, X) movie from a zarr array or OME-Zarr image (`channel=` for multi-channel
+    data)."""
     check_zarr(
         path, channel, "read_zarr", strict=True
     )  # shape, axes and channel, before any pixel is read
@@ -131,7 +137,8 @@ def read_zarr(path: PathArg, channel: int | None = None, name: str | None = None
 
 
 def write_zarr(movie_or_array: "Movie | np.ndarray", path: PathArg, axes: str = "TYX") -> Path:
-    """Write an array as a zarr array chunked per frame, with its `axes` attribute; returns the path."""
+    """Write an array as a zarr array chunked per frame, with its `axes` attribute; returns the
+    path."""
     zarr = import_zarr()
     arr = movie_or_array.images if isinstance(movie_or_array, Movie) else np.asarray(movie_or_array)
     if len(axes) != arr.ndim:

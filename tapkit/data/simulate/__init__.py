@@ -13,8 +13,8 @@ How it works, in four steps:
 4. `_camera` adds illumination, optional bleaching, blur and noise; `_tracks` turns world cells
    into CTC tracks (a new track each time a cell (re)enters the field of view).
 
-Modules: `engine` (simulate_movie, the _Sim loop), `cells` (nuclei, parameters, placement, growth and
-motion), `render` (painting nuclei, the camera), `tracks` (CTC tracks, lineage, event list),
+Modules: `engine` (simulate_movie, the _Sim loop), `cells` (nuclei, parameters, placement, growth
+and motion), `render` (painting nuclei, the camera), `tracks` (CTC tracks, lineage, event list),
 `two_channel` (simulate_two_channel), `constants`. The public names are re-exported here, so
 `from tapkit.data.simulate import simulate_movie` works as before.
 """

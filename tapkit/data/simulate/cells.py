@@ -1,6 +1,7 @@
-"""The cell population in world coordinates: a nucleus (_Cell), the validated parameters (_Params), new
-cells and their initial placement, and the per-cell quantities that drive growth, motion and events
-(size over the cycle, chromatin condensation, daughters' youth, repulsion, the event class painted).
+"""The cell population in world coordinates: a nucleus (_Cell), the validated parameters (_Params),
+new cells and their initial placement, and the per-cell quantities that drive growth, motion and
+events (size over the cycle, chromatin condensation, daughters' youth, repulsion, the event class
+painted).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def _new_cell(
 
 
 def _burn_in(p: _Params) -> int:
-    """Frames simulated before frame 0: about one cell cycle (so cycle phases reach steady state)."""
+    """Frames simulated before frame 0: about one cell cycle (so cycle phases reach steady
+    state)."""
     return int(min(BURN_IN, round(1.2 / max(p.division_rate, 1e-3))))
 
 

@@ -1,5 +1,5 @@
-"""`simulate_movie`: check the parameters, then run the simulation (_Sim): burn in, and for every frame
-advance the cell cycle (divisions, deaths), move the cells, render and image the frame.
+"""`simulate_movie`: check the parameters, then run the simulation (_Sim): burn in, and for every
+frame advance the cell cycle (divisions, deaths), move the cells, render and image the frame.
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def simulate_movie(
     The default movie (80 frames of 256 x 256 px, nuclei of radius ~8 px, one frame per 30 min as
     in Fluo-N2DL-HeLa) is the course's default data: ~75 nuclei in view at the start (20 % of the
     area), a cell cycle of ~40 frames (20 h), mitoses of 2-3 frames and apoptoses of 3-5 frames, so
-    that ~1 % of the pixels carry events. Time-asymmetric cues outside the labelled events: chromatin
-    condenses over the last ~hour before mitosis, daughters are small and bright and re-expand over
-    ~1.5 h, nuclei grow slowly over the cycle. The CPU/smoke profiles pass a smaller `n_frames`/`size`.
+    that ~1 % of the pixels carry events. Time-asymmetric cues outside the labelled events:
+    chromatin condenses over the last ~hour before mitosis, daughters are small and bright and
+    re-expand over ~1.5 h, nuclei grow slowly over the cycle. The CPU/smoke profiles pass a smaller
+    `n_frames`/`size`.
 
     n_cells: number of nuclei in the field at frame 0 (None: ~20% of the area covered by nuclei).
     division_rate: 1 / mean cell-cycle length in frames (slowed down as the field fills up).
@@ -130,7 +131,8 @@ def _check_params(
     if min(ny, nx) < 4 * nucleus_radius or min(ny, nx) < 32:
         raise InputError(
             f"simulate_movie: size={size!r} is too small for nuclei of radius {nucleus_radius} px; "
-            f"use at least {max(32, int(4 * nucleus_radius))} px per side (or a smaller nucleus_radius)."
+            f"use at least {max(32, int(4 * nucleus_radius))} px per side (or a smaller "
+            "nucleus_radius)."
         )
     for name, val, hi in [
         ("division_rate", division_rate, 0.2),
@@ -145,7 +147,8 @@ def _check_params(
             )
     if not isinstance(daughter_event_frames, (int, np.integer)) or daughter_event_frames < 0:
         raise InputError(
-            f"simulate_movie: daughter_event_frames={daughter_event_frames!r} must be an integer >= 0."
+            f"simulate_movie: daughter_event_frames={daughter_event_frames!r} must be an "
+            "integer >= 0."
         )
     if n_cells is None:
         n_cells = max(1, round(0.2 * ny * nx / (np.pi * nucleus_radius**2)))
@@ -154,7 +157,8 @@ def _check_params(
     ):
         raise InputError(
             f"simulate_movie: n_cells={n_cells!r} must be an integer between 0 and "
-            f"{int(0.5 * ny * nx / (np.pi * nucleus_radius**2))} (nuclei would cover more than half the field)."
+            f"{int(0.5 * ny * nx / (np.pi * nucleus_radius**2))} (nuclei would cover more than "
+            "half the field)."
         )
     return _Params(
         int(n_frames),
@@ -255,7 +259,8 @@ class _Sim:
             )
 
     def _divide(self, mother: _Cell, t: int) -> list[_Cell]:
-        """End the mother's track; two small bright daughters appear where the anaphase bars were."""
+        """End the mother's track; two small bright daughters appear where the anaphase bars
+        were."""
         axis = np.array([np.sin(mother.theta), np.cos(mother.theta)])
         daughters = []
         for sign in (1, -1):
@@ -273,7 +278,8 @@ class _Sim:
         return daughters
 
     def _move(self) -> None:
-        """Brownian motion + persistent drift + repulsion between centres; drop cells leaving the world."""
+        """Brownian motion + persistent drift + repulsion between centres; drop cells leaving the
+        world."""
         if not self.cells:
             return
         rng, n = self.rng, len(self.cells)

@@ -1,6 +1,6 @@
-"""Rendering a frame: nuclei painted as textured soft-edged ellipses (blobs) whose shapes follow the cell's
-state (interphase, mitosis, apoptosis), inside their bounding boxes only (vectorised numpy); then the
-optics and camera (illumination, bleaching, blur, shot and read noise).
+"""Rendering a frame: nuclei painted as textured soft-edged ellipses (blobs) whose shapes follow the
+cell's state (interphase, mitosis, apoptosis), inside their bounding boxes only (vectorised numpy);
+then the optics and camera (illumination, bleaching, blur, shot and read noise).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _blobs(c: _Cell) -> list[Blob]:
 
 
 def _mitosis_blobs(c: _Cell) -> list[Blob]:
-    """Prophase (round, smaller, brighter, clumpy) -> metaphase bar -> anaphase (two bars separating)."""
+    """Prophase (round, smaller, brighter, clumpy) -> metaphase bar -> anaphase
+    (two bars separating)."""
     q = (c.k + 0.5) / c.length  # progress through mitosis, in (0, 1)
     if q < 0.35:
         s = c.r * 1.1 * (1 - 0.5 * q)
@@ -116,7 +117,8 @@ def _apoptosis_blobs(c: _Cell) -> list[Blob]:
 def _paint(
     scene: _Scene, c: _Cell, kind: int, blob: Blob, origin: np.ndarray, texture: np.ndarray
 ) -> None:
-    """Add one textured soft-edged ellipse to the scene inside its bounding box; label its inside."""
+    """Add one textured soft-edged ellipse to the scene inside its bounding box; label its
+    inside."""
     y, x, a, b, theta, amp, contrast, spots = blob
     cy, cx = y - origin[0], x - origin[1]
     half = int(np.ceil(max(a, b) * 1.3)) + 2
@@ -179,7 +181,8 @@ def _ensure_visible(
 
 
 def _vignette(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Smooth uneven illumination (Y, X): 1 at a random point near the centre, ~0.7 in the corners."""
+    """Smooth uneven illumination (Y, X): 1 at a random point near the centre, ~0.7 in the
+    corners."""
     ny, nx = size
     cy, cx = rng.uniform(0.35, 0.65) * ny, rng.uniform(0.35, 0.65) * nx
     yy, xx = np.mgrid[:ny, :nx].astype(np.float32)

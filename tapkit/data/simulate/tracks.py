@@ -1,5 +1,5 @@
-"""Ground truth from the simulated world: CTC tracks and lineage (a new track each time a cell (re)enters
-the field of view) and the list of the divisions and deaths visible in the movie.
+"""Ground truth from the simulated world: CTC tracks and lineage (a new track each time a cell
+(re)enters the field of view) and the list of the divisions and deaths visible in the movie.
 """
 
 from __future__ import annotations

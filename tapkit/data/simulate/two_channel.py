@@ -1,5 +1,5 @@
-"""A two-channel movie: the nuclei of `simulate_movie` and a cell-body (cytoplasmic) marker painted from
-its labels and events and imaged by the same camera model with its own random stream.
+"""A two-channel movie: the nuclei of `simulate_movie` and a cell-body (cytoplasmic) marker painted
+from its labels and events and imaged by the same camera model with its own random stream.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ MITOTIC_ROUNDING = 1.6  # a rounded-up mitotic cell is thicker, so brighter in w
 def simulate_two_channel(
     cell_body: float = 1.0, seed: int = 0, progress: bool = True, **movie_kwargs
 ) -> tuple[np.ndarray, Movie]:
-    """A two-channel movie (T, 2, Y, X): channel 0 the nuclei of `simulate_movie`, channel 1 a cell-body marker.
+    """A two-channel movie (T, 2, Y, X): channel 0 the nuclei of `simulate_movie`, channel 1 a
+    cell-body marker.
 
     The second channel is a cytoplasmic marker (think CellMask / cytoplasmic GFP): every nucleus
     grows into a cell body by `cell_body` nucleus radii (split between neighbours by nearest
@@ -33,7 +34,8 @@ def simulate_two_channel(
     """
     if not 0 < cell_body <= 5:
         raise InputError(
-            f"simulate_two_channel: cell_body={cell_body!r} nucleus radii; use a value in (0, 5], e.g. 1."
+            f"simulate_two_channel: cell_body={cell_body!r} nucleus radii; use a value in (0, 5], "
+            "e.g. 1."
         )
     movie = simulate_movie(seed=seed, progress=progress, **movie_kwargs)
     p = _Params(**movie.meta["params"])
@@ -54,7 +56,8 @@ def simulate_two_channel(
 def _cell_bodies(
     labels: np.ndarray, events: np.ndarray, brightness: np.ndarray, reach: float
 ) -> np.ndarray:
-    """Cell-body marker signal (Y, X) in ADU: nuclei grown by `reach` px, dimmer over the nucleus."""
+    """Cell-body marker signal (Y, X) in ADU: nuclei grown by `reach` px, dimmer over the
+    nucleus."""
     if not labels.any():
         return np.zeros(labels.shape, np.float32)
     distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
