@@ -66,7 +66,7 @@ import matplotlib.pyplot as plt
 import torch
 import tapkit, tapkit.course, tapkit.course.claims, tapkit.downstream.protocol, tapkit.course.results, tapkit.course.saved_heads
 import tapkit.plot as tplot
-from tapkit.downstream.events import criteria, crops, experiments, heads, tables
+from tapkit.downstream.events import criteria, crops, experiments, heads, strategies, tables
 from tapkit.ssl.backbone import count_parameters
 
 cfg = tapkit.course.configure(globals(), notebook="04")
@@ -147,7 +147,7 @@ def trainable_parameters(model, kind):
 # %%
 def _one_step_changes(fn, kind):
     """(encoder changed, head changed, optimiser sees the right parameters) after one Adam step with fn."""
-    model = heads.EventClassifier(experiments.make_encoder("B", tap_model, 0), heads.LinearHead(F)).train()
+    model = heads.EventClassifier(strategies.make_encoder("B", tap_model, 0), heads.LinearHead(F)).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     params = fn(model, kind)
     right = list(model.parameters()) if kind == "C" else list(model.head.parameters())
@@ -168,7 +168,7 @@ tapkit.course.check(trainable_parameters, lambda fn: [_one_step_changes(fn, k) f
 # on batches of 16 training pairs. The encoder's weights and batch-norm statistics must come out unchanged.
 
 # %%
-mine = heads.EventClassifier(experiments.make_encoder("A", tap_model, cfg.seed), heads.make_head("linear", F, cfg.seed))
+mine = heads.EventClassifier(strategies.make_encoder("A", tap_model, cfg.seed), heads.make_head("linear", F, cfg.seed))
 mine.to(cfg.device)
 encoder_before = {k: v.clone() for k, v in mine.encoder.state_dict().items()}
 opt = torch.optim.Adam(trainable_parameters(mine, "A"), lr=3e-3)  # your choice of what trains
@@ -192,19 +192,19 @@ ax.plot(losses), ax.set(xlabel="step", ylabel="cross entropy", title="A0 with yo
 # > so much cheaper to train than C?
 
 # %% [markdown]
-# `tapkit.downstream.events.experiments.trainable_parameters` does the same for the course. Per strategy,
+# `tapkit.downstream.events.strategies.trainable_parameters` does the same for the course. Per strategy,
 # how many parameters does the optimiser train, and how many stay frozen?
 
 # %%
 counts = {}  # strategy -> (trained, frozen) parameters
 print(f"{'strategy':<9}{'encoder':<18}{'head':<8}{'trained':>10}{'frozen':>10}")
-for name in experiments.STRATEGIES:
-    kind, head_kind = experiments.parse_strategy(name)
-    encoder = experiments.make_encoder(kind, tap_model, cfg.seed)
+for name in strategies.STRATEGIES:
+    kind, head_kind = strategies.parse_strategy(name)
+    encoder = strategies.make_encoder(kind, tap_model, cfg.seed)
     model = heads.EventClassifier(encoder, heads.make_head(head_kind, F, cfg.seed))
-    n_trained = sum(p.numel() for p in experiments.trainable_parameters(model, kind))
+    n_trained = sum(p.numel() for p in strategies.trainable_parameters(model, kind))
     counts[name] = (n_trained, count_parameters(model, trainable_only=False) - n_trained)
-    print(f"{name:<9}{experiments.FEATURES[kind]:<18}{experiments.HEADS[name[1]]:<8}{counts[name][0]:>10}"
+    print(f"{name:<9}{strategies.FEATURES[kind]:<18}{strategies.HEADS[name[1]]:<8}{counts[name][0]:>10}"
           f"{counts[name][1]:>10}")
 fig, ax = plt.subplots(figsize=(6, 2.6))
 x = np.arange(len(counts))
@@ -235,11 +235,11 @@ ax.legend(frameon=False, fontsize=8);
 # shorter, so the values differ: what can be compared is the verdicts below.
 
 # %%
-schedule = experiments.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid
+schedule = strategies.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid
 budgets = cfg.heads["budgets"]  # for section 6
 print("protocol:", ", ".join(f"{k}={v}" for k, v in schedule.items()))
-strategies = cfg.heads["strategies"]  # the cpu profile leaves out C0: an end-to-end row costs minutes per run
-results = experiments.compare_strategies(event_pairs, labels, tap_model, strategies, seed=cfg.seed,
+run_strategies = cfg.heads["strategies"]  # the cpu profile leaves out C0: an end-to-end row costs minutes per run
+results = experiments.compare_strategies(event_pairs, labels, tap_model, run_strategies, seed=cfg.seed,
                                          device=cfg.device, split=split, runs_dir=cfg.out_dir / "event_runs",
                                          **schedule)
 table = tables.results_table(results)
@@ -269,7 +269,7 @@ tplot.events.plot_results(table);
 f1_1 = {name: np.array([r.f1[1] for r in runs]) for name, runs in results.items()}  # (n_runs,) class-1 F1
 tapkit.course.claims.assess("001-a1-best", None, measured="class-1 F1, A1 minus",
                             parts={name: (f1_1["A1"], f1_1[name]) for name in f1_1 if name != "A1"},
-                            missing=[f"A1 - {name} (not run in this profile)" for name in experiments.STRATEGIES
+                            missing=[f"A1 - {name} (not run in this profile)" for name in strategies.STRATEGIES
                                      if name not in f1_1])
 tapkit.course.claims.assess("001-resnet-beats-linear", f1_1["A1"], f1_1["A0"], measured="class-1 F1, A1 - A0")
 tapkit.course.claims.assess("001-tap-beats-random", None, measured="class-1 F1",

@@ -69,7 +69,7 @@ import tapkit.plot as tplot
 from tapkit.course.config import training_steps
 from tapkit.data.movie import normalize
 from tapkit.data.simulate import simulate_two_channel
-from tapkit.downstream.events import compare_pretext as pretext_events, criteria, crops, experiments
+from tapkit.downstream.events import compare_pretext as pretext_events, criteria, crops, strategies
 from tapkit.ssl import contrastive, mim
 from tapkit.ssl.pretext import build_model
 from tapkit.ssl.sampler import PairSampler
@@ -180,7 +180,7 @@ tplot.pretext.plot_feature_maps(frame, maps);
 # %%
 split = crops.split_pairs(labels, seed=cfg.seed)
 print(crops.format_table(crops.dataset_table({criterion: labels}, split)))
-schedule = experiments.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid (not budgets, real_*)
+schedule = strategies.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid (not budgets, real_*)
 results, curves = pretext_events.compare_pretext(event_pairs, labels, split, models, cfg.pretext["strategies"],
                                                  cfg.pretext["budgets"], seed=cfg.seed, device=cfg.device,
                                                  runs_dir=cfg.out_dir / "event_runs", **schedule)

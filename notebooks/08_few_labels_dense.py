@@ -69,8 +69,8 @@ import tapkit, tapkit.course, tapkit.course.results
 import tapkit.plot as tplot
 from tapkit.course import claims
 from tapkit.course.config import shipped_checkpoint
-from tapkit.downstream.segmentation import consistency, context, experiments, heads, masks, metrics
-from tapkit.downstream.segmentation.fit import feature_inputs, fit_dense, frame_inputs
+from tapkit.downstream.segmentation import consistency, experiments, heads, masks, metrics, tables
+from tapkit.downstream.segmentation.fit import feature_inputs, fit_dense, frame_inputs, stack_frames
 from tapkit.ssl.backbone import UNet
 
 cfg = tapkit.course.configure(globals(), notebook="08")
@@ -152,22 +152,22 @@ results = experiments.budget_sweep(sources, movie, targets, split, S["budgets"],
                                    seed=cfg.seed, device=cfg.device, **train)  # {task: runs}
 for task in TASKS:
     print(f"\n{task} (test frames, mean ± std over {S['n_runs']} runs; lr chosen on validation)")
-    print(experiments.format_table(experiments.results_table(results[task])))
+    print(tables.format_table(tables.results_table(results[task])))
 smallest = S["budgets"][0]
 if "mim" in sources:  # paper 002, frozen features at the smallest budget, paired per seed
-    claims.assess("002-mim-beats-random", *experiments.paired(results, "mim · conv", "random (frozen) · conv", smallest, "nuclei"),
+    claims.assess("002-mim-beats-random", *tables.paired(results, "mim · conv", "random (frozen) · conv", smallest, "nuclei"),
                   measured=f"nuclei test Dice at {smallest} frame(s), mim · conv - random (frozen) · conv")
 else:
     print("claim 002-mim-beats-random: skipped (no mim model in this profile)")
 if {"mim", "mim-intensity"} <= set(sources):
-    claims.assess("002-intensity-masking", *experiments.paired(results, "mim-intensity · conv", "mim · conv", smallest, "nuclei"),
+    claims.assess("002-intensity-masking", *tables.paired(results, "mim-intensity · conv", "mim · conv", smallest, "nuclei"),
                   measured=f"nuclei test Dice at {smallest} frame(s), mim-intensity · conv - mim · conv")
 else:
     print("claim 002-intensity-masking: skipped (no mim / mim-intensity model in this profile)")
 
 # %%
 for task in TASKS:
-    tplot.segmentation.plot_budget_table(experiments.results_table(results[task]), f"{task}, frozen features");
+    tplot.segmentation.plot_budget_table(tables.results_table(results[task]), f"{task}, frozen features");
 
 # %% [markdown]
 # ## 3 · Fine-tuning vs a U-Net from scratch
@@ -186,13 +186,13 @@ for task in TASKS:
         results[task] += experiments.end_to_end_sweep(name, sources["tap"], images, targets[task], split,
                                                       S["end_to_end_budgets"], S["n_runs"], cfg.seed, pretrained,
                                                       cfg.device, **train)
-tables = {task: experiments.results_table(results[task]) for task in TASKS}
+result_tables = {task: tables.results_table(results[task]) for task in TASKS}
 for task in TASKS:
-    print(f"\n{task}\n" + experiments.format_table({r: c for r, c in tables[task].items() if " · " not in r}))
-    tplot.segmentation.plot_budget_table(tables[task], f"{task}, all rows");
+    print(f"\n{task}\n" + tables.format_table({r: c for r, c in result_tables[task].items() if " · " not in r}))
+    tplot.segmentation.plot_budget_table(result_tables[task], f"{task}, all rows");
 first = S["end_to_end_budgets"][0]  # paper 000: few labels, tap features + a head vs a U-Net from scratch
 if "divisions" in TASKS:
-    claims.assess("000-tap-beats-unet-divisions", *experiments.paired(results, "tap · conv", experiments.SCRATCH, first, "divisions"),
+    claims.assess("000-tap-beats-unet-divisions", *tables.paired(results, "tap · conv", experiments.SCRATCH, first, "divisions"),
                   measured=f"divisions test Dice at {first} frame(s), tap · conv - from scratch")
 
 # %% [markdown]
@@ -210,19 +210,19 @@ if "divisions" in TASKS:
 # %%
 PAIR_ROWS = ["tap · conv", "tap (t, t+1) · conv", experiments.SCRATCH, experiments.SCRATCH + " (t, t+1)"]
 if S["frame_pair"] and "divisions" in TASKS:
-    pair_features = context.stack_frames(feature_inputs(sources["tap"], movie, cfg.device))  # (T, 2F, Y, X)
+    pair_features = stack_frames(feature_inputs(sources["tap"], movie, cfg.device))  # (T, 2F, Y, X)
     results["divisions"] += experiments.frozen_sweep("tap (t, t+1)", pair_features, targets["divisions"], split,
                                                      S["budgets"], S["heads"], S["n_runs"], cfg.seed, cfg.device, **train)
     del pair_features
-    results["divisions"] += context.scratch_context_sweep(PAIR_ROWS[3], sources["tap"], images, targets["divisions"],
-                                                          split, S["end_to_end_budgets"], n_runs=S["n_runs"],
-                                                          seed=cfg.seed, device=cfg.device, **train)
-    tables["divisions"] = experiments.results_table(results["divisions"])
-    pair_table = {row: tables["divisions"][row] for row in PAIR_ROWS if row in tables["divisions"]}
-    print("divisions\n" + experiments.format_table(pair_table))
+    results["divisions"] += experiments.end_to_end_sweep(PAIR_ROWS[3], sources["tap"], images, targets["divisions"],
+                                                         split, S["end_to_end_budgets"], n_runs=S["n_runs"], seed=cfg.seed,
+                                                         pretrained=False, device=cfg.device, offsets=(0, 1), **train)
+    result_tables["divisions"] = tables.results_table(results["divisions"])
+    pair_table = {row: result_tables["divisions"][row] for row in PAIR_ROWS if row in result_tables["divisions"]}
+    print("divisions\n" + tables.format_table(pair_table))
     tplot.segmentation.plot_budget_table(pair_table, "divisions: one frame or the pair (t, t+1)");
     claims.assess("000-tap-beats-unet-divisions-pair",
-                  *experiments.paired(results, PAIR_ROWS[1], PAIR_ROWS[3], first, "divisions"),
+                  *tables.paired(results, PAIR_ROWS[1], PAIR_ROWS[3], first, "divisions"),
                   measured=f"divisions test Dice at {first} frame(s), tap (t, t+1) · conv - from scratch (t, t+1)")
 else:
     print("frame_pair=False in this profile (or no divisions task): one frame only")
@@ -240,16 +240,16 @@ else:
 # smoke profile all numbers only show that the code runs.
 
 # %%
-if "nuclei" in tables and "all" in tables["nuclei"].get(experiments.SCRATCH, {}):
-    full = tables["nuclei"][experiments.SCRATCH]["all"]["dice"]
-    reach = experiments.budget_to_reach(tables["nuclei"], full, 0.95)
-    print(f"fully supervised Dice (from scratch, all {tables['nuclei'][experiments.SCRATCH]['all']['n_frames']} "
+if "nuclei" in result_tables and "all" in result_tables["nuclei"].get(experiments.SCRATCH, {}):
+    full = result_tables["nuclei"][experiments.SCRATCH]["all"]["dice"]
+    reach = tables.budget_to_reach(result_tables["nuclei"], full, 0.95)
+    print(f"fully supervised Dice (from scratch, all {result_tables['nuclei'][experiments.SCRATCH]['all']['n_frames']} "
           f"frames): {full:.3f}; labelled frames to reach 95 % of it:")
     for row, n in reach.items():
         print(f"  {row:<28} {n}")
     quarter = min(S["budgets"], key=lambda b: abs(masks.budget_size(b, len(split.pool)) - 0.25 * len(split.pool)))
     if "mim" in sources:
-        claims.assess("002-mim-quarter-labels", *experiments.paired(results, "mim · conv", experiments.SCRATCH, quarter,
+        claims.assess("002-mim-quarter-labels", *tables.paired(results, "mim · conv", experiments.SCRATCH, quarter,
                                                                     "nuclei", budget_b="all"),
                       margin=-0.05 * full, measured=f"nuclei test Dice, mim · conv at {quarter} of {len(split.pool)} "
                       f"pool frames - from scratch at all (margin -5 % of {full:.3f})")
@@ -259,7 +259,7 @@ else:
     reach = {}
     print("no 'all' budget for the from-scratch baseline in this profile: the 95 % budget and claim "
           "002-mim-quarter-labels are not computed")
-more_labels = {task: experiments.more_labels_check(tables[task]) for task in TASKS}
+more_labels = {task: tables.more_labels_check(result_tables[task]) for task in TASKS}
 for task, rows_ in more_labels.items():
     print(f"{task}: more labels never hurt (largest budget >= smallest - 0.02 Dice):")
     for row, (lo, hi, ok) in rows_.items():
@@ -277,7 +277,7 @@ for task in TASKS:  # one budget per row kind: validation Dice vs step, one line
 middle, rows = int(split.test[len(split.test) // 2]), ["tap · conv", "random (frozen) · conv", experiments.SCRATCH]
 for task in TASKS:
     tplot.segmentation.plot_predictions(movie.images[middle], targets[task][middle],
-                               experiments.examples(results[task], rows, S["budgets"][0]), task=task);
+                               tables.examples(results[task], rows, S["budgets"][0]), task=task);
 
 # %% [markdown]
 # ## Exercise 1 · Soft Dice
@@ -491,8 +491,8 @@ if real_data is not None:
         runs = experiments.budget_sweep(real_sources, real, {task: m}, real_split, S["real_budgets"], ("conv",),
                                         {**({"tap fine-tuned": real_tap} if S["fine_tune"] else {}), experiments.SCRATCH: None},
                                         S["real_end_to_end_budgets"], S["n_runs"], cfg.seed, cfg.device, **train)
-        real_tables[task] = experiments.results_table(runs[task])
-        print(f"\n{real.name} ({len(real)} frames) · {task}\n" + experiments.format_table(real_tables[task]))
+        real_tables[task] = tables.results_table(runs[task])
+        print(f"\n{real.name} ({len(real)} frames) · {task}\n" + tables.format_table(real_tables[task]))
         tplot.segmentation.plot_budget_table(real_tables[task], f"{real.name}: {task}");
 else:
     print("real_data=None: section 5 skipped")
@@ -526,9 +526,9 @@ else:
 # frames) go into `results.json` under `segmentation`; the Siamese comparison under `consistency`.
 
 # %%
-record = {cfg.data_key: {task: experiments.record_entries(t) for task, t in tables.items()}}
+record = {cfg.data_key: {task: tables.record_entries(t) for task, t in result_tables.items()}}
 if real_tables:
-    record[str(real_data)] = {task: experiments.record_entries(t) for task, t in real_tables.items()}
+    record[str(real_data)] = {task: tables.record_entries(t) for task, t in real_tables.items()}
 tapkit.course.results.record("segmentation", **record, budget_to_95_percent=reach);
 tapkit.course.results.record("consistency", **cons_scores, ground_truth={"flicker": float(curves["ground truth"].mean())},
                              labelled_frames=first_labelled.tolist(), n_runs=S["n_runs"]);

@@ -266,15 +266,15 @@ tplot.pretext.plot_feature_maps(movie.images[frames[0]], {pretext: torch.as_tens
 # fine-tuned, and a U-Net from scratch, at a few labelled frames, tested on the last frames.
 
 # %%
-from tapkit.downstream.events import criteria, crops, experiments, tables
-from tapkit.downstream.segmentation import experiments as seg_experiments
+from tapkit.downstream.events import criteria, crops, experiments, strategies, tables
+from tapkit.downstream.segmentation import tables as dense_tables
 annotations = "lineage" if movie.lineage is not None and movie.has_events else "masks" if movie.labels is not None else "none"
 table, seg_tables = None, {}
 if annotations == "lineage":
     pairs = crops.crop_pairs(movie, seed=cfg.seed, **cfg.crops)
     labels = criteria.label_pairs(pairs, "size-either")
     split = crops.split_pairs(labels, seed=cfg.seed)
-    schedule = experiments.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid
+    schedule = strategies.sweep_settings(cfg.heads)  # n_runs, steps_*, n_evals, lr_grid
     results = experiments.compare_strategies(pairs, labels, model, strategies=cfg.own["strategies"], seed=cfg.seed,
                                              device=cfg.device, split=split, runs_dir=cfg.out_dir / "event_runs",
                                              **schedule)
@@ -291,7 +291,7 @@ if table is not None:
 if movie.labels is not None:  # masks (with or without a lineage): notebook 08's heads
     seg_tables = own_movie.segmentation_rows(cfg, movie, model, pretext)
     for name, seg_table in seg_tables.items():
-        print(f"\n{name} (Dice and object F1 on the test frames)\n" + seg_experiments.format_table(seg_table))
+        print(f"\n{name} (Dice and object F1 on the test frames)\n" + dense_tables.format_table(seg_table))
         tplot.segmentation.plot_budget_table(seg_table, f"{movie.name}: {name}");
 
 # %% [markdown]
@@ -309,7 +309,7 @@ tapkit.course.results.record(
     tap_checks={k: {m: v[m] for m in ("accuracy", "accuracy_ci", "pairs_above_chance")} for k, v in tap_checks.items()},
     tap_warnings=tap_warnings,
     files={k: str(v) for k, v in files.items()}, annotations=annotations,
-    segmentation={n: seg_experiments.record_entries(t) for n, t in seg_tables.items()});
+    segmentation={n: dense_tables.record_entries(t) for n, t in seg_tables.items()});
 
 # %% [markdown]
 # ## Summary

@@ -25,7 +25,7 @@ import torch
 
 from tapkit.course import config as course
 from tapkit.downstream.protocol import paired_difference, verdict
-from tapkit.downstream.segmentation import context, experiments, masks, tables
+from tapkit.downstream.segmentation import experiments, masks, tables
 from tapkit.downstream.segmentation.fit import feature_inputs, frame_inputs, stack_frames
 
 PAIR = " (t, t+1)"
@@ -66,8 +66,17 @@ def run(profile: str, task: str, budgets: list, n_runs: int, seed: int) -> dict:
         **common,
         **train,
     )
-    runs += context.scratch_context_sweep(
-        experiments.SCRATCH + PAIR, tap, images, target, split, budgets, **common, **train
+    runs += experiments.end_to_end_sweep(
+        experiments.SCRATCH + PAIR,
+        tap,
+        images,
+        target,
+        split,
+        budgets,
+        pretrained=False,
+        offsets=(0, 1),
+        **common,
+        **train,
     )
     out = {
         "profile": profile,

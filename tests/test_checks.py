@@ -8,7 +8,7 @@ import torch
 
 from tapkit.course import check
 from tapkit.course.checks import REFERENCES, describe
-from tapkit.downstream.events import experiments, heads
+from tapkit.downstream.events import heads, strategies
 from tapkit.downstream.segmentation import consistency, metrics
 from tapkit.ssl import mim
 from tapkit.ssl.backbone import UNet
@@ -233,7 +233,7 @@ def test_trainable_parameters_exercise(capsys):
 
     def changes(fn, kind):
         model = heads.EventClassifier(
-            experiments.make_encoder("B", tap, 0), heads.LinearHead(4)
+            strategies.make_encoder("B", tap, 0), heads.LinearHead(4)
         ).train()
         params = fn(model, kind)
         right = list(model.parameters()) if kind == "C" else list(model.head.parameters())

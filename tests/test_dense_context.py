@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tapkit.data.movie import InputError
-from tapkit.downstream.segmentation import context, experiments, masks
+from tapkit.downstream.segmentation import experiments, masks
 from tapkit.downstream.segmentation.fit import stack_frames
 from tapkit.downstream.segmentation.heads import (
     ContextSegmentationNet,
@@ -70,7 +70,7 @@ BEFORE = {
 }
 
 
-def test_scratch_context_sweep_trains_and_scores_runs_on_the_same_frames_as_the_single_frame_row(
+def test_the_frame_pair_sweep_trains_and_scores_runs_on_the_same_frames_as_the_single_frame_row(
     monkeypatch,
 ):
     monkeypatch.setenv("TAPKIT_CPU_BF16", "0")  # float32, as BEFORE was measured
@@ -93,7 +93,9 @@ def check_pair_and_single_rows() -> None:
     single = experiments.end_to_end_sweep(
         "s", tap, images, target, split, [1], n_runs=2, pretrained=False, **train
     )
-    pair = context.scratch_context_sweep("p", tap, images, target, split, [1], n_runs=2, **train)
+    pair = experiments.end_to_end_sweep(
+        "p", tap, images, target, split, [1], n_runs=2, pretrained=False, offsets=(0, 1), **train
+    )
     assert [r.steps for r in pair] == [4, 4] and len(pair[0].val_curve) == 4
     assert [r.frames.tolist() for r in pair] == [
         r.frames.tolist() for r in single

@@ -101,7 +101,7 @@ def fake_result(seed: int, n: int = 60):
 
 def namespace(notebook: str) -> dict:
     """What the exercise cells of `notebook` read, built small."""
-    from tapkit.downstream.events import criteria, experiments, heads
+    from tapkit.downstream.events import criteria, experiments, heads, strategies
 
     ns = dict(np=np, torch=torch, tapkit=tapkit, cfg=SimpleNamespace(seed=0))
     if notebook == "00":
@@ -156,6 +156,7 @@ def namespace(notebook: str) -> dict:
         ns.update(
             heads=heads,
             experiments=experiments,
+            strategies=strategies,
             tap_model=tiny_tap(),
             F=4,
             best_a1=results["A1"][0],
@@ -274,12 +275,12 @@ def test_wrong_freezing_choices_stop_notebook_04(wrong, capsys):
 
 
 def test_the_library_freezing_passes_notebook_04(capsys):
-    from tapkit.downstream.events import experiments
+    from tapkit.downstream.events import strategies
 
     source, solution, _ = next(e for e in ALL if e[2] == "trainable_parameters")
     cells = jupytext.read(NOTEBOOK_DIR / source).cells
     ns = namespace("04")
-    ns["trainable_parameters"] = experiments.trainable_parameters
+    ns["trainable_parameters"] = strategies.trainable_parameters
     exec(checker_cell(cells, solution).source, ns)
     assert "✅" in capsys.readouterr().out
 

@@ -14,8 +14,6 @@ from tapkit import InputError
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, split_pairs
 from tapkit.downstream.events.experiments import (
-    STRATEGIES,
-    StrategyResult,
     compare_criteria,
     compare_strategies,
     label_budget_curve,
@@ -23,10 +21,14 @@ from tapkit.downstream.events.experiments import (
     run_strategy,
     scores,
     selected_lrs,
+)
+from tapkit.downstream.events.heads import EventClassifier, LinearHead, ResNetHead
+from tapkit.downstream.events.strategies import (
+    STRATEGIES,
+    StrategyResult,
     steps_for,
     trainable_parameters,
 )
-from tapkit.downstream.events.heads import EventClassifier, LinearHead, ResNetHead
 from tapkit.downstream.events.tables import (
     PAPER_TABLE2,
     criteria_table,
@@ -412,7 +414,7 @@ def test_frozen_random_encoder_gets_the_batchnorm_statistics_of_the_crops(data):
     """B: a new encoder in eval mode would normalise with mean 0 / var 1; with the crops' statistics
     every channel of its features is about unit-wide, and no weight changes (the same random
     network)."""
-    from tapkit.downstream.events.experiments import make_encoder
+    from tapkit.downstream.events.strategies import make_encoder
 
     pairs, labels, split, tap = data
     plain, calibrated = make_encoder("B", tap, 3), make_encoder("B", tap, 3, pairs)

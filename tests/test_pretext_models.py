@@ -12,7 +12,7 @@ import torch
 from tapkit import InputError
 from tapkit.course import config, profiles
 from tapkit.data.io import write_tiff
-from tapkit.downstream.events.experiments import STRATEGIES
+from tapkit.downstream.events.strategies import STRATEGIES
 from tapkit.ssl.contrastive import ContrastiveModel
 from tapkit.ssl.mim import MaskedModel
 from tests.conftest import make_tiny_movie

@@ -45,7 +45,7 @@ def _flip_pairs(x: Any, flip: Any) -> tuple[Any, Any]:
 
 def _trainable_parameters(model: Any, kind: str) -> Any:
     """Notebook 04: freeze what strategy kind keeps fixed; the parameters the optimiser trains."""
-    from tapkit.downstream.events.experiments import trainable_parameters
+    from tapkit.downstream.events.strategies import trainable_parameters
 
     return trainable_parameters(model, kind)
 

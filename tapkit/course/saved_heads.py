@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from tapkit.data.movie import InputError
-from tapkit.downstream.events import experiments
+from tapkit.downstream.events import experiments, strategies
 from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, crop_pairs, split_pairs
-from tapkit.downstream.events.experiments import StrategyResult
+from tapkit.downstream.events.strategies import StrategyResult
 from tapkit.downstream.events.run_store import fingerprint, restore, to_state, weights_fingerprint
 from tapkit.ssl.checkpoint import UnreadableFileError, describe, read_torch_file, save_checkpoint
 
@@ -46,8 +46,8 @@ def heads_path(cfg: Any) -> Path:
 
 def train_settings(cfg: Any) -> dict[str, Any]:
     """The profile's `heads` values that train a run (the keywords of
-    experiments.strategy_settings)."""
-    return {k: v for k, v in experiments.sweep_settings(cfg.heads).items() if k != "n_runs"}
+    strategies.strategy_settings)."""
+    return {k: v for k, v in strategies.sweep_settings(cfg.heads).items() if k != "n_runs"}
 
 
 def heads_settings(
@@ -64,7 +64,7 @@ def heads_settings(
     training = {
         f"{s}_{k}": v
         for s in SAVED_STRATEGIES
-        for k, v in experiments.strategy_settings(s, **train).items()
+        for k, v in strategies.strategy_settings(s, **train).items()
     }  # e.g. A0_steps, A1_lr_grid
     return dict(
         data=cfg.data_key,

@@ -20,7 +20,7 @@ from tapkit.downstream.events.criteria import (
 )
 from tapkit.downstream.events.crops import CropPairs
 from tapkit.downstream.events.error_timing import CATEGORIES, CATEGORY_NAMES, worst_mistakes
-from tapkit.downstream.events.experiments import FEATURES, HEADS
+from tapkit.downstream.events.strategies import FEATURES, HEADS
 from tapkit.downstream.events.tables import PAPER_TABLE2
 from tapkit.plot import EVENT_COLORS
 from tapkit.plot.style import budget_ticks, integer_ticks, log_limits, series_colors, series_styles

@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from tapkit.downstream.events.crops import CropPairs, Split, split_pairs
-from tapkit.downstream.events.experiments import HEADS, StrategyResult, run_sweep
+from tapkit.downstream.events.experiments import run_sweep
+from tapkit.downstream.events.strategies import HEADS, StrategyResult
 from tapkit.downstream.events.tables import results_table
 
 BASELINES = {

@@ -40,26 +40,16 @@ from tapkit.downstream.events.criteria import label_pairs
 from tapkit.downstream.events.crops import CropPairs, Split, as_split, split_pairs
 from tapkit.downstream.events.fit import cached_features, fit, predict
 from tapkit.downstream.events.heads import EventClassifier, make_event_head
-from tapkit.downstream.events.strategies import (  # noqa: F401
-    # (re-exported: the strategy definitions live there)
-    CALIBRATION_PAIRS,
-    DEFAULT_STEPS,
-    FEATURES,
-    HEADS,
-    PAPER_EPOCHS,
+from tapkit.downstream.events.strategies import (
     STRATEGIES,
     StrategyResult,
     calibrate_end_to_end,
     make_encoder,
     parse_strategy,
-    steps_for,
     strategy_settings,
-    sweep_settings,
     trainable_parameters,
 )
-
-# (LR_GRID: experiments.LR_GRID as before)
-from tapkit.downstream.protocol import LR_GRID, select_lr  # noqa: F401
+from tapkit.downstream.protocol import select_lr
 from tapkit.runtime import pick_device
 
 # ----------------------------------------------------------------------------- one run

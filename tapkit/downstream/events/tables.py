@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from tapkit.downstream.events.experiments import FEATURES, HEADS, StrategyResult
+from tapkit.downstream.events.strategies import FEATURES, HEADS, StrategyResult
 
 # Paper 001, Table 2: mean and std over 10 runs, classes (0 = no event, 1 = event).
 PAPER_TABLE2: dict[str, dict[str, tuple[float, float]]] = {

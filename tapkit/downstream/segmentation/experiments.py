@@ -62,16 +62,6 @@ from tapkit.downstream.segmentation.masks import (
     pick_frames,
 )
 from tapkit.downstream.segmentation.metrics import dice, iou, object_scores
-from tapkit.downstream.segmentation.tables import (  # noqa: F401
-    # (re-exported: notebooks 08 / 09 call experiments.X)
-    budget_to_reach,
-    examples,
-    format_table,
-    more_labels_check,
-    paired,
-    record_entries,
-    results_table,
-)
 from tapkit.validate import whole
 
 SCRATCH = "from scratch"

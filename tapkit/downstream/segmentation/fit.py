@@ -65,7 +65,15 @@ def feature_inputs(
 
 def stack_frames(x: torch.Tensor, offsets: Sequence[int] = (0, 1)) -> torch.Tensor:
     """(T, C, Y, X) -> (T, len(offsets) * C, Y, X): frame t's channels, then those of t + offset,
-    clamped at the ends."""
+    clamped at the ends.
+
+    Why neighbouring frames: paper 000 segments dividing cells with TAP features but does not say
+    from how many frames. A single frame shows a mitotic nucleus; the next one also shows two
+    daughters moving apart. The frozen rows get features of t and t + 1 side by side (a head on 2F
+    channels) and the from-scratch baseline the same context (`end_to_end_sweep(offsets=(0, 1))`,
+    `heads.ContextSegmentationNet`), so the comparison stays fair (notebook 08, "One frame or two?";
+    `scripts/dense_input_context.py` measures what it changes).
+    """
     if len(offsets) == 0 or offsets[0] != 0:
         raise InputError(
             f"offsets={tuple(offsets)}: the first offset must be 0 (the frame the mask belongs "
