@@ -170,9 +170,8 @@ def main(argv: "list[str] | None" = None) -> list[dict]:
         "--dir", default=None, help="folder for the temporary movie (default: the system's)"
     )
     parser.add_argument("--json", default=None, help="write the figures to this file")
-    parser.add_argument(
-        "--measure", default=None, help=argparse.SUPPRESS
-    )  # internal: one mode on this file
+    # internal: one mode on this file
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         row = measure(

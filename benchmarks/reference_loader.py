@@ -68,13 +68,11 @@ def _affine(
     # (align_corners=False)
     xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
     ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
-    base = torch.stack(
-        [xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w)], -1
-    )  # (H, W, 3)
+    # (H, W, 3)
+    base = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w)], -1)
     grid = (base.view(-1, 3) @ inv.T).view(1, h, w, 2) / torch.tensor([w / 2, h / 2])
-    with_mask = torch.cat(
-        [x, torch.ones(n, 1, h, w)], 1
-    )  # torchvision blends the fill through a mask
+    # torchvision blends the fill through a mask
+    with_mask = torch.cat([x, torch.ones(n, 1, h, w)], 1)
     out = F.grid_sample(
         with_mask,
         grid.expand(n, h, w, 2),
@@ -125,9 +123,8 @@ def _intensity(
 def reference_augment(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     """tarrow's level-5 augmenter on one sample (T, C, H, W), transform by transform, in its
     order."""
-    dims = [
-        d for d, flip in zip((2, 3), np.random.randint(0, 2, 2) == 0) if flip
-    ]  # RandomFlipRot, always
+    # RandomFlipRot, always
+    dims = [d for d, flip in zip((2, 3), np.random.randint(0, 2, 2) == 0) if flip]
     x = torch.flip(x, dims) if dims else x
     if torch.rand(1).item() <= p:  # joint rotation and zoom
         x = _random_affine(x, 180.0, 0.0, (4 / 5, 5 / 4))
@@ -157,13 +154,11 @@ class ReferenceDataset(Dataset):
         augment: bool = True,
         reject_background: bool = False,
     ) -> None:
-        imgs = np.stack([_percentile_normalize(f) for f in np.asarray(movie, np.float32)])[
-            :, None
-        ]  # (T, 1, Y, X)
+        # (T, 1, Y, X)
+        imgs = np.stack([_percentile_normalize(f) for f in np.asarray(movie, np.float32)])[:, None]
         imgs = torch.as_tensor(imgs)
-        self.sequences = [
-            imgs[t : t + d + 1 : d] for d in deltas for t in range(len(imgs) - d)
-        ]  # (2, 1, Y, X) views
+        # (2, 1, Y, X) views
+        self.sequences = [imgs[t : t + d + 1 : d] for d in deltas for t in range(len(imgs) - d)]
         self.patch, self.augment, self.reject_background = patch, augment, reject_background
 
     def __len__(self) -> int:

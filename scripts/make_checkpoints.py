@@ -101,9 +101,8 @@ def make_one(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         params = dict(profile="cpu", data=name, seed=SEED, device="cpu", out_dir=tmp, **overrides)
-        cfg = course.configure(
-            params, notebook="01" if task == "tap" else "07"
-        )  # binning, val_at, profile
+        # binning, val_at, profile
+        cfg = course.configure(params, notebook="01" if task == "tap" else "07")
         full = Path(tmp) / "full.pt" if from_run is None else run_checkpoint(from_run, task, name)
         if from_checkpoint is not None:
             full = same_recipe_checkpoint(from_checkpoint, cfg.tap)

@@ -59,9 +59,8 @@ def run_one(movie, option: str, seed: int, n_pairs: int, steps: "int | None" = N
         "val_region": VAL_REGION,
         **OPTIONS[option],
     }
-    settings.pop(
-        "real_epochs"
-    )  # the measured baseline is the profile's 8 epochs; options set their own
+    # the measured baseline is the profile's 8 epochs; options set their own
+    settings.pop("real_epochs")
     settings["steps_per_epoch"] = steps or settings["steps_per_epoch"]
     t0 = time.perf_counter()
     model, history = train_tap([movie], seed=seed, progress=False, **settings)

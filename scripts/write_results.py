@@ -80,9 +80,8 @@ def results_markdown(summary: dict) -> str:
         **summary,
         "results": {k: v for k, v in summary.get("results", {}).items() if k not in own},
     }
-    body = summary_markdown(rest, scorecard=False).split("\n", 1)[
-        1
-    ]  # drop its title: the table above says the same
+    # drop its title: the table above says the same
+    body = summary_markdown(rest, scorecard=False).split("\n", 1)[1]
     extra = [
         pretext_markdown(summary.get("results", {}).get("pretext")),
         segmentation_markdown(summary.get("results", {}).get("segmentation")),

@@ -354,9 +354,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tapkit.ssl import distributed
     from tapkit.ssl.trainer import train
 
-    plan = train_plan(
-        args
-    )  # every bad argument is reported here, before the group, the data or a step
+    # every bad argument is reported here, before the group, the data or a step
+    plan = train_plan(args)
     rank, device = distributed.setup(args.device)
     if (
         rank.enabled

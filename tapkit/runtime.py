@@ -102,9 +102,8 @@ def cpu_has_bf16() -> bool:
     return any(bool(check()) for check in checks if check is not None)
 
 
-_FORCE_FLOAT32 = contextvars.ContextVar(
-    "tapkit_cpu_float32", default=False
-)  # set inside `cpu_float32()`
+# set inside `cpu_float32()`
+_FORCE_FLOAT32 = contextvars.ContextVar("tapkit_cpu_float32", default=False)
 
 
 def cpu_bf16() -> bool:

@@ -151,7 +151,6 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
         0,
         5,
     )  # all gpu tests skipped without CUDA (5: none collected)
-    assert report["short_run"]["returncode"] == 0, report["short_run"][
-        "tail"
-    ]  # the short course run (tiny: notebook 00)
+    # the short course run (tiny: notebook 00)
+    assert report["short_run"]["returncode"] == 0, report["short_run"]["tail"]
     assert report["short_run"]["notebooks"]["00_welcome_and_data"]["status"] == "ok"

@@ -173,9 +173,8 @@ def test_triage_and_pairs_to_check():
     labels = (rng.random(p1.size) < p1).astype(int)
     tri = cal.triage(p1, threshold=0.2, labels=labels)
     assert tri["n_review"] == int((p1 >= 0.2).sum())
-    assert tri["expected_missed"] == pytest.approx(
-        tri["missed"], rel=0.15
-    )  # calibrated -> honest estimate
+    # calibrated -> honest estimate
+    assert tri["expected_missed"] == pytest.approx(tri["missed"], rel=0.15)
     chk = cal.pairs_to_check(p1, labels, recall=0.9)
     top = np.argsort(-p1)[: chk["n_check"]]
     assert labels[top].sum() >= 0.9 * labels.sum() > labels[top[:-1]].sum()
@@ -214,22 +213,17 @@ def test_reliability_diagram_and_plot_calibration_return_figures():
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: cal.expected_calibration_error(
-            np.array([0.2, 0.7]), np.array([0, 1, 1])
-        ),  # shape mismatch
-        lambda: cal.expected_calibration_error(
-            np.array([0.2, 1.7]), np.array([0, 1])
-        ),  # not probabilities
+        # shape mismatch
+        lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1, 1])),
+        # not probabilities
+        lambda: cal.expected_calibration_error(np.array([0.2, 1.7]), np.array([0, 1])),
         lambda: cal.expected_calibration_error(np.array([]), np.array([])),  # empty
-        lambda: cal.expected_calibration_error(
-            np.array([0.2, 0.7]), np.array([0, 2])
-        ),  # labels not 0/1
-        lambda: cal.expected_calibration_error(
-            np.array([0.2, 0.7]), np.array([0.5, 1])
-        ),  # non-integer labels
-        lambda: cal.expected_calibration_error(
-            np.array([[0.2, 0.7]]), np.array([0])
-        ),  # rows not summing to 1
+        # labels not 0/1
+        lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 2])),
+        # non-integer labels
+        lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0.5, 1])),
+        # rows not summing to 1
+        lambda: cal.expected_calibration_error(np.array([[0.2, 0.7]]), np.array([0])),
         lambda: cal.expected_calibration_error(np.array([0.2, 0.7]), np.array([0, 1]), n_bins=0),
         lambda: cal.expected_calibration_error(
             np.array([0.2, 0.7]), np.array([0, 1]), confidence="max"

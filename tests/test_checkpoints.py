@@ -59,9 +59,8 @@ def test_shipped_simulated_model_tells_the_time_arrow_on_a_movie_it_never_saw():
 def test_shipped_hela_model_tells_the_time_arrow_on_the_last_frames():
     movie = datasets.load("hela-subset").bin(2)  # as notebook 01 trains it (datasets.recommended)
     model = load_tap(FOLDER / "tap_hela-subset.pt", device="cpu")
-    assert (
-        model.binning == 2 and model.normalization["per_crop"]
-    )  # the real-movie recipe (REAL_DATA_TAP)
+    # the real-movie recipe (REAL_DATA_TAP)
+    assert model.binning == 2 and model.normalization["per_crop"]
     # frames 17-19 and the right quarter of every frame were never trained on; every crop normalised
     # on its own leaves no frame-wide cue. Measured (512 pairs, seed 1): 0.775 (frame pairs 0.81,
     # 0.75), region 0.74; per-frame normalisation 0.73. The former checkpoint (800 steps,

@@ -135,9 +135,8 @@ def test_a_function_that_returns_the_wrong_kind_shows_it(capsys):
         "expected:               (tensor of shape (3, 2, 1, 2, 2)" in out
         and "tensor([1, 0, 1])" in out
     )
-    ok, out = feedback(
-        capsys, lambda x, flip: (x, flip.long()), _check_flip, name="flip_pairs"
-    )  # not flipped
+    # not flipped
+    ok, out = feedback(capsys, lambda x, flip: (x, flip.long()), _check_flip, name="flip_pairs")
     assert not ok and "difference:" in out and "item 0: 16 of 24 values differ" in out
     assert feedback(capsys, REFERENCES["flip_pairs"], _check_flip, name="flip_pairs")[0]
 

@@ -54,9 +54,8 @@ def test_the_margin_moves_the_bar():
     assert verdict(d, margin=0.0) == "holds"
     assert verdict(d, margin=0.2) == "fails"  # the whole interval lies below +0.2
     assert verdict(d, margin=d.mean) == "inconclusive"  # the margin inside the interval
-    near = paired_difference(
-        [0.77, 0.79, 0.80], [0.80, 0.81, 0.82]
-    )  # slightly worse: "near" with margin -0.05
+    # slightly worse: "near" with margin -0.05
+    near = paired_difference([0.77, 0.79, 0.80], [0.80, 0.81, 0.82])
     assert verdict(near) == "fails" and verdict(near, margin=-0.05) == "holds"
 
 

@@ -252,9 +252,8 @@ def test_train_bad_input_exits_2_before_training(tmp_path, monkeypatch, capsys):
         raise AssertionError("training started")
 
     monkeypatch.setattr(tapkit.ssl.trainer, "_train_epoch", no_training)
-    monkeypatch.setattr(
-        tapkit.ssl.distributed, "setup", no_training
-    )  # refused before the group and the data
+    # refused before the group and the data
+    monkeypatch.setattr(tapkit.ssl.distributed, "setup", no_training)
     movie = _tiny_tiff(tmp_path / "movie.tif")
     capsys.readouterr()  # the simulator's progress bar
     good = ["train", "--data", str(movie), "--out", str(tmp_path / "out"), *TINY_TRAIN]
@@ -271,9 +270,8 @@ def test_train_bad_input_exits_2_before_training(tmp_path, monkeypatch, capsys):
         assert cli.main([*good, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith("tapkit: error:") and named in err, err
-    monkeypatch.setenv(
-        "RANK", "0"
-    )  # as under `torchrun --nproc_per_node 4`: the batch is split 4 ways
+    # as under `torchrun --nproc_per_node 4`: the batch is split 4 ways
+    monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert cli.main([*good, "--batch-size", "6"]) == 2
     assert "batch_size=6 is not divisible by 4 processes" in capsys.readouterr().err

@@ -45,9 +45,8 @@ def test_consistency_step_backpropagates_through_both_branches():
     net.zero_grad()
     p_a, p_b = torch.sigmoid(net(x_a)), torch.sigmoid(net(x_b))
     consistency.consistency_loss(p_a, p_b).backward()
-    assert torch.allclose(
-        net.out.weight.grad, grads["a"] + grads["b"], atol=1e-6
-    )  # both branches, shared weights
+    # both branches, shared weights
+    assert torch.allclose(net.out.weight.grad, grads["a"] + grads["b"], atol=1e-6)
     before = copy.deepcopy(net.state_dict())
     consistency.consistency_step(net, torch.optim.SGD(net.parameters(), lr=0.1), x_a, x_b)
     assert not torch.equal(before["out.weight"], net.state_dict()["out.weight"])
@@ -81,8 +80,7 @@ def test_variants_start_from_the_same_weights_and_train_what_they_say():
     assert (len(seg["segmentation"]), len(seg["consistency"])) == (6, 0)
     assert (len(alt["segmentation"]), len(alt["consistency"])) == (4, 2)
     assert (len(cons["segmentation"]), len(cons["consistency"])) == (0, 6)
-    assert all(
-        torch.equal(a, b) for a, b in zip(small_net().parameters(), net.parameters())
-    )  # the original is untouched
+    # the original is untouched
+    assert all(torch.equal(a, b) for a, b in zip(small_net().parameters(), net.parameters()))
     with pytest.raises(InputError, match="variant"):
         consistency.train_variants(net, ("both",), images=images)

@@ -56,9 +56,8 @@ def test_configure_applies_overrides_and_creates_out_dir(tmp_path, capsys):
 
 def test_configure_picks_validation_frames_and_binning_per_dataset(tmp_path):
     sim = config.configure(base_params(tmp_path), "01")
-    hela = config.configure(
-        base_params(tmp_path, data="hela-subset"), "01"
-    )  # a name: nothing is downloaded
+    # a name: nothing is downloaded
+    hela = config.configure(base_params(tmp_path, data="hela-subset"), "01")
     own = config.configure(
         base_params(tmp_path, data="hela-subset", tap_val_at="start", binning=1), "01"
     )
@@ -124,9 +123,8 @@ def test_load_data_bins_as_asked(tmp_path):
 def test_get_tap_model_refuses_frames_binned_unlike_its_training(tmp_path):
     from tapkit import Movie
 
-    cfg = config.configure(
-        base_params(tmp_path, data="hela-subset"), "02"
-    )  # the shipped HeLa model: binned 2x2
+    # the shipped HeLa model: binned 2x2
+    cfg = config.configure(base_params(tmp_path, data="hela-subset"), "02")
     frames = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     with pytest.raises(
         InputError, match="binning=2"
@@ -217,9 +215,8 @@ def test_check_gives_feedback_without_raising(capsys):
     assert not checks.check(None, 1)
     assert "not answered" in capsys.readouterr().out
     assert checks.check(lambda x: 2 * x, lambda f: f(3) == 6)
-    assert not checks.check(
-        lambda x: x / 0, lambda f: f(3) == 6
-    )  # a crashing answer is reported, not raised
+    # a crashing answer is reported, not raised
+    assert not checks.check(lambda x: x / 0, lambda f: f(3) == 6)
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
@@ -465,9 +462,8 @@ def test_show_frames_keeps_the_aspect_of_wide_frames_and_saves_png(event_movie, 
 
 
 def test_configure_rerun_ignores_later_objects(tmp_path):
-    ns = base_params(
-        tmp_path, tap_lr=1e-3, tap_model=object(), sim=object()
-    )  # globals of a re-run notebook
+    # globals of a re-run notebook
+    ns = base_params(tmp_path, tap_lr=1e-3, tap_model=object(), sim=object())
     cfg = config.configure(ns, "02")
     assert cfg.tap["lr"] == 1e-3 and "model" not in cfg.tap
 

@@ -236,9 +236,8 @@ def test_gallery_picks_disagreeing_pairs():
     outline = {
         tuple(np.round(c.get_edgecolor()[0][:3], 2)) for ax in fig.axes for c in ax.collections
     }
-    assert outline and outline <= {
-        tuple(np.round(c, 2)) for c in EVENT_COLORS.values()
-    }  # divisions red, deaths cyan
+    # divisions red, deaths cyan
+    assert outline and outline <= {tuple(np.round(c, 2)) for c in EVENT_COLORS.values()}
 
 
 def test_event_fraction_places_crops_over_events():

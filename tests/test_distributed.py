@@ -196,9 +196,8 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_with_another_world_siz
 ):
     out = tmp_path / "out"
     start = time.perf_counter()
-    killed = launch(
-        train_args(movie, out, 3, 2, "--sync-bn"), out, nproc=2, TAPKIT_TEST_KILL="1:3"
-    )  # dies in epoch 2
+    # dies in epoch 2
+    killed = launch(train_args(movie, out, 3, 2, "--sync-bn"), out, nproc=2, TAPKIT_TEST_KILL="1:3")
     seconds = time.perf_counter() - start
     text = killed.stdout + killed.stderr
     assert killed.returncode != 0 and seconds < TIMEOUT_S, text[-3000:]
@@ -212,14 +211,12 @@ def test_a_killed_rank_stops_the_job_and_resume_continues_with_another_world_siz
         load_checkpoint(out / "tap_movie.pt")["epoch"] == 1
         and not (out / "tap_movie_history.json").exists()
     )
-    resumed = launch(
-        train_args(movie, out, 3, 2, "--resume"), out
-    )  # 1 process now, the same 2 shards
+    # 1 process now, the same 2 shards
+    resumed = launch(train_args(movie, out, 3, 2, "--resume"), out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stdout and "after epoch 1" in resumed.stdout
-    same_curves(
-        history(out), one_process
-    )  # with the same shards the crops are those of an uninterrupted run
+    # with the same shards the crops are those of an uninterrupted run
+    same_curves(history(out), one_process)
 
 
 def test_shard_seeds_streams_and_checks():
@@ -246,8 +243,7 @@ def test_global_batchnorm_is_plain_batchnorm_in_one_process():
     assert isinstance(model[1], distributed.GlobalBatchNorm2d)
     x = torch.rand(4, 1, 8, 8)
     reference = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
-    reference.load_state_dict(
-        model.state_dict()
-    )  # the same keys: checkpoints load into plain models
+    # the same keys: checkpoints load into plain models
+    reference.load_state_dict(model.state_dict())
     torch.testing.assert_close(model(x), reference(x))
     torch.testing.assert_close(model[1].running_var, reference[1].running_var)

@@ -126,9 +126,8 @@ def test_near_misses_are_not_divisions():
 
 def test_shrink_and_distance_parameters_matter():
     lab = _masks()
-    assert (3, 2) not in [
-        (d.t, d.mother) for d in divisions_from_masks(lab, shrink=0.7).events
-    ]  # 154 -> 64 px
+    # 154 -> 64 px
+    assert (3, 2) not in [(d.t, d.mother) for d in divisions_from_masks(lab, shrink=0.7).events]
     near = divisions_from_masks(lab, max_distance=10)  # daughters 12-14 px from their mothers
     assert [(d.t, d.mother) for d in near.events] == [(3, 1)]
 

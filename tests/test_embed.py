@@ -97,9 +97,8 @@ def test_eval_mode_and_state_restored(model):
     before = [b.clone() for b in model.buffers()]
     out1 = embed(model, frames((2, 32, 32)), progress=False)
     assert model.training  # restored
-    assert all(
-        torch.equal(a, b) for a, b in zip(before, model.buffers())
-    )  # running stats untouched
+    # running stats untouched
+    assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
     model.eval()
     with torch.no_grad():
         x = torch.from_numpy(prepare_frames(frames((2, 32, 32))))

@@ -102,9 +102,8 @@ def test_plot_mistakes_gallery():
     )
     assert len(fig.axes) == 2 * 2 * 2  # 2 rows x (2 pairs x 2 frames)
     assert "0.90" in fig.axes[1].get_title() and "#3" in fig.axes[0].get_title()
-    colours = [
-        tuple(np.round(c.get_edgecolor()[0][:3], 2)) for c in fig.axes[1].collections
-    ]  # frame t+1: both events
+    # frame t+1: both events
+    colours = [tuple(np.round(c.get_edgecolor()[0][:3], 2)) for c in fig.axes[1].collections]
     assert colours == [
         tuple(np.round(EVENT_COLORS[1], 2)),
         tuple(np.round(EVENT_COLORS[2], 2)),
@@ -124,9 +123,8 @@ def test_plot_mistakes_gallery():
         lambda: et.error_timing([0, 1], [0, 2], [0, 1]),  # labels not 0/1
         lambda: et.error_timing([-1, 1], [0, 1], [0, 1]),  # negative time
         lambda: et.error_timing([0, 5], [0, 1], [0, 1], n_frames=3),  # time beyond n_frames
-        lambda: et.worst_mistakes(
-            np.array([0.2, 1.5]), [0, 1], kind="probs"
-        ),  # probs outside [0, 1]
+        # probs outside [0, 1]
+        lambda: et.worst_mistakes(np.array([0.2, 1.5]), [0, 1], kind="probs"),
         lambda: et.worst_mistakes(np.array([0.2, 0.5]), [0, 1, 0]),
         lambda: plot_error_timing({"t": np.arange(3)}),
     ],

@@ -142,9 +142,8 @@ def test_frozen_strategies_keep_backbone_weights_end_to_end_changes_them(data):
     def weights(m):
         return {k: v for k, v in state(m).items() if "running" not in k and "batches" not in k}
 
-    assert same_state(
-        weights(b.model.encoder.backbone), weights(tiny_tap(seed=3).backbone)
-    )  # + data's BN statistics
+    # + data's BN statistics
+    assert same_state(weights(b.model.encoder.backbone), weights(tiny_tap(seed=3).backbone))
     c = run_strategy("C0", pairs, labels, split, tap, seed=3, device="cpu", **ONE)
     conv = lambda m: m.encoder.backbone.out.weight  # noqa: E731
     assert not torch.equal(conv(c.model), conv(b.model))
@@ -192,9 +191,8 @@ def test_bad_inputs_raise_clear_errors(data):
 
 
 def test_step_schedule():
-    sched = dict(
-        steps_linear=2, steps_resnet=3, steps_end_to_end=1
-    )  # the keys of the profiles' heads section
+    # the keys of the profiles' heads section
+    sched = dict(steps_linear=2, steps_resnet=3, steps_end_to_end=1)
     assert [steps_for(s, **sched) for s in STRATEGIES] == [2, 3, 2, 3, 1, 1]
     assert steps_for("C1", steps_resnet=4) == steps_for("C0") == 300 and steps_for("A0") == 500
     with pytest.raises(TypeError):
@@ -232,10 +230,10 @@ def test_best_validation_weights_are_kept(data):
 
     x_val = torch.as_tensor(pairs.images[split.val])
     assert class1_f1(
-        predict(r.model, x_val, torch.device("cpu")), labels[split.val]
-    ) == pytest.approx(
-        r.history["best_val_f1"], abs=0.02
-    )  # features float16 in training: tiny differences
+        predict(r.model, x_val, torch.device("cpu")),
+        labels[split.val],
+        # features float16 in training: tiny differences
+    ) == pytest.approx(r.history["best_val_f1"], abs=0.02)
     assert class1_f1(r.val_logits, labels[split.val]) == r.history["best_val_f1"]
 
 
@@ -270,9 +268,8 @@ def test_lr_is_chosen_on_validation_and_reused_by_later_seeds(data):
         n_evals=4,
         lr=first.lr,
     )
-    np.testing.assert_array_equal(
-        alone.test_logits, first.test_logits
-    )  # the selected run is that lr's run
+    # the selected run is that lr's run
+    np.testing.assert_array_equal(alone.test_logits, first.test_logits)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -337,9 +334,8 @@ def test_compare_and_budget_curve(data):
             pairs, labels, tap, ("A0",), n_runs=2, seed=5, device="cpu", **ONE
         )["A0"]
     ] == [5, 6]
-    np.testing.assert_array_equal(
-        res["A0"][0].test_index, res["B1"][1].test_index
-    )  # one split for all
+    # one split for all
+    np.testing.assert_array_equal(res["A0"][0].test_index, res["B1"][1].test_index)
     assert plot_results(results_table(res)).axes
     curve = label_budget_curve(
         pairs, labels, tap, budgets=[4, 10], strategies=("A0",), n_runs=2, device="cpu", **ONE
@@ -359,9 +355,8 @@ def test_compare_and_budget_curve(data):
         device="cpu",
         **ONE,
     )
-    assert curve["A0"][1, 1] == f1_score(
-        one.test_labels, one.test_logits.argmax(1)
-    )  # budget 10, seed 1
+    # budget 10, seed 1
+    assert curve["A0"][1, 1] == f1_score(one.test_labels, one.test_logits.argmax(1))
     assert plot_budget_curve(curve).axes
     with pytest.raises(InputError, match="tap_model"):
         compare_strategies(pairs, labels, None, strategies=("A1",), n_runs=1)
@@ -399,9 +394,8 @@ def test_trainable_parameters_freeze_the_encoder_for_a_and_b_only(kind):
     x = torch.randn(4, 2, S, S)
     torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 0, 1])).backward()
     opt.step()
-    assert same_state(state(model.encoder), enc_before) == (
-        kind != "C"
-    )  # weights and batch-norm statistics
+    # weights and batch-norm statistics
+    assert same_state(state(model.encoder), enc_before) == (kind != "C")
     assert not same_state(state(model.head), head_before)
     with pytest.raises(InputError, match="A, B, C"):
         trainable_parameters(model, "D")

@@ -82,9 +82,8 @@ def test_nucleus_size_matches_the_simulated_masks(radius):
 
 
 def test_default_target_is_the_default_simulated_nuclei_and_hela_gets_its_binning():
-    movie = simulate_movie(
-        n_frames=2, size=(256, 256), seed=0, progress=False
-    )  # the defaults' nuclei
+    # the defaults' nuclei
+    movie = simulate_movie(n_frames=2, size=(256, 256), seed=0, progress=False)
     assert abs(_equivalent_radius(movie.labels[0]) - inspect.DEFAULT_NUCLEUS_RADIUS) < 0.6
     assert inspect.recommend_binning(inspect.estimate_nucleus_size(movie).radius).factor == 1
     hela_radius = 13.7  # Fluo-N2DL-HeLa nuclei (simulate.REAL_RADIUS, from its masks)

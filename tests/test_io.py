@@ -140,9 +140,8 @@ def test_read_tiff_folder_natural_order_and_odd_file(tmp_path):
         "t2.tif",
         "t10.tif",
     ]
-    np.testing.assert_array_equal(
-        read_tiff_folder(tmp_path).images, frames
-    )  # frame2 before frame10
+    # frame2 before frame10
+    np.testing.assert_array_equal(read_tiff_folder(tmp_path).images, frames)
     tifffile.imwrite(tmp_path / "frame11.tif", _rand((16, 17)))
     with pytest.raises(InputError, match=r"frame11.tif has shape \(16, 17\)"):
         read_tiff_folder(tmp_path)
@@ -207,9 +206,8 @@ def test_ctc_round_trip(tmp_path, tiny_movie):
     np.testing.assert_array_equal(
         m.events, events_from_lineage(tiny_movie.labels, tiny_movie.lineage)
     )
-    floats = make_tiny_movie(
-        integer=False
-    )  # non-integer images are written as float32, still exact
+    # non-integer images are written as float32, still exact
+    floats = make_tiny_movie(integer=False)
     np.testing.assert_array_equal(
         read_ctc(write_ctc(floats, tmp_path / "f", seq="02")).images, floats.images
     )

@@ -62,9 +62,8 @@ def test_an_unfinished_training_is_refused(trained, tmp_path):
 
     path, settings = trained
     state = load_checkpoint(path)
-    state["history"] = {
-        k: v[:1] for k, v in state["history"].items()
-    }  # as if stopped after epoch 1 of 2
+    # as if stopped after epoch 1 of 2
+    state["history"] = {k: v[:1] for k, v in state["history"].items()}
     save_checkpoint(state, tmp_path / "half.pt")
     with pytest.raises(SystemExit, match="has not finished its 2 epochs"):
         script().same_recipe_checkpoint(tmp_path / "half.pt", settings)

@@ -166,9 +166,8 @@ def test_channel_separated_masking_learns_on_the_two_channel_movie():
     g = _gen(0)
     model = MaskedModel(**TINY, in_channels=2, masking="channel", seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    val = model.make_batch(
-        x[:, :, :32, :32][:, None].expand(-1, 2, -1, -1, -1), _gen(1)
-    )  # fixed check batch
+    # fixed check batch
+    val = model.make_batch(x[:, :, :32, :32][:, None].expand(-1, 2, -1, -1, -1), _gen(1))
 
     def val_loss() -> float:
         with torch.no_grad():
@@ -177,9 +176,8 @@ def test_channel_separated_masking_learns_on_the_two_channel_movie():
     before = val_loss()
     for _ in range(25):
         y0, x0 = torch.randint(0, 33, (2,), generator=g).tolist()
-        crops = x[:, :, y0 : y0 + 32, x0 : x0 + 32][:, None].expand(
-            -1, 2, -1, -1, -1
-        )  # (T, 2, C, 32, 32)
+        # (T, 2, C, 32, 32)
+        crops = x[:, :, y0 : y0 + 32, x0 : x0 + 32][:, None].expand(-1, 2, -1, -1, -1)
         loss, _ = model.train().loss(model.make_batch(crops, g))
         optimizer.zero_grad()
         loss.backward()

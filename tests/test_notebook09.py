@@ -26,9 +26,8 @@ FAST = dict(
 
 def _small_movie():
     movie = simulate_movie(n_frames=12, size=(96, 96), seed=2, progress=False)
-    movie.images = np.round(
-        movie.images
-    )  # whole camera counts: written as uint16, like a real camera's file
+    # whole camera counts: written as uint16, like a real camera's file
+    movie.images = np.round(movie.images)
     return movie
 
 
@@ -98,9 +97,8 @@ def test_notebook09_on_the_hela_subset_bins_2x2(tmp_path, monkeypatch):
         pytest.skip(f"HeLa subset not available offline: {err}")
     own = _run(tmp_path, monkeypatch, "hela-subset")
     assert own["binning_recommended"] == 2 == own["binning"] and own["annotations"] == "masks"
-    nuclei = own["segmentation"][
-        "nuclei"
-    ]  # notebook 08's protocol on the HeLa masks: Dice per row and budget
+    # notebook 08's protocol on the HeLa masks: Dice per row and budget
+    nuclei = own["segmentation"]["nuclei"]
     assert any(row.startswith("tap") for row in nuclei) and any(
         "scratch" in row for row in nuclei
     ), sorted(nuclei)
@@ -126,6 +124,5 @@ def test_bad_input_stops_in_the_configure_cell(tmp_path, case):
         params.update(data=str(tmp_path / "tz.ome.tif"))
         match = "3D time-lapse"
     with pytest.raises(InputError, match=match):
-        config.configure(
-            params, "09"
-        )  # the header alone, before the movie is read or anything trains
+        # the header alone, before the movie is read or anything trains
+        config.configure(params, "09")

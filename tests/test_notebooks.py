@@ -191,9 +191,8 @@ def test_notebook_metadata_matches_ipykernel_and_one_version():
     from ipykernel.kernelspec import get_kernel_dict
 
     reported = dict(IPythonKernel.language_info)
-    assert re.fullmatch(
-        r"3\.\d+\.\d+", reported.pop("version")
-    )  # a full version: what PYTHON_VERSION expects
+    # a full version: what PYTHON_VERSION expects
+    assert re.fullmatch(r"3\.\d+\.\d+", reported.pop("version"))
     assert reported == LANGUAGE_INFO
     spec = get_kernel_dict()
     assert {
@@ -423,9 +422,8 @@ def test_notebook_runs_and_records_results(path, tmp_path, monkeypatch):
     results_file = tmp_path / "results.json"
     monkeypatch.setenv("TAPKIT_RESULTS", str(results_file))
     monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
-    monkeypatch.delenv(
-        "MPLBACKEND", raising=False
-    )  # the kernel's inline backend: figures become outputs
+    # the kernel's inline backend: figures become outputs
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     pm.execute_notebook(
         str(path),
         str(tmp_path / path.name),

@@ -181,9 +181,8 @@ def test_a_pip_installed_wheel_ships_the_checkpoints_and_notebook_02_loads_one(
     )
     work.mkdir()
     shutil.copy(ROOT / "notebooks" / "02_gradcam.ipynb", work)
-    monkeypatch.setenv(
-        "PYTHONPATH", str(site)
-    )  # the kernel imports the installed copy, not this checkout
+    # the kernel imports the installed copy, not this checkout
+    monkeypatch.setenv("PYTHONPATH", str(site))
     monkeypatch.setenv("TAPKIT_PROFILE", "smoke")
     monkeypatch.setenv("TAPKIT_RESULTS", str(tmp_path / "results.json"))
     pm.execute_notebook(

@@ -41,9 +41,8 @@ from tapkit.plot import segmentation as seg_plots  # noqa: E402
 from tapkit.plot import tap as tap_plots  # noqa: E402
 from tapkit.plot.style import FALLBACK, HUES, NAMED, is_event_like, series_styles  # noqa: E402
 
-INTEGER_AXES = re.compile(
-    r"frame|epoch|step|labelled|budget|time index"
-)  # axis labels that count things
+# axis labels that count things
+INTEGER_AXES = re.compile(r"frame|epoch|step|labelled|budget|time index")
 
 
 @pytest.fixture(autouse=True)
@@ -310,9 +309,8 @@ def test_plot_histories_one_colour_per_variant_and_a_legend_naming_all():
     )
     assert by_label(seg)["segmentation only"] == rgb(NAMED["segmentation only"])
     assert by_label(cons)["consistency only"] == rgb(NAMED["consistency only"])
-    assert "consistency only" in " ".join(
-        t.get_text() for t in seg.texts
-    )  # said where it has no line
+    # said where it has no line
+    assert "consistency only" in " ".join(t.get_text() for t in seg.texts)
 
 
 def test_plot_budget_table_twelve_rows_own_colours_and_budget_ticks():
@@ -516,9 +514,8 @@ def test_plot_pooled_pca_axis_labels_and_event_colours():
     )
     for ax in fig.axes:
         assert ax.get_xlabel().startswith("PC 1") and ax.get_ylabel().startswith("PC 2")
-    plain = check_figure(
-        pretext_plots.plot_pooled_pca(points, labels)
-    )  # as notebook 07 calls it today
+    # as notebook 07 calls it today
+    plain = check_figure(pretext_plots.plot_pooled_pca(points, labels))
     assert not any(is_event_like(c) for k, c in plain.items() if k != "no event")
 
 

@@ -33,13 +33,11 @@ def test_every_option_set_is_a_valid_training(recipe):
 
 def test_one_run_reports_frames_region_and_minutes(recipe):
     rng = np.random.default_rng(0)
-    frames = ndimage.gaussian_filter(rng.random((8, 96, 200)), (0, 2, 2)).astype(
-        np.float32
-    )  # (T, Y, X)
+    # (T, Y, X)
+    frames = ndimage.gaussian_filter(rng.random((8, 96, 200)), (0, 2, 2)).astype(np.float32)
     row = recipe.run_one(Movie(frames), "per-crop", seed=0, n_pairs=32, steps=1)
     assert row["option"] == "per-crop" and row["minutes"] >= 0
     for key in ("frames", "region", "frames_per_frame_norm", "train_accuracy"):
         assert 0.0 <= row[key] <= 1.0
-    assert max(row["region_by_t"]) < min(
-        row["frames_by_t"]
-    )  # the region check uses the training frames only
+    # the region check uses the training frames only
+    assert max(row["region_by_t"]) < min(row["frames_by_t"])

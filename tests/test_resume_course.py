@@ -98,9 +98,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_summary(tmp_path):
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    kernels = children(
-        proc.pid
-    )  # the notebook kernel runs in its own session: a disconnect ends it as well
+    # the notebook kernel runs in its own session: a disconnect ends it as well
+    kernels = children(proc.pid)
     for pid in kernels:
         os.kill(pid, signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)

@@ -81,15 +81,13 @@ def test_a_second_sweep_loads_every_run_and_gets_the_numbers_of_training_again(
             ):
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
             assert (a.seed, a.n_train, a.history) == (b.seed, b.n_train, b.history)
-        np.testing.assert_array_equal(
-            again[s][1].test_logits, fresh[s].test_logits
-        )  # = training it again
+        # = training it again
+        np.testing.assert_array_equal(again[s][1].test_logits, fresh[s].test_logits)
         # the restored model gives the stored logits (frozen encoders rebuilt, C's weights saved)
         with torch.no_grad():
             logits = again[s][1].model(torch.as_tensor(pairs.images[split.test])).numpy()
-        np.testing.assert_allclose(
-            logits, fresh[s].test_logits, atol=2e-3
-        )  # stored logits: float16 features
+        # stored logits: float16 features
+        np.testing.assert_allclose(logits, fresh[s].test_logits, atol=2e-3)
 
 
 def test_runs_shared_between_sweeps_of_different_notebooks(tmp_path, data, monkeypatch, capsys):

@@ -412,18 +412,16 @@ def test_noise_bank_windows_are_disjoint_uniform_views_and_depend_only_on_the_se
         # a view, nothing copied
         assert w.shape == (16, 100) and w.data_ptr() >= bank.field.data_ptr()
         starts = (w.data_ptr() - bank.field.data_ptr()) // 4 + torch.arange(16) * w.stride(0)
-        assert w.stride(0) >= 100 and int(starts[-1]) + 100 <= len(
-            bank.field
-        )  # disjoint, inside the field
+        # disjoint, inside the field
+        assert w.stride(0) >= 100 and int(starts[-1]) + 100 <= len(bank.field)
     values = bank.windows(16, g).flatten()
     assert (
         0.0 <= float(values.min())
         and float(values.max()) < 1.0
         and abs(float(values.mean()) - 0.5) < 0.05
     )
-    assert torch.equal(
-        NoiseBank(16, 100, torch.device("cpu"), seed=3).field, bank.field
-    )  # resume reads the same field
+    # resume reads the same field
+    assert torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=3).field, bank.field)
     assert not torch.equal(NoiseBank(16, 100, torch.device("cpu"), seed=4).field, bank.field)
 
 
@@ -505,9 +503,8 @@ def test_per_crop_normalises_every_crop_of_a_training_batch():
     plain, _ = PairSampler(
         mov, patch=16, batch_size=64, augment="default", per_frame=False, seed=0
     ).sample()
-    assert not torch.allclose(
-        plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05
-    )  # without it: not
+    # without it: not
+    assert not torch.allclose(plain.flatten(2).amax(2), torch.ones(64, 2), atol=0.05)
 
 
 def test_region_fits_says_exactly_when_the_sampler_accepts_a_region():

@@ -66,9 +66,10 @@ def test_host_mode_gives_the_device_crops_from_a_memory_mapped_tiff(tmp_path, au
 
 def test_host_mode_several_movies_channels_events_and_background_rejection():
     rng = np.random.default_rng(1)
+    # (T, C, Y, X)
     a = np.stack([uint16_movie(12, (48, 56), 1), uint16_movie(12, (48, 56), 2)], 1).astype(
         np.float16
-    )  # (T, C, Y, X)
+    )
     b = np.stack([uint16_movie(9, (40, 40), 3), uint16_movie(9, (40, 40), 4)], 1).astype(np.float32)
     a[:, :, :, :20] = 0  # an empty region for reject_background
     device, host = pair(
@@ -146,22 +147,19 @@ def test_auto_announces_its_choice_only_when_it_matters(monkeypatch, capsys):
     unknown memory."""
     mov = uint16_movie()
     need = host_store.store_bytes(mov[:, None])
-    monkeypatch.setattr(
-        host_store, "free_bytes", lambda device: 100 * need
-    )  # a small movie: nothing to say
+    # a small movie: nothing to say
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: 100 * need)
     assert (
         PairSampler(mov, patch=16, batch_size=8).storage == "device"
         and capsys.readouterr().out == ""
     )
-    monkeypatch.setattr(
-        host_store, "free_bytes", lambda device: 5 * need
-    )  # 3/5 of the limit: tight
+    # 3/5 of the limit: tight
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: 5 * need)
     assert PairSampler(mov, patch=16, batch_size=8).storage == "device"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "on the device" in out and "no more than 1/3" in out
-    monkeypatch.setattr(
-        host_store, "free_bytes", lambda device: None
-    )  # unknown (e.g. MPS): the device, silently
+    # unknown (e.g. MPS): the device, silently
+    monkeypatch.setattr(host_store, "free_bytes", lambda device: None)
     assert (
         PairSampler(mov, patch=16, batch_size=8).storage == "device"
         and capsys.readouterr().out == ""
@@ -178,9 +176,8 @@ def test_frame_stats_match_normalize_and_subsample_large_frames(monkeypatch):
     monkeypatch.setattr(movie_arrays, "MAX_STAT_PIXELS", 1000)  # every 5th pixel of a 64 x 64 frame
     lo_s, denom_s = movie_arrays.frame_stats(mov[:, None], True)
     assert not np.array_equal(lo_s, lo)  # a subsample was used ...
-    assert np.allclose(lo_s, lo, atol=0.1 * denom.max()) and np.allclose(
-        denom_s, denom, rtol=0.1
-    )  # ... close
+    # ... close
+    assert np.allclose(lo_s, lo, atol=0.1 * denom.max()) and np.allclose(denom_s, denom, rtol=0.1)
     bad = mov.copy()
     bad[2, 3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):

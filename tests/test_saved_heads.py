@@ -105,9 +105,8 @@ def test_05_loads_what_04_wrote_and_gets_the_numbers_it_would_train(tmp_path, da
         assert heads[name].seed == 0
         with torch.no_grad():  # the restored model (TAP encoder + saved head) reproduces the logits
             logits = heads[name].model(torch.as_tensor(pairs.images[split.test])).numpy()
-        np.testing.assert_allclose(
-            logits, again.test_logits, atol=2e-3
-        )  # saved logits: float16 features
+        # saved logits: float16 features
+        np.testing.assert_allclose(logits, again.test_logits, atol=2e-3)
 
 
 def test_06_gets_every_run_of_04(tmp_path, data, capsys):
@@ -190,9 +189,8 @@ def test_a_file_of_the_first_format_is_read(tmp_path, data, capsys):
     }
     torch.save(
         dict(
-            settings=heads_settings(
-                cfg, tap, pairs, labels, split, "size-either"
-            ),  # as tapkit wrote it
+            # as tapkit wrote it
+            settings=heads_settings(cfg, tap, pairs, labels, split, "size-either"),
             written_by="notebook 04",
             results=old,
         ),
@@ -208,9 +206,8 @@ def test_a_file_of_the_first_format_is_read(tmp_path, data, capsys):
 def test_a_file_from_other_settings_is_not_reused(tmp_path, data, capsys, change):
     pairs, labels, split, tap = data
     notebook_04(config(tmp_path, "04"), data)
-    step_key = next(
-        k for k in tiny_training() if k.endswith("_linear")
-    )  # heads_steps_linear (or _epochs_)
+    # heads_steps_linear (or _epochs_)
+    step_key = next(k for k in tiny_training() if k.endswith("_linear"))
     cfg = config(
         tmp_path,
         "05",
@@ -250,9 +247,8 @@ def test_without_notebook_04_it_trains_n_runs_saves_and_the_next_notebook_loads(
         and "saved them to" in out
     )
     assert heads["A0"].seed == 0
-    runs = get_event_runs(
-        config(tmp_path, "06"), tap, pairs, labels, split
-    )  # 05 trained the profile's runs
+    # 05 trained the profile's runs
+    runs = get_event_runs(config(tmp_path, "06"), tap, pairs, labels, split)
     assert "(written by notebook 05; 2 runs each)" in capsys.readouterr().out
     assert [r.seed for r in runs["A1"]] == [0, 1]
     np.testing.assert_array_equal(runs["A0"][0].test_logits, heads["A0"].test_logits)

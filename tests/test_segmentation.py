@@ -56,9 +56,8 @@ def test_object_matching_on_a_hand_made_case():
         and s["recall"] == pytest.approx(1 / 3)
         and s["f1"] == pytest.approx(1 / 3)
     )
-    stack = metrics.object_scores(
-        np.stack([pred, true]), np.stack([true, true])
-    )  # frames separately
+    # frames separately
+    stack = metrics.object_scores(np.stack([pred, true]), np.stack([true, true]))
     assert (stack["tp"], stack["fp"], stack["fn"]) == (4, 2, 2)
 
 
@@ -160,9 +159,8 @@ def test_end_to_end_trains_the_encoder_and_from_scratch_differs_per_seed(movie):
         batch_size=2,
     )
     assert any(not torch.equal(a, b) for a, b in zip(before, net.encoder.backbone.parameters()))
-    assert all(
-        torch.equal(a, b) for a, b in zip(before, model.backbone.parameters())
-    )  # the pretrained model is copied
+    # the pretrained model is copied
+    assert all(torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
     w0 = next(heads.fresh_encoder(model, 0).parameters())
     assert not torch.equal(w0, next(heads.fresh_encoder(model, 1).parameters()))
     assert torch.equal(w0, next(heads.fresh_encoder(model, 0).parameters()))
@@ -204,9 +202,8 @@ def test_results_table_and_budget_to_reach():
 def test_frozen_features_are_standardised_per_channel(movie):
     z = fit.feature_inputs(tiny_model(), movie, torch.device("cpu"))
     assert z.shape == (12, 8, 64, 64) and z.is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(
-        z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2
-    )  # statistics of a pixel sample
+    # statistics of a pixel sample
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(8), atol=0.2)
     assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(8), atol=0.2)
 
 
@@ -214,9 +211,8 @@ def test_end_to_end_rows_see_the_data_batchnorm_statistics_and_differ(movie):
     """A network trained a few steps keeps a new network's BatchNorm statistics unless calibrated:
     in eval mode its features collapse and fine-tuned and from scratch predict the same constant map
     (notebook 09, smoke)."""
-    pretrained = tiny_model(
-        seed=7
-    )  # running statistics of a new network, as after a few pretraining steps
+    # running statistics of a new network, as after a few pretraining steps
+    pretrained = tiny_model(seed=7)
     before = {k: v.clone() for k, v in pretrained.state_dict().items()}
     m, split = masks.task_masks(movie, "nuclei"), masks.split_frames(12, 4, 2)
     images = fit.frame_inputs(movie)
@@ -245,6 +241,5 @@ def test_end_to_end_rows_see_the_data_batchnorm_statistics_and_differ(movie):
     ]
     # the encoder shapes the map (uncalibrated: the shared head's, gaps <= 0.007)
     assert min(gaps) > 0.05, gaps
-    assert all(
-        torch.equal(before[k], v) for k, v in pretrained.state_dict().items()
-    )  # calibrated a copy
+    # calibrated a copy
+    assert all(torch.equal(before[k], v) for k, v in pretrained.state_dict().items())

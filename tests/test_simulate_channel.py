@@ -32,9 +32,8 @@ def test_default_movie_is_unchanged_and_is_channel_zero():
 def test_cell_body_channel_follows_the_nuclei():
     both, movie = simulate_two_channel(**SMALL)
     body = both[:, 1]
-    dist = np.stack(
-        [ndi.distance_transform_edt(frame == 0) for frame in movie.labels]
-    )  # px to the nearest nucleus
+    # px to the nearest nucleus
+    dist = np.stack([ndi.distance_transform_edt(frame == 0) for frame in movie.labels])
     reach = movie.meta["params"]["nucleus_radius"]
     cytoplasm, nucleus = body[(dist > 0) & (dist <= reach)].mean(), body[dist == 0].mean()
     far = body[dist > 1.5 * reach].mean()

@@ -73,9 +73,8 @@ def test_checkpoint_is_atomic_and_loadable(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"model": {}, "config": {}}, path)
     monkeypatch.undo()
-    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [
-        path
-    ]  # old file intact, no temp left
+    # old file intact, no temp left
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]
     again = load_tap(path, device="cpu")
     x = torch.rand(2, 2, 1, 24, 24)
     torch.testing.assert_close(again(x)[0], model(x)[0])
@@ -146,9 +145,8 @@ def test_evaluate_reports_accuracy_per_frame_pair():
         seed=3,
     )
     t = torch.cat([s.sample()[1]["t"] for _ in range(5)])
-    flips = torch.Generator().manual_seed(
-        3
-    )  # evaluate_tap's flips: make_batch draws them from this stream
+    # evaluate_tap's flips: make_batch draws them from this stream
+    flips = torch.Generator().manual_seed(3)
     flipped = torch.cat([torch.rand(64, generator=flips) < 0.5 for _ in range(5)])
     expected = {int(v): (~flipped[t == v]).float().mean().item() for v in t.unique()}
     assert set(res["accuracy_by_t"]) == {
@@ -196,9 +194,8 @@ def test_learns_a_real_arrow(cpu_bf16, monkeypatch, tmp_path):
     instructions)."""
     monkeypatch.setenv("TAPKIT_CPU_BF16", cpu_bf16)
     assert _accuracy_after_short_training(growing_blobs, checkpoint=tmp_path / "c.pt") > 0.8
-    trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"][
-        "amp"
-    ]  # the autocast dtype the training ran under
+    # the autocast dtype the training ran under
+    trained_in = load_checkpoint(tmp_path / "c.pt")["recipe"]["amp"]
     assert trained_in == ("torch.bfloat16" if cpu_bf16 == "1" else "None"), trained_in
 
 
@@ -387,9 +384,8 @@ def outlier_cue(t=20, size=48, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     base = ndimage.gaussian_filter(rng.random((size, size)), 2) * 100 + 10
     frames = np.repeat(base[None], t, 0) * (1 + 0.01 * rng.normal(size=(t, size, size)))
-    frames[:, :5, :5] = (200 * 1.15 ** np.arange(t))[
-        :, None, None
-    ]  # 25 px > the 99.8th percentile's 5
+    # 25 px > the 99.8th percentile's 5
+    frames[:, :5, :5] = (200 * 1.15 ** np.arange(t))[:, None, None]
     return frames.astype(np.float32)
 
 
@@ -484,15 +480,13 @@ def test_held_out_checks_add_the_region_only_where_training_held_one_out():
     kw = dict(n_pairs=64, patch=16, seed=1, val_at="end")
     wide = held_out_checks(model, Movie(growing_blobs(t=20, size=64)), 0.25, **kw)
     assert set(wide) == {"held-out frames", "held-out region"}
-    narrow = held_out_checks(
-        model, Movie(growing_blobs(t=20, size=32)), 0.25, **kw
-    )  # no room: training had none
+    # no room: training had none
+    narrow = held_out_checks(model, Movie(growing_blobs(t=20, size=32)), 0.25, **kw)
     assert set(narrow) == {"held-out frames"}
     given = held_out_checks(
         model, Movie(growing_blobs(t=20, size=64)), 0.0, frames=wide["held-out frames"], **kw
     )
     assert given == {"held-out frames": wide["held-out frames"]}
     lines = checks_warnings(wide)
-    assert len(lines) == len(set(lines)) and lines[-1].startswith(
-        "What to try"
-    )  # one "what to try" for both
+    # one "what to try" for both
+    assert len(lines) == len(set(lines)) and lines[-1].startswith("What to try")

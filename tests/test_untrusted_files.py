@@ -161,9 +161,8 @@ def test_a_file_that_holds_code_is_refused_and_nothing_runs(loader, payload, tmp
     assert ("system" if payload is RunsCommand else "builtins.exec") in str(err.value), err.value
 
 
-@pytest.mark.parametrize(
-    "loader", [name for name in LOADERS if name != "read_torch_file"]
-)  # its callers check
+# its callers check
+@pytest.mark.parametrize("loader", [name for name in LOADERS if name != "read_torch_file"])
 @pytest.mark.parametrize("content", [{"a": 1}, [1, 2]], ids=["dict", "list"])
 def test_a_torch_file_with_other_content_is_one_named_input_error(loader, content, tmp_path, data):
     path = tmp_path / FILE.get(loader, "other.pt")
@@ -186,9 +185,8 @@ def test_weights_of_another_shape_or_architecture(tap_file, tmp_path):
             load(tmp_path / "shape.pt", "cpu")
         assert "Error(s) in loading state_dict" not in str(err.value)
     state = torch.load(tap_file, weights_only=True)
-    state["config"] = dict(
-        state["config"], base_filters=16
-    )  # the weights of base 8 under a config of base 16
+    # the weights of base 8 under a config of base 16
+    state["config"] = dict(state["config"], base_filters=16)
     save_checkpoint(state, tmp_path / "config.pt")
     with pytest.raises(InputError, match="config.pt does not fit"):
         load_model(tmp_path / "config.pt", "cpu")

@@ -156,9 +156,8 @@ def assess(
     if record:
         from tapkit.course import results
 
-        results.record(
-            "claims", **{claim_id: None}
-        )  # replace, not merge: no part or key of an earlier entry stays
+        # replace, not merge: no part or key of an earlier entry stays
+        results.record("claims", **{claim_id: None})
         results.record("claims", **{claim_id: entry})
     return entry
 

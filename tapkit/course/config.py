@@ -102,9 +102,8 @@ def configure(namespace: dict, notebook: str) -> Config:
 
     advice = recommended(params["data"])
     prof["tap"].setdefault("val_at", advice["val_at"])  # real data: validate on the last frames
-    prof["tap"] = profiles.tap_for_data(
-        prof["tap"], advice["tap"]
-    )  # real data: datasets.REAL_DATA_TAP, real_epochs
+    # real data: datasets.REAL_DATA_TAP, real_epochs
+    prof["tap"] = profiles.tap_for_data(prof["tap"], advice["tap"])
     overrides = section_overrides(params, prof)
     for section, values in overrides.items():
         prof[section].update(values)
@@ -245,9 +244,8 @@ def segmentation_frames(cfg: Config, movie: Movie) -> Movie:
 def shipped_folder() -> Path:
     """The folder of the checkpoints shipped inside the package, `tapkit/checkpoints` (found by
     importlib.resources)."""
-    return Path(
-        str(resources.files("tapkit") / "checkpoints")
-    )  # a wheel installs it as a plain folder
+    # a wheel installs it as a plain folder
+    return Path(str(resources.files("tapkit") / "checkpoints"))
 
 
 def shipped_checkpoint(key: str, task: str = "tap") -> "Path | None":
@@ -333,9 +331,8 @@ def get_pretext_model(
     key = data_key(data if data is not None else cfg.data)
     own = Path(cfg.out_dir) / f"{task}_{key}.pt"
     shipped = shipped_checkpoint(key, task)
-    interrupted = own.is_file() and not checkpoint_finished(
-        own
-    )  # an interrupted training is not a model
+    # an interrupted training is not a model
+    interrupted = own.is_file() and not checkpoint_finished(own)
     found = (
         own
         if own.is_file() and not interrupted

@@ -113,9 +113,8 @@ def segmentation_rows(cfg: Config, movie: Movie, model: Any, task: str = "tap") 
 
     s = cfg.segmentation
     movie = segmentation_frames(cfg, movie)  # all, or the first few (smoke and dry runs)
-    split = masks.split_frames(
-        len(movie.images), s["real_n_test"], s["real_n_val"]
-    )  # named error when too short
+    # named error when too short
+    split = masks.split_frames(len(movie.images), s["real_n_test"], s["real_n_val"])
     sources = {task: model, "random (frozen)": heads.fresh_encoder(model, cfg.seed, movie)}
     train = {k: s[k] for k in experiments.TRAIN_KEYS}
     tables = {}

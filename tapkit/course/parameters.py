@@ -149,9 +149,8 @@ CHECKS: dict[str, Check] = {
     "binning": whole(1, "the dataset's recommended binning", example=2),
     "channel": whole(0, "single-channel data", example=0),
     # notebook-only parameters
-    "bleaching": number(
-        0.0, 1.0, high_open=True, example=0.02
-    ),  # 00, 01: photobleaching rate per frame
+    # 00, 01: photobleaching rate per frame
+    "bleaching": number(0.0, 1.0, high_open=True, example=0.02),
     "real_data": optional_data_source,  # 02
     "real_crop": whole(32, "256 px on a CPU, whole frames on a GPU", example=256),  # 02
     "threshold": whole(0, example=40),  # 03
@@ -169,9 +168,8 @@ CHECKS: dict[str, Check] = {
     "tap_augment": choice(augment_presets),  # AugmentConfig.named presets
     # every crop normalised on its own (default: True for real data, False for simulated)
     "tap_per_crop": optional_flag,
-    "tap_val_region": optional(
-        number(0.0, 1.0, high_open=True, example=0.25)
-    ),  # right part of every frame held out
+    # right part of every frame held out
+    "tap_val_region": optional(number(0.0, 1.0, high_open=True, example=0.25)),
     "own_export_frames": whole(1, "the profile's value", example=8),  # 09
     "own_nucleus_frames": whole(1, "the profile's value", example=4),  # 09
 }

@@ -16,13 +16,11 @@ RESUME_ENV = "TAPKIT_RESUME"
 DRY_RUN = {
     "sim": dict(n_frames=16, size=(128, 128)),
     "tap": dict(epochs=1, steps_per_epoch=2, batch_size=4, val_steps=1),
-    "evaluation": dict(
-        n_pairs=64
-    ),  # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
+    # notebook 01's fresh-pair evaluation (1024 pairs of the full U-Net: minutes on a CPU)
+    "evaluation": dict(n_pairs=64),
     "gradcam": dict(n_frames=1),
-    "crops": dict(
-        n_pairs=240, event_fraction=0.3
-    ),  # enough pairs of each class for every split and budget
+    # enough pairs of each class for every split and budget
+    "crops": dict(n_pairs=240, event_fraction=0.3),
     "heads": dict(
         n_runs=1,
         steps_linear=4,

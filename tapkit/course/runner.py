@@ -213,9 +213,8 @@ def _resumed_or_run(
         print(
             f"{path.stem}: did not finish ({done.get('status', 'not started')}), running it again"
         )
-        (out / "results" / f"{path.stem}.json").unlink(
-            missing_ok=True
-        )  # no values of the interrupted attempt
+        # no values of the interrupted attempt
+        (out / "results" / f"{path.stem}.json").unlink(missing_ok=True)
     run["notebooks"][path.stem] = {"status": "running"}
     write_run(run, out)
     own = {k: v for k, v in params.items() if k in parameter_values(path)}

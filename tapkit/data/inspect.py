@@ -65,9 +65,8 @@ def phase_correlation(a: np.ndarray, b: np.ndarray, whiten: float = 0.5) -> tupl
     window = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))  # (Y, X) no edge jumps
     fa, fb = (np.fft.rfft2((f - f.mean()) * window) for f in (a, b))
     cross = fb * np.conj(fa)
-    corr = np.fft.irfft2(
-        cross / np.maximum(np.abs(cross), 1e-12) ** whiten, s=a.shape
-    )  # (Y, X) peak at the shift
+    # (Y, X) peak at the shift
+    corr = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12) ** whiten, s=a.shape)
     py, px = np.unravel_index(int(np.argmax(corr)), corr.shape)
     ny, nx = corr.shape
     dy = py + _parabola(corr[(py - 1) % ny, px], corr[py, px], corr[(py + 1) % ny, px])

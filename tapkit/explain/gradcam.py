@@ -73,9 +73,8 @@ def _grads_and_features(
     """Gradient of logit[slot 0] w.r.t. z and z itself for one (2, y, x) pair: both (2, F, y, x) on
     the CPU."""
     x = torch.from_numpy(np.ascontiguousarray(pair))[None, :, None].to(dev)  # (1, 2, 1, y, x)
-    x.requires_grad_(
-        True
-    )  # builds the graph even when the weights are frozen (requires_grad=False)
+    # builds the graph even when the weights are frozen (requires_grad=False)
+    x.requires_grad_(True)
     with torch.enable_grad():
         logits, z = model(x)  # (1, 2), (1, 2, F, y, x)
         (grad,) = torch.autograd.grad(logits[0, 0], z)

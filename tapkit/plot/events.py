@@ -213,9 +213,8 @@ def plot_val_curves(
     import matplotlib.pyplot as plt
 
     names = [n for n, runs in results.items() if runs]
-    colors = series_colors(
-        f"seed {r.seed}" for n in names for r in results[n]
-    )  # one colour per seed, every panel
+    # one colour per seed, every panel
+    colors = series_colors(f"seed {r.seed}" for n in names for r in results[n])
     fig, axes = plt.subplots(
         1, len(names), figsize=(2.3 * len(names), 2.6), sharey=True, squeeze=False
     )

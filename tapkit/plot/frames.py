@@ -60,9 +60,8 @@ def frame_rgb(
         lab = movie.labels[t]
         # outlines stay visible when a big frame is shrunk
         size = 2 * max(1, round(max(lab.shape) / 400)) + 1
-        edge = ndi.maximum_filter(lab, size=size) != ndi.minimum_filter(
-            lab, size=size
-        )  # inner and outer outlines
+        # inner and outer outlines
+        edge = ndi.maximum_filter(lab, size=size) != ndi.minimum_filter(lab, size=size)
         rgb[edge & (lab > 0)] = (1.0, 0.8, 0.1)
     return rgb
 

@@ -98,9 +98,8 @@ def plot_top_regions(
     `n_slots` fixes the number of inset columns (default: one per region), so figures for different
     k have the same size (the explorer uses this).
     """
-    pair = np.stack(
-        [np.asarray(frame_t, np.float32), np.asarray(frame_t1, np.float32)]
-    )  # (2, Y, X)
+    # (2, Y, X)
+    pair = np.stack([np.asarray(frame_t, np.float32), np.asarray(frame_t1, np.float32)])
     cam = np.asarray(cam, dtype=np.float64)
     if cam.shape != pair.shape[1:]:
         raise InputError(
@@ -115,9 +114,8 @@ def plot_top_regions(
         3, n, height_ratios=[5.0 * n / width, 1.0, 1.0], hspace=0.15, wspace=0.05
     )
     _draw_overview(fig.add_subplot(grid[0, :]), pair[0], cam, regions, inset, events, event_class)
-    limits = [
-        tuple(np.percentile(f, (1, 99.8))) for f in pair
-    ]  # insets share their frame's contrast
+    # insets share their frame's contrast
+    limits = [tuple(np.percentile(f, (1, 99.8))) for f in pair]
     padded = np.pad(
         pair, ((0, 0), (inset, inset), (inset, inset)), mode="constant", constant_values=pair.min()
     )

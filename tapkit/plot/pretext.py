@@ -153,9 +153,8 @@ def plot_feature_maps(
     )
     for row, (name, z) in zip(axes, maps.items()):
         z = z.detach().float().cpu()
-        lo, hi = np.percentile(
-            np.asarray(image, dtype=np.float32), (1, 99.8)
-        )  # raw intensities or normalised
+        # raw intensities or normalised
+        lo, hi = np.percentile(np.asarray(image, dtype=np.float32), (1, 99.8))
         _show(row[0], image, f"{name}: frame", vmin=float(lo), vmax=float(max(hi, lo + 1e-6)))
         for ax, c in zip(
             row[1:], z.flatten(1).var(1).argsort(descending=True)[:n_channels].tolist()
@@ -178,9 +177,8 @@ def event_classes(pairs: Any) -> np.ndarray:
     """(N,) event class of each crop pair: DIVISION or DEATH (the class with more pixels in the
     pair's two masks), 0 without event pixels; pairs is a CropPairs or masks (N, 2, S, S)."""
     masks = np.asarray(getattr(pairs, "masks", pairs))
-    counts = np.stack(
-        [(masks == c).sum(axis=(1, 2, 3)) for c in (DIVISION, DEATH)], axis=1
-    )  # (N, 2)
+    # (N, 2)
+    counts = np.stack([(masks == c).sum(axis=(1, 2, 3)) for c in (DIVISION, DEATH)], axis=1)
     return np.where(counts.max(1) > 0, np.where(counts[:, 1] > counts[:, 0], DEATH, DIVISION), 0)
 
 

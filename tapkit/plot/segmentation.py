@@ -34,9 +34,8 @@ def plot_task_masks(frame: np.ndarray, masks: Mapping[str, np.ndarray]) -> Any:
     return fig
 
 
-TASK_COLORS = {
-    "divisions": EVENT_COLORS[DIVISION]
-}  # outline colour of a task's mask; other tasks: MASK_COLOR
+# outline colour of a task's mask; other tasks: MASK_COLOR
+TASK_COLORS = {"divisions": EVENT_COLORS[DIVISION]}
 MASK_COLOR = (1.0, 0.8, 0.0)
 FLICKER_COLORS = {
     "kept": (1.0, 1.0, 1.0),

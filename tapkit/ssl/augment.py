@@ -198,15 +198,17 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
     angle = _rand(g, b, lo=-1.0, hi=1.0) * math.radians(cfg.max_rotation) * affine
     zoom = torch.where(affine, _rand(g, b, lo=cfg.scale_range[0], hi=cfg.scale_range[1]), 1.0)
     c, s = torch.cos(angle), torch.sin(angle)
+    # (B, 2, 2)
     joint = (
         torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2) / zoom[:, None, None]
-    )  # (B, 2, 2)
+    )
     frame_zoom = torch.where(
         jitter[:, None], _rand(g, b, 2, lo=cfg.jitter_scale[0], hi=cfg.jitter_scale[1]), 1.0
     )
+    # (B, 2, 2)
     frame_shift = (
         _rand(g, b, 2, 2, lo=-cfg.jitter_shift, hi=cfg.jitter_shift) * jitter[:, None, None]
-    )  # (B, 2, 2)
+    )
     k = cfg.elastic_grid
     u = torch.linspace(-(patch - 1) / 2, (patch - 1) / 2, k, device=dev)
     grid = torch.stack(torch.meshgrid(u, u, indexing="ij"))  # (2, K, K) output offsets (y, x)
@@ -227,9 +229,8 @@ def draw_transforms(b: int, patch: int, g: torch.Generator, cfg: AugmentConfig) 
 def _intensity_params(b: int, g: torch.Generator, cfg: AugmentConfig) -> tuple[torch.Tensor, ...]:
     """Per-frame intensity factor and offset and noise amplitude, each (B, 2): noise, then frame,
     then global."""
-    sigma = _rand(g, b, 1, hi=cfg.noise_max) * _coin(
-        g, cfg.p_noise, b, 1
-    )  # one amplitude per pair, as tarrow
+    # one amplitude per pair, as tarrow
+    sigma = _rand(g, b, 1, hi=cfg.noise_max) * _coin(g, cfg.p_noise, b, 1)
     on = _coin(g, cfg.p_frame_intensity, b, 1)
     a = torch.where(on, _rand(g, b, 2, lo=cfg.frame_scale[0], hi=cfg.frame_scale[1]), 1.0)
     c = _rand(g, b, 2, lo=-cfg.frame_shift, hi=cfg.frame_shift) * on
@@ -260,9 +261,8 @@ def source_coords(
     """
     n, _, k, _ = coarse.shape
     w = _interpolation_matrix(k, patch, coarse.device)  # (P, K)
-    wx = torch.kron(
-        w.T.contiguous(), torch.eye(2, device=coarse.device)
-    )  # (2K, 2P): keeps the 2 coordinates interleaved
+    # (2K, 2P): keeps the 2 coordinates interleaved
+    wx = torch.kron(w.T.contiguous(), torch.eye(2, device=coarse.device))
     rows = coarse.permute(0, 2, 3, 1).reshape(n, k, 2 * k) @ wx  # (N, K, 2P)
     if out is None:
         return (w @ rows).view(n, patch, patch, 2)
@@ -313,9 +313,8 @@ class NoiseBank:
     def windows(self, n: int, g: torch.Generator) -> torch.Tensor:
         """n <= self.n disjoint windows of `length` noise values, (n, length), a view of the
         field."""
-        gap = int(
-            torch.randint(self.length // 2 + 1, (1,), generator=g, device=g.device)
-        )  # between windows
+        # between windows
+        gap = int(torch.randint(self.length // 2 + 1, (1,), generator=g, device=g.device))
         stride = self.length + gap
         start = int(
             torch.randint(
@@ -364,14 +363,12 @@ def augment_pairs(
     b, _, ch, h, w = crops.shape
     patch = min(h, w) if patch is None else int(patch)
     tf = draw_transforms(b, patch, generator, cfg)
-    coords = source_coords(
-        tf.coarse.flatten(0, 1), patch
-    )  # (2B, P, P, 2) offsets (y, x) from the centre
+    # (2B, P, P, 2) offsets (y, x) from the centre
+    coords = source_coords(tf.coarse.flatten(0, 1), patch)
     y, x = coords.unbind(-1)
     reflect(y.add_((h - 1) / 2), h), reflect(x.add_((w - 1) / 2), w)
-    grid = torch.stack(
-        [x * (2 / (w - 1)) - 1, y * (2 / (h - 1)) - 1], -1
-    )  # (2B, P, P, 2) as (x, y)
+    # (2B, P, P, 2) as (x, y)
+    grid = torch.stack([x * (2 / (w - 1)) - 1, y * (2 / (h - 1)) - 1], -1)
     out = F.grid_sample(
         crops.reshape(2 * b, ch, h, w).float(), grid, mode="bilinear", align_corners=True
     )

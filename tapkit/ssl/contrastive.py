@@ -63,9 +63,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> tor
     b = len(z1)
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, D)
     sim = z @ z.T / temperature  # (2B, 2B)
-    sim = sim.masked_fill(
-        torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf")
-    )  # not itself
+    # not itself
+    sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
     partner = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)  # (2B,)
     return F.cross_entropy(sim, partner)
 
@@ -81,9 +80,8 @@ def random_views(
     noise."""
     b, g = len(x), generator
     rand = lambda *shape: torch.rand(*shape, generator=g, device=g.device)  # noqa: E731
-    k = torch.randint(
-        0, 8, (b,), generator=g, device=g.device
-    )  # one of the 8 symmetries of the square
+    # one of the 8 symmetries of the square
+    k = torch.randint(0, 8, (b,), generator=g, device=g.device)
     variants = torch.stack(
         [torch.rot90(v, r, dims=(-2, -1)) for v in (x, x.flip(-1)) for r in range(4)]
     )
@@ -162,9 +160,8 @@ class ContrastiveModel(PretextModel):
         )
         self.mask_token = nn.Parameter(torch.zeros(self.in_channels))
         self.reconstruct = nn.Conv2d(f, self.in_channels, 1)
-        self.register_buffer(
-            "steps_done", torch.zeros((), dtype=torch.long)
-        )  # training steps, for the warm-up
+        # training steps, for the warm-up
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     def check_crop(self, patch: int) -> None:
         """Named error before training unless the mask patches tile a crop of `patch` px."""
@@ -199,9 +196,8 @@ class ContrastiveModel(PretextModel):
         (partner found)."""
         v1, v2, mask = batch["view1"], batch["view2"], batch["mask"]
         b = len(v1)
-        z = self.embed(
-            torch.cat([v1, v2, apply_mask(v1, mask, self.mask_token)])
-        )  # (3B, F, P, P) one pass
+        # (3B, F, P, P) one pass
+        z = self.embed(torch.cat([v1, v2, apply_mask(v1, mask, self.mask_token)]))
         h = self.projector(z[: 2 * b].float().mean(dim=(-2, -1)))  # (2B, D) pooled and projected
         con = nt_xent(h[:b], h[b:], self.config["temperature"])
         rec = masked_loss(self.reconstruct(z[2 * b :]).float(), v1.float(), mask, "l1")

@@ -35,9 +35,8 @@ def read_windows(
     tensor (Y' >= Y)."""
     p = patch
     windows = stack.unfold(2, p, 1).unfold(3, p, 1)  # (C, T, Y'-P+1, X-P+1, P, P), a view
-    return windows[:, frames, y0[:, None], x0[:, None]].permute(
-        1, 2, 0, 3, 4
-    )  # from (C, n, 2, P, P)
+    # from (C, n, 2, P, P)
+    return windows[:, frames, y0[:, None], x0[:, None]].permute(1, 2, 0, 3, 4)
 
 
 def tall_grid(
@@ -61,9 +60,8 @@ def tall_grid(
     lo, hi = ctrl.flatten(2).amin(-1), ctrl.flatten(2).amax(-1)  # (2n, 2)
     outside = ((lo < 0) | (hi > torch.tensor([h - 1, width - 1], device=lo.device))).any(1)  # (2n,)
     ctrl = ctrl.flip(1).clone()  # (2n, 2 (x, y), K, K): grid_sample's order
-    frame_row = (frames.flatten() * height).to(
-        ctrl.dtype
-    )  # (2n,) first row of each frame in the tall image
+    # (2n,) first row of each frame in the tall image
+    frame_row = (frames.flatten() * height).to(ctrl.dtype)
     scale_x, scale_y = (
         2 / (width - 1),
         2 / (n_t * height - 1),
@@ -75,9 +73,8 @@ def tall_grid(
     grid = source_coords(ctrl, patch, out)  # (2n, P, P, 2): exact, the maps are bilinear
     if bool(outside.any()):
         idx = torch.nonzero(outside).flatten()
-        edge = torch.tensor(
-            [width - 1, h - 1], dtype=grid.dtype, device=grid.device
-        )  # (x, y) last pixel
+        # (x, y) last pixel
+        edge = torch.tensor([width - 1, h - 1], dtype=grid.dtype, device=grid.device)
         sub = grid.index_select(0, idx)  # (m, P, P, 2) pixels (x, y)
         if bool((lo[idx] >= -(h - 1)).all() and (hi[idx].flip(-1) <= 2 * edge).all()):
             # one mirror per side is enough: reflect()'s result, 5x faster
@@ -85,9 +82,10 @@ def tall_grid(
         else:  # a footprint more than a frame outside (tiny frames): the general reflection
             reflect(sub[..., 0], width), reflect(sub[..., 1], h)
         scale = torch.tensor([scale_x, scale_y], dtype=grid.dtype, device=grid.device)
+        # (m, 2)
         offset = torch.stack(
             [torch.full_like(frame_row[idx], -1.0), frame_row[idx] * scale_y - 1], -1
-        )  # (m, 2)
+        )
         grid.index_copy_(0, idx, sub.mul_(scale).add_(offset[:, None, None]))
     return grid
 
@@ -106,9 +104,8 @@ def crop_grid(
     """grid_sample grid (2n, P, P, 2) into the tall image of a movie for the maps `coarse`
     (n, 2, 2, K, K)."""
     centre = torch.stack([y0, x0], -1) + (patch - 1) / 2  # (n, 2) patch centre (y, x)
-    ctrl = (coarse + centre[:, None, :, None, None]).flatten(
-        0, 1
-    )  # (2n, 2, K, K) source pixels (y, x)
+    # (2n, 2, K, K) source pixels (y, x)
+    ctrl = (coarse + centre[:, None, :, None, None]).flatten(0, 1)
     return tall_grid(ctrl, frames, n_t, height, width, patch, out)
 
 

@@ -236,9 +236,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         all_reduce = _SumOverRanks.apply
         count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)
-        total = all_reduce(
-            torch.cat([x.sum((0, 2, 3)), count])
-        )  # (C + 1,) sums over every rank's batch
+        # (C + 1,) sums over every rank's batch
+        total = all_reduce(torch.cat([x.sum((0, 2, 3)), count]))
         n = total[-1]
         mean = total[:-1] / n  # (C,)
         var = all_reduce(((x - mean[None, :, None, None]) ** 2).sum((0, 2, 3))) / n  # (C,) biased
@@ -251,9 +250,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                     else 1.0 / float(self.num_batches_tracked)
                 )
                 self.running_mean.lerp_(mean.detach(), factor)
-                self.running_var.lerp_(
-                    var.detach() * n / (n - 1), factor
-                )  # unbiased, as BatchNorm2d keeps it
+                # unbiased, as BatchNorm2d keeps it
+                self.running_var.lerp_(var.detach() * n / (n - 1), factor)
         y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
         return (
             y * self.weight[None, :, None, None] + self.bias[None, :, None, None]

@@ -35,9 +35,8 @@ __all__ = [
     "model_device",
 ]
 
-Window = tuple[
-    slice, slice, slice, slice
-]  # (source y, source x) in the frame, (keep y, keep x) in the tile
+# (source y, source x) in the frame, (keep y, keep x) in the tile
+Window = tuple[slice, slice, slice, slice]
 
 
 def pool_multiple(model: PretextModel) -> int:
@@ -177,9 +176,8 @@ def embed(
     n_t, ny, nx = images.shape
     tiled = ny > tile or nx > tile
     if tiled:
-        images = pad_to_multiple(
-            images, multiple
-        )  # same padding the U-Net applies to a whole frame
+        # same padding the U-Net applies to a whole frame
+        images = pad_to_multiple(images, multiple)
     windows = tile_windows(images.shape[1:], tile, overlap, multiple)
     dev = model_device(model, device)
     model = model.to(dev)

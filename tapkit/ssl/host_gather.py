@@ -82,9 +82,8 @@ def footprint(
     hi = torch.stack([iy.flatten(1).amax(1), ix.flatten(1).amax(1)], -1).floor().long() + 2 + margin
     lo, hi = torch.maximum(lo, torch.zeros_like(lo)), torch.minimum(hi, sizes)
     size = (hi - lo).amax(0)  # (2,) the box size of the batch
-    corner = torch.minimum(
-        lo, (sizes - size).clamp(min=0)
-    )  # shift boxes that would leave the frame
+    # shift boxes that would leave the frame
+    corner = torch.minimum(lo, (sizes - size).clamp(min=0))
     return corner, (int(size[0]), int(size[1]))
 
 

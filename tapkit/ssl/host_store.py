@@ -72,13 +72,11 @@ def device_store(
     zero row per frame."""
     t, c, y, x = arr.shape
     store = torch.zeros((c, t, y + 1, x), dtype=torch.float32, device=device)
-    step = max(
-        1, chunk_bytes // (4 * c * y * x)
-    )  # frames per chunk: never the whole movie as float32 on the host
+    # frames per chunk: never the whole movie as float32 on the host
+    step = max(1, chunk_bytes // (4 * c * y * x))
     for i in range(0, t, step):
-        part = torch.from_numpy(
-            np.array(arr[i : i + step], dtype=np.float32)
-        )  # (t', C, Y, X), a copy: normalised in place
+        # (t', C, Y, X), a copy: normalised in place
+        part = torch.from_numpy(np.array(arr[i : i + step], dtype=np.float32))
         part = normalise_(
             part, torch.from_numpy(lo[i : i + step]), torch.from_numpy(denom[i : i + step])
         )
@@ -160,9 +158,8 @@ class HostMovies:
         )
         # (M,)
         self.offsets = torch.tensor([0] + [a.shape[0] for a in arrays]).cumsum(0)[:-1].to(device)
-        self.lo, self.denom = (
-            torch.from_numpy(np.concatenate(s)).to(device) for s in zip(*stats)
-        )  # (sum T, C)
+        # (sum T, C)
+        self.lo, self.denom = (torch.from_numpy(np.concatenate(s)).to(device) for s in zip(*stats))
         self.transport = transport_dtype(arrays)
         self.pin = device.type == "cuda" and torch.cuda.is_available()
         self._pool: "ThreadPoolExecutor | None" = None
@@ -318,9 +315,8 @@ class HostMovies:
             if isinstance(v, torch.Tensor)
         }
         if sampler.split == "train":
-            self.prefetch(
-                sampler
-            )  # draws from draw_generator only: the order of every random number stays the same
+            # draws from draw_generator only: the order of every random number stays the same
+            self.prefetch(sampler)
         pos = {k: v.to(self.device) for k, v in pos.items()}
         tf = PairTransforms(**{k: v.to(self.device) for k, v in vars(tf).items()})
         return pos, tf, self.read(sampler, pos, tf, raw["n_plain"], dev)
@@ -339,22 +335,19 @@ class HostMovies:
         apply_dihedral(out[:n_plain], tf.dihedral[:n_plain])
         if n_plain == len(frames):
             return out
-        local = normalise_(
-            as_float(raw["warped"]), lo[n_plain:], denom[n_plain:]
-        )  # (m, 2, C, Hb, Wb)
+        # (m, 2, C, Hb, Wb)
+        local = normalise_(as_float(raw["warped"]), lo[n_plain:], denom[n_plain:])
         corner = raw["corner"].flatten(0, 1)  # (2m, 2)
-        sizes = sampler.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(
-            2, 0
-        )  # (2m, 2)
+        # (2m, 2)
+        sizes = sampler.sizes.to(self.device)[pos["movie"][n_plain:]].repeat_interleave(2, 0)
         for warped, m, part in read_groups(pos, tf, sampler.n_movies):
             if not warped:
                 continue
             iy, ix = self._pixels(
                 sampler, m, frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part]
             )
-            items = slice(
-                2 * (part.start - n_plain), 2 * (part.stop - n_plain)
-            )  # (pair, frame) items
+            # (pair, frame) items
+            items = slice(2 * (part.start - n_plain), 2 * (part.stop - n_plain))
             crops = bilinear(local.flatten(0, 1)[items], iy, ix, corner[items], sizes[items])
             out[part] = crops.view(-1, 2, *crops.shape[1:])
         return out

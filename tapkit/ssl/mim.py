@@ -88,9 +88,8 @@ def _top_k_patches(
     u = torch.rand(log_weights.shape, generator=generator, device=generator.device).clamp(
         1e-12, 1 - 1e-7
     )
-    keys = log_weights - torch.log(
-        -torch.log(u)
-    )  # Gumbel top-k = weighted sampling without replacement
+    # Gumbel top-k = weighted sampling without replacement
+    keys = log_weights - torch.log(-torch.log(u))
     chosen = keys.topk(k, dim=1).indices
     return torch.zeros_like(keys, dtype=torch.bool).scatter_(1, chosen, True)
 
@@ -121,9 +120,8 @@ def intensity_mask(
     """(B, 1, P, P) mask of images (B, C, P, P): bright patches hidden more often
     (weight exp(sharpness * s_j))."""
     grid = _patch_grid(images.shape[-1], patch, "intensity_mask")
-    means = torch.nn.functional.avg_pool2d(images.float().mean(1, keepdim=True), patch).flatten(
-        1
-    )  # (B, n)
+    # (B, n)
+    means = torch.nn.functional.avg_pool2d(images.float().mean(1, keepdim=True), patch).flatten(1)
     s = (means - means.mean(1, keepdim=True)) / means.std(1, keepdim=True).clamp(min=1e-6)
     return _to_pixels(_top_k_patches(sharpness * s, ratio, generator), grid, patch)
 

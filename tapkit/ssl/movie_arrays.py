@@ -149,9 +149,8 @@ def frame_stats(
         # views of the movie, not copies
         parts = [arr[i, k] for i in range(t)] if per_frame else [arr[:, k]]
         for i, part in enumerate(parts):
-            v = _subsample(
-                part, MAX_STAT_PIXELS if per_frame else MAX_STAT_PIXELS * 4
-            )  # one frame as float32 at a time
+            # one frame as float32 at a time
+            v = _subsample(part, MAX_STAT_PIXELS if per_frame else MAX_STAT_PIXELS * 4)
             if not np.isfinite(v).all():
                 raise InputError(
                     f"{what}: contains NaN or infinite values (channel {k}); fix or mask them "

@@ -98,9 +98,8 @@ def pair_table(
         n_val = n_val_frames(n, val_fraction, delta)
         # the boundary between the two parts
         cut = n_val if val_at == "start" else n - n_val
-        first = (split == "val") == (
-            val_at == "start"
-        )  # this split is the first part (region: train's)
+        # this split is the first part (region: train's)
+        first = (split == "val") == (val_at == "start")
         lo, hi = (0, cut) if first else (cut, n)
         rows += [(m, t, d) for d in delta for t in range(lo, hi - d)]
     if not rows:

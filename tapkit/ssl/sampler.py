@@ -132,9 +132,10 @@ class PairSampler:
                 "PairSampler: got an empty list of movies; pass at least one Movie or (T, Y, X) "
                 "array."
             )
+        # (T, C, Y, X)
         arrays = [
             movie_arrays.open_movie(m, f"PairSampler: movie {i}") for i, m in enumerate(movies)
-        ]  # (T, C, Y, X)
+        ]
         self.patch, self.batch_size, self.split, self.seed = (
             int(patch),
             int(batch_size),
@@ -168,9 +169,10 @@ class PairSampler:
             )
         # validation pairs are never augmented
         self.cfg = augment if split == "train" else AugmentConfig.none()
+        # (N, 3): movie, t, delta (CPU)
         self.table = pair_splits.pair_table(
             [a.shape[0] for a in arrays], split, val_at, val_fraction, self.delta
-        )  # (N, 3): movie, t, delta (CPU)
+        )
         self.sizes = torch.tensor([a.shape[-2:] for a in arrays])  # (M, 2) (CPU)
         # (M,) first crop column, (M, 2) number of corners per axis
         self.x_first, self.room = pair_splits.crop_ranges(
@@ -220,9 +222,8 @@ class PairSampler:
                 arrays,
                 self.host.transport,
             )
-        self.generator = torch.Generator(
-            device=self.device
-        )  # intensity noise and the task's make_batch
+        # intensity noise and the task's make_batch
+        self.generator = torch.Generator(device=self.device)
         self.draw_generator = torch.Generator()  # positions and transforms, on the CPU
         # pixel noise field, drawn at the first batch with noise
         self._noise: "NoiseBank | None" = None

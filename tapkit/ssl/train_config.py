@@ -151,9 +151,8 @@ def config_of_checkpoint(state: Mapping[str, Any]) -> "TrainConfig | None":
     if isinstance(settings.get("delta"), str):
         settings["delta"] = ast.literal_eval(settings["delta"])  # "(1,)"
     if isinstance(settings.get("augment"), str) and settings["augment"] not in AUGMENT_PRESETS:
-        del settings[
-            "augment"
-        ]  # an AugmentConfig's repr: not read back (the recipe still shows it)
+        # an AugmentConfig's repr: not read back (the recipe still shows it)
+        del settings["augment"]
     options = {
         k: v for k, v in (recipe.get("config") or state.get("config") or {}).items() if k != "seed"
     }

@@ -214,9 +214,8 @@ def train(
     device = pick_device(device, verbose=distributed.is_main())
     mine = distributed.rank_shards(n_shards, ctx.rank, ctx.world_size)
     val_region = _fitting_region(movies, c.patch, c.val_region, verbose=distributed.is_main())
-    train_s, val_s = _samplers(
-        movies, val_movies, c, val_region, device, mine, n_shards
-    )  # checks the data
+    # checks the data
+    train_s, val_s = _samplers(movies, val_movies, c, val_region, device, mine, n_shards)
     check_memory(
         c.batch_size // ctx.world_size, c.patch, sum(s.nbytes for s in train_s), model, device
     )
@@ -225,9 +224,8 @@ def train(
     model.normalization = dict(NORMALIZATION, per_frame=c.per_frame, per_crop=c.per_crop)
     recipe = _recipe(pretext, model, movies, val_movies, c, n_shards, val_region, device)
     if c.sync_bn and ctx.enabled:
-        model = distributed.sync_batchnorm(
-            model, device
-        )  # the same weights; statistics over all ranks
+        # the same weights; statistics over all ranks
+        model = distributed.sync_batchnorm(model, device)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     total_steps = c.epochs * c.steps_per_epoch
@@ -245,9 +243,8 @@ def train(
     step_fn = distributed.wrap(model, device) if ctx.enabled else model.loss
     loss_fn = torch.compile(step_fn) if c.compile else step_fn
     g_val = torch.Generator(device=device).manual_seed(c.seed + 104729)
-    val_batches = [
-        model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(c.val_steps)
-    ]  # fixed
+    # fixed
+    val_batches = [model.make_batch(crops, g_val) for crops, _ in val_s.fixed_batches(c.val_steps)]
     for epoch in range(start, c.epochs):
         t0 = time.perf_counter()
         stats = _train_epoch(

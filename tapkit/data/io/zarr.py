@@ -118,9 +118,8 @@ def check_zarr(
 def read_zarr(path: PathArg, channel: int | None = None, name: str | None = None) -> Movie:
     """Read a (T, Y, X) movie from a zarr array or OME-Zarr image (`channel=` for multi-channel
     data)."""
-    check_zarr(
-        path, channel, "read_zarr", strict=True
-    )  # shape, axes and channel, before any pixel is read
+    # shape, axes and channel, before any pixel is read
+    check_zarr(path, channel, "read_zarr", strict=True)
     node, axes = open_zarr(path)
     index = tuple(slice(None) for _ in axes)
     cax = next((i for i, a in enumerate(axes) if a in "CS" and node.shape[i] > 1), None)

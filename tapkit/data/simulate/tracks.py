@@ -50,9 +50,8 @@ def _event_list(history: list[dict], lut: np.ndarray, p: _Params) -> list[tuple]
         cols = [
             lut[t0 : t1 + 1, w] if w < n_w else np.zeros(t1 + 1 - t0, np.int32) for w in ev["cells"]
         ]
-        tracks = [
-            list(dict.fromkeys(col[col > 0].tolist())) for col in cols
-        ]  # in order of appearance
+        # in order of appearance
+        tracks = [list(dict.fromkeys(col[col > 0].tolist())) for col in cols]
         ids = [(tr[-1] if i == 0 else tr[0]) if tr else 0 for i, tr in enumerate(tracks)]
         if any(ids):
             out.append((ev["kind"], t0, t1, tuple(ids)))

@@ -40,9 +40,8 @@ def simulate_two_channel(
     movie = simulate_movie(seed=seed, progress=progress, **movie_kwargs)
     p = _Params(**movie.meta["params"])
     rng = np.random.default_rng([seed, 2])  # independent of the nuclei's stream
-    brightness = np.r_[0.0, rng.lognormal(0, 0.3, int(movie.labels.max()))].astype(
-        np.float32
-    )  # per track id
+    # per track id
+    brightness = np.r_[0.0, rng.lognormal(0, 0.3, int(movie.labels.max()))].astype(np.float32)
     vignette = _vignette(p.size, rng)
     body = np.empty(movie.images.shape, np.float32)
     for t in range(p.n_frames):
@@ -61,9 +60,8 @@ def _cell_bodies(
     if not labels.any():
         return np.zeros(labels.shape, np.float32)
     distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
-    owner = np.where(
-        distance <= reach, labels[iy, ix], 0
-    )  # (Y, X) track id of the cell body, 0 = none
+    # (Y, X) track id of the cell body, 0 = none
+    owner = np.where(distance <= reach, labels[iy, ix], 0)
     mitotic = events[iy, ix] == DIVISION
     value = (
         brightness[owner]

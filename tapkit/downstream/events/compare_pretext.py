@@ -49,9 +49,8 @@ def compare_pretext(
     run (seed, full set) chooses the learning rate and its budget runs reuse it (run_sweep), as in
     notebook 04.
     """
-    splits = [
-        split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets
-    ]  # same val / test as split
+    # same val / test as split
+    splits = [split_pairs(labels, seed=int(seed), budget=int(b)) for b in budgets]
     results: dict[str, list[StrategyResult]] = {}
     curves: dict[str, Any] = {"n_train": [len(s.train) for s in splits]}
     # label-budget curves: the linear probe (A0 / B0): the standard measure of frozen features,
@@ -67,9 +66,8 @@ def compare_pretext(
             ]
             + [(curve_strategy, labels, sp, seed + i) for sp in splits]
         ]
-        runs = iter(
-            run_sweep(jobs, pairs, model, device, desc=task, **train)
-        )  # one feature cache per model
+        # one feature cache per model
+        runs = iter(run_sweep(jobs, pairs, model, device, desc=task, **train))
         f1 = np.zeros((len(splits), int(n_runs)))  # (budgets, runs)
         for i in range(int(n_runs)):
             for s in strategies:

@@ -136,12 +136,10 @@ def _corners(
     k = int(round(event_fraction * n_pairs))
     if k:
         te, ye, xe = np.unravel_index(rng.choice(np.flatnonzero(movie.events), k), movie.shape)
-        t[:k] = np.clip(
-            te - delta * rng.integers(0, 2, k), 0, T - delta - 1
-        )  # event in crop 1 or 2
-        y[:k] = np.clip(
-            ye - rng.integers(0, size, k), 0, Y - size
-        )  # event pixel anywhere in the crop
+        # event in crop 1 or 2
+        t[:k] = np.clip(te - delta * rng.integers(0, 2, k), 0, T - delta - 1)
+        # event pixel anywhere in the crop
+        y[:k] = np.clip(ye - rng.integers(0, size, k), 0, Y - size)
         x[:k] = np.clip(xe - rng.integers(0, size, k), 0, X - size)
     return t, y, x
 
@@ -174,9 +172,8 @@ def crop_pairs(
         float(event_fraction),
         np.random.default_rng(seed),
     )
-    images = sliding_window_view(
-        normalize(movie.images), (size, size), axis=(1, 2)
-    )  # (T, Y', X', S, S)
+    # (T, Y', X', S, S)
+    images = sliding_window_view(normalize(movie.images), (size, size), axis=(1, 2))
     masks = sliding_window_view(movie.events, (size, size), axis=(1, 2))
     tt = np.stack([t, t + delta], axis=1)  # (N, 2) frames of the two crops
     yy, xx = y[:, None], x[:, None]
@@ -261,9 +258,8 @@ def split_pairs(
             f"fractions must be three non-negative numbers (train, val, test) summing to 1 "
             f"with train > 0, got {tuple(fractions)}."
         )
-    perm = np.random.default_rng(seed).permutation(
-        len(lab)
-    )  # same seed -> same val/test for any labels
+    # same seed -> same val/test for any labels
+    perm = np.random.default_rng(seed).permutation(len(lab))
     n_train, n_val = int(round(fr[0] * len(lab))), int(round(fr[1] * len(lab)))
     train, val, test = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     if len(train) == 0 or lab[train].min() == lab[train].max():

@@ -353,9 +353,8 @@ def label_budget_curve(
         "lr": {},
     }
     for s in names:
-        cells = [
-            [next(runs) for _ in range(int(n_runs))] for _ in splits
-        ]  # (B, runs) of StrategyResult
+        # (B, runs) of StrategyResult
+        cells = [[next(runs) for _ in range(int(n_runs))] for _ in splits]
         curve[s] = np.array([[r.f1[1] for r in rs] for rs in cells])  # (B, runs)
         curve["converged"][s] = np.array([[r.converged for r in rs] for rs in cells])
         curve["lr"][s] = np.array([rs[0].lr for rs in cells])
@@ -378,9 +377,8 @@ def compare_criteria(
     {criterion: {strategy: [results]}}."""
     labels = {c: label_pairs(pairs, c, threshold=threshold) for c in criteria}  # checks names first
     names = _names(strategies)
-    splits = {
-        c: split_pairs(labels[c], seed=split_seed) for c in criteria
-    }  # same seed: same val/test pairs
+    # same seed: same val/test pairs
+    splits = {c: split_pairs(labels[c], seed=split_seed) for c in criteria}
     jobs = [
         (s, labels[c], splits[c], seed + i)
         for c in criteria

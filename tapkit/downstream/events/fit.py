@@ -131,9 +131,8 @@ def fit(
 
     module.to(device)
     opt = torch.optim.Adam(list(params), lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, int(steps)
-    )  # lr -> 0 at the last step
+    # lr -> 0 at the last step
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, int(steps))
     gen, yt = torch.Generator().manual_seed(int(seed)), torch.as_tensor(y, device=device)
     hist: dict[str, Any] = {"train_loss": [], "val_step": [], "val_f1": [], "val_loss": []}
     evals, batches, best = (
@@ -154,9 +153,8 @@ def fit(
         schedule.step()
         hist["train_loss"].append(loss.item())
         if step in evals:
-            val = predict(
-                module, x_val, device
-            )  # eval mode: the running batch-norm statistics of these weights
+            # eval mode: the running batch-norm statistics of these weights
+            val = predict(module, x_val, device)
             hist["val_step"].append(step)
             hist["val_f1"].append(class1_f1(val, y_val))
             hist["val_loss"].append(

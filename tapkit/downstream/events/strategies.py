@@ -60,9 +60,8 @@ class StrategyResult:
     seed: int = 0
     n_train: int = 0
     lr: float = 0.0  # the Adam learning rate it trained with (chosen on validation, or given)
-    lr_scores: dict = field(
-        default_factory=dict
-    )  # {lr: best validation F1} of the grid, when this run chose it
+    # {lr: best validation F1} of the grid, when this run chose it
+    lr_scores: dict = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:
@@ -123,9 +122,8 @@ def make_encoder(
         config = dict(getattr(tap_model, "config", {}) or {})
         encoder = TAPNet(**{**config, "seed": int(seed)})  # PyTorch default init, reproducible
         if kind == "B" and pairs is not None:
-            crops = pairs.images[:CALIBRATION_PAIRS].reshape(
-                -1, 1, *pairs.images.shape[-2:]
-            )  # (2n, 1, S, S)
+            # (2n, 1, S, S)
+            crops = pairs.images[:CALIBRATION_PAIRS].reshape(-1, 1, *pairs.images.shape[-2:])
             calibrate_batchnorm(encoder, crops, device="cpu")
     encoder.head = None  # the time-arrow head: not part of the event classifier
     return encoder.float().to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU

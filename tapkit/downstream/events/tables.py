@@ -96,9 +96,10 @@ def results_table(results: Mapping[str, Sequence[StrategyResult]]) -> dict[str, 
             "unconverged_runs": sum(not r.converged for r in runs),
         }
         for metric in ("precision", "recall", "f1"):
+            # (runs, 2)
             row[metric], row[f"{metric}_std"] = _mean_std(
                 np.array([getattr(r, metric) for r in runs])
-            )  # (runs, 2)
+            )
         table[name] = row
     return table
 

@@ -127,9 +127,8 @@ def pair_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of unlabelled crop pairs: x_a (B, C, P, P) of frames t and x_b of t + delta, same
     place, from `frames`."""
-    dummy = torch.zeros(
-        images.shape[0], *images.shape[2:], dtype=torch.uint8
-    )  # crop_batch wants masks
+    # crop_batch wants masks
+    dummy = torch.zeros(images.shape[0], *images.shape[2:], dtype=torch.uint8)
     origins = pair_origins(
         frames, len(images), deltas, tuple(images.shape[-2:]), crop, batch_size, rng
     )
@@ -162,9 +161,8 @@ def train_variant(
         raise InputError(f"variant={variant!r}: use one of {', '.join(VARIANTS)}.")
     n_seg, n_cons = VARIANTS[variant]
     device, rng = torch.device(device), np.random.default_rng(int(seed))
-    opt_seg = torch.optim.Adam(
-        net.parameters(), lr=lr_segmentation
-    )  # separate optimisers, as in the paper's code
+    # separate optimisers, as in the paper's code
+    opt_seg = torch.optim.Adam(net.parameters(), lr=lr_segmentation)
     opt_cons = torch.optim.Adam(net.parameters(), lr=lr_consistency)
     hist: dict[str, list[float]] = {"segmentation": [], "consistency": []}
     for r in range(int(rounds)):

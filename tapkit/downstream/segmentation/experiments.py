@@ -287,17 +287,15 @@ def end_to_end_sweep(
     offsets = tuple(offsets)
     inputs = images if offsets == (0,) else stack_frames(images, offsets)  # (T, k, Y, X)
     held_out = set(np.asarray(split.test).tolist())
-    unlabelled = images[
-        [t for t in range(len(images)) if t not in held_out]
-    ]  # (N, 1, Y, X) single images, as the encoder sees them; no test frame
+    # (N, 1, Y, X) single images, as the encoder sees them; no test frame
+    unlabelled = images[[t for t in range(len(images)) if t not in held_out]]
     net_type = SegmentationNet if len(offsets) == 1 else ContextSegmentationNet
 
     def make(s: int) -> tuple[nn.Module, Any]:
         trained = encoder if pretrained else fresh_encoder(encoder, s)
         net = net_type(trained, make_pixel_head("conv", len(offsets) * encoder.n_features, s))
-        calibrate_encoder(
-            net.encoder, unlabelled
-        )  # the copy inside net; the caller's encoder is untouched
+        # the copy inside net; the caller's encoder is untouched
+        calibrate_encoder(net.encoder, unlabelled)
         return net, net.trainable()
 
     out: list[DenseResult] = []

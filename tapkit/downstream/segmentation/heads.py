@@ -74,9 +74,8 @@ def fresh_encoder(
     if movie is not None:
         from tapkit.ssl.features import prepare_frames
 
-        calibrate_encoder(
-            encoder, prepare_frames(movie), n_frames
-        )  # (T, Y, X) normalised per frame, as embed sees them
+        # (T, Y, X) normalised per frame, as embed sees them
+        calibrate_encoder(encoder, prepare_frames(movie), n_frames)
     return encoder
 
 

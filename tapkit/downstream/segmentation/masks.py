@@ -152,9 +152,8 @@ def pick_frames(
     if masks is not None:
         pool = pool[np.asarray(masks)[pool].reshape(len(pool), -1).any(1)]
     n = budget_size(budget, len(pool))
-    rng = np.random.default_rng(
-        [int(seed), n]
-    )  # nested draws need not agree; each budget is its own draw
+    # nested draws need not agree; each budget is its own draw
+    rng = np.random.default_rng([int(seed), n])
     return np.sort(rng.choice(pool, size=n, replace=False))
 
 
