@@ -180,6 +180,8 @@ def stored_run(out: Path, **changes) -> None:
         (["-p", "bleaching=0.1"], "-p bleaching=0.1 (the run used the notebook's default)"),
         (["--profile", "cpu"], "--profile cpu (the run used smoke)"),
         (["--only", "00,01"], "--only 00,01 (the run used 00)"),
+        (["--dry-run"], "--dry-run (the run was not a dry run)"),
+        (["--short"], "--short (the run was not a dry run)"),
     ],
 )
 def test_a_changed_parameter_is_an_error_naming_it_unless_forced(
@@ -231,3 +233,13 @@ def test_resume_passes_the_stored_parameters_and_skips_finished_notebooks(
     assert summary["notebooks"]["01_tap_pretraining"] == {"status": "ok", "seconds": 5.0}
     assert "TAPKIT_RESUME" not in os.environ  # restored after the run
     assert "did not finish (not started), running it again" in capsys.readouterr().out
+
+
+def test_a_changed_dry_run_mode_names_the_stored_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    stored_run(out, dry_run="short")
+    assert main(["course", "run", "--resume", "--out", str(out), "--dry-run"]) == 2
+    assert "--dry-run (the run was a short run)" in capsys.readouterr().err
+    stored_run(out, dry_run=True)
+    assert main(["course", "run", "--resume", "--out", str(out), "--short"]) == 2
+    assert "--short (the run was a dry run)" in capsys.readouterr().err

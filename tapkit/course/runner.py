@@ -299,16 +299,9 @@ def resume_settings(
             was = f"{stored_params[key]!r}" if key in stored_params else "the notebook's default"
             changed.append(f"-p {key}={value!r} (the run used {was})")
     if dry_run and _dry(dry_run) != stored["dry_run"]:
-        changed.append(
-            f"{'--short' if dry_run == 'short' else '--dry-run'} (the run was "
-            f"""{
-                "a short run"
-                if stored["dry_run"] == "short"
-                else "a dry run"
-                if stored["dry_run"]
-                else "not a dry run"
-            })"""
-        )
+        was = {"short": "a short run", True: "a dry run"}.get(stored["dry_run"], "not a dry run")
+        flag = "--short" if dry_run == "short" else "--dry-run"
+        changed.append(f"{flag} (the run was {was})")
     if changed and not force:
         raise InputError(
             f"--resume: {'; '.join(changed)}. A resumed run keeps its stored parameters: drop "
