@@ -123,8 +123,8 @@ def run_course(
 
     Examples:
         >>> run_course("cpu", only="01,02", params={"seed": 3}, out="runs/workshop")
-        >>> run_course(out="runs/workshop", resume=True)  # after a disconnect: the unfinished
-                                                            notebooks only
+        >>> # after a disconnect: the unfinished notebooks only
+        >>> run_course(out="runs/workshop", resume=True)
     """
     from tqdm.auto import tqdm
 
