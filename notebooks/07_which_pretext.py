@@ -98,7 +98,9 @@ cfg = tapkit.course.configure(globals(), notebook="07")
 # %%
 movie = tapkit.course.load_data(cfg)
 TASKS = ["tap", *cfg.pretext["tasks"]]  # tap, mim, mim-intensity, contrastive
-sampler = PairSampler([movie], patch=cfg.tap["patch"], batch_size=4, seed=cfg.seed, augment=cfg.tap["augment"])
+# reject_background: crops with < 10 % foreground are redrawn, so that every crop shows cells
+sampler = PairSampler([movie], patch=cfg.tap["patch"], batch_size=4, seed=cfg.seed, augment=cfg.tap["augment"],
+                      reject_background=0.1)
 pair_crops, _ = sampler.sample()  # (4, 2, 1, P, P) frames t and t + 1
 options = lambda task: {**cfg.tap.get("model_kwargs", {}), **cfg.pretext["tasks"].get(task, {})}  # noqa: E731
 g = torch.Generator().manual_seed(cfg.seed)

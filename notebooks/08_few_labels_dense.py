@@ -267,7 +267,7 @@ for task, rows_ in more_labels.items():
 
 # %%
 for task in TASKS:  # one budget per row kind: validation Dice vs step, one line per run
-    tplot.segmentation.plot_val_curves(results[task], S["end_to_end_budgets"][0]);
+    tplot.segmentation.plot_val_curves(results[task], S["end_to_end_budgets"][0], task=task);
 
 # %% [markdown]
 # What the heads see: the probability maps of the middle test frame at the smallest budget (first run),
@@ -379,7 +379,7 @@ per_seed = lambda name, key: [r[key] for r in cons_runs[name]]
 claims.assess("004-consistency-flicker", None, parts={
     "flicker, segmentation only - alternating": (per_seed("segmentation only", "flicker"), per_seed("alternating", "flicker")),
     # "Dice holds" = alternating - segmentation only > -0.02; assess has one margin (0), so 0.02 is added to the winner
-    "Dice, alternating - segmentation only + 0.02": ([d + 0.02 for d in per_seed("alternating", "dice")],
+    "Dice, (alternating + 0.02) - segmentation only": ([d + 0.02 for d in per_seed("alternating", "dice")],
                                                      per_seed("segmentation only", "dice"))},
     measured="test flicker and Dice per seed")
 claims.assess("004-consistency-forgets", per_seed("segmentation only", "dice"), per_seed("consistency only", "dice"),
@@ -388,7 +388,8 @@ tplot.segmentation.plot_flicker(curves, t0=int(split.test[0]));
 
 # %%
 t_worst = int(np.argmax(curves["segmentation only"]))  # the test pair where segmentation-only flickers most
-tplot.segmentation.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alternating", "consistency only")}, t_worst);
+tplot.segmentation.plot_flicker_maps({k: preds[k] for k in ("segmentation only", "alternating", "consistency only")}, t_worst,
+                                     t0=int(split.test[0]));
 
 # %% [markdown]
 # **Reading it.** Paper 004's claims: with the alternation, flicker falls and Dice holds (within 0.02);

@@ -120,8 +120,9 @@ tplot.frames.movie_browser(raw, overlay=overlay)
 report = inspect.check_movie(raw)
 print(report.table())
 print("\n".join(f"WARNING: {w}" for w in report.warnings) or "no warnings")
-print(f"(warnings start above {100 * inspect.BLEACHING_WARN:g} % of the brightness per frame and "
-      f"{inspect.DRIFT_WARN:g} px per frame of steady drift)")
+print(f"(warnings start above {100 * inspect.BLEACHING_WARN:g} % of the brightness per frame, "
+      f"{inspect.DRIFT_WARN:g} px per frame of steady drift and a jump of {inspect.JUMP_WARN:g} px between two "
+      "frames; a smaller single step shifts only the crops of that one frame pair)")
 tplot.inspect.plot_checks(report, raw);
 
 # %% [markdown]

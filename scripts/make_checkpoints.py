@@ -68,9 +68,8 @@ def to_half(state: dict) -> dict:
         return obj
 
     out = {k: convert(v) for k, v in state.items() if k in KEEP}
-    if isinstance(
-        out.get("history"), dict
-    ):  # wall-clock seconds would make every remake a different file
+    # wall-clock seconds would make every remake a different file
+    if isinstance(out.get("history"), dict):
         out["history"] = {k: v for k, v in out["history"].items() if k != "seconds"}
     return out
 

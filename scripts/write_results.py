@@ -58,9 +58,8 @@ def results_markdown(summary: dict) -> str:
         f"{machine.get('platform', '?')} |",
         "",
     ]
-    if summary.get(
-        "stopped_before"
-    ):  # a run stopped before its end (its summary written afterwards)
+    # a run stopped before its end (its summary written afterwards)
+    if summary.get("stopped_before"):
         lines[-1:-1] = [
             f"| not run (stopped before them) | {', '.join(summary['stopped_before'])} |"
         ]

@@ -357,9 +357,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # every bad argument is reported here, before the group, the data or a step
     plan = train_plan(args)
     rank, device = distributed.setup(args.device)
-    if (
-        rank.enabled
-    ):  # torchrun stops the other ranks with SIGTERM when one fails: let them say how to resume
+    # torchrun stops the other ranks with SIGTERM when one fails: let them say how to resume
+    if rank.enabled:
         signal.signal(signal.SIGTERM, _stopped_by_launcher)
     try:
         movie = _train_movie(plan, args)

@@ -205,9 +205,8 @@ def test_consistency_step_exercise_compares_on_copies(capsys):
         )
         return loss is not None and abs(float(loss) - ref_loss) < 1e-4 and same
 
-    def no_step(
-        net, optimizer, x_a, x_b
-    ):  # forgets optimizer.step(): the loss is right, the weights are not
+    # forgets optimizer.step(): the loss is right, the weights are not
+    def no_step(net, optimizer, x_a, x_b):
         loss = 1 - metrics.soft_dice(torch.sigmoid(net(x_a)), torch.sigmoid(net(x_b)))
         return loss.item()
 

@@ -126,9 +126,8 @@ def test_get_tap_model_refuses_frames_binned_unlike_its_training(tmp_path):
     # the shipped HeLa model: binned 2x2
     cfg = config.configure(base_params(tmp_path, data="hela-subset"), "02")
     frames = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
-    with pytest.raises(
-        InputError, match="binning=2"
-    ):  # full resolution: a named error with the fix
+    # full resolution: a named error with the fix
+    with pytest.raises(InputError, match="binning=2"):
         config.get_tap_model(cfg, movie=Movie(frames))
     model = config.get_tap_model(cfg, movie=Movie(np.tile(frames, (1, 2, 2))).bin(2))
     assert model.binning == 2

@@ -237,9 +237,8 @@ def test_the_solution_passes_its_checker(source, solution, name, capsys):
 def test_the_student_stub_fails_its_checker(source, solution, name, capsys):
     out, err = run_exercise(source, solution, student_answer(source, solution), capsys)
     assert "❌" in out and "not answered yet" in out, out
-    if (
-        name in STOPS
-    ):  # later cells use the answer: the notebook stops, saying which exercise and how to go on
+    # later cells use the answer: the notebook stops, saying which exercise and how to go on
+    if name in STOPS:
         assert err is not None and "is not solved yet" in str(err) and "Exercise" in str(err), err
     else:
         assert err is None

@@ -266,9 +266,8 @@ def test_a_bad_training_setting_is_named_before_the_notebook_runs(tmp_path, bad,
     with pytest.raises(InputError) as err:
         parameters.check_parameters(base_params(tmp_path, **bad), prof)
     assert named in str(err.value)
-    with pytest.raises(
-        InputError, match="tap_epochs"
-    ):  # configure's own check: the section with the data's recipe
+    # configure's own check: the section with the data's recipe
+    with pytest.raises(InputError, match="tap_epochs"):
         parameters.tap_config({**prof["tap"], "epochs": 0})
     with pytest.raises(InputError, match="did you mean tap_epochs"):
         parameters.tap_config({**prof["tap"], "epoch": 3})

@@ -149,9 +149,8 @@ def check_limits(ax) -> None:
             assert inside(xy[:, 0], ax.get_xlim(), xlog) and inside(
                 xy[:, 1], ax.get_ylim(), ylog
             ), f"{label} outside"
-        elif (
-            artist.get_transform() == ax.transData
-        ):  # not axhline / axvline (axes-relative on one axis)
+        # not axhline / axvline (axes-relative on one axis)
+        elif artist.get_transform() == ax.transData:
             x, y = artist.get_xydata().T  # in numbers (bar names, dates converted)
             assert inside(x, ax.get_xlim(), xlog), (
                 f"{ax.get_title()!r}: {label} x outside {ax.get_xlim()}"
@@ -340,8 +339,9 @@ def test_plot_budget_table_same_colours_in_every_figure():
 
 
 def test_plot_val_curves_seeds_and_steps():
-    fig = seg_plots.plot_val_curves(dense_results(n_runs=3), 1)
+    fig = seg_plots.plot_val_curves(dense_results(n_runs=3), 1, task="nuclei")
     check_figure(fig)
+    assert fig.get_suptitle().startswith("nuclei")  # two tasks' figures are told apart
 
 
 def test_plot_predictions_task_title_colour_bar_and_division_outline():
@@ -396,8 +396,9 @@ def test_plot_flicker_maps_have_a_key():
         name: rng.random((4, 24, 24)) > 0.5
         for name in ("segmentation only", "alternating", "consistency only")
     }
-    fig = seg_plots.plot_flicker_maps(preds, 1)
+    fig = seg_plots.plot_flicker_maps(preds, 1, t0=20)
     check_figure(fig)
+    assert "frames 21 and 22" in fig.get_suptitle()  # movie frames, as plot_flicker's axis
     key = {t.get_text() for t in fig.legends[0].get_texts()}
     assert {"kept", "lost at t + 1", "gained at t + 1"} <= key
     assert not any(is_event_like(c) for c in seg_plots.FLICKER_COLORS.values() if not achromatic(c))

@@ -298,9 +298,8 @@ def test_exact_preset_only_moves_pixels_on_the_grid():
     def variants(c):
         return [torch.rot90(c.flip(-1) if f else c, k, (-2, -1)) for f in (0, 1) for k in range(4)]
 
-    for a, b in zip(
-        plain, moved
-    ):  # the same positions: the sampler draws them before the transforms
+    # the same positions: the sampler draws them before the transforms
+    for a, b in zip(plain, moved):
         assert any(torch.equal(v, b) for v in variants(a))
 
 

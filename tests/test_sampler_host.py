@@ -48,9 +48,8 @@ def test_host_mode_gives_the_device_crops_from_a_memory_mapped_tiff(tmp_path, au
     assert isinstance(host.arrays[0], np.memmap) and host.arrays[0].dtype == np.uint16
     # device bytes: tables only in host mode
     assert host.nbytes < 1000 < device.nbytes == 4 * 10 * 65 * 80
-    if (
-        augment is not False
-    ):  # both kinds of pairs are in a batch: plain (indexed) and warped (resampled)
+    # both kinds of pairs are in a batch: plain (indexed) and warped (resampled)
+    if augment is not False:
         _, tf = PairSampler(str(path), patch=24, batch_size=64, seed=3, augment=augment)._plan()
         assert tf.resample.any() and (~tf.resample).any()
     assert_same_batches(device, host, n=3)

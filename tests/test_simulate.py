@@ -93,9 +93,8 @@ def test_event_list_matches_lineage_and_masks(busy):
                 continue
             on = (busy.labels[t0 : t1 + 1] == tid) & (busy.events[t0 : t1 + 1] == cls)
             assert on.any(), f"{kind} of track {tid} in frames {t0}-{t1} is not in the event mask"
-        if (
-            kind == "division" and len(ids) == 3 and all(ids)
-        ):  # a mitosis that ends after the movie has no daughters
+        # a mitosis that ends after the movie has no daughters
+        if kind == "division" and len(ids) == 3 and all(ids):
             assert lin[ids[1]][3] == lin[ids[2]][3] == ids[0]
     # every daughter pair in the lineage is listed as a division of its mother
     listed = {(e[3][0], d) for e in events if e[0] == "division" for d in e[3][1:]}

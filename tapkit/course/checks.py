@@ -86,9 +86,8 @@ REFERENCES: dict[
 def _unanswered(value: Any) -> bool:
     """True for None, `...`, or a tuple / list holding one of them (e.g.
     `precision, recall = ..., ...`)."""
-    if (
-        isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0
-    ):  # np.asarray(...)
+    # np.asarray(...)
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
         value = value.item()
     if value is None or value is Ellipsis:
         return True
@@ -116,13 +115,11 @@ def _short(text: str, n: int = 100) -> str:
 def describe(value: Any) -> str:
     """A short, readable description of a value: numbers, small arrays / tensors in full, big ones
     by shape."""
-    if (
-        type(value).__name__ == "Parameter"
-    ):  # a network's parameter: which one matters, not its values
+    # a network's parameter: which one matters, not its values
+    if type(value).__name__ == "Parameter":
         return f"Parameter{tuple(value.shape)}"
-    if hasattr(value, "detach") and hasattr(
-        value, "shape"
-    ):  # a torch tensor, without importing torch
+    # a torch tensor, without importing torch
+    if hasattr(value, "detach") and hasattr(value, "shape"):
         name, value = (
             "tensor",
             value.detach().cpu().float().numpy()

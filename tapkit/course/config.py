@@ -108,9 +108,8 @@ def configure(namespace: dict, notebook: str) -> Config:
     for section, values in overrides.items():
         prof[section].update(values)
     tap_config(prof["tap"])  # every training setting checked (named tap_<key>) before anything runs
-    if (
-        os.environ.get(profiles.RESUME_ENV) == "1"
-    ):  # `tapkit course run --resume`: continue unfinished checkpoints
+    # `tapkit course run --resume`: continue unfinished checkpoints
+    if os.environ.get(profiles.RESUME_ENV) == "1":
         prof["tap"]["resume"] = True
     from tapkit.runtime import pick_device
 

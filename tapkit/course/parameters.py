@@ -248,9 +248,8 @@ def check_parameters(params: dict, profile: dict) -> dict:
             f"channel={cleaned['channel']!r}: data={cleaned['data']!r} has a single channel; "
             "channel= picks one channel of a multi-channel TIFF file. Use channel=None."
         )
-    if (
-        cleaned.get("channel") is not None and "data" in cleaned
-    ):  # a path: does it have that channel? (header only)
+    # a path: does it have that channel? (header only)
+    if cleaned.get("channel") is not None and "data" in cleaned:
         from tapkit.data.datasets import resolve
 
         resolve(cleaned["data"], channel=cleaned["channel"])

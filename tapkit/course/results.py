@@ -41,9 +41,8 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [to_jsonable(v) for v in value]
-    if hasattr(value, "detach") and hasattr(
-        value, "cpu"
-    ):  # a torch tensor, without importing torch
+    # a torch tensor, without importing torch
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
     if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # numpy scalar or array
         return to_jsonable(value.tolist())

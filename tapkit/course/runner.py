@@ -50,9 +50,8 @@ def validate_params(params: dict, notebooks: list[Path], profile: str) -> dict:
             f"{', '.join(declared)}. Known: {', '.join(sorted(known)) or 'none'}."
         )
     prof = profiles.get_profile(profile)
-    for defaults in (
-        declared.values()
-    ):  # each notebook's defaults + the -p values, as that notebook will see them
+    # each notebook's defaults + the -p values, as that notebook will see them
+    for defaults in declared.values():
         own = {k: v for k, v in params.items() if k in defaults}
         check_parameters(
             {**{k: v for k, v in defaults.items() if k not in ("profile", "out_dir")}, **own}, prof

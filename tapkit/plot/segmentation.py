@@ -173,9 +173,13 @@ def plot_flicker(curves: Mapping[str, np.ndarray], t0: int = 0) -> Any:
     return fig
 
 
-def plot_flicker_maps(preds: Mapping[str, np.ndarray], t: int) -> Any:
+def plot_flicker_maps(preds: Mapping[str, np.ndarray], t: int, t0: int = 0) -> Any:
     """Where each model's binary prediction changes from t to t + 1: white kept, magenta lost, green
-    gained (never red or cyan: those are divisions and deaths); a key below the maps."""
+    gained (never red or cyan: those are divisions and deaths); a key below the maps.
+
+    preds: {model: (T, Y, X)} predictions of consecutive frames; t indexes them, t0 is the movie
+    frame of index 0 (the title names movie frames t0 + t and t0 + t + 1, as plot_flicker's axis).
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -200,7 +204,7 @@ def plot_flicker_maps(preds: Mapping[str, np.ndarray], t: int) -> Any:
         handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False
     )
     fig.suptitle(
-        f"binary predictions of test frames {t} and {t + 1} (counted within the test frames)",
+        f"binary predictions of frames {t0 + t} and {t0 + t + 1}",
         fontsize=9,
     )
     return fig
@@ -250,11 +254,14 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> An
 
 
 def plot_val_curves(
-    results: Sequence[Any], budget: "int | str", rows: "Sequence[str] | None" = None
+    results: Sequence[Any],
+    budget: "int | str",
+    rows: "Sequence[str] | None" = None,
+    task: str = "",
 ) -> Any:
     """Validation Dice vs optimiser step at one budget: one panel per row
     (default: the first row of each kind — linear head, conv head, each end-to-end row), one line
-    per run, a dot at the restored (best) step."""
+    per run, a dot at the restored (best) step; `task` (e.g. 'nuclei') titles the figure."""
     import matplotlib.pyplot as plt
 
     at = [r for r in results if str(r.budget) == str(budget) and len(r.val_curve)]
@@ -288,5 +295,7 @@ def plot_val_curves(
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=6)
     axes[0, 0].set_ylabel("validation Dice")
+    if task:
+        fig.suptitle(f"{task}: validation Dice during training", fontsize=9)
     fig.tight_layout()
     return fig

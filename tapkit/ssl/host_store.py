@@ -237,9 +237,8 @@ class HostMovies:
         if n_plain == len(frames):
             return pos, tf, raw
         movie, iy, ix = pos["movie"][warped], [], []
-        for _, m, part in read_groups(
-            pos, tf, sampler.n_movies
-        ):  # the grid of each movie's tall image, as the device path
+        # the grid of each movie's tall image, as the device path
+        for _, m, part in read_groups(pos, tf, sampler.n_movies):
             if part.start >= n_plain:
                 y, x = self._pixels(
                     sampler, m, frames[part], pos["y0"][part], pos["x0"][part], tf.coarse[part]

@@ -286,9 +286,8 @@ class PairSampler:
         """Crops (n, 2, C, P, P) through the maps `coarse` (n, 2, 2, K, K): one grid_sample over the
         movie's frames."""
         p = self.patch
-        if (
-            self._grid_buffer is None
-        ):  # reused by every batch (device path only: the host path's thread has its own)
+        # reused by every batch (device path only: the host path's thread has its own)
+        if self._grid_buffer is None:
             self._grid_buffer = torch.empty((2 * self.batch_size, p, p, 2), device=self.device)
         return resample(store, frames, y0, x0, coarse, p, self._grid_buffer[: 2 * len(y0)])
 

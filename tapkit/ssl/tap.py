@@ -247,9 +247,8 @@ def evaluate_tap(
         crops, info = sampler.sample(with_events=True)
         batch = model.make_batch(crops, flips)
         x = normalize_crops(batch["x"]) if per_crop else batch["x"]
-        with autocast(
-            device
-        ):  # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+        # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+        with autocast(device):
             correct.append((model(x)[0].argmax(1) == batch["y"]).cpu())
         events.append(
             info["has_event"].cpu()
@@ -390,9 +389,8 @@ def train_with_flip(
         flip = torch.rand(len(crops), generator=flips, device=device) < 0.5
         x, y = flip_fn(crops, flip)
         model.train()
-        with autocast(
-            device
-        ):  # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+        # the precision of training (bfloat16 on a GPU or a CPU with bf16 instructions)
+        with autocast(device):
             logits, z = model(x)
         loss, _, _ = tap_loss(logits.float(), y, z.float())
         opt.zero_grad(set_to_none=True)

@@ -405,15 +405,15 @@ def _train_epoch(
         scheduler.step()
         for k, v in {"loss": loss, **metrics}.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
-        if (
-            i % 10 == 0 or i == steps - 1
-        ):  # every rank takes part in the all-reduce, rank 0 shows it
+        # every rank takes part in the all-reduce, rank 0 shows it
+        if i % 10 == 0 or i == steps - 1:
             shown = distributed.mean_over_ranks(sums)
             if progress:
                 bar.set_postfix({k: f"{float(v) / (i + 1):.3f}" for k, v in shown.items()})
     means = {f"train_{k}": float(v) / steps for k, v in shown.items()}
     if progress:
         print(
-            f"{desc}: " + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items())
+            f"{desc}, training batches: "
+            + ", ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in means.items())
         )
     return means

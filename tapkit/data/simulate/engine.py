@@ -206,9 +206,8 @@ class _Sim:
                 self.step(t)
             if t < 0:
                 continue
-            if (
-                cached is None or not p.static or p.drift > 0
-            ):  # a static movie without drift is rendered once
+            # a static movie without drift is rendered once
+            if cached is None or not p.static or p.drift > 0:
                 cached = self.render(t)
             scene = cached
             labels[t], events[t] = scene.lab, scene.ev

@@ -143,9 +143,8 @@ def run_strategy(
         None,
         make_encoder(kind, tap_model, seed, pairs),
     )  # once: B's calibration is not repeated per lr
-    if (
-        kind == "C"
-    ):  # start from the statistics of the crops it will see, not a new network's (mean 0, var 1)
+    # start from the statistics of the crops it will see, not a new network's (mean 0, var 1)
+    if kind == "C":
         calibrate_end_to_end(base, pairs, np.concatenate([sp.train, sp.val]))
 
     def train_once(lr: float) -> tuple[EventClassifier, dict, np.ndarray]:
@@ -276,9 +275,8 @@ def run_sweep(
         path = store.path(strategy, labels, split, seed, settings) if store else None
         result = store.load(path) if store else None
         if result is None:
-            for k in [
-                k for k in cache if k[0] == "B" and k[1] != seed
-            ]:  # B features: one seed at a time
+            # B features: one seed at a time
+            for k in [k for k in cache if k[0] == "B" and k[1] != seed]:
                 del cache[k]
             result = run_strategy(
                 strategy, pairs, labels, split, tap_model, seed, dev, cache=cache, **settings

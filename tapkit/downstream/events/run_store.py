@@ -230,9 +230,8 @@ def restore(
     check_run(saved, path)
     kind, head_kind = strategies.parse_strategy(saved["strategy"])
     encoder = strategies.make_encoder(kind, tap_model, saved["seed"])
-    if saved.get(
-        "encoder_statistics"
-    ):  # B: the statistics it was trained with (make_encoder(..., pairs))
+    # B: the statistics it was trained with (make_encoder(..., pairs))
+    if saved.get("encoder_statistics"):
         load_weights(
             encoder,
             {**encoder.state_dict(), **saved["encoder_statistics"]},
